@@ -1,0 +1,62 @@
+-- Benchmark Engine schema for PostgreSQL and Supabase.
+-- Idempotent: run it on an empty database, or again on one made by an older version, to bring it up to date.
+-- The MVP's columns keep their names and types; every column added since is nullable.
+
+create table if not exists runs (
+    id uuid primary key,
+    run_name text,
+    triggered_by text,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
+);
+
+alter table runs add column if not exists status text;          -- running | completed | failed | interrupted
+alter table runs add column if not exists mode text;            -- live | simulated
+alter table runs add column if not exists host text;            -- BENCHMARK_HOST or the hostname
+alter table runs add column if not exists region text;          -- BENCHMARK_REGION
+alter table runs add column if not exists tool_version text;
+alter table runs add column if not exists settings jsonb;       -- prompt, max_tokens, stream, repeat, ...
+
+create table if not exists benchmark_results (
+    id uuid primary key,
+    run_id uuid references runs(id),
+    provider text,
+    model text,
+    input_tokens integer,
+    output_tokens integer,
+    latency_ms double precision,
+    cost_usd double precision,
+    success boolean,
+    error_message text,
+    response_text text,
+    created_at timestamptz not null default now()
+);
+
+alter table benchmark_results add column if not exists started_at timestamptz;         -- wall time the request began
+alter table benchmark_results add column if not exists ttft_ms double precision;       -- first content/reasoning token
+alter table benchmark_results add column if not exists answer_ttft_ms double precision; -- first answer (non-reasoning) token
+alter table benchmark_results add column if not exists tokens_per_second double precision; -- (output - 1) / (latency - ttft)
+alter table benchmark_results add column if not exists cached_tokens integer;
+alter table benchmark_results add column if not exists reasoning_tokens integer;
+alter table benchmark_results add column if not exists finish_reason text;
+alter table benchmark_results add column if not exists request_id text;
+alter table benchmark_results add column if not exists stream boolean;
+alter table benchmark_results add column if not exists attempts integer;
+alter table benchmark_results add column if not exists error_type text;      -- auth | rate_limit | timeout | not_found | ...
+alter table benchmark_results add column if not exists http_status integer;
+alter table benchmark_results add column if not exists response_truncated boolean;
+alter table benchmark_results add column if not exists cost_source text;      -- pricing | provider
+alter table benchmark_results add column if not exists price_input_per_mtok numeric;
+alter table benchmark_results add column if not exists price_cached_input_per_mtok numeric;
+alter table benchmark_results add column if not exists price_output_per_mtok numeric;
+alter table benchmark_results add column if not exists price_as_of text;
+alter table benchmark_results add column if not exists endpoint text;         -- base URL, credentials removed
+
+create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
+create index if not exists benchmark_results_provider_model_created_idx
+    on benchmark_results (provider, model, created_at);
+create index if not exists runs_started_at_idx on runs (started_at);
+
+-- Only the service role (which bypasses row-level security) reads and writes: no policy for anon/authenticated.
+alter table runs enable row level security;
+alter table benchmark_results enable row level security;

@@ -1,0 +1,189 @@
+"""Command line: flags -> Settings, one run, and every exception mapped to one line and an exit status."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+from enum import IntEnum
+import os
+from pathlib import Path
+import sys
+from typing import Sequence
+
+from . import __version__
+from .config import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_RUN_NAME,
+    DEFAULT_TIMEOUT_S,
+    Settings,
+    load_dotenv_file,
+    load_settings,
+    positive_float,
+    whole_number,
+)
+from .errors import BenchmarkError, ConfigError, NoProvidersError
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILURES = 1  # a provider failed, or a result could not be stored: cron and scripts notice
+    USAGE = 2  # bad flag or configuration; nothing was measured
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of one run, shared by main.py and run_scheduled.py."""
+    what = parser.add_argument_group("what to measure")
+    what.add_argument("--providers", metavar="LIST", help="comma-separated subset, e.g. openai,groq (default: all)")
+    what.add_argument(
+        "--model", action="append", default=[], metavar="PROVIDER=MODEL",
+        help="use another model for one provider; repeatable (also OPENAI_MODEL, GROQ_MODEL, ...)",
+    )
+    prompt = what.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
+    prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a file")
+    what.add_argument(
+        "--config", metavar="PATH",
+        help="benchmark.toml with extra OpenAI-compatible endpoints (default: BENCHMARK_CONFIG or ./benchmark.toml)",
+    )
+    what.add_argument("--simulate", action="store_true", help="measure the built-in simulator instead (no keys needed)")
+
+    how = parser.add_argument_group("how to measure")
+    how.add_argument("--repeat", default="1", metavar="N", help="requests per provider in this run (default 1)")
+    how.add_argument(
+        "--max-tokens", default=str(DEFAULT_MAX_TOKENS), metavar="N",
+        help=f"max_tokens for each request (default {DEFAULT_MAX_TOKENS})",
+    )
+    how.add_argument(
+        "--timeout", default=str(DEFAULT_TIMEOUT_S), metavar="SECONDS",
+        help=f"give up on a request after this long (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    how.add_argument(
+        "--retries", default="0", metavar="N",
+        help="retry 429, 5xx and connection errors up to N times, honouring retry-after (default 0)",
+    )
+    how.add_argument(
+        "--no-stream", dest="stream", action="store_false",
+        help="plain request/response: latency only, no TTFT or tokens/s",
+    )
+
+    run = parser.add_argument_group("the run")
+    run.add_argument("--run-name", default=DEFAULT_RUN_NAME, help=f"stored as runs.run_name (default {DEFAULT_RUN_NAME})")
+    run.add_argument("--triggered-by", default="cli", help="stored as runs.triggered_by (default cli)")
+    run.add_argument("--json", dest="json_output", action="store_true", help="print the results as JSON on stdout")
+    run.add_argument("--traceback", action="store_true", help="show the full traceback of an unexpected error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py",
+        description=(
+            "Benchmark AI model providers on the same prompt: time to first token, latency, tokens, "
+            "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
+        ),
+        epilog=(
+            "Keys and storage come from the environment or .env (see .env.example). "
+            "Exit status: 0 all succeeded, 1 a provider failed, 2 usage error, 130 interrupted."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_run_arguments(parser)
+    return parser
+
+
+def read_prompt(args: argparse.Namespace, default: str) -> str:
+    if args.prompt_file:
+        try:
+            return Path(args.prompt_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}") from None
+    return default if args.prompt is None else args.prompt
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags, environment and .env into one validated Settings."""
+    from .benchmark_runner import BENCHMARK_PROMPT, PROVIDERS
+
+    load_dotenv_file()
+    return load_settings(
+        prompt=read_prompt(args, BENCHMARK_PROMPT),
+        builtin=[(name, model) for name, _, model in PROVIDERS],
+        environ=os.environ,
+        provider_selection=args.providers,
+        model_overrides=args.model,
+        config_path=args.config,
+        max_tokens=whole_number(args.max_tokens, "--max-tokens"),
+        timeout_s=positive_float(args.timeout, "--timeout"),
+        stream=args.stream,
+        repeat=whole_number(args.repeat, "--repeat"),
+        retries=whole_number(args.retries, "--retries", minimum=0),
+        simulate=args.simulate,
+        json_output=args.json_output,
+        run_name=args.run_name,
+        triggered_by=args.triggered_by,
+    )
+
+
+def execute_run(settings: Settings, stack: ExitStack) -> int:
+    """One run with the given settings: storage opened, simulator started if asked, results printed."""
+    from .benchmark_runner import run_benchmark
+    from .console import ConsoleReporter, outcome_json, summary_table
+    from .storage import open_storage
+
+    human = sys.stderr if settings.json_output else sys.stdout
+    for line in settings.warnings + settings.skipped:
+        print(line, file=sys.stderr)
+    if settings.simulate:
+        from .simulator import Simulator
+
+        sim = stack.enter_context(Simulator())
+        settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
+    if not settings.providers:
+        raise NoProvidersError(
+            "no provider left to measure: put keys in .env (see .env.example), "
+            "or run `python main.py --simulate` to try the tool without keys"
+        )
+    storage = stack.enter_context(open_storage(settings.database_url, settings.supabase_url))
+    outcome = run_benchmark(settings, storage, ConsoleReporter(human))
+    print(file=human)
+    print(summary_table(outcome), file=human)
+    if settings.json_output:
+        print(outcome_json(outcome))
+    return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .benchmark_runner import RunInterrupted
+
+    args = build_parser().parse_args(argv)
+    try:
+        with ExitStack() as stack:
+            return execute_run(settings_from_args(args), stack)
+    except RunInterrupted as exc:
+        outcome = exc.outcome
+        print(
+            f"\ninterrupted: run {outcome.run.id} marked interrupted; "
+            f"{sum(r.storage_error is None for r in outcome.results)} results stored",
+            file=sys.stderr,
+        )
+        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        print("\ninterrupted before the run started: nothing measured", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except BenchmarkError as exc:
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except Exception as exc:
+        if args.traceback:
+            raise
+        print(f"main.py: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)",
+              file=sys.stderr)
+        return ExitStatus.FAILURES

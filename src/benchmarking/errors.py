@@ -1,0 +1,17 @@
+"""The few exceptions the engine raises; each message tells the user what to do."""
+
+
+class BenchmarkError(Exception):
+    """Base class: a problem the user can fix, reported as one line."""
+
+
+class ConfigError(BenchmarkError):
+    """A flag, environment variable or benchmark.toml value is invalid."""
+
+
+class NoProvidersError(BenchmarkError):
+    """Every selected provider was skipped, so there is nothing to measure."""
+
+
+class StorageError(BenchmarkError):
+    """The database could not be opened, or a write to it failed."""

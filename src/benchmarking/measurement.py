@@ -1,0 +1,80 @@
+"""What one request measured: a frozen dataclass, and the arithmetic that derives metrics from raw times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+
+RESPONSE_TEXT_CAP_BYTES = 1_000_000
+
+ERROR_TYPES = (
+    "auth",
+    "rate_limit",
+    "timeout",
+    "not_found",
+    "bad_request",
+    "server",
+    "connection",
+    "bad_response",
+)
+
+
+def utc_now() -> datetime:
+    """Wall-clock time for timestamps stored in the database (never for intervals)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One request to one provider: timings in milliseconds, tokens as the provider reported them."""
+
+    provider: str
+    model: str
+    success: bool
+    started_at: datetime
+    stream: bool
+    attempts: int = 1
+    ttft_ms: float | None = None
+    answer_ttft_ms: float | None = None
+    latency_ms: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tokens_per_second: float | None = None
+    finish_reason: str | None = None
+    request_id: str | None = None
+    response_text: str | None = None
+    response_truncated: bool = False
+    error_type: str | None = None
+    http_status: int | None = None
+    error_message: str | None = None
+    cost_usd: Decimal | None = None
+    cost_source: str | None = None
+    price_input_per_mtok: Decimal | None = None
+    price_cached_input_per_mtok: Decimal | None = None
+    price_output_per_mtok: Decimal | None = None
+    price_as_of: str | None = None
+    endpoint: str | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+def decode_tokens_per_second(
+    output_tokens: int | None, ttft_ms: float | None, latency_ms: float | None
+) -> float | None:
+    """Decode speed after the first token: (output_tokens - 1) / (latency - ttft); None when undefined."""
+    if output_tokens is None or ttft_ms is None or latency_ms is None or output_tokens < 2:
+        return None
+    decode_ms = latency_ms - ttft_ms
+    if decode_ms <= 0:
+        return None
+    return (output_tokens - 1) / (decode_ms / 1000.0)
+
+
+def cap_text(text: str, cap_bytes: int = RESPONSE_TEXT_CAP_BYTES) -> tuple[str, bool]:
+    """Return text cut to at most cap_bytes of UTF-8, and whether it was cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= cap_bytes:
+        return text, False
+    return encoded[:cap_bytes].decode("utf-8", errors="ignore"), True

@@ -1,0 +1,432 @@
+"""A local OpenAI-compatible server with known timing, token counts and faults.
+
+It is the target of the tests, of `python main.py --simulate` and of the accuracy benchmark. It answers
+`POST .../chat/completions` (streaming with SSE, or not) and `GET .../models` under any prefix. The first path segment
+picks a provider's habits, so that each SDK meets the wire format its real provider sends:
+
+- `/v1/...`                   OpenAI: a usage-only chunk at the end, only when `stream_options.include_usage` is set
+- `/groq/openai/v1/...`       Groq: `x_groq.usage` on the finishing chunk, plus the usage chunk when asked for
+- `/together/v1/...`          Together: usage on the finishing content chunk, always
+- `/openrouter/api/v1/...`    OpenRouter: keep-alive comments, and a usage chunk with `cost`, always
+
+Every request is logged with the server's own perf_counter times (same clock as the client, same process), so a
+measurement can be compared with the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import itertools
+import json
+import socket
+import threading
+import time
+
+FAULTS = ("auth", "not_found", "rate_limit", "server", "hang", "malformed", "cut", "no_usage")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """How the simulator answers for one model; times in milliseconds from the request's arrival."""
+
+    ttft_ms: float = 50.0
+    itl_ms: float = 5.0
+    output_tokens: int = 20
+    tokens_per_chunk: int = 1
+    reasoning_tokens: int = 0
+    input_tokens: int | None = None
+    cached_tokens: int = 0
+    fault: str | None = None
+    fail_first: int = 0
+    retry_after_ms: int = 50
+    hang_s: float = 30.0
+    cut_after_tokens: int = 3
+    cost_usd: Decimal = Decimal("0.000042")
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; known: {', '.join(FAULTS)}")
+        if not 0 <= self.reasoning_tokens <= self.output_tokens:
+            raise ValueError("reasoning_tokens must be between 0 and output_tokens")
+
+
+# What `python main.py --simulate` serves for the default models: distinct, realistic, and quick.
+DEFAULT_PROFILES: dict[str, ModelProfile] = {
+    "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, input_tokens=28),
+    "openai/gpt-oss-20b": ModelProfile(
+        ttft_ms=60, itl_ms=2, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16, input_tokens=80
+    ),
+    "openai/gpt-oss-120b": ModelProfile(
+        ttft_ms=150, itl_ms=5, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16, input_tokens=80
+    ),
+    "openai/gpt-4o-mini": ModelProfile(ttft_ms=250, itl_ms=12, output_tokens=48, input_tokens=28),
+}
+DEFAULT_PROFILE = ModelProfile(ttft_ms=100, itl_ms=5, output_tokens=32)
+
+WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+@dataclass
+class RequestRecord:
+    """What the server did for one request, on the server's own clock (time.perf_counter, seconds)."""
+
+    path: str
+    model: str | None
+    stream: bool
+    received_at: float
+    status: int = 200
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    output_tokens: int = 0
+    chunk_count: int = 0
+    authorization: str | None = None
+    body: dict = field(default_factory=dict)
+
+    @property
+    def ttft_ms(self) -> float | None:
+        return None if self.first_token_at is None else (self.first_token_at - self.received_at) * 1000
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.last_token_at is None else (self.last_token_at - self.received_at) * 1000
+
+
+def _flavour(path: str) -> str:
+    first = path.lstrip("/").split("/", 1)[0]
+    return first if first in ("groq", "together", "openrouter") else "openai"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], simulator: "Simulator") -> None:
+        super().__init__(address, _Handler)
+        self.simulator = simulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # the test output stays quiet
+        pass
+
+    # ---- plumbing -------------------------------------------------------------------------------------------
+    def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-request-id", self._request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _sse(self, payload: object) -> None:
+        self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+    # ---- routes ---------------------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        sim = self.server.simulator
+        self._request_id = sim.next_request_id()
+        if self.path.rstrip("/").endswith("/models"):
+            names = sorted(sim.profiles)
+            self._send_json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+        else:
+            self._send_json(404, {"error": {"message": f"no route for GET {self.path}"}})
+
+    def do_POST(self) -> None:
+        sim = self.server.simulator
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        received_at = time.perf_counter()
+        self._request_id = sim.next_request_id()
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route for POST {self.path}"}})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send_json(400, {"error": {"message": "request body is not JSON"}})
+            return
+        record = RequestRecord(
+            path=self.path,
+            model=body.get("model"),
+            stream=bool(body.get("stream")),
+            received_at=received_at,
+            authorization=self.headers.get("Authorization"),
+            body=body,
+        )
+        sim.record(record)
+        profile = sim.profile_for(record.model)
+        if profile is None:
+            record.status = 404
+            self._send_json(404, _error(f"The model `{record.model}` does not exist.", "model_not_found"))
+            return
+        fault = sim.fault_for(record.model, profile)
+        if fault in ("auth", "not_found", "rate_limit", "server", "hang"):
+            self._fail(record, profile, fault)
+            return
+        if record.stream:
+            self._stream(record, profile, body, fault)
+        else:
+            self._complete(record, profile, body)
+
+    def _fail(self, record: RequestRecord, profile: ModelProfile, fault: str) -> None:
+        if fault == "hang":
+            self.server.simulator.stopping.wait(profile.hang_s)
+            self.close_connection = True
+            return
+        if fault == "auth":
+            # Echo the credential the way careless servers do, so that the client's scrubbing is put to the test.
+            record.status = 401
+            key = (record.authorization or "").removeprefix("Bearer ")
+            self._send_json(401, _error(f"Incorrect API key provided: {key}", "invalid_api_key"))
+        elif fault == "not_found":
+            record.status = 404
+            self._send_json(404, _error(f"The model `{record.model}` does not exist.", "model_not_found"))
+        elif fault == "rate_limit":
+            record.status = 429
+            headers = {"retry-after-ms": str(profile.retry_after_ms), "retry-after": "1"}
+            self._send_json(429, _error("Rate limit reached, slow down.", "rate_limit_exceeded"), headers)
+        else:
+            record.status = 500
+            self._send_json(500, _error("The server had an error while processing your request.", "server_error"))
+
+    def _usage(self, record: RequestRecord, profile: ModelProfile, output_tokens: int, body: dict) -> dict:
+        if profile.input_tokens is not None:
+            prompt_tokens = profile.input_tokens
+        else:
+            text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+            prompt_tokens = len(text.split()) + 7
+        usage: dict[str, object] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": prompt_tokens + output_tokens,
+            "prompt_tokens_details": {"cached_tokens": profile.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": min(profile.reasoning_tokens, output_tokens)},
+        }
+        if _flavour(record.path) == "openrouter":
+            usage["cost"] = float(profile.cost_usd)
+        return usage
+
+    def _planned_tokens(self, profile: ModelProfile, body: dict) -> tuple[int, str]:
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if limit is not None and int(limit) < profile.output_tokens:
+            return int(limit), "length"
+        return profile.output_tokens, "stop"
+
+    def _sleep_until(self, deadline: float) -> None:
+        delay = deadline - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _complete(self, record: RequestRecord, profile: ModelProfile, body: dict) -> None:
+        tokens, finish = self._planned_tokens(profile, body)
+        chunks = max(1, -(-tokens // profile.tokens_per_chunk))
+        self._sleep_until(record.received_at + (profile.ttft_ms + (chunks - 1) * profile.itl_ms) / 1000)
+        reasoning = min(profile.reasoning_tokens, tokens)
+        message: dict[str, object] = {"role": "assistant", "content": _words(reasoning, tokens)}
+        if reasoning:
+            message["reasoning"] = _words(0, reasoning)
+        payload = {
+            "id": f"chatcmpl-{self._request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": record.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": self._usage(record, profile, tokens, body),
+        }
+        record.first_token_at = record.last_token_at = time.perf_counter()
+        record.output_tokens = tokens
+        self._send_json(200, payload)
+
+    def _stream(self, record: RequestRecord, profile: ModelProfile, body: dict, fault: str | None) -> None:
+        flavour = _flavour(record.path)
+        tokens, finish = self._planned_tokens(profile, body)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        base = {
+            "id": f"chatcmpl-{self._request_id}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": record.model,
+        }
+
+        def chunk(delta: dict, finish_reason: str | None = None, **extra: object) -> dict:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return {**base, "choices": [choice], **extra}
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", self._request_id)
+        self.end_headers()
+        # The role-only chunk comes at once and carries no token: a client that starts TTFT here is wrong.
+        self._sse(chunk({"role": "assistant", "content": ""}))
+        if flavour == "openrouter":
+            self._write_chunk(b": OPENROUTER PROCESSING\n\n")
+
+        reasoning = min(profile.reasoning_tokens, tokens)
+        sent = 0
+        start = record.received_at + profile.ttft_ms / 1000
+        for index in itertools.count():
+            if sent >= tokens:
+                break
+            self._sleep_until(start + index * profile.itl_ms / 1000)
+            if fault == "malformed" and sent > 0:
+                self._write_chunk(b'data: {"id": "broken", "choices": [\n\n')
+                self._end_stream(record)
+                return
+            if fault == "cut" and sent >= profile.cut_after_tokens:
+                record.last_token_at = time.perf_counter()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            count = min(profile.tokens_per_chunk, tokens - sent)
+            # A chunk never mixes reasoning and answer, as real servers send them.
+            if sent < reasoning:
+                count = min(count, reasoning - sent)
+                delta = {"reasoning": _words(sent, sent + count)}
+            else:
+                delta = {"content": _words(sent, sent + count)}
+            sent += count
+            last = sent >= tokens
+            extra: dict[str, object] = {}
+            if last and fault != "no_usage":
+                if flavour == "together":
+                    extra["usage"] = self._usage(record, profile, tokens, body)
+                elif flavour == "groq":
+                    extra["x_groq"] = {"id": base["id"], "usage": self._usage(record, profile, tokens, body)}
+            self._sse(chunk(delta, finish if last else None, **extra))
+            now = time.perf_counter()
+            if record.first_token_at is None:
+                record.first_token_at = now
+            record.last_token_at = now
+            record.output_tokens = sent
+            record.chunk_count += 1
+
+        wants_usage_chunk = include_usage or flavour == "openrouter"
+        if wants_usage_chunk and flavour != "together" and fault != "no_usage":
+            self._sse({**base, "choices": [], "usage": self._usage(record, profile, tokens, body)})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._end_stream(record)
+
+    def _end_stream(self, record: RequestRecord) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def _error(message: str, code: str) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+
+
+def _words(start: int, end: int) -> str:
+    return "".join(WORDS[i % len(WORDS)] + " " for i in range(start, end))
+
+
+class Simulator:
+    """Run the server on a free loopback port in a background thread: `with Simulator(...) as sim: sim.url`."""
+
+    def __init__(
+        self,
+        profiles: dict[str, ModelProfile] | None = None,
+        default: ModelProfile | None = DEFAULT_PROFILE,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.profiles = dict(DEFAULT_PROFILES if profiles is None else profiles)
+        self.default = default
+        self.log: list[RequestRecord] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._failures: dict[str | None, int] = {}
+        self._server = _Server((host, port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def base_url(self, provider: str) -> str:
+        """The base URL to give each provider's SDK so that its requests land on its own flavour."""
+        suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1"}
+        return self.url + suffix.get(provider, "/v1")
+
+    def start(self) -> "Simulator":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_profile(self, model: str, profile: ModelProfile) -> None:
+        with self._lock:
+            self.profiles[model] = profile
+            self._failures.pop(model, None)
+
+    def next_request_id(self) -> str:
+        return f"req_sim_{next(self._ids)}"
+
+    def record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.log.append(record)
+
+    def profile_for(self, model: str | None) -> ModelProfile | None:
+        with self._lock:
+            return self.profiles.get(model or "", self.default)
+
+    def fault_for(self, model: str | None, profile: ModelProfile) -> str | None:
+        """The fault to play for this request: always, or only for the first `fail_first` requests."""
+        if profile.fault is None or profile.fail_first == 0:
+            return profile.fault
+        with self._lock:
+            done = self._failures.get(model, 0)
+            self._failures[model] = done + 1
+        return profile.fault if done < profile.fail_first else None
+
+    def requests_for(self, model: str) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self.log if r.model == model]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the simulator in the foreground, for trying the tool or another client against it."""
+    parser = argparse.ArgumentParser(description="OpenAI-compatible simulator with known timing.")
+    parser.add_argument("--port", type=int, default=8000, help="loopback port to listen on (default 8000)")
+    parser.add_argument("--ttft-ms", type=float, help="TTFT for models not in the built-in table")
+    args = parser.parse_args(argv)
+    default = DEFAULT_PROFILE if args.ttft_ms is None else replace(DEFAULT_PROFILE, ttft_ms=args.ttft_ms)
+    sim = Simulator(default=default, port=args.port)
+    print(f"simulator listening on {sim.url} (OpenAI base URL: {sim.base_url('openai')}); Ctrl-C stops it")
+    try:
+        sim._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The columns of `runs` and `benchmark_results`, shared by every backend.
+
+schema.sql is the source of truth for Postgres and Supabase; this list mirrors it (a test compares them) and
+generates the SQLite DDL. The MVP's columns come first and keep their types; every later column is nullable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+import json
+from uuid import UUID
+
+from ..measurement import Measurement
+
+# (column, Postgres type as written in schema.sql)
+RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("run_name", "text"),
+    ("triggered_by", "text"),
+    ("started_at", "timestamptz"),
+    ("finished_at", "timestamptz"),
+    ("status", "text"),
+    ("mode", "text"),
+    ("host", "text"),
+    ("region", "text"),
+    ("tool_version", "text"),
+    ("settings", "jsonb"),
+)
+
+RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("run_id", "uuid"),
+    ("provider", "text"),
+    ("model", "text"),
+    ("input_tokens", "integer"),
+    ("output_tokens", "integer"),
+    ("latency_ms", "double precision"),
+    ("cost_usd", "double precision"),
+    ("success", "boolean"),
+    ("error_message", "text"),
+    ("response_text", "text"),
+    ("created_at", "timestamptz"),
+    ("started_at", "timestamptz"),
+    ("ttft_ms", "double precision"),
+    ("answer_ttft_ms", "double precision"),
+    ("tokens_per_second", "double precision"),
+    ("cached_tokens", "integer"),
+    ("reasoning_tokens", "integer"),
+    ("finish_reason", "text"),
+    ("request_id", "text"),
+    ("stream", "boolean"),
+    ("attempts", "integer"),
+    ("error_type", "text"),
+    ("http_status", "integer"),
+    ("response_truncated", "boolean"),
+    ("cost_source", "text"),
+    ("price_input_per_mtok", "numeric"),
+    ("price_cached_input_per_mtok", "numeric"),
+    ("price_output_per_mtok", "numeric"),
+    ("price_as_of", "text"),
+    ("endpoint", "text"),
+)
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+
+_MEASUREMENT_FIELDS = {name for name, _ in RESULTS_COLUMNS} - {"id", "run_id", "created_at"}
+
+
+def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, object]:
+    """Flatten a Measurement into the column values every backend stores (Decimals and UUIDs kept typed)."""
+    row: dict[str, object] = {"id": result_id, "run_id": run_id, "created_at": created_at}
+    for name in _MEASUREMENT_FIELDS:
+        row[name] = getattr(m, name)
+    row["cost_usd"] = float(m.cost_usd) if m.cost_usd is not None else None
+    return row
+
+
+def measurement_from_row(row: dict[str, object]) -> Measurement:
+    """Rebuild a Measurement from stored column values (the inverse of result_row, less id/run_id/created_at)."""
+    values = {name: row[name] for name in _MEASUREMENT_FIELDS}
+    if values["cost_usd"] is not None:
+        values["cost_usd"] = Decimal(str(values["cost_usd"]))
+    for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):
+        if values[name] is not None and not isinstance(values[name], Decimal):
+            values[name] = Decimal(str(values[name]))
+    for name in ("success", "stream", "response_truncated"):
+        if values[name] is not None:
+            values[name] = bool(values[name])
+    if isinstance(values["started_at"], str):
+        values["started_at"] = datetime.fromisoformat(values["started_at"])
+    if values["response_truncated"] is None:
+        values["response_truncated"] = False
+    return Measurement(**values)
+
+
+def settings_json(settings: dict[str, object]) -> str:
+    """The run's settings as stable JSON text."""
+    return json.dumps(settings, sort_keys=True, default=str)
