@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 
@@ -82,6 +83,7 @@ class RequestRecord:
     last_token_at: float | None = None
     output_tokens: int = 0
     chunk_count: int = 0
+    client_port: int = 0
     authorization: str | None = None
     body: dict = field(default_factory=dict)
 
@@ -106,6 +108,11 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], simulator: "Simulator") -> None:
         super().__init__(address, _Handler)
         self.simulator = simulator
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up (a timeout, a closed stream) is normal here; anything else is a bug worth showing.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -139,6 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         sim = self.server.simulator
         self._request_id = sim.next_request_id()
+        sim.record(
+            RequestRecord(
+                path=self.path, model=None, stream=False, received_at=time.perf_counter(),
+                client_port=self.client_address[1], authorization=self.headers.get("Authorization"),
+            )
+        )
         if self.path.rstrip("/").endswith("/models"):
             names = sorted(sim.profiles)
             self._send_json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
@@ -164,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             model=body.get("model"),
             stream=bool(body.get("stream")),
             received_at=received_at,
+            client_port=self.client_address[1],
             authorization=self.headers.get("Authorization"),
             body=body,
         )
@@ -353,7 +367,9 @@ class Simulator:
         self._ids = itertools.count(1)
         self._failures: dict[str | None, int] = {}
         self._server = _Server((host, port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -334,7 +334,8 @@ def classify(exc: BaseException, settings: ProviderSettings, model: str) -> _Fai
     request_id = getattr(exc, "request_id", None) or headers.get("x-request-id") or headers.get("request-id")
     status = getattr(exc, "status_code", None)
     retry_after = None
-    if isinstance(exc, _DeadlineExceeded) or "APITimeoutError" in names:
+    # groq's and together's streams let httpx's own errors through unwrapped, so both families are named here.
+    if isinstance(exc, _DeadlineExceeded) or names & {"APITimeoutError", "TimeoutException"}:
         kind, message = "timeout", f"no complete answer within {settings.timeout_s:g} s"
     elif status is not None:
         message = f"HTTP {status}: {_status_message(exc)}"
@@ -350,8 +351,8 @@ def classify(exc: BaseException, settings: ProviderSettings, model: str) -> _Fai
             kind, retry_after = "server", _retry_after(headers)
         else:
             kind = "bad_request"
-    elif "APIConnectionError" in names:
-        cause = exc.__cause__ or exc.__context__
+    elif names & {"APIConnectionError", "TransportError"}:
+        cause = exc if "TransportError" in names else (exc.__cause__ or exc.__context__)
         detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
         kind, message = "connection", f"connection failed: {detail}"
     else:
