@@ -112,3 +112,25 @@ def test_missing_usage_leaves_tokens_and_cost_empty_never_counted(sim, provider)
     assert m.input_tokens is None and m.output_tokens is None and m.tokens_per_second is None
     assert m.cost_usd is None
     assert any("no token usage" in w for w in m.warnings)
+
+
+def test_an_endpoint_that_accepts_but_never_answers_costs_at_most_its_timeout(sim):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        began = time.perf_counter()
+        m = CALLS["openai"]("hello", "m", settings_for(sim, "openai", base_url=f"http://127.0.0.1:{port}/v1",
+                                                       timeout_s=0.3))
+        assert (m.error_type, m.attempts) == ("timeout", 1)
+        assert time.perf_counter() - began < 1.5
+
+
+def test_connection_errors_are_retried_with_backoff_and_counted(sim, monkeypatch):
+    from benchmarking.providers import openai_compatible
+
+    monkeypatch.setattr(openai_compatible, "BACKOFF_BASE_S", 0.01)
+    m = CALLS["groq"]("hello", "m", settings_for(sim, "groq", base_url="http://127.0.0.1:9", retries=2))
+    assert (m.success, m.error_type, m.attempts) == (False, "connection", 3)

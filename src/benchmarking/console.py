@@ -108,7 +108,7 @@ def summary_table(outcome: RunOutcome) -> str:
 
 
 def outcome_json(outcome: RunOutcome) -> str:
-    """The run and its results with the stored column names (Decimals as exact strings)."""
+    """The run and its results with the stored column names (prices as exact decimal strings)."""
     run = outcome.run
     payload = {
         "run": {

@@ -41,4 +41,4 @@ def cost_usd(p: Price, input_tokens: int, output_tokens: int, cached_tokens: int
 
 def missing_price_warning(provider: str, model: str, where: str) -> str:
     """The one line shown when a model has no price, saying where to add it."""
-    return f"no price for {provider} model {model!r}: cost left empty; add it to PRICING in {where}"
+    return f"no price for {provider} model {model!r}: cost left empty; add its price to {where}"

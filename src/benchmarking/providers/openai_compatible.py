@@ -181,29 +181,21 @@ class _Client:
             http_client=self.http,
         )
 
-    def warm(self) -> str | None:
-        """Open the connection with a free GET /models and rehearse the streaming path offline.
-
-        Returns an error line if the endpoint cannot be reached at all (then the timed call is not made).
-        """
+    def warm(self) -> None:
+        """Open the connection with a free GET /models (any HTTP answer will do; no answer raises)."""
         url = self.base_url + self.wire.api_root + "/models"
         headers = {"Authorization": f"Bearer {self.settings.api_key.reveal() if self.settings.api_key else ''}"}
         headers.update(self.settings.headers)
+        self.http.get(url, headers=headers, timeout=self.settings.timeout_s).read()
+
+    def rehearse(self) -> None:
+        """Run the SDK's streaming code path once on a canned answer, offline, so its first-use set-up is done."""
+        self.clock.canned = _REHEARSAL_STREAM
         try:
-            self.http.get(url, headers=headers, timeout=self.settings.timeout_s).read()
-        except Exception as exc:  # any HTTP answer warms the connection; only no answer at all is fatal
-            name = type(exc).__name__
-            if "Timeout" in name:
-                return f"timeout: no answer from {redact_url(url)} within {self.settings.timeout_s:g} s"
-            return f"connection: cannot reach {redact_url(url)}: {name}"
-        if self.settings.stream:
-            self.clock.canned = _REHEARSAL_STREAM
-            try:
-                for _ in self._create(model="rehearsal", prompt="rehearsal", stream=True):
-                    pass
-            finally:
-                self.clock.canned = None
-        return None
+            for _ in self._create(model="rehearsal", prompt="rehearsal", stream=True):
+                pass
+        finally:
+            self.clock.canned = None
 
     def _create(self, *, model: str, prompt: str, stream: bool) -> Any:
         kwargs: dict[str, Any] = {
@@ -295,6 +287,18 @@ def _complete_once(client: _Client, model: str, prompt: str) -> _Reading:
     return reading
 
 
+def _timed(client: _Client, model: str, prompt: str) -> _Reading:
+    """The timed request, with garbage collection held off: a collection would delay reading the socket."""
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return (_stream_once if client.settings.stream else _complete_once)(client, model, prompt)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
 @dataclass(frozen=True)
 class _Failure:
     error_type: str
@@ -326,7 +330,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def classify(exc: BaseException, settings: ProviderSettings, model: str) -> _Failure:
+def classify(exc: BaseException, settings: ProviderSettings, model: str, endpoint: str) -> _Failure:
     """Map any SDK's exception to one error_type, an HTTP status and a one-line, scrubbed message."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     response = getattr(exc, "response", None)
@@ -354,7 +358,7 @@ def classify(exc: BaseException, settings: ProviderSettings, model: str) -> _Fai
     elif names & {"APIConnectionError", "TransportError"}:
         cause = exc if "TransportError" in names else (exc.__cause__ or exc.__context__)
         detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-        kind, message = "connection", f"connection failed: {detail}"
+        kind, message = "connection", f"connection to {endpoint} failed: {detail}"
     else:
         kind, message = "bad_response", f"unreadable response: {type(exc).__name__}: {exc}"
     secrets = (settings.api_key.reveal(),) if settings.api_key else ()
@@ -390,7 +394,7 @@ def _cost(
     elif p is not None and input_tokens is not None and output_tokens is not None:
         fields.update(cost_usd=cost_usd(p, input_tokens, output_tokens, cached_tokens or 0), cost_source="pricing")
     elif p is None:
-        where = "benchmark.toml (input_price, output_price)" if settings.price is None and not pricing else pricing_file
+        where = "benchmark.toml (input_price, output_price)" if not pricing else f"PRICING in {pricing_file}"
         warnings = (missing_price_warning(provider, model, where),)
     return fields, warnings
 
@@ -406,35 +410,26 @@ def measure(
     pricing_file: str,
 ) -> Measurement:
     """Make one timed request (plus the engine's own retries), and return what it measured or how it failed."""
-    started_at = utc_now()
-    base = dict(provider=provider, model=model, started_at=started_at, stream=settings.stream)
+    base = dict(provider=provider, model=model, stream=settings.stream)
     client = _Client(wire, settings)
+    base["endpoint"] = redact_url(client.base_url)
     try:
-        base["endpoint"] = redact_url(client.base_url)
-        unreachable = client.warm()
-        if unreachable is not None:
-            kind, message = unreachable.split(": ", 1)
-            return Measurement(success=False, error_type=kind, error_message=message, **base)
+        if settings.stream:
+            client.rehearse()
         attempt = 0
         while True:
             attempt += 1
             started_at = utc_now()
-            gc_was_enabled = gc.isenabled()
-            gc.collect()
-            gc.disable()  # a collection inside the timed section would delay reading the socket
             try:
-                reading = (_stream_once if settings.stream else _complete_once)(client, model, prompt)
-                failure = None
-            except Exception as exc:
-                failure = classify(exc, settings, model)
-            finally:
-                if gc_was_enabled:
-                    gc.enable()
-            if failure is None:
+                client.warm()
+                reading = _timed(client, model, prompt)
                 break
+            except Exception as exc:
+                failure = classify(exc, settings, model, base["endpoint"])
             if failure.error_type not in RETRYABLE or attempt > settings.retries:
                 return Measurement(
-                    **{**base, "started_at": started_at},
+                    **base,
+                    started_at=started_at,
                     success=False,
                     attempts=attempt,
                     error_type=failure.error_type,
@@ -464,7 +459,8 @@ def measure(
         warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
     headers = client.clock.headers
     return Measurement(
-        **{**base, "started_at": started_at},
+        **base,
+        started_at=started_at,
         success=True,
         attempts=attempt,
         ttft_ms=ttft_ms,

@@ -64,11 +64,14 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
-_MEASUREMENT_FIELDS = {name for name, _ in RESULTS_COLUMNS} - {"id", "run_id", "created_at"}
+_MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
 
 def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, object]:
-    """Flatten a Measurement into the column values every backend stores (Decimals and UUIDs kept typed)."""
+    """Flatten a Measurement into the column values every backend stores, in column order.
+
+    cost_usd becomes a float because the MVP's column is double precision; the prices stay Decimal.
+    """
     row: dict[str, object] = {"id": result_id, "run_id": run_id, "created_at": created_at}
     for name in _MEASUREMENT_FIELDS:
         row[name] = getattr(m, name)

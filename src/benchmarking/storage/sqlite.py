@@ -49,7 +49,7 @@ def _sql_value(value: object) -> object:
         return int(value)
     if value is None or isinstance(value, (int, float, str)):
         return value
-    return str(value)  # Decimal prices: stored exactly as written
+    return str(value)  # Decimal prices; NUMERIC affinity keeps their value (0.10 reads back as 0.1)
 
 
 class SQLiteStorage(Storage):
