@@ -47,3 +47,87 @@ def settings_for(sim: Simulator, provider: str, **changes) -> ProviderSettings:
 def storage(tmp_path):
     with SQLiteStorage(tmp_path / "benchmarks.db") as db:
         yield db
+
+
+# ---- PostgreSQL: a throwaway database per test ------------------------------------------------------------------
+ADMIN_DSN = "host=127.0.0.1 port=5432 dbname=postgres user=postgres connect_timeout=3"
+SERVICE_KEY = "service-role-key-for-tests"
+
+
+def _admin_connection():
+    import os
+
+    import psycopg
+
+    try:
+        return psycopg.connect(ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as error:
+        if os.environ.get("BENCHMARK_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required (BENCHMARK_REQUIRE_POSTGRES is set) but not reachable: {error}")
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {error}")
+
+
+@pytest.fixture
+def pg_database():
+    """The name of an empty database created for this test and dropped after it."""
+    import secrets
+
+    from psycopg import sql
+
+    admin = _admin_connection()
+    name = f"bench_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        try:
+            yield name
+        finally:
+            admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_url(pg_database):
+    return f"postgresql://postgres@127.0.0.1:5432/{pg_database}"
+
+
+def pg_rows(url: str, query: str, *args: object) -> list[tuple]:
+    """Read PostgreSQL directly, to see what really landed."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, args).fetchall()
+
+
+def apply_schema(url: str) -> None:
+    import psycopg
+
+    from benchmarking.storage.postgres import SCHEMA_SQL
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SCHEMA_SQL.read_text())
+
+
+@pytest.fixture
+def supabase_api(pg_url):
+    """A PostgREST stand-in on the test's database (schema applied, as a user would in the SQL editor)."""
+    from fake_postgrest import FakePostgrest
+
+    apply_schema(pg_url)
+    with FakePostgrest(pg_url, SERVICE_KEY) as api:
+        yield api
+
+
+@pytest.fixture(params=["sqlite", "postgres", "supabase"])
+def open_backend(request, tmp_path):
+    """A function that opens the parametrised backend on this test's database (again and again, same data)."""
+    from benchmarking.config import Secret
+    from benchmarking.storage.postgres import PostgresStorage
+    from benchmarking.storage.sqlite import SQLiteStorage
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    if request.param == "sqlite":
+        return lambda: SQLiteStorage(tmp_path / "benchmarks.db")
+    url = request.getfixturevalue("pg_url")
+    if request.param == "postgres":
+        return lambda: PostgresStorage(url, timeout_s=5)
+    api = request.getfixturevalue("supabase_api")
+    return lambda: SupabaseStorage(api.url, Secret(SERVICE_KEY), timeout_s=5)

@@ -176,7 +176,7 @@ def test_main_maps_ctrl_c_to_exit_130(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(benchmark_runner, "PROVIDERS", [("openai", interrupted, "gpt-4o-mini")])
     assert main(["--simulate"]) == ExitStatus.INTERRUPTED == 130
-    assert "marked interrupted; 0 results stored" in capsys.readouterr().err
+    assert "marked interrupted; 0 results stored in the database" in capsys.readouterr().err
     assert rows(tmp_path / "benchmarks.db", "select status from runs")[0]["status"] == "interrupted"
 
 

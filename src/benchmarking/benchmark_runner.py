@@ -42,17 +42,17 @@ class Reporter(Protocol):
 
     def testing(self, provider: str, model: str, index: int, repeat: int) -> None: ...
 
-    def measured(self, m: Measurement, saved_error: str | None) -> None: ...
+    def measured(self, m: Measurement, storage_note: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
 class SavedMeasurement:
-    """A measurement with the id it was stored under, and the storage error if it could not be stored."""
+    """A measurement with the id it was stored under; storage_note says where it went if not to the database."""
 
     id: UUID
     created_at: datetime
     measurement: Measurement
-    storage_error: str | None = None
+    storage_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class RunOutcome:
 
     @property
     def all_saved(self) -> bool:
-        return all(r.storage_error is None for r in self.results)
+        return all(r.storage_note is None for r in self.results)
 
 
 class RunInterrupted(Exception):
@@ -116,7 +116,7 @@ def run_benchmark(settings: Settings, storage: Storage, reporter: Reporter) -> R
                 reporter.testing(name, model, index, settings.repeat)
                 measurement = call_fn(settings.prompt, model, provider_settings)
                 results.append(_save(storage, run.id, measurement))
-                reporter.measured(measurement, results[-1].storage_error)
+                reporter.measured(measurement, results[-1].storage_note)
         status = "completed" if all(r.measurement.success for r in results) else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -132,7 +132,7 @@ def run_benchmark(settings: Settings, storage: Storage, reporter: Reporter) -> R
 def _save(storage: Storage, run_id: UUID, measurement: Measurement) -> SavedMeasurement:
     result_id, created_at = uuid4(), utc_now()
     try:
-        storage.save_result(run_id, result_id, created_at, measurement)
+        note = storage.save_result(run_id, result_id, created_at, measurement)
     except StorageError as exc:
-        return SavedMeasurement(result_id, created_at, measurement, storage_error=str(exc))
-    return SavedMeasurement(result_id, created_at, measurement)
+        note = f"NOT saved: {exc}"
+    return SavedMeasurement(result_id, created_at, measurement, storage_note=note)

@@ -8,7 +8,7 @@ from enum import IntEnum
 import os
 from pathlib import Path
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import __version__
 from .config import (
@@ -22,6 +22,9 @@ from .config import (
     whole_number,
 )
 from .errors import BenchmarkError, ConfigError, NoProvidersError
+
+if TYPE_CHECKING:
+    from .storage.outbox import ResilientStorage
 
 
 class ExitStatus(IntEnum):
@@ -90,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
             "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
         ),
         epilog=(
-            "Keys and storage come from the environment or .env (see .env.example). "
-            "Exit status: 0 all succeeded, 1 a provider failed, 2 usage error, 130 interrupted."
+            "Other commands: `main.py check` (is everything ready?), `main.py flush` (write the outbox to the "
+            "database); each has --help. Keys and storage come from the environment or .env (see .env.example). "
+            "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
+            "2 usage error, 130 interrupted."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -132,11 +137,31 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
+def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> "ResilientStorage":
+    """The selected backend behind the outbox, checked, with earlier runs' waiting writes replayed first."""
+    from .errors import StorageRejected, StorageUnavailable
+    from .storage import open_backend
+    from .storage.outbox import Outbox, ResilientStorage
+
+    backend = stack.enter_context(open_backend(settings))
+    try:
+        backend.prepare()
+    except StorageRejected as exc:
+        raise ConfigError(f"the database refused to set up: {exc}") from None
+    except StorageUnavailable as exc:
+        say(f"warning: {exc}; results will be kept in {settings.outbox_dir}/ until it is back")
+    storage = ResilientStorage(backend, Outbox(settings.outbox_dir))
+    pending, _ = storage.outbox.counts()
+    if pending:
+        report = storage.replay()
+        say(f"outbox: wrote {report.written} earlier writes to the database, {report.pending} still waiting")
+    return storage
+
+
 def execute_run(settings: Settings, stack: ExitStack) -> int:
     """One run with the given settings: storage opened, simulator started if asked, results printed."""
     from .benchmark_runner import run_benchmark
     from .console import ConsoleReporter, outcome_json, summary_table
-    from .storage import open_storage
 
     human = sys.stderr if settings.json_output else sys.stdout
     for line in settings.warnings + settings.skipped:
@@ -151,7 +176,7 @@ def execute_run(settings: Settings, stack: ExitStack) -> int:
             "no provider left to measure: put keys in .env (see .env.example), "
             "or run `python main.py --simulate` to try the tool without keys"
         )
-    storage = stack.enter_context(open_storage(settings.database_url, settings.supabase_url))
+    storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
     outcome = run_benchmark(settings, storage, ConsoleReporter(human))
     print(file=human)
     print(summary_table(outcome), file=human)
@@ -160,18 +185,79 @@ def execute_run(settings: Settings, stack: ExitStack) -> int:
     return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
 
 
+def check_main(argv: Sequence[str]) -> int:
+    """`main.py check`: storage, outbox, and each provider's key and model; exit 0 if all is ready."""
+    from .benchmark_runner import BENCHMARK_PROMPT, PROVIDERS
+    from .check import run_check
+
+    parser = _Parser(prog="main.py check", description=(
+        "Preflight: which storage backend is selected and whether its tables are ready, whether the outbox is "
+        "empty, and for each provider whether its key is set and its model is listed by its free GET /models. "
+        "Exit 0 if all is ready, 1 if not, each problem on one line with its fix."))
+    parser.add_argument("--providers", metavar="LIST", help="check only these providers, e.g. openai,groq")
+    parser.add_argument("--model", action="append", default=[], metavar="PROVIDER=MODEL",
+                        help="check another model for one provider; repeatable")
+    parser.add_argument("--config", metavar="PATH", help="benchmark.toml with extra endpoints")
+    parser.add_argument("--timeout", default="10", metavar="SECONDS", help="per request (default 10)")
+    args = parser.parse_args(argv)
+    load_dotenv_file()
+    settings = load_settings(
+        prompt=BENCHMARK_PROMPT, builtin=[(name, model) for name, _, model in PROVIDERS], environ=os.environ,
+        provider_selection=args.providers, model_overrides=args.model, config_path=args.config,
+        timeout_s=positive_float(args.timeout, "--timeout"),
+    )
+    for line in settings.warnings:
+        print(line, file=sys.stderr)
+    lines = run_check(settings)
+    for line in lines:
+        print(("ok       " if line.ok else "PROBLEM  ") + line.text)
+    return ExitStatus.OK if all(line.ok for line in lines) else ExitStatus.FAILURES
+
+
+def flush_main(argv: Sequence[str]) -> int:
+    """`main.py flush`: write the outbox to the database now, rejected writes included."""
+    from .storage import open_backend
+    from .storage.outbox import PENDING, REJECTED, Outbox
+
+    parser = _Parser(prog="main.py flush", description=(
+        "Write the results waiting in the outbox (BENCHMARK_OUTBOX, default ./outbox/) to the database, keeping "
+        "their ids and timestamps; writes the database rejected before are tried again too. Replaying twice "
+        "inserts nothing twice. Exit 0 when the outbox is empty afterwards, 1 if not."))
+    parser.parse_args(argv)
+    load_dotenv_file()
+    from .config import storage_settings
+
+    settings = Settings(prompt="", providers=(), models={}, **storage_settings(os.environ))
+    outbox = Outbox(settings.outbox_dir)
+    with open_backend(settings) as backend:
+        report = outbox.replay(backend, include_rejected=True)
+        print(f"flush: {report.written} writes went through to {backend.backend} at {backend.location}; "
+              f"{report.pending} still waiting in {outbox.directory / PENDING}; "
+              f"{report.rejected} rejected, kept in {outbox.directory / REJECTED}")
+    if report.last_error:
+        print(f"last error: {report.last_error}", file=sys.stderr)
+    return ExitStatus.OK if report.pending == 0 and report.rejected == 0 else ExitStatus.FAILURES
+
+
+SUBCOMMANDS = {"check": check_main, "flush": flush_main}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .benchmark_runner import RunInterrupted
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in argv
     try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]]([a for a in argv[1:] if a != "--traceback"])
+        args = build_parser().parse_args(argv)
         with ExitStack() as stack:
             return execute_run(settings_from_args(args), stack)
     except RunInterrupted as exc:
         outcome = exc.outcome
         print(
             f"\ninterrupted: run {outcome.run.id} marked interrupted; "
-            f"{sum(r.storage_error is None for r in outcome.results)} results stored",
+            f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database",
             file=sys.stderr,
         )
         return ExitStatus.INTERRUPTED
@@ -182,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"main.py: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
     except Exception as exc:
-        if args.traceback:
+        if traceback:
             raise
         print(f"main.py: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)",
               file=sys.stderr)

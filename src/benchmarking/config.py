@@ -103,6 +103,9 @@ class Settings:
     triggered_by: str = "cli"
     database_url: str | None = None
     supabase_url: str | None = None
+    supabase_service_role: Secret | None = None
+    outbox_dir: str = "outbox"
+    migrate: bool = True
     host: str = ""
     region: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -258,6 +261,27 @@ def unknown_benchmark_variables(environ: Mapping[str, str]) -> list[str]:
     return sorted(k for k in environ if k.startswith("BENCHMARK_") and k not in KNOWN_BENCHMARK_VARIABLES)
 
 
+def storage_settings(environ: Mapping[str, str]) -> dict[str, object]:
+    """Where results go: SUPABASE_URL + SUPABASE_SERVICE_ROLE, else DATABASE_URL, else ./benchmarks.db."""
+    supabase_url = environ.get("SUPABASE_URL") or None
+    role = environ.get("SUPABASE_SERVICE_ROLE") or None
+    if supabase_url and not role:
+        raise ConfigError("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE is not: set the project's service-role key")
+    if role and not supabase_url:
+        raise ConfigError("SUPABASE_SERVICE_ROLE is set but SUPABASE_URL is not: set the project's URL")
+    database_url = environ.get("DATABASE_URL") or None
+    if database_url and not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
+        scheme = database_url.split(":", 1)[0]
+        raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {scheme!r}")
+    return {
+        "database_url": database_url,
+        "supabase_url": supabase_url,
+        "supabase_service_role": Secret(role) if role else None,
+        "outbox_dir": environ.get("BENCHMARK_OUTBOX") or "outbox",
+        "migrate": environ.get("BENCHMARK_NO_MIGRATE", "") in ("", "0"),
+    }
+
+
 def load_settings(
     *,
     prompt: str,
@@ -340,8 +364,7 @@ def load_settings(
                 skipped.append(f"skipping {p.name}: set {p.key_env} in .env or the environment to measure it")
         resolved = [p for p in resolved if p.api_key is not None]
 
-    database_url = environ.get("DATABASE_URL") or None
-    supabase_url = environ.get("SUPABASE_URL") or None
+    storage = storage_settings(environ)
     return Settings(
         prompt=prompt,
         providers=tuple(resolved),
@@ -356,8 +379,7 @@ def load_settings(
         json_output=json_output,
         run_name=run_name,
         triggered_by=triggered_by,
-        database_url=database_url,
-        supabase_url=supabase_url,
+        **storage,
         host=environ.get("BENCHMARK_HOST") or socket.gethostname(),
         region=environ.get("BENCHMARK_REGION") or None,
         warnings=tuple(warnings),

@@ -41,7 +41,7 @@ class ConsoleReporter:
         counter = f" ({index + 1}/{repeat})" if repeat > 1 else ""
         self.say(f"Testing → {provider} / {model}{counter}")
 
-    def measured(self, m: Measurement, saved_error: str | None) -> None:
+    def measured(self, m: Measurement, storage_note: str | None) -> None:
         if m.success:
             self.say(f"Success ({m.provider})")
             if m.ttft_ms is not None:
@@ -62,7 +62,7 @@ class ConsoleReporter:
             self.say(f"   Attempts: {m.attempts}")
         for warning in m.warnings:
             self.say(f"   Warning: {warning}")
-        self.say(" Saved to DB" if saved_error is None else f" NOT saved: {saved_error}")
+        self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
 
 
 def summary_table(outcome: RunOutcome) -> str:
@@ -124,7 +124,7 @@ def outcome_json(outcome: RunOutcome) -> str:
             "settings": run.settings,
         },
         "results": [
-            {**result_row(run.id, r.id, r.created_at, r.measurement), "saved": r.storage_error is None}
+            {**result_row(run.id, r.id, r.created_at, r.measurement), "saved": r.storage_note is None}
             for r in outcome.results
         ],
     }

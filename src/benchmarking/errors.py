@@ -15,3 +15,11 @@ class NoProvidersError(BenchmarkError):
 
 class StorageError(BenchmarkError):
     """The database could not be opened, or a write to it failed."""
+
+
+class StorageUnavailable(StorageError):
+    """The database did not answer (down, unreachable, timed out): the write may succeed later."""
+
+
+class StorageRejected(StorageError):
+    """The database refused the row (bad column, wrong type, constraint): retrying will not help."""

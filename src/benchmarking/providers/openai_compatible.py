@@ -181,12 +181,17 @@ class _Client:
             http_client=self.http,
         )
 
-    def warm(self) -> None:
-        """Open the connection with a free GET /models (any HTTP answer will do; no answer raises)."""
-        url = self.base_url + self.wire.api_root + "/models"
+    @property
+    def models_url(self) -> str:
+        return self.base_url + self.wire.api_root + "/models"
+
+    def warm(self) -> Any:
+        """Open the connection with a free GET /models; any HTTP answer will do, no answer raises. Returns it."""
         headers = {"Authorization": f"Bearer {self.settings.api_key.reveal() if self.settings.api_key else ''}"}
         headers.update(self.settings.headers)
-        self.http.get(url, headers=headers, timeout=self.settings.timeout_s).read()
+        response = self.http.get(self.models_url, headers=headers, timeout=self.settings.timeout_s)
+        response.read()
+        return response
 
     def rehearse(self) -> None:
         """Run the SDK's streaming code path once on a canned answer, offline, so its first-use set-up is done."""
@@ -478,3 +483,28 @@ def measure(
         warnings=warnings,
         **cost_fields,
     )
+
+
+class ModelListError(Exception):
+    """GET /models answered, but not with a list of models."""
+
+
+def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
+    """The model ids the provider's free GET /models lists (no tokens spent)."""
+    client = _Client(wire, settings)
+    try:
+        try:
+            response = client.warm()
+        except Exception as exc:
+            failure = classify(exc, settings, "", redact_url(client.models_url))
+            raise ModelListError(f"{failure.error_type}: {failure.message}") from None
+        if response.status_code >= 400:
+            secrets = (settings.api_key.reveal(),) if settings.api_key else ()
+            detail = scrub(response.text, secrets)[:200]
+            raise ModelListError(f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail}")
+        try:
+            return [str(item["id"]) for item in response.json()["data"]]
+        except (ValueError, KeyError, TypeError):
+            raise ModelListError(f"GET {redact_url(client.models_url)} did not answer with a model list") from None
+    finally:
+        client.close()

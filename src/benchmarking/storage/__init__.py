@@ -1,26 +1,31 @@
-"""Storage backends behind one interface, chosen from the environment."""
+"""Storage backends behind one interface, chosen from the settings; the outbox keeps what they cannot take."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import RunInfo, Storage, StoredResult, StoredRun
 
-__all__ = ["RunInfo", "Storage", "StoredResult", "StoredRun", "open_storage"]
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["RunInfo", "Storage", "StoredResult", "StoredRun", "open_backend", "DATABASE_TIMEOUT_S"]
+
+DATABASE_TIMEOUT_S = 10.0
 
 
-def open_storage(database_url: str | None, supabase_url: str | None = None) -> Storage:
-    """Open the backend the settings select: Supabase, then DATABASE_URL, then ./benchmarks.db."""
-    from ..errors import ConfigError
+def open_backend(settings: "Settings", timeout_s: float = DATABASE_TIMEOUT_S) -> Storage:
+    """The backend the settings select: Supabase, then DATABASE_URL, then ./benchmarks.db. Connects lazily."""
+    if settings.supabase_url and settings.supabase_service_role:
+        from .supabase import SupabaseStorage
 
-    if supabase_url:
-        raise ConfigError("the Supabase backend is not built yet: unset SUPABASE_URL to use SQLite")
-    if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("the PostgreSQL backend is not built yet: unset DATABASE_URL to use SQLite")
+        return SupabaseStorage(settings.supabase_url, settings.supabase_service_role, timeout_s)
+    url = settings.database_url
+    if url and url.startswith(("postgres://", "postgresql://")):
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(url, timeout_s, migrate=settings.migrate)
     from .sqlite import SQLiteStorage
 
-    if not database_url:
-        return SQLiteStorage("benchmarks.db")
-    if database_url.startswith("sqlite:///"):
-        return SQLiteStorage(database_url.removeprefix("sqlite:///") or "benchmarks.db")
-    raise ConfigError(
-        f"DATABASE_URL must start with sqlite:/// or postgresql://, not {database_url.split(':', 1)[0]!r}"
-    )
+    path = url.removeprefix("sqlite:///") if url else ""
+    return SQLiteStorage(path or "benchmarks.db", timeout_s)

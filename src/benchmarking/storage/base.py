@@ -45,25 +45,35 @@ class StoredResult:
 
 
 class Storage(ABC):
-    """Create a run, save each result as soon as it is measured, finish the run, read back."""
+    """Create a run, save each result as soon as it is measured, finish the run, read back.
+
+    A backend's write raises StorageUnavailable or StorageRejected when the database does not take it; the outbox
+    wrapper (ResilientStorage) never raises and returns a one-line note instead when a row was kept elsewhere.
+    """
 
     backend: str
     location: str
 
     @abstractmethod
-    def create_run(self, run: RunInfo) -> None: ...
+    def create_run(self, run: RunInfo) -> str | None: ...
 
     @abstractmethod
-    def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None: ...
+    def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> str | None: ...
 
     @abstractmethod
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None: ...
+    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> str | None: ...
 
     @abstractmethod
     def read_runs(self) -> list[StoredRun]: ...
 
     @abstractmethod
     def read_results(self, run_id: UUID | None = None) -> list[StoredResult]: ...
+
+    def prepare(self) -> None:
+        """Check that the database can take rows before anything is measured.
+
+        Raises ConfigError if it never will as it stands (tables missing), StorageUnavailable if it does not answer.
+        """
 
     def close(self) -> None:
         """Release the connection; the default has nothing to release."""

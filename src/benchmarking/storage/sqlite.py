@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlite3
 from uuid import UUID
 
-from ..errors import StorageError
+from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row, settings_json
@@ -52,6 +52,14 @@ def _sql_value(value: object) -> object:
     return str(value)  # Decimal prices; NUMERIC affinity keeps their value (0.10 reads back as 0.1)
 
 
+def _storage_error(what: str, exc: sqlite3.Error) -> StorageError:
+    """A locked, busy or unreadable file may recover; anything else is the row's or the schema's fault."""
+    transient = ("locked", "busy", "disk i/o", "unable to open", "readonly")
+    if any(word in str(exc).lower() for word in transient):
+        return StorageUnavailable(f"{what}: {exc}")
+    return StorageRejected(f"{what}: {exc}")
+
+
 class SQLiteStorage(Storage):
     """One file, one connection, a commit per write so that a crash loses nothing already measured."""
 
@@ -90,7 +98,7 @@ class SQLiteStorage(Storage):
                 [_sql_value(v) for v in row.values()],
             )
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write to {table} in {self.location}: {exc}") from exc
+            raise _storage_error(f"cannot write to {table} in {self.location}", exc) from None
 
     def create_run(self, run: RunInfo) -> None:
         self._insert(
@@ -119,7 +127,7 @@ class SQLiteStorage(Storage):
                 (status, finished_at.isoformat(), str(run_id)),
             )
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot finish run {run_id} in {self.location}: {exc}") from exc
+            raise _storage_error(f"cannot finish run {run_id} in {self.location}", exc) from None
 
     def read_runs(self) -> list[StoredRun]:
         runs = []

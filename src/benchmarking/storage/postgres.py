@@ -1,0 +1,171 @@
+"""PostgreSQL backend (psycopg 3), selected by DATABASE_URL=postgresql://...; applies schema.sql itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import math
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+from uuid import UUID
+
+from ..config import redact_url
+from ..errors import ConfigError, StorageRejected, StorageUnavailable
+from ..measurement import Measurement
+from .base import RunInfo, Storage, StoredResult, StoredRun
+from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row
+
+SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
+_MIGRATION_LOCK = 0x62656E63  # pg_advisory_xact_lock key: two machines upgrading at once take turns
+T = TypeVar("T")
+
+
+class PostgresStorage(Storage):
+    """One connection, autocommit, a statement timeout; reconnects on the next write after a failure."""
+
+    backend = "postgres"
+
+    def __init__(self, url: str, timeout_s: float = 10.0, migrate: bool = True) -> None:
+        self.location = redact_url(url)
+        self._url = url
+        self._timeout_s = timeout_s
+        self._migrate = migrate
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        self._connection = psycopg.connect(
+            self._url,
+            autocommit=True,
+            connect_timeout=max(1, math.ceil(self._timeout_s)),
+            options=f"-c statement_timeout={int(self._timeout_s * 1000)}",
+        )
+        if self._migrate:
+            self.apply_schema()
+        else:
+            self._require_tables()
+        return self._connection
+
+    def apply_schema(self) -> None:
+        """Run schema.sql (idempotent) under an advisory lock."""
+        sql = SCHEMA_SQL.read_text(encoding="utf-8")
+        with self._connection.transaction():
+            self._connection.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            self._connection.execute(sql)
+
+    def prepare(self) -> None:
+        self._run("connect", lambda conn: None)
+
+    def _require_tables(self) -> None:
+        found = {
+            (table, column)
+            for table, column in self._connection.execute(
+                "select table_name, column_name from information_schema.columns"
+                " where table_schema = current_schema() and table_name in ('runs', 'benchmark_results')"
+            )
+        }
+        expected = {("runs", c) for c, _ in RUNS_COLUMNS} | {("benchmark_results", c) for c, _ in RESULTS_COLUMNS}
+        missing = sorted(expected - found)
+        if missing:
+            table, column = missing[0]
+            raise ConfigError(
+                f"{self.location}: column {table}.{column} is missing ({len(missing)} in all); "
+                "run schema.sql, or unset BENCHMARK_NO_MIGRATE to let the tool apply it"
+            )
+
+    def _run(self, what: str, action: Callable[[Any], T]) -> T:
+        """Do one database action, turning psycopg's errors into ours: unavailable (retry later) or rejected."""
+        import psycopg
+
+        try:
+            return action(self._connect())
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._connection is not None:
+                self._connection.close()
+            raise StorageUnavailable(f"{what}: {self.location} unavailable: {_one_line(exc)}") from None
+        except psycopg.Error as exc:
+            raise StorageRejected(f"{what}: rejected by {self.location}: {_one_line(exc)}") from None
+
+    def _insert(self, table: str, row: dict[str, object]) -> None:
+        from psycopg import sql
+
+        statement = sql.SQL("insert into {} ({}) values ({}) on conflict (id) do nothing").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, row)),
+            sql.SQL(", ").join(sql.Placeholder() * len(row)),
+        )
+        self._run(f"insert into {table}", lambda conn: conn.execute(statement, list(row.values())))
+
+    def create_run(self, run: RunInfo) -> None:
+        from psycopg.types.json import Jsonb
+
+        self._insert(
+            "runs",
+            {
+                "id": run.id,
+                "run_name": run.run_name,
+                "triggered_by": run.triggered_by,
+                "started_at": run.started_at,
+                "status": "running",
+                "mode": run.mode,
+                "host": run.host,
+                "region": run.region,
+                "tool_version": run.tool_version,
+                "settings": Jsonb(run.settings),
+            },
+        )
+
+    def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
+        self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
+
+    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
+        self._run(
+            "finish run",
+            lambda conn: conn.execute(
+                "update runs set status = %s, finished_at = %s where id = %s", (status, finished_at, run_id)
+            ),
+        )
+
+    def _select(self, query: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        def fetch(conn: Any) -> list[dict[str, Any]]:
+            with conn.cursor(row_factory=dict_row) as cursor:
+                return cursor.execute(query, params).fetchall()
+
+        return self._run("read", fetch)
+
+    def read_runs(self) -> list[StoredRun]:
+        return [
+            StoredRun(
+                info=RunInfo(
+                    id=row["id"], run_name=row["run_name"], triggered_by=row["triggered_by"],
+                    started_at=row["started_at"], mode=row["mode"], host=row["host"], region=row["region"],
+                    tool_version=row["tool_version"], settings=row["settings"] or {},
+                ),
+                status=row["status"],
+                finished_at=row["finished_at"],
+            )
+            for row in self._select("select * from runs order by started_at")
+        ]
+
+    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
+        if run_id is None:
+            rows = self._select("select * from benchmark_results order by created_at, id")
+        else:
+            rows = self._select("select * from benchmark_results where run_id = %s order by created_at, id", (run_id,))
+        return [
+            StoredResult(id=row["id"], run_id=row["run_id"], created_at=row["created_at"],
+                         measurement=measurement_from_row(row))
+            for row in rows
+        ]
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]

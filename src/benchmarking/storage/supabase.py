@@ -1,0 +1,156 @@
+"""Supabase backend (supabase-py over PostgREST), selected by SUPABASE_URL + SUPABASE_SERVICE_ROLE.
+
+PostgREST cannot run DDL, so the tables must exist already (schema.sql, run once in the SQL editor); the backend checks
+that before anything is measured.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+import re
+from typing import Any, Callable, TypeVar
+from uuid import UUID
+
+from ..config import Secret, redact_url
+from ..errors import ConfigError, StorageRejected, StorageUnavailable
+from ..measurement import Measurement
+from .base import RunInfo, Storage, StoredResult, StoredRun
+from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row
+
+T = TypeVar("T")
+# Errors that are the row's or the schema's fault (PostgREST's schema-cache codes, and Postgres' data,
+# integrity and syntax classes): retrying the same row would fail the same way.
+_REJECTED_CODE = re.compile(r"^(PGRST2\d\d|22\w{3}|23\w{3}|42\w{3})$")
+
+
+def _json(value: object) -> object:
+    if isinstance(value, (UUID,)):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)  # shortest repr: 0.075 travels as 0.075 and PostgREST stores it as numeric 0.075
+    return value
+
+
+def _row(values: dict[str, object]) -> dict[str, object]:
+    return {name: _json(value) for name, value in values.items()}
+
+
+class SupabaseStorage(Storage):
+    """Inserts are upserts that ignore duplicates on id, so a replayed row is never inserted twice."""
+
+    backend = "supabase"
+
+    def __init__(self, url: str, service_role: Secret, timeout_s: float = 10.0) -> None:
+        self.location = redact_url(url)
+        self._url = url
+        self._key = service_role
+        self._timeout_s = timeout_s
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            import httpx
+            from supabase import ClientOptions, create_client
+
+            # A plain number is cut to whole seconds by postgrest-py (0.5 becomes 0); a Timeout keeps it. Its own
+            # retries of reads (1 + 2 + 4 s) would stretch a down database past our timeout: the outbox retries.
+            options = ClientOptions(
+                postgrest_client_timeout=httpx.Timeout(self._timeout_s), postgrest_client_retry=False
+            )
+            self._client = create_client(self._url, self._key.reveal(), options=options)
+        return self._client
+
+    def prepare(self) -> None:
+        """Stop before measuring if the tables or their columns are missing (select nothing, name every column)."""
+        for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS)):
+            select = ",".join(name for name, _ in columns)
+            try:
+                self._run("check tables", lambda client: client.table(table).select(select).limit(0).execute())
+            except StorageRejected as exc:
+                raise ConfigError(
+                    f"{exc}; run schema.sql in the Supabase SQL editor (Dashboard > SQL Editor), then try again"
+                ) from None
+
+    def _run(self, what: str, action: Callable[[Any], T]) -> T:
+        import httpx
+        from postgrest.exceptions import APIError
+
+        try:
+            return action(self._connect())
+        except APIError as exc:
+            message = f"{what}: {self.location} answered {exc.code or 'an error'}: {exc.message or exc}"
+            if exc.code and _REJECTED_CODE.match(str(exc.code)):
+                raise StorageRejected(message) from None
+            raise StorageUnavailable(message) from None
+        except (httpx.HTTPError, ValueError) as exc:  # network, timeout, or a non-JSON answer from a proxy
+            raise StorageUnavailable(f"{what}: {self.location} unavailable: {type(exc).__name__}: {exc}") from None
+
+    def create_run(self, run: RunInfo) -> None:
+        row = _row(
+            {
+                "id": run.id,
+                "run_name": run.run_name,
+                "triggered_by": run.triggered_by,
+                "started_at": run.started_at,
+                "status": "running",
+                "mode": run.mode,
+                "host": run.host,
+                "region": run.region,
+                "tool_version": run.tool_version,
+            }
+        )
+        row["settings"] = run.settings
+        self._upsert("runs", row)
+
+    def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
+        self._upsert("benchmark_results", _row(result_row(run_id, result_id, created_at, m)))
+
+    def _upsert(self, table: str, row: dict[str, object]) -> None:
+        self._run(
+            f"insert into {table}",
+            lambda client: client.table(table)
+            .upsert(row, on_conflict="id", ignore_duplicates=True, returning="minimal")
+            .execute(),
+        )
+
+    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
+        values = {"status": status, "finished_at": finished_at.isoformat()}
+        self._run(
+            "finish run",
+            lambda client: client.table("runs").update(values, returning="minimal").eq("id", str(run_id)).execute(),
+        )
+
+    def read_runs(self) -> list[StoredRun]:
+        rows = self._run("read", lambda c: c.table("runs").select("*").order("started_at").execute().data)
+        return [
+            StoredRun(
+                info=RunInfo(
+                    id=UUID(row["id"]), run_name=row["run_name"], triggered_by=row["triggered_by"],
+                    started_at=datetime.fromisoformat(row["started_at"]), mode=row["mode"], host=row["host"],
+                    region=row["region"], tool_version=row["tool_version"], settings=row["settings"] or {},
+                ),
+                status=row["status"],
+                finished_at=datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None,
+            )
+            for row in rows
+        ]
+
+    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
+        def query(client: Any) -> list[dict[str, Any]]:
+            request = client.table("benchmark_results").select("*")
+            if run_id is not None:
+                request = request.eq("run_id", str(run_id))
+            return request.order("created_at").order("id").execute().data
+
+        return [
+            StoredResult(
+                id=UUID(row["id"]),
+                run_id=UUID(row["run_id"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+                measurement=measurement_from_row(row),
+            )
+            for row in self._run("read", query)
+        ]

@@ -1,0 +1,185 @@
+"""One suite over SQLite, PostgreSQL and Supabase: same rows, same columns, same behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import pytest
+
+from benchmarking.errors import ConfigError, StorageRejected, StorageUnavailable
+from benchmarking.measurement import Measurement
+
+from conftest import SERVICE_KEY, apply_schema, pg_rows
+from test_storage_sqlite import full_measurement, run_info
+
+pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
+
+
+def failure() -> Measurement:
+    return Measurement(provider="groq", model="gone", success=False,
+                       started_at=datetime(2026, 11, 28, 16, 1, tzinfo=timezone.utc), stream=True, attempts=1,
+                       error_type="not_found", http_status=404, error_message="HTTP 404: gone (set GROQ_MODEL)",
+                       request_id="req_9")
+
+
+def test_runs_and_results_round_trip_the_same_on_every_backend(open_backend):
+    run = run_info()
+    with open_backend() as storage:
+        storage.prepare()
+        storage.create_run(run)
+        ok_id, failed_id = uuid4(), uuid4()
+        first = datetime(2026, 11, 28, 16, 0, 1, 500000, tzinfo=timezone.utc)
+        storage.save_result(run.id, ok_id, first, full_measurement())
+        storage.save_result(run.id, failed_id, first.replace(second=2), failure())
+        storage.finish_run(run.id, "failed", first.replace(second=3))
+    with open_backend() as storage:  # a new connection sees exactly what was written
+        (stored_run,) = storage.read_runs()
+        assert stored_run.info == run
+        assert (stored_run.status, stored_run.finished_at) == ("failed", first.replace(second=3))
+        ok, failed = storage.read_results(run.id)
+        assert (ok.id, ok.run_id, ok.created_at) == (ok_id, run.id, first)
+        assert ok.measurement == full_measurement()
+        assert failed.id == failed_id and failed.measurement == failure()
+        assert failed.measurement.latency_ms is None and failed.measurement.cost_usd is None
+
+
+def test_writing_the_same_ids_again_inserts_nothing_twice(open_backend):
+    run, result_id = run_info(), uuid4()
+    with open_backend() as storage:
+        storage.prepare()
+        for _ in range(2):
+            storage.create_run(run)
+            storage.save_result(run.id, result_id, datetime.now(timezone.utc), full_measurement())
+        assert len(storage.read_runs()) == 1
+        assert len(storage.read_results()) == 1
+
+
+def test_a_row_the_database_refuses_is_rejected_not_unavailable(open_backend):
+    with open_backend() as storage:
+        storage.prepare()
+        # no run with this id: the foreign key refuses the result on every backend
+        with pytest.raises(StorageRejected):
+            storage.save_result(uuid4(), uuid4(), datetime.now(timezone.utc), full_measurement())
+        assert storage.read_results() == []
+
+
+# ---- PostgreSQL: schema.sql applied by the backend, idempotent, upgrades older databases -------------------------
+
+MVP_SCHEMA = """
+create table runs (id uuid primary key, run_name text, triggered_by text,
+                   started_at timestamptz not null default now(), finished_at timestamptz);
+create table benchmark_results (id uuid primary key, run_id uuid references runs(id), provider text, model text,
+    input_tokens integer, output_tokens integer, latency_ms double precision, cost_usd double precision,
+    success boolean, error_message text, response_text text, created_at timestamptz not null default now());
+insert into runs (id, run_name, triggered_by) values ('00000000-0000-0000-0000-000000000001', 'mvp', 'system');
+insert into benchmark_results (id, run_id, provider, model, latency_ms, success)
+    values ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', 'groq',
+            'llama-3.1-8b-instant', 321.5, true);
+"""
+
+
+def columns(url: str, table: str) -> list[str]:
+    return [r[0] for r in pg_rows(url, "select column_name from information_schema.columns where table_name = %s"
+                                       " order by ordinal_position", table)]
+
+
+def test_schema_sql_twice_and_over_the_mvp_schema_loses_nothing(pg_url):
+    import psycopg
+
+    from benchmarking.storage.postgres import PostgresStorage
+    from benchmarking.storage.schema import RESULTS_COLUMNS, RUNS_COLUMNS
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(MVP_SCHEMA)
+    apply_schema(pg_url)
+    apply_schema(pg_url)
+    with PostgresStorage(pg_url) as storage:
+        storage.prepare()  # applies it a third time
+        (old,) = storage.read_results()
+        assert (old.measurement.model, old.measurement.latency_ms) == ("llama-3.1-8b-instant", 321.5)
+    assert columns(pg_url, "benchmark_results") == [name for name, _ in RESULTS_COLUMNS]
+    assert columns(pg_url, "runs") == [name for name, _ in RUNS_COLUMNS]
+    security = pg_rows(pg_url, "select relname, relrowsecurity from pg_class where relname in"
+                               " ('runs', 'benchmark_results') order by relname")
+    assert security == [("benchmark_results", True), ("runs", True)]
+    indexes = {r[0] for r in pg_rows(pg_url, "select indexname from pg_indexes where schemaname = 'public'")}
+    assert {"benchmark_results_run_id_idx", "benchmark_results_provider_model_created_idx",
+            "runs_started_at_idx"} <= indexes
+
+
+def test_no_migrate_with_missing_tables_stops_before_measuring(pg_url):
+    from benchmarking.storage.postgres import PostgresStorage
+
+    with PostgresStorage(pg_url, migrate=False) as storage:
+        with pytest.raises(ConfigError, match="run schema.sql"):
+            storage.prepare()
+    assert pg_rows(pg_url, "select count(*) from information_schema.tables where table_name = 'runs'") == [(0,)]
+
+
+def test_unreachable_postgres_is_unavailable_within_its_timeout():
+    import time
+
+    from benchmarking.storage.postgres import PostgresStorage
+
+    began = time.perf_counter()
+    with PostgresStorage("postgresql://postgres@127.0.0.1:9/x", timeout_s=2) as storage:
+        with pytest.raises(StorageUnavailable, match="127.0.0.1:9"):
+            storage.create_run(run_info())
+    assert time.perf_counter() - began < 3
+
+
+def test_location_never_shows_the_password():
+    from benchmarking.storage.postgres import PostgresStorage
+
+    storage = PostgresStorage("postgresql://bench:s3cret-pw@db.example:5432/bench?sslmode=require")
+    assert storage.location == "postgresql://db.example:5432/bench"
+
+
+# ---- Supabase: PostgREST cannot run DDL, so missing tables stop the run before it measures ------------------------
+
+def test_supabase_without_tables_says_to_run_schema_sql(pg_url):
+    from fake_postgrest import FakePostgrest
+
+    from benchmarking.config import Secret
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    with FakePostgrest(pg_url, SERVICE_KEY) as api:
+        with pytest.raises(ConfigError, match="run schema.sql in the Supabase SQL editor"):
+            SupabaseStorage(api.url, Secret(SERVICE_KEY)).prepare()
+
+
+def test_supabase_with_an_older_schema_names_the_missing_column(pg_url):
+    import psycopg
+
+    from fake_postgrest import FakePostgrest
+
+    from benchmarking.config import Secret
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(MVP_SCHEMA)
+    with FakePostgrest(pg_url, SERVICE_KEY) as api:
+        with pytest.raises(ConfigError, match="status.*run schema.sql"):
+            SupabaseStorage(api.url, Secret(SERVICE_KEY)).prepare()
+
+
+def test_supabase_wrong_key_is_not_a_rejected_row(supabase_api):
+    from benchmarking.config import Secret
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    storage = SupabaseStorage(supabase_api.url, Secret("wrong-key"))
+    with pytest.raises(StorageUnavailable):  # the row is fine; it waits in the outbox until the key is fixed
+        storage.create_run(run_info())
+
+
+def test_supabase_sends_the_service_role_key_and_upserts_ignoring_duplicates(supabase_api):
+    from benchmarking.config import Secret
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    run = run_info()
+    with SupabaseStorage(supabase_api.url, Secret(SERVICE_KEY)) as storage:
+        storage.create_run(run)
+        storage.create_run(replace(run, run_name="changed"))
+    assert pg_rows(supabase_api.dsn, "select run_name from runs") == [("r",)]
