@@ -118,3 +118,15 @@ def test_decode_speed_is_undefined_below_two_tokens():
     assert decode_tokens_per_second(None, 10.0, 20.0) is None
     assert decode_tokens_per_second(5, 20.0, 20.0) is None
     assert decode_tokens_per_second(11, 100.0, 200.0) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("provider", sorted(CALLS))
+def test_a_fast_first_token_is_not_delayed_by_the_wire(sim, provider):
+    # With small writes and no TCP_NODELAY on either side, Nagle and delayed ACKs hold bytes for ~40 ms: a fast
+    # provider would look slow. The measured interval must stay close to what the server did.
+    sim.set_profile("fast", ModelProfile(ttft_ms=5, itl_ms=0.5, output_tokens=64, tokens_per_chunk=2))
+    for _ in range(3):
+        m = CALLS[provider]("hello", "fast", settings_for(sim, provider))
+        truth = sim.requests_for("fast")[-1]
+        assert within(m.ttft_ms, truth.ttft_ms), (m.ttft_ms, truth.ttft_ms)
+        assert within(m.latency_ms, truth.latency_ms), (m.latency_ms, truth.latency_ms)

@@ -100,10 +100,13 @@ def new_run(settings: Settings) -> RunInfo:
     )
 
 
-def run_benchmark(settings: Settings, storage: Storage, reporter: Reporter) -> RunOutcome:
+def run_benchmark(
+    settings: Settings, storage: Storage, reporter: Reporter, stop_requested: Callable[[], bool] = lambda: False
+) -> RunOutcome:
     """Create the run, measure each provider `repeat` times, store each result at once, and finish the run.
 
-    Ctrl-C marks the run interrupted (what was measured is already stored) and raises RunInterrupted.
+    When stop_requested() turns true (a signal), the request in flight is finished and stored, then the run ends
+    as interrupted. A KeyboardInterrupt raised mid-request does the same without waiting, and raises RunInterrupted.
     """
     run = new_run(settings)
     storage.create_run(run)
@@ -113,11 +116,16 @@ def run_benchmark(settings: Settings, storage: Storage, reporter: Reporter) -> R
     try:
         for name, call_fn, model, provider_settings in plan(settings):
             for index in range(settings.repeat):
+                if stop_requested():
+                    break
                 reporter.testing(name, model, index, settings.repeat)
                 measurement = call_fn(settings.prompt, model, provider_settings)
                 results.append(_save(storage, run.id, measurement))
                 reporter.measured(measurement, results[-1].storage_note)
-        status = "completed" if all(r.measurement.success for r in results) else "failed"
+        if stop_requested():
+            status = "interrupted"
+        else:
+            status = "completed" if all(r.measurement.success for r in results) else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
+from dataclasses import dataclass
 from enum import IntEnum
 import os
 from pathlib import Path
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
 from . import __version__
 from .config import (
@@ -22,8 +23,11 @@ from .config import (
     whole_number,
 )
 from .errors import BenchmarkError, ConfigError, NoProvidersError
+from .benchmark_runner import RunInterrupted
+from .stopping import GracefulStop
 
 if TYPE_CHECKING:
+    from .benchmark_runner import RunOutcome
     from .storage.outbox import ResilientStorage
 
 
@@ -96,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Other commands: `main.py check` (is everything ready?), `main.py flush` (write the outbox to the "
             "database); each has --help. Keys and storage come from the environment or .env (see .env.example). "
             "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
-            "2 usage error, 130 interrupted."
+            "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -158,11 +162,17 @@ def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None
     return storage
 
 
-def execute_run(settings: Settings, stack: ExitStack) -> int:
-    """One run with the given settings: storage opened, simulator started if asked, results printed."""
-    from .benchmark_runner import run_benchmark
-    from .console import ConsoleReporter, outcome_json, summary_table
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of a process shares: the final settings, the storage, where human lines go."""
 
+    settings: Settings
+    storage: "ResilientStorage"
+    human: TextIO
+
+
+def prepare_runs(settings: Settings, stack: ExitStack) -> RunContext:
+    """Warnings printed, the simulator started if asked, a provider left to measure, storage opened and replayed."""
     human = sys.stderr if settings.json_output else sys.stdout
     for line in settings.warnings + settings.skipped:
         print(line, file=sys.stderr)
@@ -177,12 +187,36 @@ def execute_run(settings: Settings, stack: ExitStack) -> int:
             "or run `python main.py --simulate` to try the tool without keys"
         )
     storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
-    outcome = run_benchmark(settings, storage, ConsoleReporter(human))
-    print(file=human)
-    print(summary_table(outcome), file=human)
+    return RunContext(settings, storage, human)
+
+
+def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> "RunOutcome":
+    """One run, its summary table, and its JSON if asked for."""
+    from .benchmark_runner import run_benchmark
+    from .console import ConsoleReporter, outcome_json, summary_table
+
+    outcome = run_benchmark(settings, context.storage, ConsoleReporter(context.human), stop.requested)
+    print(file=context.human)
+    print(summary_table(outcome), file=context.human)
     if settings.json_output:
-        print(outcome_json(outcome))
+        print(outcome_json(outcome), flush=True)
+    return outcome
+
+
+def run_status(outcome: "RunOutcome", stop: GracefulStop) -> int:
+    if outcome.status == "interrupted":
+        stored = sum(r.storage_note is None for r in outcome.results)
+        print(f"stopped: run {outcome.run.id} marked interrupted; {stored} results stored in the database",
+              file=sys.stderr)
+        return stop.exit_status
     return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
+
+
+def execute_run(settings: Settings, stack: ExitStack) -> int:
+    """One run of main.py."""
+    stop = stack.enter_context(GracefulStop())
+    context = prepare_runs(settings, stack)
+    return run_status(one_run(context, context.settings, stop), stop)
 
 
 def check_main(argv: Sequence[str]) -> int:
@@ -242,9 +276,79 @@ def flush_main(argv: Sequence[str]) -> int:
 SUBCOMMANDS = {"check": check_main, "flush": flush_main}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .benchmark_runner import RunInterrupted
+def build_scheduled_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="run_scheduled.py",
+        description=(
+            "Repeated benchmark runs on a fixed grid (start + k * interval): by default every 15 minutes for "
+            "4 hours = 16 runs. A run that overruns its slot makes the next slots be skipped, never run back to back."
+        ),
+        epilog=(
+            "Each run is stored like a single run, with triggered_by 'scheduler' and run_name NAME-03/16. "
+            "Ctrl-C or SIGTERM: the request in flight finishes, the run is marked interrupted, exit 130 or 143. "
+            "Exit status 0 if every run completed, 1 if any failed."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    timing = parser.add_argument_group("the schedule")
+    timing.add_argument("--interval", default="15m", help="time between run starts, like 90s, 15m, 1h (default 15m)")
+    timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
+    timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
+    add_run_arguments(parser)
+    return parser
 
+
+def scheduled_main(argv: Sequence[str] | None = None) -> int:
+    """run_scheduled.py: runs on the grid until done or stopped; failures of one run never stop the schedule."""
+    from .scheduler import Schedule, parse_duration, run_schedule
+
+    args = build_scheduled_parser().parse_args(argv)
+    try:
+        schedule = Schedule.from_flags(
+            parse_duration(args.interval, "--interval"),
+            parse_duration(args.duration, "--duration"),
+            whole_number(args.runs, "--runs") if args.runs is not None else None,
+        )
+        if args.run_name == DEFAULT_RUN_NAME:
+            args.run_name = "scheduled-run"
+        with ExitStack() as stack:
+            stop = stack.enter_context(GracefulStop())
+            context = prepare_runs(settings_from_args(args), stack)
+            print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
+                  file=context.human, flush=True)
+
+            def guarded_run(settings: Settings) -> str:
+                try:
+                    return one_run(context, settings, stop).status
+                except RunInterrupted:
+                    raise
+                except Exception as exc:  # one run's failure never stops the schedule
+                    print(f"run {settings.run_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return "failed"
+
+            outcome = run_schedule(
+                schedule, context.settings, guarded_run, stop.wait, stop.requested,
+                lambda line: print(line, file=context.human, flush=True),
+            )
+    except RunInterrupted as exc:
+        print(f"\ninterrupted: run {exc.outcome.run.id} marked interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        print("\ninterrupted between runs", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except BenchmarkError as exc:
+        print(f"run_scheduled.py: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    done = len(outcome.statuses)
+    failed = sum(status != "completed" for status in outcome.statuses)
+    print(f"schedule: {done} of {schedule.runs} runs made, {failed} not completed, "
+          f"{len(outcome.skipped_slots)} slots skipped", file=sys.stderr)
+    if outcome.stopped:
+        return stop.exit_status
+    return ExitStatus.OK if failed == 0 else ExitStatus.FAILURES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     traceback = "--traceback" in argv
     try:

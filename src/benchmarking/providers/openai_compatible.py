@@ -16,6 +16,8 @@ import json
 import re
 import time
 from types import ModuleType
+import urllib.request
+from urllib.parse import urlsplit
 from typing import Any, Iterator, Mapping
 
 from ..config import ProviderSettings, redact_url
@@ -104,8 +106,20 @@ class WireClock:
         return time.perf_counter()
 
 
-def _timing_transport(httpx: ModuleType, clock: WireClock) -> Any:
-    """An httpx (or httpx2) transport that reports to `clock`, around the library's own HTTP transport."""
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) names for this URL, if any."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
+
+
+def _timing_transport(httpx: ModuleType, clock: WireClock, proxy: str | None) -> Any:
+    """An httpx (or httpx2) transport that reports to `clock`, around the library's own HTTP transport.
+
+    The proxy is given here rather than left to the client's environment handling: the client would route proxied
+    requests around this transport, and their times would go unread.
+    """
 
     class TimedStream(httpx.SyncByteStream):
         def __init__(self, inner: Any) -> None:
@@ -121,7 +135,7 @@ def _timing_transport(httpx: ModuleType, clock: WireClock) -> Any:
 
     class TimedTransport(httpx.BaseTransport):
         def __init__(self) -> None:
-            self._inner = httpx.HTTPTransport()
+            self._inner = httpx.HTTPTransport(proxy=proxy)
 
         def handle_request(self, request: Any) -> Any:
             if clock.canned is not None:  # rehearsal: the SDK's code path runs, nothing leaves the process
@@ -169,8 +183,9 @@ class _Client:
         self.sdk_errors = sdk
         # identity: the transport reads the bytes as sent; a compressed stream could not be split into events.
         self.http = sdk.DefaultHttpxClient(
-            transport=_timing_transport(httpx, self.clock),
+            transport=_timing_transport(httpx, self.clock, _proxy_for(self.base_url)),
             headers={"Accept-Encoding": "identity"},
+            trust_env=False,
         )
         self.sdk = getattr(sdk, wire.client_class)(
             api_key=settings.api_key.reveal() if settings.api_key else "not-needed",
@@ -295,7 +310,6 @@ def _complete_once(client: _Client, model: str, prompt: str) -> _Reading:
 def _timed(client: _Client, model: str, prompt: str) -> _Reading:
     """The timed request, with garbage collection held off: a collection would delay reading the socket."""
     gc_was_enabled = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         return (_stream_once if client.settings.stream else _complete_once)(client, model, prompt)

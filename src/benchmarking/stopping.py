@@ -1,0 +1,49 @@
+"""Stopping cleanly on Ctrl-C or SIGTERM: the request in flight is finished and stored, then the run ends."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+
+class GracefulStop:
+    """The first SIGINT or SIGTERM asks to stop after the current request; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "GracefulStop":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signal is None:
+            self.signal = signum
+            name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            print(f"\n{name}: stopping after the current request (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
+        self._event.set()
+
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if a stop was asked for meanwhile."""
+        return self._event.wait(max(0.0, seconds))
+
+    @property
+    def exit_status(self) -> int:
+        return 143 if self.signal == signal.SIGTERM else 130
