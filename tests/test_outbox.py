@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timezone
 import json
 import os
 from pathlib import Path
 import subprocess
 import sys
 import time
+from uuid import uuid4
 
 import pytest
 
@@ -181,13 +183,66 @@ def test_check_reports_backend_tables_outbox_keys_and_models(tmp_path, pg_url, m
         monkeypatch.setenv("OPENAI_BASE_URL", sim.base_url("openai"))
         monkeypatch.setenv("GROQ_API_KEY", "gsk_test0123456789abcd")
         monkeypatch.setenv("GROQ_BASE_URL", sim.base_url("groq"))
-        status = main(["check", "--providers", "openai,groq,together"])
+        monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test-0123456789")
+        monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:9/api/v1")
+        status = main(["check"])
     out = capsys.readouterr().out
     assert status == 1
-    assert "PROBLEM  storage: postgres at postgresql://127.0.0.1:5432/" in out and "run schema.sql" in out
+    assert "PROBLEM  storage: postgres: connect: postgresql://127.0.0.1:5432/" in out and "run schema.sql" in out
     assert "ok       outbox: empty" in out
     assert "ok       openai: key set, model gpt-4o-mini is listed" in out
     assert "PROBLEM  groq: model openai/gpt-oss-20b is not among the 1 models GET /models lists: set GROQ_MODEL" in out
     assert "PROBLEM  skipping together: set TOGETHER_API_KEY" in out
-    assert "sk-test-check" not in out and "gsk_test" not in out
+    assert "PROBLEM  openrouter: cannot list models: connection: connection to http://127.0.0.1:9/api/v1/models" in out
+    assert "(check the base URL, the network, and that it is up)" in out
+    assert "sk-test-check" not in out and "gsk_test" not in out and "sk-or-test" not in out
     assert pg_rows(pg_url, "select count(*) from information_schema.tables where table_name = 'runs'") == [(0,)]
+
+
+def test_flush_that_meets_a_down_database_keeps_rejected_writes_rejected(sim, tmp_path, pg_url):
+    from benchmarking.storage.outbox import encode_save_result
+
+    from test_storage_sqlite import full_measurement
+
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.append(encode_save_result(uuid4(), uuid4(), datetime.now(timezone.utc), full_measurement()),
+                  rejected_because="no such run")
+    outbox.append({"op": "finish_run", "run_id": str(uuid4()), "status": "completed",
+                   "finished_at": datetime.now(timezone.utc).isoformat()})
+    with PostgresStorage("postgresql://postgres@127.0.0.1:9/x", timeout_s=1) as down:
+        report = outbox.replay(down, include_rejected=True)
+    assert (report.written, report.pending, report.rejected) == (0, 1, 1)
+    (kept,) = (tmp_path / "outbox" / "rejected.jsonl").read_text().splitlines()
+    assert json.loads(kept)["rejected_because"] == "no such run"
+    assert json.loads((tmp_path / "outbox" / "pending.jsonl").read_text())["op"] == "finish_run"
+
+
+def test_a_run_whose_finish_is_only_in_the_outbox_is_not_reported_as_all_saved(sim, tmp_path):
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    class FinishFails(SQLiteStorage):
+        def finish_run(self, *args):
+            from benchmarking.errors import StorageUnavailable
+
+            raise StorageUnavailable("database went away")
+
+    settings = simulated_settings(sim, tmp_path)
+    settings = replace(settings, providers=settings.providers[:1])
+    with FinishFails(tmp_path / "b.db") as backend:
+        outcome = run_benchmark(settings, ResilientStorage(backend, Outbox(tmp_path / "outbox")),
+                                ConsoleReporter(sys.stdout))
+    assert outcome.results[0].storage_note is None
+    assert not outcome.all_saved and "database went away" in outcome.run_notes[0]
+    assert Outbox(tmp_path / "outbox").counts() == (1, 0)
+
+
+def test_postgres_tables_missing_on_a_reconnect_mid_run_keep_the_row(tmp_path, pg_url):
+    from benchmarking.errors import StorageRejected
+
+    from test_storage_sqlite import run_info
+
+    storage = PostgresStorage(pg_url, migrate=False)  # no schema: as if the tables vanished while it was down
+    with pytest.raises(StorageRejected, match="run schema.sql"):
+        storage.create_run(run_info())
+    resilient = ResilientStorage(storage, Outbox(tmp_path / "outbox"))
+    assert "rejected.jsonl" in resilient.create_run(run_info())

@@ -62,6 +62,7 @@ class RunOutcome:
     run: RunInfo
     status: str
     results: tuple[SavedMeasurement, ...]
+    run_notes: tuple[str, ...] = ()  # where the run's own row or its finish went, if not to the database
 
     @property
     def all_succeeded(self) -> bool:
@@ -69,7 +70,7 @@ class RunOutcome:
 
     @property
     def all_saved(self) -> bool:
-        return all(r.storage_note is None for r in self.results)
+        return not self.run_notes and all(r.storage_note is None for r in self.results)
 
 
 class RunInterrupted(Exception):
@@ -109,7 +110,7 @@ def run_benchmark(
     as interrupted. A KeyboardInterrupt raised mid-request does the same without waiting, and raises RunInterrupted.
     """
     run = new_run(settings)
-    storage.create_run(run)
+    notes = [storage.create_run(run)]
     reporter.run_started(run, storage)
     results: list[SavedMeasurement] = []
     status = "failed"
@@ -131,10 +132,10 @@ def run_benchmark(
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None
     finally:
         try:
-            storage.finish_run(run.id, status, utc_now())
-        except StorageError:
-            pass  # the results are stored; only the run's end time is missing, and README's troubleshooting says so
-    return RunOutcome(run=run, status=status, results=tuple(results))
+            notes.append(storage.finish_run(run.id, status, utc_now()))
+        except StorageError as exc:
+            notes.append(str(exc))  # only the run's end is missing: its results are stored (README: troubleshooting)
+    return RunOutcome(run=run, status=status, results=tuple(results), run_notes=tuple(n for n in notes if n))
 
 
 def _save(storage: Storage, run_id: UUID, measurement: Measurement) -> SavedMeasurement:

@@ -36,8 +36,8 @@ def check_storage(settings: Settings) -> list[CheckLine]:
     try:
         backend.prepare()
         lines.append(CheckLine(True, f"{where}: reachable, tables runs and benchmark_results have every column"))
-    except ConfigError as exc:
-        lines.append(CheckLine(False, f"{where}: {exc}"))
+    except ConfigError as exc:  # its message names the location already
+        lines.append(CheckLine(False, f"storage: {backend.backend}: {exc}"))
     except StorageError as exc:
         lines.append(CheckLine(False, f"{where}: {exc}; check the URL, the network and that the database is up"))
     finally:

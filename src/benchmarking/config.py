@@ -269,6 +269,8 @@ def storage_settings(environ: Mapping[str, str]) -> dict[str, object]:
         raise ConfigError("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE is not: set the project's service-role key")
     if role and not supabase_url:
         raise ConfigError("SUPABASE_SERVICE_ROLE is set but SUPABASE_URL is not: set the project's URL")
+    if supabase_url and not supabase_url.startswith(("https://", "http://")):
+        raise ConfigError("SUPABASE_URL must be the project's URL, like https://your-project.supabase.co")
     database_url = environ.get("DATABASE_URL") or None
     if database_url and not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
         scheme = database_url.split(":", 1)[0]

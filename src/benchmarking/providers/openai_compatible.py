@@ -511,11 +511,17 @@ def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
             response = client.warm()
         except Exception as exc:
             failure = classify(exc, settings, "", redact_url(client.models_url))
-            raise ModelListError(f"{failure.error_type}: {failure.message}") from None
+            raise ModelListError(
+                f"{failure.error_type}: {failure.message} (check the base URL, the network, and that it is up)"
+            ) from None
         if response.status_code >= 400:
             secrets = (settings.api_key.reveal(),) if settings.api_key else ()
             detail = scrub(response.text, secrets)[:200]
-            raise ModelListError(f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail}")
+            fix = {401: f"check {settings.key_env}", 403: f"check {settings.key_env}",
+                   404: "this endpoint lists no models: check its base URL"}.get(response.status_code, "try again")
+            raise ModelListError(
+                f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail} ({fix})"
+            )
         try:
             return [str(item["id"]) for item in response.json()["data"]]
         except (ValueError, KeyError, TypeError):

@@ -138,29 +138,34 @@ class Outbox:
             return len(self._read(PENDING)), len(self._read(REJECTED))
 
     def replay(self, storage: Storage, include_rejected: bool = False) -> FlushReport:
-        """Write what is waiting, oldest first; stop at the first sign the database is unavailable."""
+        """Write what is waiting, oldest first; stop at the first sign the database is unavailable.
+
+        With include_rejected (`flush`), rejected writes are tried first; any still refused, or not reached, stay in
+        rejected.jsonl with their reason, so that runs never retry them.
+        """
         with self._locked():
-            queue = self._read(PENDING)
-            rejected = self._read(REJECTED)
-            if include_rejected:
-                queue = [{k: v for k, v in e.items() if k != "rejected_because"} for e in rejected] + queue
-                rejected = []
+            rejected = self._read(REJECTED) if include_rejected else []
+            kept_rejected = [] if include_rejected else self._read(REJECTED)
+            queue = [(e, True) for e in rejected] + [(e, False) for e in self._read(PENDING)]
             written, last_error = 0, None
-            for index, entry in enumerate(queue):
+            for index, (entry, was_rejected) in enumerate(queue):
                 try:
-                    apply_entry(storage, entry)
+                    apply_entry(storage, {k: v for k, v in entry.items() if k != "rejected_because"})
                     written += 1
                 except StorageUnavailable as exc:
                     last_error = str(exc)
-                    self._write(PENDING, queue[index:])
-                    self._write(REJECTED, rejected)
-                    return FlushReport(written, len(queue) - index, len(rejected), last_error)
+                    rest = queue[index:]
+                    kept_rejected += [e for e, was in rest if was]
+                    self._write(PENDING, [e for e, was in rest if not was])
+                    self._write(REJECTED, kept_rejected)
+                    pending = sum(1 for _, was in rest if not was)
+                    return FlushReport(written, pending, len(kept_rejected), last_error)
                 except StorageError as exc:
                     last_error = str(exc)
-                    rejected.append({**entry, "rejected_because": str(exc)})
+                    kept_rejected.append({**entry, "rejected_because": str(exc)})
             self._write(PENDING, [])
-            self._write(REJECTED, rejected)
-            return FlushReport(written, 0, len(rejected), last_error)
+            self._write(REJECTED, kept_rejected)
+            return FlushReport(written, 0, len(kept_rejected), last_error)
 
 
 class ResilientStorage(Storage):

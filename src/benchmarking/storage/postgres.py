@@ -36,11 +36,19 @@ class PostgresStorage(Storage):
 
         if self._connection is not None and not self._connection.closed:
             return self._connection
+        timeout_ms = int(self._timeout_s * 1000)
+        # statement_timeout bounds a slow server; keepalives and tcp_user_timeout bound a connection that died
+        # silently, which the server cannot report.
         self._connection = psycopg.connect(
             self._url,
             autocommit=True,
             connect_timeout=max(1, math.ceil(self._timeout_s)),
-            options=f"-c statement_timeout={int(self._timeout_s * 1000)}",
+            options=f"-c statement_timeout={timeout_ms}",
+            keepalives=1,
+            keepalives_idle=max(1, int(self._timeout_s / 2)),
+            keepalives_interval=1,
+            keepalives_count=2,
+            tcp_user_timeout=timeout_ms,
         )
         if self._migrate:
             self.apply_schema()
@@ -56,7 +64,10 @@ class PostgresStorage(Storage):
             self._connection.execute(sql)
 
     def prepare(self) -> None:
-        self._run("connect", lambda conn: None)
+        try:
+            self._run("connect", lambda conn: None)
+        except StorageRejected as exc:
+            raise ConfigError(str(exc)) from None
 
     def _require_tables(self) -> None:
         found = {
@@ -81,6 +92,8 @@ class PostgresStorage(Storage):
 
         try:
             return action(self._connect())
+        except ConfigError as exc:  # tables missing on a reconnect mid-run: keep the row, with the reason
+            raise StorageRejected(f"{what}: {exc}") from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if self._connection is not None:
                 self._connection.close()

@@ -20,8 +20,9 @@ from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_
 
 T = TypeVar("T")
 # Errors that are the row's or the schema's fault (PostgREST's schema-cache codes, and Postgres' data,
-# integrity and syntax classes): retrying the same row would fail the same way.
-_REJECTED_CODE = re.compile(r"^(PGRST2\d\d|22\w{3}|23\w{3}|42\w{3})$")
+# integrity and syntax classes): retrying the same row would fail the same way. 42501 (row-level security,
+# e.g. the anon key instead of the service role) is the key's fault: the row waits until the key is fixed.
+_REJECTED_CODE = re.compile(r"^(PGRST2\d\d|22\w{3}|23\w{3}|42(?!501)\w{3})$")
 
 
 def _json(value: object) -> object:
