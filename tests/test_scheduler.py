@@ -206,3 +206,18 @@ def test_the_memory_benchmark_runs_and_prints_its_figures():
     assert "runs: 6 (6 completed), results stored: 24" in done.stdout
     assert re.search(r"after run 6: peak RSS \d+\.\d MiB", done.stdout)
     assert re.search(r"peak RSS growth: [+-]\d+\.\d %", done.stdout)
+
+
+def test_main_py_stops_on_sigterm_after_the_request_in_flight(tmp_path):
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--simulate"], cwd=tmp_path,
+                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "benchmarks.db"
+    deadline = time.monotonic() + 30
+    while not db_rows(db, "select id from benchmark_results") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 143, err
+    assert "SIGTERM: stopping after the current request" in err and "Traceback" not in err
+    assert db_rows(db, "select status from runs") == [("interrupted",)]
+    assert len(db_rows(db, "select id from benchmark_results")) == out.count("Testing → ")
