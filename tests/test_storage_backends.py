@@ -183,3 +183,16 @@ def test_supabase_sends_the_service_role_key_and_upserts_ignoring_duplicates(sup
         storage.create_run(run)
         storage.create_run(replace(run, run_name="changed"))
     assert pg_rows(supabase_api.dsn, "select run_name from runs") == [("r",)]
+
+
+def test_supabase_reads_every_page(supabase_api, monkeypatch):
+    from benchmarking.config import Secret
+    from benchmarking.storage import supabase
+
+    monkeypatch.setattr(supabase, "READ_PAGE_ROWS", 2)
+    run = run_info()
+    with supabase.SupabaseStorage(supabase_api.url, Secret(SERVICE_KEY)) as storage:
+        storage.create_run(run)
+        for _ in range(5):
+            storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), full_measurement())
+        assert len(storage.read_results()) == 5 and len(storage.read_results(run.id)) == 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 import os
 from pathlib import Path
@@ -22,12 +22,13 @@ from .config import (
     positive_float,
     whole_number,
 )
-from .errors import BenchmarkError, ConfigError, NoProvidersError
+from .errors import BenchmarkError, ConfigError, NoProvidersError, StorageError
 from .benchmark_runner import RunInterrupted
 from .stopping import GracefulStop
 
 if TYPE_CHECKING:
     from .benchmark_runner import RunOutcome
+    from .report import Selection
     from .storage.outbox import ResilientStorage
 
 
@@ -97,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
             "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
         ),
         epilog=(
-            "Other commands: `main.py check` (is everything ready?), `main.py flush` (write the outbox to the "
-            "database); each has --help. Keys and storage come from the environment or .env (see .env.example). "
+            "Other commands: `main.py report` (percentiles, costs, charts, exports), `main.py check` (is everything "
+            "ready?), `main.py flush` (write the outbox to the database); each has --help. Keys and storage come from the environment or .env (see .env.example). "
             "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
             "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
         ),
@@ -273,7 +274,102 @@ def flush_main(argv: Sequence[str]) -> int:
     return ExitStatus.OK if report.pending == 0 and report.rejected == 0 else ExitStatus.FAILURES
 
 
-SUBCOMMANDS = {"check": check_main, "flush": flush_main}
+def _compare_side(text: str, base: "Selection") -> "Selection":
+    """A run id, or a window START..END (END may be left out: until now)."""
+    from .report import parse_run_id, parse_time
+
+    if ".." in text:
+        start, _, end = text.partition("..")
+        return replace(base, since=parse_time(start, "--compare"), until=parse_time(end, "--compare") if end else None)
+    return replace(base, run_ids=frozenset({parse_run_id(text, "--compare")}))
+
+
+def report_main(argv: Sequence[str]) -> int:
+    """`main.py report`: percentiles, success rates and costs per provider and model, on any backend."""
+    from .config import storage_settings
+    from .report import (
+        Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
+        parse_run_id, parse_time, select, summarise, title_for,
+    )
+    from .storage import open_backend
+
+    parser = _Parser(prog="main.py report", description=(
+        "Per provider and model: requests, success rate, TTFT and latency p50/p90/p95/p99, median tokens/s, "
+        "mean and total cost, cost per 1k output tokens and the most common errors, sorted by median TTFT. "
+        "Simulated runs are left out unless --include-simulated."))
+    which = parser.add_argument_group("which results")
+    which.add_argument("--run", metavar="ID", help="one run, by the id printed at its start")
+    which.add_argument("--last", action="store_true", help="the newest run")
+    which.add_argument("--since", metavar="WHEN", help="4h, 7d, 2w ago, or a date/time like 2026-11-01 (UTC)")
+    which.add_argument("--until", metavar="WHEN", help="the same forms as --since")
+    which.add_argument("--provider", action="append", default=[], help="only this provider; repeatable")
+    which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
+    which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
+                     help="table (default), json, csv or markdown; json and csv carry the same fields")
+    out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
+    out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                     help="change from A to B per provider; each a run id or a window like 8h..4h or "
+                          "2026-11-01..2026-11-08; changes beyond the noise are marked")
+    args = parser.parse_args(argv)
+
+    base = Selection(
+        run_ids=frozenset({parse_run_id(args.run, "--run")}) if args.run else None,
+        last=args.last,
+        since=parse_time(args.since, "--since") if args.since else None,
+        until=parse_time(args.until, "--until") if args.until else None,
+        providers=frozenset(args.provider),
+        models=frozenset(args.model),
+        include_simulated=args.include_simulated,
+    )
+    for flag, path, suffixes in (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html"))):
+        if path and Path(path).suffix.lower() not in suffixes:
+            raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
+    sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
+    load_dotenv_file()
+    settings = Settings(prompt="", providers=(), models={}, **storage_settings(os.environ))
+    with open_backend(settings) as storage:
+        if sides:
+            before, after = (select(storage, side) for side in sides)
+            for side, rows in zip(sides, (before, after)):
+                if not rows:
+                    print(f"no results match {side.describe()}: nothing to compare")
+                    return ExitStatus.OK
+            print(format_comparison(compare(before, after), title_for(before, sides[0]), title_for(after, sides[1])))
+            return ExitStatus.OK
+        rows = select(storage, base)
+    if not rows:
+        hint = ""
+        if not base.include_simulated:
+            with open_backend(settings) as storage:
+                if select(storage, replace(base, include_simulated=True)):
+                    hint = " (simulated results match: add --include-simulated to see them)"
+        print(f"no results match: {base.describe()}{hint}")
+        return ExitStatus.OK
+    summaries = summarise(rows)
+    title = title_for(rows, base)
+    if args.format == "json":
+        print(format_json(summaries, title, base, rows))
+    elif args.format == "csv":
+        print(format_csv(summaries), end="")
+    elif args.format == "markdown":
+        print(format_markdown(summaries, title))
+    else:
+        print(format_table(summaries, title))
+    if args.export:
+        count = export(rows, Path(args.export))
+        print(f"exported {count} result rows to {args.export}", file=sys.stderr)
+    if args.plot:
+        from .charts import plot
+
+        plot(rows, summaries, title, Path(args.plot))
+        print(f"chart written to {args.plot}", file=sys.stderr)
+    return ExitStatus.OK
+
+
+SUBCOMMANDS = {"check": check_main, "flush": flush_main, "report": report_main}
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:
@@ -368,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted before the run started: nothing measured", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except StorageError as exc:  # the database, not the user's input: like a failed run
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return ExitStatus.FAILURES
     except BenchmarkError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
         return ExitStatus.USAGE

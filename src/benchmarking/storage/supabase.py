@@ -19,6 +19,7 @@ from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row
 
 T = TypeVar("T")
+READ_PAGE_ROWS = 1000
 # Errors that are the row's or the schema's fault (PostgREST's schema-cache codes, and Postgres' data,
 # integrity and syntax classes): retrying the same row would fail the same way. 42501 (row-level security,
 # e.g. the anon key instead of the service role) is the key's fault: the row waits until the key is fixed.
@@ -124,8 +125,25 @@ class SupabaseStorage(Storage):
             lambda client: client.table("runs").update(values, returning="minimal").eq("id", str(run_id)).execute(),
         )
 
+    def _read_all(self, table: str, order: tuple[str, ...], run_id: UUID | None = None) -> list[dict[str, Any]]:
+        """Every row, a page at a time: PostgREST caps one answer (1,000 rows on Supabase by default)."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            def page(client: Any) -> list[dict[str, Any]]:
+                request = client.table(table).select("*")
+                if run_id is not None:
+                    request = request.eq("run_id", str(run_id))
+                for column in order:
+                    request = request.order(column)
+                return request.range(len(rows), len(rows) + READ_PAGE_ROWS - 1).execute().data
+
+            batch = self._run("read", page)
+            rows.extend(batch)
+            if len(batch) < READ_PAGE_ROWS:
+                return rows
+
     def read_runs(self) -> list[StoredRun]:
-        rows = self._run("read", lambda c: c.table("runs").select("*").order("started_at").execute().data)
+        rows = self._read_all("runs", ("started_at", "id"))
         return [
             StoredRun(
                 info=RunInfo(
@@ -140,12 +158,6 @@ class SupabaseStorage(Storage):
         ]
 
     def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        def query(client: Any) -> list[dict[str, Any]]:
-            request = client.table("benchmark_results").select("*")
-            if run_id is not None:
-                request = request.eq("run_id", str(run_id))
-            return request.order("created_at").order("id").execute().data
-
         return [
             StoredResult(
                 id=UUID(row["id"]),
@@ -153,5 +165,5 @@ class SupabaseStorage(Storage):
                 created_at=datetime.fromisoformat(row["created_at"]),
                 measurement=measurement_from_row(row),
             )
-            for row in self._run("read", query)
+            for row in self._read_all("benchmark_results", ("created_at", "id"), run_id)
         ]

@@ -1,0 +1,120 @@
+"""`report --plot`: one picture to read at a glance, as PNG or as a self-contained HTML page.
+
+Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
+provider, and cost against latency. The HTML page embeds the same picture and the summary table; it loads nothing
+from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ConfigError
+from .report import PERCENTILES, Row, Summary, summary_fields
+
+PLOT_SUFFIXES = (".png", ".html")
+
+
+def _figure(rows: Sequence[Row], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to memory
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list] = {}
+    for row in rows:
+        m = row.result.measurement
+        series.setdefault(f"{m.provider} / {m.model}", []).append((row.result.created_at, m))
+    figure, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
+    (latency_ax, ttft_ax), (box_ax, cost_ax) = axes
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels, distributions = [], []
+    for index, (label, points) in enumerate(sorted(series.items())):
+        colour = colours[index % len(colours)]
+        ok = [(t, m) for t, m in points if m.success]
+        latency = [(t, m.latency_ms) for t, m in ok if m.latency_ms is not None]
+        ttft = [(t, m.ttft_ms) for t, m in ok if m.ttft_ms is not None]
+        if latency:
+            latency_ax.plot(*zip(*latency), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+            labels.append(label)
+            distributions.append([v for _, v in latency])
+        if ttft:
+            ttft_ax.plot(*zip(*ttft), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+        failures = [t for t, m in points if not m.success]
+        if failures:
+            latency_ax.scatter(failures, [0] * len(failures), marker="x", color=colour, s=30)
+        costed = [(m.latency_ms, float(m.cost_usd)) for _, m in ok if m.cost_usd is not None and m.latency_ms]
+        if costed:
+            cost_ax.scatter(*zip(*costed), s=18, alpha=0.7, color=colour, label=label)
+
+    latency_ax.set(title="Latency over time (x at 0: failed request)", xlabel="time (UTC)", ylabel="latency (ms)")
+    ttft_ax.set(title="Time to first token over time", xlabel="time (UTC)", ylabel="TTFT (ms)")
+    if distributions:
+        box_ax.boxplot(distributions, orientation="horizontal", showfliers=True)
+        box_ax.set_yticks(range(1, len(labels) + 1), labels)
+    box_ax.set(title="Latency distribution (box: p25-p75, line: median)", xlabel="latency (ms)")
+    cost_ax.set(title="Cost against latency, per request", xlabel="latency (ms)", ylabel="cost (USD)")
+    cost_ax.yaxis.set_major_formatter(lambda value, _: f"${value:.6f}")
+    for ax in (latency_ax, ttft_ax, cost_ax):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in (latency_ax, ttft_ax):
+        ax.tick_params(axis="x", labelrotation=20)
+    figure.suptitle(title, fontsize=11)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _html(png: bytes, summaries: Sequence[Summary], title: str) -> str:
+    records = [summary_fields(s) for s in summaries]
+    header = "".join(f"<th>{html.escape(name)}</th>" for name in records[0]) if records else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in r.values()) + "</tr>"
+        for r in records
+    )
+    image = base64.b64encode(png).decode()
+    quantiles = ", ".join(f"p{q}" for q in PERCENTILES)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Benchmark Engine report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.8rem; margin-top: 1rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
+th {{ background: #f2f2f2; }}
+td:nth-child(1), td:nth-child(2) {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>Benchmark Engine report</h1>
+<p id="title">{html.escape(title)}</p>
+<img id="chart" alt="latency and TTFT over time, latency distribution, cost against latency"
+     src="data:image/png;base64,{image}">
+<div style="overflow-x: auto"><table id="summary"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>
+<p>Times in ms over successful requests; {quantiles} by linear interpolation, "-" below 2 samples.</p>
+</body>
+</html>
+"""
+
+
+def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Path) -> None:
+    """Write the picture as PNG, or as a self-contained HTML page, by the file's extension."""
+    suffix = path.suffix.lower()
+    if suffix not in PLOT_SUFFIXES:
+        raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
+    png = _figure(rows, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        path.write_bytes(png)
+    else:
+        path.write_text(_html(png, summaries, title), encoding="utf-8")
