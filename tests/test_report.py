@@ -176,7 +176,7 @@ def test_compare_two_runs_from_the_command_line(report_dir, capsys):
     assert main(["report", "--compare", str(first), str(second)]) == 0
     out = capsys.readouterr().out
     assert "openai / gpt-4o-mini (4 -> 2 requests)" in out
-    assert "latency: 200.0 -> 700.0 ms (+500.0" in out
+    assert "latency: 200.0 -> 700.0 ms (+500.0" in out and "SLOWER" in out
     assert main(["report", "--compare", "2026-11-20..2026-11-21", "2026-11-21.."]) == 0
     assert "groq / openai/gpt-oss-20b" in capsys.readouterr().out
 
@@ -206,3 +206,14 @@ def test_plot_png_and_html_render_in_headless_chromium(report_dir, tmp_path):
                           timeout=120)
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     assert len(shot.read_bytes()) > 50_000  # a blank page is a few kB; the chart and table make it far more
+
+
+def test_a_significant_but_tiny_change_is_not_called_a_slowdown():
+    from benchmarking.report import Change
+
+    steady = [100.0, 100.1, 100.2, 100.3]
+    wobble = [v + 0.5 for v in steady]
+    change = Change("latency", "ms", percentile(steady, 50), percentile(wobble, 50), bootstrap_interval(steady, wobble))
+    assert change.interval[0] > 0 and change.verdict == "same"
+    slower = [v * 1.5 for v in steady]
+    assert Change("latency", "ms", 100.15, 150.2, bootstrap_interval(steady, slower)).verdict == "up"

@@ -29,6 +29,7 @@ from .storage.schema import result_row
 
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_RESAMPLES = 2000
+MIN_RELATIVE_CHANGE = 0.05
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 _AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -388,13 +389,18 @@ class Change:
 
     @property
     def verdict(self) -> str:
-        """'up' or 'down' when the interval excludes 0, 'same' when it includes it, '?' when undefined."""
-        if self.interval is None:
+        """'up' or 'down' beyond the noise, 'same' within it, '?' when undefined.
+
+        Beyond the noise: the interval excludes 0 and the median moved by at least MIN_RELATIVE_CHANGE, so that a
+        0.2 ms wobble on a steady provider is not called a slowdown.
+        """
+        if self.interval is None or self.before is None or self.after is None:
             return "?"
         low, high = self.interval
-        if low > 0:
+        large = abs(self.after - self.before) >= MIN_RELATIVE_CHANGE * abs(self.before)
+        if low > 0 and large:
             return "up"
-        if high < 0:
+        if high < 0 and large:
             return "down"
         return "same"
 
@@ -438,7 +444,9 @@ def compare(before: Sequence[Row], after: Sequence[Row]) -> list[Comparison]:
 
 def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: str) -> str:
     words = {"TTFT": ("SLOWER", "faster"), "latency": ("SLOWER", "faster"), "cost": ("DEARER", "cheaper")}
-    lines = [f"A: {title_a}", f"B: {title_b}", "median A -> B (difference, 95 % bootstrap interval of it)"]
+    lines = [f"A: {title_a}", f"B: {title_b}",
+             "median A -> B (difference, 95 % bootstrap interval of it); marked when the interval excludes 0 "
+             f"and the median moved by {MIN_RELATIVE_CHANGE:.0%} or more"]
     for c in comparisons:
         lines.append(f"{c.provider} / {c.model} ({c.requests[0]} -> {c.requests[1]} requests)")
         for change in c.changes:
