@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 import json
 import os
-from pathlib import Path
 import shutil
 import subprocess
 from uuid import uuid4

@@ -84,7 +84,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     run = parser.add_argument_group("the run")
-    run.add_argument("--run-name", default=DEFAULT_RUN_NAME, help=f"stored as runs.run_name (default {DEFAULT_RUN_NAME})")
+    run.add_argument("--run-name", default=DEFAULT_RUN_NAME,
+                     help=f"stored as runs.run_name (default {DEFAULT_RUN_NAME})")
     run.add_argument("--triggered-by", default="cli", help="stored as runs.triggered_by (default cli)")
     run.add_argument("--json", dest="json_output", action="store_true", help="print the results as JSON on stdout")
     run.add_argument("--traceback", action="store_true", help="show the full traceback of an unexpected error")
@@ -99,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Other commands: `main.py report` (percentiles, costs, charts, exports), `main.py check` (is everything "
-            "ready?), `main.py flush` (write the outbox to the database); each has --help. Keys and storage come from the environment or .env (see .env.example). "
+            "ready?), `main.py flush` (write the outbox to the database); each has --help. "
+            "Keys and storage come from the environment or .env (see .env.example). "
             "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
             "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
         ),
@@ -324,7 +326,8 @@ def report_main(argv: Sequence[str]) -> int:
         models=frozenset(args.model),
         include_simulated=args.include_simulated,
     )
-    for flag, path, suffixes in (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html"))):
+    outputs = (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html")))
+    for flag, path, suffixes in outputs:
         if path and Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []

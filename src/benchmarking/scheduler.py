@@ -1,4 +1,4 @@
-"""Repeated runs on a fixed grid: run k starts at start + k * interval (monotonic clock), so the schedule never drifts."""
+"""Repeated runs on a fixed grid: run k starts at start + k * interval (monotonic clock), so it never drifts."""
 
 from __future__ import annotations
 

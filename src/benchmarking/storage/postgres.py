@@ -12,7 +12,9 @@ from ..config import redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
-from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row
+from .schema import (
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, stored_result_from_row, stored_run_from_row,
+)
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
 _MIGRATION_LOCK = 0x62656E63  # pg_advisory_xact_lock key: two machines upgrading at once take turns
@@ -114,21 +116,9 @@ class PostgresStorage(Storage):
     def create_run(self, run: RunInfo) -> None:
         from psycopg.types.json import Jsonb
 
-        self._insert(
-            "runs",
-            {
-                "id": run.id,
-                "run_name": run.run_name,
-                "triggered_by": run.triggered_by,
-                "started_at": run.started_at,
-                "status": "running",
-                "mode": run.mode,
-                "host": run.host,
-                "region": run.region,
-                "tool_version": run.tool_version,
-                "settings": Jsonb(run.settings),
-            },
-        )
+        row = run_row(run)
+        row["settings"] = Jsonb(run.settings)
+        self._insert("runs", row)
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
@@ -151,29 +141,14 @@ class PostgresStorage(Storage):
         return self._run("read", fetch)
 
     def read_runs(self) -> list[StoredRun]:
-        return [
-            StoredRun(
-                info=RunInfo(
-                    id=row["id"], run_name=row["run_name"], triggered_by=row["triggered_by"],
-                    started_at=row["started_at"], mode=row["mode"], host=row["host"], region=row["region"],
-                    tool_version=row["tool_version"], settings=row["settings"] or {},
-                ),
-                status=row["status"],
-                finished_at=row["finished_at"],
-            )
-            for row in self._select("select * from runs order by started_at")
-        ]
+        return [stored_run_from_row(row) for row in self._select("select * from runs order by started_at")]
 
     def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
         if run_id is None:
             rows = self._select("select * from benchmark_results order by created_at, id")
         else:
             rows = self._select("select * from benchmark_results where run_id = %s order by created_at, id", (run_id,))
-        return [
-            StoredResult(id=row["id"], run_id=row["run_id"], created_at=row["created_at"],
-                         measurement=measurement_from_row(row))
-            for row in rows
-        ]
+        return [stored_result_from_row(row) for row in rows]
 
     def close(self) -> None:
         if self._connection is not None:

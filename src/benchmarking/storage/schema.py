@@ -12,6 +12,7 @@ import json
 from uuid import UUID
 
 from ..measurement import Measurement
+from .base import RunInfo, StoredResult, StoredRun
 
 # (column, Postgres type as written in schema.sql)
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -65,6 +66,59 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
+
+
+def run_row(run: RunInfo) -> dict[str, object]:
+    """The columns of a new run (status 'running'); settings stay a dict for each backend to encode."""
+    return {
+        "id": run.id,
+        "run_name": run.run_name,
+        "triggered_by": run.triggered_by,
+        "started_at": run.started_at,
+        "status": "running",
+        "mode": run.mode,
+        "host": run.host,
+        "region": run.region,
+        "tool_version": run.tool_version,
+        "settings": run.settings,
+    }
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _time(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def stored_run_from_row(row: dict[str, object]) -> StoredRun:
+    """A `runs` row as any backend returns it (text or typed values) back into a StoredRun."""
+    settings = row["settings"]
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    info = RunInfo(
+        id=_uuid(row["id"]),
+        run_name=row["run_name"],
+        triggered_by=row["triggered_by"],
+        started_at=_time(row["started_at"]),
+        mode=row["mode"],
+        host=row["host"],
+        region=row["region"],
+        tool_version=row["tool_version"],
+        settings=settings or {},
+    )
+    return StoredRun(info=info, status=row["status"], finished_at=_time(row["finished_at"]))
+
+
+def stored_result_from_row(row: dict[str, object]) -> StoredResult:
+    """A `benchmark_results` row as any backend returns it back into a StoredResult."""
+    return StoredResult(
+        id=_uuid(row["id"]), run_id=_uuid(row["run_id"]), created_at=_time(row["created_at"]),
+        measurement=measurement_from_row(row),
+    )
 
 
 def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, object]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-import json
 from pathlib import Path
 import sqlite3
 from uuid import UUID
@@ -11,7 +10,9 @@ from uuid import UUID
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
-from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row, settings_json
+from .schema import (
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, settings_json, stored_result_from_row, stored_run_from_row,
+)
 
 SQLITE_TYPES = {
     "uuid": "TEXT",
@@ -101,21 +102,9 @@ class SQLiteStorage(Storage):
             raise _storage_error(f"cannot write to {table} in {self.location}", exc) from None
 
     def create_run(self, run: RunInfo) -> None:
-        self._insert(
-            "runs",
-            {
-                "id": run.id,
-                "run_name": run.run_name,
-                "triggered_by": run.triggered_by,
-                "started_at": run.started_at,
-                "status": "running",
-                "mode": run.mode,
-                "host": run.host,
-                "region": run.region,
-                "tool_version": run.tool_version,
-                "settings": settings_json(run.settings),
-            },
-        )
+        row = run_row(run)
+        row["settings"] = settings_json(run.settings)
+        self._insert("runs", row)
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
@@ -130,22 +119,7 @@ class SQLiteStorage(Storage):
             raise _storage_error(f"cannot finish run {run_id} in {self.location}", exc) from None
 
     def read_runs(self) -> list[StoredRun]:
-        runs = []
-        for row in self._db.execute("SELECT * FROM runs ORDER BY started_at"):
-            info = RunInfo(
-                id=UUID(row["id"]),
-                run_name=row["run_name"],
-                triggered_by=row["triggered_by"],
-                started_at=datetime.fromisoformat(row["started_at"]),
-                mode=row["mode"],
-                host=row["host"],
-                region=row["region"],
-                tool_version=row["tool_version"],
-                settings=json.loads(row["settings"]) if row["settings"] else {},
-            )
-            finished = datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None
-            runs.append(StoredRun(info=info, status=row["status"], finished_at=finished))
-        return runs
+        return [stored_run_from_row(dict(row)) for row in self._db.execute("SELECT * FROM runs ORDER BY started_at")]
 
     def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
         query = "SELECT * FROM benchmark_results"
@@ -153,18 +127,8 @@ class SQLiteStorage(Storage):
         if run_id is not None:
             query += " WHERE run_id = ?"
             params = (str(run_id),)
-        results = []
-        for row in self._db.execute(query + " ORDER BY created_at, rowid", params):
-            values = dict(row)
-            results.append(
-                StoredResult(
-                    id=UUID(values["id"]),
-                    run_id=UUID(values["run_id"]),
-                    created_at=datetime.fromisoformat(values["created_at"]),
-                    measurement=measurement_from_row(values),
-                )
-            )
-        return results
+        rows = self._db.execute(query + " ORDER BY created_at, rowid", params)
+        return [stored_result_from_row(dict(row)) for row in rows]
 
     def close(self) -> None:
         self._db.close()

@@ -16,7 +16,7 @@ from ..config import Secret, redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
-from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, measurement_from_row, result_row
+from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, stored_result_from_row, stored_run_from_row
 
 T = TypeVar("T")
 READ_PAGE_ROWS = 1000
@@ -91,20 +91,8 @@ class SupabaseStorage(Storage):
             raise StorageUnavailable(f"{what}: {self.location} unavailable: {type(exc).__name__}: {exc}") from None
 
     def create_run(self, run: RunInfo) -> None:
-        row = _row(
-            {
-                "id": run.id,
-                "run_name": run.run_name,
-                "triggered_by": run.triggered_by,
-                "started_at": run.started_at,
-                "status": "running",
-                "mode": run.mode,
-                "host": run.host,
-                "region": run.region,
-                "tool_version": run.tool_version,
-            }
-        )
-        row["settings"] = run.settings
+        row = _row(run_row(run))
+        row["settings"] = run.settings  # jsonb: the JSON object itself
         self._upsert("runs", row)
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
@@ -143,27 +131,8 @@ class SupabaseStorage(Storage):
                 return rows
 
     def read_runs(self) -> list[StoredRun]:
-        rows = self._read_all("runs", ("started_at", "id"))
-        return [
-            StoredRun(
-                info=RunInfo(
-                    id=UUID(row["id"]), run_name=row["run_name"], triggered_by=row["triggered_by"],
-                    started_at=datetime.fromisoformat(row["started_at"]), mode=row["mode"], host=row["host"],
-                    region=row["region"], tool_version=row["tool_version"], settings=row["settings"] or {},
-                ),
-                status=row["status"],
-                finished_at=datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None,
-            )
-            for row in rows
-        ]
+        return [stored_run_from_row(row) for row in self._read_all("runs", ("started_at", "id"))]
 
     def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        return [
-            StoredResult(
-                id=UUID(row["id"]),
-                run_id=UUID(row["run_id"]),
-                created_at=datetime.fromisoformat(row["created_at"]),
-                measurement=measurement_from_row(row),
-            )
-            for row in self._read_all("benchmark_results", ("created_at", "id"), run_id)
-        ]
+        rows = self._read_all("benchmark_results", ("created_at", "id"), run_id)
+        return [stored_result_from_row(row) for row in rows]
