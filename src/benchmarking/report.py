@@ -115,7 +115,9 @@ def select(storage: Storage, selection: Selection) -> list[Row]:
         newest = max(wanted, key=lambda run_id: eligible[run_id].info.started_at)
         wanted = {newest}
     rows = []
-    for result in storage.read_results():
+    # One run: read just its rows (--run, --last), not the whole table.
+    results = storage.read_results(next(iter(wanted))) if len(wanted) == 1 else storage.read_results()
+    for result in results:
         if result.run_id not in wanted:
             continue
         m = result.measurement
