@@ -1,0 +1,238 @@
+"""How fast is storage as the tables grow? Time per saved result on SQLite and PostgreSQL with 10 to 100,000 results
+already stored, and reading them back: read_results() and `python main.py report` on 100,000 results.
+
+    python benchmarks/storage.py            # SQLite and PostgreSQL, up to 100,000 stored results (about 1 minute)
+    python benchmarks/storage.py --quick    # up to 100 results, for the smoke test
+
+100,000 results are 25,000 runs of four providers every 15 minutes, about 8.7 months (a year is 140,160 results),
+with answers of about 1 KB. They are filled in fast (executemany on SQLite, COPY on PostgreSQL) as 15-minute runs
+going back in time; then each timed save goes through the real backend (SQLiteStorage / PostgresStorage.save_result:
+one insert and one commit, as a run writes). No target is set for these figures; reports should stay fast on a year.
+
+PostgreSQL: a scratch database bench_perf_<hex> on 127.0.0.1:5432 (user postgres, trust authentication), dropped
+afterwards. If no PostgreSQL answers there, that part is skipped, unless BENCHMARK_REQUIRE_POSTGRES is set: then it is
+an error, as in the tests. Not part of the test suite (a smoke test runs it with --quick so that it does not rot).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+import random
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator
+from uuid import uuid4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from benchmarking.measurement import Measurement  # noqa: E402
+from benchmarking.storage import RunInfo, Storage  # noqa: E402
+from benchmarking.storage.postgres import PostgresStorage  # noqa: E402
+from benchmarking.storage.schema import result_row, run_row  # noqa: E402
+from benchmarking.storage.sqlite import SQLiteStorage, _sql_value  # noqa: E402
+from machine import machine_line  # noqa: E402
+
+MAIN = Path(__file__).resolve().parent.parent / "main.py"
+ADMIN_DSN = "host=127.0.0.1 port=5432 dbname=postgres user=postgres connect_timeout=3"
+ANSWER = ("A hash map stores each value in a bucket chosen by the hash of its key. " * 16).strip()  # about 1 KB
+PROVIDERS = (  # (provider, model, TTFT ms, latency ms, input, output tokens, cost): as the simulator's profiles
+    ("openai", "gpt-4o-mini", 180.0, 745.0, 28, 48, "0.000033"),
+    ("groq", "openai/gpt-oss-20b", 60.0, 123.0, 80, 64, "0.000025"),
+    ("together", "openai/gpt-oss-120b", 150.0, 306.0, 80, 64, "0.000050"),
+    ("openrouter", "openai/gpt-4o-mini", 250.0, 815.0, 28, 48, "0.000042"),
+)
+
+
+def measurement(index: int, started_at: datetime) -> Measurement:
+    """A plausible result: one of the four providers in turn, jittered timings, one failure in fifty."""
+    provider, model, ttft, latency, tokens_in, tokens_out, cost = PROVIDERS[index % len(PROVIDERS)]
+    jitter = 0.8 + 0.4 * random.random()
+    m = Measurement(
+        provider=provider, model=model, success=True, started_at=started_at, stream=True, ttft_ms=ttft * jitter,
+        answer_ttft_ms=ttft * jitter, latency_ms=latency * jitter, input_tokens=tokens_in, output_tokens=tokens_out,
+        cached_tokens=0, reasoning_tokens=0, tokens_per_second=(tokens_out - 1) / ((latency - ttft) * jitter / 1000),
+        finish_reason="stop", request_id=f"req_{index}", response_text=ANSWER, cost_usd=Decimal(cost),
+        cost_source="pricing", price_input_per_mtok=Decimal("0.15"), price_output_per_mtok=Decimal("0.60"),
+        price_as_of="2026-11-28", endpoint=f"https://api.{provider}.example/v1",
+    )
+    if index % 50 == 49:
+        m = replace(m, success=False, ttft_ms=None, answer_ttft_ms=None, latency_ms=None, tokens_per_second=None,
+                    input_tokens=None, output_tokens=None, response_text=None, cost_usd=None, error_type="timeout",
+                    error_message="no complete answer within 60 s")
+    return m
+
+
+def history(start: int, count: int, newest: datetime) -> Iterator[tuple[dict, list[dict]]]:
+    """(runs row, its results' rows) for `count` results numbered from `start`: four per run, runs 15 minutes apart
+    going back in time from `newest`, so that the timed saves are the newest rows, as in real use."""
+    for first in range(start, start + count, 4):
+        began = newest - timedelta(minutes=15 * (first // 4 + 1))
+        run = run_row(RunInfo(id=uuid4(), run_name="scheduled-run", triggered_by="scheduler", started_at=began,
+                              mode="live", host="bench", region=None, tool_version="bench", settings={"repeat": 1}))
+        run.update(status="completed", finished_at=began + timedelta(seconds=3))
+        results = [
+            result_row(run["id"], uuid4(), began + timedelta(seconds=i - first + 1),
+                       measurement(i, began + timedelta(seconds=i - first)))
+            for i in range(first, min(first + 4, start + count))
+        ]
+        yield run, results
+
+
+# ---- bulk filling, per backend: fast, and outside what is measured ---------------------------------------------
+def fill_sqlite(path: Path, start: int, count: int, newest: datetime) -> None:
+    db = sqlite3.connect(path)
+    with db:  # one transaction for the lot
+        for run, results in history(start, count, newest):
+            run["settings"] = json.dumps(run["settings"])
+            db.execute(f"insert into runs ({', '.join(run)}) values ({', '.join('?' * len(run))})",
+                       [_sql_value(v) for v in run.values()])
+            names = list(results[0])
+            db.executemany(
+                f"insert into benchmark_results ({', '.join(names)}) values ({', '.join('?' * len(names))})",
+                [[_sql_value(r[n]) for n in names] for r in results],
+            )
+    db.close()
+
+
+def fill_postgres(url: str, start: int, count: int, newest: datetime) -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    runs, results = [], []
+    for run, rows in history(start, count, newest):
+        run["settings"] = Jsonb(run["settings"])
+        runs.append(run)
+        results += rows
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        for table, rows in (("runs", runs), ("benchmark_results", results)):
+            with cursor.copy(f"copy {table} ({', '.join(rows[0])}) from stdin") as copy:
+                for row in rows:
+                    copy.write_row(list(row.values()))
+
+
+# ---- the measurements ------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def time_saves(storage: Storage, saves: int, newest: datetime) -> list[float]:
+    """Milliseconds per save_result, through the real backend, for the newest run."""
+    run_id = uuid4()
+    storage.create_run(RunInfo(id=run_id, run_name="timed", triggered_by="bench", started_at=newest, mode="live",
+                               host="bench", region=None, tool_version="bench", settings={}))
+    times = []
+    for i in range(saves):
+        created = newest + timedelta(seconds=i)
+        m = measurement(i, created)
+        began = time.perf_counter()
+        storage.save_result(run_id, uuid4(), created, m)
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def time_report(database_url: str, args: list[str], workdir: str) -> str:
+    """Wall time of `python main.py report ...` on this database, as a user would run it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "BENCHMARK_"))}
+    env["DATABASE_URL"] = database_url
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, str(MAIN), "report", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"storage: `main.py report {' '.join(args)}` exited {done.returncode}:\n{done.stderr}")
+    return f"{seconds:.2f} s"
+
+
+def measure_backend(open_storage: Callable[[], Storage], fill: Callable[[int, int, datetime], None],
+                    database_url: str, sizes: list[int], saves: int, workdir: str) -> None:
+    newest = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    print(f"  {'results stored':>15}  {'save_result ms':^23}")
+    print(f"  {'':>15}  {'p50':>7} {'p99':>7} {'max':>7}")
+    stored = filled = 0
+    with open_storage() as storage:
+        storage.prepare()  # connects and creates the tables (PostgreSQL applies schema.sql) before anything is timed
+        for size in sizes:
+            began = time.perf_counter()
+            if size > stored:
+                fill(filled, size - stored, newest)
+                filled += size - stored
+            fill_s = time.perf_counter() - began
+            times = time_saves(storage, saves, newest)
+            stored = size + saves
+            print(f"  {size:>15,}  {percentile(times, 50):7.2f} {percentile(times, 99):7.2f} {max(times):7.2f}"
+                  f"   (filled in {fill_s:.1f} s)")
+            newest += timedelta(minutes=10)  # the next timed run is newer still
+        began = time.perf_counter()
+        count = len(storage.read_results())
+        print(f"  read_results() on {count:,} results: {time.perf_counter() - began:.2f} s")
+    if importlib.util.find_spec("benchmarking.report") is None:
+        print("  report: not built yet")
+        return
+    for args in ([], ["--last"], ["--since", "7d"]):
+        print(f"  python main.py report {' '.join(args):<11} on {count:,} results: "
+              f"{time_report(database_url, args, workdir)}")
+
+
+def postgres_available() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(ADMIN_DSN).close()
+        return True
+    except psycopg.OperationalError as error:
+        if os.environ.get("BENCHMARK_REQUIRE_POSTGRES"):
+            raise SystemExit(f"storage: PostgreSQL is required (BENCHMARK_REQUIRE_POSTGRES is set) but not "
+                             f"reachable at 127.0.0.1:5432: {error}")
+        print(f"\nPostgreSQL: not reachable at 127.0.0.1:5432, skipped ({' '.join(str(error).split())[:120]})")
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 and 100 stored results, 5 saves: the smoke test")
+    args = parser.parse_args()
+    sizes, saves = ([10, 100], 5) if args.quick else ([10, 1_000, 10_000, 100_000], 200)
+    random.seed(6)
+
+    print(f"storage: time per saved result as the tables grow ({saves} saves at each size, p99 nearest-rank), "
+          f"then reading everything back")
+    print(machine_line("psycopg"))
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "benchmarks.db"
+        print(f"\nSQLite (a file in {tempfile.gettempdir()}, SQLite {sqlite3.sqlite_version}, default journal mode)")
+        measure_backend(lambda: SQLiteStorage(path), lambda *batch: fill_sqlite(path, *batch),
+                        f"sqlite:///{path}", sizes, saves, workdir)
+
+        if postgres_available():
+            import psycopg
+            from psycopg import sql
+
+            name = f"bench_perf_{secrets.token_hex(6)}"
+            url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+                version = admin.execute("show server_version").fetchone()[0]
+                admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+                try:
+                    print(f"\nPostgreSQL {version} (scratch database {name} on 127.0.0.1:5432)")
+                    measure_backend(lambda: PostgresStorage(url), lambda *batch: fill_postgres(url, *batch),
+                                    url, sizes, saves, workdir)
+                finally:
+                    admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
