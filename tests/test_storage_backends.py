@@ -196,3 +196,25 @@ def test_supabase_reads_every_page(supabase_api, monkeypatch):
         for _ in range(5):
             storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), full_measurement())
         assert len(storage.read_results()) == 5 and len(storage.read_results(run.id)) == 5
+
+
+def test_reads_narrow_by_run_and_time_and_can_leave_the_answer_text_out(open_backend):
+    from datetime import timedelta
+
+    first, second = run_info(), run_info()
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    with open_backend() as storage:
+        storage.prepare()
+        for index, run in enumerate((first, second)):
+            storage.create_run(run)
+            for minute in range(3):
+                created = start + timedelta(hours=index, minutes=minute)
+                storage.save_result(run.id, uuid4(), created, full_measurement())
+        assert len(storage.read_results(first.id)) == 3
+        later = storage.read_results(since=start + timedelta(minutes=2))
+        assert [r.created_at for r in later] == [start + timedelta(minutes=2)] + [
+            start + timedelta(hours=1, minutes=m) for m in range(3)]
+        assert len(storage.read_results(second.id, since=start + timedelta(hours=1, minutes=1))) == 2
+        bare = storage.read_results(first.id, with_text=False)
+        assert bare[0].measurement.response_text is None
+        assert bare[0].measurement == replace(full_measurement(), response_text=None)

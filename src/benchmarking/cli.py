@@ -342,7 +342,7 @@ def report_main(argv: Sequence[str]) -> int:
                     return ExitStatus.OK
             print(format_comparison(compare(before, after), title_for(before, sides[0]), title_for(after, sides[1])))
             return ExitStatus.OK
-        rows = select(storage, base)
+        rows = select(storage, base, with_text=bool(args.export))
     if not rows:
         hint = ""
         if not base.include_simulated:

@@ -102,8 +102,8 @@ class Row:
     run: StoredRun
 
 
-def select(storage: Storage, selection: Selection) -> list[Row]:
-    """The stored results the selection covers, oldest first."""
+def select(storage: Storage, selection: Selection, with_text: bool = False) -> list[Row]:
+    """The stored results the selection covers, oldest first (answer texts only if asked: exports want them)."""
     runs = {r.info.id: r for r in storage.read_runs()}
     eligible = {
         run_id: run for run_id, run in runs.items() if selection.include_simulated or run.info.mode != "simulated"
@@ -115,9 +115,11 @@ def select(storage: Storage, selection: Selection) -> list[Row]:
         newest = max(wanted, key=lambda run_id: eligible[run_id].info.started_at)
         wanted = {newest}
     rows = []
-    # One run: read just its rows (--run, --last), not the whole table.
-    results = storage.read_results(next(iter(wanted))) if len(wanted) == 1 else storage.read_results()
-    for result in results:
+    # The database narrows what it can (one run, --since); the rest is filtered here, the same on every backend.
+    one_run = next(iter(wanted)) if len(wanted) == 1 else None
+    if not wanted:
+        return []
+    for result in storage.read_results(one_run, selection.since, with_text):
         if result.run_id not in wanted:
             continue
         m = result.measurement

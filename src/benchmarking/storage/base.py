@@ -67,7 +67,10 @@ class Storage(ABC):
     def read_runs(self) -> list[StoredRun]: ...
 
     @abstractmethod
-    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]: ...
+    def read_results(
+        self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
+    ) -> list[StoredResult]:
+        """Results oldest first: of one run, or created at or after `since`; without response_text if asked."""
 
     def prepare(self) -> None:
         """Check that the database can take rows before anything is measured.

@@ -210,8 +210,10 @@ class ResilientStorage(Storage):
     def read_runs(self) -> list[StoredRun]:
         return self.backend_storage.read_runs()
 
-    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        return self.backend_storage.read_results(run_id)
+    def read_results(
+        self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
+    ) -> list[StoredResult]:
+        return self.backend_storage.read_results(run_id, since, with_text)
 
     def close(self) -> None:
         self.backend_storage.close()

@@ -13,7 +13,8 @@ from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, stored_result_from_row, stored_run_from_row,
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, stored_result_from_row,
+    stored_run_from_row,
 )
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
@@ -143,11 +144,19 @@ class PostgresStorage(Storage):
     def read_runs(self) -> list[StoredRun]:
         return [stored_run_from_row(row) for row in self._select("select * from runs order by started_at")]
 
-    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        if run_id is None:
-            rows = self._select("select * from benchmark_results order by created_at, id")
-        else:
-            rows = self._select("select * from benchmark_results where run_id = %s order by created_at, id", (run_id,))
+    def read_results(
+        self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
+    ) -> list[StoredResult]:
+        conditions, params = [], []
+        if run_id is not None:
+            conditions.append("run_id = %s")
+            params.append(run_id)
+        if since is not None:
+            conditions.append("created_at >= %s")
+            params.append(since)
+        where = " where " + " and ".join(conditions) if conditions else ""
+        columns = ", ".join(selected_result_columns(with_text))
+        rows = self._select(f"select {columns} from benchmark_results{where} order by created_at, id", tuple(params))
         return [stored_result_from_row(row) for row in rows]
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 import json
 from uuid import UUID
 
@@ -84,8 +85,19 @@ def run_row(run: RunInfo) -> dict[str, object]:
     }
 
 
+def selected_result_columns(with_text: bool) -> list[str]:
+    """The columns a read asks for; without the answer text a report over many rows reads far less."""
+    return [name for name, _ in RESULTS_COLUMNS if with_text or name != "response_text"]
+
+
+@lru_cache(maxsize=4096)
+def _parse_uuid(text: str) -> UUID:
+    return UUID(text)
+
+
 def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
+    # Cached: the rows of one run repeat its run_id, and parsing was a quarter of a 100,000-row report.
+    return value if isinstance(value, UUID) else _parse_uuid(str(value))
 
 
 def _time(value: object) -> datetime | None:
@@ -135,7 +147,7 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
 
 def measurement_from_row(row: dict[str, object]) -> Measurement:
     """Rebuild a Measurement from stored column values (the inverse of result_row, less id/run_id/created_at)."""
-    values = {name: row[name] for name in _MEASUREMENT_FIELDS}
+    values = {name: row.get(name) for name in _MEASUREMENT_FIELDS}  # columns not read (response_text) are None
     if values["cost_usd"] is not None:
         values["cost_usd"] = Decimal(str(values["cost_usd"]))
     for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
 from uuid import UUID
@@ -11,7 +11,8 @@ from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, settings_json, stored_result_from_row, stored_run_from_row,
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json,
+    stored_result_from_row, stored_run_from_row,
 )
 
 SQLITE_TYPES = {
@@ -121,13 +122,19 @@ class SQLiteStorage(Storage):
     def read_runs(self) -> list[StoredRun]:
         return [stored_run_from_row(dict(row)) for row in self._db.execute("SELECT * FROM runs ORDER BY started_at")]
 
-    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        query = "SELECT * FROM benchmark_results"
-        params: tuple[str, ...] = ()
+    def read_results(
+        self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
+    ) -> list[StoredResult]:
+        conditions, params = [], []
         if run_id is not None:
-            query += " WHERE run_id = ?"
-            params = (str(run_id),)
-        rows = self._db.execute(query + " ORDER BY created_at, rowid", params)
+            conditions.append("run_id = ?")
+            params.append(str(run_id))
+        if since is not None:  # ISO 8601 text in UTC sorts in time order
+            conditions.append("created_at >= ?")
+            params.append(since.astimezone(timezone.utc).isoformat())
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        columns = ", ".join(selected_result_columns(with_text))
+        rows = self._db.execute(f"SELECT {columns} FROM benchmark_results{where} ORDER BY created_at, rowid", params)
         return [stored_result_from_row(dict(row)) for row in rows]
 
     def close(self) -> None:

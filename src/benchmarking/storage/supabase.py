@@ -16,7 +16,10 @@ from ..config import Secret, redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
-from .schema import RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, stored_result_from_row, stored_run_from_row
+from .schema import (
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, stored_result_from_row,
+    stored_run_from_row,
+)
 
 T = TypeVar("T")
 READ_PAGE_ROWS = 1000
@@ -113,14 +116,19 @@ class SupabaseStorage(Storage):
             lambda client: client.table("runs").update(values, returning="minimal").eq("id", str(run_id)).execute(),
         )
 
-    def _read_all(self, table: str, order: tuple[str, ...], run_id: UUID | None = None) -> list[dict[str, Any]]:
+    def _read_all(
+        self, table: str, order: tuple[str, ...], run_id: UUID | None = None, since: datetime | None = None,
+        columns: str = "*",
+    ) -> list[dict[str, Any]]:
         """Every row, a page at a time: PostgREST caps one answer (1,000 rows on Supabase by default)."""
         rows: list[dict[str, Any]] = []
         while True:
             def page(client: Any) -> list[dict[str, Any]]:
-                request = client.table(table).select("*")
+                request = client.table(table).select(columns)
                 if run_id is not None:
                     request = request.eq("run_id", str(run_id))
+                if since is not None:
+                    request = request.gte("created_at", since.isoformat())
                 for column in order:
                     request = request.order(column)
                 return request.range(len(rows), len(rows) + READ_PAGE_ROWS - 1).execute().data
@@ -133,6 +141,9 @@ class SupabaseStorage(Storage):
     def read_runs(self) -> list[StoredRun]:
         return [stored_run_from_row(row) for row in self._read_all("runs", ("started_at", "id"))]
 
-    def read_results(self, run_id: UUID | None = None) -> list[StoredResult]:
-        rows = self._read_all("benchmark_results", ("created_at", "id"), run_id)
+    def read_results(
+        self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
+    ) -> list[StoredResult]:
+        columns = ",".join(selected_result_columns(with_text))
+        rows = self._read_all("benchmark_results", ("created_at", "id"), run_id, since, columns)
         return [stored_result_from_row(row) for row in rows]
