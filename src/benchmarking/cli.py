@@ -22,12 +22,11 @@ from .config import (
     positive_float,
     whole_number,
 )
+from .benchmark_runner import BENCHMARK_PROMPT, PROVIDERS, RunInterrupted, RunOutcome, run_benchmark
 from .errors import BenchmarkError, ConfigError, NoProvidersError, StorageError
-from .benchmark_runner import RunInterrupted
 from .stopping import GracefulStop
 
 if TYPE_CHECKING:
-    from .benchmark_runner import RunOutcome
     from .report import Selection
     from .storage.outbox import ResilientStorage
 
@@ -122,8 +121,6 @@ def read_prompt(args: argparse.Namespace, default: str) -> str:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags, environment and .env into one validated Settings."""
-    from .benchmark_runner import BENCHMARK_PROMPT, PROVIDERS
-
     load_dotenv_file()
     return load_settings(
         prompt=read_prompt(args, BENCHMARK_PROMPT),
@@ -193,9 +190,8 @@ def prepare_runs(settings: Settings, stack: ExitStack) -> RunContext:
     return RunContext(settings, storage, human)
 
 
-def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> "RunOutcome":
+def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:
     """One run, its summary table, and its JSON if asked for."""
-    from .benchmark_runner import run_benchmark
     from .console import ConsoleReporter, outcome_json, summary_table
 
     outcome = run_benchmark(settings, context.storage, ConsoleReporter(context.human), stop.requested)
@@ -206,7 +202,7 @@ def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> "Run
     return outcome
 
 
-def run_status(outcome: "RunOutcome", stop: GracefulStop) -> int:
+def run_status(outcome: RunOutcome, stop: GracefulStop) -> int:
     if outcome.status == "interrupted":
         stored = sum(r.storage_note is None for r in outcome.results)
         print(f"stopped: run {outcome.run.id} marked interrupted; {stored} results stored in the database",
@@ -224,7 +220,6 @@ def execute_run(settings: Settings, stack: ExitStack) -> int:
 
 def check_main(argv: Sequence[str]) -> int:
     """`main.py check`: storage, outbox, and each provider's key and model; exit 0 if all is ready."""
-    from .benchmark_runner import BENCHMARK_PROMPT, PROVIDERS
     from .check import run_check
 
     parser = _Parser(prog="main.py check", description=(
