@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 import json
 from statistics import median
 from typing import TextIO
@@ -10,7 +9,7 @@ from typing import TextIO
 from .benchmark_runner import RunOutcome
 from .measurement import Measurement
 from .storage import RunInfo, Storage
-from .storage.schema import result_row
+from .storage.schema import json_default, result_row
 
 
 def _ms(value: float | None) -> str:
@@ -128,8 +127,4 @@ def outcome_json(outcome: RunOutcome) -> str:
             for r in outcome.results
         ],
     }
-    return json.dumps(payload, indent=2, default=_json_value)
-
-
-def _json_value(value: object) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    return json.dumps(payload, indent=2, default=json_default)

@@ -8,17 +8,6 @@ from decimal import Decimal
 
 RESPONSE_TEXT_CAP_BYTES = 1_000_000
 
-ERROR_TYPES = (
-    "auth",
-    "rate_limit",
-    "timeout",
-    "not_found",
-    "bad_request",
-    "server",
-    "connection",
-    "bad_response",
-)
-
 
 def utc_now() -> datetime:
     """Wall-clock time for timestamps stored in the database (never for intervals)."""

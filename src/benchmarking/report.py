@@ -25,7 +25,7 @@ from uuid import UUID
 from .errors import ConfigError
 from .measurement import utc_now
 from .storage import Storage, StoredResult, StoredRun
-from .storage.schema import result_row
+from .storage.schema import plain, result_row
 
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_RESAMPLES = 2000
@@ -336,8 +336,7 @@ def export_records(rows: Iterable[Row]) -> Iterable[dict[str, object]]:
         record = result_row(r.run_id, r.id, r.created_at, r.measurement)
         info = row.run.info
         record.update({name: getattr(info, name) for name in EXPORT_RUN_FIELDS})
-        yield {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, (UUID, Decimal)) else v)
-               for k, v in record.items()}
+        yield plain(record)
 
 
 def export(rows: Sequence[Row], path: Path) -> int:

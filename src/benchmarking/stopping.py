@@ -46,4 +46,5 @@ class GracefulStop:
 
     @property
     def exit_status(self) -> int:
-        return 143 if self.signal == signal.SIGTERM else 130
+        """128 + the signal's number, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + (self.signal or signal.SIGINT)

@@ -51,6 +51,11 @@ class Wire:
     usage_request: str = "stream_options"  # "stream_options" | "extra_body" | "none" (the API sends usage anyway)
 
 
+def known_secrets(settings: ProviderSettings) -> tuple[str, ...]:
+    """The values to scrub from anything this provider's answers put in front of a user."""
+    return (settings.api_key.reveal(),) if settings.api_key else ()
+
+
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """One line, with every known key and anything key-shaped replaced by ****."""
     for secret in secrets:
@@ -180,7 +185,6 @@ class _Client:
         self.base_url = normalise_base_url(wire, settings.base_url)
         sdk = importlib.import_module(wire.sdk_module)
         httpx = importlib.import_module(wire.httpx_module)
-        self.sdk_errors = sdk
         # identity: the transport reads the bytes as sent; a compressed stream could not be split into events.
         self.http = sdk.DefaultHttpxClient(
             transport=_timing_transport(httpx, self.clock, _proxy_for(self.base_url)),
@@ -380,8 +384,7 @@ def classify(exc: BaseException, settings: ProviderSettings, model: str, endpoin
         kind, message = "connection", f"connection to {endpoint} failed: {detail}"
     else:
         kind, message = "bad_response", f"unreadable response: {type(exc).__name__}: {exc}"
-    secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-    return _Failure(kind, status, scrub(message, secrets), request_id, retry_after)
+    return _Failure(kind, status, scrub(message, known_secrets(settings)), request_id, retry_after)
 
 
 def _usage_int(usage: Any, *path: str) -> int | None:
@@ -500,7 +503,7 @@ def measure(
 
 
 class ModelListError(Exception):
-    """GET /models answered, but not with a list of models."""
+    """GET /models did not answer with a list of models (no answer, an HTTP error, or something else)."""
 
 
 def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
@@ -515,8 +518,7 @@ def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
                 f"{failure.error_type}: {failure.message} (check the base URL, the network, and that it is up)"
             ) from None
         if response.status_code >= 400:
-            secrets = (settings.api_key.reveal(),) if settings.api_key else ()
-            detail = scrub(response.text, secrets)[:200]
+            detail = scrub(response.text, known_secrets(settings))[:200]
             fix = {401: f"check {settings.key_env}", 403: f"check {settings.key_env}",
                    404: "this endpoint lists no models: check its base URL"}.get(response.status_code, "try again")
             raise ModelListError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 import fcntl
 import json
 import os
@@ -21,37 +20,25 @@ from uuid import UUID
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
-from .schema import measurement_from_row, result_row
+from .schema import measurement_from_row, plain, result_row
 
 PENDING = "pending.jsonl"
 REJECTED = "rejected.jsonl"
 
 
-def _json_value(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (UUID, Decimal)):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in the outbox")
-
-
-def _plain(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry as it reads back from the file, so that a direct write and a replay take the same path."""
-    return json.loads(json.dumps(entry, default=_json_value))
-
-
+# Each encoder returns the entry as it reads back from the file, so that a direct write and a replay take one path.
 def encode_create_run(run: RunInfo) -> dict[str, Any]:
-    return _plain({"op": "create_run", "run": {**run.__dict__}})
+    return plain({"op": "create_run", "run": {**run.__dict__}})
 
 
 def encode_save_result(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, Any]:
     row = result_row(run_id, result_id, created_at, m)
     row["cost_usd"] = str(m.cost_usd) if m.cost_usd is not None else None  # exact, not the float column value
-    return _plain({"op": "save_result", "row": row})
+    return plain({"op": "save_result", "row": row})
 
 
 def encode_finish_run(run_id: UUID, status: str, finished_at: datetime) -> dict[str, Any]:
-    return _plain({"op": "finish_run", "run_id": run_id, "status": status, "finished_at": finished_at})
+    return plain({"op": "finish_run", "run_id": run_id, "status": status, "finished_at": finished_at})
 
 
 def apply_entry(storage: Storage, entry: dict[str, Any]) -> None:
@@ -115,7 +102,7 @@ class Outbox:
         temporary = path.with_suffix(".tmp")
         with open(temporary, "w", encoding="utf-8") as out:
             for entry in entries:
-                out.write(json.dumps(entry, default=_json_value) + "\n")
+                out.write(json.dumps(entry) + "\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -127,7 +114,7 @@ class Outbox:
             entry = {**entry, "rejected_because": rejected_because}
         with self._locked():
             with open(self._path(name), "a", encoding="utf-8") as out:
-                out.write(json.dumps(entry, default=_json_value) + "\n")
+                out.write(json.dumps(entry) + "\n")
                 out.flush()
                 os.fsync(out.fileno())
         return self._path(name)

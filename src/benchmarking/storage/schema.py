@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 import json
+from typing import Any
 from uuid import UUID
 
 from ..measurement import Measurement
@@ -63,8 +64,6 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("price_as_of", "text"),
     ("endpoint", "text"),
 )
-
-RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
@@ -161,6 +160,20 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     if values["response_truncated"] is None:
         values["response_truncated"] = False
     return Measurement(**values)
+
+
+def json_default(value: object) -> str:
+    """`default=` for json.dumps: timestamps, UUIDs and Decimals as the text stored for them (Decimals exact)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (UUID, Decimal)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form here")
+
+
+def plain(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it reads back from JSON: only strings, numbers, booleans, None, lists and dicts."""
+    return json.loads(json.dumps(record, default=json_default))
 
 
 def settings_json(settings: dict[str, object]) -> str:
