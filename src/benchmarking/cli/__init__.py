@@ -1,0 +1,71 @@
+"""The command line: one module per command, and one place that maps exceptions to one line and an exit status.
+
+main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush` pick a subcommand.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Sequence
+
+from ..benchmark_runner import RunInterrupted
+from ..errors import BenchmarkError, StorageError
+from .check import check_main
+from .common import ExitStatus
+from .flush import flush_main
+from .report import report_main
+from .run import run_main
+from .schedule import schedule_main
+
+__all__ = ["ExitStatus", "main", "scheduled_main"]
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"check": check_main, "flush": flush_main, "report": report_main}
+
+
+def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: bool = False) -> int:
+    """Run a command; every exception becomes one line on stderr and an exit status, never a traceback.
+
+    With `traceback` (--traceback) an unexpected error shows its traceback instead; `interrupted` is the line for a
+    Ctrl-C that came before any run started (a run that was under way reports itself).
+    """
+    try:
+        return command()
+    except RunInterrupted as exc:
+        outcome = exc.outcome
+        print(
+            f"\ninterrupted: run {outcome.run.id} marked interrupted; "
+            f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database",
+            file=sys.stderr,
+        )
+        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    except StorageError as exc:  # the database, not the user's input: like a failed run
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return ExitStatus.FAILURES
+    except BenchmarkError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except Exception as exc:
+        if traceback:
+            raise
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)",
+              file=sys.stderr)
+        return ExitStatus.FAILURES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """main.py: one run, or a subcommand."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in args
+    if args and args[0] in SUBCOMMANDS:
+        command, rest = SUBCOMMANDS[args[0]], [a for a in args[1:] if a != "--traceback"]
+        return guarded("main.py", lambda: command(rest), "interrupted", traceback)
+    return guarded("main.py", lambda: run_main(args), "interrupted before the run started: nothing measured", traceback)
+
+
+def scheduled_main(argv: Sequence[str] | None = None) -> int:
+    """run_scheduled.py: runs on the grid until done or stopped."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return guarded("run_scheduled.py", lambda: schedule_main(args), "interrupted between runs", "--traceback" in args)

@@ -1,0 +1,193 @@
+"""What every command shares: exit statuses, the one-line usage error, the run flags, and opening storage."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+from dataclasses import dataclass
+from enum import IntEnum
+import os
+from pathlib import Path
+import sys
+from typing import TYPE_CHECKING, Callable, TextIO
+
+from ..benchmark_runner import BENCHMARK_PROMPT, PROVIDERS, RunOutcome, run_benchmark
+from ..config import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_RUN_NAME,
+    DEFAULT_TIMEOUT_S,
+    Settings,
+    load_dotenv_file,
+    load_settings,
+    positive_float,
+    whole_number,
+)
+from ..errors import ConfigError, NoProvidersError
+from ..stopping import GracefulStop
+
+if TYPE_CHECKING:
+    from ..storage.outbox import ResilientStorage
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILURES = 1  # a provider failed, or a result could not be stored: cron and scripts notice
+    USAGE = 2  # bad flag or configuration; nothing was measured
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of one run, shared by main.py and run_scheduled.py."""
+    what = parser.add_argument_group("what to measure")
+    what.add_argument("--providers", metavar="LIST", help="comma-separated subset, e.g. openai,groq (default: all)")
+    what.add_argument(
+        "--model", action="append", default=[], metavar="PROVIDER=MODEL",
+        help="use another model for one provider; repeatable (also OPENAI_MODEL, GROQ_MODEL, ...)",
+    )
+    prompt = what.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
+    prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a file")
+    what.add_argument(
+        "--config", metavar="PATH",
+        help="benchmark.toml with extra OpenAI-compatible endpoints (default: BENCHMARK_CONFIG or ./benchmark.toml)",
+    )
+    what.add_argument("--simulate", action="store_true", help="measure the built-in simulator instead (no keys needed)")
+
+    how = parser.add_argument_group("how to measure")
+    how.add_argument("--repeat", default="1", metavar="N", help="requests per provider in this run (default 1)")
+    how.add_argument(
+        "--max-tokens", default=str(DEFAULT_MAX_TOKENS), metavar="N",
+        help=f"max_tokens for each request (default {DEFAULT_MAX_TOKENS})",
+    )
+    how.add_argument(
+        "--timeout", default=str(DEFAULT_TIMEOUT_S), metavar="SECONDS",
+        help=f"give up on a request after this long (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    how.add_argument(
+        "--retries", default="0", metavar="N",
+        help="retry 429, 5xx and connection errors up to N times, honouring retry-after (default 0)",
+    )
+    how.add_argument(
+        "--no-stream", dest="stream", action="store_false",
+        help="plain request/response: latency only, no TTFT or tokens/s",
+    )
+
+    run = parser.add_argument_group("the run")
+    run.add_argument("--run-name", default=DEFAULT_RUN_NAME,
+                     help=f"stored as runs.run_name (default {DEFAULT_RUN_NAME})")
+    run.add_argument("--triggered-by", default="cli", help="stored as runs.triggered_by (default cli)")
+    run.add_argument("--json", dest="json_output", action="store_true", help="print the results as JSON on stdout")
+    run.add_argument("--traceback", action="store_true", help="show the full traceback of an unexpected error")
+
+
+def read_prompt(args: argparse.Namespace, default: str) -> str:
+    if args.prompt_file:
+        try:
+            return Path(args.prompt_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}") from None
+    return default if args.prompt is None else args.prompt
+
+
+def builtin_providers() -> list[tuple[str, str]]:
+    """(name, default model) of each entry of PROVIDERS, in order."""
+    return [(name, model) for name, _, model in PROVIDERS]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags, environment and .env into one validated Settings."""
+    load_dotenv_file()
+    return load_settings(
+        prompt=read_prompt(args, BENCHMARK_PROMPT),
+        builtin=builtin_providers(),
+        environ=os.environ,
+        provider_selection=args.providers,
+        model_overrides=args.model,
+        config_path=args.config,
+        max_tokens=whole_number(args.max_tokens, "--max-tokens"),
+        timeout_s=positive_float(args.timeout, "--timeout"),
+        stream=args.stream,
+        repeat=whole_number(args.repeat, "--repeat"),
+        retries=whole_number(args.retries, "--retries", minimum=0),
+        simulate=args.simulate,
+        json_output=args.json_output,
+        run_name=args.run_name,
+        triggered_by=args.triggered_by,
+    )
+
+
+def storage_only_settings() -> Settings:
+    """Settings that name only where results are stored (report, flush): .env and the environment."""
+    from ..config import storage_settings
+
+    load_dotenv_file()
+    return Settings(prompt="", providers=(), models={}, **storage_settings(os.environ))
+
+
+def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> "ResilientStorage":
+    """The selected backend behind the outbox, checked, with earlier runs' waiting writes replayed first."""
+    from ..errors import StorageRejected, StorageUnavailable
+    from ..storage import open_backend
+    from ..storage.outbox import Outbox, ResilientStorage
+
+    backend = stack.enter_context(open_backend(settings))
+    try:
+        backend.prepare()
+    except StorageRejected as exc:
+        raise ConfigError(f"the database refused to set up: {exc}") from None
+    except StorageUnavailable as exc:
+        say(f"warning: {exc}; results will be kept in {settings.outbox_dir}/ until it is back")
+    storage = ResilientStorage(backend, Outbox(settings.outbox_dir))
+    pending, _ = storage.outbox.counts()
+    if pending:
+        report = storage.replay()
+        say(f"outbox: wrote {report.written} earlier writes to the database, {report.pending} still waiting")
+    return storage
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of a process shares: the final settings, the storage, where human lines go."""
+
+    settings: Settings
+    storage: "ResilientStorage"
+    human: TextIO
+
+
+def prepare_runs(settings: Settings, stack: ExitStack) -> RunContext:
+    """Warnings printed, the simulator started if asked, a provider left to measure, storage opened and replayed."""
+    human = sys.stderr if settings.json_output else sys.stdout
+    for line in settings.warnings + settings.skipped:
+        print(line, file=sys.stderr)
+    if settings.simulate:
+        from ..simulator import Simulator
+
+        sim = stack.enter_context(Simulator())
+        settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
+    if not settings.providers:
+        raise NoProvidersError(
+            "no provider left to measure: put keys in .env (see .env.example), "
+            "or run `python main.py --simulate` to try the tool without keys"
+        )
+    storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
+    return RunContext(settings, storage, human)
+
+
+def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:
+    """One run, its summary table, and its JSON if asked for."""
+    from ..console import ConsoleReporter, outcome_json, summary_table
+
+    outcome = run_benchmark(settings, context.storage, ConsoleReporter(context.human), stop.requested)
+    print(file=context.human)
+    print(summary_table(outcome), file=context.human)
+    if settings.json_output:
+        print(outcome_json(outcome), flush=True)
+    return outcome

@@ -1,0 +1,108 @@
+"""`python main.py report`: percentiles, success rates and costs per provider and model, on any backend."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+import sys
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .common import ExitStatus, Parser, storage_only_settings
+
+if TYPE_CHECKING:
+    from ..report import Selection
+
+
+def _compare_side(text: str, base: "Selection") -> "Selection":
+    """A run id, or a window START..END (END may be left out: until now)."""
+    from ..report import parse_run_id, parse_time
+
+    if ".." in text:
+        start, _, end = text.partition("..")
+        return replace(base, since=parse_time(start, "--compare"), until=parse_time(end, "--compare") if end else None)
+    return replace(base, run_ids=frozenset({parse_run_id(text, "--compare")}))
+
+
+def report_main(argv: list[str]) -> int:
+    """Percentiles, success rates and costs per provider and model, on any backend."""
+    from ..report import (
+        Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
+        parse_run_id, parse_time, select, summarise, title_for,
+    )
+    from ..storage import open_backend
+
+    parser = Parser(prog="main.py report", description=(
+        "Per provider and model: requests, success rate, TTFT and latency p50/p90/p95/p99, median tokens/s, "
+        "mean and total cost, cost per 1k output tokens and the most common errors, sorted by median TTFT. "
+        "Simulated runs are left out unless --include-simulated."))
+    which = parser.add_argument_group("which results")
+    which.add_argument("--run", metavar="ID", help="one run, by the id printed at its start")
+    which.add_argument("--last", action="store_true", help="the newest run")
+    which.add_argument("--since", metavar="WHEN", help="4h, 7d, 2w ago, or a date/time like 2026-11-01 (UTC)")
+    which.add_argument("--until", metavar="WHEN", help="the same forms as --since")
+    which.add_argument("--provider", action="append", default=[], help="only this provider; repeatable")
+    which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
+    which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
+                     help="table (default), json, csv or markdown; json and csv carry the same fields")
+    out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
+    out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                     help="change from A to B per provider; each a run id or a window like 8h..4h or "
+                          "2026-11-01..2026-11-08; changes beyond the noise are marked")
+    args = parser.parse_args(argv)
+
+    base = Selection(
+        run_ids=frozenset({parse_run_id(args.run, "--run")}) if args.run else None,
+        last=args.last,
+        since=parse_time(args.since, "--since") if args.since else None,
+        until=parse_time(args.until, "--until") if args.until else None,
+        providers=frozenset(args.provider),
+        models=frozenset(args.model),
+        include_simulated=args.include_simulated,
+    )
+    outputs = (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html")))
+    for flag, path, suffixes in outputs:
+        if path and Path(path).suffix.lower() not in suffixes:
+            raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
+    sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
+    settings = storage_only_settings()
+    with open_backend(settings) as storage:
+        if sides:
+            before, after = (select(storage, side) for side in sides)
+            for side, rows in zip(sides, (before, after)):
+                if not rows:
+                    print(f"no results match {side.describe()}: nothing to compare")
+                    return ExitStatus.OK
+            print(format_comparison(compare(before, after), title_for(before, sides[0]), title_for(after, sides[1])))
+            return ExitStatus.OK
+        rows = select(storage, base, with_text=bool(args.export))
+    if not rows:
+        hint = ""
+        if not base.include_simulated:
+            with open_backend(settings) as storage:
+                if select(storage, replace(base, include_simulated=True)):
+                    hint = " (simulated results match: add --include-simulated to see them)"
+        print(f"no results match: {base.describe()}{hint}")
+        return ExitStatus.OK
+    summaries = summarise(rows)
+    title = title_for(rows, base)
+    if args.format == "json":
+        print(format_json(summaries, title, base, rows))
+    elif args.format == "csv":
+        print(format_csv(summaries), end="")
+    elif args.format == "markdown":
+        print(format_markdown(summaries, title))
+    else:
+        print(format_table(summaries, title))
+    if args.export:
+        count = export(rows, Path(args.export))
+        print(f"exported {count} result rows to {args.export}", file=sys.stderr)
+    if args.plot:
+        from ..charts import plot
+
+        plot(rows, summaries, title, Path(args.plot))
+        print(f"chart written to {args.plot}", file=sys.stderr)
+    return ExitStatus.OK

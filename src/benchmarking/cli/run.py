@@ -1,0 +1,50 @@
+"""`python main.py`: one run over every provider with a key."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+import sys
+
+from .. import __version__
+from ..benchmark_runner import RunOutcome
+from ..stopping import GracefulStop
+from .common import ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, settings_from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="main.py",
+        description=(
+            "Benchmark AI model providers on the same prompt: time to first token, latency, tokens, "
+            "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
+        ),
+        epilog=(
+            "Other commands: `main.py report` (percentiles, costs, charts, exports), `main.py check` (is everything "
+            "ready?), `main.py flush` (write the outbox to the database); each has --help. "
+            "Keys and storage come from the environment or .env (see .env.example). "
+            "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
+            "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_run_arguments(parser)
+    return parser
+
+
+def run_status(outcome: RunOutcome, stop: GracefulStop) -> int:
+    if outcome.status == "interrupted":
+        stored = sum(r.storage_note is None for r in outcome.results)
+        print(f"stopped: run {outcome.run.id} marked interrupted; {stored} results stored in the database",
+              file=sys.stderr)
+        return stop.exit_status
+    return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
+
+
+def run_main(argv: list[str]) -> int:
+    """One run of main.py."""
+    args = build_parser().parse_args(argv)
+    with ExitStack() as stack:
+        stop = stack.enter_context(GracefulStop())
+        context = prepare_runs(settings_from_args(args), stack)
+        return run_status(one_run(context, context.settings, stop), stop)

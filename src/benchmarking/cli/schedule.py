@@ -1,0 +1,75 @@
+"""`python run_scheduled.py`: runs on a fixed grid until done or stopped."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+import sys
+
+from .. import __version__
+from ..benchmark_runner import RunInterrupted
+from ..config import DEFAULT_RUN_NAME, Settings, whole_number
+from ..stopping import GracefulStop
+from .common import ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, settings_from_args
+
+
+def build_scheduled_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="run_scheduled.py",
+        description=(
+            "Repeated benchmark runs on a fixed grid (start + k * interval): by default every 15 minutes for "
+            "4 hours = 16 runs. A run that overruns its slot makes the next slots be skipped, never run back to back."
+        ),
+        epilog=(
+            "Each run is stored like a single run, with triggered_by 'scheduler' and run_name NAME-03/16. "
+            "Ctrl-C or SIGTERM: the request in flight finishes, the run is marked interrupted, exit 130 or 143. "
+            "Exit status 0 if every run completed, 1 if any failed."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    timing = parser.add_argument_group("the schedule")
+    timing.add_argument("--interval", default="15m", help="time between run starts, like 90s, 15m, 1h (default 15m)")
+    timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
+    timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
+    add_run_arguments(parser)
+    return parser
+
+
+def schedule_main(argv: list[str]) -> int:
+    """Runs on the grid until done or stopped; failures of one run never stop the schedule."""
+    from ..scheduler import Schedule, parse_duration, run_schedule
+
+    args = build_scheduled_parser().parse_args(argv)
+    schedule = Schedule.from_flags(
+        parse_duration(args.interval, "--interval"),
+        parse_duration(args.duration, "--duration"),
+        whole_number(args.runs, "--runs") if args.runs is not None else None,
+    )
+    if args.run_name == DEFAULT_RUN_NAME:
+        args.run_name = "scheduled-run"
+    with ExitStack() as stack:
+        stop = stack.enter_context(GracefulStop())
+        context = prepare_runs(settings_from_args(args), stack)
+        print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
+              file=context.human, flush=True)
+
+        def guarded_run(settings: Settings) -> str:
+            try:
+                return one_run(context, settings, stop).status
+            except RunInterrupted:
+                raise
+            except Exception as exc:  # one run's failure never stops the schedule
+                print(f"run {settings.run_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return "failed"
+
+        outcome = run_schedule(
+            schedule, context.settings, guarded_run, stop.wait, stop.requested,
+            lambda line: print(line, file=context.human, flush=True),
+        )
+    done = len(outcome.statuses)
+    failed = sum(status != "completed" for status in outcome.statuses)
+    print(f"schedule: {done} of {schedule.runs} runs made, {failed} not completed, "
+          f"{len(outcome.skipped_slots)} slots skipped", file=sys.stderr)
+    if outcome.stopped:
+        return stop.exit_status
+    return ExitStatus.OK if failed == 0 else ExitStatus.FAILURES
