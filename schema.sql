@@ -51,6 +51,8 @@ alter table benchmark_results add column if not exists price_cached_input_per_mt
 alter table benchmark_results add column if not exists price_output_per_mtok numeric;
 alter table benchmark_results add column if not exists price_as_of text;
 alter table benchmark_results add column if not exists endpoint text;         -- base URL, credentials removed
+alter table benchmark_results add column if not exists upstream_provider text; -- OpenRouter: who served the request
+alter table benchmark_results add column if not exists token_source text;     -- usage | tokenize
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

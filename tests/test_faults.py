@@ -85,7 +85,9 @@ def test_malformed_sse_is_a_bad_response(sim, provider):
     sim.set_profile("m", ModelProfile(fault="malformed", **QUICK))
     m = CALLS[provider]("hello", "m", settings_for(sim, provider))
     assert (m.success, m.error_type) == (False, "bad_response")
-    assert m.ttft_ms is None and m.output_tokens is None
+    # What came before the broken event was measured and is kept; nothing is derived from a failed answer.
+    assert m.ttft_ms is not None and m.response_text == "lorem "
+    assert m.output_tokens is None and m.tokens_per_second is None
 
 
 @pytest.mark.parametrize("provider", sorted(CALLS))

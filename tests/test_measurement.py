@@ -65,11 +65,19 @@ def test_reasoning_counts_for_ttft_and_the_answer_token_is_timed_too(sim, provid
     assert m.response_text == "amet consectetur adipiscing elit lorem ipsum "  # the answer only, not the reasoning
 
 
-def test_together_reports_no_reasoning_token_count_rather_than_a_guess(sim):
-    sim.set_profile("r", ModelProfile(ttft_ms=10, itl_ms=1, output_tokens=6, reasoning_tokens=2))
+def test_usage_details_come_from_the_wire_even_where_the_sdks_usage_type_drops_them(sim):
+    # together 3.1.1's usage type keeps only the three basic counts; what the provider sent is what is stored.
+    sim.set_profile("r", ModelProfile(ttft_ms=10, itl_ms=1, output_tokens=6, reasoning_tokens=2, cached_tokens=3,
+                                      input_tokens=9))
     m = CALLS["together"]("think", "r", settings_for(sim, "together"))
-    assert m.success and m.output_tokens == 6
-    assert m.reasoning_tokens is None  # together's SDK drops the detail: NULL, not 0
+    assert m.success and (m.input_tokens, m.output_tokens) == (9, 6)
+    assert (m.reasoning_tokens, m.cached_tokens) == (2, 3)
+
+
+def test_a_server_that_sends_no_reasoning_count_gets_null_not_zero(sim):
+    sim.set_profile("r", ModelProfile(ttft_ms=10, itl_ms=1, output_tokens=6, fault="no_usage"))
+    m = CALLS["together"]("think", "r", settings_for(sim, "together"))
+    assert m.success and m.reasoning_tokens is None and m.output_tokens is None
 
 
 @pytest.mark.parametrize("provider", sorted(CALLS))

@@ -29,6 +29,8 @@ KNOWN_BENCHMARK_VARIABLES = frozenset(
         "BENCHMARK_REQUIRE_POSTGRES",
     }
 )
+# How a benchmark.toml endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
+TOKEN_COUNTS = ("usage", "tokenize")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -70,6 +72,7 @@ class ProviderSettings:
     retries: int = 0
     headers: tuple[tuple[str, str], ...] = ()
     price: Price | None = None
+    token_count: str = "usage"  # "tokenize": count with the server's tokenizer when it sends no usage
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class CustomEndpoint:
     api_key_env: str | None = None
     price: Price | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    token_count: str = "usage"
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,9 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
         headers = table.get("headers", {})
         if not isinstance(headers, dict):
             raise ConfigError(f"{where}: headers must be a table of name = value")
+        token_count = table.get("token_count", "usage")
+        if token_count not in TOKEN_COUNTS:
+            raise ConfigError(f"{where}: token_count must be one of {', '.join(TOKEN_COUNTS)}, not {token_count!r}")
         endpoints.append(
             CustomEndpoint(
                 name=name,
@@ -226,6 +233,7 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
                 api_key_env=table.get("api_key_env"),
                 price=_price_from_table(table, where),
                 headers=tuple((str(k), str(v)) for k, v in headers.items()),
+                token_count=token_count,
             )
         )
     return tuple(endpoints)
@@ -356,6 +364,7 @@ def load_settings(
                 base_url=endpoint.base_url,
                 headers=endpoint.headers,
                 price=endpoint.price,
+                token_count=endpoint.token_count,
                 **common,
             )
         )

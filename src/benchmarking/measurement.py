@@ -46,6 +46,8 @@ class Measurement:
     price_output_per_mtok: Decimal | None = None
     price_as_of: str | None = None
     endpoint: str | None = None
+    upstream_provider: str | None = None  # OpenRouter: the provider that served the request
+    token_source: str | None = None  # "usage" (the provider's report) | "tokenize" (the server's tokenizer)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 

@@ -9,8 +9,9 @@ picks a provider's habits, so that each SDK meets the wire format its real provi
 - `/together/v1/...`          Together: usage on the finishing content chunk, always
 - `/openrouter/api/v1/...`    OpenRouter: keep-alive comments, and a usage chunk with `cost`, always
 
-Every request is logged with the server's own perf_counter times (same clock as the client, same process), so a
-measurement can be compared with the truth.
+Every request is logged with the server's own perf_counter times (same clock as the client, same process), taken
+just before each token's bytes are written, so a measurement can be compared with the truth: a client can never see a
+token earlier than its logged time.
 """
 
 from __future__ import annotations
@@ -141,12 +142,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+    def _write_chunk(self, data: bytes) -> float:
+        """Write one HTTP chunk; returns the time just before the write: a client cannot have it earlier."""
+        framed = b"%x\r\n%s\r\n" % (len(data), data)
+        sent_at = time.perf_counter()
+        self.wfile.write(framed)
         self.wfile.flush()
+        return sent_at
 
-    def _sse(self, payload: object) -> None:
-        self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+    def _sse(self, payload: object) -> float:
+        return self._write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
 
     # ---- routes ---------------------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -267,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": self._usage(record, profile, tokens, body),
         }
-        record.first_token_at = record.last_token_at = time.perf_counter()
+        record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
         record.output_tokens = tokens
         self._send_json(200, payload)
 
@@ -328,8 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
                     extra["usage"] = self._usage(record, profile, tokens, body)
                 elif flavour == "groq":
                     extra["x_groq"] = {"id": base["id"], "usage": self._usage(record, profile, tokens, body)}
-            self._sse(chunk(delta, finish if last else None, **extra))
-            now = time.perf_counter()
+            now = self._sse(chunk(delta, finish if last else None, **extra))
             if record.first_token_at is None:
                 record.first_token_at = now
             record.last_token_at = now

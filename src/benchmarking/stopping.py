@@ -5,8 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
+
+# The stop that is listening now, if any: pause() waits on it, so that a back-off between retries ends at a signal.
+_listening: "GracefulStop | None" = None
 
 
 class GracefulStop:
@@ -16,16 +20,21 @@ class GracefulStop:
         self.signal: int | None = None
         self._event = threading.Event()
         self._previous: dict[int, Any] = {}
+        self._outer: GracefulStop | None = None
 
     def __enter__(self) -> "GracefulStop":
+        global _listening
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
+        self._outer, _listening = _listening, self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _listening
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        _listening = self._outer
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is not None and signum == signal.SIGINT:
@@ -48,3 +57,11 @@ class GracefulStop:
     def exit_status(self) -> int:
         """128 + the signal's number, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
         return 128 + (self.signal or signal.SIGINT)
+
+
+def pause(seconds: float) -> bool:
+    """Sleep up to `seconds`, ended early by a stop (Ctrl-C, SIGTERM); True if a stop was asked for."""
+    if _listening is None:
+        time.sleep(max(0.0, seconds))
+        return False
+    return _listening.wait(seconds) or _listening.requested()

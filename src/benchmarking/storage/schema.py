@@ -63,6 +63,8 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("price_output_per_mtok", "numeric"),
     ("price_as_of", "text"),
     ("endpoint", "text"),
+    ("upstream_provider", "text"),
+    ("token_source", "text"),
 )
 
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))

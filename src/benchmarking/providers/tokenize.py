@@ -1,0 +1,73 @@
+"""Token counts from the server's own tokenizer, for servers that send no usage when streaming.
+
+Asked for only by a benchmark.toml endpoint with `token_count = "tokenize"`, after the timed request. Three server
+APIs are known, all beside /v1 rather than under it:
+- vLLM: `POST /tokenize` with a prompt, or with messages to apply the model's chat template; answers `count`.
+- llama.cpp's server: `POST /tokenize` with `content`, answering `tokens`; `POST /apply-template` gives the prompt as
+  the chat template makes it.
+- llama-cpp-python: `POST /extras/tokenize/count` with `input`, answering `count`; it has no chat-template endpoint,
+  so the prompt's count would leave the template's tokens out: input tokens stay empty there.
+Never a local estimate: if the server cannot count, the counts stay empty, with a warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import ProviderSettings
+from .answer import Answer
+
+
+def server_root(base_url: str) -> str:
+    """http://host:8000/v1 -> http://host:8000: where the tokenizer endpoints are."""
+    url = base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def _count(body: Any) -> int | None:
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("count"), int):
+        return body["count"]
+    if isinstance(body.get("tokens"), list):
+        return len(body["tokens"])
+    return None
+
+
+def count_tokens(
+    http: Any, base_url: str, settings: ProviderSettings, model: str, prompt: str, answer: Answer
+) -> tuple[int | None, int | None, str | None]:
+    """(input tokens, output tokens, a problem to warn about or None), counted by the server."""
+    root = server_root(base_url)
+    headers = {"Authorization": f"Bearer {settings.api_key.reveal() if settings.api_key else ''}"}
+    headers.update(settings.headers)
+    output_text = answer.reasoning_text + answer.text
+
+    def post(path: str, payload: dict[str, Any]) -> Any:
+        response = http.post(root + path, json=payload, headers=headers, timeout=settings.timeout_s)
+        if response.status_code >= 400:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    try:
+        first = post("/tokenize", {"model": model, "prompt": output_text, "content": output_text,
+                                   "add_special_tokens": False, "add_special": False})
+        if _count(first) is None:
+            extras = post("/extras/tokenize/count", {"input": output_text})
+            if _count(extras) is None:
+                return None, None, f"{root} counted no tokens (POST /tokenize and /extras/tokenize/count): left empty"
+            return None, _count(extras), "llama-cpp-python cannot apply the chat template: input tokens left empty"
+        messages = [{"role": "user", "content": prompt}]
+        if "count" in first:  # vLLM: the chat template is applied to the messages
+            prompt_body = post("/tokenize", {"model": model, "messages": messages, "add_generation_prompt": True})
+        else:  # llama.cpp's server: the template first, then its tokens with the special ones
+            templated = post("/apply-template", {"messages": messages})
+            text = templated.get("prompt") if isinstance(templated, dict) else None
+            prompt_body = post("/tokenize", {"content": text, "add_special": True}) if isinstance(text, str) else None
+        problem = None if _count(prompt_body) is not None else f"{root} did not count the prompt: input tokens left empty"
+        return _count(prompt_body), _count(first), problem
+    except Exception as exc:  # the measurement stands without counts; what went wrong is said once
+        return None, None, f"counting tokens at {root} failed ({type(exc).__name__}): left empty"

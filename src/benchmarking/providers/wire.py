@@ -1,0 +1,399 @@
+"""The wire under the SDK: when the timed request left, and when each byte of its answer arrived.
+
+The time a piece of the answer arrived is the kernel's own receive time stamp of its packets (SO_TIMESTAMPNS, read
+with recvmsg), taken by a network stream under the SDK's HTTP library. An SDK parses every chunk into objects, and
+when hundreds of events arrive back to back it falls tens of milliseconds behind the wire; a clock read when the SDK
+asks for the next bytes would fall behind with it, the kernel's does not. TLS is done over memory buffers on that same
+socket, so https is stamped the same way. Where the kernel gives no stamp, the time the bytes were read is used.
+
+What the bytes meant (which server-sent event carried the first token, the last, an error) is worked out after the
+request, from the recorded bytes, so nothing in the timed path depends on how an SDK splits, skips or parses events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import gc
+import json
+import queue
+import re
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from types import ModuleType
+from typing import Any, Iterator, Mapping
+
+# Linux's value, where the socket module does not name it.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+READ_BYTES = 64 * 1024
+IDLE_WAIT_S = 60.0
+# How long a thread may hold the interpreter while another waits for it, during a timed request (default 5 ms).
+TIMED_SWITCH_INTERVAL_S = 0.0002
+
+
+class DeadlineExceeded(Exception):
+    """The whole request took longer than its timeout, although bytes (keep-alive comments, say) kept coming."""
+
+
+@dataclass
+class WireRecord:
+    """The timed request as the wire saw it; times are time.perf_counter() seconds."""
+
+    sent_at: float
+    deadline: float
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    pieces: list[bytes] = field(default_factory=list)  # the body, as it came
+    arrived: list[float] = field(default_factory=list)  # when each piece's last packet arrived
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.pieces)
+
+    @property
+    def last_byte_at(self) -> float | None:
+        return self.arrived[-1] if self.arrived else None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One server-sent event with data, and when its last byte (the blank line that ends it) arrived."""
+
+    arrived_at: float
+    event: str | None
+    data: str
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def sse_events(record: WireRecord) -> list[SseEvent]:
+    """The body's events with data, per the SSE spec: comments and events without data are not events."""
+    body = record.body
+    piece_ends: list[int] = []
+    total = 0
+    for piece in record.pieces:
+        total += len(piece)
+        piece_ends.append(total)
+    events: list[SseEvent] = []
+    name: str | None = None
+    data: list[str] = []
+    position = 0
+    piece = 0
+    for match in _LINE_END.finditer(body):
+        line = body[position : match.start()].decode("utf-8", errors="replace")
+        position = match.end()
+        if line:
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "data":
+                data.append(value)
+            elif key == "event":
+                name = value
+            continue
+        if data:
+            while piece_ends[piece] < position:
+                piece += 1
+            events.append(SseEvent(arrived_at=record.arrived[piece], event=name or None, data="\n".join(data)))
+        name, data = None, []
+    return events
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in text, or None if it is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class WireClock:
+    """Shared by a client's transport and network streams: records the one request it is armed for."""
+
+    def __init__(self) -> None:
+        self.canned: bytes | None = None  # set during a rehearsal: the SDK's code path runs, nothing leaves
+        self.record: WireRecord | None = None
+        self.last_read_at = 0.0  # when the packets of the latest network read arrived
+        self._armed_timeout_s: float | None = None
+        self._recording = False
+        self._redirected = False
+
+    def arm(self, timeout_s: float) -> None:
+        """Record the next request, and give it `timeout_s` in all."""
+        self.record = None
+        self._armed_timeout_s = timeout_s
+
+    def disarm(self) -> None:
+        """The recorded request is over: later requests (a warm-up, a tokenizer call) are not recorded or bound."""
+        self._armed_timeout_s = None
+        self._recording = self._redirected = False
+
+    @property
+    def deadline(self) -> float | None:
+        """When the request being recorded must be over, if one is."""
+        return self.record.deadline if self._recording and self.record is not None else None
+
+    def start(self) -> WireRecord | None:
+        """Called as a request leaves: the record to fill if this is the armed request (or where it was redirected
+        to: the clock keeps running from the first send, as the user waits), else None."""
+        if self._redirected and self.record is not None:
+            self._redirected = False
+            self.record.pieces, self.record.arrived = [], []
+            return self.record
+        if self._armed_timeout_s is None:
+            return None
+        now = time.perf_counter()
+        self.record = WireRecord(sent_at=now, deadline=now + self._armed_timeout_s)
+        self._armed_timeout_s = None
+        self._recording = True
+        return self.record
+
+    def answered(self, record: WireRecord, status: int, headers: Mapping[str, str]) -> None:
+        record.status, record.headers = status, headers
+        self._redirected = 300 <= status < 400 and "location" in headers
+
+
+def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
+    """An httpcore (or httpcore2) network backend whose streams note the kernel's arrival time of what they read."""
+
+    def mapped(exc: BaseException, timeout_class: type, error_class: type) -> BaseException:
+        if isinstance(exc, (socket.timeout, DeadlineExceeded)):
+            return timeout_class(str(exc) or "timed out")
+        return error_class(str(exc))
+
+    class StampedStream(httpcore.NetworkStream):
+        """A TCP socket drained by a reader thread of its own, which notes the kernel's receive time stamp of each
+        read; TLS, if any, over memory buffers on top of it.
+
+        The reader keeps the connection's receive window open however slowly the SDK parses: if the SDK's reading
+        paced the socket, a burst larger than the window would wait in the server's buffers, and arrive late because
+        of the client, not the provider.
+        """
+
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = sock
+            self._tls: ssl.SSLObject | None = None
+            self._incoming = ssl.MemoryBIO()
+            self._outgoing = ssl.MemoryBIO()
+            self._pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            self._left = b""  # the part of a piece a read with a smaller max_bytes did not take
+            self._eof = False
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                stamped = True
+            except OSError:  # not Linux: the read time stands in for the arrival time
+                stamped = False
+            # The reader has a socket object of its own (same connection): a socket's timeout is per object.
+            threading.Thread(target=self._drain, args=(sock.dup(), stamped), name="wire-reader", daemon=True).start()
+
+        def _drain(self, sock: socket.socket, stamped: bool) -> None:
+            put = self._pieces.put
+            try:
+                # Not blocking mode: the copy shares the connection's file flags, and the other side keeps a timeout
+                # (non-blocking underneath). A wait with a timeout works either way.
+                sock.settimeout(IDLE_WAIT_S)
+                while True:
+                    try:
+                        data, ancillary, _, _ = sock.recvmsg(READ_BYTES, 64) if stamped else (
+                            sock.recv(READ_BYTES), (), 0, None)
+                    except socket.timeout:
+                        continue  # an idle connection in the pool: keep waiting
+                    read_at, wall_at = time.perf_counter(), time.time()
+                    arrived_at = read_at
+                    for level, kind, payload in ancillary:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                            # The kernel stamps in wall-clock time; onto perf_counter's clock by their offset now.
+                            arrived_at = min(read_at, read_at - (wall_at - (seconds + nanoseconds / 1e9)))
+                    put((data, arrived_at))
+                    if not data:
+                        return
+            except OSError as exc:
+                put(exc)
+            finally:
+                sock.close()
+
+        def _recv(self, timeout: float | None) -> bytes:
+            if self._left:
+                data, self._left = self._left, b""
+                return data
+            if self._eof:
+                return b""
+            deadline = clock.deadline
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise DeadlineExceeded("no complete answer within the timeout")
+                timeout = left if timeout is None else min(timeout, left)
+            try:
+                item = self._pieces.get(timeout=timeout)
+            except queue.Empty:
+                raise (DeadlineExceeded if deadline is not None and time.perf_counter() >= deadline
+                       else socket.timeout)("timed out") from None
+            if isinstance(item, BaseException):
+                raise item
+            data, clock.last_read_at = item
+            self._eof = not data
+            return data
+
+        def _send(self, data: bytes, timeout: float | None) -> None:
+            while data:
+                self._sock.settimeout(timeout)
+                sent = self._sock.send(data)
+                data = data[sent:]
+
+        def _tls_step(self, operation: Any, timeout: float | None) -> Any:
+            """Run one SSLObject operation to completion, moving bytes between the socket and the buffers."""
+            while True:
+                try:
+                    result = operation()
+                except ssl.SSLWantReadError:
+                    self._send(self._outgoing.read(), timeout)
+                    data = self._recv(timeout)
+                    if data:
+                        self._incoming.write(data)
+                    else:
+                        self._incoming.write_eof()
+                    continue
+                self._send(self._outgoing.read(), timeout)
+                return result
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            try:
+                if self._tls is None:
+                    data = self._recv(timeout)
+                    data, self._left = data[:max_bytes], data[max_bytes:]
+                    return data
+                tls = self._tls
+                try:
+                    return self._tls_step(lambda: tls.read(max_bytes), timeout)
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""
+            except (OSError, DeadlineExceeded) as exc:
+                raise mapped(exc, httpcore.ReadTimeout, httpcore.ReadError) from exc
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            if not buffer:
+                return
+            try:
+                if self._tls is None:
+                    self._send(buffer, timeout)
+                else:
+                    tls = self._tls
+                    self._tls_step(lambda: tls.write(buffer), timeout)
+            except (OSError, DeadlineExceeded) as exc:
+                raise mapped(exc, httpcore.WriteTimeout, httpcore.WriteError) from exc
+
+        def close(self) -> None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, whose socket is a copy of this one
+            except OSError:
+                pass
+            self._sock.close()
+
+        def start_tls(
+            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+        ) -> "StampedStream":
+            try:
+                self._tls = ssl_context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+                self._tls_step(self._tls.do_handshake, timeout)
+            except (OSError, DeadlineExceeded) as exc:
+                self.close()
+                raise mapped(exc, httpcore.ConnectTimeout, httpcore.ConnectError) from exc
+            return self
+
+        def get_extra_info(self, info: str) -> Any:
+            if info == "ssl_object":
+                return self._tls
+            if info == "client_addr":
+                return self._sock.getsockname()
+            if info == "server_addr":
+                return self._sock.getpeername()
+            if info == "socket":
+                return self._sock
+            if info == "is_readable":  # asked of an idle pooled connection: has the server closed it?
+                return bool(self._left) or self._eof or not self._pieces.empty()
+            return None
+
+    class StampedBackend(httpcore.SyncBackend):
+        def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
+            plain = super().connect_tcp(*args, **kwargs)
+            return StampedStream(plain.get_extra_info("socket"))
+
+    return StampedBackend()
+
+
+def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, proxy: str | None) -> Any:
+    """An httpx (or httpx2) transport that records the armed request on `clock`, around the library's own transport.
+
+    The proxy is given here rather than left to the client's environment handling: the client would route proxied
+    requests around this transport, and their times would go unread.
+    """
+
+    class TimedStream(httpx.SyncByteStream):
+        def __init__(self, inner: Any, record: WireRecord) -> None:
+            self._inner = inner
+            self._record = record
+
+        def __iter__(self) -> Iterator[bytes]:
+            record = self._record
+            for data in self._inner:
+                record.pieces.append(data)
+                record.arrived.append(clock.last_read_at)
+                yield data
+
+        def close(self) -> None:
+            self._inner.close()
+
+    class TimedTransport(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.HTTPTransport(proxy=proxy)
+            # httpx builds its connection pool itself and names no way to choose its network backend.
+            pool = self._inner._pool
+            if not hasattr(pool, "_network_backend"):
+                raise RuntimeError(f"{httpcore.__name__} changed: its pool has no _network_backend to time")
+            pool._network_backend = _stamped_backend(httpcore, clock)
+
+        def handle_request(self, request: Any) -> Any:
+            if clock.canned is not None:
+                headers = {"content-type": "text/event-stream"}
+                return httpx.Response(200, headers=headers, content=clock.canned, request=request)
+            record = clock.start()
+            response = self._inner.handle_request(request)
+            if record is not None:
+                clock.answered(record, response.status_code, response.headers)
+                response.stream = TimedStream(response.stream, record)
+            return response
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return TimedTransport()
+
+
+class TimedSection:
+    """While a request is timed: garbage collection held off (it would stop the reader mid-stream), and a short
+    switch interval, so that the SDK's thread, busy parsing a burst, lets the reader in to drain the socket soon."""
+
+    def __enter__(self) -> "TimedSection":
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self._switch_interval_s = sys.getswitchinterval()
+        sys.setswitchinterval(TIMED_SWITCH_INTERVAL_S)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setswitchinterval(self._switch_interval_s)
+        if self._gc_was_enabled:
+            gc.enable()
