@@ -72,7 +72,7 @@ class _Builder:
 
     def chunk(self, payload: Mapping[str, Any], at: float | None, message_key: str) -> None:
         f = self.fields
-        if isinstance(payload.get("id"), str):
+        if isinstance(payload.get("id"), str) and payload["id"]:  # Azure's first chunk has an empty id
             f.setdefault("response_id", payload["id"])
         if isinstance(payload.get("provider"), str):
             f["upstream_provider"] = payload["provider"]

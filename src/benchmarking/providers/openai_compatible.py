@@ -184,8 +184,7 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     if answer.finish_reason == "error":
         return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
     if settings.stream and answer.plain_json:
-        return Failure("bad_response", record.status if record else None,
-                       "a stream was asked for, and a plain JSON answer came", request_id)
+        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
     if not answer.has_output:
         return Failure("empty_answer", None, "the answer had no output (no content, reasoning, refusal or tool "
                        f"call; finish_reason {answer.finish_reason!r})", request_id)
@@ -322,6 +321,8 @@ def _measurement(
     input_tokens = _usage_number(usage, ("prompt_tokens",), problems)
     output_tokens = _usage_number(usage, ("completion_tokens",), problems)
     cached_tokens = _usage_number(usage, ("prompt_tokens_details", "cached_tokens"), problems)
+    if cached_tokens is None:  # Together puts it beside the other counts
+        cached_tokens = _usage_number(usage, ("cached_tokens",), problems)
     reasoning_tokens = _usage_number(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
     if token_source == "tokenize":
         input_tokens, output_tokens = counted[0], counted[1]
