@@ -216,3 +216,27 @@ def test_a_significant_but_tiny_change_is_not_called_a_slowdown():
     assert change.interval[0] > 0 and change.verdict == "same"
     slower = [v * 1.5 for v in steady]
     assert Change("latency", "ms", 100.15, 150.2, bootstrap_interval(steady, slower)).verdict == "up"
+
+
+def test_the_upstream_that_served_each_openrouter_request_is_reported_filtered_and_exported(open_backend, tmp_path):
+    from dataclasses import replace
+
+    from benchmarking.report import export, format_table, summary_fields
+
+    served = ["Google", "Google", "Amazon Bedrock", None]
+    with open_backend() as storage:
+        storage.prepare()
+        store(storage, [replace(ok("openrouter", "openai/gpt-4o-mini", 10, 100, "0.001", 50), upstream_provider=u)
+                        for u in served] + [ok("groq", "openai/gpt-oss-20b", 5, 50, "0.0001", 200)], T0)
+        rows = select(storage, Selection(providers=frozenset({"openrouter"})))
+        groq_rows = select(storage, Selection(providers=frozenset({"groq"})))
+    (summary,) = summarise(rows)
+    assert summary.upstream_providers == (("Google", 2), ("Amazon Bedrock", 1))
+    assert summary_fields(summary)["upstream_providers"] == "Google x2, Amazon Bedrock x1"
+    table = format_table([summary], "t")
+    assert "served by" in table.splitlines()[1] and "Google x2, Amazon Bedrock x1" in table
+    assert export(rows, tmp_path / "rows.jsonl") == 4
+    exported = [json.loads(line)["upstream_provider"] for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert exported == served
+    # a report without a router has no such column
+    assert "served by" not in format_table(summarise(groq_rows), "t")

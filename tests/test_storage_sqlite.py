@@ -50,6 +50,7 @@ def full_measurement() -> Measurement:
         response_text="héllo", response_truncated=False, cost_usd=Decimal("0.0000327"), cost_source="pricing",
         price_input_per_mtok=Decimal("0.15"), price_cached_input_per_mtok=Decimal("0.075"),
         price_output_per_mtok=Decimal("0.60"), price_as_of="2026-11-28", endpoint="http://127.0.0.1:1/v1",
+        upstream_provider="Google", token_source="usage",
     )
 
 

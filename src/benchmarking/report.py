@@ -151,6 +151,7 @@ class Summary:
     cost_total_usd: Decimal | None
     cost_per_1k_output_tokens_usd: Decimal | None
     top_errors: tuple[tuple[str, int], ...]
+    upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
     fastest: bool = False
     cheapest: bool = False
 
@@ -185,6 +186,8 @@ def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
         cost_total_usd=total,
         cost_per_1k_output_tokens_usd=per_1k,
         top_errors=tuple(errors.most_common(3)),
+        upstream_providers=tuple(Counter(m.upstream_provider for m in measurements if m.upstream_provider)
+                                 .most_common()),
     )
 
 
@@ -230,10 +233,15 @@ def summary_fields(s: Summary) -> dict[str, object]:
     values["cost_mean_usd"] = _decimal(s.cost_mean_usd)
     values["cost_total_usd"] = _decimal(s.cost_total_usd)
     values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
-    values["top_errors"] = ", ".join(f"{kind} x{count}" for kind, count in s.top_errors)
+    values["top_errors"] = _counts(s.top_errors)
+    values["upstream_providers"] = _counts(s.upstream_providers)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
+
+
+def _counts(counted: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} x{count}" for name, count in counted)
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -261,8 +269,9 @@ def _quantiles(values: dict[int, float | None]) -> str:
 
 def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
+    served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
     header = ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
-              "tokens/s", "mean $", "total $", "$ per 1k out", "errors", ""]
+              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else []) + [""]
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
@@ -270,7 +279,8 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
             [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
-            + [", ".join(f"{k} x{n}" for k, n in s.top_errors) or "-", marks]
+            + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
+            + [marks]
         )
     return header, rows
 
@@ -278,7 +288,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
 def format_table(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    left = {0, 1, len(header) - 2, len(header) - 1}
+    left = {i for i, name in enumerate(header) if name in ("provider", "model", "errors", "served by", "")}
     lines = [title]
     for row in [header, *rows]:
         cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
