@@ -65,8 +65,9 @@ def check_providers(settings: Settings) -> list[CheckLine]:
         except ModelListError as exc:
             lines.append(CheckLine(False, f"{name}: cannot list models: {exc}"))
             continue
+        key = f"key set ({provider_settings.key_env})" if provider_settings.key_env else "no key configured"
         if model in listed:
-            lines.append(CheckLine(True, f"{name}: key set, model {model} is listed"))
+            lines.append(CheckLine(True, f"{name}: {key}, model {model} is listed"))
         else:
             lines.append(CheckLine(False, f"{name}: model {model} is not among the {len(listed)} models "
                                           f"GET /models lists: {provider_settings.model_hint}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 import json
 from statistics import median
 from typing import TextIO
@@ -22,6 +23,7 @@ class ConsoleReporter:
     def __init__(self, out: TextIO, settings_line: str = "") -> None:
         self.out = out
         self.settings_line = settings_line
+        self._warned: set[tuple[str, str, str]] = set()  # each warning once per provider and model per run
 
     def say(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
@@ -60,7 +62,9 @@ class ConsoleReporter:
         if m.attempts > 1:
             self.say(f"   Attempts: {m.attempts}")
         for warning in m.warnings:
-            self.say(f"   Warning: {warning}")
+            if (m.provider, m.model, warning) not in self._warned:
+                self._warned.add((m.provider, m.model, warning))
+                self.say(f"   Warning: {warning}")
         self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
 
 
@@ -103,7 +107,18 @@ def summary_table(outcome: RunOutcome) -> str:
         f"Summary: run {outcome.run.id} {outcome.status}, "
         f"{succeeded}/{len(outcome.results)} requests succeeded (medians of successful requests)"
     )
-    return "\n".join([title, *lines])
+    return "\n".join([title, *lines, *repeated_warnings(outcome)])
+
+
+def repeated_warnings(outcome: RunOutcome) -> list[str]:
+    """A warning that came with more than one request, once, with how many (it was shown at its first request)."""
+    counts = Counter(
+        (r.measurement.provider, r.measurement.model, warning) for r in outcome.results for warning in
+        dict.fromkeys(r.measurement.warnings)
+    )
+    totals = Counter((r.measurement.provider, r.measurement.model) for r in outcome.results)
+    return [f"Warning ({provider} / {model}, {count} of {totals[provider, model]} requests): {warning}"
+            for (provider, model, warning), count in counts.items() if count > 1]
 
 
 def outcome_json(outcome: RunOutcome) -> str:

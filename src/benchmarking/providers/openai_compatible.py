@@ -22,7 +22,6 @@ from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
 from .answer import Answer, read_body, read_stream
 from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
-from .tokenize import count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
 MAX_RETRY_WAIT_S = 60.0
@@ -39,6 +38,12 @@ class Wire:
     default_base_url: str
     api_root: str = ""  # what the SDK puts between base_url and /chat/completions
     usage_request: str = "stream_options"  # "stream_options" | "extra_body" | "none" (the API sends usage anyway)
+
+
+def auth_headers(settings: ProviderSettings) -> dict[str, str]:
+    """The headers the SDK would send for this provider's own requests (the key, and any configured ones)."""
+    headers = {"Authorization": f"Bearer {settings.api_key.reveal()}"} if settings.api_key else {}
+    return {**headers, **dict(settings.headers)}
 
 
 def normalise_base_url(wire: Wire, base_url: str | None) -> str:
@@ -102,9 +107,7 @@ class _Client:
 
     def warm(self) -> Any:
         """Open the connection with a free GET /models; any HTTP answer will do, no answer raises. Returns it."""
-        headers = {"Authorization": f"Bearer {self.settings.api_key.reveal() if self.settings.api_key else ''}"}
-        headers.update(self.settings.headers)
-        response = self.http.get(self.models_url, headers=headers, timeout=self.settings.timeout_s)
+        response = self.http.get(self.models_url, headers=auth_headers(self.settings), timeout=self.settings.timeout_s)
         response.read()
         return response
 
@@ -250,7 +253,10 @@ def _token_counts(client: _Client, attempt: _Attempt, model: str, prompt: str
         return "usage", (None, None, None)
     if client.settings.token_count != "tokenize" or attempt.record is None or not answer.has_output:
         return None, (None, None, None)
-    counted = count_tokens(client.http, client.base_url, client.settings, model, prompt, answer)
+    from .tokenize import count_tokens
+
+    counted = count_tokens(client.http, client.base_url, auth_headers(client.settings), client.settings.timeout_s,
+                           model, prompt, answer)
     return ("tokenize" if counted[1] is not None else None), counted
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import ProviderSettings
 from .answer import Answer
 
 
@@ -35,16 +34,14 @@ def _count(body: Any) -> int | None:
 
 
 def count_tokens(
-    http: Any, base_url: str, settings: ProviderSettings, model: str, prompt: str, answer: Answer
+    http: Any, base_url: str, headers: dict[str, str], timeout_s: float, model: str, prompt: str, answer: Answer
 ) -> tuple[int | None, int | None, str | None]:
     """(input tokens, output tokens, a problem to warn about or None), counted by the server."""
     root = server_root(base_url)
-    headers = {"Authorization": f"Bearer {settings.api_key.reveal() if settings.api_key else ''}"}
-    headers.update(settings.headers)
     output_text = answer.reasoning_text + answer.text
 
     def post(path: str, payload: dict[str, Any]) -> Any:
-        response = http.post(root + path, json=payload, headers=headers, timeout=settings.timeout_s)
+        response = http.post(root + path, json=payload, headers=headers, timeout=timeout_s)
         if response.status_code >= 400:
             return None
         try:

@@ -1,0 +1,133 @@
+"""Custom endpoints that say what is wrong: a wrong base URL, no key, tokens counted by the server, warnings once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import json
+import os
+from pathlib import Path
+import sys
+
+import pytest
+
+from benchmarking.cli import main
+from benchmarking.config import ProviderSettings
+from benchmarking.providers.custom_provider import call_custom
+
+from test_wire_truth import USAGE, chunk, stream
+from wire_server import Reply, WireServer
+
+
+def endpoint(server: WireServer, path: str = "/v1", **changes) -> ProviderSettings:
+    """A benchmark.toml entry without api_key_env, as load_settings resolves it."""
+    settings = ProviderSettings(name="local", api_key=None, key_env=None, base_url=server.url + path, timeout_s=5,
+                                model_hint="change model for 'local' in benchmark.toml or use --model local=MODEL")
+    return replace(settings, **changes)
+
+
+def test_a_404_that_is_not_about_the_model_says_to_check_the_base_url():
+    not_found = Reply([(0.0, b'{"detail":"Not Found"}')], 404, {"content-type": "application/json"}, chunked=False)
+    with WireServer() as server:
+        server.reply(not_found)
+        m = call_custom("hello", "m", endpoint(server, path=""))
+    assert (m.error_type, m.http_status) == ("not_found", 404)
+    assert m.error_message.startswith("HTTP 404: Not Found; check the base URL http://127.0.0.1:")
+    assert "(most servers serve the API under /v1)" in m.error_message
+    assert "Error code" not in m.error_message and m.error_message.count("404") == 1
+    assert "retired" not in m.error_message
+
+
+def test_a_404_for_a_model_names_the_model_and_where_to_change_it():
+    gone = Reply([(0.0, json.dumps({"error": {"message": "The model `m` does not exist", "code": "model_not_found"}})
+                   .encode())], 404, {"content-type": "application/json"}, chunked=False)
+    with WireServer() as server:
+        server.reply(gone)
+        m = call_custom("hello", "m", endpoint(server))
+    assert m.error_message == ("HTTP 404: The model `m` does not exist (model 'm' may be retired: change model for "
+                               "'local' in benchmark.toml or use --model local=MODEL)")
+
+
+def tokenizer_routes(server: WireServer, kind: str) -> None:
+    """The tokenizer endpoints of vLLM, llama.cpp's server or llama-cpp-python: one token per word here."""
+    words = lambda text: len(str(text or "").split())  # noqa: E731
+    if kind == "vllm":
+        def tokenize(body):
+            if "messages" in body:  # the chat template adds 4 tokens around the one message
+                return 200, {"count": words(body["messages"][0]["content"]) + 4, "max_model_len": 8192, "tokens": []}
+            return 200, {"count": words(body["prompt"]), "max_model_len": 8192, "tokens": []}
+        server.routes["/tokenize"] = tokenize
+    elif kind == "llama.cpp":
+        server.routes["/apply-template"] = lambda body: (200, {"prompt": f"<u> {body['messages'][0]['content']} <a>"})
+        server.routes["/tokenize"] = lambda body: (200, {"tokens": list(range(words(body["content"])
+                                                                               + (1 if body.get("add_special") else 0)))})
+    else:
+        server.routes["/extras/tokenize/count"] = lambda body: (200, {"count": words(body["input"])})
+
+
+@pytest.mark.parametrize("kind, input_tokens", [("vllm", 6), ("llama.cpp", 5), ("llama-cpp-python", None)])
+def test_a_server_that_sends_no_usage_can_count_with_its_own_tokenizer(kind, input_tokens):
+    with WireServer() as server:
+        tokenizer_routes(server, kind)
+        server.reply(stream(chunk({"reasoning_content": "let me think "}), chunk({"content": "one two three"}, "stop")))
+        m = call_custom("two words", "m", endpoint(server, token_count="tokenize"))
+    assert m.success and m.token_source == "tokenize"
+    assert m.output_tokens == 6  # "let me think one two three", counted by the server
+    assert m.input_tokens == input_tokens
+    assert m.tokens_per_second is not None
+    if input_tokens is None:
+        assert any("input tokens left empty" in w for w in m.warnings)
+
+
+def test_without_tokenize_or_when_it_fails_tokens_stay_empty_never_estimated():
+    with WireServer() as server:
+        server.reply(stream(chunk({"content": "one two three"}, "stop")))
+        plain = call_custom("hello", "m", endpoint(server))
+        failing = call_custom("hello", "m", endpoint(server, token_count="tokenize"))  # no tokenizer routes
+    assert plain.output_tokens is None and plain.token_source is None
+    assert any("sent no token usage" in w for w in plain.warnings)
+    assert failing.output_tokens is None and failing.token_source is None
+    assert any("counted no tokens" in w for w in failing.warnings)
+
+
+def test_usage_wins_over_tokenize_and_is_marked_as_the_source():
+    with WireServer() as server:
+        tokenizer_routes(server, "vllm")
+        server.reply(stream(chunk({"content": "one two"}, "stop"), chunk(None, usage=USAGE)))
+        m = call_custom("hello", "m", endpoint(server, token_count="tokenize"))
+    assert (m.token_source, m.output_tokens) == ("usage", 3)
+
+
+def run_in(directory: Path, *args: str, **env: str):
+    import subprocess
+
+    from test_cli import MAIN, clean_env
+
+    return subprocess.run([sys.executable, str(MAIN), *args], cwd=directory, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_does_not_say_key_set_for_an_endpoint_without_a_key(tmp_path):
+    with WireServer() as server:
+        (tmp_path / "benchmark.toml").write_text(
+            f'[[providers]]\nname = "local"\nbase_url = "{server.url}/v1"\nmodel = "m"\n')
+        done = run_in(tmp_path, "check", "--providers", "local")
+    assert "ok       local: no key configured, model m is listed" in done.stdout
+    assert "key set" not in done.stdout
+
+
+def test_a_warning_that_repeats_is_printed_once_with_its_count(tmp_path):
+    with WireServer() as server:
+        server.reply(stream(chunk({"content": "one two"}, "stop"), chunk(None, usage=USAGE)))
+        (tmp_path / "benchmark.toml").write_text(
+            f'[[providers]]\nname = "local"\nbase_url = "{server.url}/v1"\nmodel = "m"\n')
+        done = run_in(tmp_path, "--providers", "local", "--repeat", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Warning: no price for local model 'm'") == 1
+    assert "Warning (local / m, 3 of 3 requests): no price for local model 'm'" in done.stdout
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("BENCHMARK_", "DATABASE_URL", "SUPABASE_")):
+            monkeypatch.delenv(name)
