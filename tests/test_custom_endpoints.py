@@ -131,3 +131,61 @@ def _no_stray_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("BENCHMARK_", "DATABASE_URL", "SUPABASE_")):
             monkeypatch.delenv(name)
+
+
+def test_values_that_make_no_sense_are_dropped_with_a_warning_and_json_stays_json(tmp_path):
+    usage = b'{"prompt_tokens": "12", "completion_tokens": 3.5, "total_tokens": NaN, "cost": NaN, ' \
+            b'"prompt_tokens_details": {"cached_tokens": -4}}'
+    body = (b"data: " + json.dumps(chunk({"content": "ok"}, "stop")).encode() + b"\n\n"
+            + b'data: {"id": "chatcmpl-x1", "object": "chat.completion.chunk", "choices": [], "usage": ' + usage
+            + b"}\n\ndata: [DONE]\n\n")
+    with WireServer() as server:
+        server.reply(Reply([(0.005, body)]))
+        m = call_custom("hello", "m", endpoint(server))
+        (tmp_path / "benchmark.toml").write_text(
+            f'[[providers]]\nname = "local"\nbase_url = "{server.url}/v1"\nmodel = "m"\n'
+            'input_price = "1"\noutput_price = "2"\n')
+        done = run_in(tmp_path, "--providers", "local", "--json")
+    assert m.success and (m.input_tokens, m.output_tokens, m.cached_tokens, m.cost_usd) == (None, None, None, None)
+    problems = [w for w in m.warnings if "makes no sense" in w or "not a token count" in w or "not an amount" in w]
+    assert len(problems) == 4  # prompt, completion and cached tokens, and the cost
+    assert done.returncode == 0, done.stderr
+
+    def no_nan(text):
+        raise AssertionError(f"bare {text} in --json output")
+
+    payload = json.loads(done.stdout, parse_constant=no_nan)
+    assert payload["results"][0]["cost_usd"] is None and payload["results"][0]["success"] is True
+
+
+def test_a_retry_after_that_is_negative_or_not_a_number_falls_back_to_backoff(monkeypatch):
+    from benchmarking.providers import openai_compatible
+
+    monkeypatch.setattr(openai_compatible, "BACKOFF_BASE_S", 0.01)
+    limited = Reply([(0.0, b'{"error": {"message": "slow down", "code": "rate_limit_exceeded"}}')], 429,
+                    {"content-type": "application/json", "retry-after": "-30", "retry-after-ms": "NaN"}, chunked=False)
+    with WireServer() as server:
+        server.reply(limited, stream(chunk({"content": "ok"}, "stop"), chunk(None, usage=USAGE)))
+        m = call_custom("hello", "m", endpoint(server, retries=1))
+    assert (m.success, m.attempts) == (True, 2)
+
+
+def test_a_key_echoed_in_an_error_in_any_form_is_scrubbed():
+    from urllib.parse import quote
+
+    from conftest import FAKE_KEY
+
+    echoed = (f"bad key {FAKE_KEY.lower()} / {FAKE_KEY.upper()} / {quote(FAKE_KEY, safe='')} / "
+              f"{FAKE_KEY[5:25]} / sk-...{FAKE_KEY[-14:]}")
+    unauthorised = Reply([(0.0, json.dumps({"error": {"message": echoed}}).encode())], 401,
+                         {"content-type": "application/json"}, chunked=False)
+    with WireServer() as server:
+        server.reply(unauthorised)
+        from benchmarking.config import Secret
+
+        m = call_custom("hello", "m", endpoint(server, api_key=Secret(FAKE_KEY), key_env="LOCAL_KEY"))
+    assert m.error_type == "auth"
+    text = m.error_message.lower()
+    for start in range(len(FAKE_KEY) - 11):
+        assert FAKE_KEY[start:start + 12].lower() not in text
+    assert "(check local_key)" in text
