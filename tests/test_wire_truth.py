@@ -312,3 +312,34 @@ def test_a_key_echoed_in_an_answer_or_request_id_is_scrubbed_in_any_form():
         m = measure(server, "openai")
     assert m.response_text.count("****") == 4 and FAKE_KEY[3:15].lower() not in m.response_text.lower()
     assert m.request_id == "req-****"
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """A WireServer on https with a certificate for 127.0.0.1 that the clients are made to trust."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the SDKs' transports read it
+    with WireServer(tls=server_context) as server:
+        yield server
+
+
+@pytest.mark.parametrize("route", ["openai", "groq", "together"])
+def test_https_answers_are_timed_at_the_wire_like_plain_ones(tls_server, route):
+    parts = [(0.02, b"data: " + json.dumps(chunk({"role": "assistant", "content": ""})).encode() + b"\n\n"),
+             (0.04, b"data: " + json.dumps(chunk({"content": "first"})).encode() + b"\n\n")]
+    parts += [(0.0, b"data: " + json.dumps(chunk({"content": " x"})).encode() + b"\n\n")] * 400  # a burst
+    parts += [(0.0, b"data: " + json.dumps(chunk({"content": " last"}, "stop")).encode() + b"\n\n"),
+              (0.03, b"data: " + json.dumps(chunk(None, usage=USAGE)).encode() + b"\n\ndata: [DONE]\n\n")]
+    tls_server.reply(Reply(parts))
+    m = measure(tls_server, route)
+    served = tls_server.served[0]
+    first, last = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (1, len(parts) - 2))
+    assert m.success and m.endpoint.startswith("https://") and m.response_text.endswith(" x last")
+    assert first <= m.ttft_ms < first + 10
+    assert last <= m.latency_ms < last + 10  # not when the SDK got round to the last of 400 chunks

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 import re
 import socket
+import ssl
 import threading
 import time
 from typing import Callable
@@ -69,7 +70,8 @@ class Served:
 class WireServer:
     """`with WireServer() as server: server.reply(Reply(...)); ... server.url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: "ssl.SSLContext | None" = None) -> None:
+        self.scheme = "https" if tls else "http"
         self.replies: list[Reply] = []  # served in order; the last one again and again
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
@@ -144,13 +146,15 @@ class WireServer:
                 pass  # a client that hangs up (a timeout) is normal here
 
         self._server = Server(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def reply(self, *replies: Reply) -> "WireServer":
         self.replies = list(replies)
