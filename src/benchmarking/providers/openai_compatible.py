@@ -8,7 +8,7 @@ provider sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 import importlib
 import json
@@ -22,6 +22,7 @@ from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
 from .answer import Answer, read_body, read_stream
 from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
+from .tokenize import ServerCount, count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
 MAX_RETRY_WAIT_S = 60.0
@@ -183,7 +184,7 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
         return in_body_failure(answer.error, settings, model, request_id)
     if error is not None:
         failure = classify(error, settings, model, endpoint)
-        return failure if failure.request_id else Failure(**{**failure.__dict__, "request_id": request_id})
+        return failure if failure.request_id else replace(failure, request_id=request_id)
     if answer.finish_reason == "error":
         return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
     if settings.stream and answer.plain_json:
@@ -238,26 +239,20 @@ def measure(
                 wait = BACKOFF_BASE_S * 2 ** (attempts - 1)
             if pause(min(wait, MAX_RETRY_WAIT_S)):
                 break  # a stop (Ctrl-C, SIGTERM) ends the back-off: the last failure is what is stored
-        token_source, counted = _token_counts(client, attempt, model, prompt)
+        counted = _server_count(client, attempt, model, prompt)
     finally:
         client.close()
     return _measurement(provider, model, settings, pricing, pricing_file, endpoint, started_at, attempts, attempt,
-                        token_source, counted)
+                        counted)
 
 
-def _token_counts(client: _Client, attempt: _Attempt, model: str, prompt: str
-                  ) -> tuple[str | None, tuple[int | None, int | None, str | None]]:
-    """Where the token counts come from: the provider's usage, or the server's own tokenizer if so configured."""
+def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: str) -> ServerCount | None:
+    """Tokens counted by the server's own tokenizer: only where asked for, and only if the provider sent no usage."""
     answer = attempt.answer
-    if answer.usage is not None:
-        return "usage", (None, None, None)
-    if client.settings.token_count != "tokenize" or attempt.record is None or not answer.has_output:
-        return None, (None, None, None)
-    from .tokenize import count_tokens
-
-    counted = count_tokens(client.http, client.base_url, auth_headers(client.settings), client.settings.timeout_s,
-                           model, prompt, answer)
-    return ("tokenize" if counted[1] is not None else None), counted
+    if client.settings.token_count != "tokenize" or answer.usage is not None or not answer.has_output:
+        return None
+    return count_tokens(client.http, client.base_url, auth_headers(client.settings), client.settings.timeout_s,
+                        model, prompt, answer)
 
 
 def _usage_number(usage: Mapping[str, Any] | None, path: tuple[str, ...], problems: list[str]) -> int | None:
@@ -317,8 +312,7 @@ def _cost_fields(provider: str, model: str, settings: ProviderSettings, pricing:
 
 def _measurement(
     provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price], pricing_file: str,
-    endpoint: str, started_at: Any, attempts: int, attempt: _Attempt, token_source: str | None,
-    counted: tuple[int | None, int | None, str | None],
+    endpoint: str, started_at: Any, attempts: int, attempt: _Attempt, counted: ServerCount | None,
 ) -> Measurement:
     record, answer, failure = attempt.record, attempt.answer, attempt.failure
     secrets = known_secrets(settings)
@@ -330,10 +324,10 @@ def _measurement(
     if cached_tokens is None:  # Together puts it beside the other counts
         cached_tokens = _usage_number(usage, ("cached_tokens",), problems)
     reasoning_tokens = _usage_number(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
-    if token_source == "tokenize":
-        input_tokens, output_tokens = counted[0], counted[1]
-    if counted[2]:
-        problems.append(counted[2])
+    token_source = "usage" if usage is not None else None
+    if counted is not None:
+        if counted.output_tokens is not None:
+            token_source, input_tokens, output_tokens = "tokenize", counted.input_tokens, counted.output_tokens
 
     def ms(at: float | None) -> float | None:
         return None if at is None or record is None else (at - record.sent_at) * 1000
@@ -352,6 +346,8 @@ def _measurement(
     if failure is None and usage is None and token_source is None:
         warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
+    if counted is not None and counted.problem:
+        warnings += (counted.problem,)
     # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models)
     # are not part of the decode that the stream shows.
     hidden = reasoning_tokens if reasoning_tokens and not answer.reasoning_streamed else 0

@@ -12,9 +12,19 @@ Never a local estimate: if the server cannot count, the counts stay empty, with 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .answer import Answer
+
+
+@dataclass(frozen=True)
+class ServerCount:
+    """Tokens as the server's tokenizer counted them; `problem` is a warning for what it could not count."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    problem: str | None = None
 
 
 def server_root(base_url: str) -> str:
@@ -35,8 +45,8 @@ def _count(body: Any) -> int | None:
 
 def count_tokens(
     http: Any, base_url: str, headers: dict[str, str], timeout_s: float, model: str, prompt: str, answer: Answer
-) -> tuple[int | None, int | None, str | None]:
-    """(input tokens, output tokens, a problem to warn about or None), counted by the server."""
+) -> ServerCount:
+    """The prompt's and the answer's tokens, counted by the server."""
     root = server_root(base_url)
     output_text = answer.reasoning_text + answer.text
 
@@ -55,8 +65,10 @@ def count_tokens(
         if _count(first) is None:
             extras = post("/extras/tokenize/count", {"input": output_text})
             if _count(extras) is None:
-                return None, None, f"{root} counted no tokens (POST /tokenize and /extras/tokenize/count): left empty"
-            return None, _count(extras), "llama-cpp-python cannot apply the chat template: input tokens left empty"
+                return ServerCount(problem=f"{root} counted no tokens (POST /tokenize and /extras/tokenize/count): "
+                                           "left empty")
+            return ServerCount(None, _count(extras), "llama-cpp-python cannot apply the chat template: input tokens "
+                                                     "left empty")
         messages = [{"role": "user", "content": prompt}]
         if "count" in first:  # vLLM: the chat template is applied to the messages
             prompt_body = post("/tokenize", {"model": model, "messages": messages, "add_generation_prompt": True})
@@ -65,6 +77,6 @@ def count_tokens(
             text = templated.get("prompt") if isinstance(templated, dict) else None
             prompt_body = post("/tokenize", {"content": text, "add_special": True}) if isinstance(text, str) else None
         problem = None if _count(prompt_body) is not None else f"{root} did not count the prompt: input tokens left empty"
-        return _count(prompt_body), _count(first), problem
+        return ServerCount(_count(prompt_body), _count(first), problem)
     except Exception as exc:  # the measurement stands without counts; what went wrong is said once
-        return None, None, f"counting tokens at {root} failed ({type(exc).__name__}): left empty"
+        return ServerCount(problem=f"counting tokens at {root} failed ({type(exc).__name__}): left empty")
