@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+import os
 from typing import Callable, Protocol
 from uuid import UUID, uuid4
 
@@ -98,6 +99,7 @@ def new_run(settings: Settings) -> RunInfo:
         region=settings.region,
         tool_version=__version__,
         settings=settings.run_settings(),
+        pid=os.getpid(),
     )
 
 
