@@ -101,7 +101,7 @@ def test_unreadable_outbox_lines_are_set_aside_and_runs_flush_and_check_go_on(tm
 
     checked = run_main(tmp_path, "check", "--providers", "groq")
     assert no_traceback(checked) and "ok       storage: sqlite" in checked.stdout
-    assert "PROBLEM  outbox: 5 unreadable lines were set aside in outbox/corrupt.jsonl" in checked.stdout
+    assert "PROBLEM  outbox: 5 unreadable line(s) set aside in outbox/corrupt.jsonl" in checked.stdout
 
     with open(outbox / "pending.jsonl", "ab") as pending:  # and a new bad line does not stop flush either
         pending.write(b'{"op": "create_run", "run": {"id": "\n')

@@ -58,7 +58,7 @@ def check_storage(settings: Settings) -> list[CheckLine]:
         lines.append(CheckLine(False, f"outbox: {contents.unowned} writes in {outbox.directory}/ from an older "
                                       "version say no database: `python main.py flush` writes them to this one"))
     if contents.corrupt:
-        lines.append(CheckLine(False, f"outbox: {contents.corrupt} unreadable lines were set aside in "
+        lines.append(CheckLine(False, f"outbox: {contents.corrupt} unreadable line(s) set aside in "
                                       f"{outbox.directory / CORRUPT}: nothing replays them; look at them, "
                                       "then delete the file"))
     if not (contents.pending or contents.rejected or contents.other_databases or contents.unowned

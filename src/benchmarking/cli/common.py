@@ -162,8 +162,9 @@ def mark_abandoned_runs(storage: "Storage", host: str, say: Callable[[str], None
     except StorageError:
         return  # the database does not answer now: the next run or flush looks again
     for run, finished_at in marked:
+        when = "its start: it has no result" if finished_at == run.info.started_at else "its last result"
         say(f"run {run.info.id} ({run.info.run_name}) was left running by process {run.info.pid}, which is gone: "
-            f"marked abandoned, finished at {finished_at.isoformat(timespec='seconds')} (its last result)")
+            f"marked abandoned, finished at {finished_at.isoformat(timespec='seconds')} ({when})")
 
 
 def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> "ResilientStorage":

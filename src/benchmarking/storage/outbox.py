@@ -134,6 +134,10 @@ class _Line:
     entry: dict[str, Any]
 
 
+def _lines(count: int) -> str:
+    return f"{count} unreadable line" + ("" if count == 1 else "s")
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -217,11 +221,11 @@ class Outbox:
         except OutboxUnwritable as exc:
             if (name, len(bad)) not in self._skipped:  # once, not at every read of a file that stays as it is
                 self._skipped.add((name, len(bad)))
-                self.warn(f"warning: outbox: {len(bad)} unreadable lines in {path} are skipped; "
+                self.warn(f"warning: outbox: {_lines(len(bad))} in {path} skipped; "
                           f"they could not be moved to {corrupt}: {exc}")
             return
-        self.warn(f"warning: outbox: {len(bad)} unreadable lines of {path} (cut short, not JSON, or not an outbox "
-                  f"entry) moved to {corrupt}; the other writes go on as usual")
+        self.warn(f"warning: outbox: {_lines(len(bad))} of {path} (cut short, not JSON, or not an outbox entry) "
+                  f"moved to {corrupt}; the other writes go on as usual")
 
     def _rewrite(self, name: str, lines: list[_Line]) -> None:
         """Replace a file by these lines at once (a temporary file renamed over it); none: remove it."""
