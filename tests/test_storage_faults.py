@@ -26,7 +26,7 @@ import pytest
 from benchmarking.benchmark_runner import run_benchmark
 from benchmarking.config import Secret
 from benchmarking.console import ConsoleReporter
-from benchmarking.errors import OutboxUnwritable, StorageRejected, StorageUnavailable
+from benchmarking.errors import OutboxUnwritable, StorageUnavailable
 from benchmarking.simulator import ModelProfile
 from benchmarking.storage.outbox import (
     Outbox, ResilientStorage, encode_create_run, encode_finish_run, encode_save_result,
@@ -65,6 +65,13 @@ def outbox_entries(database: str, measurement=None) -> tuple[object, list[dict]]
 def sqlite_rows(path: Path, query: str) -> list[tuple]:
     with sqlite3.connect(path) as db:
         return db.execute(query).fetchall()
+
+
+def pg_rows_exec(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
 
 
 def proxied(url: str, proxy: TcpProxy) -> str:
@@ -305,6 +312,33 @@ def test_a_row_for_a_run_that_is_not_there_is_rejected(tmp_path, pg_backend):
     assert "foreign key" in note and "rejected.jsonl" in note
 
 
+@pytest.fixture
+def latin1_url():
+    """A database whose encoding is LATIN1 (an older server's default), dropped after the test."""
+    import psycopg
+
+    from conftest import ADMIN_DSN
+
+    name = f"bench_latin1_{secrets.token_hex(6)}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"create database {name} encoding 'LATIN1' template template0 lc_collate 'C' lc_ctype 'C'")
+        try:
+            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        finally:
+            admin.execute(f"drop database {name} with (force)")
+
+
+def test_text_the_database_encoding_cannot_hold_is_rejected_not_a_crash(tmp_path, latin1_url):
+    run, now = run_info(), datetime.now(timezone.utc)
+    with PostgresStorage(latin1_url, timeout_s=5) as backend:
+        storage = ResilientStorage(backend, Outbox(tmp_path / "outbox"))
+        assert storage.create_run(run) is None
+        note = storage.save_result(run.id, uuid4(), now, replace(full_measurement(), response_text="emoji \U0001f642"))
+        assert 'has no equivalent in encoding "LATIN1"' in note and "rejected.jsonl" in note
+        assert storage.save_result(run.id, uuid4(), now, full_measurement()) is None
+    assert pg_rows(latin1_url, "select response_text from benchmark_results") == [("h\u00e9llo",)]
+
+
 def test_replay_goes_on_past_a_poisoned_row(tmp_path, pg_url):
     with PostgresStorage(pg_url, timeout_s=5) as backend:
         backend.prepare()
@@ -319,13 +353,6 @@ def test_replay_goes_on_past_a_poisoned_row(tmp_path, pg_url):
     assert (report.written, report.pending, report.rejected) == (3, 0, 1)
     assert pg_rows(pg_url, "select status from runs") == [("completed",)]
     assert pg_rows(pg_url, "select count(*) from benchmark_results") == [(1,)]
-
-
-def pg_rows_exec(url: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement)
 
 
 def test_a_statement_timeout_and_an_admin_shutdown_mean_unavailable_and_the_next_write_reconnects(pg_url):

@@ -148,10 +148,13 @@ class PostgresStorage(Storage):
             return self._connection
         timeout_ms = int(self._timeout_s * 1000)
         # statement_timeout bounds a slow server; keepalives and tcp_user_timeout bound a connection that died
-        # silently, which the server cannot report; the watchdog bounds a server that froze.
+        # silently, which the server cannot report; the watchdog bounds a server that froze. UTF-8 on the wire:
+        # otherwise psycopg encodes text in the database's encoding (LATIN1, say) itself and fails outside any SQLSTATE;
+        # this way the server converts, and refuses what it cannot hold with 22P05 (rejected, with its reason).
         connection = psycopg.connect(
             self._url,
             autocommit=True,
+            client_encoding="utf8",
             connect_timeout=max(1, math.ceil(self._timeout_s)),
             options=f"-c statement_timeout={timeout_ms}",
             keepalives=1,
@@ -223,6 +226,8 @@ class PostgresStorage(Storage):
                     self._drop_connection()
         except ConfigError as exc:  # tables missing on a reconnect mid-run: keep the row, with the reason
             raise StorageRejected(f"{what}: {exc}") from None
+        except UnicodeError as exc:  # text that cannot be encoded for the wire: the row's, not the connection's
+            raise StorageRejected(f"{what}: rejected: {_one_line(exc)}") from None
         except psycopg.Error as exc:
             if cut:
                 raise StorageUnavailable(

@@ -122,6 +122,8 @@ class SupabaseStorage(Storage):
             if exc.code and _REJECTED_CODE.match(str(exc.code)):
                 raise StorageRejected(message) from None
             raise StorageUnavailable(message) from None
+        except UnicodeError as exc:  # text that cannot be encoded as JSON for the request: the row's fault
+            raise StorageRejected(f"{what}: rejected: {type(exc).__name__}: {exc}") from None
         except (httpx.HTTPError, ValueError) as exc:  # network, timeout, or a non-JSON answer from a proxy
             raise StorageUnavailable(f"{what}: {self.location} unavailable: {type(exc).__name__}: {exc}") from None
 
