@@ -168,12 +168,18 @@ class Outbox:
             yield
             return
         with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._remove_leftovers()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                locked = True
+            except OSError:  # a file system without locks (some network mounts): go on as the only writer
+                locked = False
+            try:
+                if locked:
+                    self._remove_leftovers()
                 yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                if locked:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _remove_leftovers(self) -> None:
         """Temporary files of a rewrite that died (a full disk, a kill): under the lock, nobody else is writing.
@@ -216,7 +222,10 @@ class Outbox:
             try:
                 self._rewrite(name, good)
             except OutboxUnwritable:
-                os.truncate(corrupt, size)  # they are still in the file: not twice in corrupt.jsonl next time
+                try:
+                    os.truncate(corrupt, size)  # they are still in the file: not twice in corrupt.jsonl next time
+                except OSError:
+                    pass
                 raise
         except OutboxUnwritable as exc:
             if (name, len(bad)) not in self._skipped:  # once, not at every read of a file that stays as it is
