@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+import signal
 import sys
 
 from ..stopping import GracefulStop
@@ -36,7 +37,8 @@ def flush_main(argv: list[str]) -> int:
         for line in outbox_lines(outbox.contents(backend.database), outbox.directory, flushing=True):
             print(line, file=sys.stderr)
         if report.stopped:
-            print(f"flush: stopped by Ctrl-C after {report.written} writes; the others are still in "
+            by = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
+            print(f"flush: stopped by {by} after {report.written} writes; the others are still in "
                   f"{outbox.directory}/, to be written by the next run or flush", file=sys.stderr)
             return stop.exit_status
         if report.pending == 0:
