@@ -126,7 +126,7 @@ class OutboxContents:
     corrupt: int  # lines set aside in corrupt.jsonl
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Line:
     """One line of an outbox file: the bytes as they are, and the entry they hold."""
 
