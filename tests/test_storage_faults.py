@@ -366,14 +366,15 @@ def test_a_statement_timeout_and_an_admin_shutdown_mean_unavailable_and_the_next
             locker.execute("lock table benchmark_results in access exclusive mode")
             with pytest.raises(StorageUnavailable):
                 storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), full_measurement())
-        storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), full_measurement())
+        second = uuid4()
+        storage.save_result(run.id, second, datetime.now(timezone.utc), full_measurement())
         pg_rows_exec(pg_url, "select pg_terminate_backend(pid) from pg_stat_activity"
                              " where datname = current_database() and pid <> pg_backend_pid()")
         with pytest.raises(StorageUnavailable):
             storage.finish_run(run.id, "completed", datetime.now(timezone.utc))
         storage.finish_run(run.id, "completed", datetime.now(timezone.utc))
     assert pg_rows(pg_url, "select status from runs") == [("completed",)]
-    assert pg_rows(pg_url, "select count(*) from benchmark_results") == [(1,)]
+    assert (second,) in pg_rows(pg_url, "select id from benchmark_results")
 
 
 def test_sqlite_disk_full_on_a_write_is_unavailable_not_rejected(tmp_path, small_disk):
@@ -676,11 +677,11 @@ def test_a_frozen_postgres_costs_a_write_at_most_about_its_timeout_and_the_next_
             proxy.freeze()
             elapsed, error = timed(lambda: storage.save_result(run.id, uuid4(), datetime.now(timezone.utc),
                                                                full_measurement()))
-            assert isinstance(error, StorageUnavailable) and "no answer within 1 s" in str(error)
-            assert elapsed < 5
+            assert isinstance(error, StorageUnavailable) and "no answer within 2 s" in str(error)  # 1 s + grace
+            assert elapsed < 6
 
             elapsed, error = timed(lambda: PostgresStorage(url, timeout_s=1).create_run(run_info()))  # a new one
-            assert isinstance(error, StorageUnavailable) and elapsed < 5
+            assert isinstance(error, StorageUnavailable) and elapsed < 6
 
             proxy.thaw()
             storage.finish_run(run.id, "completed", datetime.now(timezone.utc))

@@ -33,6 +33,9 @@ T = TypeVar("T")
 # transaction (25006: a standby after a failover), and permission denied (42501: the grants, not the row).
 # Everything else (data exceptions 22, integrity 23, syntax and schema 42, program limits 54 such as an index row too
 # large, ...) is the row's fault: retrying it would fail the same way, so it must not hold up the rows behind it.
+# The watchdog waits this much longer than statement_timeout, so that a server that is slow but alive cancels the
+# statement itself (a clean error, nothing written late) and only a frozen one has its connection cut.
+WATCHDOG_GRACE_S = 1.0
 _UNAVAILABLE_CLASSES = frozenset({"08", "28", "3D", "40", "53", "55", "57", "58", "XX"})
 _UNAVAILABLE_STATES = frozenset({"25006", "42501"})
 
@@ -138,7 +141,7 @@ class PostgresStorage(Storage):
         self._timeout_s = timeout_s
         self._migrate = migrate
         self._connection: Any = None
-        self._watchdog = _Watchdog(timeout_s)
+        self._watchdog = _Watchdog(timeout_s + WATCHDOG_GRACE_S)
 
     def _connect(self) -> Any:
         import psycopg
@@ -231,7 +234,7 @@ class PostgresStorage(Storage):
         except psycopg.Error as exc:
             if cut:
                 raise StorageUnavailable(
-                    f"{what}: {self.location} unavailable: no answer within {self._timeout_s:g} s"
+                    f"{what}: {self.location} unavailable: no answer within {self._timeout_s + WATCHDOG_GRACE_S:g} s"
                 ) from None
             if is_unavailable(exc):
                 self._drop_connection()
