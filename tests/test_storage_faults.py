@@ -74,6 +74,15 @@ def pg_rows_exec(url: str, statement: str) -> None:
         conn.execute(statement)
 
 
+def stored_results(db: Path) -> int:
+    """Results in a SQLite file that another process may still be creating (no file, no table yet: 0)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("select count(*) from benchmark_results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def proxied(url: str, proxy: TcpProxy) -> str:
     return url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
 
@@ -469,7 +478,7 @@ def test_a_run_killed_with_sigkill_is_marked_abandoned_by_the_next_run_or_flush_
     killed = subprocess.Popen([sys.executable, str(MAIN), "--providers", "openai,groq"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while not (db.exists() and sqlite_rows(db, "select count(*) from benchmark_results") == [(1,)]):
+    while stored_results(db) != 1:
         assert time.monotonic() < deadline and killed.poll() is None, "the first result never arrived"
         time.sleep(0.05)
     killed.kill()  # SIGKILL: no finally, no finish
@@ -711,7 +720,9 @@ def test_ctrl_c_during_flush_says_what_went_through_and_keeps_the_rest_intact(tm
         flush = subprocess.Popen([sys.executable, str(MAIN), "flush"], cwd=tmp_path, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
-        while pg_rows(pg_url, "select count(*) from pg_locks where not granted") == [(0,)]:
+        waiting = ("select count(*) from pg_locks where not granted"  # in this database: others share the server
+                   " and database = (select oid from pg_database where datname = current_database())")
+        while pg_rows(pg_url, waiting) == [(0,)]:
             assert time.monotonic() < deadline and flush.poll() is None, "flush never reached the locked table"
             time.sleep(0.05)
         flush.send_signal(signal.SIGINT)
