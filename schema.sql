@@ -10,12 +10,13 @@ create table if not exists runs (
     finished_at timestamptz
 );
 
-alter table runs add column if not exists status text;          -- running | completed | failed | interrupted
+alter table runs add column if not exists status text;          -- running | completed | failed | interrupted | abandoned
 alter table runs add column if not exists mode text;            -- live | simulated
 alter table runs add column if not exists host text;            -- BENCHMARK_HOST or the hostname
 alter table runs add column if not exists region text;          -- BENCHMARK_REGION
 alter table runs add column if not exists tool_version text;
 alter table runs add column if not exists settings jsonb;       -- prompt, max_tokens, stream, repeat, ...
+alter table runs add column if not exists pid integer;          -- its process: a run left running by a dead one is abandoned
 
 create table if not exists benchmark_results (
     id uuid primary key,

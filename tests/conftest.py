@@ -132,3 +132,61 @@ def open_backend(request, tmp_path):
         return lambda: PostgresStorage(url, timeout_s=5)
     api = request.getfixturevalue("supabase_api")
     return lambda: SupabaseStorage(api.url, Secret(SERVICE_KEY), timeout_s=5)
+
+
+# ---- Disks that fill: a small tmpfs per test (root only, as in CI) -----------------------------------------------
+def _mount_tmpfs(directory, options: str) -> None:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs the suite as root)")
+    directory.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+def _unmount(directory) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(directory)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs mounted for this test: fill it with fill_disk() to make writes fail with ENOSPC."""
+    directory = tmp_path / "small-disk"
+    _mount_tmpfs(directory, "size=64k,mode=0755")
+    yield directory
+    _unmount(directory)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory no write can go to (a read-only tmpfs; root ignores permission bits, a mount it cannot)."""
+    directory = tmp_path / "read-only"
+    _mount_tmpfs(directory, "ro,size=64k,mode=0755")
+    yield directory
+    _unmount(directory)
+
+
+def fill_disk(directory, leave_bytes: int = 0):
+    """Fill the file system under `directory` with a filler file, then free about `leave_bytes`; returns the file."""
+    import os
+
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for chunk in (65536, 4096, 512, 1):  # smaller and smaller, until not a byte more fits
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    if leave_bytes:
+        os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))
+    return filler

@@ -142,26 +142,34 @@ def run_main(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_run_with_the_database_down_then_flush(tmp_path, pg_url):
-    down = run_main(tmp_path, "--simulate", "--providers", "openai,groq",
-                    DATABASE_URL="postgresql://postgres@127.0.0.1:9/none")
-    assert down.returncode == 1, down.stderr
-    assert "results will be kept in outbox/" in down.stderr
-    assert down.stdout.count("Not in the database:") == 2
-    lines = (tmp_path / "outbox" / "pending.jsonl").read_text().splitlines()
-    assert [json.loads(line)["op"] for line in lines] == ["create_run", "save_result", "save_result", "finish_run"]
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        proxy.down()
+        down = run_main(tmp_path, "--simulate", "--providers", "openai,groq", DATABASE_URL=url)
+        assert down.returncode == 1, down.stderr
+        assert "results will be kept in outbox/" in down.stderr
+        assert down.stdout.count("Not in the database:") == 2
+        lines = (tmp_path / "outbox" / "pending.jsonl").read_text().splitlines()
+        assert [json.loads(line)["op"] for line in lines] == ["create_run", "save_result", "save_result", "finish_run"]
 
-    flushed = run_main(tmp_path, "flush", DATABASE_URL=pg_url)
-    assert flushed.returncode == 0, flushed.stderr
-    assert flushed.stdout.startswith("flush: 4 writes went through to postgres at postgresql://127.0.0.1:5432/")
-    assert pg_rows(pg_url, "select count(*) from benchmark_results") == [(2,)]
-    assert pg_rows(pg_url, "select status, mode from runs") == [("completed", "simulated")]
-    assert run_main(tmp_path, "flush", DATABASE_URL=pg_url).stdout.startswith("flush: 0 writes")
+        proxy.up()
+        flushed = run_main(tmp_path, "flush", DATABASE_URL=url)
+        assert flushed.returncode == 0, flushed.stderr
+        went = f"flush: 4 writes went through to postgres at postgresql://127.0.0.1:{proxy.port}/"
+        assert flushed.stdout.startswith(went)
+        assert pg_rows(pg_url, "select count(*) from benchmark_results") == [(2,)]
+        assert pg_rows(pg_url, "select status, mode from runs") == [("completed", "simulated")]
+        assert run_main(tmp_path, "flush", DATABASE_URL=url).stdout.startswith("flush: 0 writes")
 
 
 def test_cli_run_stores_in_postgres_and_replays_the_outbox_first(tmp_path, pg_url):
-    first = run_main(tmp_path, "--simulate", "--providers", "groq", DATABASE_URL="postgresql://postgres@127.0.0.1:9/x")
-    assert first.returncode == 1
-    second = run_main(tmp_path, "--simulate", "--providers", "groq", DATABASE_URL=pg_url)
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        proxy.down()
+        first = run_main(tmp_path, "--simulate", "--providers", "groq", DATABASE_URL=url)
+        assert first.returncode == 1
+        proxy.up()
+        second = run_main(tmp_path, "--simulate", "--providers", "groq", DATABASE_URL=url)
     assert second.returncode == 0, second.stderr
     assert "outbox: wrote 3 earlier writes to the database, 0 still waiting" in second.stderr  # run, result, finish
     assert pg_rows(pg_url, "select count(*), count(distinct run_id) from benchmark_results") == [(2, 2)]
@@ -205,10 +213,11 @@ def test_flush_that_meets_a_down_database_keeps_rejected_writes_rejected(sim, tm
     from test_storage_sqlite import full_measurement
 
     outbox = Outbox(tmp_path / "outbox")
-    outbox.append(encode_save_result(uuid4(), uuid4(), datetime.now(timezone.utc), full_measurement()),
-                  rejected_because="no such run")
+    database = "postgresql://127.0.0.1:9/x"
+    outbox.append({**encode_save_result(uuid4(), uuid4(), datetime.now(timezone.utc), full_measurement()),
+                   "database": database}, rejected_because="no such run")
     outbox.append({"op": "finish_run", "run_id": str(uuid4()), "status": "completed",
-                   "finished_at": datetime.now(timezone.utc).isoformat()})
+                   "finished_at": datetime.now(timezone.utc).isoformat(), "database": database})
     with PostgresStorage("postgresql://postgres@127.0.0.1:9/x", timeout_s=1) as down:
         report = outbox.replay(down, include_rejected=True)
     assert (report.written, report.pending, report.rejected) == (0, 1, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+import os
 from typing import Callable, Protocol
 from uuid import UUID, uuid4
 
@@ -38,11 +39,13 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
 class Reporter(Protocol):
     """Where the runner says what it is doing (the console, or nothing)."""
 
-    def run_started(self, run: RunInfo, storage: Storage) -> None: ...
+    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None) -> None: ...
 
     def testing(self, provider: str, model: str, index: int, repeat: int) -> None: ...
 
     def measured(self, m: Measurement, storage_note: str | None) -> None: ...
+
+    def run_finished(self, status: str, storage_note: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def new_run(settings: Settings) -> RunInfo:
         region=settings.region,
         tool_version=__version__,
         settings=settings.run_settings(),
+        pid=os.getpid(),
     )
 
 
@@ -111,7 +115,7 @@ def run_benchmark(
     """
     run = new_run(settings)
     notes = [storage.create_run(run)]
-    reporter.run_started(run, storage)
+    reporter.run_started(run, storage, notes[0])
     results: list[SavedMeasurement] = []
     status = "failed"
     try:
@@ -135,6 +139,7 @@ def run_benchmark(
             notes.append(storage.finish_run(run.id, status, utc_now()))
         except StorageError as exc:
             notes.append(str(exc))  # only the run's end is missing: its results are stored (README: troubleshooting)
+        reporter.run_finished(status, notes[-1])
     return RunOutcome(run=run, status=status, results=tuple(results), run_notes=tuple(n for n in notes if n))
 
 

@@ -10,7 +10,7 @@ from .errors import ConfigError, StorageError
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.openai_compatible import ModelListError, list_models
 from .storage import open_backend
-from .storage.outbox import PENDING, REJECTED, Outbox
+from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
 
 WIRES = {
     "openai": openai_provider.WIRE,
@@ -43,15 +43,26 @@ def check_storage(settings: Settings) -> list[CheckLine]:
     finally:
         backend.close()
     outbox = Outbox(settings.outbox_dir)
-    pending, rejected = outbox.counts()
-    if pending:
-        lines.append(CheckLine(False, f"outbox: {pending} writes wait in {outbox.directory / PENDING}: "
+    contents = outbox.contents(backend.database)
+    if contents.pending:
+        lines.append(CheckLine(False, f"outbox: {contents.pending} writes wait in {outbox.directory / PENDING}: "
                                       "run `python main.py flush` once the database is reachable"))
-    if rejected:
-        lines.append(CheckLine(False, f"outbox: {rejected} writes the database rejected are in "
+    if contents.rejected:
+        lines.append(CheckLine(False, f"outbox: {contents.rejected} writes the database rejected are in "
                                       f"{outbox.directory / REJECTED} (each with its reason): fix the cause, "
                                       "then run `python main.py flush`"))
-    if not pending and not rejected:
+    for database, count in sorted(contents.other_databases.items()):
+        lines.append(CheckLine(False, f"outbox: {count} writes in {outbox.directory}/ are for {database}, not this "
+                                      "database: run `python main.py flush` with that database's settings"))
+    if contents.unowned:
+        lines.append(CheckLine(False, f"outbox: {contents.unowned} writes in {outbox.directory}/ from an older "
+                                      "version say no database: `python main.py flush` writes them to this one"))
+    if contents.corrupt:
+        lines.append(CheckLine(False, f"outbox: {contents.corrupt} unreadable line(s) set aside in "
+                                      f"{outbox.directory / CORRUPT}: nothing replays them; look at them, "
+                                      "then delete the file"))
+    if not (contents.pending or contents.rejected or contents.other_databases or contents.unowned
+            or contents.corrupt):
         lines.append(CheckLine(True, f"outbox: empty ({outbox.directory})"))
     return lines
 

@@ -28,7 +28,7 @@ class ConsoleReporter:
     def say(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
 
-    def run_started(self, run: RunInfo, storage: Storage) -> None:
+    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None) -> None:
         self.say("Benchmark Engine")
         self.say()
         self.say(f"Starting benchmark run: {run.run_name}")
@@ -36,6 +36,8 @@ class ConsoleReporter:
         self.say(f"Mode: {run.mode} | storage: {storage.backend} ({storage.location}){self.settings_line}")
         self.say()
         self.say(f"Run started: {run.id}")
+        if storage_note is not None:
+            self.say(f" Run not in the database: {storage_note}")
 
     def testing(self, provider: str, model: str, index: int, repeat: int) -> None:
         self.say()
@@ -66,6 +68,11 @@ class ConsoleReporter:
                 self._warned.add((m.provider, m.model, warning))
                 self.say(f"   Warning: {warning}")
         self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
+
+    def run_finished(self, status: str, storage_note: str | None) -> None:
+        if storage_note is not None:
+            self.say()
+            self.say(f"Run's end ({status}) not in the database: {storage_note}")
 
 
 def summary_table(outcome: RunOutcome) -> str:

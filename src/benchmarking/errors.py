@@ -23,3 +23,7 @@ class StorageUnavailable(StorageError):
 
 class StorageRejected(StorageError):
     """The database refused the row (bad column, wrong type, constraint): retrying will not help."""
+
+
+class OutboxUnwritable(StorageError):
+    """The outbox could not take a write either (disk full, no permission): the write is held in memory."""

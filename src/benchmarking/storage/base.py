@@ -23,6 +23,7 @@ class RunInfo:
     region: str | None
     tool_version: str
     settings: dict[str, object]
+    pid: int | None = None  # the process that made the run: a later run on the same host marks it abandoned if gone
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,15 @@ class StoredResult:
 class Storage(ABC):
     """Create a run, save each result as soon as it is measured, finish the run, read back.
 
-    A backend's write raises StorageUnavailable or StorageRejected when the database does not take it; the outbox
-    wrapper (ResilientStorage) never raises and returns a one-line note instead when a row was kept elsewhere.
+    A backend's write raises StorageUnavailable (the connection: down, timed out, a server that does not answer as
+    it should) or StorageRejected (the row: its content, a constraint, a run that is not there to finish) when the
+    database does not take it; the outbox wrapper (ResilientStorage) never raises and returns a one-line note instead
+    when a row was kept elsewhere.
     """
 
     backend: str
-    location: str
+    location: str  # where, fit to print (no user, password or query string)
+    database: str  # which database, without secrets, the same however it was spelled: the outbox's owner tag
 
     @abstractmethod
     def create_run(self, run: RunInfo) -> str | None: ...
@@ -64,7 +68,8 @@ class Storage(ABC):
     def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> str | None: ...
 
     @abstractmethod
-    def read_runs(self) -> list[StoredRun]: ...
+    def read_runs(self, status: str | None = None) -> list[StoredRun]:
+        """Runs oldest first; only those with this status if given."""
 
     @abstractmethod
     def read_results(

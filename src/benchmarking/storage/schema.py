@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 import json
+import re
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +30,7 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("region", "text"),
     ("tool_version", "text"),
     ("settings", "jsonb"),
+    ("pid", "integer"),
 )
 
 RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -69,20 +71,49 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
 
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
+# PostgreSQL's text and jsonb cannot hold NUL, and no backend can encode a lone UTF-16 surrogate (what a provider's
+# JSON decodes to when an escape like \ud83d is cut off): either would make the row unstorable anywhere. Both become
+# U+FFFD, the Unicode replacement character, here, where every backend and the outbox take their rows from.
+REPLACEMENT_CHARACTER = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """The text with NUL and lone surrogates replaced by U+FFFD; unchanged (and fast) when there are none."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT_CHARACTER)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub(REPLACEMENT_CHARACTER, text)
+    return text
+
+
+def storable(value: Any) -> Any:
+    """A value with every string in it (dict keys and values, list items) made storable."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
 
 def run_row(run: RunInfo) -> dict[str, object]:
     """The columns of a new run (status 'running'); settings stay a dict for each backend to encode."""
     return {
         "id": run.id,
-        "run_name": run.run_name,
-        "triggered_by": run.triggered_by,
+        "run_name": storable(run.run_name),
+        "triggered_by": storable(run.triggered_by),
         "started_at": run.started_at,
         "status": "running",
         "mode": run.mode,
-        "host": run.host,
-        "region": run.region,
+        "host": storable(run.host),
+        "region": storable(run.region),
         "tool_version": run.tool_version,
-        "settings": run.settings,
+        "settings": storable(run.settings),
+        "pid": run.pid,
     }
 
 
@@ -122,6 +153,7 @@ def stored_run_from_row(row: dict[str, object]) -> StoredRun:
         region=row["region"],
         tool_version=row["tool_version"],
         settings=settings or {},
+        pid=row.get("pid"),
     )
     return StoredRun(info=info, status=row["status"], finished_at=_time(row["finished_at"]))
 
@@ -137,11 +169,12 @@ def stored_result_from_row(row: dict[str, object]) -> StoredResult:
 def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, object]:
     """Flatten a Measurement into the column values every backend stores, in column order.
 
-    cost_usd becomes a float because the MVP's column is double precision; the prices stay Decimal.
+    Text is made storable (NUL and lone surrogates become U+FFFD). cost_usd becomes a float because the MVP's column
+    is double precision; the prices stay Decimal.
     """
     row: dict[str, object] = {"id": result_id, "run_id": run_id, "created_at": created_at}
     for name in _MEASUREMENT_FIELDS:
-        row[name] = getattr(m, name)
+        row[name] = storable(getattr(m, name))
     row["cost_usd"] = float(m.cost_usd) if m.cost_usd is not None else None
     return row
 

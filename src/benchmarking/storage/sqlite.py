@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
+from typing import Sequence
 from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
@@ -39,6 +40,19 @@ _INDEXES = (
 )
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Create missing tables, columns and indexes; never drops or changes what exists."""
+    for table, columns in _TABLES.items():
+        body = ", ".join(_column_ddl(n, t) for n, t in columns)
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}{_CONSTRAINTS[table]})")
+        existing = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, pg_type in columns:
+            if name not in existing:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {_column_ddl(name, pg_type)}")
+    for statement in _INDEXES:
+        db.execute(statement)
+
+
 def _column_ddl(name: str, pg_type: str) -> str:
     ddl = f"{name} {SQLITE_TYPES[pg_type]}"
     return ddl + " PRIMARY KEY" if name == "id" else ddl
@@ -54,73 +68,99 @@ def _sql_value(value: object) -> object:
     return str(value)  # Decimal prices; NUMERIC affinity keeps their value (0.10 reads back as 0.1)
 
 
-def _storage_error(what: str, exc: sqlite3.Error) -> StorageError:
-    """A locked, busy or unreadable file may recover; anything else is the row's or the schema's fault."""
-    transient = ("locked", "busy", "disk i/o", "unable to open", "readonly")
-    if any(word in str(exc).lower() for word in transient):
+# Primary result codes (the low byte of sqlite_errorcode) that say the file, not the row, is the trouble: busy or
+# locked by another process, full, unreadable, read-only, corrupt. A later write may succeed; anything else
+# (a constraint, a type, an unknown column) is the row's or the schema's fault.
+# PERM 3, BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14, PROTOCOL 15, AUTH 23,
+# NOTADB 26.
+_UNAVAILABLE_CODES = frozenset({3, 5, 6, 7, 8, 10, 11, 13, 14, 15, 23, 26})
+
+
+def _storage_error(what: str, exc: Exception) -> StorageError:
+    """Unavailable when the file is the trouble (by SQLite's result code), rejected when the row is."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, OSError) or (code is not None and code & 0xFF in _UNAVAILABLE_CODES):
         return StorageUnavailable(f"{what}: {exc}")
     return StorageRejected(f"{what}: {exc}")
 
 
 class SQLiteStorage(Storage):
-    """One file, one connection, a commit per write so that a crash loses nothing already measured."""
+    """One file, one connection, a commit per write so that a crash loses nothing already measured.
+
+    The file is opened on first use, so that a full disk or a lock held by another process at start makes the
+    writes wait in the outbox instead of stopping the run.
+    """
 
     backend = "sqlite"
 
     def __init__(self, path: str | Path, timeout_s: float = 10.0) -> None:
         self.location = str(path)
-        try:
-            if str(path) != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self.migrate()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open SQLite database {self.location}: {exc}") from exc
+        self.database = "sqlite:///" + (str(path) if str(path) == ":memory:" else str(Path(path).resolve()))
+        self._path = path
+        self._timeout_s = timeout_s
+        self._connection: sqlite3.Connection | None = None
 
-    def migrate(self) -> None:
-        """Create missing tables, columns and indexes; never drops or changes what exists."""
-        for table, columns in _TABLES.items():
-            body = ", ".join(_column_ddl(n, t) for n, t in columns)
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body}{_CONSTRAINTS[table]})")
-            existing = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, pg_type in columns:
-                if name not in existing:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {_column_ddl(name, pg_type)}")
-        for statement in _INDEXES:
-            self._db.execute(statement)
+    @property
+    def _db(self) -> sqlite3.Connection:
+        self.prepare()
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        connection = None
+        try:
+            if str(self._path) != ":memory:":
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(str(self._path), timeout=self._timeout_s, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA foreign_keys = ON")
+            _migrate(connection)
+            return connection
+        except (sqlite3.Error, OSError) as exc:
+            if connection is not None:
+                connection.close()
+            raise _storage_error(f"cannot open SQLite database {self.location}", exc) from None
+
+    def prepare(self) -> None:
+        """Open the file (creating or upgrading the tables) if it is not open yet."""
+        if self._connection is None:
+            self._connection = self._open()
+
+    def _execute(self, what: str, statement: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(statement, params)
+        except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an integer too large for SQLite's 64 bits
+            raise _storage_error(f"{what} in {self.location}", exc) from None
 
     def _insert(self, table: str, row: dict[str, object]) -> None:
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        try:
-            self._db.execute(
-                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
-                [_sql_value(v) for v in row.values()],
-            )
-        except sqlite3.Error as exc:
-            raise _storage_error(f"cannot write to {table} in {self.location}", exc) from None
+        self._execute(
+            f"cannot write to {table}",
+            f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+            [_sql_value(v) for v in row.values()],
+        )
 
     def create_run(self, run: RunInfo) -> None:
         row = run_row(run)
-        row["settings"] = settings_json(run.settings)
+        row["settings"] = settings_json(row["settings"])
         self._insert("runs", row)
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
 
     def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
-        try:
-            self._db.execute(
-                "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                (status, finished_at.isoformat(), str(run_id)),
-            )
-        except sqlite3.Error as exc:
-            raise _storage_error(f"cannot finish run {run_id} in {self.location}", exc) from None
+        cursor = self._execute(
+            f"cannot finish run {run_id}",
+            "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+            (status, finished_at.isoformat(), str(run_id)),
+        )
+        if cursor.rowcount == 0:  # its row went elsewhere (the outbox): the finish waits with it
+            raise StorageRejected(f"cannot finish run {run_id}: it is not in {self.location}")
 
-    def read_runs(self) -> list[StoredRun]:
-        return [stored_run_from_row(dict(row)) for row in self._db.execute("SELECT * FROM runs ORDER BY started_at")]
+    def read_runs(self, status: str | None = None) -> list[StoredRun]:
+        where, params = (" WHERE status = ?", [status]) if status is not None else ("", [])
+        rows = self._execute("cannot read runs", f"SELECT * FROM runs{where} ORDER BY started_at", params)
+        return [stored_run_from_row(dict(row)) for row in rows]
 
     def read_results(
         self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
@@ -134,8 +174,12 @@ class SQLiteStorage(Storage):
             params.append(since.astimezone(timezone.utc).isoformat())
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
         columns = ", ".join(selected_result_columns(with_text))
-        rows = self._db.execute(f"SELECT {columns} FROM benchmark_results{where} ORDER BY created_at, rowid", params)
+        rows = self._execute(
+            "cannot read results", f"SELECT {columns} FROM benchmark_results{where} ORDER BY created_at, rowid", params
+        )
         return [stored_result_from_row(dict(row)) for row in rows]
 
     def close(self) -> None:
-        self._db.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

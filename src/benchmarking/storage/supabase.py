@@ -23,10 +23,13 @@ from .schema import (
 
 T = TypeVar("T")
 READ_PAGE_ROWS = 1000
-# Errors that are the row's or the schema's fault (PostgREST's schema-cache codes, and Postgres' data,
-# integrity and syntax classes): retrying the same row would fail the same way. 42501 (row-level security,
-# e.g. the anon key instead of the service role) is the key's fault: the row waits until the key is fixed.
-_REJECTED_CODE = re.compile(r"^(PGRST2\d\d|22\w{3}|23\w{3}|42(?!501)\w{3})$")
+# Errors that are the row's or the schema's fault (PostgREST's schema-cache codes, Postgres' data, integrity, syntax
+# and program-limit classes such as an index row too large, and HTTP 413 from a proxy for a body too large):
+# retrying the same row would fail the same way. 42501 (row-level security, e.g. the anon key instead of the service
+# role) is the key's fault: the row waits until the key is fixed. Everything else (5xx, a network error, a JWT
+# error, an answer that is not PostgREST's) means unavailable.
+_REJECTED_CODE = re.compile(r"^(PGRST2\d\d|22\w{3}|23\w{3}|42(?!501)\w{3}|54\w{3}|413)$")
+_PROBE_COLUMN = "benchmark_engine_no_such_column"
 
 
 def _json(value: object) -> object:
@@ -50,6 +53,7 @@ class SupabaseStorage(Storage):
 
     def __init__(self, url: str, service_role: Secret, timeout_s: float = 10.0) -> None:
         self.location = redact_url(url)
+        self.database = redact_url(url.lower()).rstrip("/")
         self._url = url
         self._key = service_role
         self._timeout_s = timeout_s
@@ -69,15 +73,43 @@ class SupabaseStorage(Storage):
         return self._client
 
     def prepare(self) -> None:
-        """Stop before measuring if the tables or their columns are missing (select nothing, name every column)."""
+        """Stop before measuring if the tables or their columns are missing (select nothing, name every column).
+
+        Raises StorageUnavailable if the server does not answer as PostgREST: a proxy's fallback page or a wrong URL
+        that answers 200 to everything would otherwise pass, and take every row.
+        """
         for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS)):
             select = ",".join(name for name, _ in columns)
             try:
-                self._run("check tables", lambda client: client.table(table).select(select).limit(0).execute())
+                answer = self._run("check tables", lambda client: client.table(table).select(select).limit(0).execute())
             except StorageRejected as exc:
                 raise ConfigError(
                     f"{exc}; run schema.sql in the Supabase SQL editor (Dashboard > SQL Editor), then try again"
                 ) from None
+            if answer.data != []:
+                raise self._not_postgrest("check tables", answer.data)
+        try:
+            answer = self._run(
+                "check tables", lambda client: client.table("runs").select(_PROBE_COLUMN).limit(0).execute()
+            )
+        except StorageRejected:
+            return  # PostgREST refuses a column that does not exist, as it should
+        raise self._not_postgrest("check tables", answer.data)
+
+    def _not_postgrest(self, what: str, data: object) -> StorageUnavailable:
+        sample = " ".join(str(data).split())[:80]
+        return StorageUnavailable(
+            f"{what}: {self.location} answered, but not as Supabase's REST API (PostgREST) would ({sample!r}): "
+            "check SUPABASE_URL"
+        )
+
+    @staticmethod
+    def _has_row(data: object, row_id: str) -> bool:
+        """Whether an answer is PostgREST's list of rows holding exactly the row with this id."""
+        return (
+            isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict)
+            and str(data[0].get("id", "")).lower() == row_id
+        )
 
     def _run(self, what: str, action: Callable[[Any], T]) -> T:
         import httpx
@@ -90,35 +122,50 @@ class SupabaseStorage(Storage):
             if exc.code and _REJECTED_CODE.match(str(exc.code)):
                 raise StorageRejected(message) from None
             raise StorageUnavailable(message) from None
+        except UnicodeError as exc:  # text that cannot be encoded as JSON for the request: the row's fault
+            raise StorageRejected(f"{what}: rejected: {type(exc).__name__}: {exc}") from None
         except (httpx.HTTPError, ValueError) as exc:  # network, timeout, or a non-JSON answer from a proxy
             raise StorageUnavailable(f"{what}: {self.location} unavailable: {type(exc).__name__}: {exc}") from None
 
     def create_run(self, run: RunInfo) -> None:
-        row = _row(run_row(run))
-        row["settings"] = run.settings  # jsonb: the JSON object itself
+        row = _row(run_row(run))  # settings stay the JSON object itself, for the jsonb column
         self._upsert("runs", row)
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._upsert("benchmark_results", _row(result_row(run_id, result_id, created_at, m)))
 
     def _upsert(self, table: str, row: dict[str, object]) -> None:
-        self._run(
-            f"insert into {table}",
-            lambda client: client.table(table)
-            .upsert(row, on_conflict="id", ignore_duplicates=True, returning="minimal")
-            .execute(),
+        """Insert, ignoring a duplicate id; stored only if PostgREST answers with the row's id (select=id, so that a
+        1 MB answer text does not travel back)."""
+        what, row_id = f"insert into {table}", str(row["id"])
+        answer = self._run(
+            what,
+            lambda client: client.table(table).upsert(row, on_conflict="id", ignore_duplicates=True)
+            .select("id").execute(),
         )
+        if self._has_row(answer.data, row_id):
+            return
+        if answer.data == []:  # a duplicate, which ON CONFLICT DO NOTHING leaves out of the answer: is it there?
+            found = self._run(what, lambda client: client.table(table).select("id").eq("id", row_id).execute())
+            if self._has_row(found.data, row_id):
+                return
+        raise self._not_postgrest(what, answer.data)
 
     def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
         values = {"status": status, "finished_at": finished_at.isoformat()}
-        self._run(
+        answer = self._run(
             "finish run",
-            lambda client: client.table("runs").update(values, returning="minimal").eq("id", str(run_id)).execute(),
+            lambda client: client.table("runs").update(values).eq("id", str(run_id)).select("id").execute(),
         )
+        if self._has_row(answer.data, str(run_id)):
+            return
+        if answer.data == []:  # no such run: its row went elsewhere (the outbox), and the finish waits with it
+            raise StorageRejected(f"finish run: run {run_id} is not in {self.location}")
+        raise self._not_postgrest("finish run", answer.data)
 
     def _read_all(
         self, table: str, order: tuple[str, ...], run_id: UUID | None = None, since: datetime | None = None,
-        columns: str = "*",
+        columns: str = "*", status: str | None = None,
     ) -> list[dict[str, Any]]:
         """Every row, a page at a time: PostgREST caps one answer (1,000 rows on Supabase by default)."""
         rows: list[dict[str, Any]] = []
@@ -129,17 +176,21 @@ class SupabaseStorage(Storage):
                     request = request.eq("run_id", str(run_id))
                 if since is not None:
                     request = request.gte("created_at", since.isoformat())
+                if status is not None:
+                    request = request.eq("status", status)
                 for column in order:
                     request = request.order(column)
                 return request.range(len(rows), len(rows) + READ_PAGE_ROWS - 1).execute().data
 
             batch = self._run("read", page)
+            if not isinstance(batch, list):
+                raise self._not_postgrest("read", batch)
             rows.extend(batch)
             if len(batch) < READ_PAGE_ROWS:
                 return rows
 
-    def read_runs(self) -> list[StoredRun]:
-        return [stored_run_from_row(row) for row in self._read_all("runs", ("started_at", "id"))]
+    def read_runs(self, status: str | None = None) -> list[StoredRun]:
+        return [stored_run_from_row(row) for row in self._read_all("runs", ("started_at", "id"), status=status)]
 
     def read_results(
         self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
