@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+import hashlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import itertools
 import json
@@ -39,8 +40,10 @@ class ModelProfile:
     output_tokens: int = 20
     tokens_per_chunk: int = 1
     reasoning_tokens: int = 0
-    input_tokens: int | None = None
-    cached_tokens: int = 0
+    input_tokens: int | None = None  # None: counted from the prompt, about 4 characters a token
+    cached_tokens: int = 0  # reported as cached whatever the prompt (a counted prompt uses the prefix cache instead)
+    prefill_tokens_per_s: float | None = None  # None: TTFT does not grow with the prompt
+    cache_window_s: float = 300.0  # how long a prompt's prefix stays cached
     fault: str | None = None
     fail_first: int = 0
     retry_after_ms: int = 50
@@ -56,19 +59,39 @@ class ModelProfile:
 
 
 # What `python main.py --simulate` serves for the default models: distinct, realistic, and quick.
+# Prompts are counted (about 4 characters a token) and prefilled at a rate of the model's own, so TTFT grows with the
+# prompt, and a repeated prefix is served from the cache.
 DEFAULT_PROFILES: dict[str, ModelProfile] = {
-    "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, input_tokens=28),
+    "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000),
     "openai/gpt-oss-20b": ModelProfile(
-        ttft_ms=60, itl_ms=2, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16, input_tokens=80
+        ttft_ms=60, itl_ms=2, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16,
+        prefill_tokens_per_s=100_000,
     ),
     "openai/gpt-oss-120b": ModelProfile(
-        ttft_ms=150, itl_ms=5, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16, input_tokens=80
+        ttft_ms=150, itl_ms=5, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16,
+        prefill_tokens_per_s=50_000,
     ),
-    "openai/gpt-4o-mini": ModelProfile(ttft_ms=250, itl_ms=12, output_tokens=48, input_tokens=28),
+    "openai/gpt-4o-mini": ModelProfile(ttft_ms=250, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000),
 }
 DEFAULT_PROFILE = ModelProfile(ttft_ms=100, itl_ms=5, output_tokens=32)
 
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+CHARS_PER_TOKEN = 4
+TEMPLATE_TOKENS = 7  # what a chat template adds around the messages
+CACHE_BLOCK_TOKENS = 128  # a prompt cache matches prefixes in blocks (OpenAI's: 128 tokens, from 1,024 up)
+CACHE_MIN_TOKENS = 1024
+
+
+def prompt_text(body: dict) -> str:
+    """The text of every message, in order (content as text, or as a list of text parts)."""
+    parts = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "\n".join(parts)
 
 
 @dataclass
@@ -83,6 +106,8 @@ class RequestRecord:
     first_token_at: float | None = None
     last_token_at: float | None = None
     output_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
     chunk_count: int = 0
     client_port: int = 0
     authorization: str | None = None
@@ -198,6 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = 404
             self._send_json(404, _error(f"The model `{record.model}` does not exist.", "model_not_found"))
             return
+        record.prompt_tokens, record.cached_tokens = sim.count_prompt(record.model, profile, body)
         fault = sim.fault_for(record.model, profile)
         if fault in ("auth", "not_found", "rate_limit", "server", "hang"):
             self._fail(record, profile, fault)
@@ -229,21 +255,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, _error("The server had an error while processing your request.", "server_error"))
 
     def _usage(self, record: RequestRecord, profile: ModelProfile, output_tokens: int, body: dict) -> dict:
-        if profile.input_tokens is not None:
-            prompt_tokens = profile.input_tokens
-        else:
-            text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-            prompt_tokens = len(text.split()) + 7
+        prompt_tokens = record.prompt_tokens
         usage: dict[str, object] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": output_tokens,
             "total_tokens": prompt_tokens + output_tokens,
-            "prompt_tokens_details": {"cached_tokens": profile.cached_tokens},
+            "prompt_tokens_details": {"cached_tokens": record.cached_tokens},
             "completion_tokens_details": {"reasoning_tokens": min(profile.reasoning_tokens, output_tokens)},
         }
         if _flavour(record.path) == "openrouter":
             usage["cost"] = float(profile.cost_usd)
         return usage
+
+    def _ttft_ms(self, record: RequestRecord, profile: ModelProfile) -> float:
+        """The profile's TTFT, plus prefilling what the cache did not hold, at the model's rate."""
+        if not profile.prefill_tokens_per_s:
+            return profile.ttft_ms
+        return profile.ttft_ms + (record.prompt_tokens - record.cached_tokens) / profile.prefill_tokens_per_s * 1000
 
     def _planned_tokens(self, profile: ModelProfile, body: dict) -> tuple[int, str]:
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -259,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, record: RequestRecord, profile: ModelProfile, body: dict) -> None:
         tokens, finish = self._planned_tokens(profile, body)
         chunks = max(1, -(-tokens // profile.tokens_per_chunk))
-        self._sleep_until(record.received_at + (profile.ttft_ms + (chunks - 1) * profile.itl_ms) / 1000)
+        self._sleep_until(record.received_at + (self._ttft_ms(record, profile) + (chunks - 1) * profile.itl_ms) / 1000)
         reasoning = min(profile.reasoning_tokens, tokens)
         message: dict[str, object] = {"role": "assistant", "content": _words(reasoning, tokens)}
         if reasoning:
@@ -304,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         reasoning = min(profile.reasoning_tokens, tokens)
         sent = 0
-        start = record.received_at + profile.ttft_ms / 1000
+        start = record.received_at + self._ttft_ms(record, profile) / 1000
         for index in itertools.count():
             if sent >= tokens:
                 break
@@ -376,6 +404,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._failures: dict[str | None, int] = {}
+        self._prefixes: dict[str, float] = {}  # hash of a model and a prompt prefix -> when it was last seen
         self._server = _Server((host, port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True
@@ -410,6 +439,27 @@ class Simulator:
         with self._lock:
             self.profiles[model] = profile
             self._failures.pop(model, None)
+
+    def count_prompt(self, model: str | None, profile: ModelProfile, body: dict) -> tuple[int, int]:
+        """(prompt tokens, cached tokens): a counted prompt is cached as far as its prefix was seen in the window."""
+        if profile.input_tokens is not None:
+            return profile.input_tokens, min(profile.cached_tokens, profile.input_tokens)
+        text = prompt_text(body)
+        tokens = -(-len(text) // CHARS_PER_TOKEN) + TEMPLATE_TOKENS
+        block = CACHE_BLOCK_TOKENS * CHARS_PER_TOKEN
+        now = time.monotonic()
+        digest = hashlib.sha256(str(model).encode())
+        cached_blocks, matching = 0, True
+        with self._lock:
+            for start in range(0, len(text) - block + 1, block):
+                digest.update(text[start : start + block].encode())
+                key = digest.hexdigest()
+                seen = self._prefixes.get(key)
+                matching = matching and seen is not None and now - seen <= profile.cache_window_s
+                cached_blocks += matching
+                self._prefixes[key] = now
+        cached = cached_blocks * CACHE_BLOCK_TOKENS
+        return tokens, (cached if cached >= CACHE_MIN_TOKENS else 0)
 
     def next_request_id(self) -> str:
         return f"req_sim_{next(self._ids)}"
