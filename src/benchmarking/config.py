@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal, InvalidOperation
+import difflib
+import io
+import math
 from pathlib import Path
 import re
 import socket
@@ -17,6 +21,32 @@ from .pricing import Price
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RUN_NAME = "benchmark-run"
+
+# Longer names are refused: PostgreSQL cannot index a few thousand characters of provider/model name, and such a row
+# would be refused by the database after it was measured.
+MAX_NAME_CHARS = 200
+# Far above any prompt a benchmark needs (10,000 tokens are about 40 kB), far below what would choke a request.
+MAX_PROMPT_BYTES = 5_000_000
+# A day: more than any request should take; a bigger number (inf, 1e300) overflows the HTTP clients' timers.
+MAX_TIMEOUT_S = 86_400.0
+
+# The keys a [[providers]] table of benchmark.toml may hold; any other key is refused by name (a typo like baseurl).
+PROVIDER_TABLE_KEYS = frozenset(
+    {
+        "name",
+        "base_url",
+        "model",
+        "api_key_env",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "price_as_of",
+        "headers",
+        "token_count",
+    }
+)
+_TRUE_WORDS = ("1", "true", "yes")
+_FALSE_WORDS = ("0", "false", "no")
 
 # Every BENCHMARK_* variable the tool reads; any other one set in the environment gets a warning (likely a typo).
 KNOWN_BENCHMARK_VARIABLES = frozenset(
@@ -32,6 +62,8 @@ KNOWN_BENCHMARK_VARIABLES = frozenset(
 # How a benchmark.toml endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
 TOKEN_COUNTS = ("usage", "tokenize")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 class Secret:
@@ -148,14 +180,91 @@ def whole_number(text: str, flag: str, minimum: int = 1) -> int:
     return value
 
 
-def positive_float(text: str, flag: str) -> float:
+def positive_float(text: str, flag: str, maximum: float = MAX_TIMEOUT_S) -> float:
     try:
         value = float(text)
     except ValueError:
         raise ConfigError(f"{flag} must be a number of seconds, not {text!r}") from None
+    if math.isnan(value):
+        raise ConfigError(f"{flag} must be a number of seconds, not {text!r}")
     if not value > 0:
         raise ConfigError(f"{flag} must be more than 0, not {text}")
+    if value > maximum:
+        raise ConfigError(f"{flag} must be at most {maximum:g} seconds, not {text}")
     return value
+
+
+def checked_name(value: str, what: str) -> str:
+    """A name that is stored (run, provider, model, host): at most MAX_NAME_CHARS characters of UTF-8 text."""
+    if len(value) > MAX_NAME_CHARS:
+        raise ConfigError(f"{what} is {len(value)} characters long; names are limited to {MAX_NAME_CHARS}: "
+                          "shorten it")
+    if not _is_utf8(value):
+        raise ConfigError(f"{what} is not UTF-8 text: check the terminal's or the file's encoding")
+    return value
+
+
+def _is_utf8(text: str) -> bool:
+    # Bytes that are not UTF-8 reach Python from argv and the environment as lone surrogates, which no database takes.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_utf8(path: Path, what: str, max_bytes: int | None = None) -> str:
+    """A text file's contents, or one line saying why it cannot be used (unreadable, too big, not UTF-8)."""
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise _too_big(f"{what} {path}", size)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{what} {path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+
+
+def _too_big(what: str, size_bytes: int) -> ConfigError:
+    return ConfigError(f"{what} is {size_bytes / 1e6:.1f} MB; prompts are limited to {MAX_PROMPT_BYTES / 1e6:g} MB "
+                       "(a 10,000-token prompt is about 40 kB)")
+
+
+def checked_base_url(url: str, what: str) -> str:
+    """A base URL the HTTP client can open: http(s), a host and a port from 1 to 65535. The URL is never printed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{what} must start with http:// or https://")
+    if not _port_is_valid(parts.netloc):
+        raise ConfigError(f"{what} has a port that is not a number from 1 to 65535: fix the number after the host")
+    if not parts.hostname:
+        raise ConfigError(f"{what} has no host: give one, like http://127.0.0.1:8000/v1")
+    return url
+
+
+def _port_is_valid(netloc: str) -> bool:
+    after_host = netloc.rpartition("@")[2].rpartition("]")[2]  # an IPv6 host's colons are inside [...]
+    if ":" not in after_host:
+        return True  # no port given: the scheme's default
+    port = after_host.rpartition(":")[2]
+    return port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+def checked_key(value: str, variable: str) -> str:
+    """An API key that can go into an HTTP header; the message names the variable, never the value."""
+    if any(c.isspace() for c in value):
+        problem = "contains a space or a line break"
+    elif not value.isascii():
+        problem = "contains a character that is not ASCII (a curly quote, a dash or an accent from copy and paste?)"
+    elif not value.isprintable():
+        problem = "contains a control character"
+    else:
+        return value
+    raise ConfigError(f"{variable} {problem}: set it to the key exactly as the provider shows it")
 
 
 def redact_url(url: str) -> str:
@@ -171,57 +280,126 @@ def load_dotenv_file(path: str | Path = ".env") -> None:
     """Load .env into the environment; variables already set win, as users expect from a shell."""
     from dotenv import load_dotenv
 
-    load_dotenv(dotenv_path=Path(path), override=False)
+    path = Path(path)
+    if not path.is_file():
+        return
+    load_dotenv(stream=io.StringIO(read_utf8(path, "the file")), override=False)
 
 
 def _price_from_table(table: Mapping[str, object], where: str) -> Price | None:
     if "input_price" not in table and "output_price" not in table:
         return None
+    for key in ("input_price", "output_price"):
+        if key not in table:
+            raise ConfigError(f"{where}: give both input_price and output_price (missing {key})")
+    as_of = table.get("price_as_of", "unknown")
+    if not isinstance(as_of, (str, date)):
+        raise ConfigError(f'{where}: price_as_of must be a date, like price_as_of = "2026-11-28", not '
+                          f"{_toml_kind(as_of)}")
+    return Price(
+        input=_usd_per_million(table, "input_price", where),
+        output=_usd_per_million(table, "output_price", where),
+        cached_input=_usd_per_million(table, "cached_input_price", where) if "cached_input_price" in table else None,
+        as_of=str(as_of),
+    )
+
+
+def _usd_per_million(table: Mapping[str, object], key: str, where: str) -> Decimal:
+    value = table[key]
+    fix = f'{key} must be a number of USD per 1M tokens, 0 or more, like {key} = "0.10"'
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: {fix}, not {_toml_kind(value)}")
     try:
-        return Price(
-            input=Decimal(str(table["input_price"])),
-            output=Decimal(str(table["output_price"])),
-            cached_input=(
-                Decimal(str(table["cached_input_price"])) if "cached_input_price" in table else None
-            ),
-            as_of=str(table.get("price_as_of", "unknown")),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{where}: give both input_price and output_price (missing {exc.args[0]})") from None
+        amount = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ConfigError(f"{where}: prices must be numbers of USD per 1M tokens") from None
+        raise ConfigError(f"{where}: {fix}, not {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ConfigError(f"{where}: {fix}, not {value!r}")
+    return amount
+
+
+def _toml_kind(value: object) -> str:
+    """What a TOML value is, in the words of the TOML spec, for a message (the value itself may be long or secret)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, str):
+        return "a string"
+    return "a date or time"
+
+
+def _toml_string(table: Mapping[str, object], key: str, where: str, example: str) -> str:
+    value = table[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be one string in quotes, like {key} = {example}, not "
+                          f"{_toml_kind(value)}")
+    return value
+
+
+def _toml_headers(table: Mapping[str, object], where: str) -> tuple[tuple[str, str], ...]:
+    headers = table.get("headers", {})
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}: headers must be a table of name = value")
+    checked = []
+    for name, value in headers.items():
+        if not _HEADER_NAME_PATTERN.match(name):
+            raise ConfigError(f"{where}: header name {name!r} may hold only letters, digits and -")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}: header {name} must be a string, not {_toml_kind(value)}")
+        text = str(value)
+        # The value is not printed: headers often carry tokens.
+        if not (text.isascii() and text.replace("\t", " ").isprintable()):
+            raise ConfigError(f"{where}: header {name} must be plain ASCII text on one line")
+        checked.append((name, text))
+    return tuple(checked)
 
 
 def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[CustomEndpoint, ...]:
     """Read the [[providers]] tables of benchmark.toml."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        data = tomllib.loads(read_utf8(path, "config file"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = set(data) - {"providers"}
     if unknown:
         raise ConfigError(f"{path}: unknown section {sorted(unknown)[0]!r}; only [[providers]] tables are read")
+    tables = data.get("providers", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: providers must be [[providers]] tables, not {_toml_kind(tables)}")
     endpoints = []
-    for index, table in enumerate(data.get("providers", []), start=1):
+    for index, table in enumerate(tables, start=1):
         where = f"{path} [[providers]] #{index}"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: must be a table")
-        missing = [key for key in ("name", "base_url", "model") if not table.get(key)]
+        unknown_keys = sorted(set(table) - PROVIDER_TABLE_KEYS)
+        if unknown_keys:
+            key = unknown_keys[0]
+            close = difflib.get_close_matches(key, PROVIDER_TABLE_KEYS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(sorted(PROVIDER_TABLE_KEYS))}")
+        missing = [key for key in ("name", "base_url", "model") if key not in table or table[key] == ""]
         if missing:
             raise ConfigError(f"{where}: {', '.join(missing)} missing")
-        name = str(table["name"])
+        name = checked_name(_toml_string(table, "name", where, '"local-vllm"'), f"{where}: name")
         if not _NAME_PATTERN.match(name):
             raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits, - or _")
         if name in builtin_names or name in {e.name for e in endpoints}:
             raise ConfigError(f"{where}: name {name!r} is already taken")
-        base_url = str(table["base_url"])
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}: base_url must start with http:// or https://")
-        headers = table.get("headers", {})
-        if not isinstance(headers, dict):
-            raise ConfigError(f"{where}: headers must be a table of name = value")
+        base_url = checked_base_url(_toml_string(table, "base_url", where, '"http://127.0.0.1:8000/v1"'),
+                                    f"{where}: base_url")
+        model = checked_name(_toml_string(table, "model", where, '"llama3.2"'), f"{where}: model")
+        api_key_env = None
+        if "api_key_env" in table:
+            api_key_env = _toml_string(table, "api_key_env", where, '"VLLM_API_KEY"')
+            if not _VARIABLE_PATTERN.match(api_key_env):
+                # Not printed: a key pasted here by mistake must not reach the console.
+                raise ConfigError(f"{where}: api_key_env must name an environment variable (letters, digits and _), "
+                                  "like VLLM_API_KEY, not hold the key itself")
         token_count = table.get("token_count", "usage")
         if token_count not in TOKEN_COUNTS:
             raise ConfigError(f"{where}: token_count must be one of {', '.join(TOKEN_COUNTS)}, not {token_count!r}")
@@ -229,10 +407,10 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             CustomEndpoint(
                 name=name,
                 base_url=base_url,
-                model=str(table["model"]),
-                api_key_env=table.get("api_key_env"),
+                model=model,
+                api_key_env=api_key_env,
                 price=_price_from_table(table, where),
-                headers=tuple((str(k), str(v)) for k, v in headers.items()),
+                headers=_toml_headers(table, where),
                 token_count=token_count,
             )
         )
@@ -248,7 +426,7 @@ def parse_model_overrides(items: Sequence[str], known: Sequence[str]) -> dict[st
             raise ConfigError(f"--model takes provider=model, not {item!r}")
         if name not in known:
             raise ConfigError(f"--model: unknown provider {name!r}; known: {', '.join(known)}")
-        overrides[name] = model
+        overrides[name] = checked_name(model, f"--model {name}=MODEL: the model name")
     return overrides
 
 
@@ -279,17 +457,53 @@ def storage_settings(environ: Mapping[str, str]) -> dict[str, object]:
         raise ConfigError("SUPABASE_SERVICE_ROLE is set but SUPABASE_URL is not: set the project's URL")
     if supabase_url and not supabase_url.startswith(("https://", "http://")):
         raise ConfigError("SUPABASE_URL must be the project's URL, like https://your-project.supabase.co")
+    if supabase_url and role:
+        checked_base_url(supabase_url, "SUPABASE_URL")
+        checked_key(role, "SUPABASE_SERVICE_ROLE")
     database_url = environ.get("DATABASE_URL") or None
     if database_url and not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
         scheme = database_url.split(":", 1)[0]
         raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {scheme!r}")
     return {
-        "database_url": database_url,
+        "database_url": checked_database_url(database_url) if database_url else None,
         "supabase_url": supabase_url,
         "supabase_service_role": Secret(role) if role else None,
         "outbox_dir": environ.get("BENCHMARK_OUTBOX") or "outbox",
-        "migrate": environ.get("BENCHMARK_NO_MIGRATE", "") in ("", "0"),
+        "migrate": not yes_or_no(environ.get("BENCHMARK_NO_MIGRATE", ""), "BENCHMARK_NO_MIGRATE"),
     }
+
+
+def yes_or_no(text: str, variable: str) -> bool:
+    """1/true/yes or 0/false/no, in any case; empty is no (as if unset). Anything else is refused, not guessed."""
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS or not word:
+        return False
+    raise ConfigError(f"{variable} takes 1, true or yes, or 0, false or no, not {text[:40]!r}")
+
+
+def checked_database_url(url: str) -> str:
+    """DATABASE_URL, refused in one line when it cannot work. The URL is never printed: it holds the password."""
+    example = "like postgresql://user:password@host:5432/dbname"
+    if url.startswith("sqlite:///"):
+        if url.removeprefix("sqlite:///") == ":memory:":
+            raise ConfigError("DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, "
+                              "like sqlite:///benchmarks.db")
+        return url
+    parts = urlsplit(url)
+    after_host = url.split("//", 1)[1][len(parts.netloc):]
+    if "@" not in parts.netloc and "@" in after_host:
+        # user:pa/ss@host: the URL's host part ends at the /, ? or #, so the password's tail looks like a path.
+        raise ConfigError("DATABASE_URL: the password (or user name) holds a /, ? or # that is not percent-encoded: "
+                          "write / as %2F, ? as %3F and # as %23")
+    if "," in parts.netloc.rpartition("@")[2]:
+        raise ConfigError(f"DATABASE_URL names several hosts; give one, {example}")
+    if not _port_is_valid(parts.netloc):
+        raise ConfigError(f"DATABASE_URL has a port that is not a number from 1 to 65535: write it {example}")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(f"DATABASE_URL has no host: give one, {example}")
+    return url
 
 
 def load_settings(
@@ -313,6 +527,12 @@ def load_settings(
     """Resolve every provider's model, key, endpoint and price; `builtin` is [(name, default_model), ...]."""
     if not prompt.strip():
         raise ConfigError("the prompt is empty: give --prompt TEXT or --prompt-file PATH")
+    if not _is_utf8(prompt):
+        raise ConfigError("the prompt is not UTF-8 text: check the terminal's encoding, or use --prompt-file PATH")
+    if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
+        raise _too_big("the prompt", len(prompt.encode("utf-8")))
+    checked_name(run_name, "--run-name")
+    checked_name(triggered_by, "--triggered-by")
     warnings = [f"unknown variable {k} is set and ignored (a typo?)" for k in unknown_benchmark_variables(environ)]
 
     builtin_names = [name for name, _ in builtin]
@@ -338,15 +558,17 @@ def load_settings(
         if name not in selected:
             continue
         upper = name.upper()
-        models[name] = overrides.get(name) or environ.get(f"{upper}_MODEL") or default_model
+        models[name] = overrides.get(name) or checked_name(environ.get(f"{upper}_MODEL") or default_model,
+                                                           f"{upper}_MODEL")
         key = environ.get(f"{upper}_API_KEY")
+        base_url = environ.get(f"{upper}_BASE_URL") or None
         resolved.append(
             ProviderSettings(
                 name=name,
                 api_key=Secret(key) if key else None,
                 key_env=f"{upper}_API_KEY",
                 model_hint=f"set {upper}_MODEL or --model {name}=MODEL",
-                base_url=environ.get(f"{upper}_BASE_URL") or None,
+                base_url=checked_base_url(base_url, f"{upper}_BASE_URL") if base_url else None,
                 **common,
             )
         )
@@ -371,6 +593,8 @@ def load_settings(
 
     if not simulate:
         for p in resolved:
+            if p.api_key is not None and p.key_env:
+                checked_key(p.api_key.reveal(), p.key_env)
             if p.api_key is None:
                 skipped.append(f"skipping {p.name}: set {p.key_env} in .env or the environment to measure it")
         resolved = [p for p in resolved if p.api_key is not None]
@@ -391,7 +615,8 @@ def load_settings(
         run_name=run_name,
         triggered_by=triggered_by,
         **storage,
-        host=environ.get("BENCHMARK_HOST") or socket.gethostname(),
-        region=environ.get("BENCHMARK_REGION") or None,
+        host=checked_name(environ.get("BENCHMARK_HOST") or socket.gethostname(), "BENCHMARK_HOST"),
+        region=checked_name(environ["BENCHMARK_REGION"], "BENCHMARK_REGION") if environ.get("BENCHMARK_REGION")
+        else None,
         warnings=tuple(warnings),
     )

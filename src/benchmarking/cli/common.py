@@ -18,10 +18,12 @@ from ..config import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_RUN_NAME,
     DEFAULT_TIMEOUT_S,
+    MAX_PROMPT_BYTES,
     Settings,
     load_dotenv_file,
     load_settings,
     positive_float,
+    read_utf8,
     whole_number,
 )
 from ..errors import ConfigError, NoProvidersError
@@ -93,10 +95,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_prompt(args: argparse.Namespace, default: str) -> str:
     if args.prompt_file:
-        try:
-            return Path(args.prompt_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}") from None
+        return read_utf8(Path(args.prompt_file), "--prompt-file", max_bytes=MAX_PROMPT_BYTES)
     return default if args.prompt is None else args.prompt
 
 
