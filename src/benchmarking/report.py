@@ -48,13 +48,17 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
     """'4h', '30m', '7d', '2w' ago, or an ISO date/time (UTC when no zone is given)."""
     now = now or utc_now()
     match = _AGO.match(text.strip())
-    if match:
-        return now - timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
     try:
+        if match:
+            return now - timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
         moment = datetime.fromisoformat(text.strip())
+        # In UTC at once: a time near year 1 or 9999 in another zone overflows here, not later in a comparison.
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     except ValueError:
         raise ConfigError(f"{flag} takes a time like 4h, 7d or 2026-11-01 (UTC), not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ConfigError(f"{flag} {text} is out of the calendar's range (years 1 to 9999): give a later or shorter "
+                          "time, like 4h, 7d or 2026-11-01") from None
 
 
 def parse_run_id(text: str, flag: str) -> UUID:

@@ -15,6 +15,8 @@ from .errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A year: beyond it the clock arithmetic of a schedule overflows (and no schedule needs more).
+MAX_DURATION_S = 365 * 86400
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -28,6 +30,8 @@ def parse_duration(text: str, flag: str) -> float:
         raise ConfigError(f"{flag} takes a duration like 90s, 15m, 4h or 1h30m, not {text!r}")
     if seconds <= 0:
         raise ConfigError(f"{flag} must be longer than 0")
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(f"{flag} must be at most 365d, not {text!r}")
     return seconds
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -22,6 +23,29 @@ def _compare_side(text: str, base: "Selection") -> "Selection":
         start, _, end = text.partition("..")
         return replace(base, since=parse_time(start, "--compare"), until=parse_time(end, "--compare") if end else None)
     return replace(base, run_ids=frozenset({parse_run_id(text, "--compare")}))
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse a file the report could not write before reading anything, rather than after all the work.
+
+    A missing directory is fine if it can be made: the report creates it when it writes.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a directory: give a file name")
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag}: {existing} is not a directory: choose another path")
+    try:
+        if path.exists():
+            with open(path, "ab"):  # opened for append, not truncated: the file is left as it is
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
 
 
 def report_main(argv: list[str]) -> int:
@@ -67,6 +91,8 @@ def report_main(argv: list[str]) -> int:
     for flag, path, suffixes in outputs:
         if path and Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
+        if path:
+            check_writable(Path(path), flag)
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
     settings = storage_only_settings()
     with open_backend(settings) as storage:
