@@ -5,7 +5,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from benchmarking.cli import main  # noqa: E402
+try:
+    from benchmarking.cli import main  # noqa: E402
+except KeyboardInterrupt:  # Ctrl-C while the modules load: nothing has started yet, so one line, not a traceback
+    sys.stderr.write("\ninterrupted while starting: nothing measured\n")
+    sys.exit(130)  # ExitStatus.INTERRUPTED, whose module is what was being imported
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py rep
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -29,30 +30,42 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
     Ctrl-C that came before any run started (a run that was under way reports itself).
     """
     try:
-        return command()
+        status = command()
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard, not in Python's own flush at exit
+        return status
     except RunInterrupted as exc:
         outcome = exc.outcome
-        print(
-            f"\ninterrupted: run {outcome.run.id} marked interrupted; "
-            f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database",
-            file=sys.stderr,
-        )
+        say(f"\ninterrupted: run {outcome.run.id} marked interrupted; "
+            f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database")
         return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
-        print(f"\n{interrupted}", file=sys.stderr)
+        say(f"\n{interrupted}")
         return ExitStatus.INTERRUPTED
     except StorageError as exc:  # the database, not the user's input: like a failed run
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        say(f"{prog}: error: {exc}")
         return ExitStatus.FAILURES
     except BenchmarkError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        say(f"{prog}: error: {exc}")
         return ExitStatus.USAGE
+    except BrokenPipeError:
+        # Whoever read stdout went away (a pipe into `head`). Point stdout at nothing, or Python's own flush of it at
+        # exit fails once more with a message of its own.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        say(f"{prog}: error: the output was closed before the command finished (a pipe into head?)")
+        return ExitStatus.FAILURES
     except Exception as exc:
         if traceback:
             raise
-        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)",
-              file=sys.stderr)
+        say(f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)")
         return ExitStatus.FAILURES
+
+
+def say(line: str) -> None:
+    """One line on stderr; if stderr itself is gone there is nowhere left to say it, and that is no reason to crash."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,4 +47,7 @@ def run_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         context = prepare_runs(settings_from_args(args), stack)
+        if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
+            print("interrupted before the run started: nothing measured", file=sys.stderr)
+            return stop.exit_status
         return run_status(one_run(context, context.settings, stop), stop)

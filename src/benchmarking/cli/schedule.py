@@ -50,6 +50,9 @@ def schedule_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         context = prepare_runs(settings_from_args(args), stack)
+        if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
+            print("interrupted before the first run: nothing measured", file=sys.stderr)
+            return stop.exit_status
         print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
               file=context.human, flush=True)
 
