@@ -230,7 +230,8 @@ def test_prompt_limit_is_5_mb_and_text_must_be_utf8():
 def test_timeouts_that_are_not_a_number_of_seconds_up_to_a_day_are_refused(text):
     from benchmarking.config import positive_float
 
-    with pytest.raises(ConfigError, match=r"^--timeout must be (a number of seconds|more than 0|at most 86400 seconds)"):
+    refused = r"^--timeout must be (a number of seconds|more than 0|at most 86400 seconds)"
+    with pytest.raises(ConfigError, match=refused):
         positive_float(text, "--timeout")
     assert positive_float("86400", "--timeout") == 86400.0 and positive_float("0.5", "--timeout") == 0.5
 
@@ -284,7 +285,8 @@ def test_a_key_that_cannot_be_sent_is_named_never_shown(bad_part, problem):
          "SUPABASE_URL has a port that is not a number"),
         ({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE": "Secr3t \n"},
          "SUPABASE_SERVICE_ROLE contains a space or a line break"),
-        ({"BENCHMARK_NO_MIGRATE": "maybe"}, "BENCHMARK_NO_MIGRATE takes 1, true or yes, or 0, false or no, not 'maybe'"),
+        ({"BENCHMARK_NO_MIGRATE": "maybe"},
+         "BENCHMARK_NO_MIGRATE takes 1, true or yes, or 0, false or no, not 'maybe'"),
         ({"BENCHMARK_NO_MIGRATE": "2"}, "BENCHMARK_NO_MIGRATE takes 1, true or yes"),
     ],
 )
