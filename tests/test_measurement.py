@@ -16,28 +16,63 @@ EARLY_MS = 0.5
 LATE_MS = 25.0
 
 
-def within(measured: float, truth: float) -> bool:
-    return truth - EARLY_MS <= measured <= truth + LATE_MS
+def within(measured: float, truth: float, earliest: float | None = None) -> bool:
+    """Not before the server could have sent it, and at most LATE_MS after the server's record of sending it.
+
+    The simulator records a streamed chunk's time just after writing it, and that record can trail the write by
+    several ms (its thread waiting for the GIL or a CPU while the client thread already reads the chunk); so for
+    streamed chunks the earliest moment is the chunk's slot in the profile's schedule, which the server sleeps until.
+    """
+    lower = truth if earliest is None else min(truth, earliest)
+    return lower - EARLY_MS <= measured <= truth + LATE_MS
+
+
+def on_time(measure, timing_problems, attempts: int = 3):
+    """A reading = measure(), taken again until timing_problems(*reading) finds none, at most `attempts` times.
+
+    A busy machine only ever makes a reading late (the client thread waiting for a CPU or the GIL, 25-35 ms seen with
+    four busy processes on two cores), and only now and then. The errors these bounds are for (the role-only chunk,
+    a clock read after the SDK's parsing, Nagle's 40 ms) are systematic and fail every attempt, so the bounds stay
+    as tight as on an idle machine.
+    """
+    seen = []
+    for _ in range(attempts):
+        reading = measure()
+        problems = timing_problems(*reading)
+        if not problems:
+            return reading
+        seen.append(problems)
+    pytest.fail(f"timing out of bounds in all {attempts} attempts: {seen}")
 
 
 @pytest.mark.parametrize("provider", sorted(CALLS))
 def test_streaming_metrics_match_the_servers_truth(sim, provider):
     # 12 tokens in chunks of 3: a counter of chunks would say 4.
     sim.set_profile("m", ModelProfile(ttft_ms=80, itl_ms=15, output_tokens=12, tokens_per_chunk=3, input_tokens=21))
-    m = CALLS[provider]("hello", "m", settings_for(sim, provider))
-    truth = sim.requests_for("m")[-1]
 
-    assert m.success, m.error_message
+    def measure():
+        m = CALLS[provider]("hello", "m", settings_for(sim, provider))
+        assert m.success, m.error_message
+        return m, sim.requests_for("m")[-1]
+
+    def timing_problems(m, truth):
+        checks = {
+            f"ttft {m.ttft_ms:.1f} vs {truth.ttft_ms:.1f}": within(m.ttft_ms, truth.ttft_ms, earliest=80),
+            # the last of 4 chunks is sent 3 gaps of 15 ms after the first
+            f"latency {m.latency_ms:.1f} vs {truth.latency_ms:.1f}": within(m.latency_ms, truth.latency_ms,
+                                                                           earliest=80 + 3 * 15),
+            # the server spent those 3 gaps decoding after the first chunk
+            f"decode {m.latency_ms - m.ttft_ms:.1f}": 45 - 5 <= m.latency_ms - m.ttft_ms <= 45 + LATE_MS,
+        }
+        return [name for name, ok in checks.items() if not ok]
+
+    m, truth = on_time(measure, timing_problems)
     assert m.stream is True
     assert m.output_tokens == 12
     assert m.input_tokens == 21
-    assert within(m.ttft_ms, truth.ttft_ms), (m.ttft_ms, truth.ttft_ms)
     assert m.ttft_ms >= 79  # the role-only chunk, sent at once, must not start TTFT
-    assert within(m.latency_ms, truth.latency_ms), (m.latency_ms, truth.latency_ms)
     assert m.answer_ttft_ms == m.ttft_ms
     assert m.tokens_per_second == pytest.approx((12 - 1) / ((m.latency_ms - m.ttft_ms) / 1000))
-    # the server spent 3 gaps of 15 ms decoding after the first chunk
-    assert 45 - 5 <= m.latency_ms - m.ttft_ms <= 45 + LATE_MS
     assert m.finish_reason == "stop"
     assert m.response_text == "lorem ipsum dolor sit amet consectetur adipiscing elit lorem ipsum dolor sit "
     assert m.attempts == 1
@@ -53,13 +88,21 @@ def test_request_id_is_the_servers_x_request_id(sim):
 @pytest.mark.parametrize("provider", ["openai", "groq", "openrouter"])
 def test_reasoning_counts_for_ttft_and_the_answer_token_is_timed_too(sim, provider):
     sim.set_profile("r", ModelProfile(ttft_ms=30, itl_ms=20, output_tokens=10, reasoning_tokens=4))
-    m = CALLS[provider]("think", "r", settings_for(sim, provider))
-    truth = sim.requests_for("r")[-1]
 
-    assert m.success, m.error_message
-    assert within(m.ttft_ms, truth.ttft_ms)
-    # 4 reasoning chunks, so the first answer token comes 4 gaps of 20 ms after the first reasoning token
-    assert 80 - 5 <= m.answer_ttft_ms - m.ttft_ms <= 80 + LATE_MS
+    def measure():
+        m = CALLS[provider]("think", "r", settings_for(sim, provider))
+        assert m.success, m.error_message
+        return m, sim.requests_for("r")[-1]
+
+    def timing_problems(m, truth):
+        checks = {
+            f"ttft {m.ttft_ms:.1f} vs {truth.ttft_ms:.1f}": within(m.ttft_ms, truth.ttft_ms, earliest=30),
+            # 4 reasoning chunks, so the first answer token comes 4 gaps of 20 ms after the first reasoning token
+            f"answer {m.answer_ttft_ms - m.ttft_ms:.1f}": 80 - 5 <= m.answer_ttft_ms - m.ttft_ms <= 80 + LATE_MS,
+        }
+        return [name for name, ok in checks.items() if not ok]
+
+    m, truth = on_time(measure, timing_problems)
     assert m.output_tokens == 10
     assert m.reasoning_tokens == 4
     assert m.response_text == "amet consectetur adipiscing elit lorem ipsum "  # the answer only, not the reasoning
@@ -83,13 +126,20 @@ def test_a_server_that_sends_no_reasoning_count_gets_null_not_zero(sim):
 @pytest.mark.parametrize("provider", sorted(CALLS))
 def test_no_stream_gives_plain_latency_and_no_ttft(sim, provider):
     sim.set_profile("m", ModelProfile(ttft_ms=40, itl_ms=10, output_tokens=5, input_tokens=9))
-    m = CALLS[provider]("hello", "m", settings_for(sim, provider, stream=False))
-    truth = sim.requests_for("m")[-1]
 
-    assert m.success, m.error_message
+    def measure():
+        m = CALLS[provider]("hello", "m", settings_for(sim, provider, stream=False))
+        assert m.success, m.error_message
+        return m, sim.requests_for("m")[-1]
+
+    def timing_problems(m, truth):
+        # a whole response is recorded before it is written: no earlier bound is needed
+        ok = within(m.latency_ms, truth.latency_ms)
+        return [] if ok else [f"latency {m.latency_ms:.1f} vs {truth.latency_ms:.1f}"]
+
+    m, truth = on_time(measure, timing_problems)
     assert m.stream is False
     assert m.ttft_ms is None and m.tokens_per_second is None and m.answer_ttft_ms is None
-    assert within(m.latency_ms, truth.latency_ms)
     assert m.latency_ms >= 80 - EARLY_MS
     assert (m.input_tokens, m.output_tokens) == (9, 5)
 
@@ -133,8 +183,19 @@ def test_a_fast_first_token_is_not_delayed_by_the_wire(sim, provider):
     # With small writes and no TCP_NODELAY on either side, Nagle and delayed ACKs hold bytes for ~40 ms: a fast
     # provider would look slow. The measured interval must stay close to what the server did.
     sim.set_profile("fast", ModelProfile(ttft_ms=5, itl_ms=0.5, output_tokens=64, tokens_per_chunk=2))
-    for _ in range(3):
-        m = CALLS[provider]("hello", "fast", settings_for(sim, provider))
-        truth = sim.requests_for("fast")[-1]
-        assert within(m.ttft_ms, truth.ttft_ms), (m.ttft_ms, truth.ttft_ms)
-        assert within(m.latency_ms, truth.latency_ms), (m.latency_ms, truth.latency_ms)
+
+    def three_requests():
+        return ([(CALLS[provider]("hello", "fast", settings_for(sim, provider)), sim.requests_for("fast")[-1])
+                 for _ in range(3)],)
+
+    def timing_problems(pairs):
+        problems = []
+        for m, truth in pairs:
+            if not within(m.ttft_ms, truth.ttft_ms, earliest=5):
+                problems.append(f"ttft {m.ttft_ms:.1f} vs {truth.ttft_ms:.1f}")
+            # 32 chunks of 2 tokens, 0.5 ms apart
+            if not within(m.latency_ms, truth.latency_ms, earliest=5 + 31 * 0.5):
+                problems.append(f"latency {m.latency_ms:.1f} vs {truth.latency_ms:.1f}")
+        return problems
+
+    on_time(three_requests, timing_problems)  # all three requests of one attempt within the bounds

@@ -113,12 +113,14 @@ def test_an_error_in_one_scheduled_run_is_one_line_and_the_schedule_goes_on(in_t
         return real_one_run(context, settings, stop)
 
     monkeypatch.setattr(schedule_command, "one_run", fails_first)
-    status = scheduled_main(["--simulate", "--providers", "groq", "--interval", "0.3s", "--runs", "2"])
+    status = scheduled_main(["--simulate", "--providers", "groq", "--interval", "0.5s", "--runs", "3"])
     err = capsys.readouterr().err
     assert status == ExitStatus.FAILURES and "Traceback" not in err
-    assert "run scheduled-run-01/02 failed: RuntimeError: a bug in run 1" in err
-    assert "schedule: 2 of 2 runs made, 1 not completed, 0 slots skipped" in err
-    assert stored_runs(in_tmp / "benchmarks.db") == [("scheduled-run-02/02", "completed")]
+    assert err.startswith("run scheduled-run-01/03 failed: RuntimeError: a bug in run 1\n")
+    # On a busy machine a run may overrun its 0.5 s slot and the next one is skipped; at least one more run is made.
+    later = stored_runs(in_tmp / "benchmarks.db")
+    assert later and all(run_status == "completed" for _, run_status in later)
+    assert f"schedule: {1 + len(later)} of 3 runs made, 1 not completed, {2 - len(later)} slots skipped" in err
 
 
 def test_an_error_between_scheduled_runs_is_one_line_and_exit_1(in_tmp, monkeypatch, capsys):
@@ -167,5 +169,6 @@ def test_sigterm_while_starting_is_143_with_no_run(tmp_path):
     done = subprocess.run([sys.executable, "-c", script, "benchmarking.simulator", "1", str(ROOT / "main.py"),
                            "--simulate"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
-    assert done.stderr.endswith("interrupted before the run started: nothing measured\n") and "Traceback" not in done.stderr
+    assert done.stderr.endswith("interrupted before the run started: nothing measured\n")
+    assert "Traceback" not in done.stderr
     assert stored_runs(tmp_path / "benchmarks.db") == []

@@ -101,20 +101,26 @@ def db_rows(db: Path, sql: str) -> list[tuple]:
 
 
 def test_scheduled_runs_land_on_the_grid_against_the_simulator(tmp_path):
-    process = scheduled(tmp_path, "--simulate", "--providers", "groq", "--interval", "1s", "--runs", "3",
+    process = scheduled(tmp_path, "--simulate", "--providers", "groq", "--interval", "2s", "--runs", "3",
                         "--run-name", "grid")
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     runs = db_rows(tmp_path / "benchmarks.db", "select run_name, triggered_by, status, started_at from runs"
                                                " order by started_at")
-    assert [r[:3] for r in runs] == [(f"grid-0{i}/03", "scheduler", "completed") for i in (1, 2, 3)]
     from datetime import datetime
 
+    # A busy machine can make the first run (which also imports the SDK) overrun its 2 s slot; the schedule then
+    # skips the slot, as it should. Whatever runs were made started on the grid, in their own slot's name.
+    slots = [int(name[len("grid-"):].split("/")[0]) for name, _, _, _ in runs]
+    assert slots[0] == 1 and len(runs) >= 2, err
+    assert [r[1:3] for r in runs] == [("scheduler", "completed")] * len(runs)
+    assert [r[0] for r in runs] == [f"grid-{slot:02d}/03" for slot in slots]
     starts = [datetime.fromisoformat(r[3]).timestamp() for r in runs]
-    offsets = [s - starts[0] for s in starts]
-    assert offsets[1] == pytest.approx(1.0, abs=0.25) and offsets[2] == pytest.approx(2.0, abs=0.25)
-    assert out.count("next run ") == 2
-    assert "schedule: 3 of 3 runs made, 0 not completed, 0 slots skipped" in err
+    for slot, start in zip(slots, starts):
+        assert start - starts[0] == pytest.approx(2.0 * (slot - 1), abs=0.25)
+    skipped = 3 - len(runs)
+    assert f"schedule: {len(runs)} of 3 runs made, 0 not completed, {skipped} slots skipped" in err
+    assert out.count("next run ") == len(runs) - 1
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
