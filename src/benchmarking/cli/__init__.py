@@ -50,7 +50,10 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
     except BrokenPipeError:
         # Whoever read stdout went away (a pipe into `head`). Point stdout at nothing, or Python's own flush of it at
         # exit fails once more with a message of its own.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (replaced, or closed): nothing will flush it at exit
+            pass
         say(f"{prog}: error: the output was closed before the command finished (a pipe into head?)")
         return ExitStatus.FAILURES
     except Exception as exc:
