@@ -33,7 +33,7 @@ def test_a_404_that_is_not_about_the_model_says_to_check_the_base_url():
     assert (m.error_type, m.http_status) == ("not_found", 404)
     assert m.error_message.startswith("HTTP 404: Not Found; check the base URL http://127.0.0.1:")
     assert "(most servers serve the API under /v1)" in m.error_message
-    assert "Error code" not in m.error_message and m.error_message.count("404") == 1
+    assert "Error code" not in m.error_message and m.error_message.count("HTTP 404") == 1
     assert "retired" not in m.error_message
 
 
@@ -68,7 +68,8 @@ def tokenizer_routes(server: WireServer, kind: str) -> None:
 def test_a_server_that_sends_no_usage_can_count_with_its_own_tokenizer(kind, input_tokens):
     with WireServer() as server:
         tokenizer_routes(server, kind)
-        server.reply(stream(chunk({"reasoning_content": "let me think "}), chunk({"content": "one two three"}, "stop")))
+        server.reply(stream(chunk({"reasoning_content": "let me think "}), chunk({"content": "one two three"}, "stop"),
+                            gap_s=0.04))
         m = call_custom("two words", "m", endpoint(server, token_count="tokenize"))
     assert m.success and m.token_source == "tokenize"
     assert m.output_tokens == 6  # "let me think one two three", counted by the server

@@ -75,8 +75,11 @@ def test_every_recorded_shape_is_stored_as_what_it_was(entry):
     assert m.request_id == expect["request_id"]
     if expect["success"] and entry["stream"]:
         assert 0 < m.ttft_ms <= m.latency_ms
-        decoded = expect["token_events"] > 1 and (m.output_tokens or 0) - (m.reasoning_tokens or 0) > 1
-        assert (m.tokens_per_second is not None) == decoded or expect["reasoning_streamed"]
+        # Decode speed exists exactly where tokens were decoded over a measurable window (on a starved machine, the
+        # parts of a replay can arrive together).
+        hidden = 0 if expect["reasoning_streamed"] else (m.reasoning_tokens or 0)
+        decoded = expect["token_events"] > 1 and (m.output_tokens or 0) - hidden > 1 and m.latency_ms > m.ttft_ms
+        assert (m.tokens_per_second is not None) == decoded
     if not expect["success"]:
         assert m.tokens_per_second is None and m.error_message
 
@@ -107,7 +110,7 @@ def test_a_stream_that_simply_ends_is_incomplete_and_keeps_what_came(route):
     assert (m.success, m.error_type) == (False, "incomplete")
     assert m.error_message == "stream ended before the answer was complete"
     assert m.response_text == "Hello there"
-    assert m.ttft_ms is not None and m.latency_ms > m.ttft_ms
+    assert m.ttft_ms is not None and m.latency_ms >= m.ttft_ms
     assert (m.input_tokens, m.output_tokens) == (5, 3)  # the usage that came is kept
     assert m.tokens_per_second is None  # nothing is derived from an answer that did not complete
 
@@ -210,7 +213,7 @@ def test_a_refusal_is_output_with_times_and_text(route):
         sent = server.served[0].part_sent_at
         received = server.served[0].received_at
     assert m.success and m.response_text == "I can't help with that."
-    assert m.ttft_ms == m.answer_ttft_ms and m.latency_ms > m.ttft_ms
+    assert m.ttft_ms == m.answer_ttft_ms and m.latency_ms >= m.ttft_ms
     assert m.ttft_ms >= (sent[1] - received) * 1000  # the refusal's first part, not the role chunk
 
 
@@ -222,7 +225,7 @@ def test_a_tool_call_sets_the_answer_ttft_too(route):
                             chunk({"reasoning": "think"}),
                             chunk({"tool_calls": [call]}),
                             chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, "tool_calls"),
-                            chunk(None, usage=USAGE), gap_s=0.01))
+                            chunk(None, usage=USAGE), gap_s=0.04))
         m = measure(server, route)
         sent, received = server.served[0].part_sent_at, server.served[0].received_at
     assert m.success and m.finish_reason == "tool_calls"
@@ -236,11 +239,11 @@ def test_hidden_reasoning_is_not_counted_as_decoded_after_the_first_visible_toke
              "completion_tokens_details": {"reasoning_tokens": 60}}
     events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": f"w{i} "}) for i in range(11)]
     with WireServer() as server:
-        server.reply(stream(*events, chunk({}, "stop"), chunk(None, usage=usage), gap_s=0.01))
+        server.reply(stream(*events, chunk({}, "stop"), chunk(None, usage=usage), gap_s=0.02))
         m = measure(server, "openai")
     assert m.success and (m.output_tokens, m.reasoning_tokens) == (71, 60)
     assert m.tokens_per_second == pytest.approx((71 - 60 - 1) / ((m.latency_ms - m.ttft_ms) / 1000))
-    assert m.tokens_per_second < 200  # 10 tokens in ~100 ms; counting the hidden 60 would say ~700
+    assert m.tokens_per_second < 200  # 10 tokens in ~200 ms; counting the hidden 60 would say ~350
 
 
 def test_streamed_reasoning_counts_as_decoded():
@@ -248,7 +251,8 @@ def test_streamed_reasoning_counts_as_decoded():
              "completion_tokens_details": {"reasoning_tokens": 2}}
     with WireServer() as server:
         server.reply(stream(chunk({"reasoning_content": "a"}), chunk({"reasoning_content": "b"}),
-                            chunk({"content": "c"}), chunk({"content": "d"}, "stop"), chunk(None, usage=usage)))
+                            chunk({"content": "c"}), chunk({"content": "d"}, "stop"), chunk(None, usage=usage),
+                            gap_s=0.02))
         m = measure(server, "openai")
     assert m.tokens_per_second == pytest.approx(3 / ((m.latency_ms - m.ttft_ms) / 1000))
 
@@ -280,15 +284,16 @@ def test_timeout_bounds_the_whole_request_even_while_keep_alives_keep_coming(rou
 def test_every_time_goes_to_its_own_event_whatever_the_sdk_skips(route):
     # Named events and comments: openai yields named events as chunks, groq yields them as {"data", "event"}
     # objects, together skips them; the times must not shift onto other events.
+    # 40 ms between the parts that matter: a shift onto a neighbour would show, even on a starved machine.
     parts = [
         (0.01, b": keep-alive\n\n"),
         (0.01, b"event: ping\ndata: {\"type\": \"ping\"}\n\n"),
         (0.01, b"data: " + json.dumps(chunk({"role": "assistant", "content": ""})).encode() + b"\n\n"),
-        (0.01, b": still there\n\n"),
-        (0.03, b"data: " + json.dumps(chunk({"content": "first"})).encode() + b"\n\n"),
-        (0.01, b"event: metrics\ndata: {\"queue_ms\": 3}\n\n"),
-        (0.03, b"data: " + json.dumps(chunk({"content": " last"}, "stop")).encode() + b"\n\n"),
-        (0.03, b"data: " + json.dumps(chunk(None, usage=USAGE)).encode() + b"\n\n"),
+        (0.04, b": still there\n\n"),
+        (0.04, b"data: " + json.dumps(chunk({"content": "first"})).encode() + b"\n\n"),
+        (0.04, b"event: metrics\ndata: {\"queue_ms\": 3}\n\n"),
+        (0.04, b"data: " + json.dumps(chunk({"content": " last"}, "stop")).encode() + b"\n\n"),
+        (0.04, b"data: " + json.dumps(chunk(None, usage=USAGE)).encode() + b"\n\n"),
         (0.0, b"data: [DONE]\n\n"),
     ]
     with WireServer() as server:
@@ -297,8 +302,8 @@ def test_every_time_goes_to_its_own_event_whatever_the_sdk_skips(route):
         served = server.served[0]
     first, last = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (4, 6))
     assert m.success and m.response_text == "first last"
-    assert first <= m.ttft_ms < first + 10  # the next part came 10 ms later: a shift would show
-    assert last <= m.latency_ms < last + 10  # the usage chunk came 30 ms after the last token
+    assert first <= m.ttft_ms < first + 30  # the next part came 40 ms later: a shift would show
+    assert last <= m.latency_ms < last + 30  # the usage chunk came 40 ms after the last token
 
 
 def test_a_key_echoed_in_an_answer_or_request_id_is_scrubbed_in_any_form():
@@ -333,13 +338,15 @@ def tls_server(tmp_path, monkeypatch):
 def test_https_answers_are_timed_at_the_wire_like_plain_ones(tls_server, route):
     parts = [(0.02, b"data: " + json.dumps(chunk({"role": "assistant", "content": ""})).encode() + b"\n\n"),
              (0.04, b"data: " + json.dumps(chunk({"content": "first"})).encode() + b"\n\n")]
-    parts += [(0.0, b"data: " + json.dumps(chunk({"content": " x"})).encode() + b"\n\n")] * 400  # a burst
+    # then, after a pause, a burst of 800 chunks: the SDKs take 40-60 ms to parse them
+    parts += [(0.05 if i == 0 else 0.0, b"data: " + json.dumps(chunk({"content": " x"})).encode() + b"\n\n")
+              for i in range(800)]
     parts += [(0.0, b"data: " + json.dumps(chunk({"content": " last"}, "stop")).encode() + b"\n\n"),
-              (0.03, b"data: " + json.dumps(chunk(None, usage=USAGE)).encode() + b"\n\ndata: [DONE]\n\n")]
+              (0.08, b"data: " + json.dumps(chunk(None, usage=USAGE)).encode() + b"\n\ndata: [DONE]\n\n")]
     tls_server.reply(Reply(parts))
     m = measure(tls_server, route)
     served = tls_server.served[0]
     first, last = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (1, len(parts) - 2))
     assert m.success and m.endpoint.startswith("https://") and m.response_text.endswith(" x last")
-    assert first <= m.ttft_ms < first + 10
-    assert last <= m.latency_ms < last + 10  # not when the SDK got round to the last of 400 chunks
+    assert first <= m.ttft_ms < first + 25
+    assert last <= m.latency_ms < last + 25  # not when the SDK got round to the last of 800 chunks

@@ -150,7 +150,7 @@ class _Client:
                 else:
                     self.create(model=model, prompt=prompt, stream=False)
             except Exception as exc:
-                error = exc
+                error = _without_tracebacks(exc)
             finally:
                 self.clock.disarm()
         return self.clock.record, error
@@ -158,6 +158,18 @@ class _Client:
     def close(self) -> None:
         self.sdk.close()
         self.http.close()
+
+
+def _without_tracebacks(exc: BaseException) -> BaseException:
+    """The exception with its chain's tracebacks dropped: they hold the SDK's stream generators, which would
+    otherwise be finalised later by the garbage collector, at a random point (mid-import, even), with noise."""
+    link: BaseException | None = exc
+    visited: set[int] = set()
+    while link is not None and id(link) not in visited:
+        visited.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return exc
 
 
 @dataclass(frozen=True)
