@@ -30,6 +30,7 @@ from typing import Any, Iterator, Mapping
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
 READ_BYTES = 64 * 1024
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 IDLE_WAIT_S = 60.0
 # How long a thread may hold the interpreter while another waits for it, during a timed request (default 5 ms).
 TIMED_SWITCH_INTERVAL_S = 0.0002
@@ -189,6 +190,9 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             self._pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
             self._left = b""  # the part of a piece a read with a smaller max_bytes did not take
             self._eof = False
+            # A receive buffer that holds a whole burst: the server is never held back while the reader waits for the
+            # processor (the kernel caps it at net.core.rmem_max).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 stamped = True
