@@ -240,3 +240,23 @@ def test_the_upstream_that_served_each_openrouter_request_is_reported_filtered_a
     assert exported == served
     # a report without a router has no such column
     assert "served by" not in format_table(summarise(groq_rows), "t")
+
+
+def test_a_nan_an_older_version_stored_is_read_as_null_and_a_report_never_sums_to_nan(pg_url):
+    import psycopg
+
+    from benchmarking.storage.postgres import PostgresStorage
+
+    with PostgresStorage(pg_url, timeout_s=5) as storage:
+        storage.prepare()
+        run_id = store(storage, [ok("openrouter", "m", 10, 100, "0.002", 50) for _ in range(3)], T0)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # what an older version could write: NaN and infinity
+        conn.execute("update benchmark_results set cost_usd = 'NaN', tokens_per_second = 'Infinity' where id = "
+                     "(select id from benchmark_results where run_id = %s order by created_at limit 1)", (run_id,))
+    with PostgresStorage(pg_url, timeout_s=5) as storage:
+        rows = select(storage, Selection())
+    costs = sorted((r.result.measurement.cost_usd for r in rows), key=lambda c: (c is not None, c))
+    assert costs == [None, Decimal("0.002"), Decimal("0.002")]
+    (summary,) = summarise(rows)
+    assert summary.cost_total_usd == Decimal("0.004") and summary.cost_mean_usd == Decimal("0.002")
+    assert summary.tokens_per_second_p50 is not None and summary.tokens_per_second_p50 < 1000

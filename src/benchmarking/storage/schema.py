@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 import json
+import math
 import re
 from typing import Any
 from uuid import UUID
@@ -69,6 +70,7 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("token_source", "text"),
 )
 
+_NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
 # PostgreSQL's text and jsonb cannot hold NUL, and no backend can encode a lone UTF-16 surrogate (what a provider's
@@ -182,6 +184,11 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
 def measurement_from_row(row: dict[str, object]) -> Measurement:
     """Rebuild a Measurement from stored column values (the inverse of result_row, less id/run_id/created_at)."""
     values = {name: row.get(name) for name in _MEASUREMENT_FIELDS}  # columns not read (response_text) are None
+    for name in _NUMBER_FIELDS:
+        # A NaN or infinity an older version stored (PostgreSQL keeps them) is no measurement: read as NULL.
+        value = values[name]
+        if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+            values[name] = None
     if values["cost_usd"] is not None:
         values["cost_usd"] = Decimal(str(values["cost_usd"]))
     for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):
