@@ -54,6 +54,13 @@ alter table benchmark_results add column if not exists price_as_of text;
 alter table benchmark_results add column if not exists endpoint text;         -- base URL, credentials removed
 alter table benchmark_results add column if not exists upstream_provider text; -- OpenRouter: who served the request
 alter table benchmark_results add column if not exists token_source text;     -- usage | tokenize
+alter table benchmark_results add column if not exists workload text;         -- default | tiers | a prompt file's name
+alter table benchmark_results add column if not exists prompt_id text;        -- its id, else a hash of its content
+alter table benchmark_results add column if not exists input_tier integer;    -- a tier's nominal input tokens
+alter table benchmark_results add column if not exists round integer;         -- from 1
+alter table benchmark_results add column if not exists position integer;      -- in its round, from 1
+alter table benchmark_results add column if not exists cache_mode text;       -- bust | warm | off
+alter table benchmark_results add column if not exists answer_ok boolean;     -- the answer met its expect
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

@@ -76,7 +76,7 @@ RUN_CASES = [
      "benchmark.toml [[providers]] #1: api_key_env must be one string in quotes"),
     ([], {}, {"benchmark.toml": TOML_ENTRY.replace("base_url", "baseurl").encode()},
      "benchmark.toml [[providers]] #1: unknown key 'baseurl' (did you mean base_url?); allowed: api_key_env, "
-     "base_url, cached_input_price, headers, input_price, model, name, output_price, price_as_of, token_count"),
+     "base_url, cached_input_price, headers, input_price, model, models, name, output_price, price_as_of, token_count"),
     # prices
     ([], {}, {"benchmark.toml": TOML_ENTRY.encode() + b'input_price = -0.1\noutput_price = "1"\n'},
      "input_price must be a number of USD per 1M tokens, 0 or more, like input_price = \"0.10\", not -0.1"),

@@ -24,14 +24,14 @@ def settings(environ=None, **kwargs):
 
 def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
-    assert dict(s.models) == {"openai": "gpt-4o-mini", "groq": "openai/gpt-oss-20b",
-                              "together": "openai/gpt-oss-120b", "openrouter": "openai/gpt-4o-mini"}
+    assert dict(s.models) == {"openai": ("gpt-4o-mini",), "groq": ("openai/gpt-oss-20b",),
+                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-4o-mini",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():
     s = settings({"GROQ_MODEL": "openai/gpt-oss-120b", "OPENAI_MODEL": "gpt-6-luna"},
                  model_overrides=["groq=llama-x"])
-    assert s.models["groq"] == "llama-x" and s.models["openai"] == "gpt-6-luna"
+    assert s.models["groq"] == ("llama-x",) and s.models["openai"] == ("gpt-6-luna",)
 
 
 def test_provider_subset_keeps_the_providers_list_order():
@@ -73,7 +73,7 @@ def test_custom_endpoints_from_toml(tmp_path):
     assert s.skipped == ("skipping keyed: set KEYED_KEY in .env or the environment to measure it",)
     local = s.providers[-1]
     assert local.price.input == Decimal("0.10") and local.headers == (("X-Team", "bench"),)
-    assert plan(s)[-1][1:3] == (call_custom, "llama-2")
+    assert (plan(s)[-1].call_fn, plan(s)[-1].model) == (call_custom, "llama-2")
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ ENTRY = '[[providers]]\nname = "x"\nbase_url = "http://127.0.0.1:8000/v1"\nmodel
         ('[[providers]]\nname = "x"\nbase_url = 8000\nmodel = "m"\n', "base_url must be one string in quotes"),
         ('[[providers]]\nname = "x"\nbaseurl = "http://a"\nmodel = "m"\n',
          "#1: unknown key 'baseurl' (did you mean base_url?); allowed: api_key_env, base_url, cached_input_price, "
-         "headers, input_price, model, name, output_price, price_as_of, token_count"),
+         "headers, input_price, model, models, name, output_price, price_as_of, token_count"),
         (ENTRY + 'input_price = -1\noutput_price = "0.2"\n',
          'input_price must be a number of USD per 1M tokens, 0 or more, like input_price = "0.10", not -1'),
         (ENTRY + 'input_price = "0.1"\noutput_price = nan\n', "output_price must be a number of USD per 1M tokens"),
@@ -169,7 +169,8 @@ def test_every_allowed_toml_key_is_read_and_token_count_is_accepted(tmp_path):
     toml = tmp_path / "b.toml"
     toml.write_text(ENTRY + 'api_key_env = "X_KEY"\ninput_price = 0.1\noutput_price = "0.2"\ncached_input_price = 0\n'
                     'price_as_of = 2026-11-28\ntoken_count = "usage"\n[providers.headers]\nX-Team = "bench"\n')
-    assert set(__import__("tomllib").loads(toml.read_text())["providers"][0]) == PROVIDER_TABLE_KEYS
+    # every key but `models`, which stands instead of `model` (a test of its own below)
+    assert set(__import__("tomllib").loads(toml.read_text())["providers"][0]) == PROVIDER_TABLE_KEYS - {"models"}
     (endpoint,) = [p for p in settings({"X_KEY": "k"}, config_path=str(toml)).providers if p.name == "x"]
     assert endpoint.price.input == Decimal("0.1") and endpoint.price.cached_input == Decimal(0)
     assert endpoint.price.as_of == str(date(2026, 11, 28)) and endpoint.headers == (("X-Team", "bench"),)
@@ -194,7 +195,7 @@ def test_a_toml_file_that_is_not_utf8_is_named_with_its_line(tmp_path, encoding_
 def test_names_up_to_200_characters_are_taken_and_201_refused():
     ok = settings({"GROQ_MODEL": "g" * 200, "BENCHMARK_HOST": "h" * 200, "BENCHMARK_REGION": "r" * 200},
                   model_overrides=["openai=" + "o" * 200], run_name="n" * 200, triggered_by="t" * 200)
-    assert ok.models["groq"] == "g" * 200 and ok.models["openai"] == "o" * 200
+    assert ok.models["groq"] == ("g" * 200,) and ok.models["openai"] == ("o" * 200,)
     cases = [
         (dict(run_name="n" * 201), "--run-name is 201 characters long"),
         (dict(triggered_by="t" * 201), "--triggered-by is 201 characters long"),

@@ -168,7 +168,7 @@ def test_a_leftover_temporary_file_is_removed_before_it_can_fill_the_disk(small_
 def test_a_rewrite_that_fills_the_disk_leaves_the_outbox_as_it_was_and_no_temporary_file(tmp_path, small_disk):
     backend = SQLiteStorage(tmp_path / "benchmarks.db")
     _, ours = outbox_entries(backend.database)
-    other = {**big_entry(30_000), "database": "postgresql://elsewhere:5432/bench"}
+    other = {**big_entry(24_000), "database": "postgresql://elsewhere:5432/bench"}
     outbox = Outbox(small_disk / "outbox")
     for entry in (ours[0], other, ours[1], ours[2]):
         outbox.append(entry)

@@ -1,25 +1,36 @@
-"""The linear runner: each provider in turn, one request at a time, every result stored as soon as it is measured."""
+"""The linear runner: one request at a time, every result stored as soon as it is measured.
+
+The plan is a list of cells (provider, model, prompt), in PROVIDERS order, then benchmark.toml's endpoints. A run is
+`repeat` rounds; each round measures every cell once, and the order rotates from round to round (cell k runs at
+position k + r, modulo the number of cells, in round r), so that no cell is always first.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 import os
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol, Sequence
 from uuid import UUID, uuid4
 
 from . import __version__
 from .config import ProviderSettings, Settings
 from .errors import StorageError
 from .measurement import Measurement, utc_now
+from .pricing import Price, cost_usd
+from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
+from .providers.openai_compatible import PromptInput
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
+from .workloads import Prompt, cache_marker, output_cap
 
-CallFn = Callable[[str, str, ProviderSettings], Measurement]
+# A call function takes the prompt (text, or (role, content) messages), the model and the provider's settings.
+CallFn = Callable[[PromptInput, str, ProviderSettings], Measurement]
 
 BENCHMARK_PROMPT = (
     "Explain in three short paragraphs how a hash map works, "
@@ -36,12 +47,32 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
 ]
 
 
+PRICING = {
+    "openai": openai_provider.PRICING,
+    "groq": groq_provider.PRICING,
+    "together": together_provider.PRICING,
+    "openrouter": openrouter_provider.PRICING,
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One provider, model and prompt: what one request of each round measures."""
+
+    provider: str
+    call_fn: CallFn
+    model: str
+    settings: ProviderSettings  # with max_tokens fitted to the prompt
+    prompt: Prompt
+
+
 class Reporter(Protocol):
     """Where the runner says what it is doing (the console, or nothing)."""
 
-    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None) -> None: ...
+    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None, requests: int = 0) -> None:
+        ...
 
-    def testing(self, provider: str, model: str, index: int, repeat: int) -> None: ...
+    def testing(self, cell: Cell, round_number: int, rounds: int) -> None: ...
 
     def measured(self, m: Measurement, storage_note: str | None) -> None: ...
 
@@ -84,10 +115,64 @@ class RunInterrupted(Exception):
         self.outcome = outcome
 
 
-def plan(settings: Settings) -> list[tuple[str, CallFn, str, ProviderSettings]]:
-    """The run's (name, call_fn, model, provider settings), in PROVIDERS order, then benchmark.toml's endpoints."""
+def plan(settings: Settings) -> list[Cell]:
+    """The run's cells: each provider (PROVIDERS order, then benchmark.toml's), each of its models, each prompt."""
     call_fns = {name: fn for name, fn, _ in PROVIDERS}
-    return [(p.name, call_fns.get(p.name, call_custom), settings.models[p.name], p) for p in settings.providers]
+    flag = settings.max_tokens if settings.max_tokens_given else None
+    return [
+        Cell(p.name, call_fns.get(p.name, call_custom), model,
+             replace(p, max_tokens=output_cap(prompt, flag, settings.max_tokens)), prompt)
+        for p in settings.providers
+        for model in settings.models[p.name]
+        for prompt in settings.measured_workload.prompts
+    ]
+
+
+def rounds(cells: Sequence[Cell], repeat: int) -> Iterator[tuple[int, int, Cell]]:
+    """(round, position, cell), both from 1: in round r, position p measures cell (p - r) mod n."""
+    count = len(cells)
+    for round_index in range(repeat):
+        for position in range(count):
+            yield round_index + 1, position + 1, cells[(position - round_index) % count]
+
+
+def price_of(cell: Cell) -> Price | None:
+    return cell.settings.price or PRICING.get(cell.provider, custom_provider.PRICING).get(cell.model)
+
+
+@dataclass(frozen=True)
+class CostBound:
+    """The most a run could cost, from the prices and the output caps; cells with no price are named instead."""
+
+    requests: int
+    usd: Decimal
+    unpriced: tuple[tuple[str, str, int], ...]  # (provider, model, requests)
+    per_model: tuple[tuple[str, str, int, Decimal | None], ...]  # (provider, model, requests, USD or None)
+
+
+def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound:
+    """An upper bound, never an estimate: a token is at least one byte of the prompt (in any tokenizer of bytes), a
+    message adds a few tokens of template, and every request uses its whole output cap. `--cache warm` adds an
+    untimed request of one output token per measured one."""
+    per_model: dict[tuple[str, str], tuple[int, Decimal | None]] = {}
+    for cell in cells:
+        price = price_of(cell)
+        input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
+        cost = None
+        if price is not None:
+            cost = cost_usd(price, input_tokens, cell.settings.max_tokens) * repeat
+            if cache_mode == "warm":
+                cost += cost_usd(price, input_tokens, 1) * repeat
+        requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
+        per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
+                                                else total + cost)
+    rows = tuple((provider, model, requests, usd) for (provider, model), (requests, usd) in per_model.items())
+    return CostBound(
+        requests=len(cells) * repeat,
+        usd=sum((usd for *_, usd in rows if usd is not None), Decimal(0)),
+        unpriced=tuple((provider, model, requests) for provider, model, requests, usd in rows if usd is None),
+        per_model=rows,
+    )
 
 
 def new_run(settings: Settings) -> RunInfo:
@@ -114,19 +199,26 @@ def run_benchmark(
     as interrupted. A KeyboardInterrupt raised mid-request does the same without waiting, and raises RunInterrupted.
     """
     run = new_run(settings)
+    cells = plan(settings)
     notes = [storage.create_run(run)]
-    reporter.run_started(run, storage, notes[0])
+    reporter.run_started(run, storage, notes[0], len(cells) * settings.repeat)
     results: list[SavedMeasurement] = []
     status = "failed"
+    workload = settings.measured_workload
     try:
-        for name, call_fn, model, provider_settings in plan(settings):
-            for index in range(settings.repeat):
-                if stop_requested():
-                    break
-                reporter.testing(name, model, index, settings.repeat)
-                measurement = call_fn(settings.prompt, model, provider_settings)
-                results.append(_save(storage, run.id, measurement))
-                reporter.measured(measurement, results[-1].storage_note)
+        for round_number, position, cell in rounds(cells, settings.repeat):
+            if stop_requested():
+                break
+            reporter.testing(cell, round_number, settings.repeat)
+            measurement = measure_cell(cell, workload.cache_mode)
+            measurement = replace(
+                measurement, workload=workload.name, prompt_id=cell.prompt.prompt_id,
+                input_tier=cell.prompt.input_tier, round=round_number, position=position,
+                cache_mode=workload.cache_mode,
+                answer_ok=cell.prompt.expect.met_by(measurement.response_text) if cell.prompt.expect else None,
+            )
+            results.append(_save(storage, run.id, measurement))
+            reporter.measured(measurement, results[-1].storage_note)
         if stop_requested():
             status = "interrupted"
         else:
@@ -141,6 +233,14 @@ def run_benchmark(
             notes.append(str(exc))  # only the run's end is missing: its results are stored (README: troubleshooting)
         reporter.run_finished(status, notes[-1])
     return RunOutcome(run=run, status=status, results=tuple(results), run_notes=tuple(n for n in notes if n))
+
+
+def measure_cell(cell: Cell, cache_mode: str) -> Measurement:
+    """One timed request of a cell, with the prompt cache busted, warmed first, or left alone."""
+    prompt = cell.prompt.with_marker(cache_marker()) if cache_mode == "bust" else cell.prompt
+    if cache_mode == "warm":  # the same prompt once, untimed and one token long, so that the timed one finds it cached
+        cell.call_fn(prompt.messages, cell.model, replace(cell.settings, max_tokens=1, retries=0))
+    return cell.call_fn(prompt.messages, cell.model, cell.settings)
 
 
 def _save(storage: Storage, run_id: UUID, measurement: Measurement) -> SavedMeasurement:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
 
-from .benchmark_runner import plan
-from .config import Settings
+from .config import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.openai_compatible import ModelListError, list_models
@@ -20,12 +20,17 @@ WIRES = {
 }
 
 
+# A model whose provider announces its shutdown this close is warned of, by `check` and at a run's start.
+SHUTDOWN_WARNING_DAYS = 60
+
+
 @dataclass(frozen=True)
 class CheckLine:
-    """One finding: fine, or a problem whose text says how to fix it."""
+    """One finding: fine, or a problem whose text says how to fix it; a warning is fine for now."""
 
     ok: bool
     text: str
+    warning: bool = False
 
 
 def check_storage(settings: Settings) -> list[CheckLine]:
@@ -67,22 +72,64 @@ def check_storage(settings: Settings) -> list[CheckLine]:
     return lines
 
 
-def check_providers(settings: Settings) -> list[CheckLine]:
+def shutdown_warning(name: str, model: str, shutdown: str | None, hint: str, today: date) -> str | None:
+    """A line for a model that shuts down within SHUTDOWN_WARNING_DAYS (or has), naming the date and what to change."""
+    try:
+        day = date.fromisoformat(str(shutdown)[:10]) if shutdown else None
+    except ValueError:
+        return None
+    if day is None or (day - today).days > SHUTDOWN_WARNING_DAYS:
+        return None
+    days = (day - today).days
+    when = f"shuts down on {day} (in {days} days)" if days >= 0 else f"was shut down on {day}"
+    return f"{name}: model {model} {when}: {hint}"
+
+
+def check_providers(settings: Settings, today: date | None = None) -> list[CheckLine]:
+    today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
-    for name, _, model, provider_settings in plan(settings):
-        wire = WIRES.get(name, custom_provider.WIRE)
+    for provider in settings.providers:
+        wire = WIRES.get(provider.name, custom_provider.WIRE)
         try:
-            listed = list_models(wire, provider_settings)
+            listed = list_models(wire, provider)
         except ModelListError as exc:
-            lines.append(CheckLine(False, f"{name}: cannot list models: {exc}"))
+            lines.append(CheckLine(False, f"{provider.name}: cannot list models: {exc}"))
             continue
-        key = f"key set ({provider_settings.key_env})" if provider_settings.key_env else "no key configured"
-        if model in listed:
-            lines.append(CheckLine(True, f"{name}: {key}, model {model} is listed"))
-        else:
-            lines.append(CheckLine(False, f"{name}: model {model} is not among the {len(listed)} models "
-                                          f"GET /models lists: {provider_settings.model_hint}"))
+        key = f"key set ({provider.key_env})" if provider.key_env else "no key configured"
+        for model in settings.models[provider.name]:
+            if model not in listed:
+                lines.append(CheckLine(False, f"{provider.name}: model {model} is not among the {len(listed)} models "
+                                              f"GET /models lists: {provider.model_hint}"))
+                continue
+            lines.append(CheckLine(True, f"{provider.name}: {key}, model {model} is listed"))
+            warning = shutdown_warning(provider.name, model, listed[model], provider.model_hint, today)
+            if warning:
+                lines.append(CheckLine(True, warning, warning=True))
     return lines
+
+
+def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
+    """At a run's start: the measured models whose providers announce a shutdown within SHUTDOWN_WARNING_DAYS.
+
+    One free GET /models per provider, side by side; a provider that does not answer is left to the run to report.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    today = datetime.now(timezone.utc).date()
+
+    def one(provider: ProviderSettings) -> list[str]:
+        try:
+            listed = list_models(WIRES.get(provider.name, custom_provider.WIRE),
+                                 replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
+        except ModelListError:
+            return []
+        return [line for model in settings.models[provider.name] if model in listed
+                if (line := shutdown_warning(provider.name, model, listed[model], provider.model_hint, today))]
+
+    if not settings.providers:
+        return []
+    with ThreadPoolExecutor(max_workers=len(settings.providers)) as pool:
+        return [line for lines in pool.map(one, settings.providers) for line in lines]
 
 
 def run_check(settings: Settings) -> list[CheckLine]:

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 from .pricing import Price
+from .workloads import Workload, default_workload, prompt_record
 
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RUN_NAME = "benchmark-run"
+DEFAULT_MAX_COST_USD = Decimal("1.00")  # a live run whose cost could exceed this stops before sending anything
 
 # Longer names are refused: PostgreSQL cannot index a few thousand characters of provider/model name, and such a row
 # would be refused by the database after it was measured.
@@ -36,6 +38,7 @@ PROVIDER_TABLE_KEYS = frozenset(
         "name",
         "base_url",
         "model",
+        "models",
         "api_key_env",
         "input_price",
         "output_price",
@@ -113,7 +116,7 @@ class CustomEndpoint:
 
     name: str
     base_url: str
-    model: str
+    models: tuple[str, ...]
     api_key_env: str | None = None
     price: Price | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -126,9 +129,10 @@ class Settings:
 
     prompt: str
     providers: tuple[ProviderSettings, ...]
-    models: Mapping[str, str]
+    models: Mapping[str, tuple[str, ...]]  # every model measured, per provider
     skipped: tuple[str, ...] = ()
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int = DEFAULT_MAX_TOKENS  # for a prompt that sets none (a tier's cap is used instead, unless given)
+    max_tokens_given: bool = False  # --max-tokens was given: it wins over the tiers' caps
     timeout_s: float = DEFAULT_TIMEOUT_S
     stream: bool = True
     repeat: int = 1
@@ -144,23 +148,43 @@ class Settings:
     migrate: bool = True
     host: str = ""
     region: str | None = None
+    workload: Workload | None = None  # None: the MVP's one prompt (default_workload(prompt))
+    dry_run: bool = False
+    max_cost_usd: Decimal = DEFAULT_MAX_COST_USD
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def mode(self) -> str:
         return "simulated" if self.simulate else "live"
 
+    @property
+    def measured_workload(self) -> Workload:
+        return self.workload or default_workload(self.prompt)
+
     def run_settings(self) -> dict[str, object]:
-        """What is stored with the run so that its numbers can be interpreted later (no secrets)."""
-        return {
+        """What is stored with the run so that its numbers can be interpreted later (no secrets).
+
+        Each distinct prompt is stored once here, not once per request: a user's prompts as they are, a tier's
+        synthetic prompt by its size and digest (workloads.tier_prompt rebuilds it exactly).
+        """
+        workload = self.measured_workload
+
+        def one_or_all(models: tuple[str, ...]) -> str | list[str]:
+            return models[0] if len(models) == 1 else list(models)
+
+        stored = {
             "prompt": self.prompt,
             "max_tokens": self.max_tokens,
             "stream": self.stream,
             "repeat": self.repeat,
             "retries": self.retries,
             "timeout_s": self.timeout_s,
-            "providers": {p.name: self.models[p.name] for p in self.providers},
+            "providers": {p.name: one_or_all(self.models[p.name]) for p in self.providers},
         }
+        if self.workload is not None:
+            stored["workload"] = {"name": workload.name, "cache_mode": workload.cache_mode,
+                                  "prompts": [prompt_record(p) for p in workload.prompts]}
+        return stored
 
     def pointed_at(self, base_urls: Mapping[str, str], api_key: str) -> "Settings":
         """The same settings with every provider sent to other base URLs (the simulator) with a stand-in key."""
@@ -382,9 +406,13 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             close = difflib.get_close_matches(key, PROVIDER_TABLE_KEYS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(sorted(PROVIDER_TABLE_KEYS))}")
-        missing = [key for key in ("name", "base_url", "model") if key not in table or table[key] == ""]
+        missing = [key for key in ("name", "base_url") if key not in table or table[key] == ""]
+        if not table.get("model") and not table.get("models"):
+            missing.append("model")
         if missing:
             raise ConfigError(f"{where}: {', '.join(missing)} missing")
+        if "model" in table and "models" in table:
+            raise ConfigError(f"{where}: give model or models, not both")
         name = checked_name(_toml_string(table, "name", where, '"local-vllm"'), f"{where}: name")
         if not _NAME_PATTERN.match(name):
             raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits, - or _")
@@ -392,7 +420,14 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             raise ConfigError(f"{where}: name {name!r} is already taken")
         base_url = checked_base_url(_toml_string(table, "base_url", where, '"http://127.0.0.1:8000/v1"'),
                                     f"{where}: base_url")
-        model = checked_name(_toml_string(table, "model", where, '"llama3.2"'), f"{where}: model")
+        if "models" in table:
+            listed = table["models"]
+            if not isinstance(listed, list) or not listed or not all(isinstance(m, str) and m for m in listed):
+                raise ConfigError(f"{where}: models must be a list of model names, like [\"llama3.2\", \"qwen3\"], "
+                                  f"not {_toml_kind(listed)}")
+            models = tuple(dict.fromkeys(checked_name(m, f"{where}: models") for m in listed))
+        else:
+            models = (checked_name(_toml_string(table, "model", where, '"llama3.2"'), f"{where}: model"),)
         api_key_env = None
         if "api_key_env" in table:
             api_key_env = _toml_string(table, "api_key_env", where, '"VLLM_API_KEY"')
@@ -407,7 +442,7 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             CustomEndpoint(
                 name=name,
                 base_url=base_url,
-                model=model,
+                models=models,
                 api_key_env=api_key_env,
                 price=_price_from_table(table, where),
                 headers=_toml_headers(table, where),
@@ -417,17 +452,27 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
     return tuple(endpoints)
 
 
-def parse_model_overrides(items: Sequence[str], known: Sequence[str]) -> dict[str, str]:
-    """`--model provider=model`, repeatable."""
-    overrides = {}
+def parse_model_overrides(items: Sequence[str], known: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """`--model provider=model`, repeatable: every model given for a provider is measured, in order."""
+    overrides: dict[str, tuple[str, ...]] = {}
     for item in items:
         name, sep, model = item.partition("=")
         if not sep or not name or not model:
             raise ConfigError(f"--model takes provider=model, not {item!r}")
         if name not in known:
             raise ConfigError(f"--model: unknown provider {name!r}; known: {', '.join(known)}")
-        overrides[name] = checked_name(model, f"--model {name}=MODEL: the model name")
+        model = checked_name(model, f"--model {name}=MODEL: the model name")
+        if model not in overrides.get(name, ()):
+            overrides[name] = overrides.get(name, ()) + (model,)
     return overrides
+
+
+def model_list(text: str, variable: str) -> tuple[str, ...]:
+    """`OPENAI_MODEL=gpt-4o-mini,gpt-4.1-nano`: one or several models, in order."""
+    models = tuple(dict.fromkeys(checked_name(m.strip(), variable) for m in text.split(",") if m.strip()))
+    if not models:
+        raise ConfigError(f"{variable} names no model")
+    return models
 
 
 def parse_provider_selection(text: str | None, known: Sequence[str]) -> list[str]:
@@ -514,7 +559,7 @@ def load_settings(
     provider_selection: str | None = None,
     model_overrides: Sequence[str] = (),
     config_path: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     stream: bool = True,
     repeat: int = 1,
@@ -523,6 +568,9 @@ def load_settings(
     json_output: bool = False,
     run_name: str = DEFAULT_RUN_NAME,
     triggered_by: str = "cli",
+    workload: Workload | None = None,
+    dry_run: bool = False,
+    max_cost_usd: Decimal = DEFAULT_MAX_COST_USD,
 ) -> Settings:
     """Resolve every provider's model, key, endpoint and price; `builtin` is [(name, default_model), ...]."""
     if not prompt.strip():
@@ -550,16 +598,17 @@ def load_settings(
     selected = parse_provider_selection(provider_selection, known)
     overrides = parse_model_overrides(model_overrides, known)
 
-    common = dict(timeout_s=timeout_s, max_tokens=max_tokens, stream=stream, retries=retries)
+    default_max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    common = dict(timeout_s=timeout_s, max_tokens=default_max_tokens, stream=stream, retries=retries)
     resolved: list[ProviderSettings] = []
-    models: dict[str, str] = {}
+    models: dict[str, tuple[str, ...]] = {}
     skipped: list[str] = []
     for name, default_model in builtin:
         if name not in selected:
             continue
         upper = name.upper()
-        models[name] = overrides.get(name) or checked_name(environ.get(f"{upper}_MODEL") or default_model,
-                                                           f"{upper}_MODEL")
+        models[name] = overrides.get(name) or model_list(environ.get(f"{upper}_MODEL") or default_model,
+                                                         f"{upper}_MODEL")
         key = environ.get(f"{upper}_API_KEY")
         base_url = environ.get(f"{upper}_BASE_URL") or None
         resolved.append(
@@ -575,7 +624,7 @@ def load_settings(
     for endpoint in custom:
         if endpoint.name not in selected:
             continue
-        models[endpoint.name] = overrides.get(endpoint.name) or endpoint.model
+        models[endpoint.name] = overrides.get(endpoint.name) or endpoint.models
         key = environ.get(endpoint.api_key_env) if endpoint.api_key_env else "not-needed"
         resolved.append(
             ProviderSettings(
@@ -605,7 +654,8 @@ def load_settings(
         providers=tuple(resolved),
         models=models,
         skipped=tuple(skipped),
-        max_tokens=max_tokens,
+        max_tokens=default_max_tokens,
+        max_tokens_given=max_tokens is not None,
         timeout_s=timeout_s,
         stream=stream,
         repeat=repeat,
@@ -618,5 +668,8 @@ def load_settings(
         host=checked_name(environ.get("BENCHMARK_HOST") or socket.gethostname(), "BENCHMARK_HOST"),
         region=checked_name(environ["BENCHMARK_REGION"], "BENCHMARK_REGION") if environ.get("BENCHMARK_REGION")
         else None,
+        workload=workload,
+        dry_run=dry_run,
+        max_cost_usd=max_cost_usd,
         warnings=tuple(warnings),
     )

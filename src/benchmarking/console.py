@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections import Counter
 import json
 from statistics import median
-from typing import TextIO
+import time
+from typing import Sequence, TextIO
 
-from .benchmark_runner import RunOutcome
+from .benchmark_runner import Cell, CostBound, RunOutcome
+from .config import Settings
+from .pricing import format_usd
 from .measurement import Measurement
 from .storage import RunInfo, Storage
+from .scheduler import format_duration
 from .storage.schema import json_default, result_row
 
 
@@ -24,11 +28,39 @@ class ConsoleReporter:
         self.out = out
         self.settings_line = settings_line
         self._warned: set[tuple[str, str, str]] = set()  # each warning once per provider and model per run
+        # On a terminal, one live line of progress under the others; in a log (cron, a pipe), none.
+        self._live = bool(getattr(out, "isatty", lambda: False)())
+        self._progress = ""
+        self._requests = 0
+        self._done = 0
+        self._began = time.monotonic()
+        self._show_prompts = False
 
     def say(self, line: str = "") -> None:
+        if self._progress:  # the live line makes way, and comes back after
+            self.out.write("\r\x1b[K")
         print(line, file=self.out, flush=True)
+        if self._progress:
+            self.out.write(self._progress)
+            self.out.flush()
 
-    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None) -> None:
+    def _show_progress(self) -> None:
+        if not self._live or not self._requests or self._done >= self._requests:
+            if self._progress:
+                self.out.write("\r\x1b[K")
+                self.out.flush()
+            self._progress = ""
+            return
+        elapsed = time.monotonic() - self._began
+        left = elapsed / self._done * (self._requests - self._done) if self._done else None
+        eta = f", about {format_duration(left)} left" if left is not None else ""
+        self._progress = f"[{self._done}/{self._requests} requests, {format_duration(elapsed)} elapsed{eta}]"
+        self.out.write("\r\x1b[K" + self._progress)
+        self.out.flush()
+
+    def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None, requests: int = 0) -> None:
+        self._requests, self._done, self._began = requests, 0, time.monotonic()
+        self._show_prompts = "workload" in run.settings  # tiers or a prompt set: say which prompt each line is
         self.say("Benchmark Engine")
         self.say()
         self.say(f"Starting benchmark run: {run.run_name}")
@@ -39,10 +71,11 @@ class ConsoleReporter:
         if storage_note is not None:
             self.say(f" Run not in the database: {storage_note}")
 
-    def testing(self, provider: str, model: str, index: int, repeat: int) -> None:
+    def testing(self, cell: Cell, round_number: int, rounds: int) -> None:
         self.say()
-        counter = f" ({index + 1}/{repeat})" if repeat > 1 else ""
-        self.say(f"Testing → {provider} / {model}{counter}")
+        prompt = f" · {cell.prompt.prompt_id}" if self._show_prompts else ""
+        counter = f" ({round_number}/{rounds})" if rounds > 1 else ""
+        self.say(f"Testing → {cell.provider} / {cell.model}{prompt}{counter}")
 
     def measured(self, m: Measurement, storage_note: str | None) -> None:
         if m.success:
@@ -68,6 +101,8 @@ class ConsoleReporter:
                 self._warned.add((m.provider, m.model, warning))
                 self.say(f"   Warning: {warning}")
         self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
+        self._done += 1
+        self._show_progress()
 
     def run_finished(self, status: str, storage_note: str | None) -> None:
         if storage_note is not None:
@@ -76,35 +111,42 @@ class ConsoleReporter:
 
 
 def summary_table(outcome: RunOutcome) -> str:
-    """One line per provider and model: successes, and medians of TTFT, latency, speed and cost."""
-    groups: dict[tuple[str, str], list[Measurement]] = {}
+    """One line per provider and model (and prompt, where a run had several): successes, and medians of TTFT,
+    latency, speed and cost, and the answers that met their `expect`."""
+    groups: dict[tuple[str, str, str], list[Measurement]] = {}
     for saved in outcome.results:
         m = saved.measurement
-        groups.setdefault((m.provider, m.model), []).append(m)
+        groups.setdefault((m.provider, m.model, m.prompt_id or ""), []).append(m)
+    by_prompt = len({prompt for _, _, prompt in groups}) > 1
+    checked = any(m.answer_ok is not None for ms in groups.values() for m in ms)
 
     def med(values: list[float | None], fmt: str) -> str:
         present = [v for v in values if v is not None]
         return format(median(present), fmt) if present else "-"
 
-    header = ("provider", "model", "ok", "TTFT ms", "latency ms", "tokens/s", "cost USD", "errors")
+    header = ("provider", "model", *(("prompt",) if by_prompt else ()), "ok", "TTFT ms", "latency ms", "tokens/s",
+              "cost USD", *(("correct",) if checked else ()), "errors")
     rows = [header]
-    for (provider, model), ms in groups.items():
+    for (provider, model, prompt), ms in groups.items():
         ok = [m for m in ms if m.success]
         errors = sorted({m.error_type for m in ms if m.error_type})
+        answered = [m.answer_ok for m in ms if m.answer_ok is not None]
         rows.append(
             (
                 provider,
                 model,
+                *((prompt,) if by_prompt else ()),
                 f"{len(ok)}/{len(ms)}",
                 med([m.ttft_ms for m in ok], ".1f"),
                 med([m.latency_ms for m in ok], ".1f"),
                 med([m.tokens_per_second for m in ok], ".1f"),
                 med([float(m.cost_usd) if m.cost_usd is not None else None for m in ok], ".6f"),
+                *((f"{sum(answered)}/{len(answered)}" if answered else "-",) if checked else ()),
                 ",".join(errors) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    numeric = {2, 3, 4, 5, 6}
+    numeric = {i for i, name in enumerate(header) if name not in ("provider", "model", "prompt", "errors")}
     lines = []
     for row in rows:
         cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
@@ -150,3 +192,34 @@ def outcome_json(outcome: RunOutcome) -> str:
         ],
     }
     return json.dumps(payload, indent=2, default=json_default)
+
+
+def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound, runs: int = 1) -> list[str]:
+    """What --dry-run prints: the cells, rounds and requests, and an upper bound on what they could cost."""
+    workload = settings.measured_workload
+    providers = list(dict.fromkeys(cell.provider for cell in cells))
+    models = list(dict.fromkeys((cell.provider, cell.model) for cell in cells))
+    schedule = f" x {runs} runs" if runs > 1 else ""
+    lines = [
+        f"Plan ({workload.name} workload, cache {workload.cache_mode}): {len(providers)} providers, {len(models)} "
+        f"models, {len(workload.prompts)} prompts = {len(cells)} cells; {settings.repeat} rounds{schedule} = "
+        f"{bound.requests} requests" + (" (and as many untimed warm-ups, one token each)"
+                                        if workload.cache_mode == "warm" else ""),
+    ]
+    width = max(len(f"{p} / {m}") for p, m, _, _ in bound.per_model)
+    for provider, model, requests, usd in bound.per_model:
+        cost = f"up to {format_usd(usd)}" if usd is not None else "unknown (no price)"
+        lines.append(f"  {f'{provider} / {model}':<{width}}  {requests:>5} requests  {cost}")
+    unknown = "" if not bound.unpriced else (
+        "; not counted, with no price: " + ", ".join(f"{p} / {m}" for p, m, _ in bound.unpriced))
+    lines.append(f"Upper bound on cost: {format_usd(bound.usd)} (every prompt byte a token, every answer as long as "
+                 f"its max_tokens){unknown}")
+    if settings.simulate:
+        lines.append("Simulated: nothing is spent, --max-cost does not apply.")
+    elif bound.usd > settings.max_cost_usd:
+        lines.append(f"That is more than --max-cost {format_usd(settings.max_cost_usd)}: a live run would stop before "
+                     "sending anything; raise --max-cost to run it.")
+    else:
+        lines.append(f"Within --max-cost {format_usd(settings.max_cost_usd)}.")
+    lines.append("Nothing was sent (--dry-run).")
+    return lines

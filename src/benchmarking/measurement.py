@@ -48,6 +48,13 @@ class Measurement:
     endpoint: str | None = None
     upstream_provider: str | None = None  # OpenRouter: the provider that served the request
     token_source: str | None = None  # "usage" (the provider's report) | "tokenize" (the server's tokenizer)
+    workload: str | None = None  # 'default' | 'tiers' | the prompt file's name
+    prompt_id: str | None = None
+    input_tier: int | None = None  # the nominal input size of a tier's prompt, in tokens
+    round: int | None = None  # from 1
+    position: int | None = None  # in its round, from 1
+    cache_mode: str | None = None  # 'bust' | 'warm' | 'off'
+    answer_ok: bool | None = None  # the answer met the prompt's `expect`; None where there is none
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 

@@ -42,3 +42,12 @@ def cost_usd(p: Price, input_tokens: int, output_tokens: int, cached_tokens: int
 def missing_price_warning(provider: str, model: str, where: str) -> str:
     """The one line shown when a model has no price, saying where to add it."""
     return f"no price for {provider} model {model!r}: cost left empty; add its price to {where}"
+
+
+def format_usd(amount: Decimal) -> str:
+    """$1.50, $0.0421, $0.000034: enough decimals to show the first few digits that are not zero, no exponent."""
+    if amount >= 1 or amount == 0:
+        return f"${amount:.2f}"
+    text = f"{amount:.{max(2, -amount.adjusted() + 2)}f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"${whole}.{decimals.ljust(2, '0')}"

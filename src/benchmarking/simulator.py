@@ -43,6 +43,7 @@ class ModelProfile:
     input_tokens: int | None = None  # None: counted from the prompt, about 4 characters a token
     cached_tokens: int = 0  # reported as cached whatever the prompt (a counted prompt uses the prefix cache instead)
     prefill_tokens_per_s: float | None = None  # None: TTFT does not grow with the prompt
+    shutdown_date: str | None = None  # announced in OpenAI's GET /models (`shutdown_date`, YYYY-MM-DD)
     cache_window_s: float = 300.0  # how long a prompt's prefix stays cached
     fault: str | None = None
     fail_first: int = 0
@@ -62,7 +63,8 @@ class ModelProfile:
 # Prompts are counted (about 4 characters a token) and prefilled at a rate of the model's own, so TTFT grows with the
 # prompt, and a repeated prefix is served from the cache.
 DEFAULT_PROFILES: dict[str, ModelProfile] = {
-    "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000),
+    "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000,
+                                shutdown_date="2027-01-14"),
     "openai/gpt-oss-20b": ModelProfile(
         ttft_ms=60, itl_ms=2, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16,
         prefill_tokens_per_s=100_000,
@@ -189,8 +191,13 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         if self.path.rstrip("/").endswith("/models"):
-            names = sorted(sim.profiles)
-            self._send_json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+            models = []
+            for name, profile in sorted(sim.profiles.items()):
+                model: dict[str, object] = {"id": name, "object": "model"}
+                if _flavour(self.path) == "openai":  # only OpenAI's list announces shutdowns
+                    model["shutdown_date"] = profile.shutdown_date
+                models.append(model)
+            self._send_json(200, {"object": "list", "data": models})
         else:
             self._send_json(404, {"error": {"message": f"no route for GET {self.path}"}})
 

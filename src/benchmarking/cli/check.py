@@ -34,5 +34,5 @@ def check_main(argv: list[str]) -> int:
         print(line, file=sys.stderr)
     lines = run_check(settings)
     for line in lines:
-        print(("ok       " if line.ok else "PROBLEM  ") + line.text)
+        print(("warning  " if line.warning else "ok       " if line.ok else "PROBLEM  ") + line.text)
     return ExitStatus.OK if all(line.ok for line in lines) else ExitStatus.FAILURES

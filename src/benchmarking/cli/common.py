@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 import json
 import os
@@ -13,8 +14,9 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from ..benchmark_runner import BENCHMARK_PROMPT, PROVIDERS, RunOutcome, run_benchmark
+from ..benchmark_runner import BENCHMARK_PROMPT, PROVIDERS, RunOutcome, cost_bound, plan, run_benchmark
 from ..config import (
+    DEFAULT_MAX_COST_USD,
     DEFAULT_MAX_TOKENS,
     DEFAULT_RUN_NAME,
     DEFAULT_TIMEOUT_S,
@@ -27,10 +29,13 @@ from ..config import (
     whole_number,
 )
 from ..errors import ConfigError, NoProvidersError
+from ..pricing import format_usd
+from ..workloads import CACHE_MODES
 from ..stopping import GracefulStop
 
 if TYPE_CHECKING:
     from ..storage import Storage
+    from ..workloads import Workload
     from ..storage.outbox import OutboxContents, ResilientStorage
 
 
@@ -60,6 +65,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     prompt = what.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
     prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a file")
+    prompt.add_argument("--input-tokens", metavar="LIST",
+                        help="prompts of about these input sizes (tiers), e.g. 100,1000,10000 or 10k; each with an "
+                             "output cap that fits (100: 300, 1k: 1000, 10k: 1500, 100k: 2000)")
+    prompt.add_argument("--prompts", metavar="FILE",
+                        help="a set of your own prompts: .txt (separated by lines of ---) or .jsonl (one object a "
+                             "line: prompt or messages, and optional id, max_tokens, system, expect)")
     what.add_argument(
         "--config", metavar="PATH",
         help="benchmark.toml with extra OpenAI-compatible endpoints (default: BENCHMARK_CONFIG or ./benchmark.toml)",
@@ -67,11 +78,18 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--simulate", action="store_true", help="measure the built-in simulator instead (no keys needed)")
 
     how = parser.add_argument_group("how to measure")
-    how.add_argument("--repeat", default="1", metavar="N", help="requests per provider in this run (default 1)")
+    how.add_argument("--repeat", default="1", metavar="N",
+                     help="rounds: each measures every provider, model and prompt once, in an order that rotates "
+                          "from round to round (default 1)")
     how.add_argument(
-        "--max-tokens", default=str(DEFAULT_MAX_TOKENS), metavar="N",
-        help=f"max_tokens for each request (default {DEFAULT_MAX_TOKENS})",
+        "--max-tokens", metavar="N",
+        help=f"max_tokens for each request (default {DEFAULT_MAX_TOKENS}, or the tier's cap; a prompt file's own "
+             "max_tokens wins)",
     )
+    how.add_argument("--cache", choices=CACHE_MODES,
+                     help="prompt caching: bust puts a unique marker in front of every prompt so that no cache serves "
+                          "it (default for --input-tokens and --prompts); warm sends each prompt once untimed first; "
+                          "off sends prompts as given (default for the one prompt)")
     how.add_argument(
         "--timeout", default=str(DEFAULT_TIMEOUT_S), metavar="SECONDS",
         help=f"give up on a request after this long (default {DEFAULT_TIMEOUT_S:g})",
@@ -84,6 +102,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-stream", dest="stream", action="store_false",
         help="plain request/response: latency only, no TTFT or tokens/s",
     )
+
+    money = parser.add_argument_group("before spending money")
+    money.add_argument("--dry-run", action="store_true",
+                       help="print the plan (requests, and an upper bound on their cost) and send nothing")
+    money.add_argument("--max-cost", default=str(DEFAULT_MAX_COST_USD), metavar="USD",
+                       help=f"stop before sending anything if the run could cost more (default {DEFAULT_MAX_COST_USD})")
 
     run = parser.add_argument_group("the run")
     run.add_argument("--run-name", default=DEFAULT_RUN_NAME,
@@ -104,17 +128,41 @@ def builtin_providers() -> list[tuple[str, str]]:
     return [(name, model) for name, _, model in PROVIDERS]
 
 
+def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | None":
+    """Tiers, a prompt file, or the one prompt (None: sent exactly as the MVP did, unless --cache says otherwise)."""
+    from ..workloads import Workload, default_workload, load_prompt_file, parse_tiers, tier_workload
+
+    if args.input_tokens is not None:
+        return tier_workload(parse_tiers(args.input_tokens), args.cache or "bust")
+    if args.prompts is not None:
+        return load_prompt_file(args.prompts, args.cache or "bust")
+    if args.cache is not None:
+        return Workload("default", default_workload(prompt).prompts, args.cache)
+    return None
+
+
+def positive_usd(text: str, flag: str) -> Decimal:
+    try:
+        value = Decimal(text.strip().removeprefix("$"))
+    except InvalidOperation:
+        raise ConfigError(f"{flag} takes an amount of USD like 1.50, not {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{flag} must be more than 0 USD, not {text!r}")
+    return value
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags, environment and .env into one validated Settings."""
     load_dotenv_file()
+    prompt = read_prompt(args, BENCHMARK_PROMPT)
     return load_settings(
-        prompt=read_prompt(args, BENCHMARK_PROMPT),
+        prompt=prompt,
         builtin=builtin_providers(),
         environ=os.environ,
         provider_selection=args.providers,
         model_overrides=args.model,
         config_path=args.config,
-        max_tokens=whole_number(args.max_tokens, "--max-tokens"),
+        max_tokens=whole_number(args.max_tokens, "--max-tokens") if args.max_tokens is not None else None,
         timeout_s=positive_float(args.timeout, "--timeout"),
         stream=args.stream,
         repeat=whole_number(args.repeat, "--repeat"),
@@ -123,6 +171,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         json_output=args.json_output,
         run_name=args.run_name,
         triggered_by=args.triggered_by,
+        workload=workload_from_args(args, prompt),
+        dry_run=args.dry_run,
+        max_cost_usd=positive_usd(args.max_cost, "--max-cost"),
     )
 
 
@@ -214,21 +265,59 @@ class RunContext:
     human: TextIO
 
 
-def prepare_runs(settings: Settings, stack: ExitStack) -> RunContext:
-    """Warnings printed, the simulator started if asked, a provider left to measure, storage opened and replayed."""
-    human = sys.stderr if settings.json_output else sys.stdout
-    for line in settings.warnings + settings.skipped:
-        print(line, file=sys.stderr)
-    if settings.simulate:
-        from ..simulator import Simulator
-
-        sim = stack.enter_context(Simulator())
-        settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
+def no_provider_left(settings: Settings) -> None:
     if not settings.providers:
         raise NoProvidersError(
             "no provider left to measure: put keys in .env (see .env.example), "
             "or run `python main.py --simulate` to try the tool without keys"
         )
+
+
+def print_plan(settings: Settings, runs: int = 1) -> int:
+    """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
+    from ..console import plan_lines
+
+    for line in settings.warnings + settings.skipped:
+        print(line, file=sys.stderr)
+    no_provider_left(settings)
+    cells = plan(settings)
+    print("\n".join(plan_lines(settings, cells, cost_bound(cells, settings.repeat * runs,
+                                                            settings.measured_workload.cache_mode), runs)))
+    return ExitStatus.OK
+
+
+def guard_cost(settings: Settings, runs: int = 1) -> None:
+    """A live run that could cost more than --max-cost stops here, before anything is sent."""
+    if settings.simulate:
+        return
+    cells = plan(settings)
+    bound = cost_bound(cells, settings.repeat * runs, settings.measured_workload.cache_mode)
+    if bound.usd > settings.max_cost_usd:
+        what = f"{bound.requests} requests" + (f" over {runs} runs" if runs > 1 else "")
+        raise ConfigError(
+            f"this could cost up to {format_usd(bound.usd)} ({what}, every prompt byte a token and every answer as "
+            f"long as max_tokens), more than --max-cost {format_usd(settings.max_cost_usd)}: raise --max-cost, or "
+            "measure fewer prompts, models or rounds (--dry-run shows the plan)"
+        )
+
+
+def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1) -> RunContext:
+    """Warnings printed, the cost checked, the simulator started if asked, a provider left to measure, models that
+    are about to shut down named, storage opened and replayed."""
+    from ..check import retiring_models
+
+    human = sys.stderr if settings.json_output else sys.stdout
+    for line in settings.warnings + settings.skipped:
+        print(line, file=sys.stderr)
+    no_provider_left(settings)
+    guard_cost(settings, runs)
+    if settings.simulate:
+        from ..simulator import Simulator
+
+        sim = stack.enter_context(Simulator())
+        settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
+    for line in retiring_models(settings):
+        print(f"warning: {line}", file=sys.stderr)
     storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
     return RunContext(settings, storage, human)
 

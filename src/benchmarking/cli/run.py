@@ -9,7 +9,9 @@ import sys
 from .. import __version__
 from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
-from .common import ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, settings_from_args
+from .common import (
+    ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, print_plan, settings_from_args,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +48,10 @@ def run_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
-        context = prepare_runs(settings_from_args(args), stack)
+        settings = settings_from_args(args)
+        if settings.dry_run:
+            return print_plan(settings)
+        context = prepare_runs(settings, stack)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the run started: nothing measured", file=sys.stderr)
             return stop.exit_status

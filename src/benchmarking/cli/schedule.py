@@ -10,7 +10,9 @@ from .. import __version__
 from ..benchmark_runner import RunInterrupted
 from ..config import DEFAULT_RUN_NAME, Settings, whole_number
 from ..stopping import GracefulStop
-from .common import ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, settings_from_args
+from .common import (
+    ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, print_plan, settings_from_args,
+)
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:
@@ -49,7 +51,10 @@ def schedule_main(argv: list[str]) -> int:
         args.run_name = "scheduled-run"
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
-        context = prepare_runs(settings_from_args(args), stack)
+        settings = settings_from_args(args)
+        if settings.dry_run:
+            return print_plan(settings, runs=schedule.runs)
+        context = prepare_runs(settings, stack, runs=schedule.runs)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the first run: nothing measured", file=sys.stderr)
             return stop.exit_status

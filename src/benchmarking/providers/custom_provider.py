@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import Price
-from .openai_compatible import Wire, measure
+from .openai_compatible import PromptInput, Wire, measure
 
 # Prices for these endpoints come from benchmark.toml (input_price, output_price), not from here.
 PRICING: dict[str, Price] = {}
@@ -19,5 +19,5 @@ WIRE = Wire(
 )
 
 
-def call_custom(prompt: str, model: str, settings: ProviderSettings) -> Measurement:
+def call_custom(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
     return measure(settings.name, prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import Wire, measure
+from .openai_compatible import PromptInput, Wire, measure
 
 # USD per 1M tokens. The llama models were the MVP's; Groq decommissioned them on 2026-08-16 (kept for old rows).
 PRICING = {
@@ -26,5 +26,5 @@ WIRE = Wire(
 )
 
 
-def call_groq(prompt: str, model: str, settings: ProviderSettings) -> Measurement:
+def call_groq(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
     return measure("groq", prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 import importlib
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -27,6 +27,16 @@ from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
 MAX_RETRY_WAIT_S = 60.0
 BACKOFF_BASE_S = 0.5
+
+
+# What a call sends: a prompt's text (one user message), or its (role, content) messages.
+PromptInput = str | Sequence[tuple[str, str]]
+
+
+def messages_of(prompt: PromptInput) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": role, "content": content} for role, content in prompt]
 
 
 @dataclass(frozen=True)
@@ -121,10 +131,10 @@ class _Client:
         finally:
             self.clock.canned = None
 
-    def create(self, *, model: str, prompt: str, stream: bool) -> Any:
+    def create(self, *, model: str, prompt: PromptInput, stream: bool) -> Any:
         kwargs: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": messages_of(prompt),
             "max_tokens": self.settings.max_tokens,
             "stream": stream,
         }
@@ -134,7 +144,7 @@ class _Client:
             kwargs["extra_body"] = {"stream_options": {"include_usage": True}}
         return self.sdk.chat.completions.create(**kwargs)
 
-    def timed_request(self, model: str, prompt: str) -> tuple[WireRecord | None, BaseException | None]:
+    def timed_request(self, model: str, prompt: PromptInput) -> tuple[WireRecord | None, BaseException | None]:
         """Send the request through the SDK and let the SDK read all of it; the wire records what came, and when."""
         error: BaseException | None = None
         with TimedSection():
@@ -209,7 +219,7 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     return None
 
 
-def _attempt(client: _Client, model: str, prompt: str, endpoint: str) -> _Attempt:
+def _attempt(client: _Client, model: str, prompt: PromptInput, endpoint: str) -> _Attempt:
     settings = client.settings
     try:
         client.warm()
@@ -224,7 +234,7 @@ def _attempt(client: _Client, model: str, prompt: str, endpoint: str) -> _Attemp
 
 def measure(
     provider: str,
-    prompt: str,
+    prompt: PromptInput,
     model: str,
     settings: ProviderSettings,
     *,
@@ -258,13 +268,13 @@ def measure(
                         counted)
 
 
-def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: str) -> ServerCount | None:
+def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput) -> ServerCount | None:
     """Tokens counted by the server's own tokenizer: only where asked for, and only if the provider sent no usage."""
     answer = attempt.answer
     if client.settings.token_count != "tokenize" or answer.usage is not None or not answer.has_output:
         return None
     return count_tokens(client.http, client.base_url, auth_headers(client.settings), client.settings.timeout_s,
-                        model, prompt, answer)
+                        model, messages_of(prompt), answer)
 
 
 def _usage_number(usage: Mapping[str, Any] | None, path: tuple[str, ...], problems: list[str]) -> int | None:
@@ -400,8 +410,9 @@ class ModelListError(Exception):
     """GET /models did not answer with a list of models (no answer, an HTTP error, or something else)."""
 
 
-def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
-    """The model ids the provider's free GET /models lists (no tokens spent)."""
+def list_models(wire: Wire, settings: ProviderSettings) -> dict[str, str | None]:
+    """The model ids the provider's free GET /models lists (no tokens spent), each with the shutdown date it
+    announces (OpenAI's `shutdown_date`, YYYY-MM-DD), else None."""
     client = _Client(wire, settings)
     try:
         try:
@@ -419,8 +430,8 @@ def list_models(wire: Wire, settings: ProviderSettings) -> list[str]:
                 f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail} ({fix})"
             )
         try:
-            return [str(item["id"]) for item in response.json()["data"]]
-        except (ValueError, KeyError, TypeError):
+            return {str(item["id"]): item.get("shutdown_date") for item in response.json()["data"]}
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ModelListError(f"GET {redact_url(client.models_url)} did not answer with a model list") from None
     finally:
         client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import Wire, measure
+from .openai_compatible import PromptInput, Wire, measure
 
 # USD per 1M tokens. gpt-4o-mini was the MVP's model and stays the default until OpenAI shuts it down (2027-01-14).
 PRICING = {
@@ -23,5 +23,5 @@ WIRE = Wire(
 )
 
 
-def call_openai(prompt: str, model: str, settings: ProviderSettings) -> Measurement:
+def call_openai(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
     return measure("openai", prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)

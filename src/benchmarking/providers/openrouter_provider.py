@@ -7,7 +7,7 @@ from dataclasses import replace
 from ..config import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import Wire, measure
+from .openai_compatible import PromptInput, Wire, measure
 
 # USD per 1M tokens, used only when OpenRouter's own usage.cost is missing (it is preferred: cost_source='provider').
 PRICING = {
@@ -24,6 +24,6 @@ WIRE = Wire(
 )
 
 
-def call_openrouter(prompt: str, model: str, settings: ProviderSettings) -> Measurement:
+def call_openrouter(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
     settings = replace(settings, headers=ATTRIBUTION_HEADERS + settings.headers)
     return measure("openrouter", prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import Wire, measure
+from .openai_compatible import PromptInput, Wire, measure
 
 # USD per 1M tokens. Mixtral-8x7B was the MVP's model; Together deprecated it on 2026-04-16 (kept for old rows).
 PRICING = {
@@ -26,5 +26,5 @@ WIRE = Wire(
 )
 
 
-def call_together(prompt: str, model: str, settings: ProviderSettings) -> Measurement:
+def call_together(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
     return measure("together", prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)

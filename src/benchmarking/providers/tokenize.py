@@ -44,7 +44,8 @@ def _count(body: Any) -> int | None:
 
 
 def count_tokens(
-    http: Any, base_url: str, headers: dict[str, str], timeout_s: float, model: str, prompt: str, answer: Answer
+    http: Any, base_url: str, headers: dict[str, str], timeout_s: float, model: str, messages: list[dict[str, str]],
+    answer: Answer,
 ) -> ServerCount:
     """The prompt's and the answer's tokens, counted by the server."""
     root = server_root(base_url)
@@ -69,7 +70,6 @@ def count_tokens(
                                            "left empty")
             return ServerCount(None, _count(extras), "llama-cpp-python cannot apply the chat template: input tokens "
                                                      "left empty")
-        messages = [{"role": "user", "content": prompt}]
         if "count" in first:  # vLLM: the chat template is applied to the messages
             prompt_body = post("/tokenize", {"model": model, "messages": messages, "add_generation_prompt": True})
         else:  # llama.cpp's server: the template first, then its tokens with the special ones

@@ -68,6 +68,13 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("endpoint", "text"),
     ("upstream_provider", "text"),
     ("token_source", "text"),
+    ("workload", "text"),
+    ("prompt_id", "text"),
+    ("input_tier", "integer"),
+    ("round", "integer"),
+    ("position", "integer"),
+    ("cache_mode", "text"),
+    ("answer_ok", "boolean"),
 )
 
 _NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
@@ -194,7 +201,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):
         if values[name] is not None and not isinstance(values[name], Decimal):
             values[name] = Decimal(str(values[name]))
-    for name in ("success", "stream", "response_truncated"):
+    for name in ("success", "stream", "response_truncated", "answer_ok"):
         if values[name] is not None:
             values[name] = bool(values[name])
     if isinstance(values["started_at"], str):

@@ -1,0 +1,273 @@
+"""What a run sends: the MVP's one prompt, prompts of set input sizes (tiers), or a file of the user's own prompts.
+
+Prompts of a tier are built here, deterministically, with no download and no tokenizer: a task and a synthetic
+document of common English words, one token each in the BPE vocabularies of the default models (o200k for OpenAI's
+and gpt-oss), sized by a calibrated number of tokens per word. What a provider counted is stored beside the tier.
+Imports nothing of providers or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import hashlib
+import json
+from pathlib import Path
+import random
+import re
+import uuid
+
+from .errors import ConfigError
+
+# Input-length tiers (tokens) and the output cap that fits each, as the public references use them.
+TIER_OUTPUT_CAPS = {100: 300, 1_000: 1_000, 10_000: 1_500, 100_000: 2_000}
+MAX_TIER_TOKENS = 200_000
+CACHE_MODES = ("bust", "warm", "off")
+MAX_PROMPT_FILE_BYTES = 50_000_000
+
+TIER_TASK = "Read the document below, then summarise it in three sentences.\n\nDocument:\n"
+# o200k tokens per word of the synthetic document: each word is one token and each sentence ends in a period token
+# (measured with the o200k_base vocabulary: 10,930 tokens for 10,000 words, 1.093 a word).
+TOKENS_PER_WORD = 1.093
+# A chat request adds a few tokens around the message (role markers); the task itself is counted in.
+TEMPLATE_TOKENS = 7
+_WORDS = tuple("""
+time year people way day man thing woman life child world school state family student group country problem hand
+part place case week company system program question work government number night point home water room mother area
+money story fact month lot right study book eye job word business issue side kind head house service friend father
+power hour game line end member law car city community name president team minute idea kid body information back
+parent face others level office door health person art war history party result change morning reason research girl
+guy moment air teacher force education foot boy age policy process music market sense nation plan college interest
+death experience effect use class control care field development role effort rate heart drug show leader light
+voice wife police mind price report decision son view relationship town road arm difference value building action
+model season society tax director position player record paper space ground form event official matter center
+couple site project activity star table need court oil situation cost industry figure street image phone data
+picture practice piece land product doctor wall patient worker news test movie north love support technology step
+baby computer type attention film tree source organization hair window evidence population
+""".split())
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What an answer must contain: a substring, or a regular expression written /like this/ (flags after it)."""
+
+    text: str
+    pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> "Expectation":
+        match = re.fullmatch(r"/(.*)/([imsx]*)", text, re.S)
+        if not match:
+            return cls(text)
+        flags = 0
+        for letter in match.group(2):
+            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
+        try:
+            return cls(text, re.compile(match.group(1), flags))
+        except re.error as exc:
+            raise ConfigError(f"{where}: expect {text!r} is not a valid regular expression: {exc}") from None
+
+    def met_by(self, answer: str | None) -> bool:
+        if answer is None:
+            return False
+        return bool(self.pattern.search(answer)) if self.pattern else self.text in answer
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a workload: the messages to send, and what identifies it in the results."""
+
+    prompt_id: str
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    input_tier: int | None = None
+    max_tokens: int | None = None  # the prompt's own output cap (a prompt file's max_tokens), over any other
+    expect: Expectation | None = field(default=None, compare=False)
+
+    @property
+    def text(self) -> str:
+        """The user's part, as shown and stored (the system message, if any, is stored with the messages)."""
+        return "\n\n".join(content for role, content in self.messages if role == "user")
+
+    def with_marker(self, marker: str) -> "Prompt":
+        """The same prompt with a unique marker in front of its first message, so no prompt cache can serve it."""
+        (role, content), *rest = self.messages
+        return Prompt(self.prompt_id, ((role, f"[{marker}] {content}"), *rest), self.input_tier, self.max_tokens,
+                      self.expect)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a run sends to every provider and model."""
+
+    name: str  # 'default' | 'tiers' | the prompt file's name
+    prompts: tuple[Prompt, ...]
+    cache_mode: str = "off"
+
+
+def prompt_id_for(messages: tuple[tuple[str, str], ...]) -> str:
+    """A short, stable id from the prompt's content."""
+    digest = hashlib.sha256(json.dumps(messages, ensure_ascii=False).encode()).hexdigest()
+    return digest[:12]
+
+
+def default_workload(prompt: str) -> Workload:
+    """The MVP's run: one prompt, sent as it is."""
+    messages = (("user", prompt),)
+    return Workload("default", (Prompt(prompt_id_for(messages), messages),), cache_mode="off")
+
+
+def synthetic_document(tokens: int, seed: int = 0) -> str:
+    """Sentences of common words, about `tokens` tokens long; the same text for the same size and seed."""
+    rng = random.Random(f"{seed}-{tokens}")
+    words_needed = max(1, round(tokens / TOKENS_PER_WORD))
+    words = rng.choices(_WORDS, k=words_needed)
+    sentences, start = [], 0
+    while start < len(words):
+        end = min(len(words), start + rng.randint(8, 14))
+        sentence = " ".join(words[start:end])
+        sentences.append(sentence[0].upper() + sentence[1:] + ".")
+        start = end
+    return " ".join(sentences)
+
+
+def tier_prompt(tokens: int) -> Prompt:
+    """A prompt of about `tokens` input tokens in all (task, document and the chat template's few)."""
+    document_tokens = max(1, tokens - TEMPLATE_TOKENS - round(len(TIER_TASK.split()) * TOKENS_PER_WORD))
+    messages = (("user", TIER_TASK + synthetic_document(document_tokens)),)
+    return Prompt(f"tier-{tokens}", messages, input_tier=tokens)
+
+
+def tier_output_cap(tokens: int) -> int:
+    """The output cap that fits a tier: that of the nearest standard tier at or above it (the largest beyond)."""
+    fitting = [tier for tier in sorted(TIER_OUTPUT_CAPS) if tier >= tokens]
+    return TIER_OUTPUT_CAPS[fitting[0] if fitting else max(TIER_OUTPUT_CAPS)]
+
+
+def output_cap(prompt: Prompt, flag: int | None, default: int) -> int:
+    """max_tokens for a prompt: its own, else --max-tokens, else its tier's cap, else the default."""
+    if prompt.max_tokens is not None:
+        return prompt.max_tokens
+    if flag is not None:
+        return flag
+    return tier_output_cap(prompt.input_tier) if prompt.input_tier is not None else default
+
+
+def prompt_record(prompt: Prompt) -> dict[str, object]:
+    """How a prompt is stored with its run: as it is, or a tier's by its size and digest (it is rebuilt exactly)."""
+    record: dict[str, object] = {"id": prompt.prompt_id}
+    if prompt.input_tier is not None:
+        text = prompt.text.encode("utf-8")
+        record.update(tier=prompt.input_tier, chars=len(prompt.text), sha256=hashlib.sha256(text).hexdigest())
+    else:
+        record["messages"] = [{"role": role, "content": content} for role, content in prompt.messages]
+    if prompt.max_tokens is not None:
+        record["max_tokens"] = prompt.max_tokens
+    if prompt.expect is not None:
+        record["expect"] = prompt.expect.text
+    return record
+
+
+def parse_tiers(text: str) -> tuple[int, ...]:
+    """`--input-tokens 100,1000,10k` -> (100, 1000, 10000)."""
+    tiers = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(k?)", part)
+        if not match:
+            raise ConfigError(f"--input-tokens takes sizes like 100,1000,10k, not {part!r}")
+        value = int(match.group(1)) * (1000 if match.group(2) else 1)
+        if not 1 <= value <= MAX_TIER_TOKENS:
+            raise ConfigError(f"--input-tokens: {value:,} is outside 1..{MAX_TIER_TOKENS:,} tokens")
+        if value not in tiers:
+            tiers.append(value)
+    if not tiers:
+        raise ConfigError("--input-tokens needs at least one size, like 100,1000,10000")
+    return tuple(tiers)
+
+
+def tier_workload(tiers: tuple[int, ...], cache_mode: str = "bust") -> Workload:
+    return Workload("tiers", tuple(tier_prompt(t) for t in tiers), cache_mode)
+
+
+def _messages_from_object(item: dict, where: str) -> tuple[tuple[str, str], ...]:
+    system = item.get("system")
+    if "messages" in item:
+        raw = item["messages"]
+        if not isinstance(raw, list) or not raw or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in raw
+        ):
+            raise ConfigError(f"{where}: messages must be a list of {{\"role\": ..., \"content\": ...}} objects")
+        messages = tuple((m["role"], m["content"]) for m in raw)
+    elif isinstance(item.get("prompt"), str) and item["prompt"].strip():
+        messages = (("user", item["prompt"]),)
+    else:
+        raise ConfigError(f"{where}: give \"prompt\" (text) or \"messages\"")
+    if system is not None:
+        if not isinstance(system, str):
+            raise ConfigError(f"{where}: system must be text")
+        messages = (("system", system), *messages)
+    return messages
+
+
+def _prompt_from_object(item: object, where: str) -> Prompt:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: each line must be a JSON object")
+    unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: prompt, messages, id, max_tokens, system, "
+                          "expect")
+    messages = _messages_from_object(item, where)
+    max_tokens = item.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ConfigError(f"{where}: max_tokens must be a whole number of at least 1")
+    prompt_id = item.get("id")
+    if prompt_id is not None and (not isinstance(prompt_id, (str, int)) or isinstance(prompt_id, bool)
+                                  or not str(prompt_id).strip()):
+        raise ConfigError(f"{where}: id must be text or a number")
+    expect = item.get("expect")
+    if expect is not None and (not isinstance(expect, str) or not expect):
+        raise ConfigError(f"{where}: expect must be text (a substring, or /a regular expression/)")
+    return Prompt(
+        str(prompt_id) if prompt_id is not None else prompt_id_for(messages), messages,
+        max_tokens=max_tokens, expect=Expectation.parse(expect, where) if expect else None,
+    )
+
+
+def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
+    """A set of the user's prompts: `.txt` (separated by lines of `---`) or `.jsonl` (one object a line)."""
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_PROMPT_FILE_BYTES:
+            raise ConfigError(f"--prompts {path} is over {MAX_PROMPT_FILE_BYTES // 1_000_000} MB")
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --prompts {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--prompts {path} is not UTF-8 text") from None
+    if file.suffix.lower() == ".jsonl":
+        prompts = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                raise ConfigError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+            prompts.append(_prompt_from_object(item, f"{path} line {number}"))
+    elif file.suffix.lower() == ".txt":
+        parts = re.split(r"^---[ \t]*$", text, flags=re.M)
+        prompts = [_prompt_from_object({"prompt": part.strip()}, path) for part in parts if part.strip()]
+    else:
+        raise ConfigError(f"--prompts takes a .txt or .jsonl file, not {file.name!r}")
+    if not prompts:
+        raise ConfigError(f"--prompts {path} holds no prompt")
+    seen: set[str] = set()
+    for prompt in prompts:
+        if prompt.prompt_id in seen:
+            raise ConfigError(f"{path}: prompt id {prompt.prompt_id!r} appears twice")
+        seen.add(prompt.prompt_id)
+    return Workload(file.name, tuple(prompts), cache_mode)
+
+
+def cache_marker() -> str:
+    """A short marker unique to one request."""
+    return uuid.uuid4().hex[:12]
