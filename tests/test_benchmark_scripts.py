@@ -65,3 +65,11 @@ def test_storage_quick_times_saves_and_reads_on_each_backend():
         postgres = out.split("\nPostgreSQL", 1)[1]
         assert re.search(rf"^\s+100\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", postgres, re.M), postgres
         assert re.search(rf"read_results\(\) on 105 results: {NUMBER} s", postgres), postgres
+
+
+def test_workloads_quick_times_prompt_building_and_planning():
+    out = run_script("workloads.py", "--quick")
+    assert re.search(rf"100,000 tokens\s+({NUMBER}) ms", out), out
+    assert re.search(rf"planning 1,000 cells \(4 providers x 5 models x 50 prompts\): ({NUMBER}) ms", out), out
+    assert "tier sizes by the o200k vocabulary" in out
+    assert re.search(r"^(all targets met|MISSED: .+)$", out, re.M)
