@@ -24,7 +24,7 @@ from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.openai_compatible import PromptInput
+from .providers.openai_compatible import PromptInput, kept_clients
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap
@@ -206,19 +206,20 @@ def run_benchmark(
     status = "failed"
     workload = settings.measured_workload
     try:
-        for round_number, position, cell in rounds(cells, settings.repeat):
-            if stop_requested():
-                break
-            reporter.testing(cell, round_number, settings.repeat)
-            measurement = measure_cell(cell, workload.cache_mode)
-            measurement = replace(
-                measurement, workload=workload.name, prompt_id=cell.prompt.prompt_id,
-                input_tier=cell.prompt.input_tier, round=round_number, position=position,
-                cache_mode=workload.cache_mode,
-                answer_ok=cell.prompt.expect.met_by(measurement.response_text) if cell.prompt.expect else None,
-            )
-            results.append(_save(storage, run.id, measurement))
-            reporter.measured(measurement, results[-1].storage_note)
+        with kept_clients():  # one SDK client per endpoint for the whole run
+            for round_number, position, cell in rounds(cells, settings.repeat):
+                if stop_requested():
+                    break
+                reporter.testing(cell, round_number, settings.repeat)
+                measurement = measure_cell(cell, workload.cache_mode)
+                measurement = replace(
+                    measurement, workload=workload.name, prompt_id=cell.prompt.prompt_id,
+                    input_tier=cell.prompt.input_tier, round=round_number, position=position,
+                    cache_mode=workload.cache_mode,
+                    answer_ok=cell.prompt.expect.met_by(measurement.response_text) if cell.prompt.expect else None,
+                )
+                results.append(_save(storage, run.id, measurement))
+                reporter.measured(measurement, results[-1].storage_note)
         if stop_requested():
             status = "interrupted"
         else:

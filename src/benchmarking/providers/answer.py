@@ -34,6 +34,7 @@ class Answer:
     upstream_provider: str | None = None  # OpenRouter: the provider that served the request
     error: Mapping[str, Any] | None = None  # an error the provider put inside the answer (HTTP 200)
     plain_json: bool = False  # a stream was asked for and a plain JSON body came
+    unreadable: str | None = None  # the first event whose data is not a JSON object, where the answer broke off
 
     @property
     def has_output(self) -> bool:
@@ -127,8 +128,8 @@ def read_stream(record: WireRecord) -> Answer:
         if event.data.strip() == "[DONE]":
             return builder.build(done=True)
         payload = json_object(event.data)
-        if payload is None:
-            continue  # not JSON: the SDK has raised on it already, or skipped it
+        if payload is None:  # what no SDK can read either: the answer is broken from here on
+            return builder.build(unreadable=event.data[:80])
         error = error_in(payload, event.event)
         if error is not None:
             builder.chunk(payload, event.arrived_at, "delta")

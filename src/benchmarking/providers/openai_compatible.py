@@ -8,11 +8,13 @@ provider sent.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 import importlib
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -86,12 +88,22 @@ _REHEARSAL_STREAM = b"".join(
 ) + b"data: [DONE]\n\n"
 
 
+def client_key(wire: Wire, settings: ProviderSettings) -> tuple[object, ...]:
+    """What an SDK client is built from: requests that share these can share a client (and its connection)."""
+    return (wire, settings.base_url, settings.api_key, settings.headers, settings.timeout_s)
+
+
 class _Client:
-    """An SDK client on a timed transport, built and warmed before any clock starts."""
+    """An SDK client on a timed transport, built and warmed before any clock starts.
+
+    Built from the connection's settings (client_key); what varies by request (model, prompt, max_tokens, stream)
+    comes with each request, so that one client serves every request of a run to one endpoint.
+    """
 
     def __init__(self, wire: Wire, settings: ProviderSettings) -> None:
         self.wire = wire
         self.settings = settings
+        self.rehearsed = False
         self.clock = WireClock()
         self.base_url = normalise_base_url(wire, settings.base_url)
         sdk = importlib.import_module(wire.sdk_module)
@@ -123,42 +135,42 @@ class _Client:
         return response
 
     def rehearse(self) -> None:
-        """Run the SDK's streaming code path once on a canned answer, offline, so its first-use set-up is done."""
+        """Run the SDK's request path once on a canned answer, offline, so its first-use set-up is done."""
+        if self.rehearsed:
+            return
         self.clock.canned = _REHEARSAL_STREAM
         try:
-            for _ in self.create(model="rehearsal", prompt="rehearsal", stream=True):
-                pass
+            self.send(model="rehearsal", prompt="rehearsal", stream=True, max_tokens=1)
         finally:
             self.clock.canned = None
+        self.rehearsed = True
 
-    def create(self, *, model: str, prompt: PromptInput, stream: bool) -> Any:
+    def send(self, *, model: str, prompt: PromptInput, stream: bool, max_tokens: int) -> None:
+        """The request, made and checked by the SDK (its URL, headers, body, and its error for an HTTP error status);
+        the answer's bytes are read off as they come, unparsed: what they say is read from the wire afterwards
+        (answer.py), which spares parsing every chunk into objects twice."""
         kwargs: dict[str, Any] = {
             "model": model,
             "messages": messages_of(prompt),
-            "max_tokens": self.settings.max_tokens,
+            "max_tokens": max_tokens,
             "stream": stream,
         }
         if stream and self.wire.usage_request == "stream_options":
             kwargs["stream_options"] = {"include_usage": True}
         elif stream and self.wire.usage_request == "extra_body":
             kwargs["extra_body"] = {"stream_options": {"include_usage": True}}
-        return self.sdk.chat.completions.create(**kwargs)
+        with self.sdk.chat.completions.with_streaming_response.create(**kwargs) as response:
+            for _ in response.iter_bytes():
+                pass
 
-    def timed_request(self, model: str, prompt: PromptInput) -> tuple[WireRecord | None, BaseException | None]:
-        """Send the request through the SDK and let the SDK read all of it; the wire records what came, and when."""
+    def timed_request(self, model: str, prompt: PromptInput, settings: ProviderSettings
+                      ) -> tuple[WireRecord | None, BaseException | None]:
+        """Send the request through the SDK and read all of its answer; the wire records what came, and when."""
         error: BaseException | None = None
         with TimedSection():
-            self.clock.arm(self.settings.timeout_s)
+            self.clock.arm(settings.timeout_s)
             try:
-                if self.settings.stream:
-                    stream = self.create(model=model, prompt=prompt, stream=True)
-                    try:
-                        for _ in stream:
-                            pass
-                    finally:
-                        stream.close()
-                else:
-                    self.create(model=model, prompt=prompt, stream=False)
+                self.send(model=model, prompt=prompt, stream=settings.stream, max_tokens=settings.max_tokens)
             except Exception as exc:
                 error = _without_tracebacks(exc)
             finally:
@@ -207,6 +219,9 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     if error is not None:
         failure = classify(error, settings, model, endpoint)
         return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.unreadable is not None:
+        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+                                                   known_secrets(settings)), request_id)
     if answer.finish_reason == "error":
         return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
     if settings.stream and answer.plain_json:
@@ -219,13 +234,13 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     return None
 
 
-def _attempt(client: _Client, model: str, prompt: PromptInput, endpoint: str) -> _Attempt:
-    settings = client.settings
+def _attempt(client: _Client, model: str, prompt: PromptInput, settings: ProviderSettings, endpoint: str
+             ) -> _Attempt:
     try:
         client.warm()
     except Exception as exc:
         return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
-    record, error = client.timed_request(model, prompt)
+    record, error = client.timed_request(model, prompt, settings)
     answer = Answer()
     if record is not None and record.status is not None and record.status < 400:
         answer = read_stream(record) if settings.stream else read_body(record)
@@ -242,8 +257,13 @@ def measure(
     pricing: Mapping[str, Price],
     pricing_file: str,
 ) -> Measurement:
-    """Make one timed request (plus the engine's own retries), and return what it measured or how it failed."""
-    client = _Client(wire, settings)
+    """Make one timed request (plus the engine's own retries), and return what it measured or how it failed.
+
+    Inside `kept_clients()` (a run), the client for this endpoint is built once and reused; else it is built for
+    this request and closed after it.
+    """
+    pool = _kept.get()
+    client = pool.client(wire, settings) if pool is not None else _Client(wire, settings)
     endpoint = redact_url(client.base_url)
     try:
         if settings.stream:
@@ -252,7 +272,7 @@ def measure(
         while True:
             attempts += 1
             started_at = utc_now()
-            attempt = _attempt(client, model, prompt, endpoint)
+            attempt = _attempt(client, model, prompt, settings, endpoint)
             failure = attempt.failure
             if failure is None or failure.error_type not in RETRYABLE or attempts > settings.retries:
                 break
@@ -261,20 +281,59 @@ def measure(
                 wait = BACKOFF_BASE_S * 2 ** (attempts - 1)
             if pause(min(wait, MAX_RETRY_WAIT_S)):
                 break  # a stop (Ctrl-C, SIGTERM) ends the back-off: the last failure is what is stored
-        counted = _server_count(client, attempt, model, prompt)
+        counted = _server_count(client, attempt, model, prompt, settings)
     finally:
-        client.close()
+        if pool is None:
+            client.close()
     return _measurement(provider, model, settings, pricing, pricing_file, endpoint, started_at, attempts, attempt,
                         counted)
 
 
-def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput) -> ServerCount | None:
+def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput, settings: ProviderSettings
+                  ) -> ServerCount | None:
     """Tokens counted by the server's own tokenizer: only where asked for, and only if the provider sent no usage."""
     answer = attempt.answer
-    if client.settings.token_count != "tokenize" or answer.usage is not None or not answer.has_output:
+    if settings.token_count != "tokenize" or answer.usage is not None or not answer.has_output:
         return None
-    return count_tokens(client.http, client.base_url, auth_headers(client.settings), client.settings.timeout_s,
-                        model, messages_of(prompt), answer)
+    return count_tokens(client.http, client.base_url, auth_headers(settings), settings.timeout_s, model,
+                        messages_of(prompt), answer)
+
+
+class _ClientPool:
+    """The SDK clients of one run, one per endpoint (client_key), closed when the run ends."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[object, ...], _Client] = {}
+
+    def client(self, wire: Wire, settings: ProviderSettings) -> _Client:
+        key = client_key(wire, settings)
+        if key not in self._clients:
+            self._clients[key] = _Client(wire, settings)
+        return self._clients[key]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+
+_kept: ContextVar[_ClientPool | None] = ContextVar("kept_clients", default=None)
+
+
+@contextmanager
+def kept_clients() -> Iterator[None]:
+    """Within it, each endpoint's SDK client is built once and reused by every request (a run); closed after.
+
+    Building a client costs milliseconds of CPU (an SSL context loads the CA bundle, even for http://): paid once per
+    run and endpoint instead of once per request. Each request is still warmed and timed on its own.
+    """
+    pool = _ClientPool()
+    token = _kept.set(pool)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+        pool.close()
 
 
 def _usage_number(usage: Mapping[str, Any] | None, path: tuple[str, ...], problems: list[str]) -> int | None:
