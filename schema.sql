@@ -17,6 +17,8 @@ alter table runs add column if not exists region text;          -- BENCHMARK_REG
 alter table runs add column if not exists tool_version text;
 alter table runs add column if not exists settings jsonb;       -- prompt, max_tokens, stream, repeat, ...
 alter table runs add column if not exists pid integer;          -- its process: a run left running by a dead one is abandoned
+alter table runs add column if not exists kind text;            -- sequential | load
+alter table runs add column if not exists summary jsonb;        -- what a load run found: where its sweeps stopped
 
 create table if not exists benchmark_results (
     id uuid primary key,
@@ -61,6 +63,12 @@ alter table benchmark_results add column if not exists round integer;         --
 alter table benchmark_results add column if not exists position integer;      -- in its round, from 1
 alter table benchmark_results add column if not exists cache_mode text;       -- bust | warm | off
 alter table benchmark_results add column if not exists answer_ok boolean;     -- the answer met its expect
+alter table benchmark_results add column if not exists ratelimit_remaining_requests integer; -- x-ratelimit-remaining-*
+alter table benchmark_results add column if not exists ratelimit_remaining_tokens integer;
+alter table benchmark_results add column if not exists concurrency integer;   -- a load run's level
+alter table benchmark_results add column if not exists level_started_at timestamptz;
+alter table benchmark_results add column if not exists start_lag_ms double precision; -- harness delay in load runs
+alter table benchmark_results add column if not exists node text;             -- host (and Ray node) of a load request
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

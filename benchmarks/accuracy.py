@@ -52,6 +52,9 @@ P50_TARGET_MS = 2.0
 P99_TARGET_MS = 5.0
 BURST_LATENCY_TARGET_MS = 2.0
 CPU_TARGET_MS = 5.0
+LOAD_TARGET_LEVEL = 32
+LOAD_P99_TARGET_MS = 10.0
+LOAD_LEVELS = (32, 64, 128)
 BURST_SPEED_TARGET = 0.03  # decode speed within 3 % of the server's
 INPUT_TOKENS = 21  # what the simulator reports as prompt_tokens, to check input_tokens against
 SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai"}
@@ -171,6 +174,92 @@ def run_plan(call: Any, settings: ProviderSettings, plan: list[Setting], ours: C
             }), flush=True)
 
 
+def serve_records(profiles: dict[str, ModelProfile], conn: Connection) -> None:
+    """The simulator in a process of its own, answering for a list of request ids their records."""
+    with Simulator(profiles=profiles, default=None) as sim:
+        conn.send(sim.url)
+        while (ids := conn.recv()) is not None:
+            conn.send([sim.request(request_id) for request_id in ids])
+
+
+def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
+    """Print one JSON line per level: TTFT errors of every request against the server's record, and the harness."""
+    from datetime import datetime, timezone
+
+    from benchmarking.benchmark_runner import Cell
+    from benchmarking.load import LevelStats, LocalExecutor, Ticket, nearest_rank
+    from benchmarking.workloads import default_workload
+
+    model = "load-50-5-20"
+    profiles = {model: ModelProfile(ttft_ms=50, itl_ms=5, output_tokens=20, input_tokens=INPUT_TOKENS)}
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=serve_records, args=(profiles, theirs), daemon=True)
+    server.start()
+    url = ours.recv()
+    call = {name: fn for name, fn, _ in PROVIDERS}["openai"]
+    settings = ProviderSettings(name="openai", api_key=Secret("sim-key"), key_env="OPENAI_API_KEY",
+                                model_hint="set OPENAI_MODEL", base_url=url + "/v1", timeout_s=60.0, max_tokens=64,
+                                warm_each_request=False)
+    cell = Cell("openai", call, model, settings, default_workload(BENCHMARK_PROMPT).prompts[0])
+    executor = LocalExecutor([cell], max(levels))
+    try:
+        for level in levels:
+            stats = LevelStats(level)
+            began = time.perf_counter()
+            count = level * requests_per_slot
+            tickets = iter([Ticket(cell, "off", level, datetime.now(timezone.utc), began, ramp=i < level)
+                            for i in range(count)])
+            done = list(executor.run_level(tickets, level))
+            stats.wall_s = time.perf_counter() - began
+            for item in done:
+                stats.add(item)
+            ours.send([item.measurement.request_id for item in done])
+            truths = ours.recv()
+            # When the client says the first token arrived, against when the server wrote it (one clock): under
+            # load the server's own start (when it got round to reading the request) would be late itself.
+            pairs = [(item.measurement, truth) for item, truth in zip(done, truths)
+                     if truth is not None and item.measurement.success]
+            errors = [(m.sent_at_s + m.ttft_ms / 1000 - truth.first_token_at) * 1000 for m, truth in pairs]
+            # The same request's TTFT against the server's own (from when it read the request): that adds the time
+            # the request waited for the busy simulator to read it, which is no error of the client's.
+            intervals = [m.ttft_ms - truth.ttft_ms for m, truth in pairs]
+            print(json.dumps({
+                "level": level, "requests": len(done), "matched": len(errors), "failed": stats.requests - stats.successes,
+                "ttft_error_p50": nearest_rank(errors, 50), "ttft_error_p99": nearest_rank(errors, 99),
+                "vs_server_ttft_p50": nearest_rank(intervals, 50), "vs_server_ttft_p99": nearest_rank(intervals, 99),
+                "start_lag_p50": nearest_rank(stats.steady_lags_ms, 50),
+                "start_lag_p99": nearest_rank(stats.steady_lags_ms, 99),
+                "cpu_ms": stats.harness_cpu_ms_per_request, "workers": executor.workers,
+                "requests_per_s": stats.requests_per_s,
+            }), flush=True)
+    finally:
+        executor.close()
+        ours.send(None)
+        server.join(timeout=10)
+
+
+def report_load(records: list[dict]) -> list[str]:
+    """Print the load table; return the targets it missed (concurrency 32: TTFT error p50 2 ms, p99 10 ms)."""
+    print("\nunder load: one closed loop of N requests in flight (openai SDK, 50 ms TTFT, 20 tokens at 5 ms), "
+          "simulator in its own process, every request matched to the server's record by its request id; "
+          "TTFT error = when the client says the first token arrived - when the server wrote it")
+    print(f"  {'in flight':>9} {'requests':>9} {'TTFT error p50':>15} {'p99':>8} {'vs server TTFT p50':>19}"
+          f" {'p99':>8} {'start lag p50':>14} {'p99':>8} {'CPU ms/req':>11} {'workers':>8} {'req/s':>7}")
+    missed = []
+    for r in records:
+        print(f"  {r['level']:>9} {r['matched']:>4}/{r['requests']:<4} {r['ttft_error_p50']:+14.2f}"
+              f" {r['ttft_error_p99']:+8.2f} {r['vs_server_ttft_p50']:+19.2f} {r['vs_server_ttft_p99']:+8.2f}"
+              f" {r['start_lag_p50'] or 0:14.2f} {r['start_lag_p99'] or 0:8.2f}"
+              f" {r['cpu_ms'] or 0:11.1f} {r['workers']:>8} {r['requests_per_s']:7.1f}")
+        if r["level"] == LOAD_TARGET_LEVEL:
+            good = r["ttft_error_p50"] <= P50_TARGET_MS and r["ttft_error_p99"] <= LOAD_P99_TARGET_MS \
+                and r["matched"] == r["requests"] and (r["cpu_ms"] or 0) <= CPU_TARGET_MS
+            print(f"  targets at {LOAD_TARGET_LEVEL} in flight: TTFT error p50 <= {P50_TARGET_MS:g} ms, p99 <= "
+                  f"{LOAD_P99_TARGET_MS:g} ms, every request matched, CPU <= {CPU_TARGET_MS:g} ms: {ok(good)}")
+            missed += [] if good else [f"load at {LOAD_TARGET_LEVEL}"]
+    return missed
+
+
 # ---- the parent: run the children, print the tables -------------------------------------------------------------
 def percentile(values: list[float], q: float) -> float:
     """Nearest rank: with fewer than 100 values, p99 is the worst one."""
@@ -270,9 +359,14 @@ def main() -> int:
                         help="comma-separated subset (default: all four)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
+    parser.add_argument("--load-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         measure_in_this_process(args.child, [Setting(**s) for s in json.loads(args.plan)])
+        return 0
+    if args.load_child:
+        levels, per_slot = json.loads(args.load_child)
+        load_in_this_process(levels, per_slot)
         return 0
 
     plan = QUICK_PLAN if args.quick else DEFAULT_PLAN
@@ -284,6 +378,12 @@ def main() -> int:
     missed: list[str] = []
     for provider in args.providers.split(","):
         missed += report(provider, plan, run_child(provider, plan))
+    levels, per_slot = ([4, 8], 2) if args.quick else (list(LOAD_LEVELS), 4)
+    done = subprocess.run([sys.executable, __file__, "--load-child", json.dumps([levels, per_slot])],
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"accuracy: the load process failed (exit {done.returncode}):\n{done.stderr}")
+    missed += report_load([json.loads(line) for line in done.stdout.splitlines()])
     burst = next((s for s in plan if s.burst), None)
     if burst:
         print(f"\n* {burst.label.rstrip('*')}: {burst.tokens} tokens written back to back, faster than an SDK parses "

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 import os
+from types import ModuleType
 from typing import Callable, Iterator, Protocol, Sequence
 from uuid import UUID, uuid4
 
@@ -24,7 +25,7 @@ from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.openai_compatible import PromptInput, kept_clients
+from .providers.openai_compatible import PromptInput, kept_clients, prepare_client
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap
@@ -47,12 +48,17 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
 ]
 
 
-PRICING = {
-    "openai": openai_provider.PRICING,
-    "groq": groq_provider.PRICING,
-    "together": together_provider.PRICING,
-    "openrouter": openrouter_provider.PRICING,
+# Each built-in provider's module (its PRICING and WIRE); any other name is a benchmark.toml endpoint.
+PROVIDER_MODULES: dict[str, ModuleType] = {
+    "openai": openai_provider,
+    "groq": groq_provider,
+    "together": together_provider,
+    "openrouter": openrouter_provider,
 }
+
+
+def provider_module(name: str) -> ModuleType:
+    return PROVIDER_MODULES.get(name, custom_provider)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,12 @@ def rounds(cells: Sequence[Cell], repeat: int) -> Iterator[tuple[int, int, Cell]
 
 
 def price_of(cell: Cell) -> Price | None:
-    return cell.settings.price or PRICING.get(cell.provider, custom_provider.PRICING).get(cell.model)
+    return cell.settings.price or provider_module(cell.provider).PRICING.get(cell.model)
+
+
+def prepare_cell(cell: Cell) -> None:
+    """Build, rehearse and warm the cell's client before any clock starts (inside kept_clients: kept for later)."""
+    prepare_client(provider_module(cell.provider).WIRE, cell.settings)
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
+from .benchmark_runner import provider_module
 from .config import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
-from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.openai_compatible import ModelListError, list_models
 from .storage import open_backend
 from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
 
-WIRES = {
-    "openai": openai_provider.WIRE,
-    "groq": groq_provider.WIRE,
-    "together": together_provider.WIRE,
-    "openrouter": openrouter_provider.WIRE,
-}
 
 
 # A model whose provider announces its shutdown this close is warned of, by `check` and at a run's start.
@@ -89,7 +83,7 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
     today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
     for provider in settings.providers:
-        wire = WIRES.get(provider.name, custom_provider.WIRE)
+        wire = provider_module(provider.name).WIRE
         try:
             listed = list_models(wire, provider)
         except ModelListError as exc:
@@ -119,7 +113,7 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
 
     def one(provider: ProviderSettings) -> list[str]:
         try:
-            listed = list_models(WIRES.get(provider.name, custom_provider.WIRE),
+            listed = list_models(provider_module(provider.name).WIRE,
                                  replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
         except ModelListError:
             return []

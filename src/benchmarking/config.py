@@ -108,6 +108,9 @@ class ProviderSettings:
     headers: tuple[tuple[str, str], ...] = ()
     price: Price | None = None
     token_count: str = "usage"  # "tokenize": count with the server's tokenizer when it sends no usage
+    # Open the connection with a free GET /models before every request (one at a time), or only before a client's
+    # first (a load run: its connections stay open, and a warm-up per request would double the requests).
+    warm_each_request: bool = True
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections import Counter
 import json
 from statistics import median
 import time
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .benchmark_runner import Cell, CostBound, RunOutcome
 from .config import Settings
@@ -15,6 +15,9 @@ from .measurement import Measurement
 from .storage import RunInfo, Storage
 from .scheduler import format_duration
 from .storage.schema import json_default, result_row
+
+if TYPE_CHECKING:
+    from .load import LevelStats, LoadSettings
 
 
 def _ms(value: float | None) -> str:
@@ -103,6 +106,32 @@ class ConsoleReporter:
         self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
         self._done += 1
         self._show_progress()
+
+    def level_done(self, provider: str, model: str, stats: "LevelStats", stopped: str | None) -> None:
+        """A load run's level: what the provider did under it, and what the harness did."""
+        from .load import nearest_rank
+
+        def pair(values: list[float]) -> str:
+            p50, p99 = nearest_rank(values, 50), nearest_rank(values, 99)
+            return "-" if p50 is None else f"p50 {p50:.1f} / p99 {p99:.1f} ms"
+
+        self.say()
+        self.say(f"Load → {provider} / {model} at concurrency {stats.concurrency}: {stats.requests} requests in "
+                 f"{stats.wall_s:.1f} s, {stats.requests_per_s:.1f} requests/s, {stats.output_tokens_per_s:.0f} "
+                 "output tokens/s")
+        self.say(f"   TTFT {pair(stats.ttfts_ms)}; latency {pair(stats.latencies_ms)}")
+        errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
+        self.say(f"   Errors: {stats.error_rate:.0%} ({errors})")
+        cpu = stats.harness_cpu_ms_per_request
+        lag, steady = stats.start_lag_ms(99), nearest_rank(stats.steady_lags_ms, 99)
+        self.say(f"   Harness: start lag p99 {'-' if lag is None else f'{lag:.1f} ms'} "
+                 f"({'-' if steady is None else f'{steady:.1f} ms'} after the ramp), "
+                 f"{'-' if cpu is None else f'{cpu:.1f} ms'} of CPU a request")
+        if (why := stats.bottleneck()) is not None:
+            self.say(f"   Warning: the harness may have set this level's pace ({why}): use more --workers, or "
+                     "--engine ray")
+        if stopped:
+            self.say(f"   Sweep stopped: {stopped}")
 
     def run_finished(self, status: str, storage_note: str | None) -> None:
         if storage_note is not None:
@@ -194,18 +223,30 @@ def outcome_json(outcome: RunOutcome) -> str:
     return json.dumps(payload, indent=2, default=json_default)
 
 
-def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound, runs: int = 1) -> list[str]:
-    """What --dry-run prints: the cells, rounds and requests, and an upper bound on what they could cost."""
+def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound | None, runs: int = 1,
+               load: "LoadSettings | None" = None) -> list[str]:
+    """What --dry-run prints: the cells, rounds (or load levels) and requests, and the most they could cost."""
     workload = settings.measured_workload
     providers = list(dict.fromkeys(cell.provider for cell in cells))
     models = list(dict.fromkeys((cell.provider, cell.model) for cell in cells))
     schedule = f" x {runs} runs" if runs > 1 else ""
+    if load is None:
+        how = f"{settings.repeat} rounds{schedule}"
+    else:
+        each = [load.requests_at(level) for level in load.levels]
+        how = (f"load at concurrency {', '.join(map(str, load.levels))} (" + (
+            f"{', '.join(map(str, each))} requests" if None not in each else f"{load.duration_s:g} s")
+            + f" a level, per model){schedule}")
+    total = f" = {bound.requests} requests" if bound is not None else ""
+    warm = " (and as many untimed warm-ups, one token each)" if workload.cache_mode == "warm" else ""
     lines = [
         f"Plan ({workload.name} workload, cache {workload.cache_mode}): {len(providers)} providers, {len(models)} "
-        f"models, {len(workload.prompts)} prompts = {len(cells)} cells; {settings.repeat} rounds{schedule} = "
-        f"{bound.requests} requests" + (" (and as many untimed warm-ups, one token each)"
-                                        if workload.cache_mode == "warm" else ""),
+        f"models, {len(workload.prompts)} prompts = {len(cells)} cells; {how}{total}{warm}",
     ]
+    if bound is None:
+        lines.append("No upper bound on cost: --duration gives no count of requests (give --requests for one).")
+        lines.append("Nothing was sent (--dry-run).")
+        return lines
     width = max(len(f"{p} / {m}") for p, m, _, _ in bound.per_model)
     for provider, model, requests, usd in bound.per_model:
         cost = f"up to {format_usd(usd)}" if usd is not None else "unknown (no price)"

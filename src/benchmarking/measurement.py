@@ -55,7 +55,16 @@ class Measurement:
     position: int | None = None  # in its round, from 1
     cache_mode: str | None = None  # 'bust' | 'warm' | 'off'
     answer_ok: bool | None = None  # the answer met the prompt's `expect`; None where there is none
+    ratelimit_remaining_requests: int | None = None  # the provider's x-ratelimit-remaining-* headers, as sent
+    ratelimit_remaining_tokens: int | None = None
+    concurrency: int | None = None  # a load run's level: requests in flight per provider and model
+    level_started_at: datetime | None = None
+    start_lag_ms: float | None = None  # from when a load slot was free to when its request started
+    node: str | None = None  # where a load run's request was made: host, and Ray node id on Ray
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
+    # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).
+    sent_at_s: float | None = field(default=None, compare=False)
 
 
 def decode_tokens_per_second(

@@ -114,6 +114,7 @@ class RequestRecord:
     client_port: int = 0
     authorization: str | None = None
     body: dict = field(default_factory=dict)
+    request_id: str = ""  # the x-request-id it answered with
 
     @property
     def ttft_ms(self) -> float | None:
@@ -216,6 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "request body is not JSON"}})
             return
         record = RequestRecord(
+            request_id=self._request_id,
             path=self.path,
             model=body.get("model"),
             stream=bool(body.get("stream")),
@@ -487,6 +489,11 @@ class Simulator:
             done = self._failures.get(model, 0)
             self._failures[model] = done + 1
         return profile.fault if done < profile.fail_first else None
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        """The record of the request answered with this x-request-id."""
+        with self._lock:
+            return next((r for r in reversed(self.log) if r.request_id == request_id), None)
 
     def requests_for(self, model: str) -> list[RequestRecord]:
         with self._lock:

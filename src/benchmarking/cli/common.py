@@ -34,6 +34,7 @@ from ..workloads import CACHE_MODES
 from ..stopping import GracefulStop
 
 if TYPE_CHECKING:
+    from ..load import LoadSettings
     from ..storage import Storage
     from ..workloads import Workload
     from ..storage.outbox import OutboxContents, ResilientStorage
@@ -103,6 +104,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="plain request/response: latency only, no TTFT or tokens/s",
     )
 
+    load = parser.add_argument_group("load (opt-in): requests in flight together, per provider and model")
+    load.add_argument("--concurrency", metavar="LIST",
+                      help="keep this many requests in flight (closed loop), or sweep levels in order: 1,2,4,8,16")
+    load.add_argument("--requests", metavar="N", help="requests per level (default 10 x the level)")
+    load.add_argument("--duration", metavar="TIME", help="run each level this long instead, like 30s or 2m")
+    load.add_argument("--max-error-rate", default="0.1", metavar="RATE",
+                      help="stop a sweep after a level whose error rate is above this (default 0.1)")
+    load.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local worker processes (default), or Ray actors across a cluster")
+    load.add_argument("--ray-address", metavar="ADDRESS", help="the Ray cluster (default RAY_ADDRESS, else a local Ray)")
+    load.add_argument("--workers", metavar="N", help="local worker processes (default: one per 16 slots, at most the "
+                                                     "CPUs)")
+
     money = parser.add_argument_group("before spending money")
     money.add_argument("--dry-run", action="store_true",
                        help="print the plan (requests, and an upper bound on their cost) and send nothing")
@@ -139,6 +153,43 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
     if args.cache is not None:
         return Workload("default", default_workload(prompt).prompts, args.cache)
     return None
+
+
+def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
+    """--concurrency and its company, checked; None for a sequential run."""
+    from ..load import LoadSettings
+    from ..scheduler import parse_duration
+
+    load_flags = ("requests", "duration", "workers", "ray_address")
+    if args.concurrency is None:
+        given = [f"--{name.replace('_', '-')}" for name in load_flags if getattr(args, name) is not None]
+        if given or args.engine != "local":
+            raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
+        return None
+    levels = []
+    for part in args.concurrency.split(","):
+        levels.append(whole_number(part.strip(), "--concurrency (each level)"))
+    if args.requests is not None and args.duration is not None:
+        raise ConfigError("give --requests or --duration, not both")
+    requests = whole_number(args.requests, "--requests") if args.requests is not None else None
+    if requests is not None and requests < max(levels):
+        raise ConfigError(f"--requests {requests} is below the concurrency {max(levels)}: a level could never have "
+                          "that many in flight")
+    try:
+        max_error_rate = float(args.max_error_rate)
+    except ValueError:
+        raise ConfigError(f"--max-error-rate takes a fraction like 0.1, not {args.max_error_rate!r}") from None
+    if not 0 <= max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
+    return LoadSettings(
+        levels=tuple(levels),
+        requests=requests,
+        duration_s=parse_duration(args.duration, "--duration") if args.duration is not None else None,
+        max_error_rate=max_error_rate,
+        engine=args.engine,
+        workers=whole_number(args.workers, "--workers") if args.workers is not None else None,
+        ray_address=args.ray_address or os.environ.get("RAY_ADDRESS") or None,
+    )
 
 
 def positive_usd(text: str, flag: str) -> Decimal:
@@ -273,7 +324,18 @@ def no_provider_left(settings: Settings) -> None:
         )
 
 
-def print_plan(settings: Settings, runs: int = 1) -> int:
+def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int = 1) -> int | None:
+    """How many requests each cell of the plan gets, at most; None when a load run's time, not a count, bounds it."""
+    if load is None:
+        return settings.repeat * runs
+    counts = [load.requests_at(level) for level in load.levels]
+    if any(count is None for count in counts):
+        return None
+    prompts = len(settings.measured_workload.prompts)
+    return -(-sum(counts) // prompts) * runs  # a level's requests go round its prompts
+
+
+def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> int:
     """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
     from ..console import plan_lines
 
@@ -281,27 +343,33 @@ def print_plan(settings: Settings, runs: int = 1) -> int:
         print(line, file=sys.stderr)
     no_provider_left(settings)
     cells = plan(settings)
-    print("\n".join(plan_lines(settings, cells, cost_bound(cells, settings.repeat * runs,
-                                                            settings.measured_workload.cache_mode), runs)))
+    each = requests_per_cell(settings, load, runs)
+    bound = cost_bound(cells, each, settings.measured_workload.cache_mode) if each is not None else None
+    print("\n".join(plan_lines(settings, cells, bound, runs, load)))
     return ExitStatus.OK
 
 
-def guard_cost(settings: Settings, runs: int = 1) -> None:
+def guard_cost(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> None:
     """A live run that could cost more than --max-cost stops here, before anything is sent."""
     if settings.simulate:
         return
-    cells = plan(settings)
-    bound = cost_bound(cells, settings.repeat * runs, settings.measured_workload.cache_mode)
+    each = requests_per_cell(settings, load, runs)
+    if each is None:
+        print("warning: --duration puts no upper bound on what a load run costs (give --requests for one)",
+              file=sys.stderr)
+        return
+    bound = cost_bound(plan(settings), each, settings.measured_workload.cache_mode)
     if bound.usd > settings.max_cost_usd:
         what = f"{bound.requests} requests" + (f" over {runs} runs" if runs > 1 else "")
         raise ConfigError(
             f"this could cost up to {format_usd(bound.usd)} ({what}, every prompt byte a token and every answer as "
             f"long as max_tokens), more than --max-cost {format_usd(settings.max_cost_usd)}: raise --max-cost, or "
-            "measure fewer prompts, models or rounds (--dry-run shows the plan)"
+            "measure fewer prompts, models, rounds or requests (--dry-run shows the plan)"
         )
 
 
-def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1) -> RunContext:
+def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1, load: "LoadSettings | None" = None
+                 ) -> RunContext:
     """Warnings printed, the cost checked, the simulator started if asked, a provider left to measure, models that
     are about to shut down named, storage opened and replayed."""
     from ..check import retiring_models
@@ -310,7 +378,7 @@ def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1) -> RunCont
     for line in settings.warnings + settings.skipped:
         print(line, file=sys.stderr)
     no_provider_left(settings)
-    guard_cost(settings, runs)
+    guard_cost(settings, runs, load)
     if settings.simulate:
         from ..simulator import Simulator
 
@@ -320,6 +388,29 @@ def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1) -> RunCont
         print(f"warning: {line}", file=sys.stderr)
     storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
     return RunContext(settings, storage, human)
+
+
+def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", stop: GracefulStop) -> RunOutcome:
+    """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
+    from ..console import ConsoleReporter, outcome_json
+    from ..load import run_load
+
+    try:
+        run, status, results, notes = run_load(settings, load, context.storage, ConsoleReporter(context.human),
+                                               stop.requested)
+    finally:
+        lost = context.storage.settle()
+        if lost:
+            print_lost(lost, settings.outbox_dir)
+    if lost:
+        notes = (*notes, f"{len(lost)} writes only printed on stderr")
+    outcome = RunOutcome(run=run, status=status, results=results, run_notes=notes)
+    stored = sum(r.storage_note is None for r in results)
+    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {stored} stored in the database",
+          file=context.human)
+    if settings.json_output:
+        print(outcome_json(outcome), flush=True)
+    return outcome
 
 
 def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:

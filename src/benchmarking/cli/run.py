@@ -10,7 +10,8 @@ from .. import __version__
 from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
 from .common import (
-    ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, print_plan, settings_from_args,
+    ExitStatus, Parser, add_run_arguments, load_from_args, one_load_run, one_run, prepare_runs, print_plan,
+    settings_from_args,
 )
 
 
@@ -49,10 +50,13 @@ def run_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
+        load = load_from_args(args)
         if settings.dry_run:
-            return print_plan(settings)
-        context = prepare_runs(settings, stack)
+            return print_plan(settings, load=load)
+        context = prepare_runs(settings, stack, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the run started: nothing measured", file=sys.stderr)
             return stop.exit_status
+        if load is not None:
+            return run_status(one_load_run(context, context.settings, load, stop), stop)
         return run_status(one_run(context, context.settings, stop), stop)

@@ -104,6 +104,7 @@ class _Client:
         self.wire = wire
         self.settings = settings
         self.rehearsed = False
+        self.warmed = False
         self.clock = WireClock()
         self.base_url = normalise_base_url(wire, settings.base_url)
         sdk = importlib.import_module(wire.sdk_module)
@@ -132,6 +133,7 @@ class _Client:
         """Open the connection with a free GET /models; any HTTP answer will do, no answer raises. Returns it."""
         response = self.http.get(self.models_url, headers=auth_headers(self.settings), timeout=self.settings.timeout_s)
         response.read()
+        self.warmed = True
         return response
 
     def rehearse(self) -> None:
@@ -236,10 +238,11 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
 
 def _attempt(client: _Client, model: str, prompt: PromptInput, settings: ProviderSettings, endpoint: str
              ) -> _Attempt:
-    try:
-        client.warm()
-    except Exception as exc:
-        return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
+    if settings.warm_each_request or not client.warmed:
+        try:
+            client.warm()
+        except Exception as exc:
+            return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
     record, error = client.timed_request(model, prompt, settings)
     answer = Answer()
     if record is not None and record.status is not None and record.status < 400:
@@ -320,6 +323,22 @@ class _ClientPool:
 _kept: ContextVar[_ClientPool | None] = ContextVar("kept_clients", default=None)
 
 
+def prepare_client(wire: Wire, settings: ProviderSettings) -> None:
+    """Within kept_clients(): build the endpoint's client, rehearse it and open its connection, untimed and
+    unstored, so that its first measured request starts as the later ones do. A failure here is left for that
+    request to meet and record."""
+    pool = _kept.get()
+    if pool is None:
+        return
+    client = pool.client(wire, settings)
+    try:
+        if settings.stream:
+            client.rehearse()
+        client.warm()
+    except Exception:
+        pass
+
+
 @contextmanager
 def kept_clients() -> Iterator[None]:
     """Within it, each endpoint's SDK client is built once and reused by every request (a run); closed after.
@@ -349,6 +368,12 @@ def _usage_number(usage: Mapping[str, Any] | None, path: tuple[str, ...], proble
         problems.append(f"usage {'.'.join(path)} = {value!r} is not a token count: left empty")
         return None
     return value
+
+
+def _header_count(headers: Mapping[str, str], name: str) -> int | None:
+    """A whole number a header carries (rate-limit counts), else None."""
+    text = (headers.get(name) or "").strip()
+    return int(text) if text.isdigit() else None
 
 
 def _provider_cost(usage: Mapping[str, Any] | None, problems: list[str]) -> Decimal | None:
@@ -433,6 +458,7 @@ def _measurement(
     # are not part of the decode that the stream shows.
     hidden = reasoning_tokens if reasoning_tokens and not answer.reasoning_streamed else 0
     decoded = None if output_tokens is None else output_tokens - hidden
+    headers = record.headers if record is not None else {}
     text, truncated = cap_text(scrub_known(answer.text, secrets))
     request_id = _request_id(record, answer) or (failure.request_id if failure else None)
     return Measurement(
@@ -460,6 +486,9 @@ def _measurement(
         error_message=failure.message if failure else None,
         upstream_provider=answer.upstream_provider,
         token_source=token_source,
+        sent_at_s=record.sent_at if record is not None else None,
+        ratelimit_remaining_requests=_header_count(headers, "x-ratelimit-remaining-requests"),
+        ratelimit_remaining_tokens=_header_count(headers, "x-ratelimit-remaining-tokens"),
         warnings=warnings,
         **cost_fields,
     )

@@ -388,16 +388,33 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
 
 class TimedSection:
     """While a request is timed: garbage collection held off (it would stop the reader mid-stream), and a short
-    switch interval, so that the SDK's thread, busy parsing a burst, lets the reader in to drain the socket soon."""
+    switch interval, so that the SDK's thread, busy parsing a burst, lets the reader in to drain the socket soon.
+
+    Both are the whole process's: with requests timed on several threads at once (a load run), the first to enter
+    sets them and the last to leave puts them back.
+    """
+
+    _lock = threading.Lock()
+    _inside = 0
+    _gc_was_enabled = True
+    _switch_interval_s = 0.005
 
     def __enter__(self) -> "TimedSection":
-        self._gc_was_enabled = gc.isenabled()
-        gc.disable()
-        self._switch_interval_s = sys.getswitchinterval()
-        sys.setswitchinterval(TIMED_SWITCH_INTERVAL_S)
+        cls = type(self)
+        with cls._lock:
+            if cls._inside == 0:
+                cls._gc_was_enabled = gc.isenabled()
+                gc.disable()
+                cls._switch_interval_s = sys.getswitchinterval()
+                sys.setswitchinterval(TIMED_SWITCH_INTERVAL_S)
+            cls._inside += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        sys.setswitchinterval(self._switch_interval_s)
-        if self._gc_was_enabled:
-            gc.enable()
+        cls = type(self)
+        with cls._lock:
+            cls._inside -= 1
+            if cls._inside == 0:
+                sys.setswitchinterval(cls._switch_interval_s)
+                if cls._gc_was_enabled:
+                    gc.enable()

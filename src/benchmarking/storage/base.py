@@ -24,6 +24,7 @@ class RunInfo:
     tool_version: str
     settings: dict[str, object]
     pid: int | None = None  # the process that made the run: a later run on the same host marks it abandoned if gone
+    kind: str = "sequential"  # 'sequential' (one request at a time) | 'load' (requests in flight together)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class StoredRun:
     info: RunInfo
     status: str | None
     finished_at: datetime | None
+    summary: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,10 @@ class Storage(ABC):
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> str | None: ...
 
     @abstractmethod
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> str | None: ...
+    def finish_run(
+        self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+    ) -> str | None:
+        """Mark the run ended; `summary` (what a load run found: where a sweep stopped, and why) is kept with it."""
 
     @abstractmethod
     def read_runs(self, status: str | None = None) -> list[StoredRun]:

@@ -47,8 +47,11 @@ def encode_save_result(run_id: UUID, result_id: UUID, created_at: datetime, m: M
     return plain({"op": "save_result", "row": row})
 
 
-def encode_finish_run(run_id: UUID, status: str, finished_at: datetime) -> dict[str, Any]:
-    return plain({"op": "finish_run", "run_id": run_id, "status": status, "finished_at": finished_at})
+def encode_finish_run(
+    run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+) -> dict[str, Any]:
+    entry = {"op": "finish_run", "run_id": run_id, "status": status, "finished_at": finished_at}
+    return plain({**entry, "summary": storable(summary)} if summary else entry)
 
 
 def _call(entry: dict[str, Any]) -> Callable[[Storage], None]:
@@ -71,7 +74,10 @@ def _call(entry: dict[str, Any]) -> Callable[[Storage], None]:
         finished_at = datetime.fromisoformat(entry["finished_at"])
         if not isinstance(status, str):
             raise TypeError("status is not text")
-        return lambda storage: storage.finish_run(run_id, status, finished_at)
+        summary = entry.get("summary")
+        if summary is not None and not isinstance(summary, dict):
+            raise TypeError("summary is not an object")
+        return lambda storage: storage.finish_run(run_id, status, finished_at, summary)
     raise ValueError(f"unknown outbox entry {op!r}")
 
 
@@ -497,8 +503,10 @@ class ResilientStorage(Storage):
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> str | None:
         return self._write(encode_save_result(run_id, result_id, created_at, m))
 
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> str | None:
-        return self._write(encode_finish_run(run_id, status, finished_at))
+    def finish_run(
+        self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+    ) -> str | None:
+        return self._write(encode_finish_run(run_id, status, finished_at, summary))
 
     def read_runs(self, status: str | None = None) -> list[StoredRun]:
         return self.backend_storage.read_runs(status)

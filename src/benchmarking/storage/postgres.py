@@ -18,7 +18,7 @@ from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, stored_result_from_row,
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable, stored_result_from_row,
     stored_run_from_row,
 )
 
@@ -266,11 +266,17 @@ class PostgresStorage(Storage):
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
 
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
+    def finish_run(
+        self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        kept = Jsonb(storable(summary)) if summary else None
         cursor = self._run(
             "finish run",
             lambda conn: conn.execute(
-                "update runs set status = %s, finished_at = %s where id = %s", (status, finished_at, run_id)
+                "update runs set status = %s, finished_at = %s, summary = coalesce(%s, summary) where id = %s",
+                (status, finished_at, kept, run_id),
             ),
         )
         if cursor.rowcount == 0:  # its row went elsewhere (the outbox): the finish waits with it

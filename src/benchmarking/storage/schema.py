@@ -32,6 +32,8 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tool_version", "text"),
     ("settings", "jsonb"),
     ("pid", "integer"),
+    ("kind", "text"),
+    ("summary", "jsonb"),
 )
 
 RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -75,6 +77,12 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("position", "integer"),
     ("cache_mode", "text"),
     ("answer_ok", "boolean"),
+    ("ratelimit_remaining_requests", "integer"),
+    ("ratelimit_remaining_tokens", "integer"),
+    ("concurrency", "integer"),
+    ("level_started_at", "timestamptz"),
+    ("start_lag_ms", "double precision"),
+    ("node", "text"),
 )
 
 _NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
@@ -123,6 +131,7 @@ def run_row(run: RunInfo) -> dict[str, object]:
         "tool_version": run.tool_version,
         "settings": storable(run.settings),
         "pid": run.pid,
+        "kind": run.kind,
     }
 
 
@@ -163,8 +172,12 @@ def stored_run_from_row(row: dict[str, object]) -> StoredRun:
         tool_version=row["tool_version"],
         settings=settings or {},
         pid=row.get("pid"),
+        kind=row.get("kind") or "sequential",
     )
-    return StoredRun(info=info, status=row["status"], finished_at=_time(row["finished_at"]))
+    summary = row.get("summary")
+    if isinstance(summary, str):
+        summary = json.loads(summary)
+    return StoredRun(info=info, status=row["status"], finished_at=_time(row["finished_at"]), summary=summary)
 
 
 def stored_result_from_row(row: dict[str, object]) -> StoredResult:
@@ -204,8 +217,9 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     for name in ("success", "stream", "response_truncated", "answer_ok"):
         if values[name] is not None:
             values[name] = bool(values[name])
-    if isinstance(values["started_at"], str):
-        values["started_at"] = datetime.fromisoformat(values["started_at"])
+    for name in ("started_at", "level_started_at"):
+        if isinstance(values[name], str):
+            values[name] = datetime.fromisoformat(values[name])
     if values["response_truncated"] is None:
         values["response_truncated"] = False
     return Measurement(**values)

@@ -12,7 +12,7 @@ from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json,
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json, storable,
     stored_result_from_row, stored_run_from_row,
 )
 
@@ -148,11 +148,13 @@ class SQLiteStorage(Storage):
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> None:
         self._insert("benchmark_results", result_row(run_id, result_id, created_at, m))
 
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
+    def finish_run(
+        self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+    ) -> None:
         cursor = self._execute(
             f"cannot finish run {run_id}",
-            "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-            (status, finished_at.isoformat(), str(run_id)),
+            "UPDATE runs SET status = ?, finished_at = ?, summary = COALESCE(?, summary) WHERE id = ?",
+            (status, finished_at.isoformat(), settings_json(storable(summary)) if summary else None, str(run_id)),
         )
         if cursor.rowcount == 0:  # its row went elsewhere (the outbox): the finish waits with it
             raise StorageRejected(f"cannot finish run {run_id}: it is not in {self.location}")

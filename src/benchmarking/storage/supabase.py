@@ -17,7 +17,7 @@ from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, stored_result_from_row,
+    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable, stored_result_from_row,
     stored_run_from_row,
 )
 
@@ -151,8 +151,12 @@ class SupabaseStorage(Storage):
                 return
         raise self._not_postgrest(what, answer.data)
 
-    def finish_run(self, run_id: UUID, status: str, finished_at: datetime) -> None:
-        values = {"status": status, "finished_at": finished_at.isoformat()}
+    def finish_run(
+        self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
+    ) -> None:
+        values: dict[str, object] = {"status": status, "finished_at": finished_at.isoformat()}
+        if summary:
+            values["summary"] = storable(summary)
         answer = self._run(
             "finish run",
             lambda client: client.table("runs").update(values).eq("id", str(run_id)).select("id").execute(),

@@ -1,0 +1,429 @@
+"""Load: requests in flight together, per provider and model, at one concurrency level or a sweep of them.
+
+Closed loop: each of a level's slots sends its next request as soon as its last one ended, until the level's
+requests (or its time) are done. Every request is measured by the same function as a sequential run's (the cell's
+call_fn, through measure_cell), so its times are the wire's by the same definitions; the executor only decides when
+requests start. Rows come back to this process, which stores them as a run does (outbox included). The levels of a
+sweep go in order, one after another, for each provider and model, and a sweep stops early when the error rate
+passes --max-error-rate or the throughput stops rising.
+
+The harness never passes its own limit off as the provider's: each row stores its start lag (from when its slot was
+free to when its request started), the workers report the CPU they used, and a level where either shows the harness
+was busy says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+import math
+import os
+import queue
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from .benchmark_runner import Cell, SavedMeasurement, _save, measure_cell, new_run, plan, prepare_cell
+from .config import Settings
+from .errors import StorageError
+from .measurement import Measurement, utc_now
+from .storage import Storage
+
+SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
+SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
+BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
+BOTTLENECK_CPU_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a load run loads each provider and model."""
+
+    levels: tuple[int, ...]  # requests in flight, in order
+    requests: int | None = None  # per level; None: 10 x the level, unless duration_s is given
+    duration_s: float | None = None  # per level, instead of a number of requests
+    max_error_rate: float = 0.10
+    engine: str = "local"  # 'local' (worker processes on this machine) | 'ray'
+    workers: int | None = None  # local worker processes; None: one per SLOTS_PER_WORKER slots, at most the CPUs
+    ray_address: str | None = None
+
+    def requests_at(self, level: int) -> int | None:
+        if self.duration_s is not None and self.requests is None:
+            return None
+        return self.requests if self.requests is not None else 10 * level
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One request for a slot to make, and when its level started (perf_counter is one clock for a host's processes)."""
+
+    cell: Cell
+    cache_mode: str
+    concurrency: int
+    level_started_at: datetime
+    due: float  # when the closed loop let it start: its level's start, or the end of the request it follows
+    ramp: bool  # one of the level's first `concurrency` requests, all due at its start
+
+
+@dataclass(frozen=True)
+class Done:
+    """A request a slot made: what it measured, and the CPU its worker had used when it ended."""
+
+    measurement: Measurement
+    worker: str
+    worker_cpu_s: float
+    ended: float  # perf_counter when it was done: the next ticket is due then
+    ramp: bool = False
+
+
+@dataclass
+class LevelStats:
+    """What one level of one provider and model did."""
+
+    concurrency: int
+    requests: int = 0
+    successes: int = 0
+    output_tokens: int = 0
+    wall_s: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    ttfts_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    start_lags_ms: list[float] = field(default_factory=list)
+    steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
+    cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
+
+    def add(self, done: Done) -> None:
+        m = done.measurement
+        self.requests += 1
+        if m.success:
+            self.successes += 1
+            self.output_tokens += m.output_tokens or 0
+            if m.ttft_ms is not None:
+                self.ttfts_ms.append(m.ttft_ms)
+            if m.latency_ms is not None:
+                self.latencies_ms.append(m.latency_ms)
+        else:
+            self.errors[m.error_type or "unknown"] += 1
+        if m.start_lag_ms is not None:
+            self.start_lags_ms.append(m.start_lag_ms)
+            if not done.ramp:
+                self.steady_lags_ms.append(m.start_lag_ms)
+        first, _ = self.cpu_s.get(done.worker, (done.worker_cpu_s, done.worker_cpu_s))
+        self.cpu_s[done.worker] = (first, done.worker_cpu_s)
+
+    @property
+    def error_rate(self) -> float:
+        return (self.requests - self.successes) / self.requests if self.requests else 0.0
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return self.output_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    def start_lag_ms(self, q: float) -> float | None:
+        return nearest_rank(self.start_lags_ms, q)
+
+    @property
+    def harness_cpu_ms_per_request(self) -> float | None:
+        used = sum(last - first for first, last in self.cpu_s.values())
+        return used / self.requests * 1000 if self.requests and used > 0 else None
+
+    @property
+    def busiest_worker_share(self) -> float:
+        """The largest share of the level's wall time one worker process spent on the CPU."""
+        if self.wall_s <= 0 or not self.cpu_s:
+            return 0.0
+        return max(last - first for first, last in self.cpu_s.values()) / self.wall_s
+
+    def bottleneck(self) -> str | None:
+        """Why the harness, not the provider, may have set this level's pace; None if it did not."""
+        # The ramp (all of a level's first requests due at once) starts in a burst by design; the loop after it
+        # should keep pace with the provider.
+        lag = nearest_rank(self.steady_lags_ms, 99)
+        reasons = []
+        if lag is not None and lag > BOTTLENECK_LAG_P99_MS:
+            reasons.append(f"requests started up to {lag:.0f} ms late (p99, after the ramp)")
+        if self.busiest_worker_share > BOTTLENECK_CPU_SHARE:
+            reasons.append(f"a worker process was on the CPU {self.busiest_worker_share:.0%} of the time")
+        return "; ".join(reasons) or None
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "successes": self.successes,
+            "wall_s": round(self.wall_s, 3),
+            "requests_per_s": round(self.requests_per_s, 3),
+            "output_tokens_per_s": round(self.output_tokens_per_s, 1),
+            "error_rate": round(self.error_rate, 4),
+            "errors": dict(self.errors),
+            "ttft_p50_ms": _rounded(nearest_rank(self.ttfts_ms, 50)),
+            "ttft_p99_ms": _rounded(nearest_rank(self.ttfts_ms, 99)),
+            "latency_p50_ms": _rounded(nearest_rank(self.latencies_ms, 50)),
+            "latency_p99_ms": _rounded(nearest_rank(self.latencies_ms, 99)),
+            "start_lag_p50_ms": _rounded(self.start_lag_ms(50)),
+            "start_lag_p99_ms": _rounded(self.start_lag_ms(99)),
+            "start_lag_p99_after_ramp_ms": _rounded(nearest_rank(self.steady_lags_ms, 99)),
+            "harness_cpu_ms_per_request": _rounded(self.harness_cpu_ms_per_request),
+            "harness_bottleneck": self.bottleneck(),
+        }
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile by nearest rank (the worst of fewer than 100 values for p99); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | None:
+    """Why a sweep stops after its latest level, if it does."""
+    last = levels[-1]
+    if last.error_rate > max_error_rate:
+        return (f"error rate {last.error_rate:.0%} at concurrency {last.concurrency} is above --max-error-rate "
+                f"{max_error_rate:.0%}")
+    earlier = [level.output_tokens_per_s for level in levels[:-1]]
+    if earlier and last.output_tokens_per_s < SATURATION_GAIN * max(earlier):
+        return (f"throughput stopped rising at concurrency {last.concurrency}: {last.output_tokens_per_s:.0f} "
+                f"output tokens/s, against {max(earlier):.0f} before (saturation)")
+    return None
+
+
+# ---- executors: where the slots run ------------------------------------------------------------------------------
+
+class Executor(Protocol):
+    """Runs a level's tickets on `concurrency` slots; yields each request as it is done."""
+
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A slot has built and warmed its clients for every cell of the run, and waits for tickets."""
+
+    worker: str
+
+
+def slot_loop(jobs: Any, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
+    """One slot: its clients prepared for every endpoint first, then take a ticket, measure it, hand back the row;
+    until told to stop (None)."""
+    from .providers.openai_compatible import kept_clients
+
+    with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
+        for cell in {client_key_of(cell): cell for cell in cells}.values():
+            prepare_cell(cell)
+        results.put(Ready(worker))
+        while (ticket := jobs.get()) is not None:
+            began = time.perf_counter()
+            measurement = measure_cell(ticket.cell, ticket.cache_mode)
+            ended = time.perf_counter()
+            measurement = replace(measurement, concurrency=ticket.concurrency,
+                                  level_started_at=ticket.level_started_at,
+                                  start_lag_ms=max(0.0, began - ticket.due) * 1000, node=node)
+            results.put(Done(measurement, worker, time.process_time(), ended, ticket.ramp))
+
+
+def closed_loop(tickets: Iterator[Ticket], concurrency: int, send: Callable[[Ticket], None],
+                receive: Callable[[], Done]) -> Iterator[Done]:
+    """Keep `concurrency` tickets out: each request done lets the next one in, due from the moment it ended.
+
+    The next ticket goes out before the done one is handed on (to be stored), so storing never delays a request.
+    """
+    outstanding = 0
+    for ticket in tickets:
+        send(ticket)
+        outstanding += 1
+        if outstanding == concurrency:
+            break
+    while outstanding:
+        done = receive()
+        outstanding -= 1
+        ticket = next(tickets, None)
+        if ticket is not None:
+            send(replace(ticket, due=done.ended))
+            outstanding += 1
+        yield done
+
+
+def client_key_of(cell: Cell) -> tuple[object, ...]:
+    from .benchmark_runner import provider_module
+    from .providers.openai_compatible import client_key
+
+    return client_key(provider_module(cell.provider).WIRE, cell.settings)
+
+
+def _worker_main(jobs: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell]) -> None:
+    """A worker process: `slots` threads, each a slot loop, until every one is told to stop."""
+    node = socket.gethostname()
+    threads = [threading.Thread(target=slot_loop, args=(jobs, results, worker, node, cells), daemon=True)
+               for _ in range(slots)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class LocalExecutor:
+    """Worker processes on this machine, each with threads for its slots; started once, kept for every level."""
+
+    def __init__(self, cells: Sequence[Cell], max_concurrency: int, workers: int | None = None) -> None:
+        import multiprocessing
+
+        # A fresh interpreter per worker (not a fork of this one, which holds threads and open connections).
+        context = multiprocessing.get_context("spawn")
+        self.workers = workers or max(1, min(os.cpu_count() or 1, math.ceil(max_concurrency / SLOTS_PER_WORKER)))
+        self.slots_per_worker = math.ceil(max_concurrency / self.workers)
+        self._jobs = context.Queue()
+        self._results = context.Queue()
+        self._processes = [
+            context.Process(target=_worker_main, args=(self._jobs, self._results, self.slots_per_worker,
+                                                       f"local-{index}", list(cells)), daemon=True)
+            for index in range(self.workers)
+        ]
+        for process in self._processes:
+            process.start()
+        for _ in range(self.workers * self.slots_per_worker):  # every slot ready before the first level starts
+            ready = self._results.get()
+            assert isinstance(ready, Ready)
+
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+        return closed_loop(tickets, concurrency, self._jobs.put, self._results.get)
+
+    def close(self) -> None:
+        for _ in range(self.workers * self.slots_per_worker):
+            self._jobs.put(None)
+        for process in self._processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+
+
+def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
+    if load.engine == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(cells, max(load.levels), load.ray_address)
+    return LocalExecutor(cells, max(load.levels), load.workers)
+
+
+# ---- the driver ----------------------------------------------------------------------------------------------------
+
+_FINISHED = object()
+
+
+def in_background(done: Iterator[Done]) -> Iterator[tuple[Done, float]]:
+    """Run the executor's loop on a thread of its own, handing each request on with when it came back, so that
+    storing rows (an fsync each, on SQLite) never holds up the next ticket of the closed loop."""
+    handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def pump() -> None:
+        try:
+            for item in done:
+                handed.put((item, time.perf_counter()))
+        except BaseException as exc:  # raised again on the storing side
+            handed.put(exc)
+        else:
+            handed.put(_FINISHED)
+
+    thread = threading.Thread(target=pump, name="load-dispatch", daemon=True)
+    thread.start()
+    while (item := handed.get()) is not _FINISHED:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+class LoadReporter(Protocol):
+    def run_started(self, run: Any, storage: Storage, storage_note: str | None = None, requests: int = 0) -> None: ...
+
+    def level_done(self, provider: str, model: str, stats: LevelStats, stopped: str | None) -> None: ...
+
+    def run_finished(self, status: str, storage_note: str | None) -> None: ...
+
+
+def _tickets(cells: Sequence[Cell], settings: Settings, concurrency: int, requests: int | None,
+             deadline: float | None, level_started_at: datetime, level_started: float,
+             stop_requested: Callable[[], bool]) -> Iterator[Ticket]:
+    """The level's requests: its prompts in turn, until `requests` are given out, the deadline passes or a stop."""
+    count = 0
+    while ((requests is None or count < requests) and (deadline is None or time.perf_counter() < deadline)
+           and not stop_requested()):
+        yield Ticket(cells[count % len(cells)], settings.measured_workload.cache_mode, concurrency,
+                     level_started_at, level_started, ramp=count < concurrency)
+        count += 1
+
+
+def run_load(
+    settings: Settings, load: LoadSettings, storage: Storage, reporter: LoadReporter,
+    stop_requested: Callable[[], bool] = lambda: False, executor: Executor | None = None,
+) -> tuple[Any, str, tuple[SavedMeasurement, ...], tuple[str, ...]]:
+    """A load run: for each provider and model, its levels in order; every request stored as it comes back.
+
+    Returns (run, status, results, notes) as the sequential runner's outcome has them.
+    """
+    run = new_run(settings)
+    load_record = {"levels": list(load.levels), "requests": load.requests, "duration_s": load.duration_s,
+                   "max_error_rate": load.max_error_rate, "engine": load.engine}
+    run = replace(run, kind="load", settings={**run.settings, "load": load_record})
+    # Connections stay open between a slot's requests: warmed once, not before each one (that would double them).
+    cells = [replace(cell, settings=replace(cell.settings, warm_each_request=False)) for cell in plan(settings)]
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.provider, cell.model), []).append(cell)
+    executor = executor or make_executor(load, cells)  # its slots ready before the run is created
+    notes = [storage.create_run(run)]
+    reporter.run_started(run, storage, notes[0])
+    results: list[SavedMeasurement] = []
+    sweeps: list[dict[str, object]] = []
+    status = "failed"
+    try:
+        for (provider, model), group in groups.items():
+            levels: list[LevelStats] = []
+            stopped = None
+            for concurrency in load.levels:
+                if stop_requested():
+                    break
+                stats = LevelStats(concurrency)
+                began = time.perf_counter()
+                deadline = began + load.duration_s if load.duration_s is not None else None
+                tickets = _tickets(group, settings, concurrency, load.requests_at(concurrency), deadline, utc_now(),
+                                   began, stop_requested)
+                last_received = began
+                for done, last_received in in_background(executor.run_level(tickets, concurrency)):
+                    stats.add(done)
+                    results.append(_save(storage, run.id, done.measurement))
+                stats.wall_s = last_received - began
+                levels.append(stats)
+                stopped = sweep_stop(levels, load.max_error_rate) if concurrency != load.levels[-1] else None
+                reporter.level_done(provider, model, stats, stopped)
+                if stopped:
+                    break
+            sweeps.append({"provider": provider, "model": model, "levels": [s.summary() for s in levels],
+                           "stopped": stopped})
+        status = "interrupted" if stop_requested() else (
+            "completed" if all(r.measurement.success for r in results) else "failed")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        executor.close()
+        summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps}}
+        try:
+            notes.append(storage.finish_run(run.id, status, utc_now(), summary))
+        except StorageError as exc:
+            notes.append(str(exc))
+        reporter.run_finished(status, notes[-1])
+    return run, status, tuple(results), tuple(n for n in notes if n)
+
