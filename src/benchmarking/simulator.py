@@ -17,6 +17,7 @@ token earlier than its logged time.
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 import hashlib
@@ -27,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Iterator
 
 FAULTS = ("auth", "not_found", "rate_limit", "server", "hang", "malformed", "cut", "no_usage")
 
@@ -44,6 +46,10 @@ class ModelProfile:
     cached_tokens: int = 0  # reported as cached whatever the prompt (a counted prompt uses the prefix cache instead)
     prefill_tokens_per_s: float | None = None  # None: TTFT does not grow with the prompt
     shutdown_date: str | None = None  # announced in OpenAI's GET /models (`shutdown_date`, YYYY-MM-DD)
+    # Requests the model serves at once; more wait their turn (a saturated server), or get 429 if over_capacity_429
+    # (a provider's concurrency limit). None: no limit.
+    capacity: int | None = None
+    over_capacity_429: bool = False
     cache_window_s: float = 300.0  # how long a prompt's prefix stays cached
     fault: str | None = None
     fail_first: int = 0
@@ -234,13 +240,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         record.prompt_tokens, record.cached_tokens = sim.count_prompt(record.model, profile, body)
         fault = sim.fault_for(record.model, profile)
-        if fault in ("auth", "not_found", "rate_limit", "server", "hang"):
-            self._fail(record, profile, fault)
-            return
-        if record.stream:
-            self._stream(record, profile, body, fault)
-        else:
-            self._complete(record, profile, body)
+        with sim.serving(record.model, profile) as admitted:
+            if not admitted:
+                fault = "rate_limit"
+            if admitted and admitted is not True:  # it waited for a place: its times start now
+                record.received_at = admitted
+            if fault in ("auth", "not_found", "rate_limit", "server", "hang"):
+                self._fail(record, profile, fault)
+                return
+            if record.stream:
+                self._stream(record, profile, body, fault)
+            else:
+                self._complete(record, profile, body)
 
     def _fail(self, record: RequestRecord, profile: ModelProfile, fault: str) -> None:
         if fault == "hang":
@@ -414,6 +425,7 @@ class Simulator:
         self._ids = itertools.count(1)
         self._failures: dict[str | None, int] = {}
         self._prefixes: dict[str, float] = {}  # hash of a model and a prompt prefix -> when it was last seen
+        self._places: dict[str | None, threading.BoundedSemaphore] = {}  # per model with a capacity
         self._server = _Server((host, port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="simulator", daemon=True
@@ -448,6 +460,26 @@ class Simulator:
         with self._lock:
             self.profiles[model] = profile
             self._failures.pop(model, None)
+            self._places.pop(model, None)
+
+    @contextmanager
+    def serving(self, model: str | None, profile: ModelProfile) -> Iterator[bool | float]:
+        """A place among the model's `capacity`: True at once, the time it came after a wait, or False (429)."""
+        if profile.capacity is None:
+            yield True
+            return
+        with self._lock:
+            places = self._places.setdefault(model, threading.BoundedSemaphore(profile.capacity))
+        waited = not places.acquire(blocking=False)
+        if waited:
+            if profile.over_capacity_429:
+                yield False
+                return
+            places.acquire()
+        try:
+            yield time.perf_counter() if waited else True
+        finally:
+            places.release()
 
     def count_prompt(self, model: str | None, profile: ModelProfile, body: dict) -> tuple[int, int]:
         """(prompt tokens, cached tokens): a counted prompt is cached as far as its prefix was seen in the window."""

@@ -1,0 +1,150 @@
+"""Load runs: closed loops of requests in flight, sweeps that stop on errors or saturation, the harness judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from benchmarking.load import LevelStats, sweep_stop
+from benchmarking.simulator import ModelProfile, Simulator
+
+from test_cli import MAIN, clean_env
+
+QUICK = dict(ttft_ms=20, itl_ms=2, output_tokens=10)
+
+
+def run(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(MAIN), *args], cwd=directory, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=300)
+
+
+def rows(directory: Path, sql: str) -> list[sqlite3.Row]:
+    with sqlite3.connect(directory / "benchmarks.db") as db:
+        db.row_factory = sqlite3.Row
+        return db.execute(sql).fetchall()
+
+
+def endpoint(directory: Path, sim: Simulator, model: str = "m") -> None:
+    (directory / "benchmark.toml").write_text(
+        f'[[providers]]\nname = "local"\nbase_url = "{sim.base_url("local")}"\nmodel = "{model}"\n')
+
+
+def most_in_flight(records) -> int:
+    """The most requests the server was serving at one moment."""
+    events = sorted([(r.received_at, 1) for r in records] + [(r.last_token_at, -1) for r in records])
+    busy = peak = 0
+    for _, step in events:
+        busy += step
+        peak = max(peak, busy)
+    return peak
+
+
+def test_a_load_run_keeps_its_levels_in_flight_and_stores_every_request(tmp_path):
+    with Simulator(profiles={"m": ModelProfile(**QUICK)}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        done = run(tmp_path, "--providers", "local", "--concurrency", "1,4", "--requests", "12")
+        records = [r for r in sim.log if r.model == "m"]
+    assert done.returncode == 0, done.stderr
+    stored = rows(tmp_path, "select concurrency, level_started_at, start_lag_ms, node, success, request_id "
+                            "from benchmark_results order by created_at")
+    assert len(stored) == 24 and all(r["success"] for r in stored)
+    assert [r["concurrency"] for r in stored] == [1] * 12 + [4] * 12  # levels in order
+    assert len({r["level_started_at"] for r in stored}) == 2
+    assert all(r["start_lag_ms"] is not None and r["start_lag_ms"] >= 0 and r["node"] for r in stored)
+    # the closed loop: the first level one at a time, the second 4 at a time and never more
+    first = [r for r in records if r.request_id in {s["request_id"] for s in stored[:12]}]
+    second = [r for r in records if r.request_id in {s["request_id"] for s in stored[12:]}]
+    assert most_in_flight(first) == 1 and most_in_flight(second) == 4
+    (the_run,) = rows(tmp_path, "select kind, status, summary, settings from runs")
+    assert (the_run["kind"], the_run["status"]) == ("load", "completed")
+    sweep = json.loads(the_run["summary"])["load"]["sweeps"][0]
+    assert [level["concurrency"] for level in sweep["levels"]] == [1, 4] and sweep["stopped"] is None
+    assert sweep["levels"][1]["requests"] == 12 and sweep["levels"][1]["error_rate"] == 0
+    assert json.loads(the_run["settings"])["load"]["levels"] == [1, 4]
+    assert "Load → local / m at concurrency 4: 12 requests in " in done.stdout and "Harness: start lag p99" in done.stdout
+
+
+def test_a_sweep_stops_when_the_provider_refuses_too_many(tmp_path):
+    # A provider that serves 2 at once and refuses the rest with 429: at 8 in flight most requests fail.
+    profile = ModelProfile(**QUICK, capacity=2, over_capacity_429=True)
+    with Simulator(profiles={"m": profile}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        done = run(tmp_path, "--providers", "local", "--concurrency", "1,8,16", "--requests", "16",
+                   "--max-error-rate", "0.2")
+    assert done.returncode == 1  # requests failed
+    stored = rows(tmp_path, "select concurrency, error_type from benchmark_results")
+    assert {r["concurrency"] for r in stored} == {1, 8}  # 16 never ran
+    assert sum(r["error_type"] == "rate_limit" for r in stored if r["concurrency"] == 8) > 3
+    summary = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]
+    assert summary["stopped"].startswith("error rate") and "at concurrency 8 is above --max-error-rate 20%" in \
+        summary["stopped"]
+    assert summary["levels"][1]["errors"]["rate_limit"] > 3
+    assert "Sweep stopped: error rate" in done.stdout
+
+
+def test_a_sweep_stops_when_throughput_stops_rising(tmp_path):
+    # A server that serves 2 at once and queues the rest: beyond 2 in flight, throughput cannot grow (a queue in
+    # front of it may add a few %, the client's gap between requests it fills).
+    profile = ModelProfile(ttft_ms=40, itl_ms=4, output_tokens=10, capacity=2)
+    with Simulator(profiles={"m": profile}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        done = run(tmp_path, "--providers", "local", "--concurrency", "1,2,4,8,16", "--requests", "16")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]
+    levels = [level["concurrency"] for level in summary["levels"]]
+    assert levels in ([1, 2, 4], [1, 2, 4, 8]), levels  # never 16
+    assert summary["stopped"].startswith(f"throughput stopped rising at concurrency {levels[-1]}")
+
+
+def test_sweep_stop_rules():
+    def level(concurrency, requests, successes, tokens, wall_s=1.0):
+        stats = LevelStats(concurrency, requests=requests, successes=successes, output_tokens=tokens, wall_s=wall_s)
+        return stats
+
+    assert sweep_stop([level(1, 10, 10, 100), level(2, 10, 10, 200)], 0.1) is None
+    assert sweep_stop([level(1, 10, 10, 100), level(2, 10, 8, 200)], 0.1).startswith("error rate 20% at concurrency 2")
+    assert sweep_stop([level(1, 10, 10, 100), level(2, 10, 10, 104)], 0.1).startswith(
+        "throughput stopped rising at concurrency 2: 104 output tokens/s, against 100 before")
+    assert sweep_stop([level(1, 10, 10, 100)], 0.1) is None
+
+
+def test_the_harness_says_when_it_set_the_pace():
+    busy = LevelStats(32, requests=4, wall_s=1.0, steady_lags_ms=[1.0, 2.0, 50.0], cpu_s={"a": (1.0, 1.95)})
+    assert busy.bottleneck() == ("requests started up to 50 ms late (p99, after the ramp); a worker process was on "
+                                 "the CPU 95% of the time")
+    calm = LevelStats(32, requests=4, wall_s=1.0, steady_lags_ms=[1.0, 2.0], cpu_s={"a": (1.0, 1.2)})
+    assert calm.bottleneck() is None
+    ramp_only = LevelStats(32, requests=4, wall_s=1.0, start_lags_ms=[80.0], steady_lags_ms=[], cpu_s={})
+    assert ramp_only.bottleneck() is None  # the ramp starts in a burst by design
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--concurrency", "0"], "--concurrency (each level) must be at least 1, not 0"),
+    (["--concurrency", "1,x"], "--concurrency (each level) must be a whole number, not 'x'"),
+    (["--concurrency", "8", "--requests", "4"], "--requests 4 is below the concurrency 8"),
+    (["--requests", "4"], "--requests is for load runs: give --concurrency too"),
+    (["--concurrency", "2", "--requests", "4", "--duration", "1m"], "give --requests or --duration, not both"),
+    (["--concurrency", "2", "--max-error-rate", "2"], "--max-error-rate is a fraction from 0 to 1"),
+])
+def test_bad_load_input_is_one_line_exit_2_and_nothing_sent(tmp_path, args, message):
+    done = run(tmp_path, "--simulate", *args)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_a_load_dry_run_counts_requests_and_bounds_their_cost(tmp_path):
+    done = run(tmp_path, "--simulate", "--providers", "openai", "--concurrency", "1,4", "--requests", "8",
+               "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "load at concurrency 1, 4 (8, 8 requests a level, per model) = 16 requests" in done.stdout
+    assert "Upper bound on cost: $" in done.stdout
+    timed = run(tmp_path, "--simulate", "--providers", "openai", "--concurrency", "2", "--duration", "30s",
+                "--dry-run")
+    assert "No upper bound on cost: --duration gives no count of requests" in timed.stdout
+    assert not (tmp_path / "benchmarks.db").exists()
