@@ -91,7 +91,7 @@ def test_insert_returning_minimal_then_select_reads_the_row_back(api, client, ds
     assert rows == [{
         "id": run_id, "run_name": "nightly", "triggered_by": None, "started_at": started, "finished_at": None,
         "status": None, "mode": None, "host": None, "region": None, "tool_version": None,
-        "settings": {"prompt": "p", "repeat": 2}, "pid": None,
+        "settings": {"prompt": "p", "repeat": 2}, "pid": None, "kind": None, "summary": None,
     }]
     assert rows_in(dsn, "SELECT run_name FROM runs WHERE id = %s", run_id) == [("nightly",)]
     assert api.requests == [("POST", "runs"), ("GET", "runs")]

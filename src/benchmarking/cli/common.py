@@ -55,8 +55,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of one run, shared by main.py and run_scheduled.py."""
+def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str = "--duration") -> None:
+    """The flags of one run, shared by main.py and run_scheduled.py (whose own --duration is the schedule's: there a
+    load level's time is --level-duration)."""
     what = parser.add_argument_group("what to measure")
     what.add_argument("--providers", metavar="LIST", help="comma-separated subset, e.g. openai,groq (default: all)")
     what.add_argument(
@@ -108,7 +109,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--concurrency", metavar="LIST",
                       help="keep this many requests in flight (closed loop), or sweep levels in order: 1,2,4,8,16")
     load.add_argument("--requests", metavar="N", help="requests per level (default 10 x the level)")
-    load.add_argument("--duration", metavar="TIME", help="run each level this long instead, like 30s or 2m")
+    load.add_argument(level_duration_flag, dest="level_duration", metavar="TIME",
+                      help="run each level this long instead, like 30s or 2m")
     load.add_argument("--max-error-rate", default="0.1", metavar="RATE",
                       help="stop a sweep after a level whose error rate is above this (default 0.1)")
     load.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -160,16 +162,17 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
     from ..load import LoadSettings
     from ..scheduler import parse_duration
 
-    load_flags = ("requests", "duration", "workers", "ray_address")
+    load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
+                  "ray_address": "--ray-address"}
     if args.concurrency is None:
-        given = [f"--{name.replace('_', '-')}" for name in load_flags if getattr(args, name) is not None]
+        given = [flag for name, flag in load_flags.items() if getattr(args, name) is not None]
         if given or args.engine != "local":
             raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
         return None
     levels = []
     for part in args.concurrency.split(","):
         levels.append(whole_number(part.strip(), "--concurrency (each level)"))
-    if args.requests is not None and args.duration is not None:
+    if args.requests is not None and args.level_duration is not None:
         raise ConfigError("give --requests or --duration, not both")
     requests = whole_number(args.requests, "--requests") if args.requests is not None else None
     if requests is not None and requests < max(levels):
@@ -184,7 +187,7 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
     return LoadSettings(
         levels=tuple(levels),
         requests=requests,
-        duration_s=parse_duration(args.duration, "--duration") if args.duration is not None else None,
+        duration_s=parse_duration(args.level_duration, "--duration") if args.level_duration is not None else None,
         max_error_rate=max_error_rate,
         engine=args.engine,
         workers=whole_number(args.workers, "--workers") if args.workers is not None else None,

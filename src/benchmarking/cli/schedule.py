@@ -11,7 +11,8 @@ from ..benchmark_runner import RunInterrupted
 from ..config import DEFAULT_RUN_NAME, Settings, whole_number
 from ..stopping import GracefulStop
 from .common import (
-    ExitStatus, Parser, add_run_arguments, one_run, prepare_runs, print_plan, settings_from_args,
+    ExitStatus, Parser, add_run_arguments, load_from_args, one_load_run, one_run, prepare_runs, print_plan,
+    settings_from_args,
 )
 
 
@@ -33,7 +34,7 @@ def build_scheduled_parser() -> argparse.ArgumentParser:
     timing.add_argument("--interval", default="15m", help="time between run starts, like 90s, 15m, 1h (default 15m)")
     timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
     timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
-    add_run_arguments(parser)
+    add_run_arguments(parser, level_duration_flag="--level-duration")
     return parser
 
 
@@ -52,9 +53,10 @@ def schedule_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
+        load = load_from_args(args)
         if settings.dry_run:
-            return print_plan(settings, runs=schedule.runs)
-        context = prepare_runs(settings, stack, runs=schedule.runs)
+            return print_plan(settings, runs=schedule.runs, load=load)
+        context = prepare_runs(settings, stack, runs=schedule.runs, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the first run: nothing measured", file=sys.stderr)
             return stop.exit_status
@@ -63,6 +65,8 @@ def schedule_main(argv: list[str]) -> int:
 
         def guarded_run(settings: Settings) -> str:
             try:
+                if load is not None:
+                    return one_load_run(context, settings, load, stop).status
                 return one_run(context, settings, stop).status
             except RunInterrupted:
                 raise
