@@ -204,7 +204,7 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
     executor = LocalExecutor([cell], max(levels))
     try:
         for level in levels:
-            stats = LevelStats(level)
+            stats = LevelStats(level, cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
             began = time.perf_counter()
             count = level * requests_per_slot
             tickets = iter([Ticket(cell, "off", level, datetime.now(timezone.utc), began, ramp=i < level)
@@ -213,6 +213,7 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
             stats.wall_s = time.perf_counter() - began
             for item in done:
                 stats.add(item)
+            executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
             ours.send([item.measurement.request_id for item in done])
             truths = ours.recv()
             # When the client says the first token arrived, against when the server wrote it (one clock): under

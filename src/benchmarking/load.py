@@ -130,6 +130,7 @@ class LevelStats:
 
     @property
     def harness_cpu_ms_per_request(self) -> float | None:
+        """The workers' CPU from the level's start (their last report before it) to their last report in it."""
         used = sum(last - first for first, last in self.cpu_s.values())
         return used / self.requests * 1000 if self.requests and used > 0 else None
 
@@ -204,6 +205,8 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
 class Executor(Protocol):
     """Runs a level's tickets on `concurrency` slots; yields each request as it is done."""
 
+    cpu_seen: dict[str, float]  # each worker's CPU (process_time) when last heard from: a level's baseline
+
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
 
     def close(self) -> None: ...
@@ -214,6 +217,7 @@ class Ready:
     """A slot has built and warmed its clients for every cell of the run, and waits for tickets."""
 
     worker: str
+    worker_cpu_s: float
 
 
 def slot_loop(jobs: Any, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
@@ -224,7 +228,7 @@ def slot_loop(jobs: Any, results: Any, worker: str, node: str, cells: Sequence[C
     with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
         for cell in {client_key_of(cell): cell for cell in cells}.values():
             prepare_cell(cell)
-        results.put(Ready(worker))
+        results.put(Ready(worker, time.process_time()))
         while (ticket := jobs.get()) is not None:
             began = time.perf_counter()
             measurement = measure_cell(ticket.cell, ticket.cache_mode)
@@ -294,9 +298,10 @@ class LocalExecutor:
         ]
         for process in self._processes:
             process.start()
+        self.cpu_seen: dict[str, float] = {}  # each worker's CPU when it was last heard from
         for _ in range(self.workers * self.slots_per_worker):  # every slot ready before the first level starts
             ready = self._results.get()
-            assert isinstance(ready, Ready)
+            self.cpu_seen[ready.worker] = max(self.cpu_seen.get(ready.worker, 0.0), ready.worker_cpu_s)
 
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
         return closed_loop(tickets, concurrency, self._jobs.put, self._results.get)
@@ -395,7 +400,7 @@ def run_load(
             for concurrency in load.levels:
                 if stop_requested():
                     break
-                stats = LevelStats(concurrency)
+                stats = LevelStats(concurrency, cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
                 began = time.perf_counter()
                 deadline = began + load.duration_s if load.duration_s is not None else None
                 tickets = _tickets(group, settings, concurrency, load.requests_at(concurrency), deadline, utc_now(),
@@ -405,6 +410,7 @@ def run_load(
                     stats.add(done)
                     results.append(_save(storage, run.id, done.measurement))
                 stats.wall_s = last_received - began
+                executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
                 levels.append(stats)
                 stopped = sweep_stop(levels, load.max_error_rate) if concurrency != load.levels[-1] else None
                 reporter.level_done(provider, model, stats, stopped)
