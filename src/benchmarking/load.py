@@ -220,45 +220,75 @@ class Ready:
     worker_cpu_s: float
 
 
-def slot_loop(jobs: Any, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
-    """One slot: its clients prepared for every endpoint first, then take a ticket, measure it, hand back the row;
-    until told to stop (None)."""
-    from .providers.openai_compatible import kept_clients
-
-    with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
-        for cell in {client_key_of(cell): cell for cell in cells}.values():
-            prepare_cell(cell)
-        results.put(Ready(worker, time.process_time()))
-        while (ticket := jobs.get()) is not None:
-            began = time.perf_counter()
-            measurement = measure_cell(ticket.cell, ticket.cache_mode)
-            ended = time.perf_counter()
-            measurement = replace(measurement, concurrency=ticket.concurrency,
-                                  level_started_at=ticket.level_started_at,
-                                  start_lag_ms=max(0.0, began - ticket.due) * 1000, node=node)
-            results.put(Done(measurement, worker, time.process_time(), ended, ticket.ramp))
+def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
+    """A ticket's request, measured as a sequential run measures it, with its load fields."""
+    began = time.perf_counter()
+    measurement = measure_cell(ticket.cell, ticket.cache_mode)
+    return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
+                   start_lag_ms=max(0.0, began - due) * 1000, node=node)
 
 
-def closed_loop(tickets: Iterator[Ticket], concurrency: int, send: Callable[[Ticket], None],
-                receive: Callable[[], Done]) -> Iterator[Done]:
-    """Keep `concurrency` tickets out: each request done lets the next one in, due from the moment it ended.
+@dataclass(frozen=True)
+class Level:
+    """Told to a worker at a level's start: how many of its slots take part, and when the level started."""
 
-    The next ticket goes out before the done one is handed on (to be stored), so storing never delays a request.
-    """
-    outstanding = 0
-    for ticket in tickets:
-        send(ticket)
-        outstanding += 1
-        if outstanding == concurrency:
-            break
-    while outstanding:
-        done = receive()
-        outstanding -= 1
-        ticket = next(tickets, None)
-        if ticket is not None:
-            send(replace(ticket, due=done.ended))
-            outstanding += 1
-        yield done
+    active_slots: int
+    started: float
+
+
+class _Slots:
+    """A worker's slots: threads that take tickets from the worker's own queue, as many at a time as the level
+    gives the worker, each starting its next request the moment its last one ended (the closed loop, run here: no
+    round trip to the main process between a request and the next)."""
+
+    def __init__(self, count: int, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
+        self._tickets: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
+        self._results, self._worker, self._node, self._cells = results, worker, node, cells
+        self._level = Level(0, 0.0)
+        self._changed = threading.Condition()
+        self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def level(self, level: Level) -> None:
+        with self._changed:
+            self._level = level
+            self._changed.notify_all()
+
+    def ticket(self, ticket: Ticket | None) -> None:
+        self._tickets.put(ticket)
+
+    def stop(self) -> None:
+        self.level(Level(len(self._threads), 0.0))  # every slot awake, to take its stop
+        for _ in self._threads:
+            self._tickets.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _slot(self, index: int) -> None:
+        from .providers.openai_compatible import kept_clients
+
+        with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
+            for cell in {client_key_of(cell): cell for cell in self._cells}.values():
+                prepare_cell(cell)
+            self._results.put(Ready(self._worker, time.process_time()))
+            ended, level = 0.0, self._level
+            while True:
+                with self._changed:  # a slot beyond the level's share waits for a level that needs it
+                    self._changed.wait_for(lambda: index < self._level.active_slots)
+                    if self._level is not level:
+                        level, ended = self._level, 0.0
+                ticket = self._tickets.get()
+                if ticket is None:
+                    return
+                if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
+                    self._tickets.put(ticket)
+                    continue
+                # Due when the level started, or when this slot's last request ended.
+                first = not ended
+                measurement = measure_ticket(ticket, max(level.started, ended), self._node)
+                ended = time.perf_counter()
+                self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first))
 
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:
@@ -268,15 +298,23 @@ def client_key_of(cell: Cell) -> tuple[object, ...]:
     return client_key(provider_module(cell.provider).WIRE, cell.settings)
 
 
-def _worker_main(jobs: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell]) -> None:
-    """A worker process: `slots` threads, each a slot loop, until every one is told to stop."""
-    node = socket.gethostname()
-    threads = [threading.Thread(target=slot_loop, args=(jobs, results, worker, node, cells), daemon=True)
-               for _ in range(slots)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell]) -> None:
+    """A worker process: its slots, fed from its inbox (levels and tickets) until told to stop (None)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
+    pool = _Slots(slots, results, worker, socket.gethostname(), cells)
+    while (message := inbox.get()) is not None:
+        if isinstance(message, Level):
+            pool.level(message)
+        else:
+            pool.ticket(message)
+    pool.stop()
+
+
+def shares(concurrency: int, workers: int) -> list[int]:
+    """A level's slots spread over the workers as evenly as can be: 5 over 2 is [3, 2]."""
+    return [concurrency // workers + (1 if index < concurrency % workers else 0) for index in range(workers)]
 
 
 class LocalExecutor:
@@ -289,12 +327,13 @@ class LocalExecutor:
         context = multiprocessing.get_context("spawn")
         self.workers = workers or max(1, min(os.cpu_count() or 1, math.ceil(max_concurrency / SLOTS_PER_WORKER)))
         self.slots_per_worker = math.ceil(max_concurrency / self.workers)
-        self._jobs = context.Queue()
+        self._names = [f"local-{index}" for index in range(self.workers)]
+        self._inboxes = [context.Queue() for _ in self._names]
         self._results = context.Queue()
         self._processes = [
-            context.Process(target=_worker_main, args=(self._jobs, self._results, self.slots_per_worker,
-                                                       f"local-{index}", list(cells)), daemon=True)
-            for index in range(self.workers)
+            context.Process(target=_worker_main, args=(inbox, self._results, self.slots_per_worker, name,
+                                                       list(cells)), daemon=True)
+            for inbox, name in zip(self._inboxes, self._names)
         ]
         for process in self._processes:
             process.start()
@@ -304,11 +343,31 @@ class LocalExecutor:
             self.cpu_seen[ready.worker] = max(self.cpu_seen.get(ready.worker, 0.0), ready.worker_cpu_s)
 
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
-        return closed_loop(tickets, concurrency, self._jobs.put, self._results.get)
+        """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
+        up as its requests come back, so that a slot never waits on this process to start its next request."""
+        share = dict(zip(self._names, shares(concurrency, self.workers)))
+        started = time.perf_counter()
+        for inbox, name in zip(self._inboxes, self._names):
+            inbox.put(Level(share[name], started))
+        inbox_of = dict(zip(self._names, self._inboxes))
+        backlog = {name: 0 for name in self._names}
+
+        def feed(name: str) -> None:
+            while backlog[name] < 2 * share[name] and (ticket := next(tickets, None)) is not None:
+                inbox_of[name].put(replace(ticket, due=started))
+                backlog[name] += 1
+
+        for name in self._names:
+            feed(name)
+        while any(backlog.values()):
+            done = self._results.get()
+            backlog[done.worker] -= 1
+            feed(done.worker)
+            yield done
 
     def close(self) -> None:
-        for _ in range(self.workers * self.slots_per_worker):
-            self._jobs.put(None)
+        for inbox in self._inboxes:
+            inbox.put(None)
         for process in self._processes:
             process.join(timeout=30)
             if process.is_alive():
