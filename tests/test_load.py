@@ -148,3 +148,26 @@ def test_a_load_dry_run_counts_requests_and_bounds_their_cost(tmp_path):
                 "--dry-run")
     assert "No upper bound on cost: --duration gives no count of requests" in timed.stdout
     assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_ctrl_c_in_a_load_run_lets_the_requests_in_flight_finish_and_marks_the_run_interrupted(tmp_path):
+    import signal
+    import time
+
+    with Simulator(profiles={"m": ModelProfile(ttft_ms=50, itl_ms=10, output_tokens=10)}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len([r for r in sim.log if r.model == "m"]) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        sent = [r for r in sim.log if r.model == "m"]
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    stored = rows(tmp_path, "select count(*) as n, sum(success) as ok from benchmark_results")[0]
+    assert 12 <= stored["n"] < 400
+    assert stored["n"] == len(sent) and stored["ok"] == stored["n"]  # every request sent was finished and stored
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"

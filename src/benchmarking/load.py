@@ -25,7 +25,9 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .benchmark_runner import Cell, SavedMeasurement, _save, measure_cell, new_run, plan, prepare_cell
+from .benchmark_runner import (
+    Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, measure_cell, new_run, plan, prepare_cell,
+)
 from .config import Settings
 from .errors import StorageError
 from .measurement import Measurement, utc_now
@@ -479,9 +481,9 @@ def run_load(
                            "stopped": stopped})
         status = "interrupted" if stop_requested() else (
             "completed" if all(r.measurement.success for r in results) else "failed")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted
         status = "interrupted"
-        raise
+        raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None
     finally:
         executor.close()
         summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps}}
