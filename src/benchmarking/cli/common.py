@@ -184,6 +184,17 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
         raise ConfigError(f"--max-error-rate takes a fraction like 0.1, not {args.max_error_rate!r}") from None
     if not 0 <= max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
+    ray_address = None
+    if args.engine == "ray":
+        from ..ray_executor import parse_ray_address, require_ray
+
+        if args.workers is not None:
+            raise ConfigError("--workers is for --engine local: on Ray each node gets actors by its CPUs")
+        require_ray()
+        ray_address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
+        parse_ray_address(ray_address)
+    elif args.ray_address is not None:
+        raise ConfigError("--ray-address is for --engine ray")
     return LoadSettings(
         levels=tuple(levels),
         requests=requests,
@@ -191,7 +202,7 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
         max_error_rate=max_error_rate,
         engine=args.engine,
         workers=whole_number(args.workers, "--workers") if args.workers is not None else None,
-        ray_address=args.ray_address or os.environ.get("RAY_ADDRESS") or None,
+        ray_address=ray_address,
     )
 
 

@@ -53,6 +53,10 @@ def run_main(argv: list[str]) -> int:
         load = load_from_args(args)
         if settings.dry_run:
             return print_plan(settings, load=load)
+        if load is not None and load.engine == "ray":  # a cluster that is not there: one line, nothing written
+            from ..ray_executor import connect
+
+            connect(load.ray_address)
         context = prepare_runs(settings, stack, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the run started: nothing measured", file=sys.stderr)

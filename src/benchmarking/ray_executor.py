@@ -1,0 +1,471 @@
+"""Ray (--engine ray): a load run's slots on Ray actors across the nodes of a cluster.
+
+Each actor runs on one node (Ray's node affinity puts one on every node that has a CPU, more where a node has more
+CPUs and the run needs them) and holds slot threads, each the same slot loop as a local worker's (load.slot_loop):
+clients prepared for every endpoint first, then each request measured by measure_cell, exactly as a sequential run
+measures it. The driver (this process) runs the closed loop and keeps each slot's next request queued on its actor
+behind the one it is making, so that a slot starts its next request the moment its last one ends, as a local slot
+does, without waiting for the trip to the driver and back. Each row comes back here to be stored as usual (outbox
+included). A level starts only when every request of the one before has come back, and its first requests go out
+to every node at once.
+
+Clocks: perf_counter is one clock per host, so a request's start lag is measured on the node that makes it: from
+when its slot's last request ended there, or for a level's first requests (the ramp) from their arrival on the node.
+So on Ray the lag is the node's own delay; a driver too slow to keep the next requests queued shows in it too.
+
+An actor (or its node) that is lost takes its requests in flight with it: each is stored as a failure with
+error_type 'worker_lost', the ones queued behind them (never started) go to the other slots, and the level goes on
+with the other actors. A lost actor is started again (on its node, or another if that one is gone) before the next
+level, or at once if no slot is left.
+
+Ray is optional (requirements-ray.txt): nothing here imports it until connect() is called.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+import importlib.util
+import logging
+import math
+import os
+from pathlib import Path
+import queue
+import socket
+import sys
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+from .benchmark_runner import Cell
+from .errors import ConfigError
+from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, slot_loop
+from .measurement import Measurement, utc_now
+
+INSTALL_HINT = "pip install -r requirements-ray.txt"
+REACH_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 20.0  # a port that answers but is not a Ray cluster would otherwise keep ray.init waiting
+READY_TIMEOUT_S = 180.0  # actors start, import the SDKs and warm their clients
+STOP_TIMEOUT_S = 10.0
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # rows are small; a local Ray need not reserve 30 % of the memory
+
+
+class ClusterLost(Exception):
+    """Every Ray actor was lost and none could be started again."""
+
+
+def ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def require_ray() -> None:
+    """Refuse --engine ray in one line, before anything is sent, where Ray is not installed."""
+    if not ray_installed():
+        raise ConfigError(f"--engine ray needs Ray, which is not installed here: {INSTALL_HINT}")
+
+
+def parse_ray_address(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of a cluster address (HOST:PORT or ray://HOST:PORT); None for 'auto', 'local' or none."""
+    if address is None or address in ("auto", "local"):
+        return None
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in rest:
+        raise ConfigError(f"--ray-address (or RAY_ADDRESS) takes HOST:PORT, ray://HOST:PORT or auto, not {address!r}")
+    return host, int(port)
+
+
+def node_label(node_id: str) -> str:
+    """What a row stores in `node` on Ray: the host name and the Ray node id (two nodes may share a host)."""
+    return f"{socket.gethostname()}/{node_id}"
+
+
+class SlotsActor:
+    """One Ray actor: slot threads on its node, each a slot loop with its own clients; one request at a time each.
+
+    The driver keeps each slot's next request queued here behind the one it is making, numbered, so that a slot
+    starts its next request the moment its last one ends. Made a Ray actor by RayExecutor (ray.remote), so that this
+    module imports without Ray.
+    """
+
+    def __init__(self, worker: str, cells: Sequence[Cell], slots: int) -> None:
+        import ray
+
+        self.worker = worker
+        self.node = node_label(ray.get_runtime_context().get_node_id())
+        self._jobs: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
+        self._results: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
+        self._turn = threading.Condition()
+        self._next = [0] * slots  # the number of each slot's next request
+        self._ended = [0.0] * slots  # when each slot's last request ended (perf_counter, this host)
+        self._threads = [
+            threading.Thread(target=slot_loop, args=(jobs, results, worker, self.node, cells), daemon=True)
+            for jobs, results in zip(self._jobs, self._results)
+        ]
+        for thread in self._threads:
+            thread.start()
+        for results in self._results:  # every slot's clients ready before the actor is
+            ready = results.get()
+            assert isinstance(ready, Ready)
+
+    def info(self) -> dict[str, Any]:
+        return {"node": self.node, "pid": os.getpid(), "slots": len(self._threads), "cpu_s": time.process_time()}
+
+    def measure(self, slot: int, number: int, ticket: Ticket) -> Done:
+        """Make a slot's request number `number` once the ones before it are done, and return its row.
+
+        Its start lag is counted on this host: from when the slot's last request ended, or for the first request of
+        a level (the ramp) from its arrival here, since the driver's clock (its level start) is not this host's.
+        """
+        arrived = time.perf_counter()
+        with self._turn:
+            self._turn.wait_for(lambda: self._next[slot] == number)
+        ticket = replace(ticket, due=arrived if ticket.ramp else self._ended[slot])
+        self._jobs[slot].put(ticket)
+        done = self._results[slot].get()
+        with self._turn:
+            self._ended[slot] = done.ended
+            self._next[slot] += 1
+            self._turn.notify_all()
+        return done
+
+    def stop(self) -> None:
+        for jobs in self._jobs:
+            jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=STOP_TIMEOUT_S)
+
+
+@dataclass
+class _Actor:
+    handle: Any
+    worker: str
+    node_id: str
+    node: str
+    slots: int
+    cpu_s: float
+    lost: bool = False
+    numbers: list[int] = field(init=False)  # the number of each slot's next request
+
+    def __post_init__(self) -> None:
+        self.numbers = [0] * self.slots
+
+
+@dataclass(frozen=True)
+class _Slot:
+    actor: _Actor
+    index: int
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A request handed to a slot, not yet back."""
+
+    ref: Any
+    slot: _Slot
+    number: int
+    ticket: Ticket
+    sent_at: datetime
+
+
+def plan_actors(nodes: Sequence[tuple[str, int]], max_concurrency: int) -> list[tuple[str, int]]:
+    """(node id, slots) for each actor: one on every node (while there are slots to give), more where the run needs
+    more than SLOTS_PER_WORKER slots an actor and the node has the CPUs; slots shared out evenly."""
+    cpus = {node_id: max(1, count) for node_id, count in nodes}
+    wanted = max(len(cpus), min(sum(cpus.values()), math.ceil(max_concurrency / SLOTS_PER_WORKER)))
+    wanted = min(wanted, max_concurrency)
+    placed: list[str] = []
+    per_node = dict.fromkeys(cpus, 0)
+    while len(placed) < wanted:  # round the nodes, each up to its CPUs
+        for node_id in cpus:
+            if len(placed) < wanted and per_node[node_id] < cpus[node_id]:
+                placed.append(node_id)
+                per_node[node_id] += 1
+    return [(node_id, max_concurrency // wanted + (index < max_concurrency % wanted))
+            for index, node_id in enumerate(placed)]
+
+
+class RayExecutor:
+    """Slots on Ray actors across the cluster's nodes; started once, kept for every level (Executor protocol)."""
+
+    def __init__(self, cells: Sequence[Cell], max_concurrency: int, address: str | None) -> None:
+        require_ray()
+        self.cells = list(cells)
+        self.address = address
+        self._actors: list[_Actor] = []
+        self._closed = False
+        self._workers = 0
+        self._ray = connect(address)
+        self._actor_class = self._ray.remote(SlotsActor)
+        try:
+            nodes = self._usable_nodes()
+            if not nodes:
+                raise ConfigError(f"the Ray cluster at {address or 'local'} has no live node with a CPU to run on")
+            started = [self._start(node_id, slots) for node_id, slots in plan_actors(nodes, max_concurrency)]
+            self._actors = self._wait_ready(started)
+        except BaseException:
+            self.close()
+            raise
+        where = sorted({actor.node for actor in self._actors})
+        print(f"Ray: {_count(len(self._actors), 'actor')} with {_count(sum(a.slots for a in self._actors), 'slot')} "
+              f"on {_count(len(where), 'node')} ({', '.join(where)})", file=sys.stderr, flush=True)
+
+    # ---- actors ----------------------------------------------------------------------------------------------------
+
+    def _usable_nodes(self) -> list[tuple[str, int]]:
+        """(node id, CPUs) of the live nodes that have a CPU (a head started with --num-cpus=0 runs no actor)."""
+        return [(node["NodeID"], int(node["Resources"].get("CPU", 0))) for node in self._ray.nodes()
+                if node.get("Alive") and node["Resources"].get("CPU", 0) >= 1]
+
+    def _start(self, node_id: str, slots: int) -> tuple[Any, str, str]:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        worker = f"ray-{self._workers}"
+        self._workers += 1
+        handle = self._actor_class.options(
+            num_cpus=0,  # slots wait on the network: placed by affinity and counted by CPUs here, not reserved
+            max_concurrency=2 * slots + 2,  # each slot's request and the one queued behind it, info() and stop()
+            max_restarts=0,
+            max_task_retries=0,  # a lost request is stored as lost, never sent twice
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        ).remote(worker, self.cells, slots)
+        return handle, worker, node_id
+
+    def _wait_ready(self, started: Sequence[tuple[Any, str, str]]) -> list[_Actor]:
+        ray = self._ray
+        infos = [handle.info.remote() for handle, _, _ in started]
+        try:
+            answers = ray.get(infos, timeout=READY_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise ConfigError(f"the Ray actors did not start within {READY_TIMEOUT_S:.0f} s: does every node have "
+                              f"this tool's requirements ({INSTALL_HINT})?") from None
+        except ray.exceptions.RayError as exc:
+            raise ConfigError(f"a Ray actor could not start: {_one_line(exc)} (every node needs this tool's "
+                              f"requirements: {INSTALL_HINT})") from None
+        return [_Actor(handle, worker, node_id, info["node"], info["slots"], info["cpu_s"])
+                for (handle, worker, node_id), info in zip(started, answers)]
+
+    def _replace_lost(self) -> None:
+        """Start a new actor for each lost one: on its node if that is alive, else on the node with fewest."""
+        lost = [actor for actor in self._actors if actor.lost]
+        if not lost:
+            return
+        alive = dict(self._usable_nodes())
+        if not alive:
+            raise ClusterLost("every Ray actor was lost and the cluster has no live node with a CPU left")
+        kept = [actor for actor in self._actors if not actor.lost]
+        started = []
+        for actor in lost:
+            node_id = actor.node_id
+            if node_id not in alive:
+                node_id = min(alive, key=lambda n: sum(a.node_id == n for a in kept))
+            started.append(self._start(node_id, actor.slots))
+        try:
+            fresh = self._wait_ready(started)
+        except ConfigError as exc:
+            raise ClusterLost(f"Ray actors were lost and could not be started again: {exc}") from None
+        self._actors = kept + fresh
+
+    def _slots(self) -> list[_Slot]:
+        """The live actors' slots, in an order that goes round the actors (and so the nodes): a level of N uses the
+        first N, spread over every node."""
+        actors = [actor for actor in self._actors if not actor.lost]
+        return [_Slot(actor, index) for index in range(max((a.slots for a in actors), default=0))
+                for actor in actors if index < actor.slots]
+
+    # ---- a level ---------------------------------------------------------------------------------------------------
+
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+        ray = self._ray
+        pending: dict[Any, _Sent] = {}
+        given_back: deque[Ticket] = deque()  # queued on a lost actor, never started: for the other slots
+
+        def next_ticket() -> Ticket | None:
+            return given_back.popleft() if given_back else next(tickets, None)
+
+        def send(slot: _Slot, ticket: Ticket) -> None:
+            number = slot.actor.numbers[slot.index]
+            slot.actor.numbers[slot.index] += 1
+            ref = slot.actor.handle.measure.remote(slot.index, number, ticket)
+            pending[ref] = _Sent(ref, slot, number, ticket, utc_now())
+
+        while not self._closed:
+            if not pending:  # the level's start, or every slot of it was lost: a ramp on the live slots
+                self._replace_lost()
+                slots = self._slots()[:concurrency]
+                for ramp in (True, False):  # each slot's first request, then its next one queued behind it
+                    for slot in slots:
+                        if (ticket := next_ticket()) is None:
+                            break
+                        send(slot, replace(ticket, ramp=ramp))
+                if not pending:
+                    return
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            sent = pending[ref]
+            try:
+                done = ray.get(ref)
+            except ray.exceptions.RayTaskError:
+                raise  # the measuring code itself failed: a bug to see, not a lost worker
+            except ray.exceptions.RayError:
+                yield from self._settle_lost(sent.slot.actor, pending, given_back)
+                continue
+            del pending[ref]
+            sent.slot.actor.cpu_s = done.worker_cpu_s
+            if (ticket := next_ticket()) is not None:  # queued behind the one this slot is making now
+                send(sent.slot, replace(ticket, ramp=False))
+            yield done
+
+    def _settle_lost(self, actor: _Actor, pending: dict[Any, _Sent], given_back: deque[Ticket]) -> Iterator[Done]:
+        """An actor is lost: of each of its slots' requests, those that came back are rows as usual, the one in
+        flight is a `worker_lost` failure, and the ones queued behind it (never started) go to the other slots."""
+        ray = self._ray
+        self._lose(actor)
+        mine = sorted((s for s in pending.values() if s.slot.actor is actor), key=lambda s: (s.slot.index, s.number))
+        ray.wait([s.ref for s in mine], num_returns=len(mine), timeout=STOP_TIMEOUT_S)
+        broken: set[int] = set()  # slots whose request in flight was lost
+        for sent in mine:
+            del pending[sent.ref]
+            if sent.slot.index in broken:
+                given_back.append(sent.ticket)
+                continue
+            try:
+                done = ray.get(sent.ref, timeout=0)
+            except ray.exceptions.RayTaskError:
+                raise
+            except ray.exceptions.RayError as exc:
+                broken.add(sent.slot.index)
+                yield worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, exc)
+            else:
+                yield done
+
+    def _lose(self, actor: _Actor) -> None:
+        if not actor.lost:
+            actor.lost = True
+            try:
+                self._ray.kill(actor.handle, no_restart=True)  # an actor cut off, not dead, sends nothing more
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        ray = self._ray
+        live = [actor for actor in self._actors if not actor.lost]
+        if live:
+            try:
+                ray.wait([actor.handle.stop.remote() for actor in live], num_returns=len(live),
+                         timeout=STOP_TIMEOUT_S)
+            except Exception:
+                pass
+        for actor in self._actors:
+            try:
+                ray.kill(actor.handle, no_restart=True)
+            except Exception:
+                pass
+        ray.shutdown()
+
+
+def worker_lost(ticket: Ticket, node: str, worker: str, cpu_s: float, sent_at: datetime, exc: BaseException) -> Done:
+    """The row of a request whose actor was lost before its answer came back: a failure, stored like any other."""
+    cell = ticket.cell
+    measurement = Measurement(
+        provider=cell.provider,
+        model=cell.model,
+        success=False,
+        started_at=sent_at,
+        stream=cell.settings.stream,
+        error_type="worker_lost",
+        error_message=(f"the Ray actor making this request on node {node} was lost ({type(exc).__name__}) before "
+                       "its answer came back; the provider may or may not have received it"),
+        prompt_id=cell.prompt.prompt_id,
+        input_tier=cell.prompt.input_tier,
+        cache_mode=ticket.cache_mode,
+        concurrency=ticket.concurrency,
+        level_started_at=ticket.level_started_at,
+        node=node,
+    )
+    return Done(measurement, worker, cpu_s, time.perf_counter(), ticket.ramp)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line: Ray's messages run to many lines, the last of which names the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
+
+
+def connect(address: str | None) -> Any:
+    """ray.init on the cluster at `address` (checked to answer first), or on a new local Ray; one line if not.
+
+    Called before storage is opened (cli.run), so that a cluster that is not there leaves nothing behind; the
+    executor then finds Ray connected. Returns the ray module.
+    """
+    host_port = parse_ray_address(address)
+    if host_port is not None:
+        try:
+            socket.create_connection(host_port, timeout=REACH_TIMEOUT_S).close()
+        except OSError as exc:
+            raise ConfigError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with "
+                              "`ray start --head`, or give its address with --ray-address or RAY_ADDRESS") from None
+    local = address is None or address == "local"
+    if local:
+        # A local Ray started for this run stays on this machine: Ray's switch for single-node clusters keeps its
+        # processes on the loopback address instead of the network's, and it reports no usage statistics.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    package = Path(__file__).resolve().parent
+    options: dict[str, Any] = {
+        "address": "local" if local else address,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+        # Every actor runs this very code, shipped with the job, whatever is installed on its node.
+        "runtime_env": {"py_modules": [str(package)], "excludes": ["__pycache__"]},
+    }
+    if local:
+        options.update(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        # In this thread, which lives as long as the run: Ray's processes die with the thread that started them.
+        try:
+            ray.init(**options)
+        except Exception as exc:
+            raise ConfigError(f"could not start a local Ray: {_one_line(exc)}") from None
+        return ray
+    outcome: list[BaseException | None] = []
+
+    def init() -> None:
+        try:
+            ray.init(**options)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # Connecting waits for as long as the address answers, if it is not a Ray cluster: on a thread of its own, for
+    # at most CONNECT_TIMEOUT_S. Ray's core logs its retries straight to file descriptor 2, a line every few
+    # seconds: while it connects they go nowhere, and a failure is said in one line.
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 2)
+    os.close(sink)
+    thread = threading.Thread(target=init, name="ray-init", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    if not outcome:  # still trying: its descriptor 2 stays silenced, and this process's stderr goes to a copy
+        sys.stderr = os.fdopen(real_stderr, "w", buffering=1)
+        raise ConfigError(f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s (is it a Ray "
+                          "cluster's address? `ray status` on its head shows it)")
+    os.dup2(real_stderr, 2)
+    os.close(real_stderr)
+    if outcome[0] is not None:
+        raise ConfigError(f"could not connect to the Ray cluster at {address}: {_one_line(outcome[0])}") from None
+    return ray
