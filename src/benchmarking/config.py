@@ -60,6 +60,7 @@ KNOWN_BENCHMARK_VARIABLES = frozenset(
         "BENCHMARK_OUTBOX",
         "BENCHMARK_NO_MIGRATE",
         "BENCHMARK_REQUIRE_POSTGRES",
+        "BENCHMARK_REQUIRE_RAY",
     }
 )
 # How a benchmark.toml endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.

@@ -1,8 +1,8 @@
 """Ray (--engine ray): a load run's slots on Ray actors across the nodes of a cluster.
 
 Each actor runs on one node (Ray's node affinity puts one on every node that has a CPU, more where a node has more
-CPUs and the run needs them) and holds slot threads, each the same slot loop as a local worker's (load.slot_loop):
-clients prepared for every endpoint first, then each request measured by measure_cell, exactly as a sequential run
+CPUs and the run needs them) and holds slot threads, as a local worker does: each slot's clients prepared for every
+endpoint first, then each request measured by load.measure_ticket (measure_cell), exactly as a sequential run
 measures it. The driver (this process) runs the closed loop and keeps each slot's next request queued on its actor
 behind the one it is making, so that a slot starts its next request the moment its last one ends, as a local slot
 does, without waiting for the trip to the driver and back. Each row comes back here to be stored as usual (outbox
@@ -24,6 +24,7 @@ Ray is optional (requirements-ray.txt): nothing here imports it until connect() 
 from __future__ import annotations
 
 from collections import deque
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 import importlib.util
@@ -38,9 +39,9 @@ import threading
 import time
 from typing import Any, Iterator, Sequence
 
-from .benchmark_runner import Cell
+from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
-from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, slot_loop
+from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
@@ -95,20 +96,32 @@ class SlotsActor:
 
         self.worker = worker
         self.node = node_label(ray.get_runtime_context().get_node_id())
+        self._cells = list(cells)
         self._jobs: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
         self._results: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
         self._turn = threading.Condition()
         self._next = [0] * slots  # the number of each slot's next request
         self._ended = [0.0] * slots  # when each slot's last request ended (perf_counter, this host)
-        self._threads = [
-            threading.Thread(target=slot_loop, args=(jobs, results, worker, self.node, cells), daemon=True)
-            for jobs, results in zip(self._jobs, self._results)
-        ]
+        self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(slots)]
         for thread in self._threads:
             thread.start()
         for results in self._results:  # every slot's clients ready before the actor is
             ready = results.get()
             assert isinstance(ready, Ready)
+
+    def _slot(self, index: int) -> None:
+        """One slot: its own clients, built and warmed for every endpoint, then one request at a time."""
+        from .providers.openai_compatible import kept_clients
+
+        jobs, results = self._jobs[index], self._results[index]
+        with kept_clients():
+            for cell in {client_key_of(cell): cell for cell in self._cells}.values():
+                prepare_cell(cell)
+            results.put(Ready(self.worker, time.process_time()))
+            while (job := jobs.get()) is not None:
+                ticket, due = job
+                measurement = measure_ticket(ticket, due, self.node)
+                results.put(Done(measurement, self.worker, time.process_time(), time.perf_counter(), ticket.ramp))
 
     def info(self) -> dict[str, Any]:
         return {"node": self.node, "pid": os.getpid(), "slots": len(self._threads), "cpu_s": time.process_time()}
@@ -122,8 +135,7 @@ class SlotsActor:
         arrived = time.perf_counter()
         with self._turn:
             self._turn.wait_for(lambda: self._next[slot] == number)
-        ticket = replace(ticket, due=arrived if ticket.ramp else self._ended[slot])
-        self._jobs[slot].put(ticket)
+        self._jobs[slot].put((ticket, arrived if ticket.ramp else self._ended[slot]))
         done = self._results[slot].get()
         with self._turn:
             self._ended[slot] = done.ended
@@ -197,6 +209,7 @@ class RayExecutor:
         self._actors: list[_Actor] = []
         self._closed = False
         self._workers = 0
+        self.cpu_seen: dict[str, float] = {}  # each actor's CPU when last heard from (run_load's level baseline)
         self._ray = connect(address)
         self._actor_class = self._ray.remote(SlotsActor)
         try:
@@ -205,6 +218,7 @@ class RayExecutor:
                 raise ConfigError(f"the Ray cluster at {address or 'local'} has no live node with a CPU to run on")
             started = [self._start(node_id, slots) for node_id, slots in plan_actors(nodes, max_concurrency)]
             self._actors = self._wait_ready(started)
+            self.cpu_seen.update({actor.worker: actor.cpu_s for actor in self._actors})
         except BaseException:
             self.close()
             raise
@@ -267,6 +281,7 @@ class RayExecutor:
         except ConfigError as exc:
             raise ClusterLost(f"Ray actors were lost and could not be started again: {exc}") from None
         self._actors = kept + fresh
+        self.cpu_seen.update({actor.worker: actor.cpu_s for actor in fresh})
 
     def _slots(self) -> list[_Slot]:
         """The live actors' slots, in an order that goes round the actors (and so the nodes): a level of N uses the
@@ -293,15 +308,19 @@ class RayExecutor:
 
         while not self._closed:
             if not pending:  # the level's start, or every slot of it was lost: a ramp on the live slots
+                ticket = next_ticket()
+                if ticket is None:  # the level is done: lost actors are started again now, outside its time
+                    with suppress(ClusterLost):  # if they cannot be, the next level says so
+                        self._replace_lost()
+                    return
                 self._replace_lost()
                 slots = self._slots()[:concurrency]
                 for ramp in (True, False):  # each slot's first request, then its next one queued behind it
                     for slot in slots:
-                        if (ticket := next_ticket()) is None:
+                        if ticket is None and (ticket := next_ticket()) is None:
                             break
                         send(slot, replace(ticket, ramp=ramp))
-                if not pending:
-                    return
+                        ticket = None
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             sent = pending[ref]
             try:

@@ -190,9 +190,9 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
 
         if args.workers is not None:
             raise ConfigError("--workers is for --engine local: on Ray each node gets actors by its CPUs")
-        require_ray()
         ray_address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
         parse_ray_address(ray_address)
+        require_ray()
     elif args.ray_address is not None:
         raise ConfigError("--ray-address is for --engine ray")
     return LoadSettings(
