@@ -315,6 +315,8 @@ class RayExecutor:
                     return
                 self._replace_lost()
                 slots = self._slots()[:concurrency]
+                if not slots:
+                    raise ClusterLost("no Ray actor is left to make this level's requests")
                 for ramp in (True, False):  # each slot's first request, then its next one queued behind it
                     for slot in slots:
                         if ticket is None and (ticket := next_ticket()) is None:
