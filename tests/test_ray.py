@@ -321,23 +321,26 @@ def test_without_an_address_a_local_ray_runs_the_slots_and_rows_go_to_the_outbox
 
 # ---- refusals ----------------------------------------------------------------------------------------------------
 
-def assert_refused(directory: Path, done: subprocess.CompletedProcess, message: str) -> None:
+def assert_refused(directory: Path, done: subprocess.CompletedProcess, message: str, prog: str = "main.py") -> None:
     """Exit 2, one line naming the problem, nothing stored."""
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
-    assert len(lines) == 1 and lines[0].startswith("main.py: error: ") and message in lines[0], done.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: ") and message in lines[0], done.stderr
     assert not (directory / "benchmarks.db").exists() and not (directory / "outbox").exists()
 
 
-def test_an_address_where_nothing_listens_is_one_line_exit_2_and_nothing_written(tmp_path):
+@pytest.mark.parametrize("script", ["main.py", "run_scheduled.py"])
+def test_an_address_where_nothing_listens_is_one_line_exit_2_and_nothing_written(tmp_path, script):
     if not ray_installed():
         unavailable("Ray is not installed: pip install -r requirements-ray.txt")
     with Simulator(profiles={"m": ModelProfile()}, default=None) as sim:
         endpoint(tmp_path, sim)
-        done = run(tmp_path, "--providers", "local", "--concurrency", "2", "--engine", "ray",
-                   "--ray-address", f"{HEAD_IP}:{free_port(HEAD_IP)}", timeout=60)
+        schedule = ["--runs", "1"] if script == "run_scheduled.py" else []
+        command = [sys.executable, str(MAIN.with_name(script)), "--providers", "local", *schedule, "--concurrency",
+                   "2", "--engine", "ray", "--ray-address", f"{HEAD_IP}:{free_port(HEAD_IP)}"]
+        done = subprocess.run(command, cwd=tmp_path, env=ray_env(), capture_output=True, text=True, timeout=60)
         assert not sim.log  # nothing sent, not even a warm-up
-    assert_refused(tmp_path, done, f"no Ray cluster answers at {HEAD_IP}:")
+    assert_refused(tmp_path, done, f"no Ray cluster answers at {HEAD_IP}:", prog=script)
 
 
 def test_an_address_that_answers_but_is_no_ray_cluster_is_one_line_after_the_timeout(tmp_path):

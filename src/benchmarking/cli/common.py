@@ -206,6 +206,15 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
     )
 
 
+def connect_engine(load: "LoadSettings | None") -> None:
+    """--engine ray: connect to the cluster before storage is opened, so that one that is not there (or not Ray)
+    costs one line and leaves nothing behind."""
+    if load is not None and load.engine == "ray":
+        from ..ray_executor import connect
+
+        connect(load.ray_address)
+
+
 def positive_usd(text: str, flag: str) -> Decimal:
     try:
         value = Decimal(text.strip().removeprefix("$"))

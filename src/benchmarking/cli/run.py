@@ -10,8 +10,8 @@ from .. import __version__
 from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
 from .common import (
-    ExitStatus, Parser, add_run_arguments, load_from_args, one_load_run, one_run, prepare_runs, print_plan,
-    settings_from_args,
+    ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
+    print_plan, settings_from_args,
 )
 
 
@@ -53,10 +53,7 @@ def run_main(argv: list[str]) -> int:
         load = load_from_args(args)
         if settings.dry_run:
             return print_plan(settings, load=load)
-        if load is not None and load.engine == "ray":  # a cluster that is not there: one line, nothing written
-            from ..ray_executor import connect
-
-            connect(load.ray_address)
+        connect_engine(load)
         context = prepare_runs(settings, stack, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the run started: nothing measured", file=sys.stderr)

@@ -11,8 +11,8 @@ from ..benchmark_runner import RunInterrupted
 from ..config import DEFAULT_RUN_NAME, Settings, whole_number
 from ..stopping import GracefulStop
 from .common import (
-    ExitStatus, Parser, add_run_arguments, load_from_args, one_load_run, one_run, prepare_runs, print_plan,
-    settings_from_args,
+    ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
+    print_plan, settings_from_args,
 )
 
 
@@ -56,6 +56,7 @@ def schedule_main(argv: list[str]) -> int:
         load = load_from_args(args)
         if settings.dry_run:
             return print_plan(settings, runs=schedule.runs, load=load)
+        connect_engine(load)
         context = prepare_runs(settings, stack, runs=schedule.runs, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the first run: nothing measured", file=sys.stderr)
