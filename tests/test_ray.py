@@ -391,3 +391,15 @@ def test_actors_are_spread_over_every_node_and_more_where_the_cpus_allow():
     assert plan_actors([("a", 1), ("b", 1)], 5) == [("a", 3), ("b", 2)]
     assert plan_actors([("a", 4), ("b", 1)], 64) == [("a", 16), ("b", 16), ("a", 16), ("a", 16)]
     assert plan_actors([("a", 8)], 20) == [("a", 10), ("a", 10)]  # 16 slots an actor at most, where CPUs allow
+
+
+def test_ray_is_imported_only_for_engine_ray(tmp_path):
+    code = ("import sys; from benchmarking.cli import main; sys.argv[0] = 'main.py'; status = main(sys.argv[1:]); "
+            "print('ray imported' if 'ray' in sys.modules else 'ray not imported'); sys.exit(status)")
+    with Simulator(profiles={"m": ModelProfile(ttft_ms=5, itl_ms=1, output_tokens=4)}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        done = subprocess.run([sys.executable, "-c", code, "--providers", "local", "--concurrency", "2",
+                               "--requests", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env=ray_env(PYTHONPATH=str(Path(__file__).parent.parent / "src")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ray not imported")  # a load run on the local engine, Ray installed or not
