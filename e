@@ -1,1 +1,0 @@
-/dev/fd/3: line 110: --simulate: command not found
