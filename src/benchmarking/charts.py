@@ -1,25 +1,151 @@
 """`report --plot`: one picture to read at a glance, as PNG or as a self-contained HTML page.
 
 Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
-provider, and cost against latency. The HTML page embeds the same picture and the summary table; it loads nothing
-from the network.
+provider, and cost against latency. Below them, panels drawn only when the data has something to show: TTFT against
+input tokens (prefill: runs at several input sizes) and throughput against latency (load runs, one point per level).
+The HTML page embeds the same picture and the summary table; it loads nothing from the network.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 import io
 from pathlib import Path
-from typing import Sequence
+from statistics import median
+from typing import Any, Callable, Sequence
 
 from .errors import ConfigError
+from .load_report import LevelReport, by_concurrency
 from .report import PERCENTILES, Row, Summary, summary_fields
 
 PLOT_SUFFIXES = (".png", ".html")
 
 
-def _figure(rows: Sequence[Row], title: str) -> bytes:
+# ---- panels drawn only when the data has them ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Panel:
+    """A chart below the four standard ones: its title, and how to draw it on a matplotlib Axes."""
+
+    title: str
+    draw: Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class LevelPoint:
+    """One load level of one provider and model on the throughput-against-latency chart."""
+
+    concurrency: int
+    output_tokens_per_s: float
+    requests_per_s: float
+    latency_p50_ms: float
+    latency_p90_ms: float | None
+    error_rate: float
+
+
+def throughput_latency_points(levels: Sequence[LevelReport]) -> dict[str, list[LevelPoint]]:
+    """Per provider and model, a point per level in level order (a level with no latency p50 has none)."""
+    series: dict[str, list[LevelPoint]] = {}
+    for level in levels:
+        p50 = level.latency_ms[50]
+        if p50 is None or level.requests_per_s is None or level.output_tokens_per_s is None:
+            continue
+        series.setdefault(f"{level.provider} / {level.model}", []).append(LevelPoint(
+            level.concurrency, level.output_tokens_per_s, level.requests_per_s, p50, level.latency_ms[90],
+            level.error_rate))
+    return series
+
+
+def throughput_latency_panel(rows: Sequence[Row]) -> Panel | None:
+    """Latency p50 (solid) and p90 (dashed) against throughput, a point per load level labelled with its concurrency."""
+    series = throughput_latency_points(by_concurrency(rows))
+    if not series:
+        return None
+    # Output tokens/s where every level has them; else (a server that sends no usage) requests/s.
+    tokens = all(p.output_tokens_per_s > 0 for points in series.values() for p in points)
+    unit = "output tokens/s" if tokens else "requests/s"
+
+    def draw(ax: Any) -> None:
+        for index, (label, points) in enumerate(sorted(series.items())):
+            colour = f"C{index % 10}"
+            xs = [p.output_tokens_per_s if tokens else p.requests_per_s for p in points]
+            ax.plot(xs, [p.latency_p50_ms for p in points], marker="o", color=colour, label=f"{label} p50")
+            p90 = [(x, p.latency_p90_ms) for x, p in zip(xs, points) if p.latency_p90_ms is not None]
+            if p90:
+                ax.plot(*zip(*p90), marker=".", linestyle="--", color=colour, alpha=0.6, label=f"{label} p90")
+            for x, p in zip(xs, points):
+                errors = f" ({p.error_rate:.0%} errors)" if p.error_rate else ""
+                ax.annotate(f"{p.concurrency}{errors}", (x, p.latency_p50_ms), textcoords="offset points", xytext=(4, -10),
+                            fontsize=8, color=colour)
+        ax.set(xlabel=f"throughput ({unit}, the system's)", ylabel="latency (ms)")
+
+    return Panel("Latency against throughput per load level (labels: requests in flight)", draw)
+
+
+@dataclass(frozen=True)
+class PrefillPoint:
+    """One input size (a tier, or a prompt's token count) of one provider and model on the prefill chart."""
+
+    input_tokens: float  # the median of the provider's counts; the tier's size where none was reported
+    ttft_p50_ms: float
+    requests: int
+    input_tier: int | None
+
+
+def prefill_points(rows: Sequence[Row]) -> dict[str, list[PrefillPoint]]:
+    """Per provider and model, TTFT p50 at each distinct input size, smallest first.
+
+    Requests made one at a time only (sequential, or a load level of 1): under load, queueing would be read as
+    prefill. A size is a tier where the row has one, else its input token count; a point of one request is that
+    request's TTFT.
+    """
+    groups: dict[tuple[str, str], dict[tuple[str, int], list]] = {}
+    for row in rows:
+        m = row.result.measurement
+        if not m.success or m.ttft_ms is None or (m.concurrency or 1) != 1:
+            continue
+        size = ("tier", m.input_tier) if m.input_tier is not None else ("tokens", m.input_tokens)
+        if size[1] is None:
+            continue
+        groups.setdefault((m.provider, m.model), {}).setdefault(size, []).append(m)  # type: ignore[arg-type]
+    series: dict[str, list[PrefillPoint]] = {}
+    for (provider, model), sizes in sorted(groups.items()):
+        points = []
+        for (_, size), measured in sizes.items():
+            counts = [m.input_tokens for m in measured if m.input_tokens is not None]
+            points.append(PrefillPoint(median(counts) if counts else size, median(m.ttft_ms for m in measured),
+                                       len(measured), measured[0].input_tier))
+        series[f"{provider} / {model}"] = sorted(points, key=lambda p: p.input_tokens)
+    return series
+
+
+def prefill_panel(rows: Sequence[Row]) -> Panel | None:
+    """TTFT p50 against input tokens per provider and model: drawn where one has been measured at two sizes or more."""
+    series = {label: points for label, points in prefill_points(rows).items() if len(points) > 1}
+    if not series:
+        return None
+    spread = max(p.input_tokens for ps in series.values() for p in ps) / max(
+        1.0, min(p.input_tokens for ps in series.values() for p in ps))
+
+    def draw(ax: Any) -> None:
+        for index, (label, points) in enumerate(series.items()):
+            ax.plot([p.input_tokens for p in points], [p.ttft_p50_ms for p in points], marker="o",
+                    color=f"C{index % 10}", label=label)
+        if spread > 20:  # tiers like 100, 1k, 10k: spaced evenly on a log scale
+            ax.set_xscale("log")
+        ax.set(xlabel="input tokens (the provider's count)", ylabel="TTFT p50 (ms)")
+
+    return Panel("Time to first token against input tokens (prefill), one request at a time", draw)
+
+
+def extra_panels(rows: Sequence[Row]) -> list[Panel]:
+    """The panels this data has something to show in, in the order they are drawn."""
+    return [panel for panel in (prefill_panel(rows), throughput_latency_panel(rows)) if panel is not None]
+
+
+def _figure(rows: Sequence[Row], title: str, extras: Sequence[Panel] = ()) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render to memory
@@ -29,8 +155,16 @@ def _figure(rows: Sequence[Row], title: str) -> bytes:
     for row in rows:
         m = row.result.measurement
         series.setdefault(f"{m.provider} / {m.model}", []).append((row.result.created_at, m))
-    figure, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
-    (latency_ax, ttft_ax), (box_ax, cost_ax) = axes
+    extra_rows = -(-len(extras) // 2)
+    figure, axes = plt.subplots(2 + extra_rows, 2, figsize=(14, 4.5 * (2 + extra_rows)), constrained_layout=True,
+                                squeeze=False)
+    (latency_ax, ttft_ax), (box_ax, cost_ax) = axes[:2]
+    extra_axes = list(axes[2:].flat)
+    for panel, ax in zip(extras, extra_axes):
+        panel.draw(ax)
+        ax.set_title(panel.title)
+    for ax in extra_axes[len(extras):]:
+        ax.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels, distributions = [], []
     for index, (label, points) in enumerate(sorted(series.items())):
@@ -59,7 +193,7 @@ def _figure(rows: Sequence[Row], title: str) -> bytes:
     box_ax.set(title="Latency distribution (box: p25-p75, line: median)", xlabel="latency (ms)")
     cost_ax.set(title="Cost against latency, per request", xlabel="latency (ms)", ylabel="cost (USD)")
     cost_ax.yaxis.set_major_formatter(lambda value, _: f"${value:.6f}")
-    for ax in (latency_ax, ttft_ax, cost_ax):
+    for ax in (latency_ax, ttft_ax, cost_ax, *extra_axes[:len(extras)]):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -72,7 +206,7 @@ def _figure(rows: Sequence[Row], title: str) -> bytes:
     return buffer.getvalue()
 
 
-def _html(png: bytes, summaries: Sequence[Summary], title: str) -> str:
+def _html(png: bytes, summaries: Sequence[Summary], title: str, extras: Sequence[Panel] = ()) -> str:
     records = [summary_fields(s) for s in summaries]
     header = "".join(f"<th>{html.escape(name)}</th>" for name in records[0]) if records else ""
     body = "".join(
@@ -80,6 +214,8 @@ def _html(png: bytes, summaries: Sequence[Summary], title: str) -> str:
         for r in records
     )
     image = base64.b64encode(png).decode()
+    alt = "; ".join(["latency and TTFT over time, latency distribution, cost against latency"]
+                    + [panel.title for panel in extras])
     quantiles = ", ".join(f"p{q}" for q in PERCENTILES)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -98,7 +234,7 @@ img {{ max-width: 100%; }}
 <body>
 <h1>Benchmark Engine report</h1>
 <p id="title">{html.escape(title)}</p>
-<img id="chart" alt="latency and TTFT over time, latency distribution, cost against latency"
+<img id="chart" alt="{html.escape(alt)}"
      src="data:image/png;base64,{image}">
 <div style="overflow-x: auto"><table id="summary"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>
 <p>Times in ms over successful requests; {quantiles} by linear interpolation, "-" below 2 samples.</p>
@@ -112,9 +248,10 @@ def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Pa
     suffix = path.suffix.lower()
     if suffix not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
-    png = _figure(rows, title)
+    extras = extra_panels(rows)
+    png = _figure(rows, title, extras)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
         path.write_bytes(png)
     else:
-        path.write_text(_html(png, summaries, title), encoding="utf-8")
+        path.write_text(_html(png, summaries, title, extras), encoding="utf-8")

@@ -283,6 +283,11 @@ class _Slots:
                 ticket = self._tickets.get()
                 if ticket is None:
                     return
+                # A slot that waited here across levels: the new level's first request is due at its start, not
+                # when this slot's last request of the level before ended (the main process tells a worker the
+                # level before it sends the level's tickets, so the level is known by now).
+                if self._level is not level:
+                    level, ended = self._level, 0.0
                 if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
                     self._tickets.put(ticket)
                     continue

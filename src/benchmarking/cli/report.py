@@ -73,6 +73,10 @@ def report_main(argv: list[str]) -> int:
                      help="table (default), json, csv or markdown; json and csv carry the same fields")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--by", choices=("concurrency",),
+                     help="concurrency: per load level of each provider and model, requests/s, output tokens/s, "
+                          "TTFT and latency p50/p90/p99, errors (429s on their own), rate-limit headers, the "
+                          "harness's start lag, where a sweep stopped, and goodput where SLOs are set")
     out.add_argument("--compare", nargs=2, metavar=("A", "B"),
                      help="change from A to B per provider; each a run id or a window like 8h..4h or "
                           "2026-11-01..2026-11-08; changes beyond the noise are marked")
@@ -115,7 +119,12 @@ def report_main(argv: list[str]) -> int:
         return ExitStatus.OK
     summaries = summarise(rows)
     title = title_for(rows, base)
-    if args.format == "json":
+    if args.by == "concurrency":
+        from ..load_report import render
+        from ..slo import SloConfig
+
+        print(render(rows, args.format, title, base, getattr(settings, "slo", SloConfig())), end="")
+    elif args.format == "json":
         print(format_json(summaries, title, base, rows))
     elif args.format == "csv":
         print(format_csv(summaries), end="")
