@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 import json
 from pathlib import Path
 import sqlite3
@@ -171,3 +172,19 @@ def test_ctrl_c_in_a_load_run_lets_the_requests_in_flight_finish_and_marks_the_r
     assert 12 <= stored["n"] < 400
     assert stored["n"] == len(sent) and stored["ok"] == stored["n"]  # every request sent was finished and stored
     assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"
+
+
+def test_a_slot_s_first_request_of_a_level_is_due_at_the_level_s_start(tmp_path):
+    # At 2 in flight, 5 requests: one slot ends a request earlier than the other and waits for the next level. Its
+    # first request there is due when that level started, not when its own last request ended, a request before.
+    profile = ModelProfile(ttft_ms=100, itl_ms=5, output_tokens=20)
+    with Simulator(profiles={"m": profile}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        done = run(tmp_path, "--providers", "local", "--concurrency", "2,4", "--requests", "5", "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    stored = rows(tmp_path, "select concurrency, started_at, level_started_at, start_lag_ms from benchmark_results")
+    assert {r["concurrency"] for r in stored} == {2, 4}
+    for r in stored:
+        # when the closed loop let it start, on the wall clock: never before its level started
+        due = datetime.fromisoformat(r["started_at"]) - timedelta(milliseconds=r["start_lag_ms"])
+        assert due >= datetime.fromisoformat(r["level_started_at"]) - timedelta(milliseconds=5), dict(r)
