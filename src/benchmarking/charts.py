@@ -77,8 +77,9 @@ def throughput_latency_panel(rows: Sequence[Row]) -> Panel | None:
                 ax.plot(*zip(*p90), marker=".", linestyle="--", color=colour, alpha=0.6, label=f"{label} p90")
             for x, p in zip(xs, points):
                 errors = f" ({p.error_rate:.0%} errors)" if p.error_rate else ""
-                ax.annotate(f"{p.concurrency}{errors}", (x, p.latency_p50_ms), textcoords="offset points", xytext=(4, -10),
-                            fontsize=8, color=colour)
+                ax.annotate(f"{p.concurrency}{errors}", (x, p.latency_p50_ms), textcoords="offset points",
+                            xytext=(-4, 6) if errors else (4, -10), ha="right" if errors else "left", fontsize=8,
+                            color=colour)
         ax.set(xlabel=f"throughput ({unit}, the system's)", ylabel="latency (ms)")
 
     return Panel("Latency against throughput per load level (labels: requests in flight)", draw)
