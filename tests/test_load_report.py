@@ -6,7 +6,6 @@ import csv
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 import json
-import os
 import struct
 from uuid import uuid4
 
@@ -20,6 +19,7 @@ from benchmarking.measurement import Measurement
 from benchmarking.report import Selection, select
 from benchmarking.slo import SloConfig, Targets
 
+from test_report import report_here  # noqa: F401 (a fixture)
 from test_storage_sqlite import run_info
 
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
@@ -153,14 +153,10 @@ def test_levels_of_several_runs_add_their_wall_times_and_keep_each_run_s_stop(op
 
 
 @pytest.fixture
-def load_dir(tmp_path, monkeypatch):
+def load_dir(report_here, tmp_path):
     """A directory whose benchmarks.db holds the load run above; report runs there with a clean environment."""
     from benchmarking.storage.sqlite import SQLiteStorage
 
-    for name in list(os.environ):
-        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
         store_load_run(storage, LEVEL_16 + LEVEL_2 + LEVEL_1, sweep_summary())
     return tmp_path

@@ -113,14 +113,20 @@ def test_compare_marks_a_change_beyond_the_noise_and_not_one_within_it():
 
 
 @pytest.fixture
-def report_dir(tmp_path, monkeypatch):
-    """A directory whose benchmarks.db holds the known rows; report runs there with a clean environment."""
-    from benchmarking.storage.sqlite import SQLiteStorage
-
+def report_here(tmp_path, monkeypatch):
+    """Run report in tmp_path with no storage settings from the environment: it reads tmp_path/benchmarks.db."""
     for name in list(os.environ):
         if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def report_dir(report_here, tmp_path):
+    """A directory whose benchmarks.db holds the known rows; report runs there with a clean environment."""
+    from benchmarking.storage.sqlite import SQLiteStorage
+
     with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
         ids = known_rows(storage)
     return tmp_path, ids

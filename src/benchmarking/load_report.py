@@ -16,16 +16,14 @@ harness's CPU a request, and its warning when it may have set the pace.
 from __future__ import annotations
 
 from collections import Counter
-import csv
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-import io
 import json
 from typing import Iterable, Sequence
 from uuid import UUID
 
 from .measurement import Measurement
-from .report import Row, Selection, _cell, _round, percentile
+from .report import Row, Selection, _cell, _round, aligned_lines, csv_text, markdown_lines, percentile
 from .slo import SloConfig
 
 LEVEL_PERCENTILES = (50, 90, 99)
@@ -268,13 +266,7 @@ DEFINITIONS = (
 
 def format_levels_table(levels: Sequence[LevelReport], title: str) -> str:
     header, rows = _table(levels)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    left = {i for i, name in enumerate(header) if name in ("provider", "model", "errors", "")}
-    lines = [title]
-    for row in [header, *rows]:
-        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-    lines += _notes(levels)
+    lines = [title, *aligned_lines(header, rows, ("provider", "model", "errors", "")), *_notes(levels)]
     lines.append(DEFINITIONS + ("; goodput: requests a second within every per-request SLO target"
                                 if any(level.slo_met is not None for level in levels) else ""))
     return "\n".join(lines)
@@ -283,19 +275,13 @@ def format_levels_table(levels: Sequence[LevelReport], title: str) -> str:
 def format_levels_markdown(levels: Sequence[LevelReport], title: str) -> str:
     header, rows = _table(levels)
     header[-1] = "stopped"
-    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines = markdown_lines(title, header, rows)
     notes = _notes(levels)
     return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else []))
 
 
 def format_levels_csv(levels: Sequence[LevelReport]) -> str:
-    out = io.StringIO()
-    records = [level_fields(level) for level in levels]
-    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["provider"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
+    return csv_text([level_fields(level) for level in levels])
 
 
 def format_levels_json(levels: Sequence[LevelReport], title: str, selection: Selection, rows: Sequence[Row]) -> str:

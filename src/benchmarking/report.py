@@ -289,14 +289,30 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
     return header, rows
 
 
+def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: Iterable[str]) -> list[str]:
+    """A table in columns for a terminal: the columns named in `left` aligned left, the rest (numbers) right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    on_left = {i for i, name in enumerate(header) if name in set(left)}
+    return ["  ".join(c.ljust(w) if i in on_left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+            for row in [header, *rows]]
+
+
+def markdown_lines(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+
+
+def csv_text(records: Sequence[dict[str, object]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["provider"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
+
+
 def format_table(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    left = {i for i, name in enumerate(header) if name in ("provider", "model", "errors", "served by", "")}
-    lines = [title]
-    for row in [header, *rows]:
-        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+    lines = [title, *aligned_lines(header, rows, ("provider", "model", "errors", "served by", ""))]
     lines.append("times over successful requests; tokens/s is the median decode speed; percentiles by linear "
                  "interpolation, '-' below 2 samples; fastest = lowest median latency, cheapest = lowest mean cost")
     return "\n".join(lines)
@@ -305,18 +321,11 @@ def format_table(summaries: Sequence[Summary], title: str) -> str:
 def format_markdown(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
     header[-1] = "marks"
-    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(markdown_lines(title, header, rows))
 
 
 def format_csv(summaries: Sequence[Summary]) -> str:
-    out = io.StringIO()
-    records = [summary_fields(s) for s in summaries]
-    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["provider"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
+    return csv_text([summary_fields(s) for s in summaries])
 
 
 def format_json(summaries: Sequence[Summary], title: str, selection: Selection, rows: Sequence[Row]) -> str:
