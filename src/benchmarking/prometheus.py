@@ -111,23 +111,28 @@ class Metrics:
     def declare(self, provider: str, model: str, mode: str) -> None:
         """A series that exists before its first result, so a scrape sees it at zero (not absent) from the start."""
         with self._lock:
-            self._series.setdefault((provider, model, mode), _Series())
+            self._one((provider, model, mode))
+
+    def _one(self, key: tuple[str, str, str]) -> _Series:
+        series = self._series.get(key)  # not setdefault: that would build a _Series for every result
+        if series is None:
+            series = self._series[key] = _Series()
+        return series
 
     def add(self, provider: str, model: str, mode: str, success: bool, error_type: str | None, ttft_ms: Any,
             latency_ms: Any, tokens_per_second: Any, cost_usd: Any, created_at: Any) -> None:
         """One stored result (values as any backend returns them: timestamps may be text, numbers Decimal)."""
         with self._lock:
-            series = self._series.setdefault((provider, model, mode), _Series())
+            series = self._one((provider, model, mode))
             outcome = ("success", "") if success else ("failure", error_type or "unknown")
             series.requests[outcome] = series.requests.get(outcome, 0) + 1
             cost = _finite(cost_usd)
+            moment = _moment(created_at) if success or cost is not None else None
             if cost is not None:
-                moment = _moment(created_at)
                 if series.last_cost is None or moment >= series.last_cost[0]:
                     series.last_cost = (moment, cost)
             if not success:
                 return
-            moment = _moment(created_at)
             if series.last_success is None or moment > series.last_success:
                 series.last_success = moment
             for histogram, value, scale in ((series.ttft, ttft_ms, 1000), (series.latency, latency_ms, 1000),

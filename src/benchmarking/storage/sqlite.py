@@ -187,8 +187,12 @@ class SQLiteStorage(Storage):
         equal = equal or {}
         where = " WHERE " + " AND ".join(f'"{name}" = ?' for name in equal) if equal else ""
         names = ", ".join(f'"{name}"' for name in columns)
-        rows = self._execute(f"cannot read {table}", f'SELECT {names} FROM "{table}"{where}', list(equal.values()))
-        return [tuple(row) for row in rows]
+        try:
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples: a Row per result was a third of reading 100,000
+            return cursor.execute(f'SELECT {names} FROM "{table}"{where}', list(equal.values())).fetchall()
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read {table} in {self.location}", exc) from None
 
     def close(self) -> None:
         if self._connection is not None:
