@@ -73,3 +73,15 @@ def test_workloads_quick_times_prompt_building_and_planning():
     assert re.search(rf"planning 1,000 cells \(4 providers x 5 models x 50 prompts\): ({NUMBER}) ms", out), out
     assert "tier sizes by the o200k vocabulary" in out
     assert re.search(r"^(all targets met|MISSED: .+)$", out, re.M)
+
+
+def test_metrics_quick_times_the_history_read_and_the_textfile():
+    out = run_script("metrics.py", "--quick")
+    sqlite = out.split("\nSQLite\n", 1)[1].split("\n\n", 1)[0]
+    assert re.search(rf"history_metrics\(\) on 100 results: {NUMBER} s \(narrow read", sqlite), sqlite
+    assert re.search(rf"the same from read_results\(with_text=False\): {NUMBER} s", sqlite), sqlite
+    assert re.search(rf"write_textfile\(\): {NUMBER} s \([\d,]+ bytes\)", sqlite), sqlite
+    if "PostgreSQL: not reachable" in out:
+        assert not os.environ.get("BENCHMARK_REQUIRE_POSTGRES")
+    else:
+        assert re.search(rf"history_metrics\(\) on 100 results: {NUMBER} s", out.split("\nPostgreSQL\n", 1)[1])

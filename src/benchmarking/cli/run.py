@@ -13,6 +13,7 @@ from .common import (
     ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
     print_plan, settings_from_args,
 )
+from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_run_arguments(parser)
+    add_metrics_file_argument(parser.add_argument_group("Prometheus"))
     return parser
 
 
@@ -51,6 +53,7 @@ def run_main(argv: list[str]) -> int:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
         load = load_from_args(args)
+        metrics_file = checked_metrics_file(args)
         if settings.dry_run:
             return print_plan(settings, load=load)
         connect_engine(load)
@@ -59,5 +62,8 @@ def run_main(argv: list[str]) -> int:
             print("interrupted before the run started: nothing measured", file=sys.stderr)
             return stop.exit_status
         if load is not None:
-            return run_status(one_load_run(context, context.settings, load, stop), stop)
-        return run_status(one_run(context, context.settings, stop), stop)
+            outcome = one_load_run(context, context.settings, load, stop)
+        else:
+            outcome = one_run(context, context.settings, stop)
+        write_metrics_file(context.storage, metrics_file)
+        return run_status(outcome, stop)

@@ -14,6 +14,9 @@ from .common import (
     ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
     print_plan, settings_from_args,
 )
+from .metrics import (
+    add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
+)
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:
@@ -35,6 +38,9 @@ def build_scheduled_parser() -> argparse.ArgumentParser:
     timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
     timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
     add_run_arguments(parser, level_duration_flag="--level-duration")
+    prometheus = parser.add_argument_group("Prometheus")
+    add_metrics_port_argument(prometheus)
+    add_metrics_file_argument(prometheus)
     return parser
 
 
@@ -54,10 +60,14 @@ def schedule_main(argv: list[str]) -> int:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
         load = load_from_args(args)
+        metrics_file = checked_metrics_file(args)
         if settings.dry_run:
             return print_plan(settings, runs=schedule.runs, load=load)
+        live = serve_metrics(args, stack)
         connect_engine(load)
         context = prepare_runs(settings, stack, runs=schedule.runs, load=load)
+        if live is not None:
+            live.watch(context.settings, context.storage)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the first run: nothing measured", file=sys.stderr)
             return stop.exit_status
@@ -74,6 +84,10 @@ def schedule_main(argv: list[str]) -> int:
             except Exception as exc:  # one run's failure never stops the schedule
                 print(f"run {settings.run_name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 return "failed"
+            finally:
+                if live is not None:
+                    live.refresh_alerts(context.storage)
+                write_metrics_file(context.storage, metrics_file)
 
         outcome = run_schedule(
             schedule, context.settings, guarded_run, stop.wait, stop.requested,

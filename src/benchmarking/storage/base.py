@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Mapping, Sequence
 from uuid import UUID
 
 from ..measurement import Measurement
@@ -81,6 +82,17 @@ class Storage(ABC):
         self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
     ) -> list[StoredResult]:
         """Results oldest first: of one run, or created at or after `since`; without response_text if asked."""
+
+    def read_rows(
+        self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Only these columns of a table's rows, in no order, as the backend returns them (timestamps may be text);
+        only rows whose columns equal the given values if asked. For readers of many rows that need few columns
+        (the Prometheus metrics over the whole history): reading whole rows would be most of their time.
+
+        Raises StorageRejected if the table or a column is not there.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read columns")
 
     def prepare(self) -> None:
         """Check that the database can take rows before anything is measured.

@@ -21,7 +21,7 @@ import json
 import os
 from pathlib import Path
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from uuid import UUID
 
 from ..errors import OutboxUnwritable, StorageError, StorageUnavailable
@@ -428,6 +428,8 @@ class ResilientStorage(Storage):
         self.location = backend.location
         self.database = backend.database
         self._held: list[_Held] = []
+        # Called with each result once it is written (to the database, the outbox or memory): live metrics.
+        self.result_observers: list[Callable[[datetime, Measurement], None]] = []
 
     def replay(self, stop_requested: Callable[[], bool] = lambda: False) -> FlushReport:
         return self.outbox.replay(self.backend_storage, stop_requested=stop_requested)
@@ -501,7 +503,10 @@ class ResilientStorage(Storage):
         return self._write(encode_create_run(run))
 
     def save_result(self, run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> str | None:
-        return self._write(encode_save_result(run_id, result_id, created_at, m))
+        note = self._write(encode_save_result(run_id, result_id, created_at, m))
+        for observe in self.result_observers:
+            observe(created_at, m)
+        return note
 
     def finish_run(
         self, run_id: UUID, status: str, finished_at: datetime, summary: dict[str, object] | None = None
@@ -515,6 +520,11 @@ class ResilientStorage(Storage):
         self, run_id: UUID | None = None, since: datetime | None = None, with_text: bool = True
     ) -> list[StoredResult]:
         return self.backend_storage.read_results(run_id, since, with_text)
+
+    def read_rows(
+        self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return self.backend_storage.read_rows(table, columns, equal)
 
     def close(self) -> None:
         self.backend_storage.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import socket
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -310,6 +310,19 @@ class PostgresStorage(Storage):
         columns = ", ".join(selected_result_columns(with_text))
         rows = self._select(f"select {columns} from benchmark_results{where} order by created_at, id", tuple(params))
         return [stored_result_from_row(row) for row in rows]
+
+    def read_rows(
+        self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        from psycopg import sql
+
+        equal = equal or {}
+        query = sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+        if equal:
+            query += sql.SQL(" where ") + sql.SQL(" and ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(name)) for name in equal)
+        return self._run(f"read {table}", lambda conn: conn.execute(query, list(equal.values())).fetchall())
 
     def close(self) -> None:
         self._watchdog.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
@@ -180,6 +180,19 @@ class SQLiteStorage(Storage):
             "cannot read results", f"SELECT {columns} FROM benchmark_results{where} ORDER BY created_at, rowid", params
         )
         return [stored_result_from_row(dict(row)) for row in rows]
+
+    def read_rows(
+        self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        equal = equal or {}
+        where = " WHERE " + " AND ".join(f'"{name}" = ?' for name in equal) if equal else ""
+        names = ", ".join(f'"{name}"' for name in columns)
+        try:
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples: a Row per result was a third of reading 100,000
+            return cursor.execute(f'SELECT {names} FROM "{table}"{where}', list(equal.values())).fetchall()
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read {table} in {self.location}", exc) from None
 
     def close(self) -> None:
         if self._connection is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 import re
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 from uuid import UUID
 
 from ..config import Secret, redact_url
@@ -169,7 +169,7 @@ class SupabaseStorage(Storage):
 
     def _read_all(
         self, table: str, order: tuple[str, ...], run_id: UUID | None = None, since: datetime | None = None,
-        columns: str = "*", status: str | None = None,
+        columns: str = "*", status: str | None = None, equal: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every row, a page at a time: PostgREST caps one answer (1,000 rows on Supabase by default)."""
         rows: list[dict[str, Any]] = []
@@ -182,6 +182,8 @@ class SupabaseStorage(Storage):
                     request = request.gte("created_at", since.isoformat())
                 if status is not None:
                     request = request.eq("status", status)
+                for name, value in (equal or {}).items():
+                    request = request.eq(name, value)
                 for column in order:
                     request = request.order(column)
                 return request.range(len(rows), len(rows) + READ_PAGE_ROWS - 1).execute().data
@@ -202,3 +204,9 @@ class SupabaseStorage(Storage):
         columns = ",".join(selected_result_columns(with_text))
         rows = self._read_all("benchmark_results", ("created_at", "id"), run_id, since, columns)
         return [stored_result_from_row(row) for row in rows]
+
+    def read_rows(
+        self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        rows = self._read_all(table, ("id",), columns=",".join(columns), equal=equal)  # id: a stable order to page by
+        return [tuple(row.get(name) for name in columns) for row in rows]
