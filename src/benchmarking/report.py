@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 import io
@@ -140,9 +140,49 @@ def select(storage: Storage, selection: Selection, with_text: bool = False) -> l
     return rows
 
 
+# ---- grouping: --by KEY --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One way to split a report (`--by NAME`): the figures per group, and per provider and model within it.
+
+    `value` reads the group from a row (None where the row does not record it: one group, shown as NO_VALUE);
+    `label` shows a value in the table; `column` is False where the table already shows the key (model).
+    """
+
+    name: str
+    header: str
+    value: Callable[["Row"], object] | None  # None: no grouping beyond provider and model
+    label: Callable[[object], str] = str
+    column: bool = True
+
+
+NO_VALUE = "(none)"
+GROUP_KEYS: dict[str, GroupKey] = {key.name: key for key in (
+    GroupKey("provider", "", None),
+    GroupKey("model", "model", lambda row: row.result.measurement.model, column=False),
+    GroupKey("hour", "hour UTC", lambda row: row.result.created_at.hour, label=lambda hour: f"{hour:02d}:00"),
+    GroupKey("region", "region", lambda row: row.run.info.region),
+    GroupKey("host", "host", lambda row: row.run.info.host),
+    GroupKey("upstream", "served by", lambda row: row.result.measurement.upstream_provider),
+    GroupKey("tier", "input tier", lambda row: row.result.measurement.input_tier, label=lambda tier: f"{tier:,}"),
+    GroupKey("prompt", "prompt", lambda row: row.result.measurement.prompt_id),
+)}
+# Keys whose report is a table of its own (the load report's `concurrency`) are dispatched in cli/report.py.
+
+
+def group_label(value: object, key: GroupKey) -> str:
+    return NO_VALUE if value is None else key.label(value)
+
+
+def _group_order(value: object) -> tuple[bool, object]:
+    """Groups in the key's natural order (hours and tiers as numbers), the rows without the key last."""
+    return (value is None, value if value is not None else 0)
+
+
 @dataclass(frozen=True)
 class Summary:
-    """One provider and model over the selected results; times in ms, costs in USD."""
+    """One provider and model over the selected results (of one group with --by); times in ms, costs in USD."""
 
     provider: str
     model: str
@@ -158,6 +198,7 @@ class Summary:
     upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
     fastest: bool = False
     cheapest: bool = False
+    group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
 
     @property
     def success_rate(self) -> float:
@@ -195,16 +236,28 @@ def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
     )
 
 
-def summarise(rows: Iterable[Row]) -> list[Summary]:
-    """One Summary per (provider, model), sorted by median TTFT (undefined last); fastest and cheapest marked.
+def summarise(rows: Iterable[Row], by: str = "provider") -> list[Summary]:
+    """One Summary per (provider, model), within each group of `by`; fastest and cheapest marked within each group.
 
-    Fastest: the lowest median latency (the whole answer). Cheapest: the lowest mean cost per request.
+    Groups come in the key's order; within one, sorted by median TTFT (undefined last). Fastest: the lowest median
+    latency (the whole answer). Cheapest: the lowest mean cost per request.
     """
-    groups: dict[tuple[str, str], list[Row]] = {}
+    key = GROUP_KEYS[by]
+    groups: dict[object, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(key.value(row) if key.value else None, []).append(row)
+    summaries = []
+    for value in sorted(groups, key=_group_order):
+        summaries += _summarise_group(groups[value], (key, value) if key.value else None)
+    return summaries
+
+
+def _summarise_group(rows: list[Row], group: tuple[GroupKey, object] | None) -> list[Summary]:
+    by_model: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         m = row.result.measurement
-        groups.setdefault((m.provider, m.model), []).append(row)
-    summaries = [_summary(provider, model, group) for (provider, model), group in groups.items()]
+        by_model.setdefault((m.provider, m.model), []).append(row)
+    summaries = [_summary(provider, model, group_rows) for (provider, model), group_rows in by_model.items()]
 
     def best(key: Callable[[Summary], object]) -> Summary | None:
         candidates = [s for s in summaries if key(s) is not None]
@@ -213,7 +266,7 @@ def summarise(rows: Iterable[Row]) -> list[Summary]:
     fastest = best(lambda s: s.latency_ms[50])
     cheapest = best(lambda s: s.cost_mean_usd)
     marked = [
-        Summary(**{**s.__dict__, "fastest": s is fastest, "cheapest": s is cheapest}) for s in summaries
+        replace(s, fastest=s is fastest, cheapest=s is cheapest, group=group) for s in summaries
     ]
     return sorted(marked, key=lambda s: (s.ttft_ms[50] is None, s.ttft_ms[50] or 0.0, s.provider, s.model))
 
@@ -222,7 +275,10 @@ def summarise(rows: Iterable[Row]) -> list[Summary]:
 
 def summary_fields(s: Summary) -> dict[str, object]:
     """The fields json and csv carry, units in their names."""
-    values: dict[str, object] = {
+    values: dict[str, object] = {}
+    if s.group and s.group[0].column:
+        values[s.group[0].name] = s.group[1]
+    values |= {
         "provider": s.provider,
         "model": s.model,
         "requests": s.requests,
@@ -274,13 +330,14 @@ def _quantiles(values: dict[int, float | None]) -> str:
 def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
-    header = ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
+    key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
+    header = ([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
               "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else []) + [""]
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
         rows.append(
-            [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
+            ([group_label(s.group[1], key)] if key else []) + [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
@@ -292,7 +349,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
 def format_table(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    left = {i for i, name in enumerate(header) if name in ("provider", "model", "errors", "served by", "")}
+    left = {i for i, name in enumerate(header) if name in ("provider", "model", "errors", "served by", "")} | {0}
     lines = [title]
     for row in [header, *rows]:
         cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
@@ -326,17 +383,19 @@ def format_json(summaries: Sequence[Summary], title: str, selection: Selection, 
             "selection": selection.describe(),
             "results": len(rows),
             "runs": len({row.run.info.id for row in rows}),
+            "by": summaries[0].group[0].name if summaries and summaries[0].group else "provider",
             "providers": [summary_fields(s) for s in summaries],
         },
         indent=2,
     )
 
 
-def title_for(rows: Sequence[Row], selection: Selection) -> str:
+def title_for(rows: Sequence[Row], selection: Selection, by: str = "provider") -> str:
     runs = {row.run.info.id for row in rows}
     first, last = rows[0].result.created_at, rows[-1].result.created_at
     span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-    return f"{len(rows)} results from {len(runs)} run(s), {span} ({selection.describe()})"
+    grouped = f", by {GROUP_KEYS[by].header or by}" if by != "provider" else ""
+    return f"{len(rows)} results from {len(runs)} run(s), {span}{grouped} ({selection.describe()})"
 
 
 # ---- export -----------------------------------------------------------------------------------------------------

@@ -48,6 +48,18 @@ def check_writable(path: Path, flag: str) -> None:
         raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
 
 
+def report_keys() -> list[str]:
+    """What --by takes: the general grouping keys, then the keys that have a table of their own."""
+    from ..report import GROUP_KEYS
+
+    return list(GROUP_KEYS) + list(OWN_TABLES)
+
+
+# --by keys whose report is a table of its own, not the summary per group: name -> function(rows, args) -> text.
+# The load report adds "concurrency" here.
+OWN_TABLES: dict[str, object] = {}
+
+
 def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
@@ -69,6 +81,10 @@ def report_main(argv: list[str]) -> int:
     which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
     which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
     out = parser.add_argument_group("output")
+    out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
+                     help="group the figures by KEY, per provider and model within each group: provider (default), "
+                          "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
+                          "tier (input tier), prompt")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
@@ -113,8 +129,8 @@ def report_main(argv: list[str]) -> int:
                     hint = " (simulated results match: add --include-simulated to see them)"
         print(f"no results match: {base.describe()}{hint}")
         return ExitStatus.OK
-    summaries = summarise(rows)
-    title = title_for(rows, base)
+    summaries = summarise(rows, args.by)
+    title = title_for(rows, base, args.by)
     if args.format == "json":
         print(format_json(summaries, title, base, rows))
     elif args.format == "csv":

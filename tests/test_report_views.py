@@ -1,0 +1,185 @@
+"""report --by KEY, --window, correct-answer % and --compare within a tier: figures checked against the rows written,
+computed here independently (statistics.median), on every backend."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+import json
+import random
+from statistics import median
+from uuid import uuid4
+
+import pytest
+
+from benchmarking.cli import main
+from benchmarking.measurement import Measurement
+from benchmarking.report import NO_VALUE, Selection, format_csv, format_markdown, format_table, select, summarise
+
+from test_storage_sqlite import run_info
+
+pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
+DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
+PROBES = (("eu-west", "probe-eu"), ("us-east", "probe-us"), (None, "laptop"))  # a probe with no region set
+
+
+def measured(provider, model, ttft, latency, **changes):
+    values = dict(provider=provider, model=model, success=True, started_at=DAY, stream=True, ttft_ms=ttft,
+                  latency_ms=latency, output_tokens=50, input_tokens=10, cost_usd=Decimal("0.001"),
+                  tokens_per_second=49 / ((latency - ttft) / 1000))
+    values.update(changes)
+    return Measurement(**values)
+
+
+def write(storage, runs):
+    """runs: [(region, host, started_at, [(created_at, Measurement)])]; every result at its chosen created_at."""
+    for region, host, started, results in runs:
+        run = run_info(started_at=started, mode="live", region=region, host=host)
+        storage.create_run(run)
+        for created, m in results:
+            storage.save_result(run.id, uuid4(), created, m)
+        storage.finish_run(run.id, "completed", started + timedelta(minutes=1))
+
+
+def history(seed=3):
+    """Runs of two providers from three probes at hours 02, 09 and 17 UTC over three days; OpenRouter's rows say
+    who served them, some rows carry an input tier and a prompt id, and one groq row in nine failed."""
+    rng = random.Random(seed)
+    runs = []
+    for day in range(3):
+        for hour in (2, 9, 17):
+            for region, host in PROBES:
+                started = DAY + timedelta(days=day, hours=hour, minutes=rng.randrange(50))
+                tier = rng.choice((None, 100, 1000))
+                results = [
+                    (started + timedelta(seconds=1),
+                     measured("groq", "openai/gpt-oss-20b", rng.uniform(40, 80) + hour, rng.uniform(100, 200) + hour,
+                              input_tier=tier, prompt_id="p1" if tier else None)),
+                    (started + timedelta(seconds=2),
+                     measured("openrouter", "openai/gpt-4o-mini", rng.uniform(200, 300), rng.uniform(700, 900),
+                              upstream_provider=rng.choice(("Google", "Azure", None)), input_tier=tier)),
+                ]
+                if hour == 9 and host == "laptop":
+                    results.append((started + timedelta(seconds=3), Measurement(
+                        provider="groq", model="openai/gpt-oss-20b", success=False, started_at=DAY, stream=True,
+                        error_type="timeout")))
+                runs.append((region, host, started, results))
+    return runs
+
+
+def expected(runs, value_of):
+    """{(group, provider, model): (requests, median TTFT, median latency)} from the rows as written."""
+    groups = defaultdict(list)
+    for region, host, _, results in runs:
+        for created, m in results:
+            groups[(value_of(created, region, host, m), m.provider, m.model)].append(m)
+    return {
+        key: (len(ms), median([m.ttft_ms for m in ms if m.success]), median([m.latency_ms for m in ms if m.success]))
+        for key, ms in groups.items()
+    }
+
+
+VALUE_OF = {
+    "hour": lambda created, region, host, m: created.hour,
+    "region": lambda created, region, host, m: region,
+    "host": lambda created, region, host, m: host,
+    "upstream": lambda created, region, host, m: m.upstream_provider,
+    "tier": lambda created, region, host, m: m.input_tier,
+    "prompt": lambda created, region, host, m: m.prompt_id,
+    "model": lambda created, region, host, m: m.model,
+}
+
+
+def test_every_grouping_key_gives_the_figures_of_its_rows_on_every_backend(open_backend):
+    runs = history()
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, runs)
+        rows = select(storage, Selection())
+    assert len(rows) == sum(len(r[3]) for r in runs)
+    for by, value_of in VALUE_OF.items():
+        summaries = summarise(rows, by)
+        got = {(s.group[1], s.provider, s.model): (s.requests, s.ttft_ms[50], s.latency_ms[50]) for s in summaries}
+        want = expected(runs, value_of)
+        assert got.keys() == want.keys(), by
+        for key, (requests, ttft, latency) in want.items():
+            assert got[key][0] == requests and got[key][1:] == pytest.approx((ttft, latency)), (by, key)
+        # groups in the key's order, the rows without the key last, each group's rows together
+        order = [s.group[1] for s in summaries]
+        distinct = list(dict.fromkeys(order))
+        assert distinct == sorted((v for v in distinct if v is not None)) + ([None] if None in distinct else [])
+        assert all(order.count(v) == len([k for k in want if k[0] == v]) for v in distinct)
+
+
+def test_fastest_is_marked_within_each_group():
+    runs = [("eu", "h", DAY, [(DAY + timedelta(hours=hour, seconds=i), measured(p, "m", 10, latency))
+                              for i in range(2) for p, latency in (("a", 100 if hour < 12 else 300), ("b", 200))])
+            for hour in (1, 13)]
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(":memory:") as storage:
+        write(storage, runs)
+        summaries = summarise(select(storage, Selection()), "hour")
+    assert [(s.group[1], s.provider, s.fastest) for s in summaries if s.fastest] == [(1, "a", True), (13, "b", True)]
+
+
+@pytest.fixture
+def report_dir(tmp_path, monkeypatch):
+    """A directory whose benchmarks.db holds the history; report runs there with a clean environment."""
+    import os
+
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    runs = history()
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        write(storage, runs)
+    return runs
+
+
+def test_every_format_carries_the_grouping(report_dir, capsys):
+    want = expected(report_dir, VALUE_OF["region"])
+    assert main(["report", "--by", "region", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["by"] == "region"
+    got = {(p["region"], p["provider"], p["model"]): p["requests"] for p in payload["providers"]}
+    assert got == {key: value[0] for key, value in want.items()}
+
+    assert main(["report", "--by", "region", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("region,provider,model,requests,")
+    assert sum(line.startswith(",") for line in lines[1:]) == 2  # the probe with no region: an empty cell
+
+    assert main(["report", "--by", "hour"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert ", by hour UTC" in table[0] and table[1].startswith("hour UTC")
+    assert [line[:5] for line in table[2:-1]] == ["02:00"] * 2 + ["09:00"] * 2 + ["17:00"] * 2
+
+    assert main(["report", "--by", "upstream", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "| served by | provider |" in markdown and f"| {NO_VALUE} | groq |" in markdown
+    assert "| Google | openrouter |" in markdown
+
+
+def test_an_unknown_key_exits_2(report_dir, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--by", "weekday"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "--by: invalid choice: 'weekday'" in err[0]
+
+
+def test_formatting_functions_take_grouped_summaries(report_dir):
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage("benchmarks.db") as storage:
+        summaries = summarise(select(storage, Selection()), "tier")
+    assert format_csv(summaries).splitlines()[0].startswith("tier,provider")
+    assert "| input tier |" in format_markdown(summaries, "t")
+    assert "1,000" in format_table(summaries, "t") and NO_VALUE in format_table(summaries, "t")
+    assert replace(summaries[0], group=None).group is None
