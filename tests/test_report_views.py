@@ -183,3 +183,77 @@ def test_formatting_functions_take_grouped_summaries(report_dir):
     assert "| input tier |" in format_markdown(summaries, "t")
     assert "1,000" in format_table(summaries, "t") and NO_VALUE in format_table(summaries, "t")
     assert replace(summaries[0], group=None).group is None
+
+
+def test_rolling_median_is_the_median_of_the_window_ending_at_each_point():
+    rng = random.Random(5)
+    points, when = [], 0.0
+    for _ in range(400):
+        when += rng.choice((0.0, 60.0, 900.0, 3600.0))  # equal times too
+        points.append((when, rng.uniform(50, 500)))
+    window_s = 6 * 3600
+    from benchmarking.report import rolling_median
+
+    rolled = rolling_median(points, window_s)
+    brute = [(t, median([v for u, v in points if t - window_s <= u <= t])) for t, _ in points]
+    # equal times: the last of them sees them all; brute force gives every one the full set
+    last_of_each_time = {t: i for i, (t, _) in enumerate(points)}
+    assert [rolled[i][0] for i in last_of_each_time.values()] == [brute[i][0] for i in last_of_each_time.values()]
+    assert [rolled[i][1] for i in last_of_each_time.values()] == pytest.approx(
+        [brute[i][1] for i in last_of_each_time.values()])
+
+
+def window_runs(now):
+    """Rows at 80 h, 50 h, 20 h and 1 h before now: a 72 h window ending now holds the last three."""
+    return [("eu", "h", now - timedelta(hours=age), [
+        (now - timedelta(hours=age, seconds=-i), measured("groq", "m", 10 + age + i, 100 + 2 * age + i))
+        for i in range(3)]) for age in (80, 50, 20, 1)]
+
+
+def test_window_ending_now_and_ending_at_until_on_every_backend(open_backend):
+    from benchmarking.report import parse_duration, window_selection
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    runs = window_runs(now)
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, runs)
+        recent = select(storage, window_selection(Selection(), parse_duration("72h", "--window")))
+        earlier = select(storage, window_selection(Selection(until=now - timedelta(hours=30)),
+                                                   parse_duration("3d", "--window")))
+    for rows, ages in ((recent, (50, 20, 1)), (earlier, (80, 50))):
+        written = [m for _, _, started, results in runs for _, m in results
+                   if round((now - started).total_seconds() / 3600) in ages]
+        (summary,) = summarise(rows)
+        assert summary.requests == len(written)
+        assert summary.latency_ms[50] == pytest.approx(median(m.latency_ms for m in written))
+        assert summary.ttft_ms[50] == pytest.approx(median(m.ttft_ms for m in written))
+
+
+def test_window_on_the_command_line_and_its_bad_forms(tmp_path, monkeypatch, capsys):
+    import os
+
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    now = datetime.now(timezone.utc)
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        write(storage, window_runs(now))
+    assert main(["report", "--window", "72h", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["results"] == 9 and payload["window_hours"] == 72
+    assert "the 72 h window to" in payload["selection"]
+    assert main(["report", "--window", "30m"]) == 0  # nothing in the last half hour
+    assert "no results match: the 30 min window to" in capsys.readouterr().out
+    assert main(["report", "--window", "72h", "--plot", "chart.png"]) == 0
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    for bad in (["--window", "soon"], ["--window", "0h"], ["--window", "2h", "--since", "1d"],
+                ["--window", "2h", "--compare", "4h..2h", "2h.."]):
+        assert main(["report", *bad]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(line.startswith("main.py: error: ") for line in err)
+    assert "--window and --since" in err[2]

@@ -8,18 +8,29 @@ from the network.
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timedelta
 import html
 import io
 from pathlib import Path
 from typing import Sequence
 
 from .errors import ConfigError
-from .report import PERCENTILES, Row, Summary, summary_fields
+from .report import PERCENTILES, Row, Summary, rolling_median, summary_fields, window_text
 
 PLOT_SUFFIXES = (".png", ".html")
 
 
-def _figure(rows: Sequence[Row], title: str) -> bytes:
+def _over_time(ax, points: list[tuple[datetime, float]], colour: str, label: str, window: timedelta | None) -> None:
+    """Every request as a point joined by a line; with a window, faint points under the rolling median's line."""
+    if window is None:
+        ax.plot(*zip(*points), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+        return
+    ax.scatter(*zip(*points), s=6, alpha=0.25, color=colour)
+    rolled = rolling_median([(t.timestamp(), v) for t, v in points], window.total_seconds())
+    ax.plot([t for t, _ in points], [v for _, v in rolled], linewidth=1.5, color=colour, label=label)
+
+
+def _figure(rows: Sequence[Row], title: str, window: timedelta | None = None) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render to memory
@@ -39,11 +50,11 @@ def _figure(rows: Sequence[Row], title: str) -> bytes:
         latency = [(t, m.latency_ms) for t, m in ok if m.latency_ms is not None]
         ttft = [(t, m.ttft_ms) for t, m in ok if m.ttft_ms is not None]
         if latency:
-            latency_ax.plot(*zip(*latency), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+            _over_time(latency_ax, latency, colour, label, window)
             labels.append(label)
             distributions.append([v for _, v in latency])
         if ttft:
-            ttft_ax.plot(*zip(*ttft), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+            _over_time(ttft_ax, ttft, colour, label, window)
         failures = [t for t, m in points if not m.success]
         if failures:
             latency_ax.scatter(failures, [0] * len(failures), marker="x", color=colour, s=30)
@@ -51,8 +62,11 @@ def _figure(rows: Sequence[Row], title: str) -> bytes:
         if costed:
             cost_ax.scatter(*zip(*costed), s=18, alpha=0.7, color=colour, label=label)
 
-    latency_ax.set(title="Latency over time (x at 0: failed request)", xlabel="time (UTC)", ylabel="latency (ms)")
-    ttft_ax.set(title="Time to first token over time", xlabel="time (UTC)", ylabel="TTFT (ms)")
+    rolling = f", line: rolling {window_text(window)} median" if window else ""
+    latency_ax.set(title=f"Latency over time (x at 0: failed request{rolling})", xlabel="time (UTC)",
+                   ylabel="latency (ms)")
+    ttft_ax.set(title=f"Time to first token over time{' (' + rolling[2:] + ')' if window else ''}",
+                xlabel="time (UTC)", ylabel="TTFT (ms)")
     if distributions:
         box_ax.boxplot(distributions, orientation="horizontal", showfliers=True)
         box_ax.set_yticks(range(1, len(labels) + 1), labels)
@@ -107,12 +121,14 @@ img {{ max-width: 100%; }}
 """
 
 
-def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Path) -> None:
-    """Write the picture as PNG, or as a self-contained HTML page, by the file's extension."""
+def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Path,
+         window: timedelta | None = None) -> None:
+    """Write the picture as PNG, or as a self-contained HTML page, by the file's extension; with a window (--window),
+    the over-time panels draw the rolling median."""
     suffix = path.suffix.lower()
     if suffix not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
-    png = _figure(rows, title)
+    png = _figure(rows, title, window)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
         path.write_bytes(png)

@@ -7,6 +7,7 @@ with fewer than 2 samples a percentile is not defined and is shown as "-".
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter
 import csv
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,36 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
                           "time, like 4h, 7d or 2026-11-01") from None
 
 
+def parse_duration(text: str, flag: str) -> timedelta:
+    """'72h', '30m', '7d', '2w': a length of time."""
+    match = _AGO.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{flag} takes a length of time like 72h, 30m, 7d or 2w, not {text!r}")
+    try:
+        return timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise ConfigError(f"{flag} {text} is longer than the calendar holds: give a shorter window") from None
+
+
+def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> list[tuple[float, float]]:
+    """For each (time in s, value), oldest first: the median of the values in the window [time - window_s, time].
+
+    What a leaderboard's "median over the past 72 hours" shows at each moment. One pass, the window's values kept
+    sorted: fast on a year of rows.
+    """
+    window: list[float] = []
+    rolled = []
+    oldest = 0
+    for when, value in points:
+        insort(window, value)
+        while points[oldest][0] < when - window_s:
+            del window[bisect_left(window, points[oldest][1])]
+            oldest += 1
+        middle = len(window) // 2
+        rolled.append((when, window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2))
+    return rolled
+
+
 def parse_run_id(text: str, flag: str) -> UUID:
     try:
         return UUID(text)
@@ -79,6 +110,7 @@ class Selection:
     providers: frozenset[str] = frozenset()
     models: frozenset[str] = frozenset()
     include_simulated: bool = False
+    window: timedelta | None = None  # --window: since and until are the window ending now (or at --until)
 
     def describe(self) -> str:
         parts = []
@@ -86,16 +118,34 @@ class Selection:
             parts.append("run " + ", ".join(sorted(str(r) for r in self.run_ids)))
         if self.last:
             parts.append("the newest run")
-        if self.since:
-            parts.append(f"since {self.since:%Y-%m-%d %H:%M} UTC")
-        if self.until:
-            parts.append(f"until {self.until:%Y-%m-%d %H:%M} UTC")
+        if self.window and self.until:
+            parts.append(f"the {window_text(self.window)} window to {self.until:%Y-%m-%d %H:%M} UTC")
+        else:
+            if self.since:
+                parts.append(f"since {self.since:%Y-%m-%d %H:%M} UTC")
+            if self.until:
+                parts.append(f"until {self.until:%Y-%m-%d %H:%M} UTC")
         if self.providers:
             parts.append("provider " + ", ".join(sorted(self.providers)))
         if self.models:
             parts.append("model " + ", ".join(sorted(self.models)))
         parts.append("live and simulated runs" if self.include_simulated else "live runs only")
         return "; ".join(parts)
+
+
+def window_text(window: timedelta) -> str:
+    """72 h, 30 min: a window's length as a title shows it."""
+    hours = window.total_seconds() / 3600
+    return f"{hours:g} h" if hours >= 1 else f"{window.total_seconds() / 60:g} min"
+
+
+def window_selection(selection: Selection, window: timedelta, now: datetime | None = None) -> Selection:
+    """The selection narrowed to the window ending at its --until, or now: the figures a user sees "over the past
+    72 hours" on a leaderboard."""
+    if selection.since is not None:
+        raise ConfigError("--window and --since both set where the report starts: give one of them")
+    end = selection.until or now or utc_now()
+    return replace(selection, since=end - window, until=end, window=window)
 
 
 @dataclass(frozen=True)
@@ -383,6 +433,7 @@ def format_json(summaries: Sequence[Summary], title: str, selection: Selection, 
             "selection": selection.describe(),
             "results": len(rows),
             "runs": len({row.run.info.id for row in rows}),
+            "window_hours": selection.window.total_seconds() / 3600 if selection.window else None,
             "by": summaries[0].group[0].name if summaries and summaries[0].group else "provider",
             "providers": [summary_fields(s) for s in summaries],
         },

@@ -64,7 +64,7 @@ def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
         Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
-        parse_run_id, parse_time, select, summarise, title_for,
+        parse_duration, parse_run_id, parse_time, select, summarise, title_for, window_selection,
     )
     from ..storage import open_backend
 
@@ -80,6 +80,9 @@ def report_main(argv: list[str]) -> int:
     which.add_argument("--provider", action="append", default=[], help="only this provider; repeatable")
     which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
     which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
+    which.add_argument("--window", metavar="LENGTH",
+                       help="the figures over the window of this length (72h, 30m, 7d, 2w) ending now, or at "
+                            "--until, like a leaderboard's rolling median; --plot draws the rolling median over time")
     out = parser.add_argument_group("output")
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
@@ -103,6 +106,10 @@ def report_main(argv: list[str]) -> int:
         models=frozenset(args.model),
         include_simulated=args.include_simulated,
     )
+    if args.window:
+        if args.compare:
+            raise ConfigError("--window and --compare both choose the results: give the windows to --compare")
+        base = window_selection(base, parse_duration(args.window, "--window"))
     outputs = (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html")))
     for flag, path, suffixes in outputs:
         if path and Path(path).suffix.lower() not in suffixes:
@@ -145,6 +152,6 @@ def report_main(argv: list[str]) -> int:
     if args.plot:
         from ..charts import plot
 
-        plot(rows, summaries, title, Path(args.plot))
+        plot(rows, summaries, title, Path(args.plot), base.window)
         print(f"chart written to {args.plot}", file=sys.stderr)
     return ExitStatus.OK
