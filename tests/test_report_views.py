@@ -257,3 +257,65 @@ def test_window_on_the_command_line_and_its_bad_forms(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 4 and all(line.startswith("main.py: error: ") for line in err)
     assert "--window and --since" in err[2]
+
+
+def test_correct_answer_share_per_group_where_answers_were_judged(open_backend):
+    rng = random.Random(11)
+    judged = {("p1", "groq"): [rng.random() < 0.8 for _ in range(7)], ("p1", "openai"): [True, False, False],
+              ("p2", "groq"): [None] * 4}  # p2 had no `expect`
+    written = [(prompt, provider, okay) for (prompt, provider), oks in judged.items() for okay in oks]
+    results = [(DAY + timedelta(seconds=i), measured(provider, "m", 10, 100 + i, prompt_id=prompt, answer_ok=okay))
+               for i, (prompt, provider, okay) in enumerate(written)]
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, [("eu", "h", DAY, results)])
+        summaries = summarise(select(storage, Selection()), "prompt")
+    got = {(s.group[1], s.provider): (s.answers_judged, s.correct_rate) for s in summaries}
+    for key, oks in judged.items():
+        seen = [o for o in oks if o is not None]
+        assert got[key] == (len(seen), pytest.approx(sum(seen) / len(seen)) if seen else None)
+    table = format_table(summaries, "t").splitlines()
+    assert table[1].split()[-1] == "%" and "correct %" in table[1]
+    p2 = next(line for line in table if line.startswith("p2"))
+    assert "correct" not in p2 and p2.split()[-1] == "-"  # nothing judged: empty, not 0
+
+
+def compare_runs(slower_by):
+    """A: tier 100 and tier 10,000 rows; B: the same tier-100 TTFTs, tier-10,000 TTFTs `slower_by` ms later."""
+    rng = random.Random(2)
+    sides = []
+    for side, (start, extra) in enumerate(((DAY, 0), (DAY + timedelta(days=1), slower_by))):
+        results = []
+        for i in range(12):
+            tier = 100 if i % 3 else 10_000  # a third of the rows at 10k on each side
+            ttft = rng.uniform(40, 60) if tier == 100 else rng.uniform(480, 520) + extra
+            results.append((start + timedelta(hours=i % 2 * 6, seconds=i),
+                            measured("groq", "m", ttft, ttft + 100, input_tier=tier)))
+        sides.append(("eu", "h", start, results))
+    return sides
+
+
+def test_compare_within_each_input_tier_and_within_each_group(open_backend):
+    from benchmarking.report import compare, format_comparison
+
+    runs = compare_runs(slower_by=300)
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, runs)
+        before = select(storage, Selection(until=DAY + timedelta(hours=20)))
+        after = select(storage, Selection(since=DAY + timedelta(hours=20)))
+    comparisons = compare(before, after)
+    assert [(c.within, c.requests) for c in comparisons] == [("input tier 100", (8, 8)),
+                                                             ("input tier 10,000", (4, 4))]
+    for c, tier in zip(comparisons, (100, 10_000)):
+        medians = [median(m.ttft_ms for _, m in run[3] if m.input_tier == tier) for run in runs]
+        assert (c.changes[0].before, c.changes[0].after) == pytest.approx(medians)
+    assert [c.changes[0].verdict for c in comparisons] == ["same", "up"]
+    text = format_comparison(comparisons, "a", "b")
+    assert "groq / m, input tier 10,000 (4 -> 4 requests)" in text and "SLOWER" in text
+
+    by_hour = compare(before, after, "hour")
+    assert [c.within for c in by_hour] == ["hour UTC 00:00, input tier 100", "hour UTC 00:00, input tier 10,000",
+                                           "hour UTC 06:00, input tier 100", "hour UTC 06:00, input tier 10,000"]
+    assert sum(c.requests[0] for c in by_hour) == len(before)
+    assert [c.within for c in compare(before, after, "tier")] == ["input tier 100", "input tier 10,000"]

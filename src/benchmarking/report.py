@@ -249,10 +249,17 @@ class Summary:
     fastest: bool = False
     cheapest: bool = False
     group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
+    answers_judged: int = 0  # requests whose prompt had an `expect`, and so an answer_ok
+    answers_correct: int = 0
 
     @property
     def success_rate(self) -> float:
         return self.successes / self.requests if self.requests else 0.0
+
+    @property
+    def correct_rate(self) -> float | None:
+        """The share of judged answers that met their prompt's `expect`; None where nothing was judged."""
+        return self.answers_correct / self.answers_judged if self.answers_judged else None
 
 
 def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
@@ -269,6 +276,7 @@ def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
         sum((m.cost_usd for m in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
     )
     errors = Counter(m.error_type or "unknown" for m in measurements if not m.success)
+    judged = [m.answer_ok for m in measurements if m.answer_ok is not None]
     return Summary(
         provider=provider,
         model=model,
@@ -283,6 +291,8 @@ def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
         top_errors=tuple(errors.most_common(3)),
         upstream_providers=tuple(Counter(m.upstream_provider for m in measurements if m.upstream_provider)
                                  .most_common()),
+        answers_judged=len(judged),
+        answers_correct=sum(judged),
     )
 
 
@@ -345,6 +355,8 @@ def summary_fields(s: Summary) -> dict[str, object]:
     values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
     values["top_errors"] = _counts(s.top_errors)
     values["upstream_providers"] = _counts(s.upstream_providers)
+    values["answers_judged"] = s.answers_judged
+    values["correct_answer_rate"] = _round(s.correct_rate, 4)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
@@ -373,6 +385,10 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}"
+
+
 def _quantiles(values: dict[int, float | None]) -> str:
     return " / ".join(_cell(values[q]) for q in PERCENTILES)
 
@@ -380,9 +396,11 @@ def _quantiles(values: dict[int, float | None]) -> str:
 def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
+    judged = any(s.answers_judged for s in summaries)  # and only where prompts had an `expect`
     key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
-    header = ([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
-              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else []) + [""]
+    header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
+              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else [])
+              + (["correct %"] if judged else []) + [""])
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
@@ -391,7 +409,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
-            + [marks]
+            + ([_percent(s.correct_rate)] if judged else []) + [marks]
         )
     return header, rows
 
@@ -538,6 +556,7 @@ class Comparison:
     model: str
     requests: tuple[int, int]
     changes: tuple[Change, ...] = field(default=())
+    within: str = ""  # the group compared within (--by, and the input tier where rows have one): "input tier 1,000"
 
 
 _COMPARED = (
@@ -547,25 +566,37 @@ _COMPARED = (
 )
 
 
-def compare(before: Sequence[Row], after: Sequence[Row]) -> list[Comparison]:
-    """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals."""
+def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -> list[Comparison]:
+    """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals.
 
-    def by_group(rows: Sequence[Row]) -> dict[tuple[str, str], list]:
-        groups: dict[tuple[str, str], list] = {}
+    Like is compared with like: within each group of `by`, and within each input tier where the rows have tiers
+    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's).
+    """
+    key = GROUP_KEYS[by]
+    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in (*before, *after))
+
+    def by_group(rows: Sequence[Row]) -> dict[tuple, list]:
+        groups: dict[tuple, list] = {}
         for row in rows:
             m = row.result.measurement
-            groups.setdefault((m.provider, m.model), []).append(m)
+            group = (key.value(row) if key.value else None, m.input_tier if tiers else None, m.provider, m.model)
+            groups.setdefault(group, []).append(m)
         return groups
+
+    def within(group: object, tier: object) -> str:
+        parts = [f"{key.header} {group_label(group, key)}"] if key.value and key.column else []
+        return ", ".join(parts + ([f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []))
 
     a, b = by_group(before), by_group(after)
     comparisons = []
-    for key in sorted(set(a) & set(b)):
+    for group in sorted(set(a) & set(b), key=lambda parts: tuple(_group_order(part) for part in parts)):
         changes = []
         for metric, unit, get in _COMPARED:
-            xs = [v for m in a[key] if m.success and (v := get(m)) is not None]
-            ys = [v for m in b[key] if m.success and (v := get(m)) is not None]
+            xs = [v for m in a[group] if m.success and (v := get(m)) is not None]
+            ys = [v for m in b[group] if m.success and (v := get(m)) is not None]
             changes.append(Change(metric, unit, percentile(xs, 50), percentile(ys, 50), bootstrap_interval(xs, ys)))
-        comparisons.append(Comparison(key[0], key[1], (len(a[key]), len(b[key])), tuple(changes)))
+        comparisons.append(Comparison(group[2], group[3], (len(a[group]), len(b[group])), tuple(changes),
+                                      within(*group[:2])))
     return comparisons
 
 
@@ -575,7 +606,8 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
              "median A -> B (difference, 95 % bootstrap interval of it); marked when the interval excludes 0 "
              f"and the median moved by {MIN_RELATIVE_CHANGE:.0%} or more"]
     for c in comparisons:
-        lines.append(f"{c.provider} / {c.model} ({c.requests[0]} -> {c.requests[1]} requests)")
+        within = f", {c.within}" if c.within else ""
+        lines.append(f"{c.provider} / {c.model}{within} ({c.requests[0]} -> {c.requests[1]} requests)")
         for change in c.changes:
             fmt = ".6f" if change.unit == "$" else ".1f"
             if change.before is None or change.after is None:
@@ -592,5 +624,5 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
                 f"({change.difference:+{fmt}}{interval}) {verdict}".rstrip()
             )
     if not comparisons:
-        lines.append("no provider and model appears in both A and B")
+        lines.append("no provider and model appears in both A and B (in the same group, with --by or tiers)")
     return "\n".join(lines)

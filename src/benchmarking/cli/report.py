@@ -125,7 +125,8 @@ def report_main(argv: list[str]) -> int:
                 if not rows:
                     print(f"no results match {side.describe()}: nothing to compare")
                     return ExitStatus.OK
-            print(format_comparison(compare(before, after), title_for(before, sides[0]), title_for(after, sides[1])))
+            print(format_comparison(compare(before, after, args.by), title_for(before, sides[0], args.by),
+                                    title_for(after, sides[1], args.by)))
             return ExitStatus.OK
         rows = select(storage, base, with_text=bool(args.export))
     if not rows:
