@@ -25,7 +25,7 @@ from uuid import UUID
 
 from .errors import ConfigError
 from .measurement import utc_now
-from .storage import Storage, StoredResult, StoredRun
+from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
 from .storage.schema import plain, result_row
 
 PERCENTILES = (50, 90, 95, 99)
@@ -35,11 +35,11 @@ _AGO = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 _AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
     """The q-th percentile by linear interpolation between closest ranks; None for fewer than 2 values."""
     if len(values) < 2:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
@@ -157,40 +157,32 @@ class Row:
 
 
 def select(storage: Storage, selection: Selection, with_text: bool = False) -> list[Row]:
-    """The stored results the selection covers, oldest first (answer texts only if asked: exports want them)."""
-    runs = {r.info.id: r for r in storage.read_runs()}
-    eligible = {
-        run_id: run for run_id, run in runs.items() if selection.include_simulated or run.info.mode != "simulated"
-    }
+    """The stored results the selection covers, oldest first.
+
+    A report reads only the columns it needs (REPORT_COLUMNS), with the database filtering by run, time, provider
+    and model; an export (with_text) reads every column, answer texts too.
+    """
+    runs = storage.read_runs() if with_text else storage.read_report_runs()
+    eligible = {run.info.id: run for run in runs if selection.include_simulated or run.info.mode != "simulated"}
     wanted = set(eligible)
     if selection.run_ids is not None:
         wanted &= set(selection.run_ids)
     if selection.last and wanted:
-        newest = max(wanted, key=lambda run_id: eligible[run_id].info.started_at)
-        wanted = {newest}
-    rows = []
-    # The database narrows what it can (one run, --since); the rest is filtered here, the same on every backend.
-    one_run = next(iter(wanted)) if len(wanted) == 1 else None
+        wanted = {max(wanted, key=lambda run_id: eligible[run_id].info.started_at)}
     if not wanted:
         return []
-    for result in storage.read_results(one_run, selection.since, with_text):
-        if result.run_id not in wanted:
-            continue
-        m = result.measurement
-        if selection.providers and m.provider not in selection.providers:
-            continue
-        if selection.models and m.model not in selection.models:
-            continue
-        if selection.since and result.created_at < selection.since:
-            continue
-        if selection.until and result.created_at > selection.until:
-            continue
-        rows.append(Row(result, eligible[result.run_id]))
+    filters = ResultFilters(
+        run_id=next(iter(wanted)) if len(wanted) == 1 else None, since=selection.since, until=selection.until,
+        providers=selection.providers, models=selection.models,
+    )
+    if with_text:
+        results = [r for r in storage.read_results(filters.run_id, filters.since) if filters.admits(r)]
+    else:
+        results = storage.read_report_results(filters)
+    rows = [Row(result, eligible[result.run_id]) for result in results if result.run_id in wanted]
     rows.sort(key=lambda row: row.result.created_at)
     return rows
 
-
-# ---- grouping: --by KEY --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class GroupKey:
@@ -203,6 +195,7 @@ class GroupKey:
     name: str
     header: str
     value: Callable[["Row"], object] | None  # None: no grouping beyond provider and model
+    sql: str = ""  # the same value in SQL over benchmark_results b joined to runs r; {hour}: the hour of day, UTC
     label: Callable[[object], str] = str
     column: bool = True
 
@@ -210,13 +203,14 @@ class GroupKey:
 NO_VALUE = "(none)"
 GROUP_KEYS: dict[str, GroupKey] = {key.name: key for key in (
     GroupKey("provider", "", None),
-    GroupKey("model", "model", lambda row: row.result.measurement.model, column=False),
-    GroupKey("hour", "hour UTC", lambda row: row.result.created_at.hour, label=lambda hour: f"{hour:02d}:00"),
-    GroupKey("region", "region", lambda row: row.run.info.region),
-    GroupKey("host", "host", lambda row: row.run.info.host),
-    GroupKey("upstream", "served by", lambda row: row.result.measurement.upstream_provider),
-    GroupKey("tier", "input tier", lambda row: row.result.measurement.input_tier, label=lambda tier: f"{tier:,}"),
-    GroupKey("prompt", "prompt", lambda row: row.result.measurement.prompt_id),
+    GroupKey("model", "model", lambda row: row.result.measurement.model, "b.model", column=False),
+    GroupKey("hour", "hour UTC", lambda row: row.result.created_at.hour, "{hour}", label=lambda hour: f"{hour:02d}:00"),
+    GroupKey("region", "region", lambda row: row.run.info.region, "r.region"),
+    GroupKey("host", "host", lambda row: row.run.info.host, "r.host"),
+    GroupKey("upstream", "served by", lambda row: row.result.measurement.upstream_provider, "b.upstream_provider"),
+    GroupKey("tier", "input tier", lambda row: row.result.measurement.input_tier, "b.input_tier",
+             label=lambda tier: f"{tier:,}"),
+    GroupKey("prompt", "prompt", lambda row: row.result.measurement.prompt_id, "b.prompt_id"),
 )}
 # Keys whose report is a table of its own (the load report's `concurrency`) are dispatched in cli/report.py.
 
@@ -262,37 +256,61 @@ class Summary:
         return self.answers_correct / self.answers_judged if self.answers_judged else None
 
 
-def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
-    measurements = [row.result.measurement for row in rows]
-    ok = [m for m in measurements if m.success]
-    ttft = [m.ttft_ms for m in ok if m.ttft_ms is not None]
-    latency = [m.latency_ms for m in ok if m.latency_ms is not None]
-    speed = [m.tokens_per_second for m in ok if m.tokens_per_second is not None]
-    costed = [m for m in ok if m.cost_usd is not None]
-    total = sum((m.cost_usd for m in costed), Decimal(0)) if costed else None
-    priced_output = [m for m in costed if m.output_tokens]
-    output_tokens = sum(m.output_tokens for m in priced_output)
-    per_1k = (
-        sum((m.cost_usd for m in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
-    )
-    errors = Counter(m.error_type or "unknown" for m in measurements if not m.success)
-    judged = [m.answer_ok for m in measurements if m.answer_ok is not None]
+def _percentiles(values: list[float]) -> dict[int, float | None]:
+    """Every PERCENTILES of the values, sorted once."""
+    ordered = sorted(values)
+    return {q: percentile(ordered, q, presorted=True) for q in PERCENTILES}
+
+
+def _most_common(names: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """Counts, most first, ties by name: the same however the database ordered them."""
+    return tuple(sorted(Counter(names).items(), key=lambda item: (-item[1], item[0])))
+
+
+def group_values(group: object, provider: str, model: str, rows: Sequence[Row]) -> GroupValues:
+    """What the figures are computed from, read off the rows: the row path's counterpart of read_group_values."""
+    values = GroupValues(group, provider, model, requests=len(rows))
+    for row in rows:
+        m = row.result.measurement
+        if m.answer_ok is not None:
+            values.answers_judged += 1
+            values.answers_correct += m.answer_ok
+        if m.upstream_provider:
+            values.upstream_providers.append(m.upstream_provider)
+        if not m.success:
+            values.error_types.append(m.error_type or "unknown")
+            continue
+        values.successes += 1
+        for name in ("ttft_ms", "latency_ms", "tokens_per_second"):
+            if (value := getattr(m, name)) is not None:
+                getattr(values, name).append(value)
+        if m.cost_usd is not None:
+            values.costs.append((m.cost_usd, m.output_tokens))
+    return values
+
+
+def _summary(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summary:
+    costs = [cost for cost, _ in values.costs]
+    total = sum(costs, Decimal(0)) if costs else None
+    priced_output = [(cost, tokens) for cost, tokens in values.costs if tokens]
+    output_tokens = sum(tokens for _, tokens in priced_output)
+    per_1k = sum((cost for cost, _ in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
     return Summary(
-        provider=provider,
-        model=model,
-        requests=len(measurements),
-        successes=len(ok),
-        ttft_ms={q: percentile(ttft, q) for q in PERCENTILES},
-        latency_ms={q: percentile(latency, q) for q in PERCENTILES},
-        tokens_per_second_p50=percentile(speed, 50),
-        cost_mean_usd=total / len(costed) if costed else None,
+        provider=values.provider,
+        model=values.model,
+        requests=values.requests,
+        successes=values.successes,
+        ttft_ms=_percentiles(values.ttft_ms),
+        latency_ms=_percentiles(values.latency_ms),
+        tokens_per_second_p50=percentile(values.tokens_per_second, 50),
+        cost_mean_usd=total / len(costs) if costs else None,
         cost_total_usd=total,
         cost_per_1k_output_tokens_usd=per_1k,
-        top_errors=tuple(errors.most_common(3)),
-        upstream_providers=tuple(Counter(m.upstream_provider for m in measurements if m.upstream_provider)
-                                 .most_common()),
-        answers_judged=len(judged),
-        answers_correct=sum(judged),
+        top_errors=_most_common(values.error_types)[:3],
+        upstream_providers=_most_common(values.upstream_providers),
+        group=group,
+        answers_judged=values.answers_judged,
+        answers_correct=values.answers_correct,
     )
 
 
@@ -303,31 +321,50 @@ def summarise(rows: Iterable[Row], by: str = "provider") -> list[Summary]:
     latency (the whole answer). Cheapest: the lowest mean cost per request.
     """
     key = GROUP_KEYS[by]
-    groups: dict[object, list[Row]] = {}
+    groups: dict[tuple, list[Row]] = {}
     for row in rows:
-        groups.setdefault(key.value(row) if key.value else None, []).append(row)
+        m = row.result.measurement
+        groups.setdefault((key.value(row) if key.value else None, m.provider, m.model), []).append(row)
+    return _arrange([group_values(*parts, group_rows) for parts, group_rows in groups.items()], key)
+
+
+def summarise_stored(
+    storage: Storage, selection: Selection, by: str = "provider"
+) -> tuple[list[Summary], SelectionSpan | None] | None:
+    """The summaries of a selection and its span (None: nothing matches), with the database gathering each group's
+    values: what `report` prints, fast over a long history. None where the backend cannot gather (Supabase): then
+    select() and summarise() read the rows."""
+    key = GROUP_KEYS[by]
+    filters = ResultFilters(since=selection.since, until=selection.until, providers=selection.providers,
+                            models=selection.models, run_ids=selection.run_ids, newest_run=selection.last,
+                            include_simulated=selection.include_simulated)
+    gathered = storage.read_group_values(filters, key.sql if key.value else None)
+    if gathered is None:
+        return None
+    values, span = gathered
+    return _arrange(values, key), span
+
+
+def _arrange(values: Sequence[GroupValues], key: GroupKey) -> list[Summary]:
+    """Summaries in the key's group order, each group sorted and marked."""
+    groups: dict[object, list[GroupValues]] = {}
+    for value in values:
+        groups.setdefault(value.group, []).append(value)
     summaries = []
-    for value in sorted(groups, key=_group_order):
-        summaries += _summarise_group(groups[value], (key, value) if key.value else None)
+    for group in sorted(groups, key=_group_order):
+        summaries += _marked([_summary(v, (key, group) if key.value else None) for v in groups[group]])
     return summaries
 
 
-def _summarise_group(rows: list[Row], group: tuple[GroupKey, object] | None) -> list[Summary]:
-    by_model: dict[tuple[str, str], list[Row]] = {}
-    for row in rows:
-        m = row.result.measurement
-        by_model.setdefault((m.provider, m.model), []).append(row)
-    summaries = [_summary(provider, model, group_rows) for (provider, model), group_rows in by_model.items()]
-
+def _marked(summaries: list[Summary]) -> list[Summary]:
+    """One group's summaries, sorted by median TTFT (undefined last), fastest and cheapest marked."""
     def best(key: Callable[[Summary], object]) -> Summary | None:
         candidates = [s for s in summaries if key(s) is not None]
         return min(candidates, key=key) if len(candidates) > 1 else None  # type: ignore[arg-type, return-value]
 
-    fastest = best(lambda s: s.latency_ms[50])
-    cheapest = best(lambda s: s.cost_mean_usd)
-    marked = [
-        replace(s, fastest=s is fastest, cheapest=s is cheapest, group=group) for s in summaries
-    ]
+    fastest = best(lambda s: (s.latency_ms[50], s.provider, s.model) if s.latency_ms[50] is not None else None)
+    cheapest = best(lambda s: (s.cost_mean_usd, s.provider, s.model) if s.cost_mean_usd is not None else None)
+    marked = [replace(s, fastest=s is fastest, cheapest=s is cheapest) for s in summaries]
     return sorted(marked, key=lambda s: (s.ttft_ms[50] is None, s.ttft_ms[50] or 0.0, s.provider, s.model))
 
 
@@ -444,13 +481,13 @@ def format_csv(summaries: Sequence[Summary]) -> str:
     return out.getvalue()
 
 
-def format_json(summaries: Sequence[Summary], title: str, selection: Selection, rows: Sequence[Row]) -> str:
+def format_json(summaries: Sequence[Summary], title: str, selection: Selection, span: SelectionSpan) -> str:
     return json.dumps(
         {
             "title": title,
             "selection": selection.describe(),
-            "results": len(rows),
-            "runs": len({row.run.info.id for row in rows}),
+            "results": span.results,
+            "runs": span.runs,
             "window_hours": selection.window.total_seconds() / 3600 if selection.window else None,
             "by": summaries[0].group[0].name if summaries and summaries[0].group else "provider",
             "providers": [summary_fields(s) for s in summaries],
@@ -459,12 +496,20 @@ def format_json(summaries: Sequence[Summary], title: str, selection: Selection, 
     )
 
 
+def span_of(rows: Sequence[Row]) -> SelectionSpan:
+    """How many results and runs the rows (oldest first) hold, and from when to when."""
+    return SelectionSpan(len(rows), len({row.run.info.id for row in rows}), rows[0].result.created_at,
+                         rows[-1].result.created_at)
+
+
 def title_for(rows: Sequence[Row], selection: Selection, by: str = "provider") -> str:
-    runs = {row.run.info.id for row in rows}
-    first, last = rows[0].result.created_at, rows[-1].result.created_at
-    span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+    return report_title(span_of(rows), selection, by)
+
+
+def report_title(span: SelectionSpan, selection: Selection, by: str = "provider") -> str:
+    times = f"{span.first:%Y-%m-%d %H:%M} to {span.last:%Y-%m-%d %H:%M} UTC"
     grouped = f", by {GROUP_KEYS[by].header or by}" if by != "provider" else ""
-    return f"{len(rows)} results from {len(runs)} run(s), {span}{grouped} ({selection.describe()})"
+    return f"{span.results} results from {span.runs} run(s), {times}{grouped} ({selection.describe()})"
 
 
 # ---- export -----------------------------------------------------------------------------------------------------

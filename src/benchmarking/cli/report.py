@@ -64,7 +64,8 @@ def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
         Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
-        parse_duration, parse_run_id, parse_time, select, summarise, title_for, window_selection,
+        parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise, summarise_stored,
+        title_for, window_selection,
     )
     from ..storage import open_backend
 
@@ -128,8 +129,13 @@ def report_main(argv: list[str]) -> int:
             print(format_comparison(compare(before, after, args.by), title_for(before, sides[0], args.by),
                                     title_for(after, sides[1], args.by)))
             return ExitStatus.OK
-        rows = select(storage, base, with_text=bool(args.export))
-    if not rows:
+        rows: list = []
+        # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
+        if args.export or args.plot or (gathered := summarise_stored(storage, base, args.by)) is None:
+            rows = select(storage, base, with_text=bool(args.export))
+            gathered = (summarise(rows, args.by), span_of(rows) if rows else None)
+        summaries, span = gathered
+    if span is None:
         hint = ""
         if not base.include_simulated:
             with open_backend(settings) as storage:
@@ -137,10 +143,9 @@ def report_main(argv: list[str]) -> int:
                     hint = " (simulated results match: add --include-simulated to see them)"
         print(f"no results match: {base.describe()}{hint}")
         return ExitStatus.OK
-    summaries = summarise(rows, args.by)
-    title = title_for(rows, base, args.by)
+    title = report_title(span, base, args.by)
     if args.format == "json":
-        print(format_json(summaries, title, base, rows))
+        print(format_json(summaries, title, base, span))
     elif args.format == "csv":
         print(format_csv(summaries), end="")
     elif args.format == "markdown":
