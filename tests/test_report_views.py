@@ -379,3 +379,39 @@ def test_supabase_reads_the_rows_and_gives_the_same_figures(open_backend):
             assert gathered is None  # PostgREST cannot group: the report reads the rows
         else:
             same_summaries(gathered[0], summarise(rows, "hour"))
+
+
+def test_hour_of_day_panels_draw_each_providers_median_by_hour_and_only_when_hours_differ():
+    import struct
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarking.charts import _figure, _hour_of_day
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    runs = history(seed=4)
+    with SQLiteStorage(":memory:") as storage:
+        write(storage, runs)
+        rows = select(storage, Selection())
+    series = {}
+    for row in rows:
+        m = row.result.measurement
+        series.setdefault(f"{m.provider} / {m.model}", []).append((row.result.created_at, m))
+    figure, (ttft_ax, latency_ax) = plt.subplots(1, 2)
+    _hour_of_day(ttft_ax, latency_ax, series, ["red", "blue"])
+    want = expected(runs, VALUE_OF["hour"])
+    for ax, index in ((ttft_ax, 1), (latency_ax, 2)):
+        drawn = {(line.get_label(), hour): value for line in ax.lines
+                 for hour, value in zip(line.get_xdata(), line.get_ydata())}
+        assert drawn == pytest.approx({(f"{p} / {m}", hour): figures[index]
+                                       for (hour, p, m), figures in want.items()})
+    plt.close(figure)
+
+    def height(png):  # from the PNG's IHDR chunk
+        return struct.unpack(">I", png[20:24])[0]
+
+    one_hour = [row for row in rows if row.result.created_at.hour == 9]
+    assert height(_figure(rows, "t")) > height(_figure(one_hour, "t"))  # a third row of panels, only with hours

@@ -1,7 +1,8 @@
 """`report --plot`: one picture to read at a glance, as PNG or as a self-contained HTML page.
 
 Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
-provider, and cost against latency. The HTML page embeds the same picture and the summary table; it loads nothing
+provider, and cost against latency; two more, median TTFT and latency by hour of day (UTC), when the rows span more
+than one hour of day. The HTML page embeds the same picture and the summary table; it loads nothing
 from the network.
 """
 
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 import html
 import io
 from pathlib import Path
+from statistics import median
 from typing import Sequence
 
 from .errors import ConfigError
@@ -30,6 +32,23 @@ def _over_time(ax, points: list[tuple[datetime, float]], colour: str, label: str
     ax.plot([t for t, _ in points], [v for _, v in rolled], linewidth=1.5, color=colour, label=label)
 
 
+def _hour_of_day(ttft_ax, latency_ax, series: dict[str, list], colours: list[str]) -> None:
+    """Median TTFT and latency per provider and model by hour of day (UTC): when is each fastest?"""
+    for index, (label, points) in enumerate(sorted(series.items())):
+        for ax, metric in ((ttft_ax, "ttft_ms"), (latency_ax, "latency_ms")):
+            hours: dict[int, list[float]] = {}
+            for when, m in points:
+                if m.success and (value := getattr(m, metric)) is not None:
+                    hours.setdefault(when.hour, []).append(value)
+            if hours:
+                ordered = sorted(hours)
+                ax.plot(ordered, [median(hours[hour]) for hour in ordered], marker="o", markersize=4, linewidth=1,
+                        color=colours[index % len(colours)], label=label)
+    for ax, name in ((ttft_ax, "TTFT"), (latency_ax, "latency")):
+        ax.set(title=f"Median {name} by hour of day (UTC)", xlabel="hour of day (UTC)", ylabel=f"{name} (ms)",
+               xlim=(-0.5, 23.5), xticks=range(0, 24, 2))
+
+
 def _figure(rows: Sequence[Row], title: str, window: timedelta | None = None) -> bytes:
     import matplotlib
 
@@ -40,9 +59,12 @@ def _figure(rows: Sequence[Row], title: str, window: timedelta | None = None) ->
     for row in rows:
         m = row.result.measurement
         series.setdefault(f"{m.provider} / {m.model}", []).append((row.result.created_at, m))
-    figure, axes = plt.subplots(2, 2, figsize=(14, 9), constrained_layout=True)
-    (latency_ax, ttft_ax), (box_ax, cost_ax) = axes
+    by_hour = len({row.result.created_at.hour for row in rows}) > 1
+    figure, axes = plt.subplots(3 if by_hour else 2, 2, figsize=(14, 13.5 if by_hour else 9), constrained_layout=True)
+    (latency_ax, ttft_ax), (box_ax, cost_ax) = axes[:2]
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if by_hour:
+        _hour_of_day(*axes[2], series, colours)
     labels, distributions = [], []
     for index, (label, points) in enumerate(sorted(series.items())):
         colour = colours[index % len(colours)]
@@ -73,7 +95,7 @@ def _figure(rows: Sequence[Row], title: str, window: timedelta | None = None) ->
     box_ax.set(title="Latency distribution (box: p25-p75, line: median)", xlabel="latency (ms)")
     cost_ax.set(title="Cost against latency, per request", xlabel="latency (ms)", ylabel="cost (USD)")
     cost_ax.yaxis.set_major_formatter(lambda value, _: f"${value:.6f}")
-    for ax in (latency_ax, ttft_ax, cost_ax):
+    for ax in (latency_ax, ttft_ax, cost_ax, *(axes[2] if by_hour else ())):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
