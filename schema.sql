@@ -74,6 +74,10 @@ create index if not exists benchmark_results_run_id_idx on benchmark_results (ru
 create index if not exists benchmark_results_provider_model_created_idx
     on benchmark_results (provider, model, created_at);
 create index if not exists runs_started_at_idx on runs (started_at);
+-- report: its figures read from this index alone (no answer texts), in time order for --since and --window
+create index if not exists benchmark_results_report_idx on benchmark_results (created_at) include (run_id, provider,
+    model, success, ttft_ms, latency_ms, tokens_per_second, cost_usd, output_tokens, error_type, upstream_provider,
+    input_tier, prompt_id, answer_ok);
 
 -- Only the service role (which bypasses row-level security) reads and writes: no policy for anon/authenticated.
 alter table runs enable row level security;

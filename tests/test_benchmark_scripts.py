@@ -56,15 +56,16 @@ def test_storage_quick_times_saves_and_reads_on_each_backend():
     sqlite = out.split("\nSQLite", 1)[1].split("\n\n", 1)[0]
     for size in ("10", "100"):
         assert re.search(rf"^\s+{size}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", sqlite, re.M), sqlite
-    assert re.search(rf"read_results\(\) on 105 results: {NUMBER} s", sqlite), sqlite
-    report = re.search(rf"python main.py report\s+on 105 results: {NUMBER} s", sqlite)
-    assert report or "report: not built yet" in sqlite, sqlite
+    assert re.search(rf"read_results\(with_text=False\) on 105 results: {NUMBER} s", sqlite), sqlite
+    for args in ("", "--by hour", "--by region", "--window 72h", "--last", "--since 7d"):
+        assert re.search(rf"python main.py report {args}\s+on 105 results: {NUMBER} s", sqlite), (args, sqlite)
     if "PostgreSQL: not reachable" in out:
         assert not os.environ.get("BENCHMARK_REQUIRE_POSTGRES")
     else:
         postgres = out.split("\nPostgreSQL", 1)[1]
         assert re.search(rf"^\s+100\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", postgres, re.M), postgres
-        assert re.search(rf"read_results\(\) on 105 results: {NUMBER} s", postgres), postgres
+        assert re.search(rf"read_results\(with_text=False\) on 105 results: {NUMBER} s", postgres), postgres
+        assert re.search(rf"python main.py report --by hour\s+on 105 results: {NUMBER} s", postgres), postgres
 
 
 def test_workloads_quick_times_prompt_building_and_planning():

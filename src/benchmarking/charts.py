@@ -1,14 +1,16 @@
 """`report --plot`: one picture to read at a glance, as PNG or as a self-contained HTML page.
 
 Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
-provider, and cost against latency. Below them, panels drawn only when the data has something to show: TTFT against
-input tokens (prefill: runs at several input sizes) and throughput against latency (load runs, one point per level).
-The HTML page embeds the same picture and the summary table; it loads nothing from the network.
+provider, and cost against latency. Below them, panels drawn only when the data has something to show: median TTFT
+and latency by hour of day (UTC, when the rows span more than one hour of day), TTFT against input tokens (prefill:
+runs at several input sizes) and throughput against latency (load runs, one point per level). The HTML page embeds
+the same picture and the summary table; it loads nothing from the network.
 """
 
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timedelta
 import html
 from dataclasses import dataclass
 import io
@@ -18,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import ConfigError
 from .load_report import LevelReport, by_concurrency
-from .report import PERCENTILES, Row, Summary, summary_fields
+from .report import PERCENTILES, Row, Summary, rolling_median, summary_fields, window_text
 
 PLOT_SUFFIXES = (".png", ".html")
 
@@ -143,10 +145,50 @@ def prefill_panel(rows: Sequence[Row]) -> Panel | None:
 
 def extra_panels(rows: Sequence[Row]) -> list[Panel]:
     """The panels this data has something to show in, in the order they are drawn."""
-    return [panel for panel in (prefill_panel(rows), throughput_latency_panel(rows)) if panel is not None]
+    optional = (prefill_panel(rows), throughput_latency_panel(rows))
+    return hour_of_day_panels(rows) + [panel for panel in optional if panel is not None]
 
 
-def _figure(rows: Sequence[Row], title: str, extras: Sequence[Panel] = ()) -> bytes:
+def hour_of_day_panels(rows: Sequence[Row]) -> list[Panel]:
+    """Median TTFT and latency per provider and model by hour of day (UTC): when is each fastest? Drawn when the rows
+    span more than one hour of day."""
+    if len({row.result.created_at.hour for row in rows}) < 2:
+        return []
+    medians: dict[str, dict[str, dict[int, float]]] = {"ttft_ms": {}, "latency_ms": {}}
+    for metric, series in medians.items():
+        hours: dict[str, dict[int, list[float]]] = {}
+        for row in rows:
+            m = row.result.measurement
+            if m.success and (value := getattr(m, metric)) is not None:
+                hours.setdefault(f"{m.provider} / {m.model}", {}).setdefault(row.result.created_at.hour, []).append(value)
+        for label, values in hours.items():
+            series[label] = {hour: median(values[hour]) for hour in sorted(values)}
+
+    def drawer(metric: str, name: str) -> Callable[[Any], None]:
+        def draw(ax: Any) -> None:
+            for index, (label, by_hour) in enumerate(sorted(medians[metric].items())):
+                ax.plot(list(by_hour), list(by_hour.values()), marker="o", markersize=4, linewidth=1,
+                        color=f"C{index % 10}", label=label)
+            ax.set(xlabel="hour of day (UTC)", ylabel=f"{name} (ms)", xlim=(-0.5, 23.5), xticks=range(0, 24, 2))
+        return draw
+
+    return [Panel(f"Median {name} by hour of day (UTC)", drawer(metric, name))
+            for metric, name in (("ttft_ms", "TTFT"), ("latency_ms", "latency"))]
+
+
+def _over_time(ax, points: list[tuple[datetime, float]], colour: str, label: str, window: timedelta | None) -> None:
+    """Every request as a point joined by a line; with a window, faint points under the rolling median's line."""
+    if window is None:
+        ax.plot(*zip(*points), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+        return
+    ax.scatter(*zip(*points), s=6, alpha=0.25, color=colour)
+    rolled = rolling_median([(t.timestamp(), v) for t, v in points], window.total_seconds())
+    ax.plot([t for t, _ in points], [v for _, v in rolled], linewidth=1.5, color=colour, label=label)
+
+
+def _figure(
+    rows: Sequence[Row], title: str, extras: Sequence[Panel] = (), window: timedelta | None = None
+) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render to memory
@@ -174,11 +216,11 @@ def _figure(rows: Sequence[Row], title: str, extras: Sequence[Panel] = ()) -> by
         latency = [(t, m.latency_ms) for t, m in ok if m.latency_ms is not None]
         ttft = [(t, m.ttft_ms) for t, m in ok if m.ttft_ms is not None]
         if latency:
-            latency_ax.plot(*zip(*latency), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+            _over_time(latency_ax, latency, colour, label, window)
             labels.append(label)
             distributions.append([v for _, v in latency])
         if ttft:
-            ttft_ax.plot(*zip(*ttft), marker="o", markersize=3, linewidth=1, color=colour, label=label)
+            _over_time(ttft_ax, ttft, colour, label, window)
         failures = [t for t, m in points if not m.success]
         if failures:
             latency_ax.scatter(failures, [0] * len(failures), marker="x", color=colour, s=30)
@@ -186,8 +228,11 @@ def _figure(rows: Sequence[Row], title: str, extras: Sequence[Panel] = ()) -> by
         if costed:
             cost_ax.scatter(*zip(*costed), s=18, alpha=0.7, color=colour, label=label)
 
-    latency_ax.set(title="Latency over time (x at 0: failed request)", xlabel="time (UTC)", ylabel="latency (ms)")
-    ttft_ax.set(title="Time to first token over time", xlabel="time (UTC)", ylabel="TTFT (ms)")
+    rolling = f", line: rolling {window_text(window)} median" if window else ""
+    latency_ax.set(title=f"Latency over time (x at 0: failed request{rolling})", xlabel="time (UTC)",
+                   ylabel="latency (ms)")
+    ttft_ax.set(title=f"Time to first token over time{' (' + rolling[2:] + ')' if window else ''}",
+                xlabel="time (UTC)", ylabel="TTFT (ms)")
     if distributions:
         box_ax.boxplot(distributions, orientation="horizontal", showfliers=True)
         box_ax.set_yticks(range(1, len(labels) + 1), labels)
@@ -244,13 +289,15 @@ img {{ max-width: 100%; }}
 """
 
 
-def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Path) -> None:
-    """Write the picture as PNG, or as a self-contained HTML page, by the file's extension."""
+def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Path,
+         window: timedelta | None = None) -> None:
+    """Write the picture as PNG, or as a self-contained HTML page, by the file's extension; with a window (--window),
+    the over-time panels draw the rolling median."""
     suffix = path.suffix.lower()
     if suffix not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
     extras = extra_panels(rows)
-    png = _figure(rows, title, extras)
+    png = _figure(rows, title, extras, window)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
         path.write_bytes(png)

@@ -7,9 +7,10 @@ with fewer than 2 samples a percentile is not defined and is shown as "-".
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import Counter
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 import io
@@ -24,7 +25,7 @@ from uuid import UUID
 
 from .errors import ConfigError
 from .measurement import utc_now
-from .storage import Storage, StoredResult, StoredRun
+from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
 from .storage.schema import plain, result_row
 
 PERCENTILES = (50, 90, 95, 99)
@@ -34,11 +35,11 @@ _AGO = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 _AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
     """The q-th percentile by linear interpolation between closest ranks; None for fewer than 2 values."""
     if len(values) < 2:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
@@ -61,6 +62,36 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
                           "time, like 4h, 7d or 2026-11-01") from None
 
 
+def parse_duration(text: str, flag: str) -> timedelta:
+    """'72h', '30m', '7d', '2w': a length of time."""
+    match = _AGO.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{flag} takes a length of time like 72h, 30m, 7d or 2w, not {text!r}")
+    try:
+        return timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise ConfigError(f"{flag} {text} is longer than the calendar holds: give a shorter window") from None
+
+
+def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> list[tuple[float, float]]:
+    """For each (time in s, value), oldest first: the median of the values in the window [time - window_s, time].
+
+    What a leaderboard's "median over the past 72 hours" shows at each moment. One pass, the window's values kept
+    sorted: fast on a year of rows.
+    """
+    window: list[float] = []
+    rolled = []
+    oldest = 0
+    for when, value in points:
+        insort(window, value)
+        while points[oldest][0] < when - window_s:
+            del window[bisect_left(window, points[oldest][1])]
+            oldest += 1
+        middle = len(window) // 2
+        rolled.append((when, window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2))
+    return rolled
+
+
 def parse_run_id(text: str, flag: str) -> UUID:
     try:
         return UUID(text)
@@ -79,6 +110,7 @@ class Selection:
     providers: frozenset[str] = frozenset()
     models: frozenset[str] = frozenset()
     include_simulated: bool = False
+    window: timedelta | None = None  # --window: since and until are the window ending now (or at --until)
 
     def describe(self) -> str:
         parts = []
@@ -86,16 +118,34 @@ class Selection:
             parts.append("run " + ", ".join(sorted(str(r) for r in self.run_ids)))
         if self.last:
             parts.append("the newest run")
-        if self.since:
-            parts.append(f"since {self.since:%Y-%m-%d %H:%M} UTC")
-        if self.until:
-            parts.append(f"until {self.until:%Y-%m-%d %H:%M} UTC")
+        if self.window and self.until:
+            parts.append(f"the {window_text(self.window)} window to {self.until:%Y-%m-%d %H:%M} UTC")
+        else:
+            if self.since:
+                parts.append(f"since {self.since:%Y-%m-%d %H:%M} UTC")
+            if self.until:
+                parts.append(f"until {self.until:%Y-%m-%d %H:%M} UTC")
         if self.providers:
             parts.append("provider " + ", ".join(sorted(self.providers)))
         if self.models:
             parts.append("model " + ", ".join(sorted(self.models)))
         parts.append("live and simulated runs" if self.include_simulated else "live runs only")
         return "; ".join(parts)
+
+
+def window_text(window: timedelta) -> str:
+    """72 h, 30 min: a window's length as a title shows it."""
+    hours = window.total_seconds() / 3600
+    return f"{hours:g} h" if hours >= 1 else f"{window.total_seconds() / 60:g} min"
+
+
+def window_selection(selection: Selection, window: timedelta, now: datetime | None = None) -> Selection:
+    """The selection narrowed to the window ending at its --until, or now: the figures a user sees "over the past
+    72 hours" on a leaderboard."""
+    if selection.since is not None:
+        raise ConfigError("--window and --since both set where the report starts: give one of them")
+    end = selection.until or now or utc_now()
+    return replace(selection, since=end - window, until=end, window=window)
 
 
 @dataclass(frozen=True)
@@ -107,42 +157,76 @@ class Row:
 
 
 def select(storage: Storage, selection: Selection, with_text: bool = False) -> list[Row]:
-    """The stored results the selection covers, oldest first (answer texts only if asked: exports want them)."""
-    runs = {r.info.id: r for r in storage.read_runs()}
-    eligible = {
-        run_id: run for run_id, run in runs.items() if selection.include_simulated or run.info.mode != "simulated"
-    }
+    """The stored results the selection covers, oldest first.
+
+    A report reads only the columns it needs (REPORT_COLUMNS), with the database filtering by run, time, provider
+    and model; an export (with_text) reads every column, answer texts too.
+    """
+    runs = storage.read_runs() if with_text else storage.read_report_runs()
+    eligible = {run.info.id: run for run in runs if selection.include_simulated or run.info.mode != "simulated"}
     wanted = set(eligible)
     if selection.run_ids is not None:
         wanted &= set(selection.run_ids)
     if selection.last and wanted:
-        newest = max(wanted, key=lambda run_id: eligible[run_id].info.started_at)
-        wanted = {newest}
-    rows = []
-    # The database narrows what it can (one run, --since); the rest is filtered here, the same on every backend.
-    one_run = next(iter(wanted)) if len(wanted) == 1 else None
+        wanted = {max(wanted, key=lambda run_id: eligible[run_id].info.started_at)}
     if not wanted:
         return []
-    for result in storage.read_results(one_run, selection.since, with_text):
-        if result.run_id not in wanted:
-            continue
-        m = result.measurement
-        if selection.providers and m.provider not in selection.providers:
-            continue
-        if selection.models and m.model not in selection.models:
-            continue
-        if selection.since and result.created_at < selection.since:
-            continue
-        if selection.until and result.created_at > selection.until:
-            continue
-        rows.append(Row(result, eligible[result.run_id]))
+    filters = ResultFilters(
+        run_id=next(iter(wanted)) if len(wanted) == 1 else None, since=selection.since, until=selection.until,
+        providers=selection.providers, models=selection.models,
+    )
+    if with_text:
+        results = [r for r in storage.read_results(filters.run_id, filters.since) if filters.admits(r)]
+    else:
+        results = storage.read_report_results(filters)
+    rows = [Row(result, eligible[result.run_id]) for result in results if result.run_id in wanted]
     rows.sort(key=lambda row: row.result.created_at)
     return rows
 
 
 @dataclass(frozen=True)
+class GroupKey:
+    """One way to split a report (`--by NAME`): the figures per group, and per provider and model within it.
+
+    `value` reads the group from a row (None where the row does not record it: one group, shown as NO_VALUE);
+    `label` shows a value in the table; `column` is False where the table already shows the key (model).
+    """
+
+    name: str
+    header: str
+    value: Callable[["Row"], object] | None  # None: no grouping beyond provider and model
+    sql: str = ""  # the same value in SQL over benchmark_results b joined to runs r; {hour}: the hour of day, UTC
+    label: Callable[[object], str] = str
+    column: bool = True
+
+
+NO_VALUE = "(none)"
+GROUP_KEYS: dict[str, GroupKey] = {key.name: key for key in (
+    GroupKey("provider", "", None),
+    GroupKey("model", "model", lambda row: row.result.measurement.model, "b.model", column=False),
+    GroupKey("hour", "hour UTC", lambda row: row.result.created_at.hour, "{hour}", label=lambda hour: f"{hour:02d}:00"),
+    GroupKey("region", "region", lambda row: row.run.info.region, "r.region"),
+    GroupKey("host", "host", lambda row: row.run.info.host, "r.host"),
+    GroupKey("upstream", "served by", lambda row: row.result.measurement.upstream_provider, "b.upstream_provider"),
+    GroupKey("tier", "input tier", lambda row: row.result.measurement.input_tier, "b.input_tier",
+             label=lambda tier: f"{tier:,}"),
+    GroupKey("prompt", "prompt", lambda row: row.result.measurement.prompt_id, "b.prompt_id"),
+)}
+# Keys whose report is a table of its own (the load report's `concurrency`) are dispatched in cli/report.py.
+
+
+def group_label(value: object, key: GroupKey) -> str:
+    return NO_VALUE if value is None else key.label(value)
+
+
+def _group_order(value: object) -> tuple[bool, object]:
+    """Groups in the key's natural order (hours and tiers as numbers), the rows without the key last."""
+    return (value is None, value if value is not None else 0)
+
+
+@dataclass(frozen=True)
 class Summary:
-    """One provider and model over the selected results; times in ms, costs in USD."""
+    """One provider and model over the selected results (of one group with --by); times in ms, costs in USD."""
 
     provider: str
     model: str
@@ -158,63 +242,129 @@ class Summary:
     upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
     fastest: bool = False
     cheapest: bool = False
+    group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
+    answers_judged: int = 0  # requests whose prompt had an `expect`, and so an answer_ok
+    answers_correct: int = 0
 
     @property
     def success_rate(self) -> float:
         return self.successes / self.requests if self.requests else 0.0
 
-
-def _summary(provider: str, model: str, rows: list[Row]) -> Summary:
-    measurements = [row.result.measurement for row in rows]
-    ok = [m for m in measurements if m.success]
-    ttft = [m.ttft_ms for m in ok if m.ttft_ms is not None]
-    latency = [m.latency_ms for m in ok if m.latency_ms is not None]
-    speed = [m.tokens_per_second for m in ok if m.tokens_per_second is not None]
-    costed = [m for m in ok if m.cost_usd is not None]
-    total = sum((m.cost_usd for m in costed), Decimal(0)) if costed else None
-    priced_output = [m for m in costed if m.output_tokens]
-    output_tokens = sum(m.output_tokens for m in priced_output)
-    per_1k = (
-        sum((m.cost_usd for m in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
-    )
-    errors = Counter(m.error_type or "unknown" for m in measurements if not m.success)
-    return Summary(
-        provider=provider,
-        model=model,
-        requests=len(measurements),
-        successes=len(ok),
-        ttft_ms={q: percentile(ttft, q) for q in PERCENTILES},
-        latency_ms={q: percentile(latency, q) for q in PERCENTILES},
-        tokens_per_second_p50=percentile(speed, 50),
-        cost_mean_usd=total / len(costed) if costed else None,
-        cost_total_usd=total,
-        cost_per_1k_output_tokens_usd=per_1k,
-        top_errors=tuple(errors.most_common(3)),
-        upstream_providers=tuple(Counter(m.upstream_provider for m in measurements if m.upstream_provider)
-                                 .most_common()),
-    )
+    @property
+    def correct_rate(self) -> float | None:
+        """The share of judged answers that met their prompt's `expect`; None where nothing was judged."""
+        return self.answers_correct / self.answers_judged if self.answers_judged else None
 
 
-def summarise(rows: Iterable[Row]) -> list[Summary]:
-    """One Summary per (provider, model), sorted by median TTFT (undefined last); fastest and cheapest marked.
+def _percentiles(values: list[float]) -> dict[int, float | None]:
+    """Every PERCENTILES of the values, sorted once."""
+    ordered = sorted(values)
+    return {q: percentile(ordered, q, presorted=True) for q in PERCENTILES}
 
-    Fastest: the lowest median latency (the whole answer). Cheapest: the lowest mean cost per request.
-    """
-    groups: dict[tuple[str, str], list[Row]] = {}
+
+def _most_common(names: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """Counts, most first, ties by name: the same however the database ordered them."""
+    return tuple(sorted(Counter(names).items(), key=lambda item: (-item[1], item[0])))
+
+
+def group_values(group: object, provider: str, model: str, rows: Sequence[Row]) -> GroupValues:
+    """What the figures are computed from, read off the rows: the row path's counterpart of read_group_values."""
+    values = GroupValues(group, provider, model, requests=len(rows))
     for row in rows:
         m = row.result.measurement
-        groups.setdefault((m.provider, m.model), []).append(row)
-    summaries = [_summary(provider, model, group) for (provider, model), group in groups.items()]
+        if m.answer_ok is not None:
+            values.answers_judged += 1
+            values.answers_correct += m.answer_ok
+        if m.upstream_provider:
+            values.upstream_providers.append(m.upstream_provider)
+        if not m.success:
+            values.error_types.append(m.error_type or "unknown")
+            continue
+        values.successes += 1
+        for name in ("ttft_ms", "latency_ms", "tokens_per_second"):
+            if (value := getattr(m, name)) is not None:
+                getattr(values, name).append(value)
+        if m.cost_usd is not None:
+            values.costs.append((m.cost_usd, m.output_tokens))
+    return values
 
+
+def _summary(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summary:
+    costs = [cost for cost, _ in values.costs]
+    total = sum(costs, Decimal(0)) if costs else None
+    priced_output = [(cost, tokens) for cost, tokens in values.costs if tokens]
+    output_tokens = sum(tokens for _, tokens in priced_output)
+    per_1k = sum((cost for cost, _ in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
+    return Summary(
+        provider=values.provider,
+        model=values.model,
+        requests=values.requests,
+        successes=values.successes,
+        ttft_ms=_percentiles(values.ttft_ms),
+        latency_ms=_percentiles(values.latency_ms),
+        tokens_per_second_p50=percentile(values.tokens_per_second, 50),
+        cost_mean_usd=total / len(costs) if costs else None,
+        cost_total_usd=total,
+        cost_per_1k_output_tokens_usd=per_1k,
+        top_errors=_most_common(values.error_types)[:3],
+        upstream_providers=_most_common(values.upstream_providers),
+        group=group,
+        answers_judged=values.answers_judged,
+        answers_correct=values.answers_correct,
+    )
+
+
+def summarise(rows: Iterable[Row], by: str = "provider") -> list[Summary]:
+    """One Summary per (provider, model), within each group of `by`; fastest and cheapest marked within each group.
+
+    Groups come in the key's order; within one, sorted by median TTFT (undefined last). Fastest: the lowest median
+    latency (the whole answer). Cheapest: the lowest mean cost per request.
+    """
+    key = GROUP_KEYS[by]
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        m = row.result.measurement
+        groups.setdefault((key.value(row) if key.value else None, m.provider, m.model), []).append(row)
+    return _arrange([group_values(*parts, group_rows) for parts, group_rows in groups.items()], key)
+
+
+def summarise_stored(
+    storage: Storage, selection: Selection, by: str = "provider"
+) -> tuple[list[Summary], SelectionSpan | None] | None:
+    """The summaries of a selection and its span (None: nothing matches), with the database gathering each group's
+    values: what `report` prints, fast over a long history. None where the backend cannot gather (Supabase): then
+    select() and summarise() read the rows."""
+    key = GROUP_KEYS[by]
+    filters = ResultFilters(since=selection.since, until=selection.until, providers=selection.providers,
+                            models=selection.models, run_ids=selection.run_ids, newest_run=selection.last,
+                            include_simulated=selection.include_simulated)
+    gathered = storage.read_group_values(filters, key.sql if key.value else None)
+    if gathered is None:
+        return None
+    values, span = gathered
+    return _arrange(values, key), span
+
+
+def _arrange(values: Sequence[GroupValues], key: GroupKey) -> list[Summary]:
+    """Summaries in the key's group order, each group sorted and marked."""
+    groups: dict[object, list[GroupValues]] = {}
+    for value in values:
+        groups.setdefault(value.group, []).append(value)
+    summaries = []
+    for group in sorted(groups, key=_group_order):
+        summaries += _marked([_summary(v, (key, group) if key.value else None) for v in groups[group]])
+    return summaries
+
+
+def _marked(summaries: list[Summary]) -> list[Summary]:
+    """One group's summaries, sorted by median TTFT (undefined last), fastest and cheapest marked."""
     def best(key: Callable[[Summary], object]) -> Summary | None:
         candidates = [s for s in summaries if key(s) is not None]
         return min(candidates, key=key) if len(candidates) > 1 else None  # type: ignore[arg-type, return-value]
 
-    fastest = best(lambda s: s.latency_ms[50])
-    cheapest = best(lambda s: s.cost_mean_usd)
-    marked = [
-        Summary(**{**s.__dict__, "fastest": s is fastest, "cheapest": s is cheapest}) for s in summaries
-    ]
+    fastest = best(lambda s: (s.latency_ms[50], s.provider, s.model) if s.latency_ms[50] is not None else None)
+    cheapest = best(lambda s: (s.cost_mean_usd, s.provider, s.model) if s.cost_mean_usd is not None else None)
+    marked = [replace(s, fastest=s is fastest, cheapest=s is cheapest) for s in summaries]
     return sorted(marked, key=lambda s: (s.ttft_ms[50] is None, s.ttft_ms[50] or 0.0, s.provider, s.model))
 
 
@@ -222,7 +372,10 @@ def summarise(rows: Iterable[Row]) -> list[Summary]:
 
 def summary_fields(s: Summary) -> dict[str, object]:
     """The fields json and csv carry, units in their names."""
-    values: dict[str, object] = {
+    values: dict[str, object] = {}
+    if s.group and s.group[0].column:
+        values[s.group[0].name] = s.group[1]
+    values |= {
         "provider": s.provider,
         "model": s.model,
         "requests": s.requests,
@@ -239,6 +392,8 @@ def summary_fields(s: Summary) -> dict[str, object]:
     values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
     values["top_errors"] = _counts(s.top_errors)
     values["upstream_providers"] = _counts(s.upstream_providers)
+    values["answers_judged"] = s.answers_judged
+    values["correct_answer_rate"] = _round(s.correct_rate, 4)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
@@ -267,6 +422,10 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}"
+
+
 def _quantiles(values: dict[int, float | None]) -> str:
     return " / ".join(_cell(values[q]) for q in PERCENTILES)
 
@@ -274,25 +433,29 @@ def _quantiles(values: dict[int, float | None]) -> str:
 def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
-    header = ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
-              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else []) + [""]
+    judged = any(s.answers_judged for s in summaries)  # and only where prompts had an `expect`
+    key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
+    header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
+              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else [])
+              + (["correct %"] if judged else []) + [""])
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
         rows.append(
-            [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
+            ([group_label(s.group[1], key)] if key else []) + [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
-            + [marks]
+            + ([_percent(s.correct_rate)] if judged else []) + [marks]
         )
     return header, rows
 
 
 def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: Iterable[str]) -> list[str]:
-    """A table in columns for a terminal: the columns named in `left` aligned left, the rest (numbers) right."""
+    """A table in columns for a terminal: the first column and those named in `left` aligned left, the rest (numbers)
+    right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    on_left = {i for i, name in enumerate(header) if name in set(left)}
+    on_left = {0} | {i for i, name in enumerate(header) if name in set(left)}  # the first column names the row
     return ["  ".join(c.ljust(w) if i in on_left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
             for row in [header, *rows]]
 
@@ -328,24 +491,35 @@ def format_csv(summaries: Sequence[Summary]) -> str:
     return csv_text([summary_fields(s) for s in summaries])
 
 
-def format_json(summaries: Sequence[Summary], title: str, selection: Selection, rows: Sequence[Row]) -> str:
+def format_json(summaries: Sequence[Summary], title: str, selection: Selection, span: SelectionSpan) -> str:
     return json.dumps(
         {
             "title": title,
             "selection": selection.describe(),
-            "results": len(rows),
-            "runs": len({row.run.info.id for row in rows}),
+            "results": span.results,
+            "runs": span.runs,
+            "window_hours": selection.window.total_seconds() / 3600 if selection.window else None,
+            "by": summaries[0].group[0].name if summaries and summaries[0].group else "provider",
             "providers": [summary_fields(s) for s in summaries],
         },
         indent=2,
     )
 
 
-def title_for(rows: Sequence[Row], selection: Selection) -> str:
-    runs = {row.run.info.id for row in rows}
-    first, last = rows[0].result.created_at, rows[-1].result.created_at
-    span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-    return f"{len(rows)} results from {len(runs)} run(s), {span} ({selection.describe()})"
+def span_of(rows: Sequence[Row]) -> SelectionSpan:
+    """How many results and runs the rows (oldest first) hold, and from when to when."""
+    return SelectionSpan(len(rows), len({row.run.info.id for row in rows}), rows[0].result.created_at,
+                         rows[-1].result.created_at)
+
+
+def title_for(rows: Sequence[Row], selection: Selection, by: str = "provider") -> str:
+    return report_title(span_of(rows), selection, by)
+
+
+def report_title(span: SelectionSpan, selection: Selection, by: str = "provider") -> str:
+    times = f"{span.first:%Y-%m-%d %H:%M} to {span.last:%Y-%m-%d %H:%M} UTC"
+    grouped = f", by {GROUP_KEYS[by].header or by}" if by != "provider" else ""
+    return f"{span.results} results from {span.runs} run(s), {times}{grouped} ({selection.describe()})"
 
 
 # ---- export -----------------------------------------------------------------------------------------------------
@@ -437,6 +611,7 @@ class Comparison:
     model: str
     requests: tuple[int, int]
     changes: tuple[Change, ...] = field(default=())
+    within: str = ""  # the group compared within (--by, and the input tier where rows have one): "input tier 1,000"
 
 
 _COMPARED = (
@@ -446,25 +621,37 @@ _COMPARED = (
 )
 
 
-def compare(before: Sequence[Row], after: Sequence[Row]) -> list[Comparison]:
-    """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals."""
+def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -> list[Comparison]:
+    """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals.
 
-    def by_group(rows: Sequence[Row]) -> dict[tuple[str, str], list]:
-        groups: dict[tuple[str, str], list] = {}
+    Like is compared with like: within each group of `by`, and within each input tier where the rows have tiers
+    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's).
+    """
+    key = GROUP_KEYS[by]
+    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in (*before, *after))
+
+    def by_group(rows: Sequence[Row]) -> dict[tuple, list]:
+        groups: dict[tuple, list] = {}
         for row in rows:
             m = row.result.measurement
-            groups.setdefault((m.provider, m.model), []).append(m)
+            group = (key.value(row) if key.value else None, m.input_tier if tiers else None, m.provider, m.model)
+            groups.setdefault(group, []).append(m)
         return groups
+
+    def within(group: object, tier: object) -> str:
+        parts = [f"{key.header} {group_label(group, key)}"] if key.value and key.column else []
+        return ", ".join(parts + ([f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []))
 
     a, b = by_group(before), by_group(after)
     comparisons = []
-    for key in sorted(set(a) & set(b)):
+    for group in sorted(set(a) & set(b), key=lambda parts: tuple(_group_order(part) for part in parts)):
         changes = []
         for metric, unit, get in _COMPARED:
-            xs = [v for m in a[key] if m.success and (v := get(m)) is not None]
-            ys = [v for m in b[key] if m.success and (v := get(m)) is not None]
+            xs = [v for m in a[group] if m.success and (v := get(m)) is not None]
+            ys = [v for m in b[group] if m.success and (v := get(m)) is not None]
             changes.append(Change(metric, unit, percentile(xs, 50), percentile(ys, 50), bootstrap_interval(xs, ys)))
-        comparisons.append(Comparison(key[0], key[1], (len(a[key]), len(b[key])), tuple(changes)))
+        comparisons.append(Comparison(group[2], group[3], (len(a[group]), len(b[group])), tuple(changes),
+                                      within(*group[:2])))
     return comparisons
 
 
@@ -474,7 +661,8 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
              "median A -> B (difference, 95 % bootstrap interval of it); marked when the interval excludes 0 "
              f"and the median moved by {MIN_RELATIVE_CHANGE:.0%} or more"]
     for c in comparisons:
-        lines.append(f"{c.provider} / {c.model} ({c.requests[0]} -> {c.requests[1]} requests)")
+        within = f", {c.within}" if c.within else ""
+        lines.append(f"{c.provider} / {c.model}{within} ({c.requests[0]} -> {c.requests[1]} requests)")
         for change in c.changes:
             fmt = ".6f" if change.unit == "$" else ".1f"
             if change.before is None or change.after is None:
@@ -491,5 +679,5 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
                 f"({change.difference:+{fmt}}{interval}) {verdict}".rstrip()
             )
     if not comparisons:
-        lines.append("no provider and model appears in both A and B")
+        lines.append("no provider and model appears in both A and B (in the same group, with --by or tiers)")
     return "\n".join(lines)

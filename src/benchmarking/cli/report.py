@@ -6,13 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
 from .common import ExitStatus, Parser, storage_only_settings
 
 if TYPE_CHECKING:
     from ..report import Selection
+    from ..slo import SloConfig
 
 
 def _compare_side(text: str, base: "Selection") -> "Selection":
@@ -48,11 +49,30 @@ def check_writable(path: Path, flag: str) -> None:
         raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
 
 
+def report_keys() -> list[str]:
+    """What --by takes: the general grouping keys, then the keys that have a table of their own."""
+    from ..report import GROUP_KEYS
+
+    return list(GROUP_KEYS) + list(OWN_TABLES)
+
+
+def _concurrency_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
+    from ..load_report import render
+
+    return render(rows, fmt, title, selection, slo)
+
+
+# --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
+# selection, SLOs) -> text.
+OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {"concurrency": _concurrency_table}
+
+
 def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
         Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
-        parse_run_id, parse_time, select, summarise, title_for,
+        parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise, summarise_stored,
+        title_for, window_selection,
     )
     from ..storage import open_backend
 
@@ -68,15 +88,21 @@ def report_main(argv: list[str]) -> int:
     which.add_argument("--provider", action="append", default=[], help="only this provider; repeatable")
     which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
     which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
+    which.add_argument("--window", metavar="LENGTH",
+                       help="the figures over the window of this length (72h, 30m, 7d, 2w) ending now, or at "
+                            "--until, like a leaderboard's rolling median; --plot draws the rolling median over time")
     out = parser.add_argument_group("output")
+    out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
+                     help="group the figures by KEY, per provider and model within each group: provider (default), "
+                          "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
+                          "tier (input tier), prompt; or concurrency: a table per load level of each provider and "
+                          "model (requests/s, output tokens/s, TTFT and latency p50/p90/p99, errors with 429s on "
+                          "their own, rate-limit headers, start lag, where a sweep stopped, goodput where SLOs are "
+                          "set)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
-    out.add_argument("--by", choices=("concurrency",),
-                     help="concurrency: per load level of each provider and model, requests/s, output tokens/s, "
-                          "TTFT and latency p50/p90/p99, errors (429s on their own), rate-limit headers, the "
-                          "harness's start lag, where a sweep stopped, and goodput where SLOs are set")
     out.add_argument("--compare", nargs=2, metavar=("A", "B"),
                      help="change from A to B per provider; each a run id or a window like 8h..4h or "
                           "2026-11-01..2026-11-08; changes beyond the noise are marked")
@@ -91,12 +117,18 @@ def report_main(argv: list[str]) -> int:
         models=frozenset(args.model),
         include_simulated=args.include_simulated,
     )
+    if args.window:
+        if args.compare:
+            raise ConfigError("--window and --compare both choose the results: give the windows to --compare")
+        base = window_selection(base, parse_duration(args.window, "--window"))
     outputs = (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html")))
     for flag, path, suffixes in outputs:
         if path and Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
         if path:
             check_writable(Path(path), flag)
+    own_table = OWN_TABLES.get(args.by)
+    by = "provider" if own_table else args.by  # the summary's grouping, also under a table of its own
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
     settings = storage_only_settings()
     with open_backend(settings) as storage:
@@ -106,10 +138,16 @@ def report_main(argv: list[str]) -> int:
                 if not rows:
                     print(f"no results match {side.describe()}: nothing to compare")
                     return ExitStatus.OK
-            print(format_comparison(compare(before, after), title_for(before, sides[0]), title_for(after, sides[1])))
+            print(format_comparison(compare(before, after, by), title_for(before, sides[0], by),
+                                    title_for(after, sides[1], by)))
             return ExitStatus.OK
-        rows = select(storage, base, with_text=bool(args.export))
-    if not rows:
+        rows: list = []
+        # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
+        if own_table or args.export or args.plot or (gathered := summarise_stored(storage, base, by)) is None:
+            rows = select(storage, base, with_text=bool(args.export))
+            gathered = (summarise(rows, by), span_of(rows) if rows else None)
+        summaries, span = gathered
+    if span is None:
         hint = ""
         if not base.include_simulated:
             with open_backend(settings) as storage:
@@ -117,15 +155,13 @@ def report_main(argv: list[str]) -> int:
                     hint = " (simulated results match: add --include-simulated to see them)"
         print(f"no results match: {base.describe()}{hint}")
         return ExitStatus.OK
-    summaries = summarise(rows)
-    title = title_for(rows, base)
-    if args.by == "concurrency":
-        from ..load_report import render
+    title = report_title(span, base, by)
+    if own_table:
         from ..slo import SloConfig
 
-        print(render(rows, args.format, title, base, getattr(settings, "slo", SloConfig())), end="")
+        print(own_table(rows, args.format, title, base, getattr(settings, "slo", SloConfig())), end="")
     elif args.format == "json":
-        print(format_json(summaries, title, base, rows))
+        print(format_json(summaries, title, base, span))
     elif args.format == "csv":
         print(format_csv(summaries), end="")
     elif args.format == "markdown":
@@ -138,6 +174,6 @@ def report_main(argv: list[str]) -> int:
     if args.plot:
         from ..charts import plot
 
-        plot(rows, summaries, title, Path(args.plot))
+        plot(rows, summaries, title, Path(args.plot), base.window)
         print(f"chart written to {args.plot}", file=sys.stderr)
     return ExitStatus.OK

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Mapping, Sequence
 from uuid import UUID
 
@@ -46,6 +47,59 @@ class StoredResult:
     run_id: UUID
     created_at: datetime
     measurement: Measurement
+
+
+@dataclass(frozen=True)
+class ResultFilters:
+    """What a report selects that the database can filter on: one run, a time range (inclusive), providers, models;
+    for read_group_values also runs by id, the newest run only, and simulated runs or not."""
+
+    run_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    providers: frozenset[str] = frozenset()
+    models: frozenset[str] = frozenset()
+    run_ids: frozenset[UUID] | None = None
+    newest_run: bool = False
+    include_simulated: bool = True
+
+    def admits(self, result: StoredResult) -> bool:
+        m = result.measurement
+        return ((self.run_id is None or result.run_id == self.run_id)
+                and (self.since is None or result.created_at >= self.since)
+                and (self.until is None or result.created_at <= self.until)
+                and (not self.providers or m.provider in self.providers)
+                and (not self.models or m.model in self.models))
+
+
+@dataclass
+class GroupValues:
+    """What a report's figures are computed from, for one group and provider/model: the successful requests' values
+    (any order), the priced ones' (cost, output tokens), the failures' error types, who served (OpenRouter)."""
+
+    group: object
+    provider: str
+    model: str
+    requests: int = 0
+    successes: int = 0
+    ttft_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    tokens_per_second: list[float] = field(default_factory=list)
+    costs: list[tuple[Decimal, int | None]] = field(default_factory=list)
+    error_types: list[str] = field(default_factory=list)
+    upstream_providers: list[str] = field(default_factory=list)
+    answers_judged: int = 0
+    answers_correct: int = 0
+
+
+@dataclass(frozen=True)
+class SelectionSpan:
+    """How many results and runs a selection holds, and the first and last result's time."""
+
+    results: int
+    runs: int
+    first: datetime
+    last: datetime
 
 
 class Storage(ABC):
@@ -93,6 +147,24 @@ class Storage(ABC):
         Raises StorageRejected if the table or a column is not there.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot read columns")
+
+    def read_report_runs(self) -> list[StoredRun]:
+        """Runs without their settings and summary (an empty dict and None): what a report needs, fast."""
+        return self.read_runs()
+
+    def read_report_results(self, filters: "ResultFilters") -> list[StoredResult]:
+        """Results a report reads, in no set order: only the columns in REPORT_COLUMNS are filled (other Measurement
+        fields are None), and the database applies the filters. Backends override this to read fast; this default
+        reads everything and filters here."""
+        return [r for r in self.read_results(filters.run_id, filters.since, with_text=False) if filters.admits(r)]
+
+    def read_group_values(
+        self, filters: ResultFilters, group_sql: str | None
+    ) -> tuple[list[GroupValues], SelectionSpan | None] | None:
+        """The values of a report's figures per group (`group_sql`, an SQL expression over benchmark_results b and
+        runs r, "{hour}" for the hour of day in UTC; None: no group) and provider/model, gathered by the database,
+        with the selection's span; None where the backend cannot (the caller then reads rows)."""
+        return None
 
     def prepare(self) -> None:
         """Check that the database can take rows before anything is measured.

@@ -26,7 +26,7 @@ from uuid import UUID
 
 from ..errors import OutboxUnwritable, StorageError, StorageUnavailable
 from ..measurement import Measurement
-from .base import RunInfo, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
 from .schema import measurement_from_row, plain, result_row, storable
 
 _RUN_FIELDS = {field.name for field in fields(RunInfo)}
@@ -525,6 +525,17 @@ class ResilientStorage(Storage):
         self, table: str, columns: Sequence[str], equal: Mapping[str, str] | None = None
     ) -> list[tuple[Any, ...]]:
         return self.backend_storage.read_rows(table, columns, equal)
+
+    def read_report_runs(self) -> list[StoredRun]:
+        return self.backend_storage.read_report_runs()
+
+    def read_report_results(self, filters: ResultFilters) -> list[StoredResult]:
+        return self.backend_storage.read_report_results(filters)
+
+    def read_group_values(
+        self, filters: ResultFilters, group_sql: str | None
+    ) -> tuple[list[GroupValues], SelectionSpan | None] | None:
+        return self.backend_storage.read_group_values(filters, group_sql)
 
     def close(self) -> None:
         self.backend_storage.close()

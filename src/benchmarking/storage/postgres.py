@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
 import math
 import os
 from pathlib import Path
@@ -16,9 +18,10 @@ from uuid import UUID
 from ..config import redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import RunInfo, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable, stored_result_from_row,
+    REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs, report_where,
+    result_row, run_row, selected_result_columns, storable, stored_result_from_row,
     stored_run_from_row,
 )
 
@@ -323,6 +326,49 @@ class PostgresStorage(Storage):
             query += sql.SQL(" where ") + sql.SQL(" and ").join(
                 sql.SQL("{} = %s").format(sql.Identifier(name)) for name in equal)
         return self._run(f"read {table}", lambda conn: conn.execute(query, list(equal.values())).fetchall())
+
+    def read_report_runs(self) -> list[StoredRun]:
+        return report_runs(self._rows(f"select {', '.join(REPORT_RUN_COLUMNS)} from runs", ()))
+
+    def read_report_results(self, filters: ResultFilters) -> list[StoredResult]:
+        where, params = report_where(filters, "%s")
+        return report_results(self._rows(f"select {', '.join(REPORT_COLUMNS)} from benchmark_results{where}", params))
+
+    def read_group_values(
+        self, filters: ResultFilters, group_sql: str | None
+    ) -> tuple[list[GroupValues], SelectionSpan | None]:
+        where, params = report_where(filters, "%s", table="b.")
+        group = (group_sql or "null::text").replace("{hour}", "extract(hour from b.created_at at time zone 'UTC')::int")
+        tables = "benchmark_results b" + (" join runs r on r.id = b.run_id" if "r." in group else "")
+
+        def finite(column: str) -> str:
+            return f"b.success and {column} is not null and {column} not in ('NaN', 'Infinity', '-Infinity')"
+
+        query = f"""select {group}, b.provider, b.model, count(*), count(*) filter (where b.success),
+            array_agg(b.ttft_ms) filter (where {finite('b.ttft_ms')}),
+            array_agg(b.latency_ms) filter (where {finite('b.latency_ms')}),
+            array_agg(b.tokens_per_second) filter (where {finite('b.tokens_per_second')}),
+            array_agg(b.cost_usd) filter (where {finite('b.cost_usd')}),
+            array_agg(b.output_tokens) filter (where {finite('b.cost_usd')}),
+            array_agg(coalesce(b.error_type, 'unknown')) filter (where not coalesce(b.success, false)),
+            array_agg(b.upstream_provider) filter (where b.upstream_provider is not null),
+            count(b.answer_ok), count(*) filter (where b.answer_ok)
+            from {tables}{where} group by 1, 2, 3"""
+        decimal = lru_cache(maxsize=None)(lambda cost: Decimal(str(cost)))  # a model's requests often cost the same
+        groups = [
+            GroupValues(value, provider, model, requests, successes, ttft or [], latency or [], speed or [],
+                        [(decimal(cost), tokens) for cost, tokens in zip(costs or (), tokens_out or ())],
+                        errors or [], served or [], judged, correct)
+            for value, provider, model, requests, successes, ttft, latency, speed, costs, tokens_out, errors, served,
+            judged, correct in self._rows(query, params)
+        ]
+        ((count, runs, first, last),) = self._rows(
+            f"select count(*), count(distinct b.run_id), min(b.created_at), max(b.created_at) from {tables}{where}",
+            params)
+        return groups, SelectionSpan(count, runs, first, last) if count else None
+
+    def _rows(self, query: str, params: Any) -> list[tuple]:
+        return self._run("read", lambda conn: conn.execute(query, params).fetchall())
 
     def close(self) -> None:
         self._watchdog.close()

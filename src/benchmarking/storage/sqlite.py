@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 import sqlite3
 from typing import Any, Mapping, Sequence
@@ -10,9 +11,10 @@ from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import RunInfo, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json, storable,
+    REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs, report_where,
+    result_row, run_row, selected_result_columns, settings_json, storable,
     stored_result_from_row, stored_run_from_row,
 )
 
@@ -37,6 +39,8 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS benchmark_results_provider_model_created_idx"
     " ON benchmark_results (provider, model, created_at)",
     "CREATE INDEX IF NOT EXISTS runs_started_at_idx ON runs (started_at)",
+    "CREATE INDEX IF NOT EXISTS benchmark_results_report_idx ON benchmark_results"
+    f" ({', '.join(REPORT_INDEX_COLUMNS)})",
 )
 
 
@@ -56,6 +60,37 @@ def _migrate(db: sqlite3.Connection) -> None:
 def _column_ddl(name: str, pg_type: str) -> str:
     ddl = f"{name} {SQLITE_TYPES[pg_type]}"
     return ddl + " PRIMARY KEY" if name == "id" else ddl
+
+
+def _runs_join(group_sql: str) -> str:
+    """The join to runs, only where the group is a run's column (region, host): it costs more than the rest."""
+    return " join runs r on r.id = b.run_id" if "r." in group_sql else ""
+
+
+def _floats(joined: str | None) -> list[float]:
+    return list(map(float, joined.split(","))) if joined else []
+
+
+def _names(joined: str | None) -> list[str]:
+    return joined.split("\x1f") if joined else []
+
+
+def _costs(joined: str | None) -> list[tuple[Decimal, int | None]]:
+    """'cost:output tokens' pairs, comma-joined, into (Decimal cost, tokens or None); each distinct pair parsed once
+    (a model's requests cost the same often)."""
+    parsed: dict[str, tuple[Decimal, int | None]] = {}
+
+    def parse(pair: str) -> tuple[Decimal, int | None]:
+        cost, _, tokens = pair.partition(":")
+        parsed[pair] = value = (Decimal(cost), int(tokens) if tokens else None)
+        return value
+
+    return [parsed.get(pair) or parse(pair) for pair in joined.split(",")] if joined else []
+
+
+def _sql_time(value: object) -> object:
+    """A time as the text stored for it (ISO 8601 in UTC sorts in time order); other values as they are."""
+    return value.astimezone(timezone.utc).isoformat() if isinstance(value, datetime) else _sql_value(value)
 
 
 def _sql_value(value: object) -> object:
@@ -193,6 +228,54 @@ class SQLiteStorage(Storage):
             return cursor.execute(f'SELECT {names} FROM "{table}"{where}', list(equal.values())).fetchall()
         except sqlite3.Error as exc:
             raise _storage_error(f"cannot read {table} in {self.location}", exc) from None
+
+    def read_report_runs(self) -> list[StoredRun]:
+        return report_runs(self._tuples("cannot read runs", f"SELECT {', '.join(REPORT_RUN_COLUMNS)} FROM runs", []))
+
+    def read_report_results(self, filters: ResultFilters) -> list[StoredResult]:
+        where, params = report_where(filters, "?", _sql_time)
+        # No ORDER BY: the report sorts what is left after its own filters, and SQLite's sort of every row cost more.
+        query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
+        return report_results(self._tuples("cannot read results", query, params), finite=False)
+
+    def read_group_values(
+        self, filters: ResultFilters, group_sql: str | None
+    ) -> tuple[list[GroupValues], SelectionSpan | None]:
+        where, params = report_where(filters, "?", _sql_time, table="b.")
+        group = (group_sql or "null").replace("{hour}", "cast(substr(b.created_at, 12, 2) as integer)")
+        # The covering index: the planner would pick (provider, model, created_at) and read every table row.
+        tables = "benchmark_results b indexed by benchmark_results_report_idx" + _runs_join(group)
+        # group_concat skips NULLs; texts are joined by the unit separator, which no name holds
+        query = f"""select {group}, b.provider, b.model, count(*), coalesce(sum(b.success), 0),
+            group_concat(case when b.success then b.ttft_ms end),
+            group_concat(case when b.success then b.latency_ms end),
+            group_concat(case when b.success then b.tokens_per_second end),
+            group_concat(case when b.success and b.cost_usd is not null
+                         then b.cost_usd || ':' || coalesce(b.output_tokens, '') end),
+            group_concat(case when b.success then null else coalesce(b.error_type, 'unknown') end, char(31)),
+            group_concat(b.upstream_provider, char(31)), count(b.answer_ok), coalesce(sum(b.answer_ok), 0)
+            from {tables}{where} group by 1, 2, 3"""
+        groups = [
+            GroupValues(value, provider, model, requests, successes, _floats(ttft), _floats(latency),
+                        _floats(speed), _costs(costs), _names(errors), _names(served), judged, correct)
+            for value, provider, model, requests, successes, ttft, latency, speed, costs, errors, served, judged,
+            correct in self._tuples("cannot read results", query, params)
+        ]
+        ((count, runs, first, last),) = self._tuples(
+            "cannot read results",
+            f"select count(*), count(distinct b.run_id), min(b.created_at), max(b.created_at) from {tables}{where}",
+            params)
+        span = SelectionSpan(count, runs, datetime.fromisoformat(first), datetime.fromisoformat(last)) if count else None
+        return groups, span
+
+    def _tuples(self, what: str, statement: str, params: Sequence[object]) -> list[tuple]:
+        """Rows as plain tuples (no sqlite3.Row per row): the report's reads."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            return cursor.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _storage_error(f"{what} in {self.location}", exc) from None
 
     def close(self) -> None:
         if self._connection is not None:
