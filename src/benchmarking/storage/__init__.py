@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import RunInfo, Storage, StoredResult, StoredRun
+from .base import RunInfo, Storage, StoredAlert, StoredResult, StoredRun
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["RunInfo", "Storage", "StoredResult", "StoredRun", "open_backend", "DATABASE_TIMEOUT_S"]
+__all__ = ["RunInfo", "Storage", "StoredAlert", "StoredResult", "StoredRun", "open_backend", "DATABASE_TIMEOUT_S"]
 
 DATABASE_TIMEOUT_S = 10.0
 
