@@ -43,15 +43,20 @@ def check_url(url: str, what: str) -> None:
                           "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")
 
 
-def send(urls: Sequence[str], title: str, body: str) -> list[str]:
-    """Send one message to every URL; returns the schemes of those that did not take it (empty: all delivered)."""
+def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list[str]:
+    """Send one message to every URL; returns the schemes of those that did not take it (empty: all delivered).
+
+    `kind`: firing (Apprise's failure type), resolved (success), anything else info; services colour by it.
+    """
     import apprise
 
+    notify_type = {"firing": apprise.NotifyType.FAILURE, "resolved": apprise.NotifyType.SUCCESS}.get(
+        kind, apprise.NotifyType.INFO)
     failed = []
     with _quiet_apprise():
         for url in urls:
             target = apprise.Apprise()
             target.add(url)
-            if not target.notify(title=title, body=body):
+            if not target.notify(title=title, body=body, notify_type=notify_type):
                 failed.append(scheme_of(url))
     return failed

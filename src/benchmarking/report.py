@@ -24,6 +24,7 @@ from uuid import UUID
 
 from .errors import ConfigError
 from .measurement import utc_now
+from .slo import Attainment
 from .storage import Storage, StoredResult, StoredRun
 from .storage.schema import plain, result_row
 
@@ -156,6 +157,7 @@ class Summary:
     cost_per_1k_output_tokens_usd: Decimal | None
     top_errors: tuple[tuple[str, int], ...]
     upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
+    slo: Attainment | None = None  # set when benchmark.toml has an [slo] with a per-request target for it
     fastest: bool = False
     cheapest: bool = False
 
@@ -239,6 +241,9 @@ def summary_fields(s: Summary) -> dict[str, object]:
     values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
     values["top_errors"] = _counts(s.top_errors)
     values["upstream_providers"] = _counts(s.upstream_providers)
+    if s.slo is not None:
+        values["slo_attainment"] = _round(s.slo.attainment, 4)
+        values["goodput_per_hour"] = _round(s.slo.goodput_per_hour)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
@@ -274,8 +279,10 @@ def _quantiles(values: dict[int, float | None]) -> str:
 def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
+    slo = any(s.slo for s in summaries)  # columns only when an [slo] sets per-request targets
     header = ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
-              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else []) + [""]
+              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else [])
+    header += (["SLO met %", "goodput/h"] if slo else []) + [""]
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
@@ -284,9 +291,16 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
-            + [marks]
+            + (_slo_cells(s.slo) if slo else []) + [marks]
         )
     return header, rows
+
+
+def _slo_cells(slo: Attainment | None) -> list[str]:
+    if slo is None:
+        return ["-", "-"]
+    percent = None if slo.attainment is None else slo.attainment * 100
+    return [_cell(percent), _cell(slo.goodput_per_hour)]
 
 
 def format_table(summaries: Sequence[Summary], title: str) -> str:

@@ -73,6 +73,8 @@ def report_main(argv: list[str]) -> int:
                      help="table (default), json, csv or markdown; json and csv carry the same fields")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--config", metavar="PATH",
+                     help="benchmark.toml whose [slo] adds SLO attainment and goodput per provider and model")
     out.add_argument("--compare", nargs=2, metavar=("A", "B"),
                      help="change from A to B per provider; each a run id or a window like 8h..4h or "
                           "2026-11-01..2026-11-08; changes beyond the noise are marked")
@@ -94,7 +96,7 @@ def report_main(argv: list[str]) -> int:
         if path:
             check_writable(Path(path), flag)
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
-    settings = storage_only_settings()
+    settings = storage_only_settings(args.config, watching=True)
     with open_backend(settings) as storage:
         if sides:
             before, after = (select(storage, side) for side in sides)
@@ -114,6 +116,11 @@ def report_main(argv: list[str]) -> int:
         print(f"no results match: {base.describe()}{hint}")
         return ExitStatus.OK
     summaries = summarise(rows)
+    if settings.slo.configured:
+        from ..slo import attainment_by_model
+
+        figures = attainment_by_model(rows, settings.slo)
+        summaries = [replace(s, slo=figures.get((s.provider, s.model))) for s in summaries]
     title = title_for(rows, base)
     if args.format == "json":
         print(format_json(summaries, title, base, rows))
