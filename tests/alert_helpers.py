@@ -15,12 +15,12 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
 
 def write_results(storage: Storage, provider: str, model: str, outcomes: list[dict], end: datetime,
-                  mode: str = "live", spacing: timedelta = timedelta(minutes=1)) -> UUID:
+                  mode: str = "live", spacing: timedelta = timedelta(minutes=1), kind: str = "sequential") -> UUID:
     """One run whose results (each a dict of Measurement fields; {} is a fast success) end at `end`, oldest first."""
     run_id = uuid4()
     first = end - spacing * (len(outcomes) - 1)
     storage.create_run(RunInfo(id=run_id, run_name="t", triggered_by="test", started_at=first - timedelta(seconds=1),
-                               mode=mode, host="h", region=None, tool_version="0", settings={}))
+                               mode=mode, host="h", region=None, tool_version="0", settings={}, kind=kind))
     for index, outcome in enumerate(outcomes):
         created = first + spacing * index
         values = dict(success=True, ttft_ms=100.0, latency_ms=500.0, tokens_per_second=80.0, output_tokens=40)

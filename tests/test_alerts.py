@@ -109,6 +109,13 @@ def test_simulated_runs_are_not_judged_unless_asked(storage):
     assert len(evaluate(storage, watching(["outage"]), now=NOW, include_simulated=True).opened) == 1
 
 
+def test_load_runs_are_not_judged_by_the_probe_rules(storage):
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW, kind="load")
+    assert evaluate(storage, watching(["outage"]), now=NOW).opened == ()
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    assert len(evaluate(storage, watching(["outage"]), now=NOW).opened) == 1
+
+
 def test_one_notification_at_firing_none_while_firing_one_at_resolving(open_backend):
     with Receiver() as receiver, open_backend() as storage:
         storage.prepare()

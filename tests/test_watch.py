@@ -113,3 +113,40 @@ def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     done = run_main(tmp_path, "watch", "--test-notify")
     assert done.returncode == 2
     assert "no notify URL is set" in done.stderr
+
+
+def test_report_shows_slo_attainment_and_goodput_per_hour_of_wall_time(tmp_path):
+    (tmp_path / "benchmark.toml").write_text("[slo]\nttft_ms = 800\n")
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        # Five requests 30 minutes apart: the first starts 1 s before it is stored, so the wall time is 2 h 1 s.
+        write_results(storage, "groq", "m", [{}] * 4 + [{"ttft_ms": 900.0}], utc_now(),
+                      spacing=timedelta(minutes=30))
+    done = run_main(tmp_path, "report", "--format", "json")
+    (summary,) = json.loads(done.stdout)["providers"]
+    assert summary["slo_attainment"] == 0.8
+    assert summary["goodput_per_hour"] == round(4 / (7201 / 3600), 2)
+    table = run_main(tmp_path, "report").stdout
+    assert "SLO met %  goodput/h" in table and "80.0        2.0" in table
+    (tmp_path / "benchmark.toml").unlink()
+    assert "SLO met" not in run_main(tmp_path, "report").stdout
+
+
+def test_run_scheduled_evaluates_the_rules_after_each_run(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    (tmp_path / "benchmark.toml").write_text(
+        f'[[providers]]\nname = "local"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\n'
+        '[alerts]\nconsecutive_failures = 2\n')
+    done = subprocess.run([sys.executable, str(MAIN.parent / "run_scheduled.py"), "--providers", "local", "--runs", "2",
+                           "--interval", "1s"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr
+    # The first run's one failure is not yet 2 in a row; the second run's evaluation opens the alert.
+    assert done.stdout.count("alert FIRING: outage on local/m: the last 2 requests failed") == 1

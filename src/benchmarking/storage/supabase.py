@@ -224,7 +224,7 @@ class SupabaseStorage(Storage):
         return [stored_result_from_row(row) for row in rows]
 
     def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
-        rows = self._pages("benchmark_results", ",".join(selected_result_columns(False)), ("-created_at", "-id"),
+        rows = self._pages("benchmark_results", ",".join(selected_result_columns(False)), ("-created_at",),
                            lambda request: request.eq("provider", provider).eq("model", model), limit=limit)
         return [stored_result_from_row(row) for row in rows]
 
