@@ -74,11 +74,38 @@ create index if not exists benchmark_results_run_id_idx on benchmark_results (ru
 create index if not exists benchmark_results_provider_model_created_idx
     on benchmark_results (provider, model, created_at);
 create index if not exists runs_started_at_idx on runs (started_at);
--- report: its figures read from this index alone (no answer texts), in time order for --since and --window
+-- report: its figures read from this index alone (no answer texts), in time order for --since and --window; the
+-- alert rules read their windows (the last hour, the baseline before it) by its leading column
 create index if not exists benchmark_results_report_idx on benchmark_results (created_at) include (run_id, provider,
     model, success, ttft_ms, latency_ms, tokens_per_second, cost_usd, output_tokens, error_type, upstream_provider,
     input_tier, prompt_id, answer_ok);
 
+-- Alerts of `python main.py watch` and of the evaluation after each run: one row per episode, from firing to resolved.
+-- Several probe machines share this table; the unique index lets only one of them open (and announce) an alert.
+create table if not exists alerts (
+    id uuid primary key,
+    rule text not null,                       -- outage | slo_breach | regression
+    provider text not null,
+    model text not null,
+    metric text,                              -- null for outage; ttft_ms | latency_ms | tokens_per_second | success_rate
+    state text not null,                      -- firing | resolved
+    started_at timestamptz not null,
+    last_seen_at timestamptz not null,        -- the last evaluation that found it firing
+    resolved_at timestamptz,
+    details jsonb,                            -- the figures, the window, the run id
+    run_id uuid,                              -- the run after which it started firing (null: `watch`)
+    host text,                                -- the machine whose evaluation opened it
+    notified_firing_at timestamptz,           -- set when a machine took the firing notification (null: pending)
+    notified_resolved_at timestamptz,         -- the same for the resolved notification
+    notify_attempts integer,                  -- notifications that could not be sent
+    notify_error text                         -- why the last one could not be sent (never the URL)
+);
+
+create unique index if not exists alerts_one_firing_idx
+    on alerts (rule, provider, model, coalesce(metric, '')) where state = 'firing';
+create index if not exists alerts_resolved_at_idx on alerts (resolved_at);
+
 -- Only the service role (which bypasses row-level security) reads and writes: no policy for anon/authenticated.
 alter table runs enable row level security;
 alter table benchmark_results enable row level security;
+alter table alerts enable row level security;

@@ -6,6 +6,10 @@ it is, --by hour, --by region, --window 72h, --last, --since 7d; the median of 3
     python benchmarks/storage.py --million  # and on to 1,000,000 (about 1 GB per backend; 15 minutes or more)
     python benchmarks/storage.py --quick    # up to 100 results, for the smoke test
 
+Then `watch` after a run at 1,000,000 stored results (--watch-rows; target 0.5 s): a scratch database filled with
+that history, one more run of four results saved through the backend, then the alert evaluation that follows a run
+(in the process, as main.py does it) and `python main.py watch` as a user runs it (interpreter start included).
+
 100,000 results are 25,000 runs of four providers every 15 minutes, about 8.7 months (a year is 140,160 results),
 with answers of about 1 KB. They are filled in fast (executemany on SQLite, COPY on PostgreSQL) as 15-minute runs
 going back in time; then each timed save goes through the real backend (SQLiteStorage / PostgresStorage.save_result:
@@ -146,14 +150,19 @@ def time_saves(storage: Storage, saves: int, newest: datetime) -> list[float]:
 
 def time_report(database_url: str, args: list[str], workdir: str) -> float:
     """Wall time of `python main.py report ...` on this database, as a user would run it."""
+    return time_command(database_url, ["report", *args], workdir)
+
+
+def time_command(database_url: str, args: list[str], workdir: str) -> float:
+    """Wall time of `python main.py ...` on this database, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "BENCHMARK_"))}
     env["DATABASE_URL"] = database_url
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, str(MAIN), "report", *args], cwd=workdir, env=env,
+    done = subprocess.run([sys.executable, str(MAIN), *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=300)
     seconds = time.perf_counter() - began
     if done.returncode != 0:
-        raise SystemExit(f"storage: `main.py report {' '.join(args)}` exited {done.returncode}:\n{done.stderr}")
+        raise SystemExit(f"storage: `main.py {' '.join(args)}` exited {done.returncode}:\n{done.stderr}")
     return seconds
 
 
@@ -199,6 +208,33 @@ def time_reports(storage: Storage, database_url: str, workdir: str, count: int) 
         print(f"  python main.py report {' '.join(args):<12} on {count:,} results: {seconds:.2f} s")
 
 
+def measure_watch(open_storage: Callable[[], Storage], fill: Callable[[int, int, datetime], None],
+                  database_url: str, rows: int, workdir: str) -> None:
+    """The evaluation after a run, and `main.py watch`, on `rows` stored results (all rules on, an [slo] set)."""
+    from benchmarking.alerts import evaluate
+    from benchmarking.config import Watching
+    from benchmarking.slo import SloConfig, Targets
+
+    newest = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    watching = Watching(slo=SloConfig(defaults=Targets(ttft_ms=800, latency_ms=5000, success_rate=0.9)))
+    (Path(workdir) / "benchmark.toml").write_text("[slo]\nttft_ms = 800\nlatency_ms = 5000\nsuccess_rate = 0.9\n")
+    with open_storage() as storage:
+        storage.prepare()  # the tables (and their indexes), before the history fills them
+        began = time.perf_counter()
+        for start in range(0, rows, 100_000):  # in batches: a million rows at once would hold gigabytes in memory
+            fill(start, min(100_000, rows - start), newest - timedelta(minutes=1))
+        print(f"  {rows:,} results stored (filled in {time.perf_counter() - began:.0f} s)")
+        time_saves(storage, 4, newest)  # the run that the evaluation follows
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            evaluation = evaluate(storage, watching, host="bench", say=print)
+            times.append(time.perf_counter() - began)
+    print(f"  alert evaluation after a run: median {sorted(times)[2]:.3f} s, max {max(times):.3f} s of 5 "
+          f"({len(evaluation.firing)} alerts firing)")
+    print(f"  python main.py watch: {time_command(database_url, ['watch'], workdir):.2f} s")
+
+
 def postgres_available() -> bool:
     import psycopg
 
@@ -218,21 +254,35 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 and 100 stored results, 5 saves: the smoke test")
     parser.add_argument("--million", action="store_true",
                         help="go on to 1,000,000 stored results (about 1 GB per backend, several minutes)")
+    parser.add_argument("--watch-rows", type=int, default=1_000_000, metavar="N",
+                        help="stored results under `watch` (default 1,000,000; 100 with --quick)")
+    parser.add_argument("--only-watch", action="store_true", help="measure only `watch`")
     args = parser.parse_args()
+    watch_rows = 100 if args.quick else args.watch_rows
     sizes, saves = ([10, 100], 5) if args.quick else ([10, 1_000, 10_000, 100_000], 200)
     if args.million:
         sizes.append(1_000_000)
     report_from = 100 if args.quick else 100_000  # the smoke test times the reports too
     random.seed(6)
 
-    print(f"storage: time per saved result as the tables grow ({saves} saves at each size, p99 nearest-rank), "
-          f"then reading everything back")
     print(machine_line("psycopg"))
+    if not args.only_watch:
+        print(f"storage: time per saved result as the tables grow ({saves} saves at each size, p99 nearest-rank), "
+              f"then reading everything back")
+        on_each_backend(lambda storage, fill, url, workdir: measure_backend(storage, fill, url, sizes, saves, workdir,
+                                                                            report_from))
+    print(f"\nwatch after a run on {watch_rows:,} stored results (target: under 0.5 s)")
+    on_each_backend(lambda storage, fill, url, workdir: measure_watch(storage, fill, url, watch_rows, workdir))
+    return 0
+
+
+def on_each_backend(measure: Callable[[Callable[[], Storage], Callable[[int, int, datetime], None], str, str], None]
+                    ) -> None:
+    """Run `measure` on a fresh SQLite file, then on a scratch PostgreSQL database (if one answers)."""
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "benchmarks.db"
         print(f"\nSQLite (a file in {tempfile.gettempdir()}, SQLite {sqlite3.sqlite_version}, default journal mode)")
-        measure_backend(lambda: SQLiteStorage(path), lambda *batch: fill_sqlite(path, *batch),
-                        f"sqlite:///{path}", sizes, saves, workdir, report_from)
+        measure(lambda: SQLiteStorage(path), lambda *batch: fill_sqlite(path, *batch), f"sqlite:///{path}", workdir)
 
         if postgres_available():
             import psycopg
@@ -245,11 +295,9 @@ def main() -> int:
                 admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
                 try:
                     print(f"\nPostgreSQL {version} (scratch database {name} on 127.0.0.1:5432)")
-                    measure_backend(lambda: PostgresStorage(url), lambda *batch: fill_postgres(url, *batch),
-                                    url, sizes, saves, workdir, report_from)
+                    measure(lambda: PostgresStorage(url), lambda *batch: fill_postgres(url, *batch), url, workdir)
                 finally:
                     admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
-    return 0
 
 
 if __name__ == "__main__":

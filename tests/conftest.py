@@ -156,8 +156,8 @@ def _unmount(directory) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 128 KiB tmpfs mounted for this test (room for an empty database, its indexes and a journal): fill it with
-    fill_disk() to make writes fail with ENOSPC."""
+    """A 128 KiB tmpfs mounted for this test (room for an empty database of three tables and their indexes, and
+    its journal): fill it with fill_disk() to make writes fail with ENOSPC."""
     directory = tmp_path / "small-disk"
     _mount_tmpfs(directory, "size=128k,mode=0755")
     yield directory

@@ -182,6 +182,9 @@ def test_the_example_toml_holds_only_allowed_keys():
     example = Path(__file__).resolve().parent.parent / "benchmark.example.toml"
     s = settings(config_path=str(example))
     assert [p.name for p in s.providers][-3:] == ["vllm", "ollama", "llamacpp"]
+    assert s.slo.for_model("groq", "openai/gpt-oss-20b").ttft_ms == 300
+    assert s.slo.for_model("groq", "openai/gpt-oss-20b").success_rate == 0.99  # filled in from [slo]
+    assert s.slo.for_model("openai", "gpt-4o-mini").ttft_ms == 800
 
 
 @pytest.mark.parametrize("encoding_problem, line", [(b"\xff\xfe", 2), (b"caf\xe9", 2), (b"ok\n\x80", 3)])

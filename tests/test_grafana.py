@@ -23,7 +23,6 @@ import pytest
 from benchmarking.report import percentile
 from benchmarking.storage.postgres import PostgresStorage
 
-from test_prometheus import ALERTS_DDL
 from test_storage_sqlite import full_measurement, run_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +84,7 @@ SIMULATED = [ok(H1 + timedelta(minutes=9), 9999, 99999)]  # another mode: not in
 
 @pytest.fixture
 def filled(pg_url):
-    """The test database with results of a live and a simulated run, an alerts table, and the reader role."""
+    """The test database with results of a live and a simulated run, alerts, and the reader role."""
     live, simulated = run_info(mode="live"), run_info(mode="simulated")
     with PostgresStorage(pg_url, timeout_s=5) as storage:
         for run, rows in ((live, LIVE), (simulated, SIMULATED)):
@@ -93,9 +92,6 @@ def filled(pg_url):
             for created_at, m in rows:
                 storage.save_result(run.id, uuid4(), created_at, m)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        if conn.execute("select to_regclass('alerts')").fetchone()[0] is None:  # until schema.sql has it
-            conn.execute(ALERTS_DDL["postgres"])
-            conn.execute("alter table alerts enable row level security")
         for rule, provider, metric, state, started in (("slo_breach", "openai", "ttft_ms", "firing", H1),
                                                       ("outage", "groq", None, "firing", H2),
                                                       ("regression", "openai", "latency_ms", "resolved", H1)):

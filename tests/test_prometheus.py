@@ -27,15 +27,6 @@ from test_storage_sqlite import full_measurement, run_info
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
 
 T0 = datetime(2026, 11, 28, 16, 0, tzinfo=timezone.utc)
-ALERTS_DDL = {  # the shared contract's columns, created here only while schema.sql does not have the table
-    "sqlite": "create table alerts (id text primary key, rule text, provider text, model text, metric text, "
-              "state text, started_at text, last_seen_at text, resolved_at text, details text)",
-    "postgres": "create table alerts (id uuid primary key, rule text, provider text, model text, metric text, "
-                "state text, started_at timestamptz, last_seen_at timestamptz, resolved_at timestamptz, "
-                "details jsonb)",
-}
-
-
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of an exposition, keyed by name and labels."""
     return {(s.name, frozenset(s.labels.items())): s.value
@@ -62,24 +53,17 @@ def stored_rows():
     ]
 
 
-def create_alerts(backend: str, storage, url: str | None) -> None:
-    rows = [("slo_breach", "openai", "gpt-4o-mini", "ttft_ms", "firing"),
-            ("outage", "groq", "gone", None, "firing"),
-            ("regression", "openai", "gpt-4o-mini", "latency_ms", "resolved")]
-    if backend == "sqlite":
-        db = storage._db
-        db.execute(ALERTS_DDL["sqlite"])
-        db.executemany("insert into alerts (id, rule, provider, model, metric, state) values (?, ?, ?, ?, ?, ?)",
-                       [(str(uuid4()), *row) for row in rows])
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(ALERTS_DDL["postgres"])
-        for row in rows:
-            conn.execute("insert into alerts (id, rule, provider, model, metric, state) values (%s, %s, %s, %s, %s, "
-                         "%s)", (uuid4(), *row))
-        conn.execute("notify pgrst, 'reload schema'")
+def create_alerts(storage) -> None:
+    """Two firing alerts and a resolved one, opened and resolved through the storage as the alert rules do."""
+    for rule, provider, model, metric, state in (("slo_breach", "openai", "gpt-4o-mini", "ttft_ms", "firing"),
+                                                 ("outage", "groq", "gone", None, "firing"),
+                                                 ("regression", "openai", "gpt-4o-mini", "latency_ms", "resolved")):
+        alert_id = uuid4()
+        assert storage.insert_alert({"id": alert_id, "rule": rule, "provider": provider, "model": model,
+                                     "metric": metric, "state": "firing", "started_at": T0, "last_seen_at": T0,
+                                     "details": {}})
+        if state == "resolved":
+            assert storage.update_alert(alert_id, {"state": "resolved", "resolved_at": T0}, {"state": "firing"})
 
 
 def test_metrics_over_the_stored_history_match_the_rows_on_every_backend(open_backend, request, tmp_path):
@@ -93,7 +77,7 @@ def test_metrics_over_the_stored_history_match_the_rows_on_every_backend(open_ba
             storage.save_result(live.id, uuid4(), created_at, m)
         storage.save_result(simulated.id, uuid4(), T0, replace(full_measurement(), ttft_ms=5.0))
         assert firing_alerts(storage) == []  # no alerts table yet: no alert, no error
-        create_alerts(backend, storage, request.getfixturevalue("pg_url") if backend != "sqlite" else None)
+        create_alerts(storage)
         path = tmp_path / "benchmark.prom"
         write_textfile(path, history_metrics(storage))
 

@@ -25,7 +25,7 @@ import pytest
 from benchmarking.simulator import ModelProfile, Simulator
 
 from test_cli import READ_VARIABLES
-from test_prometheus import ALERTS_DDL, free_port
+from test_prometheus import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = shutil.which("prometheus")
@@ -117,9 +117,10 @@ def test_prometheus_scrapes_the_live_endpoint_and_the_textfile_and_both_match_th
                             capture_output=True, text=True, timeout=120)
     assert before.returncode == 1, before.stderr  # the broken model fails: exit 1
     with sqlite3.connect(database) as db:
-        db.execute(ALERTS_DDL["sqlite"])
-        db.execute("insert into alerts (id, rule, provider, model, metric, state) values (?, 'outage', 'bad', "
-                   "'broken', NULL, 'firing')", (str(uuid4()),))
+        # An alert as the rules open one (or as the run's own evaluation already did: then this adds nothing).
+        db.execute("insert into alerts (id, rule, provider, model, metric, state, started_at, last_seen_at) values "
+                   "(?, 'outage', 'bad', 'broken', NULL, 'firing', ?, ?) on conflict do nothing",
+                   (str(uuid4()), "2026-11-29T00:00:00+00:00", "2026-11-29T00:00:00+00:00"))
 
     live_port, node_port, prometheus_port = free_port(), free_port(), free_port()
     (tmp_path / "prometheus.yml").write_text(

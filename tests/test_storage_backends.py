@@ -106,7 +106,7 @@ def test_schema_sql_twice_and_over_the_mvp_schema_loses_nothing(pg_url):
     assert security == [("benchmark_results", True), ("runs", True)]
     indexes = {r[0] for r in pg_rows(pg_url, "select indexname from pg_indexes where schemaname = 'public'")}
     assert {"benchmark_results_run_id_idx", "benchmark_results_provider_model_created_idx",
-            "runs_started_at_idx"} <= indexes
+            "runs_started_at_idx", "benchmark_results_report_idx", "alerts_one_firing_idx"} <= indexes
 
 
 def test_no_migrate_with_missing_tables_stops_before_measuring(pg_url):

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from benchmarking.measurement import Measurement
 from benchmarking.storage import RunInfo
-from benchmarking.storage.schema import RESULTS_COLUMNS, RUNS_COLUMNS
+from benchmarking.storage.schema import ALERTS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS
 from benchmarking.storage.sqlite import SQLITE_TYPES, SQLiteStorage
 
 SCHEMA_SQL = Path(__file__).resolve().parent.parent / "schema.sql"
@@ -58,7 +58,9 @@ def test_schema_sql_and_the_sqlite_ddl_have_the_same_columns_and_types(storage):
     declared = schema_sql_columns()
     assert declared["runs"] == list(RUNS_COLUMNS)
     assert declared["benchmark_results"] == list(RESULTS_COLUMNS)
-    for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS)):
+    assert declared["alerts"] == list(ALERTS_COLUMNS)
+    for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS),
+                           ("alerts", ALERTS_COLUMNS)):
         info = [(row[1], row[2]) for row in storage._db.execute(f"PRAGMA table_info({table})")]
         assert info == [(name, SQLITE_TYPES[pg_type]) for name, pg_type in columns]
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 from .pricing import Price
+from .slo import SloConfig, Targets
 from .workloads import Workload, default_workload, prompt_record
 
 DEFAULT_MAX_TOKENS = 256
@@ -61,6 +62,7 @@ KNOWN_BENCHMARK_VARIABLES = frozenset(
         "BENCHMARK_NO_MIGRATE",
         "BENCHMARK_REQUIRE_POSTGRES",
         "BENCHMARK_REQUIRE_RAY",
+        "BENCHMARK_NOTIFY",
     }
 )
 # How a benchmark.toml endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
@@ -127,6 +129,34 @@ class CustomEndpoint:
     token_count: str = "usage"
 
 
+# The sections benchmark.toml may hold; any other is refused by name.
+TOML_SECTIONS = ("providers", "slo", "alerts", "notify")
+# [slo] keys: the per-request targets, the window's success rate, and the percentile a window is judged by.
+SLO_KEYS = ("ttft_ms", "latency_ms", "tokens_per_second", "success_rate", "percentile")
+ALERT_RULES = ("outage", "slo_breach", "regression")
+ALERT_KEYS = ("rules", "consecutive_failures", "window", "baseline", "regression_threshold")
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """The [alerts] table: which rules are on and their settings (durations in seconds)."""
+
+    rules: tuple[str, ...] = ALERT_RULES
+    consecutive_failures: int = 3
+    window_s: float = 3600.0  # the last window every rule judges
+    baseline_s: float = 7 * 86400.0  # the regression rule's baseline: this long, just before the window
+    regression_threshold: float = 0.20  # slower by at least this fraction of the baseline's median
+
+
+@dataclass(frozen=True)
+class Watching:
+    """What watching reads from benchmark.toml and the environment: SLOs, alert rules, where notifications go."""
+
+    slo: SloConfig = SloConfig()
+    alerts: AlertRules = AlertRules()
+    notify_urls: tuple[Secret, ...] = ()  # Apprise URLs: they hold tokens, so they never print themselves
+
+
 @dataclass(frozen=True)
 class Settings:
     """One run's settings; the providers are resolved, in the order they will be measured."""
@@ -155,7 +185,12 @@ class Settings:
     workload: Workload | None = None  # None: the MVP's one prompt (default_workload(prompt))
     dry_run: bool = False
     max_cost_usd: Decimal = DEFAULT_MAX_COST_USD
+    watching: Watching = Watching()
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def slo(self) -> SloConfig:
+        return self.watching.slo
 
     @property
     def mode(self) -> str:
@@ -387,15 +422,22 @@ def _toml_headers(table: Mapping[str, object], where: str) -> tuple[tuple[str, s
     return tuple(checked)
 
 
-def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[CustomEndpoint, ...]:
-    """Read the [[providers]] tables of benchmark.toml."""
+def read_toml(path: Path) -> dict[str, object]:
+    """benchmark.toml, parsed, with every section known."""
     try:
         data = tomllib.loads(read_utf8(path, "config file"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"providers"}
+    unknown = set(data) - set(TOML_SECTIONS)
     if unknown:
-        raise ConfigError(f"{path}: unknown section {sorted(unknown)[0]!r}; only [[providers]] tables are read")
+        raise ConfigError(f"{path}: unknown section {sorted(unknown)[0]!r}; the sections read are "
+                          "[[providers]], [slo], [alerts] and [notify]")
+    return data
+
+
+def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[CustomEndpoint, ...]:
+    """Read the [[providers]] tables of benchmark.toml."""
+    data = read_toml(path)
     tables = data.get("providers", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{path}: providers must be [[providers]] tables, not {_toml_kind(tables)}")
@@ -454,6 +496,140 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             )
         )
     return tuple(endpoints)
+
+
+def config_file(config_path: str | None, environ: Mapping[str, str]) -> Path | None:
+    """--config, else BENCHMARK_CONFIG, else ./benchmark.toml if there is one."""
+    toml_path = config_path or environ.get("BENCHMARK_CONFIG")
+    if toml_path is not None:
+        if not Path(toml_path).is_file():
+            raise ConfigError(f"config file {toml_path} does not exist")
+        return Path(toml_path)
+    return Path("benchmark.toml") if Path("benchmark.toml").is_file() else None
+
+
+def load_watching(path: Path | None, environ: Mapping[str, str], notify: bool = True) -> Watching:
+    """[slo], [alerts] and [notify] of benchmark.toml, and BENCHMARK_NOTIFY, checked (notify=False: the URLs are
+    not read, for commands that send nothing)."""
+    data = read_toml(path) if path is not None else {}
+    where = str(path)
+    return Watching(
+        slo=_slo_config(_toml_table(data, "slo", where), where),
+        alerts=_alert_rules(_toml_table(data, "alerts", where), where),
+        notify_urls=_notify_urls(_toml_table(data, "notify", where), where, environ) if notify else (),
+    )
+
+
+def _toml_table(data: Mapping[str, object], name: str, where: str) -> dict[str, object]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {name} must be a [{name}] table, not {_toml_kind(table)}")
+    return table
+
+
+def _unknown_key(key: str, allowed: Sequence[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(allowed)}")
+
+
+def _toml_number(value: object, what: str, example: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a number, like {example}, not {_toml_kind(value)}")
+    return float(value)
+
+
+def _targets(table: Mapping[str, object], where: str, base: Targets) -> Targets:
+    """One [slo] table's targets; keys it leaves out keep `base`'s values."""
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        what = f"{where}: {key}"
+        if key not in SLO_KEYS:
+            raise _unknown_key(key, SLO_KEYS, where)
+        if key == "percentile":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+                raise ConfigError(f"{what} must be a whole number from 1 to 99, like percentile = 90, not {value!r}")
+            values[key] = value
+        elif key == "success_rate":
+            number = _toml_number(value, what, "success_rate = 0.99")
+            if not 0 <= number <= 1:
+                raise ConfigError(f"{what} is a fraction from 0 to 1, like success_rate = 0.99, not {value!r}")
+            values[key] = number
+        else:
+            number = _toml_number(value, what, f"{key} = 800")
+            if number <= 0:
+                raise ConfigError(f"{what} must be more than 0, not {value!r}")
+            values[key] = number
+    return replace(base, **values)
+
+
+def _slo_config(table: Mapping[str, object], where: str) -> SloConfig:
+    """[slo] defaults and its [slo."provider/model"] overrides, each override complete (defaults filled in)."""
+    plain = {key: value for key, value in table.items() if not isinstance(value, dict)}
+    defaults = _targets(plain, f"{where} [slo]", Targets())
+    overrides = {}
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            continue
+        provider, slash, model = key.partition("/")
+        if not (provider and slash and model):
+            raise ConfigError(f'{where} [slo.{key}]: an override is named "provider/model", like '
+                              '[slo."openai/gpt-4o-mini"]')
+        overrides[key] = _targets(value, f'{where} [slo."{key}"]', defaults)
+    return SloConfig(defaults=defaults, overrides=overrides)
+
+
+def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
+    from .scheduler import parse_duration  # here: scheduler imports this module
+
+    where = f"{where} [alerts]"
+    rules = AlertRules()
+    for key, value in table.items():
+        what = f"{where}: {key}"
+        if key not in ALERT_KEYS:
+            raise _unknown_key(key, ALERT_KEYS, where)
+        if key == "rules":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f'{what} must be a list of rule names, like rules = ["outage", "slo_breach"]')
+            unknown = [v for v in value if v not in ALERT_RULES]
+            if unknown:
+                raise ConfigError(f"{what}: unknown rule {unknown[0]!r}; rules: {', '.join(ALERT_RULES)}")
+            rules = replace(rules, rules=tuple(dict.fromkeys(value)))
+        elif key == "consecutive_failures":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{what} must be a whole number of 1 or more, not {value!r}")
+            rules = replace(rules, consecutive_failures=value)
+        elif key in ("window", "baseline"):
+            if not isinstance(value, str):
+                raise ConfigError(f'{what} must be a duration in quotes, like {key} = "1h", not {_toml_kind(value)}')
+            rules = replace(rules, **{f"{key}_s": parse_duration(value, what)})
+        else:
+            number = _toml_number(value, what, "regression_threshold = 0.2")
+            if number <= 0:
+                raise ConfigError(f"{what} is a fraction more than 0, like 0.2 for 20 %, not {value!r}")
+            rules = replace(rules, regression_threshold=number)
+    return rules
+
+
+def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> tuple[Secret, ...]:
+    """BENCHMARK_NOTIFY (comma-separated) if set, else [notify] urls; each checked by Apprise itself."""
+    for key in table:
+        if key != "urls":
+            raise _unknown_key(key, ("urls",), f"{where} [notify]")
+    if environ.get("BENCHMARK_NOTIFY", "").strip():
+        source = "BENCHMARK_NOTIFY"
+        urls = [u.strip() for u in environ["BENCHMARK_NOTIFY"].split(",") if u.strip()]
+    else:
+        source = f"{where} [notify] urls"
+        urls = table.get("urls", [])
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ConfigError(f'{source} must be a list of Apprise URLs in quotes, like urls = ["ntfy://topic"]')
+    if urls:
+        from .notify import check_url
+
+        for index, url in enumerate(urls, start=1):
+            check_url(url, f"{source}: URL {index} of {len(urls)}")
+    return tuple(Secret(u) for u in dict.fromkeys(urls))
 
 
 def parse_model_overrides(items: Sequence[str], known: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -588,15 +764,9 @@ def load_settings(
     warnings = [f"unknown variable {k} is set and ignored (a typo?)" for k in unknown_benchmark_variables(environ)]
 
     builtin_names = [name for name, _ in builtin]
-    toml_path = config_path or environ.get("BENCHMARK_CONFIG")
-    if toml_path is not None:
-        if not Path(toml_path).is_file():
-            raise ConfigError(f"config file {toml_path} does not exist")
-        custom = load_custom_endpoints(Path(toml_path), builtin_names)
-    elif Path("benchmark.toml").is_file():
-        custom = load_custom_endpoints(Path("benchmark.toml"), builtin_names)
-    else:
-        custom = ()
+    toml_path = config_file(config_path, environ)
+    custom = load_custom_endpoints(toml_path, builtin_names) if toml_path else ()
+    watching = load_watching(toml_path, environ)
 
     known = builtin_names + [e.name for e in custom]
     selected = parse_provider_selection(provider_selection, known)
@@ -675,5 +845,6 @@ def load_settings(
         workload=workload,
         dry_run=dry_run,
         max_cost_usd=max_cost_usd,
+        watching=watching,
         warnings=tuple(warnings),
     )

@@ -25,6 +25,7 @@ from uuid import UUID
 
 from .errors import ConfigError
 from .measurement import utc_now
+from .slo import Attainment, SloConfig, attainment_by_model
 from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
 from .storage.schema import plain, result_row
 
@@ -240,6 +241,7 @@ class Summary:
     cost_per_1k_output_tokens_usd: Decimal | None
     top_errors: tuple[tuple[str, int], ...]
     upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
+    slo: Attainment | None = None  # set when benchmark.toml has an [slo] with a per-request target for it
     fastest: bool = False
     cheapest: bool = False
     group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
@@ -345,6 +347,23 @@ def summarise_stored(
     return _arrange(values, key), span
 
 
+def with_slo(summaries: Sequence[Summary], rows: Sequence[Row], slo: SloConfig, by: str = "provider") -> list[Summary]:
+    """The summaries with their SLO attainment and goodput, each over the rows of its group of `by`.
+
+    Goodput is per hour of the group's wall time; an hour of day recurs across days, so by hour there is none.
+    """
+    key = GROUP_KEYS[by]
+    grouped: dict[object, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(key.value(row) if key.value else None, []).append(row)
+    figures = {group: attainment_by_model(group_rows, slo) for group, group_rows in grouped.items()}
+    if by == "hour":
+        figures = {group: {pair: replace(a, wall_hours=None) for pair, a in by_model.items()}
+                   for group, by_model in figures.items()}
+    return [replace(s, slo=figures.get(s.group[1] if s.group else None, {}).get((s.provider, s.model)))
+            for s in summaries]
+
+
 def _arrange(values: Sequence[GroupValues], key: GroupKey) -> list[Summary]:
     """Summaries in the key's group order, each group sorted and marked."""
     groups: dict[object, list[GroupValues]] = {}
@@ -394,6 +413,9 @@ def summary_fields(s: Summary) -> dict[str, object]:
     values["upstream_providers"] = _counts(s.upstream_providers)
     values["answers_judged"] = s.answers_judged
     values["correct_answer_rate"] = _round(s.correct_rate, 4)
+    if s.slo is not None:
+        values["slo_attainment"] = _round(s.slo.attainment, 4)
+        values["goodput_per_hour"] = _round(s.slo.goodput_per_hour)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
@@ -434,10 +456,12 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
     quantiles = "/".join(f"p{q}" for q in PERCENTILES)
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
     judged = any(s.answers_judged for s in summaries)  # and only where prompts had an `expect`
+    slo = any(s.slo for s in summaries)  # and only when an [slo] sets per-request targets
     key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
-    header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}", f"latency ms {quantiles}",
-              "tokens/s", "mean $", "total $", "$ per 1k out", "errors"] + (["served by"] if served_by else [])
-              + (["correct %"] if judged else []) + [""])
+    header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}",
+              f"latency ms {quantiles}", "tokens/s", "mean $", "total $", "$ per 1k out", "errors"]
+              + (["served by"] if served_by else []) + (["correct %"] if judged else [])
+              + (["SLO met %", "goodput/h"] if slo else []) + [""])
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
@@ -446,9 +470,16 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
              _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
-            + ([_percent(s.correct_rate)] if judged else []) + [marks]
+            + ([_percent(s.correct_rate)] if judged else []) + (_slo_cells(s.slo) if slo else []) + [marks]
         )
     return header, rows
+
+
+def _slo_cells(slo: Attainment | None) -> list[str]:
+    if slo is None:
+        return ["-", "-"]
+    percent = None if slo.attainment is None else slo.attainment * 100
+    return [_cell(percent), _cell(slo.goodput_per_hour)]
 
 
 def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: Iterable[str]) -> list[str]:

@@ -8,7 +8,8 @@ requests (by the alert rules and the report), never per request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from datetime import datetime
+from typing import Iterable, Mapping, Protocol
 
 from .measurement import Measurement
 
@@ -57,3 +58,59 @@ class SloConfig:
 
     def for_model(self, provider: str, model: str) -> Targets:
         return self.overrides.get(f"{provider}/{model}", self.defaults)
+
+
+class _Row(Protocol):
+    """What is read of report.Row here (a Protocol: this module imports nothing of storage or report)."""
+
+    @property
+    def result(self): ...  # StoredResult: .measurement, .created_at
+
+
+@dataclass(frozen=True)
+class Attainment:
+    """One provider and model against its per-request targets, over a selection of results."""
+
+    requests: int
+    met: int  # successes within every per-request target
+    wall_hours: float | None  # the selection's wall time (see wall_hours); None when it has none
+
+    @property
+    def attainment(self) -> float | None:
+        """The fraction of requests (failures included) that met every per-request target."""
+        return self.met / self.requests if self.requests else None
+
+    @property
+    def goodput_per_hour(self) -> float | None:
+        """Requests that met every target per hour of the selection's wall time (vLLM's goodput, for a probe)."""
+        return self.met / self.wall_hours if self.wall_hours else None
+
+
+def wall_hours(rows: Iterable[_Row]) -> float | None:
+    """The selection's wall time in hours: from the earliest request's start (its result's time when the start is
+    not stored) to the latest result's time, over every provider and model in it; None for an instant."""
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for row in rows:
+        starts.append(row.result.measurement.started_at or row.result.created_at)
+        ends.append(row.result.created_at)
+    if not starts:
+        return None
+    seconds = (max(ends) - min(starts)).total_seconds()
+    return seconds / 3600 if seconds > 0 else None
+
+
+def attainment_by_model(rows: Iterable[_Row], slo: SloConfig) -> dict[tuple[str, str], Attainment]:
+    """Per provider and model with a per-request target: how many requests met every one of them."""
+    rows = list(rows)
+    hours = wall_hours(rows)
+    counts: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        m = row.result.measurement
+        targets = slo.for_model(m.provider, m.model)
+        if not targets.per_request:
+            continue
+        count = counts.setdefault((m.provider, m.model), [0, 0])
+        count[0] += 1
+        count[1] += targets.met_by(m)
+    return {pair: Attainment(requests, met, hours) for pair, (requests, met) in counts.items()}

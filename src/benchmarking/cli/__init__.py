@@ -1,6 +1,6 @@
 """The command line: one module per command, and one place that maps exceptions to one line and an exit status.
 
-main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush` pick a subcommand.
+main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush|watch` pick a subcommand.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from .flush import flush_main
 from .report import report_main
 from .run import run_main
 from .schedule import schedule_main
+from .watch import watch_main
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"check": check_main, "flush": flush_main, "report": report_main}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "check": check_main, "flush": flush_main, "report": report_main, "watch": watch_main,
+}
 
 
 def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: bool = False) -> int:

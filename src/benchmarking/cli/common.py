@@ -44,6 +44,7 @@ class ExitStatus(IntEnum):
     OK = 0
     FAILURES = 1  # a provider failed, or a result could not be stored: cron and scripts notice
     USAGE = 2  # bad flag or configuration; nothing was measured
+    FIRING = 3  # `watch --fail-on-firing`: an alert is firing
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
 
@@ -251,14 +252,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def storage_only_settings() -> Settings:
-    """Settings that name only where results are stored (report, flush): .env and the environment."""
-    from ..config import storage_settings
+def storage_only_settings(config_path: str | None = None, watching: bool = False, notify: bool = False
+                          ) -> Settings:
+    """Settings that name only where results are stored (report, flush): .env and the environment; with `watching`,
+    benchmark.toml's [slo] and [alerts] too (report, watch), and with `notify` its notify URLs (watch)."""
+    from ..config import Watching, config_file, load_watching, storage_settings
 
     load_dotenv_file()
     # The host as a run records it, so that `flush` can judge this host's runs left running (load_settings' rule).
     host = os.environ.get("BENCHMARK_HOST") or socket.gethostname()
-    return Settings(prompt="", providers=(), models={}, host=host, **storage_settings(os.environ))
+    watched = load_watching(config_file(config_path, os.environ), os.environ, notify) if watching else Watching()
+    return Settings(prompt="", providers=(), models={}, host=host, watching=watched, **storage_settings(os.environ))
 
 
 def outbox_lines(contents: "OutboxContents", directory: Path, flushing: bool = False) -> list[str]:
@@ -433,6 +437,7 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
           file=context.human)
     if settings.json_output:
         print(outcome_json(outcome), flush=True)
+    watch_after_run(context, settings, outcome)
     return outcome
 
 
@@ -454,4 +459,25 @@ def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunO
     print(summary_table(outcome), file=context.human)
     if settings.json_output:
         print(outcome_json(outcome), flush=True)
+    watch_after_run(context, settings, outcome)
     return outcome
+
+
+def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome) -> None:
+    """Judge the alert rules after a run: a line for each alert that starts firing or resolves. Whatever goes wrong
+    here is one line and never changes the run's exit status: its results are stored (or in the outbox) already."""
+    from ..alerts import describe, evaluate
+
+    if outcome.status == "interrupted":
+        return
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    try:
+        evaluation = evaluate(context.storage, settings.watching, run_id=outcome.run.id, host=settings.host,
+                              include_simulated=settings.simulate, say=say)
+    except Exception as exc:  # the database went away, or a bug: the run stands either way
+        say(f"alerts: not evaluated after run {outcome.run.id}: {type(exc).__name__}: {exc}")
+        return
+    for alert in evaluation.opened:
+        print(f"alert FIRING: {describe(alert)}", file=context.human)
+    for alert in evaluation.resolved:
+        print(f"alert resolved: {describe(alert)}", file=context.human)

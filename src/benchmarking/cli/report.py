@@ -72,7 +72,7 @@ def report_main(argv: list[str]) -> int:
     from ..report import (
         Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
         parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise, summarise_stored,
-        title_for, window_selection,
+        title_for, window_selection, with_slo,
     )
     from ..storage import open_backend
 
@@ -103,6 +103,8 @@ def report_main(argv: list[str]) -> int:
                      help="table (default), json, csv or markdown; json and csv carry the same fields")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--config", metavar="PATH",
+                     help="benchmark.toml whose [slo] adds SLO attainment and goodput per provider and model")
     out.add_argument("--compare", nargs=2, metavar=("A", "B"),
                      help="change from A to B per provider; each a run id or a window like 8h..4h or "
                           "2026-11-01..2026-11-08; changes beyond the noise are marked")
@@ -130,7 +132,7 @@ def report_main(argv: list[str]) -> int:
     own_table = OWN_TABLES.get(args.by)
     by = "provider" if own_table else args.by  # the summary's grouping, also under a table of its own
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
-    settings = storage_only_settings()
+    settings = storage_only_settings(args.config, watching=True)
     with open_backend(settings) as storage:
         if sides:
             before, after = (select(storage, side) for side in sides)
@@ -143,7 +145,9 @@ def report_main(argv: list[str]) -> int:
             return ExitStatus.OK
         rows: list = []
         # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
-        if own_table or args.export or args.plot or (gathered := summarise_stored(storage, base, by)) is None:
+        # A table of its own and SLO attainment are computed from the rows too.
+        needs_rows = own_table or args.export or args.plot or settings.slo.configured
+        if needs_rows or (gathered := summarise_stored(storage, base, by)) is None:
             rows = select(storage, base, with_text=bool(args.export))
             gathered = (summarise(rows, by), span_of(rows) if rows else None)
         summaries, span = gathered
@@ -155,11 +159,11 @@ def report_main(argv: list[str]) -> int:
                     hint = " (simulated results match: add --include-simulated to see them)"
         print(f"no results match: {base.describe()}{hint}")
         return ExitStatus.OK
+    if settings.slo.configured:
+        summaries = with_slo(summaries, rows, settings.slo, by)
     title = report_title(span, base, by)
     if own_table:
-        from ..slo import SloConfig
-
-        print(own_table(rows, args.format, title, base, getattr(settings, "slo", SloConfig())), end="")
+        print(own_table(rows, args.format, title, base, settings.slo), end="")
     elif args.format == "json":
         print(format_json(summaries, title, base, span))
     elif args.format == "csv":

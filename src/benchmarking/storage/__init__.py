@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredResult", "StoredRun", "open_backend", "DATABASE_TIMEOUT_S"]
+__all__ = [
+    "GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredAlert", "StoredResult", "StoredRun",
+    "open_backend", "DATABASE_TIMEOUT_S",
+]
 
 DATABASE_TIMEOUT_S = 10.0
 

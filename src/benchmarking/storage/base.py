@@ -102,6 +102,28 @@ class SelectionSpan:
     last: datetime
 
 
+@dataclass(frozen=True)
+class StoredAlert:
+    """A row of `alerts`: one episode of a rule firing for a provider and model, until it resolves."""
+
+    id: UUID
+    rule: str  # outage | slo_breach | regression
+    provider: str
+    model: str
+    metric: str | None  # None for outage
+    state: str  # firing | resolved
+    started_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+    details: dict[str, object]
+    run_id: UUID | None = None
+    host: str | None = None
+    notified_firing_at: datetime | None = None
+    notified_resolved_at: datetime | None = None
+    notify_attempts: int = 0
+    notify_error: str | None = None
+
+
 class Storage(ABC):
     """Create a run, save each result as soon as it is measured, finish the run, read back.
 
@@ -165,6 +187,31 @@ class Storage(ABC):
         runs r, "{hour}" for the hour of day in UTC; None: no group) and provider/model, gathered by the database,
         with the selection's span; None where the backend cannot (the caller then reads rows)."""
         return None
+    # ---- what watching reads and writes: narrow reads by time, and the alerts table ----------------------------
+    def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:
+        """Results created at or after `since` and before `until`, oldest first, without answer texts."""
+        raise NotImplementedError
+
+    def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
+        """The newest `limit` results of one provider and model, newest first, without answer texts."""
+        raise NotImplementedError
+
+    def read_runs_by_id(self, run_ids: set[UUID]) -> list[StoredRun]:
+        """These runs (those that exist), in no particular order."""
+        raise NotImplementedError
+
+    def read_alerts(self, resolved_since: datetime) -> list[StoredAlert]:
+        """Every firing alert, and the resolved ones resolved at or after `resolved_since` or not yet announced."""
+        raise NotImplementedError
+
+    def insert_alert(self, row: dict[str, object]) -> bool:
+        """Open an alert; False (nothing written) if one with its rule, provider, model and metric is firing."""
+        raise NotImplementedError
+
+    def update_alert(self, alert_id: UUID, values: dict[str, object], where: dict[str, object]) -> bool:
+        """Set `values` on the alert if its columns hold `where` (None: IS NULL); True if it did. The condition makes
+        a change happen once however many machines try it (resolving, taking a notification to send)."""
+        raise NotImplementedError
 
     def prepare(self) -> None:
         """Check that the database can take rows before anything is measured.

@@ -18,11 +18,11 @@ from uuid import UUID
 from ..config import redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs, report_where,
-    result_row, run_row, selected_result_columns, storable, stored_result_from_row,
-    stored_run_from_row,
+    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs,
+    report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
+    stored_result_from_row, stored_run_from_row,
 )
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
@@ -205,10 +205,11 @@ class PostgresStorage(Storage):
             (table, column)
             for table, column in connection.execute(
                 "select table_name, column_name from information_schema.columns"
-                " where table_schema = current_schema() and table_name in ('runs', 'benchmark_results')"
+                " where table_schema = current_schema() and table_name in ('runs', 'benchmark_results', 'alerts')"
             )
         }
         expected = {("runs", c) for c, _ in RUNS_COLUMNS} | {("benchmark_results", c) for c, _ in RESULTS_COLUMNS}
+        expected |= {("alerts", c) for c, _ in ALERTS_COLUMNS}
         missing = sorted(expected - found)
         if missing:
             table, column = missing[0]
@@ -369,6 +370,62 @@ class PostgresStorage(Storage):
 
     def _rows(self, query: str, params: Any) -> list[tuple]:
         return self._run("read", lambda conn: conn.execute(query, params).fetchall())
+
+    def _results(self, where: str, params: tuple[object, ...], order: str) -> list[StoredResult]:
+        columns = ", ".join(selected_result_columns(False))
+        rows = self._select(f"select {columns} from benchmark_results where {where} order by {order}", params)
+        return [stored_result_from_row(row) for row in rows]
+
+    def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:
+        if until is None:
+            return self._results("created_at >= %s", (since,), "created_at, id")
+        return self._results("created_at >= %s and created_at < %s", (since, until), "created_at, id")
+
+    def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
+        # No tie-breaker on id: the index (provider, model, created_at) gives this order as it is, where
+        # `created_at desc, id desc` made PostgreSQL sort every row of the pair (0.5 s at 1,000,000 rows).
+        return self._results("provider = %s and model = %s", (provider, model), f"created_at desc limit {int(limit)}")
+
+    def read_runs_by_id(self, run_ids: set[UUID]) -> list[StoredRun]:
+        rows = self._select("select * from runs where id = any(%s)", (list(run_ids),))
+        return [stored_run_from_row(row) for row in rows]
+
+    def read_alerts(self, resolved_since: datetime) -> list[StoredAlert]:
+        rows = self._select(
+            "select * from alerts where state = 'firing' or resolved_at >= %s"
+            " or (state = 'resolved' and notified_resolved_at is null) order by started_at",
+            (resolved_since,),
+        )
+        return [stored_alert_from_row(row) for row in rows]
+
+    def insert_alert(self, row: dict[str, object]) -> bool:
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        row = {**row, "details": Jsonb(storable(row.get("details") or {}))}
+        # No conflict target: the partial unique index (one firing alert per key) is what a conflict meets.
+        statement = sql.SQL("insert into alerts ({}) values ({}) on conflict do nothing").format(
+            sql.SQL(", ").join(map(sql.Identifier, row)), sql.SQL(", ").join(sql.Placeholder() * len(row)))
+        cursor = self._run("insert into alerts", lambda conn: conn.execute(statement, list(row.values())))
+        return cursor.rowcount == 1
+
+    def update_alert(self, alert_id: UUID, values: dict[str, object], where: dict[str, object]) -> bool:
+        from psycopg import sql
+        from psycopg.types.json import Jsonb
+
+        if "details" in values:
+            values = {**values, "details": Jsonb(storable(values["details"]))}
+        conditions = [sql.SQL("id = %s")] + [
+            sql.SQL("{} is null" if value is None else "{} = %s").format(sql.Identifier(name))
+            for name, value in where.items()
+        ]
+        statement = sql.SQL("update alerts set {} where {}").format(
+            sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(name)) for name in values),
+            sql.SQL(" and ").join(conditions),
+        )
+        params = [*values.values(), alert_id, *(v for v in where.values() if v is not None)]
+        cursor = self._run("update alerts", lambda conn: conn.execute(statement, params))
+        return cursor.rowcount == 1
 
     def close(self) -> None:
         self._watchdog.close()

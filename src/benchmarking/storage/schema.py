@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 from uuid import SafeUUID, UUID
 
 from ..measurement import Measurement
-from .base import ResultFilters, RunInfo, StoredResult, StoredRun
+from .base import ResultFilters, RunInfo, StoredAlert, StoredResult, StoredRun
 
 # (column, Postgres type as written in schema.sql)
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -84,6 +84,26 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("level_started_at", "timestamptz"),
     ("start_lag_ms", "double precision"),
     ("node", "text"),
+)
+
+# The alerts table: the columns others may read (rule .. details), then this tool's notification bookkeeping.
+ALERTS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("rule", "text"),
+    ("provider", "text"),
+    ("model", "text"),
+    ("metric", "text"),
+    ("state", "text"),
+    ("started_at", "timestamptz"),
+    ("last_seen_at", "timestamptz"),
+    ("resolved_at", "timestamptz"),
+    ("details", "jsonb"),
+    ("run_id", "uuid"),
+    ("host", "text"),
+    ("notified_firing_at", "timestamptz"),
+    ("notified_resolved_at", "timestamptz"),
+    ("notify_attempts", "integer"),
+    ("notify_error", "text"),
 )
 
 _NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
@@ -197,6 +217,22 @@ def stored_result_from_row(row: dict[str, object]) -> StoredResult:
     return StoredResult(
         id=_uuid(row["id"]), run_id=_uuid(row["run_id"]), created_at=_time(row["created_at"]),
         measurement=measurement_from_row(row),
+    )
+
+
+def stored_alert_from_row(row: dict[str, object]) -> StoredAlert:
+    """An `alerts` row as any backend returns it back into a StoredAlert."""
+    details = row.get("details")
+    if isinstance(details, str):
+        details = json.loads(details)
+    return StoredAlert(
+        id=_uuid(row["id"]), rule=row["rule"], provider=row["provider"], model=row["model"], metric=row["metric"],
+        state=row["state"], started_at=_time(row["started_at"]), last_seen_at=_time(row["last_seen_at"]),
+        resolved_at=_time(row["resolved_at"]), details=details or {},
+        run_id=_uuid(row["run_id"]) if row.get("run_id") else None, host=row.get("host"),
+        notified_firing_at=_time(row.get("notified_firing_at")),
+        notified_resolved_at=_time(row.get("notified_resolved_at")),
+        notify_attempts=row.get("notify_attempts") or 0, notify_error=row.get("notify_error"),
     )
 
 

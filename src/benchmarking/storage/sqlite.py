@@ -11,11 +11,11 @@ from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs, report_where,
-    result_row, run_row, selected_result_columns, settings_json, storable,
-    stored_result_from_row, stored_run_from_row,
+    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS,
+    report_results, report_runs, report_where, result_row, run_row, selected_result_columns, settings_json, storable,
+    stored_alert_from_row, stored_result_from_row, stored_run_from_row,
 )
 
 SQLITE_TYPES = {
@@ -29,18 +29,24 @@ SQLITE_TYPES = {
     "numeric": "NUMERIC",
 }
 
-_TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS}
+_TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS, "alerts": ALERTS_COLUMNS}
 _CONSTRAINTS = {
     "runs": "",
     "benchmark_results": ", FOREIGN KEY (run_id) REFERENCES runs(id)",
+    "alerts": "",
 }
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS benchmark_results_run_id_idx ON benchmark_results (run_id)",
     "CREATE INDEX IF NOT EXISTS benchmark_results_provider_model_created_idx"
     " ON benchmark_results (provider, model, created_at)",
     "CREATE INDEX IF NOT EXISTS runs_started_at_idx ON runs (started_at)",
+    # Leads with created_at: also the index of every read by time (--since, --window, the alert rules' windows).
     "CREATE INDEX IF NOT EXISTS benchmark_results_report_idx ON benchmark_results"
     f" ({', '.join(REPORT_INDEX_COLUMNS)})",
+    # As in schema.sql: only one firing alert per rule, provider, model and metric, whoever opens it.
+    "CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_firing_idx"
+    " ON alerts (rule, provider, model, coalesce(metric, '')) WHERE state = 'firing'",
+    "CREATE INDEX IF NOT EXISTS alerts_resolved_at_idx ON alerts (resolved_at)",
 )
 
 
@@ -277,7 +283,67 @@ class SQLiteStorage(Storage):
         except sqlite3.Error as exc:
             raise _storage_error(f"{what} in {self.location}", exc) from None
 
+    def _results(self, where: str, params: Sequence[object], order: str) -> list[StoredResult]:
+        columns = ", ".join(selected_result_columns(False))
+        rows = self._execute("cannot read results", f"SELECT {columns} FROM benchmark_results WHERE {where}"
+                                                    f" ORDER BY {order}", params)
+        return [stored_result_from_row(dict(row)) for row in rows]
+
+    def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:
+        where, params = "created_at >= ?", [_utc_text(since)]
+        if until is not None:
+            where, params = where + " AND created_at < ?", params + [_utc_text(until)]
+        return self._results(where, params, "created_at, rowid")
+
+    def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
+        return self._results("provider = ? AND model = ?", [provider, model],
+                             f"created_at DESC, rowid DESC LIMIT {int(limit)}")
+
+    def read_runs_by_id(self, run_ids: set[UUID]) -> list[StoredRun]:
+        ids = [str(run_id) for run_id in run_ids]
+        runs = []
+        for start in range(0, len(ids), 500):  # SQLite's limit on parameters is far above, but not unbounded
+            chunk = ids[start:start + 500]
+            rows = self._execute("cannot read runs",
+                                 f"SELECT * FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            runs += [stored_run_from_row(dict(row)) for row in rows]
+        return runs
+
+    def read_alerts(self, resolved_since: datetime) -> list[StoredAlert]:
+        rows = self._execute(
+            "cannot read alerts",
+            "SELECT * FROM alerts WHERE state = 'firing' OR resolved_at >= ?"
+            " OR (state = 'resolved' AND notified_resolved_at IS NULL) ORDER BY started_at",
+            [_utc_text(resolved_since)],
+        )
+        return [stored_alert_from_row(dict(row)) for row in rows]
+
+    def insert_alert(self, row: dict[str, object]) -> bool:
+        row = {**row, "details": settings_json(storable(row.get("details") or {}))}
+        cursor = self._execute(
+            "cannot write to alerts",
+            f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) ON CONFLICT DO NOTHING",
+            [_sql_value(v) for v in row.values()],
+        )
+        return cursor.rowcount == 1
+
+    def update_alert(self, alert_id: UUID, values: dict[str, object], where: dict[str, object]) -> bool:
+        if "details" in values:
+            values = {**values, "details": settings_json(storable(values["details"]))}
+        sets = ", ".join(f"{name} = ?" for name in values)
+        conditions = "".join(f" AND {name} IS NULL" if value is None else f" AND {name} = ?"
+                             for name, value in where.items())
+        params = [_sql_value(v) for v in values.values()] + [str(alert_id)]
+        params += [_sql_value(v) for v in where.values() if v is not None]
+        cursor = self._execute("cannot update alerts", f"UPDATE alerts SET {sets} WHERE id = ?{conditions}", params)
+        return cursor.rowcount == 1
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _utc_text(moment: datetime) -> str:
+    """A time as the ISO 8601 text in UTC that SQLite stores and compares in time order."""
+    return moment.astimezone(timezone.utc).isoformat()

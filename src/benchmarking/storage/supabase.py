@@ -15,10 +15,10 @@ from uuid import UUID
 from ..config import Secret, redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import RunInfo, Storage, StoredResult, StoredRun
+from .base import RunInfo, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable, stored_result_from_row,
-    stored_run_from_row,
+    ALERTS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable,
+    stored_alert_from_row, stored_result_from_row, stored_run_from_row,
 )
 
 T = TypeVar("T")
@@ -78,7 +78,8 @@ class SupabaseStorage(Storage):
         Raises StorageUnavailable if the server does not answer as PostgREST: a proxy's fallback page or a wrong URL
         that answers 200 to everything would otherwise pass, and take every row.
         """
-        for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS)):
+        for table, columns in (("runs", RUNS_COLUMNS), ("benchmark_results", RESULTS_COLUMNS),
+                               ("alerts", ALERTS_COLUMNS)):
             select = ",".join(name for name, _ in columns)
             try:
                 answer = self._run("check tables", lambda client: client.table(table).select(select).limit(0).execute())
@@ -172,27 +173,38 @@ class SupabaseStorage(Storage):
         columns: str = "*", status: str | None = None, equal: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every row, a page at a time: PostgREST caps one answer (1,000 rows on Supabase by default)."""
+        def narrow(request: Any) -> Any:
+            if run_id is not None:
+                request = request.eq("run_id", str(run_id))
+            if since is not None:
+                request = request.gte("created_at", since.isoformat())
+            if status is not None:
+                request = request.eq("status", status)
+            for name, value in (equal or {}).items():
+                request = request.eq(name, value)
+            return request
+
+        return self._pages(table, columns, order, narrow)
+
+    def _pages(self, table: str, columns: str, order: tuple[str, ...], narrow: Callable[[Any], Any],
+               limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows `narrow` filters, in `order`, a page at a time (at most `limit` rows if given)."""
         rows: list[dict[str, Any]] = []
         while True:
+            size = READ_PAGE_ROWS if limit is None else min(READ_PAGE_ROWS, limit - len(rows))
+
             def page(client: Any) -> list[dict[str, Any]]:
-                request = client.table(table).select(columns)
-                if run_id is not None:
-                    request = request.eq("run_id", str(run_id))
-                if since is not None:
-                    request = request.gte("created_at", since.isoformat())
-                if status is not None:
-                    request = request.eq("status", status)
-                for name, value in (equal or {}).items():
-                    request = request.eq(name, value)
+                request = narrow(client.table(table).select(columns))
                 for column in order:
-                    request = request.order(column)
-                return request.range(len(rows), len(rows) + READ_PAGE_ROWS - 1).execute().data
+                    desc = column.startswith("-")
+                    request = request.order(column.lstrip("-"), desc=desc)
+                return request.range(len(rows), len(rows) + size - 1).execute().data
 
             batch = self._run("read", page)
             if not isinstance(batch, list):
                 raise self._not_postgrest("read", batch)
             rows.extend(batch)
-            if len(batch) < READ_PAGE_ROWS:
+            if len(batch) < size or (limit is not None and len(rows) >= limit):
                 return rows
 
     def read_runs(self, status: str | None = None) -> list[StoredRun]:
@@ -210,3 +222,74 @@ class SupabaseStorage(Storage):
     ) -> list[tuple[Any, ...]]:
         rows = self._read_all(table, ("id",), columns=",".join(columns), equal=equal)  # id: a stable order to page by
         return [tuple(row.get(name) for name in columns) for row in rows]
+
+    def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:
+        def narrow(request: Any) -> Any:
+            request = request.gte("created_at", since.isoformat())
+            return request.lt("created_at", until.isoformat()) if until is not None else request
+
+        rows = self._pages("benchmark_results", ",".join(selected_result_columns(False)), ("created_at", "id"), narrow)
+        return [stored_result_from_row(row) for row in rows]
+
+    def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
+        rows = self._pages("benchmark_results", ",".join(selected_result_columns(False)), ("-created_at",),
+                           lambda request: request.eq("provider", provider).eq("model", model), limit=limit)
+        return [stored_result_from_row(row) for row in rows]
+
+    def read_runs_by_id(self, run_ids: set[UUID]) -> list[StoredRun]:
+        ids = sorted(str(run_id) for run_id in run_ids)
+        runs = []
+        for start in range(0, len(ids), 100):  # 100 ids a request keep the URL short
+            chunk = ids[start:start + 100]
+            rows = self._pages("runs", "*", ("id",), lambda request: request.in_("id", chunk))
+            runs += [stored_run_from_row(row) for row in rows]
+        return runs
+
+    def read_alerts(self, resolved_since: datetime) -> list[StoredAlert]:
+        """Three filters, since PostgREST's `or` is not worth it here: the table is small and indexed."""
+        found: dict[str, dict[str, Any]] = {}
+        for narrow in (
+            lambda request: request.eq("state", "firing"),
+            lambda request: request.gte("resolved_at", resolved_since.isoformat()),
+            lambda request: request.eq("state", "resolved").is_("notified_resolved_at", "null"),
+        ):
+            for row in self._pages("alerts", "*", ("started_at", "id"), narrow):
+                found[str(row["id"])] = row
+        rows = sorted(found.values(), key=lambda row: str(row["started_at"]))
+        return [stored_alert_from_row(row) for row in rows]
+
+    def insert_alert(self, row: dict[str, object]) -> bool:
+        """A plain insert: PostgREST cannot name a partial unique index as its conflict target, so a second firing
+        alert for the same key comes back as 23505, which means another machine opened it first."""
+        from postgrest.exceptions import APIError
+
+        body = _row({**row, "details": storable(row.get("details") or {})})
+
+        def insert(client: Any) -> Any:
+            try:
+                return client.table("alerts").insert(body).execute().data
+            except APIError as exc:
+                if str(exc.code) == "23505":
+                    return None
+                raise
+
+        data = self._run("insert into alerts", insert)
+        if data is None:
+            return False
+        if self._has_row(data, str(row["id"])):
+            return True
+        raise self._not_postgrest("insert into alerts", data)
+
+    def update_alert(self, alert_id: UUID, values: dict[str, object], where: dict[str, object]) -> bool:
+        body = _row({**values, **({"details": storable(values["details"])} if "details" in values else {})})
+
+        def update(client: Any) -> Any:
+            request = client.table("alerts").update(body).eq("id", str(alert_id))
+            for name, value in where.items():
+                request = request.is_(name, "null") if value is None else request.eq(name, str(_json(value)))
+            return request.select("id").execute()
+
+        answer = self._run("update alerts", update)
+        if not isinstance(answer.data, list):
+            raise self._not_postgrest("update alerts", answer.data)
+        return self._has_row(answer.data, str(alert_id))

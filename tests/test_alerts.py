@@ -1,0 +1,235 @@
+"""Alert rules fire and resolve on results written through the real storage; state is shared and race-safe;
+notifications reach a local webhook through Apprise once at firing and once at resolving."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from benchmarking.alerts import apply, evaluate, judge_slo, notify_pending
+from benchmarking.config import AlertRules, Secret, Watching
+from benchmarking.report import Row
+from benchmarking.slo import SloConfig, Targets
+
+from alert_helpers import FAIL, NOW, Receiver, write_results
+
+SLO = SloConfig(defaults=Targets(ttft_ms=800, latency_ms=5000, success_rate=0.9, percentile=90))
+
+
+def watching(rules=("outage", "slo_breach", "regression"), urls=(), slo=SLO) -> Watching:
+    return Watching(slo=slo, alerts=AlertRules(rules=tuple(rules)), notify_urls=tuple(Secret(u) for u in urls))
+
+
+def firing(storage):
+    return sorted((a.rule, a.provider, a.model, a.metric) for a in storage.read_alerts(NOW) if a.state == "firing")
+
+
+def test_outage_fires_on_consecutive_failures_stays_one_alert_and_resolves(open_backend):
+    outage_only = watching(["outage"], slo=SloConfig())  # no success-rate target: only the failures in a row count
+    with open_backend() as storage:
+        storage.prepare()
+        write_results(storage, "groq", "m", [{}, FAIL, FAIL, FAIL], NOW - timedelta(minutes=2))
+        first = evaluate(storage, outage_only, now=NOW, say=print)
+        assert [(a.rule, a.metric) for a in first.opened] == [("outage", None)]
+        assert "the last 3 requests failed (server_error)" in first.opened[0].details["summary"]
+
+        again = evaluate(storage, outage_only, now=NOW + timedelta(minutes=5))
+        assert again.opened == () and len(again.firing) == 1  # the same episode, touched, not opened twice
+        assert again.firing[0].last_seen_at > again.firing[0].started_at
+
+        write_results(storage, "groq", "m", [{}], NOW + timedelta(minutes=9))
+        done = evaluate(storage, outage_only, now=NOW + timedelta(minutes=10))
+        assert [a.rule for a in done.resolved] == ["outage"] and done.firing == ()
+        (resolved,) = done.recently_resolved
+        assert resolved.resolved_at == NOW + timedelta(minutes=10)
+
+
+def test_outage_fires_on_a_success_rate_under_the_slo(open_backend):
+    with open_backend() as storage:
+        storage.prepare()
+        write_results(storage, "groq", "m", [{}, FAIL, {}, FAIL, {}, {}], NOW - timedelta(minutes=1))
+        (alert,) = evaluate(storage, watching(["outage"]), now=NOW).opened
+        assert alert.details["window_success_rate"] == pytest.approx(4 / 6, abs=1e-4)
+        assert "under the SLO's 90.0%" in alert.details["summary"]
+
+
+def test_slo_breach_on_the_percentile_fires_and_resolves(open_backend):
+    with open_backend() as storage:
+        storage.prepare()
+        slow = [{"ttft_ms": 300.0}] * 8 + [{"ttft_ms": 1200.0}] * 2  # p90 of TTFT: 1200 ms, above 800
+        write_results(storage, "openai", "gpt", slow, NOW - timedelta(minutes=1))
+        (alert,) = evaluate(storage, watching(["slo_breach"]), now=NOW).opened
+        assert (alert.rule, alert.metric) == ("slo_breach", "ttft_ms")
+        assert alert.details["observed"] == pytest.approx(1200.0) and alert.details["target"] == 800
+
+        write_results(storage, "openai", "gpt", [{"ttft_ms": 300.0}] * 5, NOW + timedelta(minutes=65))
+        later = evaluate(storage, watching(["slo_breach"]), now=NOW + timedelta(minutes=70))
+        assert [(a.rule, a.metric) for a in later.resolved] == [("slo_breach", "ttft_ms")]
+
+
+def test_slo_breach_judges_the_slow_tail_of_decode_speed_against_its_minimum(storage):
+    write_results(storage, "openai", "gpt", [{"tokens_per_second": 90.0}] * 8 + [{"tokens_per_second": 20.0}] * 2,
+                  NOW)
+    rows = [Row(r, None) for r in storage.read_results()]
+    slo = SloConfig(defaults=Targets(tokens_per_second=50, percentile=90))
+    (verdict,) = judge_slo(("openai", "gpt"), rows, slo)
+    assert verdict.metric == "tokens_per_second" and verdict.firing
+    assert verdict.figures["percentile"] == 10 and verdict.figures["observed"] < 50
+
+
+def test_regression_fires_beyond_the_noise_and_the_threshold_and_resolves(open_backend):
+    with open_backend() as storage:
+        storage.prepare()
+        baseline = [{"latency_ms": 500.0 + (i % 5) * 10} for i in range(30)]
+        write_results(storage, "together", "m", baseline, NOW - timedelta(hours=2), spacing=timedelta(minutes=30))
+        write_results(storage, "together", "m", [{"latency_ms": 800.0 + (i % 3) * 10} for i in range(8)],
+                      NOW - timedelta(minutes=1))
+        (alert,) = evaluate(storage, watching(["regression"]), now=NOW).opened
+        assert (alert.rule, alert.metric) == ("regression", "latency_ms")
+        assert alert.details["slower_by"] >= 0.2 and "baseline" in alert.details
+
+        # An hour on, the window is back at the baseline's speed: resolved.
+        write_results(storage, "together", "m", [{"latency_ms": 505.0}] * 8, NOW + timedelta(minutes=59))
+        later = evaluate(storage, watching(["regression"]), now=NOW + timedelta(minutes=60))
+        assert [(a.rule, a.metric) for a in later.resolved] == [("regression", "latency_ms")]
+
+
+def test_a_small_slowdown_within_the_threshold_does_not_fire(storage):
+    write_results(storage, "together", "m", [{"latency_ms": 500.0 + i} for i in range(30)], NOW - timedelta(hours=2),
+                  spacing=timedelta(minutes=30))
+    write_results(storage, "together", "m", [{"latency_ms": 560.0 + i} for i in range(8)], NOW)  # 11 % slower
+    assert evaluate(storage, watching(["regression"]), now=NOW).opened == ()
+
+
+def test_simulated_runs_are_not_judged_unless_asked(storage):
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW, mode="simulated")
+    assert evaluate(storage, watching(["outage"]), now=NOW).opened == ()
+    assert len(evaluate(storage, watching(["outage"]), now=NOW, include_simulated=True).opened) == 1
+
+
+def test_load_runs_are_not_judged_by_the_probe_rules(storage):
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW, kind="load")
+    assert evaluate(storage, watching(["outage"]), now=NOW).opened == ()
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    assert len(evaluate(storage, watching(["outage"]), now=NOW).opened) == 1
+
+
+def test_one_notification_at_firing_none_while_firing_one_at_resolving(open_backend):
+    with Receiver() as receiver, open_backend() as storage:
+        storage.prepare()
+        config = watching(["outage"], urls=[receiver.url()])
+        run_id = write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+        evaluate(storage, config, now=NOW, run_id=run_id)
+        (fired,) = receiver.messages
+        assert fired["title"] == "[benchmark-engine] FIRING: outage groq/m"
+        assert fired["type"] == "failure"
+        assert f"run: {run_id}" in fired["message"] and "window: 2026-11-29 11:00 to 2026-11-29 12:00 UTC" in \
+            fired["message"]
+
+        evaluate(storage, config, now=NOW + timedelta(minutes=15))
+        assert len(receiver.messages) == 1  # still firing: nothing more
+
+        write_results(storage, "groq", "m", [{}] * 30, NOW + timedelta(minutes=59))  # 30 of 33 in the hour: 91 %
+        evaluate(storage, config, now=NOW + timedelta(minutes=60))
+        assert len(receiver.messages) == 2
+        assert receiver.messages[1]["title"] == "[benchmark-engine] RESOLVED: outage groq/m"
+        assert receiver.messages[1]["type"] == "success"
+        evaluate(storage, config, now=NOW + timedelta(minutes=75))
+        assert len(receiver.messages) == 2
+
+
+def test_a_notification_that_cannot_be_sent_stays_pending_and_goes_out_next_time(open_backend, capsys):
+    with Receiver() as receiver, open_backend() as storage:
+        storage.prepare()
+        config = watching(["outage"], urls=[receiver.url("team-secret-token")])
+        write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+        receiver.status = 503
+        evaluate(storage, config, now=NOW)
+        lines = capsys.readouterr().out.splitlines()
+        assert lines == ["alerts: the firing notification of outage groq/m could not be sent to json://…: kept "
+                         "pending, retried at the next evaluation"]
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at is None and alert.notify_attempts == 1
+        assert alert.notify_error == "not delivered to json://…"
+
+        receiver.status = 200
+        evaluate(storage, config, now=NOW + timedelta(minutes=15))
+        assert [m["title"] for m in receiver.messages] == ["[benchmark-engine] FIRING: outage groq/m"]
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at == NOW + timedelta(minutes=15)
+        assert "team-secret-token" not in capsys.readouterr().out
+
+
+def test_an_unreachable_notify_url_never_fails_the_evaluation(storage, capsys):
+    import socket
+
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    result = evaluate(storage, watching(["outage"], urls=[f"json://127.0.0.1:{port}/x"]), now=NOW)
+    assert len(result.firing) == 1
+    assert "could not be sent to json://…: kept pending" in capsys.readouterr().out
+    assert storage.read_alerts(NOW)[0].notified_firing_at is None
+
+
+def test_two_machines_on_one_postgresql_open_resolve_and_announce_each_alert_once(pg_url):
+    """Both machines judge the same data from the same read of the alerts table, and both act on it: the database
+    lets exactly one open the alert, one resolve it, and one send each notification."""
+    from benchmarking.alerts import judge
+    from benchmarking.storage.postgres import PostgresStorage
+
+    with Receiver() as receiver, PostgresStorage(pg_url) as a, PostgresStorage(pg_url) as b:
+        write_results(a, "groq", "m", [FAIL] * 3, NOW)
+        config = watching(["outage"], urls=[receiver.url()])
+        latest = {("groq", "m"): [Row(r, None) for r in a.read_latest_results("groq", "m", 3)]}
+        verdicts = judge([], [], latest, [("groq", "m")], config)
+        stale = a.read_alerts(NOW)  # what both read before either wrote
+        details = lambda verdict: {"summary": verdict.summary}  # noqa: E731
+        opened = [apply(s, verdicts, stale, NOW, details, None, host)[0] for s, host in ((a, "east"), (b, "west"))]
+        assert [len(o) for o in opened] == [1, 0]
+        both_see = a.read_alerts(NOW)
+        for storage in (a, b):
+            notify_pending(storage, both_see, [receiver.url()], NOW, print)
+        assert len(receiver.messages) == 1
+
+        resolving = [replace(v, firing=False) for v in verdicts]
+        stale = b.read_alerts(NOW)
+        resolved = [apply(s, resolving, stale, NOW, details, None, "x")[1] for s in (a, b)]
+        assert [len(r) for r in resolved] == [1, 0]
+        both_see = b.read_alerts(NOW)
+        for storage in (b, a):
+            notify_pending(storage, both_see, [receiver.url()], NOW, print)
+        assert [m["title"].split(":")[0] for m in receiver.messages] == ["[benchmark-engine] FIRING",
+                                                                         "[benchmark-engine] RESOLVED"]
+        (row,) = a.read_alerts(NOW)
+        assert (row.state, row.host) == ("resolved", "east")
+
+
+def test_the_database_keeps_one_firing_alert_per_key_even_when_two_insert_at_once(pg_url):
+    import threading
+    from uuid import uuid4
+
+    from benchmarking.storage.postgres import PostgresStorage
+
+    storages = [PostgresStorage(pg_url) for _ in range(2)]
+    for s in storages:
+        s.prepare()
+    barrier, wins = threading.Barrier(2), []
+
+    def open_one(storage):
+        barrier.wait()
+        wins.append(storage.insert_alert({"id": uuid4(), "rule": "outage", "provider": "p", "model": "m",
+                                          "metric": None, "state": "firing", "started_at": NOW,
+                                          "last_seen_at": NOW, "details": {}}))
+
+    threads = [threading.Thread(target=open_one, args=(s,)) for s in storages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in storages:
+        s.close()
+    assert sorted(wins) == [False, True]

@@ -1,0 +1,152 @@
+"""`python main.py watch` and the evaluation after a run, as a user runs them: exit statuses, bad settings refused
+before anything is measured, notify URLs never printed, a database that fails during evaluation costs one line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+import sqlite3
+
+import pytest
+
+from benchmarking.measurement import utc_now
+from benchmarking.storage.sqlite import SQLiteStorage
+
+from alert_helpers import FAIL, Receiver, write_results
+from test_cli import run_main
+
+SECRET_TOKEN = "xoxb-0123456789-SECRETtoken"
+
+
+def seed_outage(tmp_path):
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        write_results(storage, "groq", "m", [FAIL] * 3, utc_now() - timedelta(minutes=1))
+
+
+def test_watch_prints_the_firing_alert_and_exits_3_only_with_fail_on_firing(tmp_path):
+    seed_outage(tmp_path)
+    done = run_main(tmp_path, "watch", "--fail-on-firing")
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "alerts: 1 firing, 0 resolved in the last 24 h (rules: outage, slo_breach, regression; " \
+                       "window 1h)"
+    assert lines[1].startswith("FIRING    outage on groq/m: the last 3 requests failed (server_error) (since ")
+    assert run_main(tmp_path, "watch").returncode == 0
+
+
+def test_watch_with_nothing_stored_exits_0(tmp_path):
+    done = run_main(tmp_path, "watch", "--fail-on-firing")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("alerts: 0 firing, 0 resolved")
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[slo]\nttft_msec = 800\n", "unknown key 'ttft_msec' (did you mean ttft_ms?)"),
+    ("[slo]\nttft_ms = -5\n", "ttft_ms must be more than 0, not -5"),
+    ("[slo]\npercentile = 100\n", "percentile must be a whole number from 1 to 99, like percentile = 90, not 100"),
+    ("[slo]\nsuccess_rate = 1.5\n", "success_rate is a fraction from 0 to 1"),
+    ('[slo."openai/gpt-4o-mini"]\nlatency = 1\n', "unknown key 'latency'"),
+    ('[alerts]\nrules = ["outage", "slowness"]\n', "unknown rule 'slowness'"),
+    ('[alerts]\nwindow = "soon"\n', "window takes a duration like 90s"),
+    ('[alerts]\nconsecutive_failures = 0\n', "consecutive_failures must be a whole number of 1 or more"),
+    ('[notify]\nurls = ["tgram://' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (tgram://…) is not a URL Apprise can use"),
+    ('[notify]\nurls = ["nonsense-' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (…) is not a URL Apprise can use"),
+])
+def test_a_bad_watching_setting_is_one_line_and_exit_2_before_anything_is_measured(tmp_path, toml, message):
+    (tmp_path / "benchmark.toml").write_text(toml)
+    for args in (["--simulate"], ["watch"]):
+        done = run_main(tmp_path, *args)
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr
+        assert SECRET_TOKEN not in done.stderr + done.stdout
+        assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_a_malformed_benchmark_notify_is_refused_without_printing_it(tmp_path):
+    done = run_main(tmp_path, "--simulate", BENCHMARK_NOTIFY=f"json://127.0.0.1:1/ok,discord://{SECRET_TOKEN}")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("main.py: error: BENCHMARK_NOTIFY: URL 2 of 2 (discord://…) is not a URL Apprise "
+                                   "can use: check it against https://github.com/caronc/apprise/wiki (the URL is not "
+                                   "printed: it holds a token)")
+
+
+def test_a_live_run_evaluates_the_rules_and_notifies_once(tmp_path):
+    """Three requests to an endpoint where nothing listens: a real run's failures open an outage alert at once."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    (tmp_path / "benchmark.toml").write_text(
+        f'[[providers]]\nname = "local"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\n')
+    with Receiver() as receiver:
+        url = receiver.url(SECRET_TOKEN)
+        done = run_main(tmp_path, "--providers", "local", "--repeat", "3", BENCHMARK_NOTIFY=url)
+        assert done.returncode == 1, done.stderr  # the failures, not the alert
+        assert "alert FIRING: outage on local/m: the last 3 requests failed (connection)" in done.stdout
+        (message,) = receiver.messages
+        run_id = done.stdout.split("Summary: run ")[1].split()[0]
+        assert f"run: {run_id}" in message["message"]
+        again = run_main(tmp_path, "watch", BENCHMARK_NOTIFY=url)
+        assert "FIRING    outage on local/m" in again.stdout and len(receiver.messages) == 1
+        test = run_main(tmp_path, "watch", "--test-notify", BENCHMARK_NOTIFY=url)
+        assert test.stdout == "test notification to json://…: sent\n"
+        assert receiver.messages[-1]["title"] == "[benchmark-engine] test notification"
+        for output in (done, again, test):
+            assert SECRET_TOKEN not in output.stdout + output.stderr
+    with sqlite3.connect(tmp_path / "benchmarks.db") as db:
+        (details,) = db.execute("select details from alerts").fetchone()
+        stored = " ".join(str(row) for row in db.execute("select * from alerts"))
+    assert json.loads(details)["consecutive_failures"] == 3 and SECRET_TOKEN not in stored
+
+
+def test_a_database_down_during_evaluation_costs_one_line_and_leaves_the_exit_status(tmp_path):
+    done = run_main(tmp_path, "--simulate", "--providers", "groq",
+                    DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing_here")
+    assert done.returncode == 1  # as without alerts: the result is only in the outbox
+    lines = [line for line in done.stderr.splitlines() if line.startswith("alerts:")]
+    assert len(lines) == 1 and lines[0].startswith("alerts: not evaluated after run ")
+    assert (tmp_path / "outbox" / "pending.jsonl").read_text().count('"save_result"') == 1
+
+
+def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
+    done = run_main(tmp_path, "watch", "--test-notify")
+    assert done.returncode == 2
+    assert "no notify URL is set" in done.stderr
+
+
+def test_report_shows_slo_attainment_and_goodput_per_hour_of_wall_time(tmp_path):
+    (tmp_path / "benchmark.toml").write_text("[slo]\nttft_ms = 800\n")
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        # Five requests 30 minutes apart: the first starts 1 s before it is stored, so the wall time is 2 h 1 s.
+        write_results(storage, "groq", "m", [{}] * 4 + [{"ttft_ms": 900.0}], utc_now(),
+                      spacing=timedelta(minutes=30))
+    done = run_main(tmp_path, "report", "--format", "json")
+    (summary,) = json.loads(done.stdout)["providers"]
+    assert summary["slo_attainment"] == 0.8
+    assert summary["goodput_per_hour"] == round(4 / (7201 / 3600), 2)
+    table = run_main(tmp_path, "report").stdout
+    assert "SLO met %  goodput/h" in table and "80.0        2.0" in table
+    (tmp_path / "benchmark.toml").unlink()
+    assert "SLO met" not in run_main(tmp_path, "report").stdout
+
+
+def test_run_scheduled_evaluates_the_rules_after_each_run(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    (tmp_path / "benchmark.toml").write_text(
+        f'[[providers]]\nname = "local"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\n'
+        '[alerts]\nconsecutive_failures = 2\n')
+    done = subprocess.run([sys.executable, str(MAIN.parent / "run_scheduled.py"), "--providers", "local", "--runs", "2",
+                           "--interval", "1s"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr
+    # The first run's one failure is not yet 2 in a row; the second run's evaluation opens the alert.
+    assert done.stdout.count("alert FIRING: outage on local/m: the last 2 requests failed") == 1
