@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 import json
 
+import pytest
+
 from conftest import pg_rows
 from test_cli import run_main
 
@@ -46,3 +48,17 @@ def test_two_probes_in_two_regions_write_into_one_postgres_and_read_back_by_regi
         summary = json.loads(done.stdout)
         assert summary["results"] == 4 and summary["runs"] == 1
         assert {p["provider"]: p["requests"] for p in summary["providers"]} == {"groq": 2, "together": 2}
+    # And grouped by region: each region's figures per provider, from its own rows
+    done = run_main(reader, "report", "--include-simulated", "--by", "region", "--format", "json",
+                    DATABASE_URL=pg_url)
+    assert done.returncode == 0, done.stderr
+    grouped = json.loads(done.stdout)
+    assert grouped["by"] == "region"
+    assert sorted((p["region"], p["provider"], p["requests"]) for p in grouped["providers"]) == [
+        ("eu-west", "groq", 2), ("eu-west", "together", 2), ("us-east", "groq", 2), ("us-east", "together", 2)]
+    for region in run_ids:
+        medians = {p["provider"]: p["ttft_p50_ms"] for p in grouped["providers"] if p["region"] == region}
+        stored = pg_rows(pg_url, "select b.provider, percentile_cont(0.5) within group (order by b.ttft_ms) "
+                                 "from benchmark_results b join runs r on r.id = b.run_id where r.region = %s "
+                                 "group by 1", region)
+        assert medians == pytest.approx(dict(stored), abs=0.005)  # the report gives ms to 2 decimals
