@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from functools import lru_cache
 import math
 import os
 from pathlib import Path
@@ -20,8 +18,8 @@ from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs,
-    report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
+    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, counted_costs, report_results,
+    report_runs, report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
     stored_result_from_row, stored_run_from_row,
 )
 
@@ -345,31 +343,38 @@ class PostgresStorage(Storage):
         def finite(column: str) -> str:
             return f"b.success and {column} is not null and {column} not in ('NaN', 'Infinity', '-Infinity')"
 
+        # Binary results: psycopg reads float8 arrays in C, where parsing them as text took longer than the query.
         query = f"""select {group}, b.provider, b.model, count(*), count(*) filter (where b.success),
             array_agg(b.ttft_ms) filter (where {finite('b.ttft_ms')}),
             array_agg(b.latency_ms) filter (where {finite('b.latency_ms')}),
             array_agg(b.tokens_per_second) filter (where {finite('b.tokens_per_second')}),
             array_agg(b.cost_usd) filter (where {finite('b.cost_usd')}),
             array_agg(b.output_tokens) filter (where {finite('b.cost_usd')}),
-            array_agg(coalesce(b.error_type, 'unknown')) filter (where not coalesce(b.success, false)),
-            array_agg(b.upstream_provider) filter (where b.upstream_provider is not null),
-            count(b.answer_ok), count(*) filter (where b.answer_ok)
+            array_agg(coalesce(nullif(b.error_type, ''), 'unknown')) filter (where not coalesce(b.success, false)),
+            array_agg(b.upstream_provider) filter (where b.upstream_provider <> ''),
+            count(b.answer_ok), count(*) filter (where b.answer_ok), min(b.created_at), max(b.created_at)
             from {tables}{where} group by 1, 2, 3"""
-        decimal = lru_cache(maxsize=None)(lambda cost: Decimal(str(cost)))  # a model's requests often cost the same
+        rows = self._rows(query, params, binary=True)
         groups = [
             GroupValues(value, provider, model, requests, successes, ttft or [], latency or [], speed or [],
-                        [(decimal(cost), tokens) for cost, tokens in zip(costs or (), tokens_out or ())],
-                        errors or [], served or [], judged, correct)
+                        counted_costs(zip(costs or (), tokens_out or ())), errors or [], served or [], judged, correct)
             for value, provider, model, requests, successes, ttft, latency, speed, costs, tokens_out, errors, served,
-            judged, correct in self._rows(query, params)
+            judged, correct, _, _ in rows
         ]
-        ((count, runs, first, last),) = self._rows(
-            f"select count(*), count(distinct b.run_id), min(b.created_at), max(b.created_at) from {tables}{where}",
-            params)
-        return groups, SelectionSpan(count, runs, first, last) if count else None
+        if not rows:
+            return groups, None
+        # The span from the groups; its runs counted by a hash of their ids (count(distinct) sorts them all).
+        ((runs,),) = self._rows(f"select count(*) from (select distinct b.run_id from benchmark_results b{where}) r",
+                                params)
+        return groups, SelectionSpan(sum(row[3] for row in rows), runs, min(row[-2] for row in rows),
+                                     max(row[-1] for row in rows))
 
-    def _rows(self, query: str, params: Any) -> list[tuple]:
-        return self._run("read", lambda conn: conn.execute(query, params).fetchall())
+    def _rows(self, query: str, params: Any, binary: bool = False) -> list[tuple]:
+        def fetch(conn: Any) -> list[tuple]:
+            with conn.cursor(binary=binary) as cursor:
+                return cursor.execute(query, params).fetchall()
+
+        return self._run("read", fetch)
 
     def _results(self, where: str, params: tuple[object, ...], order: str) -> list[StoredResult]:
         columns = ", ".join(selected_result_columns(False))
