@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 import math
 import os
 from pathlib import Path
+import re
 import socket
 import threading
 import time
@@ -186,7 +188,14 @@ class PostgresStorage(Storage):
 
     @staticmethod
     def _apply_schema(connection: Any) -> None:
-        """Run schema.sql (idempotent) under an advisory lock."""
+        """Run schema.sql (idempotent) under an advisory lock, unless the catalog shows everything it makes is there.
+
+        Its `add column if not exists` takes an exclusive lock on the table even when the column exists: run on
+        every connect, it made each command wait for every long read under way (a report over a million rows, a
+        dashboard's query), and every read wait behind it.
+        """
+        if _schema_in_place(connection):
+            return
         sql = SCHEMA_SQL.read_text(encoding="utf-8")
         with connection.transaction():
             connection.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
@@ -436,6 +445,39 @@ class PostgresStorage(Storage):
         self._watchdog.close()
         if self._connection is not None:
             self._connection.close()
+
+
+_TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS, "alerts": ALERTS_COLUMNS}
+# What schema.sql makes, by kind of statement (a test checks that it holds no other kind): tables and their columns
+# (schema.py mirrors them), indexes by name, and row-level security.
+SCHEMA_STATEMENTS = {
+    "table": re.compile(r"create table if not exists (\w+) \(", re.I),
+    "column": re.compile(r"alter table (\w+) add column if not exists (\w+) ", re.I),
+    "index": re.compile(r"create (?:unique )?index if not exists (\w+)\s+on ", re.I),
+    "security": re.compile(r"alter table (\w+) enable row level security", re.I),
+}
+
+
+@lru_cache(maxsize=1)
+def _schema_objects() -> frozenset[str]:
+    """Every column ('table.column'), index and table with row-level security schema.sql makes."""
+    text = SCHEMA_SQL.read_text(encoding="utf-8")
+    objects = {f"{table}.{column}" for table, columns in _TABLES.items() for column, _ in columns}
+    objects |= {f"index {name}" for name in SCHEMA_STATEMENTS["index"].findall(text)}
+    return frozenset(objects | {f"security {name}" for name in SCHEMA_STATEMENTS["security"].findall(text)})
+
+
+def _schema_in_place(connection: Any) -> bool:
+    """Whether the current schema holds everything schema.sql makes: one read of the catalog, no lock taken."""
+    found = connection.execute(
+        """select c.relname || '.' || a.attname from pg_class c join pg_attribute a on a.attrelid = c.oid
+             where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'p') and a.attnum > 0
+               and not a.attisdropped and c.relname = any(%s)
+           union all select 'index ' || relname from pg_class
+             where relnamespace = current_schema()::regnamespace and relkind in ('i', 'I')
+           union all select 'security ' || relname from pg_class
+             where relnamespace = current_schema()::regnamespace and relrowsecurity""", (list(_TABLES),)).fetchall()
+    return _schema_objects() <= {name for (name,) in found}
 
 
 def _one_line(exc: BaseException) -> str:
