@@ -20,9 +20,14 @@ __all__ = ["ExitStatus", "main", "scheduled_main"]
 SUBCOMMANDS = ("check", "flush", "report", "watch")
 
 
-def command(name: str) -> Callable[[list[str]], int]:
-    """The `NAME_main` function of the module cli/NAME.py."""
-    return getattr(import_module(f"{__name__}.{name}"), f"{name}_main")
+def command(name: str) -> Callable[[list[str]], int] | None:
+    """The `NAME_main` function of the module cli/NAME.py; None after a Ctrl-C while its modules load (said here in
+    the line main.py says for its own)."""
+    try:
+        return getattr(import_module(f"{__name__}.{name}"), f"{name}_main")
+    except KeyboardInterrupt:
+        say("\ninterrupted while starting: nothing measured")
+        return None
 
 
 def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: bool = False) -> int:
@@ -78,14 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     traceback = "--traceback" in args
     if args and args[0] in SUBCOMMANDS:
-        name, rest = args[0], [a for a in args[1:] if a != "--traceback"]
-        return guarded("main.py", lambda: command(name)(rest), "interrupted", traceback)
-    return guarded("main.py", lambda: command("run")(args), "interrupted before the run started: nothing measured",
-                   traceback)
+        run, rest, interrupted = command(args[0]), [a for a in args[1:] if a != "--traceback"], "interrupted"
+    else:
+        run, rest, interrupted = command("run"), args, "interrupted before the run started: nothing measured"
+    if run is None:
+        return ExitStatus.INTERRUPTED
+    return guarded("main.py", lambda: run(rest), interrupted, traceback)
 
 
 def scheduled_main(argv: Sequence[str] | None = None) -> int:
     """run_scheduled.py: runs on the grid until done or stopped."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return guarded("run_scheduled.py", lambda: command("schedule")(args), "interrupted between runs",
-                   "--traceback" in args)
+    schedule = command("schedule")
+    if schedule is None:
+        return ExitStatus.INTERRUPTED
+    return guarded("run_scheduled.py", lambda: schedule(args), "interrupted between runs", "--traceback" in args)
