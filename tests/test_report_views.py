@@ -322,18 +322,26 @@ def test_compare_within_each_input_tier_and_within_each_group(open_backend):
 
 
 def same_summaries(gathered, read):
-    """Equal figure for figure; floats to 1e-9 (SQLite hands the database's values over as 15-digit text)."""
+    """Equal figure for figure, floats bit for bit: both paths start from the stored values themselves."""
     assert [(s.group and s.group[1], s.provider, s.model) for s in gathered] == \
         [(s.group and s.group[1], s.provider, s.model) for s in read]
     for a, b in zip(gathered, read):
         for name, value in a.__dict__.items():
-            other = getattr(b, name)
-            pairs = [(value[q], other[q]) for q in value] if isinstance(value, dict) else [(value, other)]
-            for mine, theirs in pairs:
-                if isinstance(mine, float):
-                    assert mine == pytest.approx(theirs, rel=1e-9), name
-                else:
-                    assert mine == theirs, name
+            assert value == getattr(b, name), name
+
+
+def odd_results():
+    """What a summary must read the same either way: an empty error type and an empty 'served by', costs with
+    17 significant digits, the same cost many times, output tokens 0 and unknown."""
+    cost = Decimal("0.000012345678901234567")  # stored as a float: its shortest repr has 17 digits
+    return [
+        measured("groq", "openai/gpt-oss-20b", 51.123456789012345, 150.98765432109876, cost_usd=cost),
+        measured("groq", "openai/gpt-oss-20b", 52.5, 151.25, cost_usd=cost, output_tokens=0),
+        measured("groq", "openai/gpt-oss-20b", 53.5, 152.25, cost_usd=Decimal("0.1") + Decimal("0.2"),
+                 output_tokens=None, upstream_provider=""),
+        Measurement(provider="groq", model="openai/gpt-oss-20b", success=False, started_at=DAY, stream=True,
+                    error_type=""),
+    ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -348,6 +356,8 @@ def test_figures_the_database_gathers_equal_those_read_from_the_rows(backend, tm
     with storage:
         storage.prepare()
         write(storage, runs)
+        write(storage, [("eu-west", "probe-eu", DAY + timedelta(days=4), [
+            (DAY + timedelta(days=4, seconds=i), m) for i, m in enumerate(odd_results())])])
         simulated = run_info(started_at=DAY + timedelta(days=5), mode="simulated")
         storage.create_run(simulated)
         storage.save_result(simulated.id, uuid4(), DAY + timedelta(days=5), measured("groq", "openai/gpt-oss-20b", 1, 2))

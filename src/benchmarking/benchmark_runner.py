@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 
 from . import __version__
 from .config import ProviderSettings, Settings
-from .errors import StorageError
+from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
 from .pricing import Price, cost_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
@@ -111,14 +111,6 @@ class RunOutcome:
     @property
     def all_saved(self) -> bool:
         return not self.run_notes and all(r.storage_note is None for r in self.results)
-
-
-class RunInterrupted(Exception):
-    """Ctrl-C (or SIGTERM) stopped the run; it is marked interrupted and what was measured is stored."""
-
-    def __init__(self, outcome: RunOutcome) -> None:
-        super().__init__(f"run {outcome.run.id} interrupted after {len(outcome.results)} measurements")
-        self.outcome = outcome
 
 
 def plan(settings: Settings) -> list[Cell]:

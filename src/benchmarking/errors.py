@@ -1,5 +1,12 @@
 """The few exceptions the engine raises; each message tells the user what to do."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .benchmark_runner import RunOutcome
+
 
 class BenchmarkError(Exception):
     """Base class: a problem the user can fix, reported as one line."""
@@ -27,3 +34,11 @@ class StorageRejected(StorageError):
 
 class OutboxUnwritable(StorageError):
     """The outbox could not take a write either (disk full, no permission): the write is held in memory."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped the run; it is marked interrupted and what was measured is stored."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__(f"run {outcome.run.id} interrupted after {len(outcome.results)} measurements")
+        self.outcome = outcome

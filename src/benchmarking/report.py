@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .measurement import utc_now
 from .slo import Attainment, SloConfig, attainment_by_model
 from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
-from .storage.schema import plain, result_row
+from .storage.schema import gather_group_values, plain, result_row
 
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_RESAMPLES = 2000
@@ -269,34 +269,20 @@ def _most_common(names: Iterable[str]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(Counter(names).items(), key=lambda item: (-item[1], item[0])))
 
 
-def group_values(group: object, provider: str, model: str, rows: Sequence[Row]) -> GroupValues:
-    """What the figures are computed from, read off the rows: the row path's counterpart of read_group_values."""
-    values = GroupValues(group, provider, model, requests=len(rows))
-    for row in rows:
-        m = row.result.measurement
-        if m.answer_ok is not None:
-            values.answers_judged += 1
-            values.answers_correct += m.answer_ok
-        if m.upstream_provider:
-            values.upstream_providers.append(m.upstream_provider)
-        if not m.success:
-            values.error_types.append(m.error_type or "unknown")
-            continue
-        values.successes += 1
-        for name in ("ttft_ms", "latency_ms", "tokens_per_second"):
-            if (value := getattr(m, name)) is not None:
-                getattr(values, name).append(value)
-        if m.cost_usd is not None:
-            values.costs.append((m.cost_usd, m.output_tokens))
-    return values
+def _gathered(row: Row, key: GroupKey) -> tuple:
+    """What gather_group_values takes of a row: the row path's counterpart of SQLite's read over the index."""
+    m = row.result.measurement
+    return (key.value(row) if key.value else None, m.provider, m.model, m.success, m.ttft_ms, m.latency_ms,
+            m.tokens_per_second, m.cost_usd, m.output_tokens, m.error_type, m.upstream_provider, m.answer_ok,
+            row.result.run_id, row.result.created_at)
 
 
 def _summary(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summary:
-    costs = [cost for cost, _ in values.costs]
-    total = sum(costs, Decimal(0)) if costs else None
-    priced_output = [(cost, tokens) for cost, tokens in values.costs if tokens]
-    output_tokens = sum(tokens for _, tokens in priced_output)
-    per_1k = sum((cost for cost, _ in priced_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
+    priced = sum(values.costs.values())
+    total = sum((cost * count for (cost, _), count in values.costs.items()), Decimal(0)) if priced else None
+    with_output = [(cost * count, tokens * count) for (cost, tokens), count in values.costs.items() if tokens]
+    output_tokens = sum(tokens for _, tokens in with_output)
+    per_1k = sum((cost for cost, _ in with_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
     return Summary(
         provider=values.provider,
         model=values.model,
@@ -305,7 +291,7 @@ def _summary(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summ
         ttft_ms=_percentiles(values.ttft_ms),
         latency_ms=_percentiles(values.latency_ms),
         tokens_per_second_p50=percentile(values.tokens_per_second, 50),
-        cost_mean_usd=total / len(costs) if costs else None,
+        cost_mean_usd=total / priced if priced else None,
         cost_total_usd=total,
         cost_per_1k_output_tokens_usd=per_1k,
         top_errors=_most_common(values.error_types)[:3],
@@ -323,11 +309,7 @@ def summarise(rows: Iterable[Row], by: str = "provider") -> list[Summary]:
     latency (the whole answer). Cheapest: the lowest mean cost per request.
     """
     key = GROUP_KEYS[by]
-    groups: dict[tuple, list[Row]] = {}
-    for row in rows:
-        m = row.result.measurement
-        groups.setdefault((key.value(row) if key.value else None, m.provider, m.model), []).append(row)
-    return _arrange([group_values(*parts, group_rows) for parts, group_rows in groups.items()], key)
+    return _arrange(gather_group_values(_gathered(row, key) for row in rows)[0], key)
 
 
 def summarise_stored(

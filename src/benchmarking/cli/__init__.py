@@ -5,25 +5,29 @@ main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py rep
 
 from __future__ import annotations
 
+from importlib import import_module
 import os
 import sys
 from typing import Callable, Sequence
 
-from ..benchmark_runner import RunInterrupted
-from ..errors import BenchmarkError, StorageError
-from .check import check_main
+from ..errors import BenchmarkError, RunInterrupted, StorageError
 from .common import ExitStatus
-from .flush import flush_main
-from .report import report_main
-from .run import run_main
-from .schedule import schedule_main
-from .watch import watch_main
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "check": check_main, "flush": flush_main, "report": report_main, "watch": watch_main,
-}
+# Each command's module is imported when it runs: `report` and `watch` start without loading the runner and every
+# provider's HTTP code (a tenth of a second, on every report).
+SUBCOMMANDS = ("check", "flush", "report", "watch")
+
+
+def command(name: str) -> Callable[[list[str]], int] | None:
+    """The `NAME_main` function of the module cli/NAME.py; None after a Ctrl-C while its modules load (said here in
+    the line main.py says for its own)."""
+    try:
+        return getattr(import_module(f"{__name__}.{name}"), f"{name}_main")
+    except KeyboardInterrupt:
+        say("\ninterrupted while starting: nothing measured")
+        return None
 
 
 def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: bool = False) -> int:
@@ -79,12 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     traceback = "--traceback" in args
     if args and args[0] in SUBCOMMANDS:
-        command, rest = SUBCOMMANDS[args[0]], [a for a in args[1:] if a != "--traceback"]
-        return guarded("main.py", lambda: command(rest), "interrupted", traceback)
-    return guarded("main.py", lambda: run_main(args), "interrupted before the run started: nothing measured", traceback)
+        run, rest, interrupted = command(args[0]), [a for a in args[1:] if a != "--traceback"], "interrupted"
+    else:
+        run, rest, interrupted = command("run"), args, "interrupted before the run started: nothing measured"
+    if run is None:
+        return ExitStatus.INTERRUPTED
+    return guarded("main.py", lambda: run(rest), interrupted, traceback)
 
 
 def scheduled_main(argv: Sequence[str] | None = None) -> int:
     """run_scheduled.py: runs on the grid until done or stopped."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return guarded("run_scheduled.py", lambda: schedule_main(args), "interrupted between runs", "--traceback" in args)
+    schedule = command("schedule")
+    if schedule is None:
+        return ExitStatus.INTERRUPTED
+    return guarded("run_scheduled.py", lambda: schedule(args), "interrupted between runs", "--traceback" in args)

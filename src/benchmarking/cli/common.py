@@ -14,7 +14,6 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from ..benchmark_runner import BENCHMARK_PROMPT, PROVIDERS, RunOutcome, cost_bound, plan, run_benchmark
 from ..config import (
     DEFAULT_MAX_COST_USD,
     DEFAULT_MAX_TOKENS,
@@ -34,6 +33,7 @@ from ..workloads import CACHE_MODES
 from ..stopping import GracefulStop
 
 if TYPE_CHECKING:
+    from ..benchmark_runner import RunOutcome
     from ..load import LoadSettings
     from ..storage import Storage
     from ..workloads import Workload
@@ -142,6 +142,8 @@ def read_prompt(args: argparse.Namespace, default: str) -> str:
 
 def builtin_providers() -> list[tuple[str, str]]:
     """(name, default model) of each entry of PROVIDERS, in order."""
+    from ..benchmark_runner import PROVIDERS  # the runner and the providers load only where a command needs them
+
     return [(name, model) for name, _, model in PROVIDERS]
 
 
@@ -228,6 +230,8 @@ def positive_usd(text: str, flag: str) -> Decimal:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags, environment and .env into one validated Settings."""
+    from ..benchmark_runner import BENCHMARK_PROMPT
+
     load_dotenv_file()
     prompt = read_prompt(args, BENCHMARK_PROMPT)
     return load_settings(
@@ -364,6 +368,7 @@ def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int
 
 def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> int:
     """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
+    from ..benchmark_runner import cost_bound, plan
     from ..console import plan_lines
 
     for line in settings.warnings + settings.skipped:
@@ -378,6 +383,8 @@ def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = 
 
 def guard_cost(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> None:
     """A live run that could cost more than --max-cost stops here, before anything is sent."""
+    from ..benchmark_runner import cost_bound, plan
+
     if settings.simulate:
         return
     each = requests_per_cell(settings, load, runs)
@@ -419,6 +426,7 @@ def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1, load: "Loa
 
 def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", stop: GracefulStop) -> RunOutcome:
     """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
+    from ..benchmark_runner import RunOutcome
     from ..console import ConsoleReporter, outcome_json
     from ..load import run_load
 
@@ -443,6 +451,7 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
 
 def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:
     """One run, its summary table, and its JSON if asked for."""
+    from ..benchmark_runner import run_benchmark
     from ..console import ConsoleReporter, outcome_json, summary_table
 
     lost: list[dict[str, object]] = []

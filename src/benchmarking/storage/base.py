@@ -75,7 +75,9 @@ class ResultFilters:
 @dataclass
 class GroupValues:
     """What a report's figures are computed from, for one group and provider/model: the successful requests' values
-    (any order), the priced ones' (cost, output tokens), the failures' error types, who served (OpenRouter)."""
+    (any order), how many priced ones had each (cost, output tokens), the failures' error types, who served
+    (OpenRouter). Costs are counted, not listed: a model's requests often cost the same, and summing a million
+    Decimals one by one was a tenth of a report."""
 
     group: object
     provider: str
@@ -85,7 +87,7 @@ class GroupValues:
     ttft_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
     tokens_per_second: list[float] = field(default_factory=list)
-    costs: list[tuple[Decimal, int | None]] = field(default_factory=list)
+    costs: dict[tuple[Decimal, int | None], int] = field(default_factory=dict)
     error_types: list[str] = field(default_factory=list)
     upstream_providers: list[str] = field(default_factory=list)
     answers_judged: int = 0

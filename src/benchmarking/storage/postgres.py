@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 import math
 import os
 from pathlib import Path
+import re
 import socket
 import threading
 import time
@@ -20,8 +20,8 @@ from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, report_results, report_runs,
-    report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
+    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, counted_costs, report_results,
+    report_runs, report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
     stored_result_from_row, stored_run_from_row,
 )
 
@@ -188,7 +188,14 @@ class PostgresStorage(Storage):
 
     @staticmethod
     def _apply_schema(connection: Any) -> None:
-        """Run schema.sql (idempotent) under an advisory lock."""
+        """Run schema.sql (idempotent) under an advisory lock, unless the catalog shows everything it makes is there.
+
+        Its `add column if not exists` takes an exclusive lock on the table even when the column exists: run on
+        every connect, it made each command wait for every long read under way (a report over a million rows, a
+        dashboard's query), and every read wait behind it.
+        """
+        if _schema_in_place(connection):
+            return
         sql = SCHEMA_SQL.read_text(encoding="utf-8")
         with connection.transaction():
             connection.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
@@ -345,31 +352,38 @@ class PostgresStorage(Storage):
         def finite(column: str) -> str:
             return f"b.success and {column} is not null and {column} not in ('NaN', 'Infinity', '-Infinity')"
 
+        # Binary results: psycopg reads float8 arrays in C, where parsing them as text took longer than the query.
         query = f"""select {group}, b.provider, b.model, count(*), count(*) filter (where b.success),
             array_agg(b.ttft_ms) filter (where {finite('b.ttft_ms')}),
             array_agg(b.latency_ms) filter (where {finite('b.latency_ms')}),
             array_agg(b.tokens_per_second) filter (where {finite('b.tokens_per_second')}),
             array_agg(b.cost_usd) filter (where {finite('b.cost_usd')}),
             array_agg(b.output_tokens) filter (where {finite('b.cost_usd')}),
-            array_agg(coalesce(b.error_type, 'unknown')) filter (where not coalesce(b.success, false)),
-            array_agg(b.upstream_provider) filter (where b.upstream_provider is not null),
-            count(b.answer_ok), count(*) filter (where b.answer_ok)
+            array_agg(coalesce(nullif(b.error_type, ''), 'unknown')) filter (where not coalesce(b.success, false)),
+            array_agg(b.upstream_provider) filter (where b.upstream_provider <> ''),
+            count(b.answer_ok), count(*) filter (where b.answer_ok), min(b.created_at), max(b.created_at)
             from {tables}{where} group by 1, 2, 3"""
-        decimal = lru_cache(maxsize=None)(lambda cost: Decimal(str(cost)))  # a model's requests often cost the same
+        rows = self._rows(query, params, binary=True)
         groups = [
             GroupValues(value, provider, model, requests, successes, ttft or [], latency or [], speed or [],
-                        [(decimal(cost), tokens) for cost, tokens in zip(costs or (), tokens_out or ())],
-                        errors or [], served or [], judged, correct)
+                        counted_costs(zip(costs or (), tokens_out or ())), errors or [], served or [], judged, correct)
             for value, provider, model, requests, successes, ttft, latency, speed, costs, tokens_out, errors, served,
-            judged, correct in self._rows(query, params)
+            judged, correct, _, _ in rows
         ]
-        ((count, runs, first, last),) = self._rows(
-            f"select count(*), count(distinct b.run_id), min(b.created_at), max(b.created_at) from {tables}{where}",
-            params)
-        return groups, SelectionSpan(count, runs, first, last) if count else None
+        if not rows:
+            return groups, None
+        # The span from the groups; its runs counted by a hash of their ids (count(distinct) sorts them all).
+        ((runs,),) = self._rows(f"select count(*) from (select distinct b.run_id from benchmark_results b{where}) r",
+                                params)
+        return groups, SelectionSpan(sum(row[3] for row in rows), runs, min(row[-2] for row in rows),
+                                     max(row[-1] for row in rows))
 
-    def _rows(self, query: str, params: Any) -> list[tuple]:
-        return self._run("read", lambda conn: conn.execute(query, params).fetchall())
+    def _rows(self, query: str, params: Any, binary: bool = False) -> list[tuple]:
+        def fetch(conn: Any) -> list[tuple]:
+            with conn.cursor(binary=binary) as cursor:
+                return cursor.execute(query, params).fetchall()
+
+        return self._run("read", fetch)
 
     def _results(self, where: str, params: tuple[object, ...], order: str) -> list[StoredResult]:
         columns = ", ".join(selected_result_columns(False))
@@ -431,6 +445,39 @@ class PostgresStorage(Storage):
         self._watchdog.close()
         if self._connection is not None:
             self._connection.close()
+
+
+_TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS, "alerts": ALERTS_COLUMNS}
+# What schema.sql makes, by kind of statement (a test checks that it holds no other kind): tables and their columns
+# (schema.py mirrors them), indexes by name, and row-level security.
+SCHEMA_STATEMENTS = {
+    "table": re.compile(r"create table if not exists (\w+) \(", re.I),
+    "column": re.compile(r"alter table (\w+) add column if not exists (\w+) ", re.I),
+    "index": re.compile(r"create (?:unique )?index if not exists (\w+)\s+on ", re.I),
+    "security": re.compile(r"alter table (\w+) enable row level security", re.I),
+}
+
+
+@lru_cache(maxsize=1)
+def _schema_objects() -> frozenset[str]:
+    """Every column ('table.column'), index and table with row-level security schema.sql makes."""
+    text = SCHEMA_SQL.read_text(encoding="utf-8")
+    objects = {f"{table}.{column}" for table, columns in _TABLES.items() for column, _ in columns}
+    objects |= {f"index {name}" for name in SCHEMA_STATEMENTS["index"].findall(text)}
+    return frozenset(objects | {f"security {name}" for name in SCHEMA_STATEMENTS["security"].findall(text)})
+
+
+def _schema_in_place(connection: Any) -> bool:
+    """Whether the current schema holds everything schema.sql makes: one read of the catalog, no lock taken."""
+    found = connection.execute(
+        """select c.relname || '.' || a.attname from pg_class c join pg_attribute a on a.attrelid = c.oid
+             where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'p') and a.attnum > 0
+               and not a.attisdropped and c.relname = any(%s)
+           union all select 'index ' || relname from pg_class
+             where relnamespace = current_schema()::regnamespace and relkind in ('i', 'I')
+           union all select 'security ' || relname from pg_class
+             where relnamespace = current_schema()::regnamespace and relrowsecurity""", (list(_TABLES),)).fetchall()
+    return _schema_objects() <= {name for (name,) in found}
 
 
 def _one_line(exc: BaseException) -> str:

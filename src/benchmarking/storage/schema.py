@@ -6,6 +6,7 @@ generates the SQLite DDL. The MVP's columns come first and keep their types; eve
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import MISSING, fields
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 from uuid import SafeUUID, UUID
 
 from ..measurement import Measurement
-from .base import ResultFilters, RunInfo, StoredAlert, StoredResult, StoredRun
+from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredAlert, StoredResult, StoredRun
 
 # (column, Postgres type as written in schema.sql)
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -332,6 +333,68 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
             "measurement": _filled(Measurement, values),
         }))
     return results
+
+
+# What the report's figures are computed from, per result, after the group's value: SQLite reads these columns in one
+# pass over the covering index, the row path takes them from the rows; gather_group_values makes the figures' values.
+GATHERED_COLUMNS: tuple[str, ...] = (
+    "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second", "cost_usd", "output_tokens",
+    "error_type", "upstream_provider", "answer_ok", "run_id", "created_at",
+)
+
+
+def gather_group_values(records: Iterable[Sequence[Any]]) -> tuple[list[GroupValues], SelectionSpan | None]:
+    """(group, then GATHERED_COLUMNS) per result into the values of each group and provider/model, and the span of
+    the results (its first and last times as given: text from SQLite), in one pass.
+
+    The row path and SQLite's fast read both come through here, so both give the same figures. Values are taken as
+    they are (SQLite's floats exact, as stored: no trip through text); costs are counted per distinct (cost, output
+    tokens) and each distinct cost made a Decimal once.
+    """
+    groups: dict[tuple, tuple[list[int], list, list, list, list, list, list]] = {}
+    run_ids, times = [], []
+    for group, provider, model, success, ttft, latency, speed, cost, tokens, error, served, ok, run_id, created in (
+            records):
+        run_ids.append(run_id)
+        times.append(created)
+        gathered = groups.get((group, provider, model))
+        if gathered is None:
+            gathered = groups[(group, provider, model)] = ([0, 0, 0, 0], [], [], [], [], [], [])
+        counts, ttfts, latencies, speeds, costs, errors, servers = gathered
+        counts[0] += 1
+        if ok is not None:
+            counts[2] += 1
+            counts[3] += ok
+        if served:
+            servers.append(served)
+        if not success:
+            errors.append(error or "unknown")
+            continue
+        counts[1] += 1
+        if ttft is not None:
+            ttfts.append(ttft)
+        if latency is not None:
+            latencies.append(latency)
+        if speed is not None:
+            speeds.append(speed)
+        if cost is not None:
+            costs.append((cost, tokens))
+    values = [
+        GroupValues(group, provider, model, counts[0], counts[1], ttfts, latencies, speeds, counted_costs(costs),
+                    errors, servers, counts[2], counts[3])
+        for (group, provider, model), (counts, ttfts, latencies, speeds, costs, errors, servers) in groups.items()
+    ]
+    return values, SelectionSpan(len(times), len(set(run_ids)), min(times), max(times)) if times else None
+
+
+def counted_costs(pairs: Iterable[tuple[object, int | None]]) -> dict[tuple[Decimal, int | None], int]:
+    """(cost, output tokens) pairs, the cost as stored (float, Decimal or text), into how many there are of each
+    (Decimal cost, tokens); a cost that is no finite number (an old row's NaN) is left out, as the rows leave it."""
+    counted: dict[tuple[Decimal, int | None], int] = {}
+    for (cost, tokens), count in Counter(pairs).items():
+        if (decimal := _cost(cost)) is not None:
+            counted[(decimal, tokens)] = counted.get((decimal, tokens), 0) + count
+    return counted
 
 
 def _cost(value: object) -> Decimal | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 import sqlite3
 from typing import Any, Mapping, Sequence
@@ -13,9 +13,10 @@ from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 from .schema import (
-    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS,
-    report_results, report_runs, report_where, result_row, run_row, selected_result_columns, settings_json, storable,
-    stored_alert_from_row, stored_result_from_row, stored_run_from_row,
+    ALERTS_COLUMNS, GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS,
+    RUNS_COLUMNS, gather_group_values, report_results, report_runs, report_where, result_row, run_row,
+    selected_result_columns, settings_json, storable, stored_alert_from_row, stored_result_from_row,
+    stored_run_from_row,
 )
 
 SQLITE_TYPES = {
@@ -71,27 +72,6 @@ def _column_ddl(name: str, pg_type: str) -> str:
 def _runs_join(group_sql: str) -> str:
     """The join to runs, only where the group is a run's column (region, host): it costs more than the rest."""
     return " join runs r on r.id = b.run_id" if "r." in group_sql else ""
-
-
-def _floats(joined: str | None) -> list[float]:
-    return list(map(float, joined.split(","))) if joined else []
-
-
-def _names(joined: str | None) -> list[str]:
-    return joined.split("\x1f") if joined else []
-
-
-def _costs(joined: str | None) -> list[tuple[Decimal, int | None]]:
-    """'cost:output tokens' pairs, comma-joined, into (Decimal cost, tokens or None); each distinct pair parsed once
-    (a model's requests cost the same often)."""
-    parsed: dict[str, tuple[Decimal, int | None]] = {}
-
-    def parse(pair: str) -> tuple[Decimal, int | None]:
-        cost, _, tokens = pair.partition(":")
-        parsed[pair] = value = (Decimal(cost), int(tokens) if tokens else None)
-        return value
-
-    return [parsed.get(pair) or parse(pair) for pair in joined.split(",")] if joined else []
 
 
 def _sql_time(value: object) -> object:
@@ -249,29 +229,21 @@ class SQLiteStorage(Storage):
     ) -> tuple[list[GroupValues], SelectionSpan | None]:
         where, params = report_where(filters, "?", _sql_time, table="b.")
         group = (group_sql or "null").replace("{hour}", "cast(substr(b.created_at, 12, 2) as integer)")
-        # The covering index: the planner would pick (provider, model, created_at) and read every table row.
-        tables = "benchmark_results b indexed by benchmark_results_report_idx" + _runs_join(group)
-        # group_concat skips NULLs; texts are joined by the unit separator, which no name holds
-        query = f"""select {group}, b.provider, b.model, count(*), coalesce(sum(b.success), 0),
-            group_concat(case when b.success then b.ttft_ms end),
-            group_concat(case when b.success then b.latency_ms end),
-            group_concat(case when b.success then b.tokens_per_second end),
-            group_concat(case when b.success and b.cost_usd is not null
-                         then b.cost_usd || ':' || coalesce(b.output_tokens, '') end),
-            group_concat(case when b.success then null else coalesce(b.error_type, 'unknown') end, char(31)),
-            group_concat(b.upstream_provider, char(31)), count(b.answer_ok), coalesce(sum(b.answer_ok), 0)
-            from {tables}{where} group by 1, 2, 3"""
-        groups = [
-            GroupValues(value, provider, model, requests, successes, _floats(ttft), _floats(latency),
-                        _floats(speed), _costs(costs), _names(errors), _names(served), judged, correct)
-            for value, provider, model, requests, successes, ttft, latency, speed, costs, errors, served, judged,
-            correct in self._tuples("cannot read results", query, params)
-        ]
-        ((count, runs, first, last),) = self._tuples(
-            "cannot read results",
-            f"select count(*), count(distinct b.run_id), min(b.created_at), max(b.created_at) from {tables}{where}",
-            params)
-        span = SelectionSpan(count, runs, datetime.fromisoformat(first), datetime.fromisoformat(last)) if count else None
+        # The columns each result's values come from, read in one pass and gathered in Python: SQLite groups by
+        # sorting every row, and its group_concat turned every value into text and back (rounded to 15 digits).
+        # The covering index, unless runs are chosen by id: the planner would pick (provider, model, created_at) and
+        # read every table row; a few runs' rows come faster by run_id.
+        index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
+        query = (f"select {group}, {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+                 f" from benchmark_results b{index}{_runs_join(group)}{where}")
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            groups, span = gather_group_values(cursor.execute(query, params))
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        if span is not None:
+            span = replace(span, first=datetime.fromisoformat(span.first), last=datetime.fromisoformat(span.last))
         return groups, span
 
     def _tuples(self, what: str, statement: str, params: Sequence[object]) -> list[tuple]:
