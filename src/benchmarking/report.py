@@ -146,7 +146,12 @@ def window_selection(selection: Selection, window: timedelta, now: datetime | No
     if selection.since is not None:
         raise ConfigError("--window and --since both set where the report starts: give one of them")
     end = selection.until or now or utc_now()
-    return replace(selection, since=end - window, until=end, window=window)
+    try:
+        since = end - window
+    except OverflowError:
+        raise ConfigError(f"--window reaches back before year 1 from {end.date().isoformat()}: give a shorter "
+                          "window or a later --until") from None
+    return replace(selection, since=since, until=end, window=window)
 
 
 @dataclass(frozen=True)
