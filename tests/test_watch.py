@@ -48,7 +48,13 @@ def test_watch_with_nothing_stored_exits_0(tmp_path):
     ('[slo."openai/gpt-4o-mini"]\nlatency = 1\n', "unknown key 'latency'"),
     ('[alerts]\nrules = ["outage", "slowness"]\n', "unknown rule 'slowness'"),
     ('[alerts]\nwindow = "soon"\n', "window takes a duration like 90s"),
-    ('[alerts]\nconsecutive_failures = 0\n', "consecutive_failures must be a whole number of 1 or more"),
+    ('[alerts]\nconsecutive_failures = 0\n', "consecutive_failures must be a whole number from 1 to 10,000"),
+    # beyond a 64-bit LIMIT: the database refused it at evaluation time (watch exited 1, "datatype mismatch")
+    ('[alerts]\nconsecutive_failures = 9223372036854775808\n', "consecutive_failures must be a whole number from 1"),
+    # TOML's nan and inf are floats: "must be a number ... not a number" said nothing
+    ("[slo]\nttft_ms = nan\n", "ttft_ms must be a finite number, like ttft_ms = 800, not nan"),
+    ("[slo]\nsuccess_rate = -inf\n", "success_rate must be a finite number, like success_rate = 0.99, not -inf"),
+    ("[alerts]\nregression_threshold = inf\n", "regression_threshold must be a finite number"),
     ('[notify]\nurls = ["tgram://' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (tgram://…) is not a URL Apprise can use"),
     ('[notify]\nurls = ["nonsense-' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (…) is not a URL Apprise can use"),
 ])
