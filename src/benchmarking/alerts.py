@@ -275,7 +275,11 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
         if not urls:
             continue
         title, body = message(alert)
-        failed = send(urls, title, body, kind=which)
+        try:
+            failed = send(urls, title, body, kind=which)
+        except BaseException:  # Ctrl-C mid-send: given back, or it would stay marked sent and never go out
+            storage.update_alert(alert.id, {name: None for name in values}, {})
+            raise
         if failed:
             storage.update_alert(alert.id, {**{name: None for name in values},
                                             "notify_attempts": alert.notify_attempts + 1,

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from ..benchmark_runner import RunInterrupted
 from ..errors import BenchmarkError, StorageError
 from .check import check_main
-from .common import ExitStatus
+from .common import EvaluationInterrupted, ExitStatus
 from .flush import flush_main
 from .report import report_main
 from .run import run_main
@@ -40,6 +40,9 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
         outcome = exc.outcome
         say(f"\ninterrupted: run {outcome.run.id} marked interrupted; "
             f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database")
+        return ExitStatus.INTERRUPTED
+    except EvaluationInterrupted as exc:
+        say(f"\n{exc}")
         return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         say(f"\n{interrupted}")
