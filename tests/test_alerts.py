@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+import json
 
 import pytest
 
@@ -160,6 +161,29 @@ def test_a_notification_that_cannot_be_sent_stays_pending_and_goes_out_next_time
         (alert,) = storage.read_alerts(NOW)
         assert alert.notified_firing_at == NOW + timedelta(minutes=15)
         assert "team-secret-token" not in capsys.readouterr().out
+
+
+def test_with_one_url_refusing_the_others_get_each_message_once_not_at_every_evaluation(storage, capsys):
+    """The pending notification was sent again to every URL at each evaluation: the receiver that took it got the
+    same FIRING message every 15 minutes for as long as another URL was down."""
+    with Receiver() as good, Receiver() as down:
+        down.status = 503
+        config = watching(["outage"], urls=[down.url("down-token"), good.url("good-token")])
+        write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+        for minutes in (0, 15, 30):
+            evaluate(storage, config, now=NOW + timedelta(minutes=minutes))
+        assert [m["title"] for m in good.messages] == ["[benchmark-engine] FIRING: outage groq/m"]
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at is None and alert.notify_attempts == 3  # still owed to the one that is down
+
+        down.status = 200
+        evaluate(storage, config, now=NOW + timedelta(minutes=45))
+        assert [m["title"] for m in down.messages] == ["[benchmark-engine] FIRING: outage groq/m"]
+        assert len(good.messages) == 1
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at == NOW + timedelta(minutes=45)
+        assert "token" not in json.dumps(alert.details) and "token" not in capsys.readouterr().out
+        assert all("delivered" not in m["message"] for m in good.messages + down.messages)
 
 
 def test_an_unreachable_notify_url_never_fails_the_evaluation(storage, capsys):

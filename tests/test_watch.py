@@ -121,6 +121,17 @@ def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     assert "no notify URL is set" in done.stderr
 
 
+def test_test_notify_tells_two_urls_of_one_scheme_apart(tmp_path):
+    """Failures were told by scheme: one json:// URL refusing made every json:// URL "NOT delivered"."""
+    with Receiver() as good, Receiver() as down:
+        down.status = 503
+        urls = f"{down.url(SECRET_TOKEN)},{good.url(SECRET_TOKEN)}"
+        done = run_main(tmp_path, "watch", "--test-notify", BENCHMARK_NOTIFY=urls)
+    assert done.returncode == 1
+    assert done.stdout == "test notification to json://…: NOT delivered\ntest notification to json://…: sent\n"
+    assert len(good.messages) == 1 and SECRET_TOKEN not in done.stdout + done.stderr
+
+
 def test_report_shows_slo_attainment_and_goodput_per_hour_of_wall_time(tmp_path):
     (tmp_path / "benchmark.toml").write_text("[slo]\nttft_ms = 800\n")
     with SQLiteStorage(tmp_path / "benchmarks.db") as storage:

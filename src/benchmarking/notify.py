@@ -8,6 +8,7 @@ only here, and only when a URL is set.
 from __future__ import annotations
 
 from contextlib import contextmanager
+import hashlib
 import logging
 import threading
 import time
@@ -52,8 +53,14 @@ def check_url(url: str, what: str) -> None:
                           "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")
 
 
+def fingerprint(url: str) -> str:
+    """A notify URL as it may be stored: a short hash, which tells URLs apart and does not give the token away."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list[str]:
-    """Send one message to every URL; returns the schemes of those that did not take it (empty: all delivered).
+    """Send one message to every URL; returns those that did not take it (empty: all delivered). They are secrets:
+    print them with scheme_of.
 
     `kind`: firing (Apprise's failure type), resolved (success), anything else info; services colour by it.
     """
@@ -78,4 +85,4 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
         deadline = time.monotonic() + SEND_TIMEOUT_S
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-    return [scheme_of(url) for index, url in enumerate(urls) if index not in delivered]
+    return [url for index, url in enumerate(urls) if index not in delivered]

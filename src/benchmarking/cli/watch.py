@@ -42,7 +42,7 @@ def watch_main(argv: list[str]) -> int:
         urls = [url.reveal() for url in watching.notify_urls]
         failed = test_message(urls)
         for url in urls:
-            print(f"test notification to {scheme_of(url)}: {'NOT delivered' if scheme_of(url) in failed else 'sent'}")
+            print(f"test notification to {scheme_of(url)}: {'NOT delivered' if url in failed else 'sent'}")
         return ExitStatus.FAILURES if failed else ExitStatus.OK
     with open_backend(settings) as storage:
         evaluation = evaluate(storage, watching, host=settings.host, include_simulated=args.include_simulated,
