@@ -115,6 +115,21 @@ def test_a_database_down_during_evaluation_costs_one_line_and_leaves_the_exit_st
     assert (tmp_path / "outbox" / "pending.jsonl").read_text().count('"save_result"') == 1
 
 
+def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_path, supabase_api):
+    """A Supabase database set up before alerts: a run says to run schema.sql; watch said only that PostgREST could not
+    find the table."""
+    import psycopg
+
+    from conftest import SERVICE_KEY
+
+    with psycopg.connect(supabase_api.dsn, autocommit=True) as conn:
+        conn.execute("drop table alerts")
+    done = run_main(tmp_path, "watch", SUPABASE_URL=supabase_api.url, SUPABASE_SERVICE_ROLE=SERVICE_KEY)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "'public.alerts'" in done.stderr and "run schema.sql in the Supabase SQL editor" in done.stderr
+    assert SERVICE_KEY not in done.stdout + done.stderr
+
+
 def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     done = run_main(tmp_path, "watch", "--test-notify")
     assert done.returncode == 2

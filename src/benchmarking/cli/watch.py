@@ -45,6 +45,7 @@ def watch_main(argv: list[str]) -> int:
             print(f"test notification to {scheme_of(url)}: {'NOT delivered' if url in failed else 'sent'}")
         return ExitStatus.FAILURES if failed else ExitStatus.OK
     with open_backend(settings) as storage:
+        storage.prepare()  # tables missing (Supabase set up before alerts): the line that says to run schema.sql
         evaluation = evaluate(storage, watching, host=settings.host, include_simulated=args.include_simulated,
                               say=lambda line: print(line, file=sys.stderr))
     rules = watching.alerts
