@@ -166,6 +166,32 @@ def test_every_format_carries_the_grouping(report_dir, capsys):
     assert "| Google | openrouter |" in markdown
 
 
+def test_a_line_break_in_a_name_keeps_each_table_row_on_one_line(tmp_path, monkeypatch, capsys):
+    """A model name may hold anything (`--model groq=...`, a benchmark.toml endpoint's models) and a region anything
+    BENCHMARK_REGION holds: a line break split the row in two and broke the markdown table."""
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "SUPABASE_URL", "BENCHMARK_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    odd_model, odd_region = 'we|ird,mo"del\nline two', "eu|west\r\nb"
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        write(storage, [(odd_region, "h", DAY, [(DAY + timedelta(seconds=s), measured("groq", odd_model, 50 + s, 150))
+                                                for s in range(3)])])
+    for by in ("provider", "region"):
+        assert main(["report", "--by", by, "--format", "markdown"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 5 and lines[4].startswith("| ") and lines[4].endswith(" |"), lines
+        assert "we\\|ird,mo\"del<br>line two" in lines[4]
+        assert main(["report", "--by", by]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 4 and "we|ird,mo\"del\\nline two" in lines[2], lines
+    assert main(["report", "--by", "region", "--format", "markdown"]) == 0
+    assert "eu\\|west<br>b" in capsys.readouterr().out
+    assert main(["report", "--by", "region", "--format", "json"]) == 0  # JSON and CSV keep the names as they are
+    assert json.loads(capsys.readouterr().out)["providers"][0]["model"] == odd_model
+
+
 def test_an_unknown_key_exits_2(report_dir, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["report", "--by", "weekday"])

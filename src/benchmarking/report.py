@@ -487,9 +487,15 @@ def _slo_cells(slo: Attainment | None) -> list[str]:
     return [_cell(percent), _cell(slo.goodput_per_hour)]
 
 
+def _one_line(cell: str, line_break: str) -> str:
+    """A cell kept on its row: a model, region or host name is whatever the user set, line breaks included."""
+    return cell.replace("\r\n", line_break).replace("\n", line_break).replace("\r", line_break)
+
+
 def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: Iterable[str]) -> list[str]:
     """A table in columns for a terminal: the first column and those named in `left` aligned left, the rest (numbers)
     right."""
+    rows = [[_one_line(cell, "\\n") for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     on_left = {0} | {i for i, name in enumerate(header) if name in set(left)}  # the first column names the row
     return ["  ".join(c.ljust(w) if i in on_left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
@@ -498,7 +504,8 @@ def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: It
 
 def markdown_lines(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(_one_line(cell.replace("|", "\\|"), "<br>") for cell in row) + " |"
+                    for row in rows]
 
 
 def csv_text(records: Sequence[dict[str, object]]) -> str:
