@@ -321,6 +321,28 @@ def compare_runs(slower_by):
     return sides
 
 
+def test_compare_keeps_each_load_level_apart(open_backend):
+    """A: requests one at a time; B: a load run at 1 and at 8 in flight, the 8 much slower. Their medians were
+    pooled into one per provider (with --by concurrency too): a level's queueing read as the provider's change."""
+    from benchmarking.report import compare
+
+    rng = random.Random(4)
+    one_at_a_time = [(DAY + timedelta(seconds=i), measured("groq", "m", rng.uniform(40, 60), 150)) for i in range(8)]
+    load = [(DAY + timedelta(days=1, seconds=i),
+             measured("groq", "m", rng.uniform(40, 60) + (500 if level == 8 else 0), 700, concurrency=level))
+            for i, level in enumerate([1] * 8 + [8] * 8)]
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, [("eu", "h", DAY, one_at_a_time), ("eu", "h", DAY + timedelta(days=1), load)])
+        before = select(storage, Selection(until=DAY + timedelta(hours=20)))
+        after = select(storage, Selection(since=DAY + timedelta(hours=20)))
+        both = select(storage, Selection())
+    assert [(c.within, c.requests) for c in compare(both, after)] == [("in flight 1", (8, 8)), ("in flight 8", (8, 8))]
+    assert compare(before, after) == []  # nothing sent one at a time in B, no level in A: nothing alike to compare
+    assert [c.within for c in compare(both, both, "region")] == ["region eu, in flight 1", "region eu, in flight 8",
+                                                                  "region eu, one at a time"]
+
+
 def test_compare_within_each_input_tier_and_within_each_group(open_backend):
     from benchmarking.report import compare, format_comparison
 

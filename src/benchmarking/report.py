@@ -667,23 +667,29 @@ _COMPARED = (
 def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -> list[Comparison]:
     """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals.
 
-    Like is compared with like: within each group of `by`, and within each input tier where the rows have tiers
-    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's).
+    Like is compared with like: within each group of `by`, within each input tier where the rows have tiers
+    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's), and within each load level where rows come
+    from load runs (a request that queued behind seven others is no baseline for one sent alone).
     """
     key = GROUP_KEYS[by]
-    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in (*before, *after))
+    rows = (*before, *after)
+    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in rows)
+    levels = any(row.result.measurement.concurrency is not None for row in rows)
 
     def by_group(rows: Sequence[Row]) -> dict[tuple, list]:
         groups: dict[tuple, list] = {}
         for row in rows:
             m = row.result.measurement
-            group = (key.value(row) if key.value else None, m.input_tier if tiers else None, m.provider, m.model)
+            group = (key.value(row) if key.value else None, m.input_tier if tiers else None,
+                     m.concurrency if levels else None, m.provider, m.model)
             groups.setdefault(group, []).append(m)
         return groups
 
-    def within(group: object, tier: object) -> str:
+    def within(group: object, tier: object, level: object) -> str:
         parts = [f"{key.header} {group_label(group, key)}"] if key.value and key.column else []
-        return ", ".join(parts + ([f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []))
+        parts += [f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []
+        parts += [f"in flight {level}" if level is not None else "one at a time"] if levels else []
+        return ", ".join(parts)
 
     a, b = by_group(before), by_group(after)
     comparisons = []
@@ -693,8 +699,8 @@ def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -
             xs = [v for m in a[group] if m.success and (v := get(m)) is not None]
             ys = [v for m in b[group] if m.success and (v := get(m)) is not None]
             changes.append(Change(metric, unit, percentile(xs, 50), percentile(ys, 50), bootstrap_interval(xs, ys)))
-        comparisons.append(Comparison(group[2], group[3], (len(a[group]), len(b[group])), tuple(changes),
-                                      within(*group[:2])))
+        comparisons.append(Comparison(group[3], group[4], (len(a[group]), len(b[group])), tuple(changes),
+                                      within(*group[:3])))
     return comparisons
 
 
@@ -722,5 +728,5 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
                 f"({change.difference:+{fmt}}{interval}) {verdict}".rstrip()
             )
     if not comparisons:
-        lines.append("no provider and model appears in both A and B (in the same group, with --by or tiers)")
+        lines.append("no provider and model appears in both A and B (in the same group, with --by, tiers or load levels)")
     return "\n".join(lines)
