@@ -76,6 +76,18 @@ def test_a_malformed_benchmark_notify_is_refused_without_printing_it(tmp_path):
                                    "printed: it holds a token)")
 
 
+@pytest.mark.parametrize("value", [",,", " , ,"])
+def test_a_benchmark_notify_of_only_commas_is_refused(tmp_path, value):
+    """It named no URL, yet won over [notify] urls: every notification was silently switched off."""
+    (tmp_path / "benchmark.toml").write_text('[notify]\nurls = ["json://127.0.0.1:1/hook"]\n')
+    for args in (["--simulate"], ["watch"]):
+        done = run_main(tmp_path, *args, BENCHMARK_NOTIFY=value)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == ("main.py: error: BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, "
+                               "or unset it to use [notify] urls in benchmark.toml\n")
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
 def test_a_live_run_evaluates_the_rules_and_notifies_once(tmp_path):
     """Three requests to an endpoint where nothing listens: a real run's failures open an outage alert at once."""
     import socket

@@ -624,6 +624,9 @@ def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, 
     if environ.get("BENCHMARK_NOTIFY", "").strip():
         source = "BENCHMARK_NOTIFY"
         urls = [u.strip() for u in environ["BENCHMARK_NOTIFY"].split(",") if u.strip()]
+        if not urls:  # only commas: set, so it would win over [notify] urls and switch every notification off
+            raise ConfigError("BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, or unset it to "
+                              "use [notify] urls in benchmark.toml")
     else:
         source = f"{where} [notify] urls"
         urls = table.get("urls", [])
