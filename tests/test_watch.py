@@ -34,6 +34,14 @@ def test_watch_prints_the_firing_alert_and_exits_3_only_with_fail_on_firing(tmp_
     assert run_main(tmp_path, "watch").returncode == 0
 
 
+def test_watch_with_every_rule_switched_off_says_so(tmp_path):
+    (tmp_path / "benchmark.toml").write_text("[alerts]\nrules = []\n")
+    seed_outage(tmp_path)
+    done = run_main(tmp_path, "watch", "--fail-on-firing")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "alerts: 0 firing, 0 resolved in the last 24 h (rules: none; window 1h)\n"
+
+
 def test_watch_with_nothing_stored_exits_0(tmp_path):
     done = run_main(tmp_path, "watch", "--fail-on-firing")
     assert done.returncode == 0, done.stderr

@@ -50,7 +50,7 @@ def watch_main(argv: list[str]) -> int:
                               say=lambda line: print(line, file=sys.stderr))
     rules = watching.alerts
     print(f"alerts: {len(evaluation.firing)} firing, {len(evaluation.recently_resolved)} resolved in the last 24 h "
-          f"(rules: {', '.join(rules.rules)}; window {format_duration(rules.window_s)})")
+          f"(rules: {', '.join(rules.rules) or 'none'}; window {format_duration(rules.window_s)})")
     for alert in evaluation.firing:
         print(f"FIRING    {describe(alert)} (since {_when(alert.started_at)})")
     for alert in evaluation.recently_resolved:
