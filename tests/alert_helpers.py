@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
+import os
+import signal
 import threading
 from uuid import UUID, uuid4
 
@@ -68,5 +70,56 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Trickler:
+    """A webhook that never finishes answering: a body of a gigabyte, one byte every 0.2 s, until told to stop (or,
+    so that a test without a bound ends, after `give_up_s`: then `stop` is set).
+
+    Each byte comes well within Apprise's socket timeouts (4 s between bytes), so only a bound on the whole send
+    ends the wait."""
+
+    def __init__(self, give_up_s: float = 60, ctrl_c: bool = False) -> None:
+        self.ctrl_c = ctrl_c  # press Ctrl-C (SIGINT to this process) once the answer has begun
+        self.answering = threading.Event()
+        self.stop = threading.Event()
+        self._give_up = threading.Timer(give_up_s, self.stop.set)
+        trickler = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**9))
+                self.end_headers()
+                self.wfile.flush()
+                trickler.answering.set()
+                if trickler.ctrl_c:
+                    os.kill(os.getpid(), signal.SIGINT)
+                while not trickler.stop.wait(0.2):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self._server.server_address[1]}/{path}"
+
+    def __enter__(self) -> "Trickler":
+        self._thread.start()
+        self._give_up.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._give_up.cancel()
+        self.stop.set()
         self._server.shutdown()
         self._server.server_close()

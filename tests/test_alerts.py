@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+import json
 
 import pytest
 
@@ -13,7 +14,7 @@ from benchmarking.config import AlertRules, Secret, Watching
 from benchmarking.report import Row
 from benchmarking.slo import SloConfig, Targets
 
-from alert_helpers import FAIL, NOW, Receiver, write_results
+from alert_helpers import FAIL, NOW, Receiver, Trickler, write_results
 
 SLO = SloConfig(defaults=Targets(ttft_ms=800, latency_ms=5000, success_rate=0.9, percentile=90))
 
@@ -162,6 +163,29 @@ def test_a_notification_that_cannot_be_sent_stays_pending_and_goes_out_next_time
         assert "team-secret-token" not in capsys.readouterr().out
 
 
+def test_with_one_url_refusing_the_others_get_each_message_once_not_at_every_evaluation(storage, capsys):
+    """The pending notification was sent again to every URL at each evaluation: the receiver that took it got the
+    same FIRING message every 15 minutes for as long as another URL was down."""
+    with Receiver() as good, Receiver() as down:
+        down.status = 503
+        config = watching(["outage"], urls=[down.url("down-token"), good.url("good-token")])
+        write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+        for minutes in (0, 15, 30):
+            evaluate(storage, config, now=NOW + timedelta(minutes=minutes))
+        assert [m["title"] for m in good.messages] == ["[benchmark-engine] FIRING: outage groq/m"]
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at is None and alert.notify_attempts == 3  # still owed to the one that is down
+
+        down.status = 200
+        evaluate(storage, config, now=NOW + timedelta(minutes=45))
+        assert [m["title"] for m in down.messages] == ["[benchmark-engine] FIRING: outage groq/m"]
+        assert len(good.messages) == 1
+        (alert,) = storage.read_alerts(NOW)
+        assert alert.notified_firing_at == NOW + timedelta(minutes=45)
+        assert "token" not in json.dumps(alert.details) and "token" not in capsys.readouterr().out
+        assert all("delivered" not in m["message"] for m in good.messages + down.messages)
+
+
 def test_an_unreachable_notify_url_never_fails_the_evaluation(storage, capsys):
     import socket
 
@@ -173,6 +197,37 @@ def test_an_unreachable_notify_url_never_fails_the_evaluation(storage, capsys):
     assert len(result.firing) == 1
     assert "could not be sent to json://…: kept pending" in capsys.readouterr().out
     assert storage.read_alerts(NOW)[0].notified_firing_at is None
+
+
+def test_a_receiver_that_never_finishes_answering_holds_the_evaluation_no_longer_than_the_send_bound(storage, capsys,
+                                                                                                     monkeypatch):
+    """A webhook that answers a byte every 0.2 s never trips a socket timeout: before the bound on the whole send,
+    it held a run (and its SIGTERM) for as long as it kept answering."""
+    from benchmarking import notify
+
+    monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 2.0, raising=False)
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    with Trickler(give_up_s=60) as trickler:
+        result = evaluate(storage, watching(["outage"], urls=[trickler.url("team-secret-token")]), now=NOW)
+        assert not trickler.stop.is_set()  # the bound ended the wait, not the receiver giving up after 60 s
+        assert trickler.answering.is_set() and len(result.firing) == 1
+    out = capsys.readouterr().out
+    assert "the firing notification of outage groq/m could not be sent to json://…: kept pending" in out
+    assert "team-secret-token" not in out
+    (alert,) = storage.read_alerts(NOW)
+    assert alert.notified_firing_at is None and alert.notify_attempts == 1
+
+
+def test_ctrl_c_while_a_notification_is_sent_gives_it_back_for_the_next_evaluation(storage):
+    """The notification is taken (marked sent) before it is sent; a Ctrl-C mid-send left it marked, so it was never
+    sent at all."""
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    with Trickler(ctrl_c=True) as trickler:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(storage, watching(["outage"], urls=[trickler.url()]), now=NOW)
+        assert trickler.answering.is_set()
+    (alert,) = storage.read_alerts(NOW)
+    assert alert.state == "firing" and alert.notified_firing_at is None
 
 
 def test_two_machines_on_one_postgresql_open_resolve_and_announce_each_alert_once(pg_url):

@@ -145,6 +145,15 @@ def test_bad_run_input_is_one_line_exit_2_and_nothing_stored(cli, tmp_path, args
         (["--plot", "a-file/missing/chart.png"], "--plot: a-file is not a directory: choose another path"),
         (["--export", "/sys/missing/rows.csv"], "--export: cannot write /sys/missing/rows.csv: "),
         (["--plot", "a-dir.html"], "--plot a-dir.html is a directory: give a file name"),
+        (["--window", "1000000d"], "--window reaches back before year 1 from "),
+        (["--window", "1h", "--until", "0001-01-01"], "--window reaches back before year 1 from 0001-01-01"),
+        # an empty value (a shell variable that was not set) is refused, not taken as "no such flag"
+        (["--window", ""], "--window takes a length of time like 72h, 30m, 7d or 2w, not ''"),
+        (["--since", ""], "--since takes a time like 4h, 7d or 2026-11-01 (UTC), not ''"),
+        (["--until", ""], "--until takes a time like 4h, 7d or 2026-11-01 (UTC), not ''"),
+        (["--run", ""], "--run takes a run id (a UUID, as printed by `Run started:`), not ''"),
+        (["--plot", ""], "--plot writes .png or .html files, not ''"),
+        (["--export", ""], "--export writes .csv or .jsonl files, not ''"),
     ],
 )
 def test_bad_report_input_is_one_line_exit_2_before_any_work(cli, tmp_path, args, message):

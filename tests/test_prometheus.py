@@ -190,6 +190,24 @@ def test_a_metrics_file_that_is_a_directory_is_refused(cli, tmp_path):  # noqa: 
     assert_refused(tmp_path, status, out, err, f"--metrics-file {tmp_path} is a directory", prog="run_scheduled.py")
 
 
+def test_a_metrics_file_that_is_not_a_regular_file_is_refused_and_left_as_it_is(cli, tmp_path):  # noqa: F811
+    """Each run renames a new file over the path: given /dev/null (as root, from cron), it replaced the device with
+    a regular file. A FIFO stands in for the device here."""
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.prom"
+    os.mkfifo(fifo)
+    status, out, err = cli("--simulate", "--metrics-file", str(fifo))
+    assert_refused(tmp_path, status, out, err, f"--metrics-file {fifo} is not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_an_empty_metrics_file_is_refused(cli, tmp_path):  # noqa: F811
+    status, out, err = cli("--simulate", "--metrics-file", "")
+    assert_refused(tmp_path, status, out, err, "--metrics-file needs a path, like benchmark.prom")
+
+
 def test_a_metrics_file_in_a_directory_that_takes_no_writes_is_refused(cli, tmp_path, read_only_dir):  # noqa: F811
     status, out, err = cli("--simulate", "--metrics-file", str(read_only_dir / "b.prom"))
     assert_refused(tmp_path, status, out, err, f"cannot write in {read_only_dir}: Read-only file system")

@@ -166,6 +166,32 @@ def test_every_format_carries_the_grouping(report_dir, capsys):
     assert "| Google | openrouter |" in markdown
 
 
+def test_a_line_break_in_a_name_keeps_each_table_row_on_one_line(tmp_path, monkeypatch, capsys):
+    """A model name may hold anything (`--model groq=...`, a benchmark.toml endpoint's models) and a region anything
+    BENCHMARK_REGION holds: a line break split the row in two and broke the markdown table."""
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "SUPABASE_URL", "BENCHMARK_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    odd_model, odd_region = 'we|ird,mo"del\nline two', "eu|west\r\nb"
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        write(storage, [(odd_region, "h", DAY, [(DAY + timedelta(seconds=s), measured("groq", odd_model, 50 + s, 150))
+                                                for s in range(3)])])
+    for by in ("provider", "region"):
+        assert main(["report", "--by", by, "--format", "markdown"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 5 and lines[4].startswith("| ") and lines[4].endswith(" |"), lines
+        assert "we\\|ird,mo\"del<br>line two" in lines[4]
+        assert main(["report", "--by", by]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 4 and "we|ird,mo\"del\\nline two" in lines[2], lines
+    assert main(["report", "--by", "region", "--format", "markdown"]) == 0
+    assert "eu\\|west<br>b" in capsys.readouterr().out
+    assert main(["report", "--by", "region", "--format", "json"]) == 0  # JSON and CSV keep the names as they are
+    assert json.loads(capsys.readouterr().out)["providers"][0]["model"] == odd_model
+
+
 def test_an_unknown_key_exits_2(report_dir, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["report", "--by", "weekday"])
@@ -293,6 +319,28 @@ def compare_runs(slower_by):
                             measured("groq", "m", ttft, ttft + 100, input_tier=tier)))
         sides.append(("eu", "h", start, results))
     return sides
+
+
+def test_compare_keeps_each_load_level_apart(open_backend):
+    """A: requests one at a time; B: a load run at 1 and at 8 in flight, the 8 much slower. Their medians were
+    pooled into one per provider (with --by concurrency too): a level's queueing read as the provider's change."""
+    from benchmarking.report import compare
+
+    rng = random.Random(4)
+    one_at_a_time = [(DAY + timedelta(seconds=i), measured("groq", "m", rng.uniform(40, 60), 150)) for i in range(8)]
+    load = [(DAY + timedelta(days=1, seconds=i),
+             measured("groq", "m", rng.uniform(40, 60) + (500 if level == 8 else 0), 700, concurrency=level))
+            for i, level in enumerate([1] * 8 + [8] * 8)]
+    with open_backend() as storage:
+        storage.prepare()
+        write(storage, [("eu", "h", DAY, one_at_a_time), ("eu", "h", DAY + timedelta(days=1), load)])
+        before = select(storage, Selection(until=DAY + timedelta(hours=20)))
+        after = select(storage, Selection(since=DAY + timedelta(hours=20)))
+        both = select(storage, Selection())
+    assert [(c.within, c.requests) for c in compare(both, after)] == [("in flight 1", (8, 8)), ("in flight 8", (8, 8))]
+    assert compare(before, after) == []  # nothing sent one at a time in B, no level in A: nothing alike to compare
+    assert [c.within for c in compare(both, both, "region")] == ["region eu, in flight 1", "region eu, in flight 8",
+                                                                  "region eu, one at a time"]
 
 
 def test_compare_within_each_input_tier_and_within_each_group(open_backend):

@@ -34,6 +34,14 @@ def test_watch_prints_the_firing_alert_and_exits_3_only_with_fail_on_firing(tmp_
     assert run_main(tmp_path, "watch").returncode == 0
 
 
+def test_watch_with_every_rule_switched_off_says_so(tmp_path):
+    (tmp_path / "benchmark.toml").write_text("[alerts]\nrules = []\n")
+    seed_outage(tmp_path)
+    done = run_main(tmp_path, "watch", "--fail-on-firing")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "alerts: 0 firing, 0 resolved in the last 24 h (rules: none; window 1h)\n"
+
+
 def test_watch_with_nothing_stored_exits_0(tmp_path):
     done = run_main(tmp_path, "watch", "--fail-on-firing")
     assert done.returncode == 0, done.stderr
@@ -48,7 +56,13 @@ def test_watch_with_nothing_stored_exits_0(tmp_path):
     ('[slo."openai/gpt-4o-mini"]\nlatency = 1\n', "unknown key 'latency'"),
     ('[alerts]\nrules = ["outage", "slowness"]\n', "unknown rule 'slowness'"),
     ('[alerts]\nwindow = "soon"\n', "window takes a duration like 90s"),
-    ('[alerts]\nconsecutive_failures = 0\n', "consecutive_failures must be a whole number of 1 or more"),
+    ('[alerts]\nconsecutive_failures = 0\n', "consecutive_failures must be a whole number from 1 to 10,000"),
+    # beyond a 64-bit LIMIT: the database refused it at evaluation time (watch exited 1, "datatype mismatch")
+    ('[alerts]\nconsecutive_failures = 9223372036854775808\n', "consecutive_failures must be a whole number from 1"),
+    # TOML's nan and inf are floats: "must be a number ... not a number" said nothing
+    ("[slo]\nttft_ms = nan\n", "ttft_ms must be a finite number, like ttft_ms = 800, not nan"),
+    ("[slo]\nsuccess_rate = -inf\n", "success_rate must be a finite number, like success_rate = 0.99, not -inf"),
+    ("[alerts]\nregression_threshold = inf\n", "regression_threshold must be a finite number"),
     ('[notify]\nurls = ["tgram://' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (tgram://…) is not a URL Apprise can use"),
     ('[notify]\nurls = ["nonsense-' + SECRET_TOKEN + '"]\n', "URL 1 of 1 (…) is not a URL Apprise can use"),
 ])
@@ -68,6 +82,18 @@ def test_a_malformed_benchmark_notify_is_refused_without_printing_it(tmp_path):
     assert done.stderr.strip() == ("main.py: error: BENCHMARK_NOTIFY: URL 2 of 2 (discord://…) is not a URL Apprise "
                                    "can use: check it against https://github.com/caronc/apprise/wiki (the URL is not "
                                    "printed: it holds a token)")
+
+
+@pytest.mark.parametrize("value", [",,", " , ,"])
+def test_a_benchmark_notify_of_only_commas_is_refused(tmp_path, value):
+    """It named no URL, yet won over [notify] urls: every notification was silently switched off."""
+    (tmp_path / "benchmark.toml").write_text('[notify]\nurls = ["json://127.0.0.1:1/hook"]\n')
+    for args in (["--simulate"], ["watch"]):
+        done = run_main(tmp_path, *args, BENCHMARK_NOTIFY=value)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == ("main.py: error: BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, "
+                               "or unset it to use [notify] urls in benchmark.toml\n")
+    assert not (tmp_path / "benchmarks.db").exists()
 
 
 def test_a_live_run_evaluates_the_rules_and_notifies_once(tmp_path):
@@ -109,10 +135,36 @@ def test_a_database_down_during_evaluation_costs_one_line_and_leaves_the_exit_st
     assert (tmp_path / "outbox" / "pending.jsonl").read_text().count('"save_result"') == 1
 
 
+def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_path, supabase_api):
+    """A Supabase database set up before alerts: a run says to run schema.sql; watch said only that PostgREST could not
+    find the table."""
+    import psycopg
+
+    from conftest import SERVICE_KEY
+
+    with psycopg.connect(supabase_api.dsn, autocommit=True) as conn:
+        conn.execute("drop table alerts")
+    done = run_main(tmp_path, "watch", SUPABASE_URL=supabase_api.url, SUPABASE_SERVICE_ROLE=SERVICE_KEY)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "'public.alerts'" in done.stderr and "run schema.sql in the Supabase SQL editor" in done.stderr
+    assert SERVICE_KEY not in done.stdout + done.stderr
+
+
 def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     done = run_main(tmp_path, "watch", "--test-notify")
     assert done.returncode == 2
     assert "no notify URL is set" in done.stderr
+
+
+def test_test_notify_tells_two_urls_of_one_scheme_apart(tmp_path):
+    """Failures were told by scheme: one json:// URL refusing made every json:// URL "NOT delivered"."""
+    with Receiver() as good, Receiver() as down:
+        down.status = 503
+        urls = f"{down.url(SECRET_TOKEN)},{good.url(SECRET_TOKEN)}"
+        done = run_main(tmp_path, "watch", "--test-notify", BENCHMARK_NOTIFY=urls)
+    assert done.returncode == 1
+    assert done.stdout == "test notification to json://…: NOT delivered\ntest notification to json://…: sent\n"
+    assert len(good.messages) == 1 and SECRET_TOKEN not in done.stdout + done.stderr
 
 
 def test_report_shows_slo_attainment_and_goodput_per_hour_of_wall_time(tmp_path):

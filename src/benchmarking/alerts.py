@@ -33,6 +33,9 @@ RECENT = timedelta(hours=24)
 # counts. Bounding the window on both sides also lets PostgreSQL use the created_at index before it has statistics
 # (with only a lower bound it guesses a third of the table and scans all of it: 0.5 s at 1,000,000 rows).
 CLOCK_SLACK = timedelta(seconds=5)
+# In an alert's details: per message (firing, resolved), the fingerprints of the notify URLs that took it, so that a
+# message owed to one URL is not sent again to the others.
+DELIVERED = "delivered_to"
 Pair = tuple[str, str]
 Key = tuple[str, str, str, str | None]  # rule, provider, model, metric
 
@@ -208,7 +211,9 @@ def apply(storage: Storage, verdicts: Sequence[Verdict], alerts: Sequence[Stored
     for verdict in verdicts:
         alert = firing.get(verdict.key)
         if verdict.firing and alert is not None:
-            storage.update_alert(alert.id, {"last_seen_at": now, "details": details(verdict)}, {"state": "firing"})
+            kept = {DELIVERED: alert.details[DELIVERED]} if DELIVERED in alert.details else {}
+            storage.update_alert(alert.id, {"last_seen_at": now, "details": {**details(verdict), **kept}},
+                                 {"state": "firing"})
         elif verdict.firing:
             row = {"id": uuid4(), "rule": verdict.rule, "provider": verdict.provider, "model": verdict.model,
                    "metric": verdict.metric, "state": "firing", "started_at": now, "last_seen_at": now,
@@ -242,7 +247,7 @@ def message(alert: StoredAlert) -> tuple[str, str]:
     lines = [describe(alert), f"started {alert.started_at:%Y-%m-%d %H:%M:%S} UTC"]
     if alert.resolved_at:
         lines.append(f"resolved {alert.resolved_at:%Y-%m-%d %H:%M:%S} UTC")
-    skip = {"summary", "window", "run_id", "baseline"}
+    skip = {"summary", "window", "run_id", "baseline", DELIVERED}
     figures = ", ".join(f"{k}={v}" for k, v in alert.details.items() if k not in skip and v is not None)
     lines += [f"figures: {figures}", f"window: {alert.details.get('window')}"]
     if alert.details.get("baseline"):
@@ -258,7 +263,7 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
     Taking it is an update that holds only while it is still owed; one that cannot be sent is given back (pending,
     with its error) for the next evaluation. With no URL set, taking it is all there is to do.
     """
-    from .notify import send
+    from .notify import fingerprint, scheme_of, send
 
     for alert in alerts:
         which = "firing" if alert.state == "firing" else "resolved"
@@ -274,14 +279,23 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
             continue  # another machine took it
         if not urls:
             continue
+        delivered = alert.details.get(DELIVERED, {})
+        owed = [url for url in urls if fingerprint(url) not in delivered.get(which, ())]
         title, body = message(alert)
-        failed = send(urls, title, body, kind=which)
+        try:
+            failed = send(owed, title, body, kind=which)
+        except BaseException:  # Ctrl-C mid-send: given back, or it would stay marked sent and never go out
+            storage.update_alert(alert.id, {name: None for name in values}, {})
+            raise
         if failed:
+            took = [*delivered.get(which, ()), *(fingerprint(url) for url in owed if url not in failed)]
+            schemes = ", ".join(scheme_of(url) for url in failed)
             storage.update_alert(alert.id, {**{name: None for name in values},
                                             "notify_attempts": alert.notify_attempts + 1,
-                                            "notify_error": f"not delivered to {', '.join(failed)}"}, {})
+                                            "notify_error": f"not delivered to {schemes}",
+                                            "details": {**alert.details, DELIVERED: {**delivered, which: took}}}, {})
             say(f"alerts: the {which} notification of {alert.rule} {alert.provider}/{alert.model} could not be "
-                f"sent to {', '.join(failed)}: kept pending, retried at the next evaluation")
+                f"sent to {schemes}: kept pending, retried at the next evaluation")
 
 
 def evaluate(storage: Storage, watching: Watching, now: datetime | None = None, run_id: UUID | None = None,
@@ -323,7 +337,7 @@ def evaluate(storage: Storage, watching: Watching, now: datetime | None = None, 
 
 
 def test_message(urls: Sequence[str]) -> list[str]:
-    """`watch --test-notify`: one message to every URL; the schemes of those that did not take it."""
+    """`watch --test-notify`: one message to every URL; those that did not take it."""
     from .notify import send
 
     return send(urls, "[benchmark-engine] test notification",

@@ -135,6 +135,9 @@ TOML_SECTIONS = ("providers", "slo", "alerts", "notify")
 SLO_KEYS = ("ttft_ms", "latency_ms", "tokens_per_second", "success_rate", "percentile")
 ALERT_RULES = ("outage", "slo_breach", "regression")
 ALERT_KEYS = ("rules", "consecutive_failures", "window", "baseline", "regression_threshold")
+# The outage rule reads this many newest results of each provider and model at every evaluation: a bound keeps that
+# read small (and the number within what a database's LIMIT takes).
+MAX_CONSECUTIVE_FAILURES = 10_000
 
 
 @dataclass(frozen=True)
@@ -534,8 +537,10 @@ def _unknown_key(key: str, allowed: Sequence[str], where: str) -> ConfigError:
 
 
 def _toml_number(value: object, what: str, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{what} must be a number, like {example}, not {_toml_kind(value)}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number, like {example}, not {value}")
     return float(value)
 
 
@@ -596,8 +601,8 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
                 raise ConfigError(f"{what}: unknown rule {unknown[0]!r}; rules: {', '.join(ALERT_RULES)}")
             rules = replace(rules, rules=tuple(dict.fromkeys(value)))
         elif key == "consecutive_failures":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{what} must be a whole number of 1 or more, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONSECUTIVE_FAILURES:
+                raise ConfigError(f"{what} must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}, not {value!r}")
             rules = replace(rules, consecutive_failures=value)
         elif key in ("window", "baseline"):
             if not isinstance(value, str):
@@ -619,6 +624,9 @@ def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, 
     if environ.get("BENCHMARK_NOTIFY", "").strip():
         source = "BENCHMARK_NOTIFY"
         urls = [u.strip() for u in environ["BENCHMARK_NOTIFY"].split(",") if u.strip()]
+        if not urls:  # only commas: set, so it would win over [notify] urls and switch every notification off
+            raise ConfigError("BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, or unset it to "
+                              "use [notify] urls in benchmark.toml")
     else:
         source = f"{where} [notify] urls"
         urls = table.get("urls", [])

@@ -224,9 +224,15 @@ def history_metrics(storage: "Storage") -> Metrics:
 def check_textfile(path: str) -> Path:
     """--metrics-file: a file in a directory that exists and takes writes (tried, not guessed: root passes every
     permission check), checked before anything is measured."""
+    if not path.strip():
+        raise ConfigError("--metrics-file needs a path, like benchmark.prom")
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"--metrics-file {path} is a directory: give a file in it, like {target / 'benchmark.prom'}")
+    if target.exists() and not target.is_file():
+        # Each run renames a new file over the path: a device such as /dev/null would be replaced by it.
+        raise ConfigError(f"--metrics-file {path} is not a regular file (a device, pipe or socket), and each run "
+                          "replaces the file: give a path of its own, like benchmark.prom")
     directory = target.parent
     if not directory.is_dir():
         raise ConfigError(f"--metrics-file {path}: directory {directory} does not exist")

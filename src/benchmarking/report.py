@@ -146,7 +146,12 @@ def window_selection(selection: Selection, window: timedelta, now: datetime | No
     if selection.since is not None:
         raise ConfigError("--window and --since both set where the report starts: give one of them")
     end = selection.until or now or utc_now()
-    return replace(selection, since=end - window, until=end, window=window)
+    try:
+        since = end - window
+    except OverflowError:
+        raise ConfigError(f"--window reaches back before year 1 from {end.date().isoformat()}: give a shorter "
+                          "window or a later --until") from None
+    return replace(selection, since=since, until=end, window=window)
 
 
 @dataclass(frozen=True)
@@ -464,9 +469,15 @@ def _slo_cells(slo: Attainment | None) -> list[str]:
     return [_cell(percent), _cell(slo.goodput_per_hour)]
 
 
+def _one_line(cell: str, line_break: str) -> str:
+    """A cell kept on its row: a model, region or host name is whatever the user set, line breaks included."""
+    return cell.replace("\r\n", line_break).replace("\n", line_break).replace("\r", line_break)
+
+
 def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: Iterable[str]) -> list[str]:
     """A table in columns for a terminal: the first column and those named in `left` aligned left, the rest (numbers)
     right."""
+    rows = [[_one_line(cell, "\\n") for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     on_left = {0} | {i for i, name in enumerate(header) if name in set(left)}  # the first column names the row
     return ["  ".join(c.ljust(w) if i in on_left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
@@ -475,7 +486,8 @@ def aligned_lines(header: Sequence[str], rows: Sequence[Sequence[str]], left: It
 
 def markdown_lines(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(_one_line(cell.replace("|", "\\|"), "<br>") for cell in row) + " |"
+                    for row in rows]
 
 
 def csv_text(records: Sequence[dict[str, object]]) -> str:
@@ -637,23 +649,29 @@ _COMPARED = (
 def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -> list[Comparison]:
     """Per provider and model in both selections: the change in median TTFT, latency and cost, with intervals.
 
-    Like is compared with like: within each group of `by`, and within each input tier where the rows have tiers
-    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's).
+    Like is compared with like: within each group of `by`, within each input tier where the rows have tiers
+    (a 10,000-token prompt's TTFT is no baseline for a 100-token one's), and within each load level where rows come
+    from load runs (a request that queued behind seven others is no baseline for one sent alone).
     """
     key = GROUP_KEYS[by]
-    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in (*before, *after))
+    rows = (*before, *after)
+    tiers = by != "tier" and any(row.result.measurement.input_tier is not None for row in rows)
+    levels = any(row.result.measurement.concurrency is not None for row in rows)
 
     def by_group(rows: Sequence[Row]) -> dict[tuple, list]:
         groups: dict[tuple, list] = {}
         for row in rows:
             m = row.result.measurement
-            group = (key.value(row) if key.value else None, m.input_tier if tiers else None, m.provider, m.model)
+            group = (key.value(row) if key.value else None, m.input_tier if tiers else None,
+                     m.concurrency if levels else None, m.provider, m.model)
             groups.setdefault(group, []).append(m)
         return groups
 
-    def within(group: object, tier: object) -> str:
+    def within(group: object, tier: object, level: object) -> str:
         parts = [f"{key.header} {group_label(group, key)}"] if key.value and key.column else []
-        return ", ".join(parts + ([f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []))
+        parts += [f"input tier {group_label(tier, GROUP_KEYS['tier'])}"] if tiers else []
+        parts += [f"in flight {level}" if level is not None else "one at a time"] if levels else []
+        return ", ".join(parts)
 
     a, b = by_group(before), by_group(after)
     comparisons = []
@@ -663,8 +681,8 @@ def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -
             xs = [v for m in a[group] if m.success and (v := get(m)) is not None]
             ys = [v for m in b[group] if m.success and (v := get(m)) is not None]
             changes.append(Change(metric, unit, percentile(xs, 50), percentile(ys, 50), bootstrap_interval(xs, ys)))
-        comparisons.append(Comparison(group[2], group[3], (len(a[group]), len(b[group])), tuple(changes),
-                                      within(*group[:2])))
+        comparisons.append(Comparison(group[3], group[4], (len(a[group]), len(b[group])), tuple(changes),
+                                      within(*group[:3])))
     return comparisons
 
 
@@ -692,5 +710,5 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
                 f"({change.difference:+{fmt}}{interval}) {verdict}".rstrip()
             )
     if not comparisons:
-        lines.append("no provider and model appears in both A and B (in the same group, with --by or tiers)")
+        lines.append("no provider and model appears in both A and B (in the same group, with --by, tiers or load levels)")
     return "\n".join(lines)

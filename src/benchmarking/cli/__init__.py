@@ -11,7 +11,7 @@ import sys
 from typing import Callable, Sequence
 
 from ..errors import BenchmarkError, RunInterrupted, StorageError
-from .common import ExitStatus
+from .common import EvaluationInterrupted, ExitStatus
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
 
@@ -44,6 +44,9 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
         outcome = exc.outcome
         say(f"\ninterrupted: run {outcome.run.id} marked interrupted; "
             f"{sum(r.storage_note is None for r in outcome.results)} results stored in the database")
+        return ExitStatus.INTERRUPTED
+    except EvaluationInterrupted as exc:
+        say(f"\n{exc}")
         return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         say(f"\n{interrupted}")

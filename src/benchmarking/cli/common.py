@@ -49,6 +49,11 @@ class ExitStatus(IntEnum):
     TERMINATED = 143  # SIGTERM
 
 
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C twice while the alert rules were judged after a run: a Ctrl-C to every handler, but the run and its
+    results are stored, so the last line says so (not "nothing measured")."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit status 2."""
 
@@ -474,18 +479,23 @@ def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunO
 
 def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome) -> None:
     """Judge the alert rules after a run: a line for each alert that starts firing or resolves. Whatever goes wrong
-    here is one line and never changes the run's exit status: its results are stored (or in the outbox) already."""
-    from ..alerts import describe, evaluate
-
+    here is one line and never changes the run's exit status: its results are stored (or in the outbox) already.
+    Only Ctrl-C does, as it would at any other moment."""
     if outcome.status == "interrupted":
         return
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
+        from ..alerts import describe, evaluate
+
         evaluation = evaluate(context.storage, settings.watching, run_id=outcome.run.id, host=settings.host,
                               include_simulated=settings.simulate, say=say)
     except Exception as exc:  # the database went away, or a bug: the run stands either way
         say(f"alerts: not evaluated after run {outcome.run.id}: {type(exc).__name__}: {exc}")
         return
+    except KeyboardInterrupt:
+        raise EvaluationInterrupted(f"interrupted while judging the alert rules after run {outcome.run.id}: the run "
+                                    "and its results are stored; `python main.py watch` judges the rules again"
+                                    ) from None
     for alert in evaluation.opened:
         print(f"alert FIRING: {describe(alert)}", file=context.human)
     for alert in evaluation.resolved:

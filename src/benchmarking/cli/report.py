@@ -111,23 +111,23 @@ def report_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     base = Selection(
-        run_ids=frozenset({parse_run_id(args.run, "--run")}) if args.run else None,
+        run_ids=frozenset({parse_run_id(args.run, "--run")}) if args.run is not None else None,
         last=args.last,
-        since=parse_time(args.since, "--since") if args.since else None,
-        until=parse_time(args.until, "--until") if args.until else None,
+        since=parse_time(args.since, "--since") if args.since is not None else None,
+        until=parse_time(args.until, "--until") if args.until is not None else None,
         providers=frozenset(args.provider),
         models=frozenset(args.model),
         include_simulated=args.include_simulated,
     )
-    if args.window:
+    if args.window is not None:
         if args.compare:
             raise ConfigError("--window and --compare both choose the results: give the windows to --compare")
         base = window_selection(base, parse_duration(args.window, "--window"))
     outputs = (("--export", args.export, (".csv", ".jsonl")), ("--plot", args.plot, (".png", ".html")))
     for flag, path, suffixes in outputs:
-        if path and Path(path).suffix.lower() not in suffixes:
-            raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name!r}")
-        if path:
+        if path is not None and Path(path).suffix.lower() not in suffixes:
+            raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name or path!r}")
+        if path is not None:
             check_writable(Path(path), flag)
     own_table = OWN_TABLES.get(args.by)
     by = "provider" if own_table else args.by  # the summary's grouping, also under a table of its own

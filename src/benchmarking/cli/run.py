@@ -43,6 +43,8 @@ def run_status(outcome: RunOutcome, stop: GracefulStop) -> int:
         print(f"stopped: run {outcome.run.id} marked interrupted; {stored} results stored in the database",
               file=sys.stderr)
         return stop.exit_status
+    if stop.requested():  # after the last request (while the alert rules were judged): the run stands, as asked
+        return stop.exit_status
     return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
 
 

@@ -42,14 +42,15 @@ def watch_main(argv: list[str]) -> int:
         urls = [url.reveal() for url in watching.notify_urls]
         failed = test_message(urls)
         for url in urls:
-            print(f"test notification to {scheme_of(url)}: {'NOT delivered' if scheme_of(url) in failed else 'sent'}")
+            print(f"test notification to {scheme_of(url)}: {'NOT delivered' if url in failed else 'sent'}")
         return ExitStatus.FAILURES if failed else ExitStatus.OK
     with open_backend(settings) as storage:
+        storage.prepare()  # tables missing (Supabase set up before alerts): the line that says to run schema.sql
         evaluation = evaluate(storage, watching, host=settings.host, include_simulated=args.include_simulated,
                               say=lambda line: print(line, file=sys.stderr))
     rules = watching.alerts
     print(f"alerts: {len(evaluation.firing)} firing, {len(evaluation.recently_resolved)} resolved in the last 24 h "
-          f"(rules: {', '.join(rules.rules)}; window {format_duration(rules.window_s)})")
+          f"(rules: {', '.join(rules.rules) or 'none'}; window {format_duration(rules.window_s)})")
     for alert in evaluation.firing:
         print(f"FIRING    {describe(alert)} (since {_when(alert.started_at)})")
     for alert in evaluation.recently_resolved:
