@@ -18,6 +18,7 @@ from benchmarking.cli import main
 from benchmarking.measurement import Measurement
 from benchmarking.report import NO_VALUE, Selection, format_csv, format_markdown, format_table, select, summarise
 
+from test_report import report_here  # noqa: F401  (a fixture)
 from test_storage_sqlite import run_info
 
 pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
@@ -126,18 +127,12 @@ def test_fastest_is_marked_within_each_group():
 
 
 @pytest.fixture
-def report_dir(tmp_path, monkeypatch):
+def report_dir(report_here):
     """A directory whose benchmarks.db holds the history; report runs there with a clean environment."""
-    import os
-
     from benchmarking.storage.sqlite import SQLiteStorage
 
-    for name in list(os.environ):
-        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     runs = history()
-    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
         write(storage, runs)
     return runs
 
