@@ -112,7 +112,8 @@ def pin(cpu: int) -> None:
 
 
 def serve(profiles: dict[str, ModelProfile], conn: Connection) -> None:
-    """The simulator in a process of its own, as a real server is: it answers, for a model, its last request's record."""
+    """The simulator in a process of its own, as a real server is: it answers, for a model, its last request's
+    record."""
     pin(SERVER_CPU)
     with Simulator(profiles=profiles, default=None) as sim:
         conn.send(sim.url)
@@ -225,7 +226,8 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
             # the request waited for the busy simulator to read it, which is no error of the client's.
             intervals = [m.ttft_ms - truth.ttft_ms for m, truth in pairs]
             print(json.dumps({
-                "level": level, "requests": len(done), "matched": len(errors), "failed": stats.requests - stats.successes,
+                "level": level, "requests": len(done), "matched": len(errors),
+                "failed": stats.requests - stats.successes,
                 "ttft_error_p50": nearest_rank(errors, 50), "ttft_error_p99": nearest_rank(errors, 99),
                 "vs_server_ttft_p50": nearest_rank(intervals, 50), "vs_server_ttft_p99": nearest_rank(intervals, 99),
                 "start_lag_p50": nearest_rank(stats.steady_lags_ms, 50),

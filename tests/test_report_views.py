@@ -469,4 +469,5 @@ def test_hour_of_day_panels_draw_each_providers_median_by_hour_and_only_when_hou
     one_hour = [row for row in rows if row.result.created_at.hour == 9]
     assert hour_of_day_panels(one_hour) == []
     # a third row of panels, only with hours
-    assert height(_figure(rows, "t", extra_panels(rows))) > height(_figure(one_hour, "t", extra_panels(one_hour)))
+    with_hours = _figure(rows, "t", extra_panels(rows))
+    assert height(with_hours) > height(_figure(one_hour, "t", extra_panels(one_hour)))

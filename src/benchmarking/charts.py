@@ -160,7 +160,8 @@ def hour_of_day_panels(rows: Sequence[Row]) -> list[Panel]:
         for row in rows:
             m = row.result.measurement
             if m.success and (value := getattr(m, metric)) is not None:
-                hours.setdefault(f"{m.provider} / {m.model}", {}).setdefault(row.result.created_at.hour, []).append(value)
+                by_hour = hours.setdefault(f"{m.provider} / {m.model}", {})
+                by_hour.setdefault(row.result.created_at.hour, []).append(value)
         for label, values in hours.items():
             series[label] = {hour: median(values[hour]) for hour in sorted(values)}
 

@@ -602,7 +602,8 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
             rules = replace(rules, rules=tuple(dict.fromkeys(value)))
         elif key == "consecutive_failures":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONSECUTIVE_FAILURES:
-                raise ConfigError(f"{what} must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}, not {value!r}")
+                raise ConfigError(
+                    f"{what} must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}, not {value!r}")
             rules = replace(rules, consecutive_failures=value)
         elif key in ("window", "baseline"):
             if not isinstance(value, str):

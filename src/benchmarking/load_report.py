@@ -175,7 +175,8 @@ def _level(provider: str, model: str, concurrency: int, rows: Sequence[Row],
 
 
 def by_concurrency(rows: Iterable[Row], slo: SloConfig = SloConfig()) -> list[LevelReport]:
-    """Per provider and model (by name), its levels in order: the load runs' figures, with goodput where SLOs are set."""
+    """Per provider and model (by name), its levels in order: the load runs' figures, with goodput where SLOs are
+    set."""
     selected = load_rows(rows)
     groups: dict[tuple[str, str, int], list[Row]] = {}
     for row in selected:

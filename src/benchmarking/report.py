@@ -453,8 +453,9 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
         rows.append(
-            ([group_label(s.group[1], key)] if key else []) + [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
-             _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
+            ([group_label(s.group[1], key)] if key else [])
+            + [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
+               _quantiles(s.ttft_ms), _quantiles(s.latency_ms), _cell(s.tokens_per_second_p50)]
             + [_cell(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
             + ([_percent(s.correct_rate)] if judged else []) + (_slo_cells(s.slo) if slo else []) + [marks]
@@ -710,5 +711,6 @@ def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: 
                 f"({change.difference:+{fmt}}{interval}) {verdict}".rstrip()
             )
     if not comparisons:
-        lines.append("no provider and model appears in both A and B (in the same group, with --by, tiers or load levels)")
+        lines.append("no provider and model appears in both A and B "
+                     "(in the same group, with --by, tiers or load levels)")
     return "\n".join(lines)

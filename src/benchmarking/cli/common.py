@@ -121,7 +121,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
                       help="stop a sweep after a level whose error rate is above this (default 0.1)")
     load.add_argument("--engine", choices=("local", "ray"), default="local",
                       help="local worker processes (default), or Ray actors across a cluster")
-    load.add_argument("--ray-address", metavar="ADDRESS", help="the Ray cluster (default RAY_ADDRESS, else a local Ray)")
+    load.add_argument("--ray-address", metavar="ADDRESS",
+                      help="the Ray cluster (default RAY_ADDRESS, else a local Ray)")
     load.add_argument("--workers", metavar="N", help="local worker processes (default: one per 16 slots, at most the "
                                                      "CPUs)")
 

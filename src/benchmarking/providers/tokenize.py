@@ -76,7 +76,8 @@ def count_tokens(
             templated = post("/apply-template", {"messages": messages})
             text = templated.get("prompt") if isinstance(templated, dict) else None
             prompt_body = post("/tokenize", {"content": text, "add_special": True}) if isinstance(text, str) else None
-        problem = None if _count(prompt_body) is not None else f"{root} did not count the prompt: input tokens left empty"
+        counted = _count(prompt_body) is not None
+        problem = None if counted else f"{root} did not count the prompt: input tokens left empty"
         return ServerCount(_count(prompt_body), _count(first), problem)
     except Exception as exc:  # the measurement stands without counts; what went wrong is said once
         return ServerCount(problem=f"counting tokens at {root} failed ({type(exc).__name__}): left empty")

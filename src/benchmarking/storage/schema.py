@@ -329,8 +329,8 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
                 if value is not None and not math.isfinite(value):
                     values[name] = None
         results.append(_filled(StoredResult, {
-            "id": record[0] if isinstance(record[0], UUID) else _fast_uuid(str(record[0])), "run_id": _uuid(record[1]), "created_at": _time(record[2]),
-            "measurement": _filled(Measurement, values),
+            "id": record[0] if isinstance(record[0], UUID) else _fast_uuid(str(record[0])),
+            "run_id": _uuid(record[1]), "created_at": _time(record[2]), "measurement": _filled(Measurement, values),
         }))
     return results
 
