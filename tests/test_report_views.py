@@ -403,7 +403,8 @@ def test_figures_the_database_gathers_equal_those_read_from_the_rows(backend, tm
             (DAY + timedelta(days=4, seconds=i), m) for i, m in enumerate(odd_results())])])
         simulated = run_info(started_at=DAY + timedelta(days=5), mode="simulated")
         storage.create_run(simulated)
-        storage.save_result(simulated.id, uuid4(), DAY + timedelta(days=5), measured("groq", "openai/gpt-oss-20b", 1, 2))
+        storage.save_result(simulated.id, uuid4(), DAY + timedelta(days=5),
+                            measured("groq", "openai/gpt-oss-20b", 1, 2))
         some_runs = frozenset(run.info.id for run in storage.read_runs()[3:9])
         selections = [Selection(), Selection(include_simulated=True), Selection(last=True),
                       Selection(last=True, include_simulated=True), Selection(run_ids=some_runs),
