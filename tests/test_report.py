@@ -186,6 +186,19 @@ def test_compare_two_runs_from_the_command_line(report_dir, capsys):
     assert "groq / openai/gpt-oss-20b" in capsys.readouterr().out
 
 
+def test_compare_as_json_carries_the_same_changes_as_the_text(report_dir, capsys):
+    _, (first, second) = report_dir
+    assert main(["report", "--compare", str(first), str(second), "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    openai = next(c for c in payload["comparisons"] if c["provider"] == "openai")
+    assert (openai["model"], openai["requests_a"], openai["requests_b"]) == ("gpt-4o-mini", 4, 2)
+    latency = next(change for change in openai["changes"] if change["metric"] == "latency")
+    assert (latency["median_a"], latency["median_b"], latency["difference"]) == (200.0, 700.0, 500.0)
+    assert latency["verdict"] == "slower" and latency["interval"][0] > 0  # "SLOWER" in the text
+    assert main(["report", "--compare", str(first), str(second), "--format", "csv"]) == 2
+    assert "--compare prints a table or json, not csv" in capsys.readouterr().err
+
+
 def test_plot_png_and_html_render_in_headless_chromium(report_dir, tmp_path):
     directory, _ = report_dir
     assert main(["report", "--plot", "chart.png"]) == 0

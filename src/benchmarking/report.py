@@ -687,6 +687,33 @@ def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -
     return comparisons
 
 
+def comparison_json(comparisons: Sequence[Comparison], title_a: str, title_b: str) -> str:
+    """`--compare --format json`: the same changes as the text, each with its verdict named as in the text."""
+    words = {"up": "slower", "down": "faster", "same": "within noise", "?": None}
+    return json.dumps({
+        "a": title_a,
+        "b": title_b,
+        "min_relative_change": MIN_RELATIVE_CHANGE,
+        "comparisons": [
+            {
+                "provider": c.provider, "model": c.model, "within": c.within or None,
+                "requests_a": c.requests[0], "requests_b": c.requests[1],
+                "changes": [
+                    {
+                        "metric": change.metric, "unit": "USD" if change.unit == "$" else change.unit,
+                        "median_a": change.before, "median_b": change.after, "difference": change.difference,
+                        "interval": list(change.interval) if change.interval else None,
+                        "verdict": ({**words, "up": "dearer", "down": "cheaper"} if change.metric == "cost"
+                                    else words)[change.verdict],
+                    }
+                    for change in c.changes
+                ],
+            }
+            for c in comparisons
+        ],
+    }, indent=2)
+
+
 def format_comparison(comparisons: Sequence[Comparison], title_a: str, title_b: str) -> str:
     words = {"TTFT": ("SLOWER", "faster"), "latency": ("SLOWER", "faster"), "cost": ("DEARER", "cheaper")}
     lines = [f"A: {title_a}", f"B: {title_b}",

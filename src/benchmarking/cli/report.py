@@ -70,9 +70,9 @@ OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]]
 def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
-        Selection, compare, export, format_comparison, format_csv, format_json, format_markdown, format_table,
-        parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise, summarise_stored,
-        title_for, window_selection, with_slo,
+        Selection, compare, comparison_json, export, format_comparison, format_csv, format_json, format_markdown,
+        format_table, parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise,
+        summarise_stored, title_for, window_selection, with_slo,
     )
     from ..storage import open_backend
 
@@ -129,6 +129,8 @@ def report_main(argv: list[str]) -> int:
             raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name or path!r}")
         if path is not None:
             check_writable(Path(path), flag)
+    if args.compare and args.format in ("csv", "markdown"):
+        raise ConfigError(f"--compare prints a table or json, not {args.format}")
     own_table = OWN_TABLES.get(args.by)
     by = "provider" if own_table else args.by  # the summary's grouping, also under a table of its own
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
@@ -140,8 +142,9 @@ def report_main(argv: list[str]) -> int:
                 if not rows:
                     print(f"no results match {side.describe()}: nothing to compare")
                     return ExitStatus.OK
-            print(format_comparison(compare(before, after, by), title_for(before, sides[0], by),
-                                    title_for(after, sides[1], by)))
+            comparisons = compare(before, after, by)
+            titles = title_for(before, sides[0], by), title_for(after, sides[1], by)
+            print((comparison_json if args.format == "json" else format_comparison)(comparisons, *titles))
             return ExitStatus.OK
         rows: list = []
         # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
