@@ -31,9 +31,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_main(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def run_main(tmp_path: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(MAIN), *args], cwd=tmp_path, env=clean_env(**env),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def rows(db: Path, sql: str) -> list[sqlite3.Row]:

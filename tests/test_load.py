@@ -14,20 +14,18 @@ import pytest
 from benchmarking.load import LevelStats, sweep_stop
 from benchmarking.simulator import ModelProfile, Simulator
 
-from test_cli import MAIN, clean_env
+from test_cli import MAIN, clean_env, rows as db_rows, run_main
 
 QUICK = dict(ttft_ms=20, itl_ms=2, output_tokens=10)
 
 
 def run(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(MAIN), *args], cwd=directory, env=clean_env(**env),
-                          capture_output=True, text=True, timeout=300)
+    return run_main(directory, *args, timeout=300, **env)
 
 
 def rows(directory: Path, sql: str) -> list[sqlite3.Row]:
-    with sqlite3.connect(directory / "benchmarks.db") as db:
-        db.row_factory = sqlite3.Row
-        return db.execute(sql).fetchall()
+    """Rows of the default SQLite file that a run in `directory` wrote."""
+    return db_rows(directory / "benchmarks.db", sql)
 
 
 def endpoint(directory: Path, sim: Simulator, model: str = "m") -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-import sqlite3
 import subprocess
 import sys
 
@@ -19,7 +18,8 @@ from benchmarking.workloads import (
     Expectation, load_prompt_file, parse_tiers, synthetic_document, tier_output_cap, tier_prompt, tier_workload,
 )
 
-from test_cli import MAIN, clean_env
+from test_cli import MAIN, clean_env, run_main
+from test_load import rows
 from test_wire_truth import USAGE, chunk, stream
 from wire_server import WireServer
 
@@ -29,14 +29,7 @@ KEYS = {f"{name.upper()}_API_KEY": f"key-{name}-0123456789" for name, _ in BUILT
 
 
 def run(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(MAIN), *args], cwd=directory, env=clean_env(**env),
-                          capture_output=True, text=True, timeout=180)
-
-
-def rows(directory: Path, sql: str) -> list[sqlite3.Row]:
-    with sqlite3.connect(directory / "benchmarks.db") as db:
-        db.row_factory = sqlite3.Row
-        return db.execute(sql).fetchall()
+    return run_main(directory, *args, timeout=180, **env)
 
 
 # ---- 1. tiers ---------------------------------------------------------------------------------------------------
