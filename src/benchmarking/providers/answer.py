@@ -26,7 +26,6 @@ class Answer:
     text: str = ""  # the visible answer: content, and a refusal's text
     reasoning_text: str = ""  # kept only to be counted by a server's tokenizer; not stored
     reasoning_streamed: bool = False
-    tool_call_streamed: bool = False
     usage: Mapping[str, Any] | None = None
     response_id: str | None = None
     finish_reason: str | None = None
@@ -101,8 +100,6 @@ class _Builder:
                     f.setdefault("first_answer_at", at)
                 if reasoning:
                     f["reasoning_streamed"] = True
-                if tool_calls:
-                    f["tool_call_streamed"] = True
                 carried_output = carried_output or bool(content or reasoning or tool_calls)
             if choice.get("finish_reason"):
                 f["finish_reason"] = str(choice["finish_reason"])
