@@ -100,7 +100,8 @@ def report_main(argv: list[str]) -> int:
                           "their own, rate-limit headers, start lag, where a sweep stopped, goodput where SLOs are "
                           "set)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
-                     help="table (default), json, csv or markdown; json and csv carry the same fields")
+                     help="table (default), json, csv or markdown; json and csv carry the same fields; "
+                          "--compare prints a table or json")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
     out.add_argument("--config", metavar="PATH",
