@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 import json
 from pathlib import Path
 import sqlite3
@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from benchmarking.load import LevelStats, sweep_stop
+from benchmarking.load import Done, LevelStats, sweep_stop
+from benchmarking.measurement import Measurement
 from benchmarking.simulator import ModelProfile, Simulator
 
 from test_cli import MAIN, clean_env, rows as db_rows, run_main
@@ -102,7 +103,15 @@ def test_a_sweep_stops_when_throughput_stops_rising(tmp_path):
 
 def test_sweep_stop_rules():
     def level(concurrency, requests, successes, tokens, wall_s=1.0):
-        stats = LevelStats(concurrency, requests=requests, successes=successes, output_tokens=tokens, wall_s=wall_s)
+        """A level whose requests all start at once and last wall_s, the successes' tokens all on the first."""
+        stats = LevelStats(concurrency)
+        began = datetime(2026, 11, 20, tzinfo=timezone.utc)
+        for index in range(requests):
+            ok = index < successes
+            m = Measurement("p", "m", ok, began, True, latency_ms=wall_s * 1000 if ok else None,
+                            output_tokens=(tokens if index == 0 else 0) if ok else None,
+                            error_type=None if ok else "server_error")
+            stats.add(Done(m, "w", 0.0, 0.0), began + timedelta(seconds=wall_s))
         return stats
 
     assert sweep_stop([level(1, 10, 10, 100), level(2, 10, 10, 200)], 0.1) is None
@@ -114,7 +123,7 @@ def test_sweep_stop_rules():
 
 def test_the_harness_says_when_it_set_the_pace():
     busy = LevelStats(32, requests=4, wall_s=1.0, steady_lags_ms=[1.0, 2.0, 50.0], cpu_s={"a": (1.0, 1.95)})
-    assert busy.bottleneck() == ("requests started up to 50 ms late (p99, after the ramp); a worker process was on "
+    assert busy.bottleneck() == ("requests started up to 49 ms late (p99, after the ramp); a worker process was on "
                                  "the CPU 95% of the time")
     calm = LevelStats(32, requests=4, wall_s=1.0, steady_lags_ms=[1.0, 2.0], cpu_s={"a": (1.0, 1.2)})
     assert calm.bottleneck() is None

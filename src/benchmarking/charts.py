@@ -40,7 +40,7 @@ class LevelPoint:
     """One load level of one provider and model on the throughput-against-latency chart."""
 
     concurrency: int
-    output_tokens_per_s: float
+    output_tokens_per_s: float | None  # None: a request did not report its output tokens
     requests_per_s: float
     latency_p50_ms: float
     latency_p90_ms: float | None
@@ -52,7 +52,7 @@ def throughput_latency_points(levels: Sequence[LevelReport]) -> dict[str, list[L
     series: dict[str, list[LevelPoint]] = {}
     for level in levels:
         p50 = level.latency_ms[50]
-        if p50 is None or level.requests_per_s is None or level.output_tokens_per_s is None:
+        if p50 is None or level.requests_per_s is None:
             continue
         series.setdefault(f"{level.provider} / {level.model}", []).append(LevelPoint(
             level.concurrency, level.output_tokens_per_s, level.requests_per_s, p50, level.latency_ms[90],
@@ -66,7 +66,7 @@ def throughput_latency_panel(rows: Sequence[Row]) -> Panel | None:
     if not series:
         return None
     # Output tokens/s where every level has them; else (a server that sends no usage) requests/s.
-    tokens = all(p.output_tokens_per_s > 0 for points in series.values() for p in points)
+    tokens = all((p.output_tokens_per_s or 0) > 0 for points in series.values() for p in points)
     unit = "output tokens/s" if tokens else "requests/s"
 
     def draw(ax: Any) -> None:
@@ -284,7 +284,7 @@ img {{ max-width: 100%; }}
 <img id="chart" alt="{html.escape(alt)}"
      src="data:image/png;base64,{image}">
 <div style="overflow-x: auto"><table id="summary"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>
-<p>Times in ms over successful requests; {quantiles} by linear interpolation, "-" below 2 samples.</p>
+<p>Times in ms over successful requests; {quantiles} by linear interpolation, "-" below 2 samples (the median: 1).</p>
 </body>
 </html>
 """

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .benchmark_runner import Cell, CostBound, RunOutcome
 from .config import Settings
+from .figures import number_text, quantiles, rate_text, round_ms
 from .pricing import format_usd
 from .measurement import Measurement
 from .storage import RunInfo, Storage
@@ -108,22 +109,22 @@ class ConsoleReporter:
         self._show_progress()
 
     def level_done(self, provider: str, model: str, stats: "LevelStats", stopped: str | None) -> None:
-        """A load run's level: what the provider did under it, and what the harness did."""
-        from .load import nearest_rank
+        """A load run's level: what the provider did under it (the figures `report --by concurrency` gives for the
+        same rows), and what the harness did."""
+        figures = stats.figures
 
-        def pair(values: list[float]) -> str:
-            p50, p99 = nearest_rank(values, 50), nearest_rank(values, 99)
-            return "-" if p50 is None else f"p50 {p50:.1f} / p99 {p99:.1f} ms"
+        def pair(values: dict[int, float | None]) -> str:
+            return f"p50 {number_text(round_ms(values[50]))} / p99 {number_text(round_ms(values[99]))} ms"
 
         self.say()
-        self.say(f"Load → {provider} / {model} at concurrency {stats.concurrency}: {stats.requests} requests in "
-                 f"{stats.wall_s:.1f} s, {stats.requests_per_s:.1f} requests/s, {stats.output_tokens_per_s:.0f} "
-                 "output tokens/s")
-        self.say(f"   TTFT {pair(stats.ttfts_ms)}; latency {pair(stats.latencies_ms)}")
+        self.say(f"Load → {provider} / {model} at concurrency {stats.concurrency}: {figures.requests} requests in "
+                 f"{rate_text(figures.wall_s)} s, {rate_text(figures.requests_per_s)} requests/s, "
+                 f"{rate_text(figures.output_tokens_per_s)} output tokens/s")
+        self.say(f"   TTFT {pair(figures.ttft_ms)}; latency {pair(figures.latency_ms)}")
         errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
         self.say(f"   Errors: {stats.error_rate:.0%} ({errors})")
         cpu = stats.harness_cpu_ms_per_request
-        lag, steady = stats.start_lag_ms(99), nearest_rank(stats.steady_lags_ms, 99)
+        lag, steady = stats.start_lag_ms(99), quantiles(stats.steady_lags_ms, (99,))[99]
         self.say(f"   Harness: start lag p99 {'-' if lag is None else f'{lag:.1f} ms'} "
                  f"({'-' if steady is None else f'{steady:.1f} ms'} after the ramp), "
                  f"{'-' if cpu is None else f'{cpu:.1f} ms'} of CPU a request")

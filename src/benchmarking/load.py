@@ -30,6 +30,9 @@ from .benchmark_runner import (
 )
 from .config import Settings
 from .errors import StorageError
+from .figures import (
+    LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
+)
 from .measurement import Measurement, utc_now
 from .storage import Storage
 
@@ -87,25 +90,19 @@ class LevelStats:
     concurrency: int
     requests: int = 0
     successes: int = 0
-    output_tokens: int = 0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # from when the driver started the level to when its last row came back: the harness's time
     errors: Counter[str] = field(default_factory=Counter)
-    ttfts_ms: list[float] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
     start_lags_ms: list[float] = field(default_factory=list)
     steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
     cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
+    rows: list[LevelRow] = field(default_factory=list)  # the provider's figures come from these, as report's do
 
-    def add(self, done: Done) -> None:
+    def add(self, done: Done, stored_at: datetime) -> None:
         m = done.measurement
+        self.rows.append((None, m, stored_at))
         self.requests += 1
         if m.success:
             self.successes += 1
-            self.output_tokens += m.output_tokens or 0
-            if m.ttft_ms is not None:
-                self.ttfts_ms.append(m.ttft_ms)
-            if m.latency_ms is not None:
-                self.latencies_ms.append(m.latency_ms)
         else:
             self.errors[m.error_type or "unknown"] += 1
         if m.start_lag_ms is not None:
@@ -120,15 +117,20 @@ class LevelStats:
         return (self.requests - self.successes) / self.requests if self.requests else 0.0
 
     @property
-    def output_tokens_per_s(self) -> float:
-        return self.output_tokens / self.wall_s if self.wall_s > 0 else 0.0
+    def figures(self) -> LevelFigures:
+        """The level's requests, rates, TTFT and latency by the function `report --by concurrency` uses."""
+        return level_figures(self.rows, LEVEL_PERCENTILES)
 
     @property
-    def requests_per_s(self) -> float:
-        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+    def output_tokens_per_s(self) -> float | None:
+        return self.figures.output_tokens_per_s
 
-    def start_lag_ms(self, q: float) -> float | None:
-        return nearest_rank(self.start_lags_ms, q)
+    @property
+    def requests_per_s(self) -> float | None:
+        return self.figures.requests_per_s
+
+    def start_lag_ms(self, q: int) -> float | None:
+        return quantiles(self.start_lags_ms, (q,))[q]
 
     @property
     def harness_cpu_ms_per_request(self) -> float | None:
@@ -147,7 +149,7 @@ class LevelStats:
         """Why the harness, not the provider, may have set this level's pace; None if it did not."""
         # The ramp (all of a level's first requests due at once) starts in a burst by design; the loop after it
         # should keep pace with the provider.
-        lag = nearest_rank(self.steady_lags_ms, 99)
+        lag = quantiles(self.steady_lags_ms, (99,))[99]
         reasons = []
         if lag is not None and lag > BOTTLENECK_LAG_P99_MS:
             reasons.append(f"requests started up to {lag:.0f} ms late (p99, after the ramp)")
@@ -156,37 +158,26 @@ class LevelStats:
         return "; ".join(reasons) or None
 
     def summary(self) -> dict[str, object]:
+        figures = self.figures
         return {
             "concurrency": self.concurrency,
             "requests": self.requests,
             "successes": self.successes,
-            "wall_s": round(self.wall_s, 3),
-            "requests_per_s": round(self.requests_per_s, 3),
-            "output_tokens_per_s": round(self.output_tokens_per_s, 1),
+            "wall_s": round(figures.wall_s, 3),
+            "requests_per_s": round_rate(figures.requests_per_s),
+            "output_tokens_per_s": round_rate(figures.output_tokens_per_s),
             "error_rate": round(self.error_rate, 4),
             "errors": dict(self.errors),
-            "ttft_p50_ms": _rounded(nearest_rank(self.ttfts_ms, 50)),
-            "ttft_p99_ms": _rounded(nearest_rank(self.ttfts_ms, 99)),
-            "latency_p50_ms": _rounded(nearest_rank(self.latencies_ms, 50)),
-            "latency_p99_ms": _rounded(nearest_rank(self.latencies_ms, 99)),
-            "start_lag_p50_ms": _rounded(self.start_lag_ms(50)),
-            "start_lag_p99_ms": _rounded(self.start_lag_ms(99)),
-            "start_lag_p99_after_ramp_ms": _rounded(nearest_rank(self.steady_lags_ms, 99)),
-            "harness_cpu_ms_per_request": _rounded(self.harness_cpu_ms_per_request),
+            "ttft_p50_ms": round_ms(figures.ttft_ms[50]),
+            "ttft_p99_ms": round_ms(figures.ttft_ms[99]),
+            "latency_p50_ms": round_ms(figures.latency_ms[50]),
+            "latency_p99_ms": round_ms(figures.latency_ms[99]),
+            "start_lag_p50_ms": round_ms(self.start_lag_ms(50)),
+            "start_lag_p99_ms": round_ms(self.start_lag_ms(99)),
+            "start_lag_p99_after_ramp_ms": round_ms(quantiles(self.steady_lags_ms, (99,))[99]),
+            "harness_cpu_ms_per_request": round_ms(self.harness_cpu_ms_per_request),
             "harness_bottleneck": self.bottleneck(),
         }
-
-
-def nearest_rank(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile by nearest rank (the worst of fewer than 100 values for p99); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | None:
@@ -195,10 +186,11 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
     if last.error_rate > max_error_rate:
         return (f"error rate {last.error_rate:.0%} at concurrency {last.concurrency} is above --max-error-rate "
                 f"{max_error_rate:.0%}")
-    earlier = [level.output_tokens_per_s for level in levels[:-1]]
-    if earlier and last.output_tokens_per_s < SATURATION_GAIN * max(earlier):
-        return (f"throughput stopped rising at concurrency {last.concurrency}: {last.output_tokens_per_s:.0f} "
-                f"output tokens/s, against {max(earlier):.0f} before (saturation)")
+    earlier = [rate for level in levels[:-1] if (rate := level.output_tokens_per_s) is not None]
+    throughput = last.output_tokens_per_s  # unknown where the provider did not say how many tokens it sent
+    if earlier and throughput is not None and throughput < SATURATION_GAIN * max(earlier):
+        return (f"throughput stopped rising at concurrency {last.concurrency}: {rate_text(throughput)} "
+                f"output tokens/s, against {rate_text(max(earlier))} before (saturation)")
     return None
 
 
@@ -473,8 +465,9 @@ def run_load(
                                    began, stop_requested)
                 last_received = began
                 for done, last_received in in_background(executor.run_level(tickets, concurrency)):
-                    stats.add(done)
-                    results.append(_save(storage, run.id, done.measurement))
+                    saved = _save(storage, run.id, done.measurement)
+                    stats.add(done, saved.created_at)
+                    results.append(saved)
                 stats.wall_s = last_received - began
                 executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
                 levels.append(stats)

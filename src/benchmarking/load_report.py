@@ -1,13 +1,13 @@
 """`report --by concurrency`: per provider, model and load level, what the system did with that many requests in flight.
 
-Computed from the stored rows (report.py's Rows), the same on every backend, with report.py's percentiles (linear
-interpolation, "-" below 2 samples). Only rows of load runs count (those with a `concurrency`).
+Computed from the stored rows (report.py's Rows), the same on every backend, by figures.level_figures: the function
+that gives the console's line when the level ends, so both say the same for the same rows (percentiles by linear
+interpolation, "-" below 2 samples, the median from 1). Only rows of load runs count (those with a `concurrency`).
 
 A level's wall time, over which requests/s, output tokens/s and goodput are rates: from its first request's start to
 its last request's end (`started_at + latency_ms`; a failure with no latency ends when the driver stored it). When
 several runs are selected, each run's level is timed on its own and the times are added, so the hours between two
-runs never count. The console's figures during the run (stored in runs.summary) time a level from when the driver
-started it to when its last row came back, so they read a little lower than these.
+runs never count. Output tokens a successful request did not report make the level's token rate unknown, never 0.
 
 From runs.summary, where the run stored one, come what the rows cannot tell: where a sweep stopped and why, the
 harness's CPU a request, and its warning when it may have set the pace.
@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 import json
 from typing import Iterable, Sequence
 from uuid import UUID
 
+from .figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate
 from .measurement import Measurement
-from .report import Row, Selection, _cell, _round, aligned_lines, csv_text, markdown_lines, percentile
+from .report import Row, Selection, _cell, _round, aligned_lines, csv_text, markdown_lines
 from .slo import SloConfig
-
-LEVEL_PERCENTILES = (50, 90, 99)
 LAG_PERCENTILES = (50, 99)
 RATE_LIMITED = "rate_limit"  # the error type of a 429 (or a provider's own too-many-requests code)
 FORMATS = ("table", "json", "csv", "markdown")
@@ -52,7 +50,7 @@ class LevelReport:
     requests: int
     successes: int
     wall_s: float
-    output_tokens: int  # of the successful requests
+    output_tokens: int | None  # of the successful requests; None where one did not report its count
     ttft_ms: dict[int, float | None]
     latency_ms: dict[int, float | None]
     errors: tuple[tuple[str, int], ...]  # most first
@@ -99,25 +97,6 @@ def load_rows(rows: Iterable[Row]) -> list[Row]:
     return [row for row in rows if row.result.measurement.concurrency is not None]
 
 
-def request_end(row: Row) -> datetime:
-    """When a request ended: its start plus its latency, or, without a latency (most failures), when it was stored."""
-    m = row.result.measurement
-    if m.latency_ms is None:
-        return row.result.created_at
-    return m.started_at + timedelta(milliseconds=m.latency_ms)
-
-
-def wall_seconds(rows: Sequence[Row]) -> float:
-    """Each run's span from its first request's start to its last one's end, added over the runs."""
-    by_run: dict[UUID, list[Row]] = {}
-    for row in rows:
-        by_run.setdefault(row.run.info.id, []).append(row)
-    return sum(
-        (max(request_end(r) for r in group) - min(r.result.measurement.started_at for r in group)).total_seconds()
-        for group in by_run.values()
-    )
-
-
 def sweep_levels(rows: Iterable[Row]) -> dict[tuple[UUID, str, str, int], LevelSweep]:
     """Per run, provider, model and level: what the run's summary stored about it (nothing if it stored none)."""
     found: dict[tuple[UUID, str, str, int], LevelSweep] = {}
@@ -137,7 +116,7 @@ def sweep_levels(rows: Iterable[Row]) -> dict[tuple[UUID, str, str, int], LevelS
 
 
 def _quantiles(values: Sequence[float], qs: Sequence[int]) -> dict[int, float | None]:
-    return {q: percentile(values, q) for q in qs}
+    return quantiles(values, qs)
 
 
 def _smallest(values: Iterable[int | None]) -> int | None:
@@ -148,7 +127,8 @@ def _smallest(values: Iterable[int | None]) -> int | None:
 def _level(provider: str, model: str, concurrency: int, rows: Sequence[Row],
            sweeps: dict[tuple[UUID, str, str, int], LevelSweep], slo: SloConfig) -> LevelReport:
     measurements: list[Measurement] = [row.result.measurement for row in rows]
-    ok = [m for m in measurements if m.success]
+    figures = level_figures([(row.run.info.id, row.result.measurement, row.result.created_at) for row in rows],
+                            LEVEL_PERCENTILES)
     run_ids = sorted({row.run.info.id for row in rows}, key=str)
     stored = {run_id: s for run_id in run_ids if (s := sweeps.get((run_id, provider, model, concurrency)))}
     requests_in = Counter(row.run.info.id for row in rows)
@@ -158,10 +138,8 @@ def _level(provider: str, model: str, concurrency: int, rows: Sequence[Row],
     targets = slo.for_model(provider, model)
     return LevelReport(
         provider=provider, model=model, concurrency=concurrency, runs=len(run_ids),
-        requests=len(measurements), successes=len(ok), wall_s=wall_seconds(rows),
-        output_tokens=sum(m.output_tokens or 0 for m in ok),
-        ttft_ms=_quantiles([m.ttft_ms for m in ok if m.ttft_ms is not None], LEVEL_PERCENTILES),
-        latency_ms=_quantiles([m.latency_ms for m in ok if m.latency_ms is not None], LEVEL_PERCENTILES),
+        requests=figures.requests, successes=figures.successes, wall_s=figures.wall_s,
+        output_tokens=figures.output_tokens, ttft_ms=figures.ttft_ms, latency_ms=figures.latency_ms,
         errors=tuple(Counter(m.error_type or "unknown" for m in measurements if not m.success).most_common()),
         ratelimit_remaining_requests_min=_smallest(m.ratelimit_remaining_requests for m in measurements),
         ratelimit_remaining_tokens_min=_smallest(m.ratelimit_remaining_tokens for m in measurements),
@@ -200,12 +178,12 @@ def level_fields(level: LevelReport) -> dict[str, object]:
         "requests": level.requests,
         "successes": level.successes,
         "wall_s": _round(level.wall_s, 3),
-        "requests_per_s": _round(level.requests_per_s, 3),
-        "output_tokens_per_s": _round(level.output_tokens_per_s, 1),
+        "requests_per_s": round_rate(level.requests_per_s),
+        "output_tokens_per_s": round_rate(level.output_tokens_per_s),
     }
     for name, values_ms in (("ttft", level.ttft_ms), ("latency", level.latency_ms)):
         for q in LEVEL_PERCENTILES:
-            values[f"{name}_p{q}_ms"] = _round(values_ms[q])
+            values[f"{name}_p{q}_ms"] = round_ms(values_ms[q])
     values.update({
         "error_rate": round(level.error_rate, 4),
         "rate_limited_rate": round(level.rate_limited_rate, 4),
@@ -218,7 +196,7 @@ def level_fields(level: LevelReport) -> dict[str, object]:
     values["harness_cpu_ms_per_request"] = _round(level.harness_cpu_ms_per_request)
     values["harness_warning"] = "; ".join(level.harness_warnings) or None
     values["slo_met_rate"] = _round(level.slo_met_rate, 4)
-    values["goodput_per_s"] = _round(level.goodput_per_s, 3)
+    values["goodput_per_s"] = round_rate(level.goodput_per_s)
     values["stopped"] = "; ".join(level.stopped) or None
     return values
 
@@ -234,7 +212,7 @@ def _table(levels: Sequence[LevelReport]) -> tuple[list[str], list[list[str]]]:
         met = level.slo_met_rate
         rows.append(
             [level.provider, level.model, str(level.concurrency), str(level.requests),
-             _cell(level.requests_per_s), _cell(level.output_tokens_per_s),
+             number_text(round_rate(level.requests_per_s)), number_text(round_rate(level.output_tokens_per_s)),
              " / ".join(_cell(level.ttft_ms[q]) for q in LEVEL_PERCENTILES),
              " / ".join(_cell(level.latency_ms[q]) for q in LEVEL_PERCENTILES),
              f"{level.error_rate * 100:.0f}", f"{level.rate_limited_rate * 100:.0f}",
@@ -242,7 +220,7 @@ def _table(levels: Sequence[LevelReport]) -> tuple[list[str], list[list[str]]]:
              f"{_cell(level.ratelimit_remaining_requests_min)} / {_cell(level.ratelimit_remaining_tokens_min)}",
              " / ".join(_cell(level.start_lag_ms[q]) for q in LAG_PERCENTILES),
              _cell(level.harness_cpu_ms_per_request)]
-            + ([_cell(None if met is None else met * 100), _cell(level.goodput_per_s)] if with_slo else [])
+            + ([_cell(None if met is None else met * 100), number_text(round_rate(level.goodput_per_s))] if with_slo else [])
             + ["stopped" if level.stopped else ""]
         )
     return header, rows
@@ -259,9 +237,10 @@ def _notes(levels: Sequence[LevelReport]) -> list[str]:
 
 DEFINITIONS = (
     "rates over each level's wall time, from its first request's start to its last one's end; out tok/s: output "
-    "tokens of successful requests; times over successful requests, percentiles by linear interpolation, '-' below "
-    "2 samples; 429 %: requests refused as rate_limit; ratelimit left: the fewest x-ratelimit-remaining-requests / "
-    "-tokens seen; lag: how late the harness started requests; CPU: the harness's own, a request"
+    "tokens of successful requests ('-' where one did not report them); rates to 4 significant digits; times over "
+    "successful requests, percentiles by linear interpolation, '-' below 2 samples (the median: 1); 429 %: requests "
+    "refused as rate_limit; ratelimit left: the fewest x-ratelimit-remaining-requests / -tokens seen; lag: how late "
+    "the harness started requests; CPU: the harness's own, a request"
 )
 
 

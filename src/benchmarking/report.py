@@ -1,8 +1,8 @@
 """`python main.py report`: which provider is fastest, most reliable and cheapest, and is it getting worse?
 
-Everything is computed here, in Python, on the stored rows, so that every backend gives the same numbers.
-Percentiles use linear interpolation between closest ranks (Hyndman and Fan's type 7, NumPy's default);
-with fewer than 2 samples a percentile is not defined and is shown as "-".
+Everything is computed here, in Python, on the stored rows, so that every backend gives the same numbers, with
+figures.py's definitions (the run's console uses the same): percentiles by linear interpolation between closest ranks
+(Hyndman and Fan's type 7, NumPy's default); a tail percentile needs 2 samples, the median 1; "-" where undefined.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 import io
 import json
-import math
 import random
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
 from .errors import ConfigError
+from .figures import percentile, quantiles
 from .measurement import utc_now
 from .slo import Attainment, SloConfig, attainment_by_model
 from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
@@ -34,16 +34,6 @@ BOOTSTRAP_RESAMPLES = 2000
 MIN_RELATIVE_CHANGE = 0.05
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 _AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
-    """The q-th percentile by linear interpolation between closest ranks; None for fewer than 2 values."""
-    if len(values) < 2:
-        return None
-    ordered = values if presorted else sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
@@ -264,9 +254,8 @@ class Summary:
 
 
 def _percentiles(values: list[float]) -> dict[int, float | None]:
-    """Every PERCENTILES of the values, sorted once."""
-    ordered = sorted(values)
-    return {q: percentile(ordered, q, presorted=True) for q in PERCENTILES}
+    """Every PERCENTILES of the values."""
+    return quantiles(values, PERCENTILES)
 
 
 def _most_common(names: Iterable[str]) -> tuple[tuple[str, int], ...]:
@@ -295,7 +284,7 @@ def _summary(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summ
         successes=values.successes,
         ttft_ms=_percentiles(values.ttft_ms),
         latency_ms=_percentiles(values.latency_ms),
-        tokens_per_second_p50=percentile(values.tokens_per_second, 50),
+        tokens_per_second_p50=quantiles(values.tokens_per_second, (50,))[50],
         cost_mean_usd=total / priced if priced else None,
         cost_total_usd=total,
         cost_per_1k_output_tokens_usd=per_1k,
@@ -503,7 +492,8 @@ def format_table(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
     lines = [title, *aligned_lines(header, rows, ("provider", "model", "errors", "served by", ""))]
     lines.append("times over successful requests; tokens/s is the median decode speed; percentiles by linear "
-                 "interpolation, '-' below 2 samples; fastest = lowest median latency, cheapest = lowest mean cost")
+                 "interpolation, '-' below 2 samples (the median: 1); fastest = lowest median latency, cheapest = "
+                 "lowest mean cost")
     return "\n".join(lines)
 
 

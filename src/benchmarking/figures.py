@@ -1,0 +1,119 @@
+"""The figures every output shows (a run's console summary and load levels, `report` in every format), defined once.
+
+Percentiles by linear interpolation between closest ranks (Hyndman and Fan's type 7, NumPy's default): a tail
+percentile needs 2 samples, the median 1 (the median of one request is that request). Times and speeds count the
+successful requests that have them. Times are rounded to 0.01 ms, rates to 4 significant digits. A level's wall time
+runs from its first request's start to its last one's end, per run. An output token count that a successful request
+did not report makes its level's token figures unknown (None), never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+import math
+from typing import Hashable, Iterable, Sequence
+
+from .measurement import Measurement
+
+RATE_DIGITS = 4  # significant digits of a rate: 0.4333 requests/s, 1235 output tokens/s
+LEVEL_PERCENTILES = (50, 90, 99)  # of a load level's TTFT and latency
+
+
+def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
+    """The q-th percentile by linear interpolation between closest ranks; None for fewer than 2 values."""
+    if len(values) < 2:
+        return None
+    ordered = values if presorted else sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def quantiles(values: Iterable[float], qs: Sequence[int]) -> dict[int, float | None]:
+    """The percentiles qs of the values, sorted once; the median of a single value is that value."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return {q: ordered[0] if q == 50 else None for q in qs}
+    return {q: percentile(ordered, q, presorted=True) for q in qs}
+
+
+def round_ms(value: float | None) -> float | None:
+    """A time (or a speed) as every output shows it: to 0.01."""
+    return None if value is None else round(value, 2)
+
+
+def round_rate(value: float | None) -> float | None:
+    """A rate to RATE_DIGITS significant digits: 0.4333 -> 0.4333, 1234.56 -> 1235.0."""
+    if value is None or value == 0 or not math.isfinite(value):
+        return value
+    return round(value, RATE_DIGITS - 1 - math.floor(math.log10(abs(value))))
+
+
+def number_text(value: float | None, unknown: str = "-") -> str:
+    """A figure as it is rounded, in plain digits (never an exponent, no trailing zeros): 0.4333, 1235, 12.5."""
+    if value is None:
+        return unknown
+    return format(Decimal(repr(float(value))).normalize(), "f")
+
+
+def rate_text(value: float | None, unknown: str = "unknown") -> str:
+    """A rate as the console says it: round_rate's digits, 'unknown' where it is not known."""
+    return number_text(round_rate(value), unknown)
+
+
+@dataclass(frozen=True)
+class LevelFigures:
+    """One provider and model at one load level: counts, wall time, and the percentiles of TTFT and latency."""
+
+    requests: int
+    successes: int
+    wall_s: float
+    output_tokens: int | None  # of the successful requests; None where one of them did not report its count
+    ttft_ms: dict[int, float | None]
+    latency_ms: dict[int, float | None]
+
+    def rate(self, count: int | None) -> float | None:
+        return None if count is None or self.wall_s <= 0 else count / self.wall_s
+
+    @property
+    def requests_per_s(self) -> float | None:
+        return self.rate(self.requests)
+
+    @property
+    def output_tokens_per_s(self) -> float | None:
+        return self.rate(self.output_tokens)
+
+
+LevelRow = tuple[Hashable, Measurement, datetime]  # (the run it belongs to, what was measured, when it was stored)
+
+
+def request_end(m: Measurement, stored_at: datetime) -> datetime:
+    """When a request ended: its start plus its latency, or, without a latency (most failures), when it was stored."""
+    return stored_at if m.latency_ms is None else m.started_at + timedelta(milliseconds=m.latency_ms)
+
+
+def wall_seconds(rows: Iterable[LevelRow]) -> float:
+    """Each run's span from its first request's start to its last one's end, added over the runs."""
+    spans: dict[Hashable, tuple[datetime, datetime]] = {}
+    for run, m, stored_at in rows:
+        end = request_end(m, stored_at)
+        first, last = spans.get(run, (m.started_at, end))
+        spans[run] = (min(first, m.started_at), max(last, end))
+    return sum((last - first).total_seconds() for first, last in spans.values())
+
+
+def level_figures(rows: Sequence[LevelRow], qs: Sequence[int]) -> LevelFigures:
+    """The figures of one level's rows: what the console prints when the level ends and `report --by concurrency`
+    prints from the stored rows."""
+    ok = [m for _, m, _ in rows if m.success]
+    tokens = [m.output_tokens for m in ok]
+    return LevelFigures(
+        requests=len(rows),
+        successes=len(ok),
+        wall_s=wall_seconds(rows),
+        output_tokens=None if None in tokens else sum(t for t in tokens if t is not None),
+        ttft_ms=quantiles((m.ttft_ms for m in ok if m.ttft_ms is not None), qs),
+        latency_ms=quantiles((m.latency_ms for m in ok if m.latency_ms is not None), qs),
+    )
