@@ -44,10 +44,16 @@ def missing_price_warning(provider: str, model: str, where: str) -> str:
     return f"no price for {provider} model {model!r}: cost left empty; add its price to {where}"
 
 
+TINY_USD = Decimal("1e-9")  # below a billionth of a dollar, a row of zeros says less than an exponent
+
+
 def format_usd(amount: Decimal) -> str:
-    """$1.50, $0.0421, $0.000034: enough decimals to show the first few digits that are not zero, no exponent."""
+    """$1.50, $0.0421, $0.000034: enough decimals to show the first few digits that are not zero; below TINY_USD
+    three significant digits and an exponent ($1e-30), never a row of zeros nor $0.00 for what is not 0."""
     if amount >= 1 or amount == 0:
         return f"${amount:.2f}"
+    if abs(amount) < TINY_USD:
+        return f"${amount:.3g}"
     text = f"{amount:.{max(2, -amount.adjusted() + 2)}f}".rstrip("0")
     whole, _, decimals = text.partition(".")
     return f"${whole}.{decimals.ljust(2, '0')}"

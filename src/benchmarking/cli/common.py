@@ -224,13 +224,16 @@ def connect_engine(load: "LoadSettings | None") -> None:
         connect(load.ray_address)
 
 
+MAX_USD = Decimal(1_000_000_000)  # a bound on cost above this bounds nothing: refused like inf
+
+
 def positive_usd(text: str, flag: str) -> Decimal:
     try:
         value = Decimal(text.strip().removeprefix("$"))
     except InvalidOperation:
         raise ConfigError(f"{flag} takes an amount of USD like 1.50, not {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise ConfigError(f"{flag} must be more than 0 USD, not {text!r}")
+    if not value.is_finite() or value <= 0 or value > MAX_USD:  # 1e999 is a Decimal, but no amount anyone means
+        raise ConfigError(f"{flag} must be more than 0 USD and at most {MAX_USD:,} USD, not {text!r}")
     return value
 
 
@@ -375,7 +378,7 @@ def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int
 def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> int:
     """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
     from ..benchmark_runner import cost_bound, plan
-    from ..console import plan_lines
+    from ..console import plan_json, plan_lines
 
     for line in settings.warnings + settings.skipped:
         print(line, file=sys.stderr)
@@ -383,7 +386,11 @@ def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = 
     cells = plan(settings)
     each = requests_per_cell(settings, load, runs)
     bound = cost_bound(cells, each, settings.measured_workload.cache_mode) if each is not None else None
-    print("\n".join(plan_lines(settings, cells, bound, runs, load)))
+    # With --json, stdout is the plan as json, whatever else is said; the lines for people go to stderr.
+    print("\n".join(plan_lines(settings, cells, bound, runs, load)),
+          file=sys.stderr if settings.json_output else sys.stdout)
+    if settings.json_output:
+        print(plan_json(settings, cells, bound, runs, load))
     return ExitStatus.OK
 
 
