@@ -158,7 +158,7 @@ def test_json_dry_run_prints_json(tmp_path, script):
 
 @pytest.mark.parametrize("amount", ["1e999", "inf", "-inf", "nan", "1e10", "0", "-1"])
 def test_max_cost_beyond_any_sane_amount_is_refused_like_inf(tmp_path, amount):
-    done = run_main(tmp_path, "--simulate", "--max-cost", amount, "--dry-run")
+    done = run_main(tmp_path, "--simulate", f"--max-cost={amount}", "--dry-run")
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith("main.py: error: --max-cost") and len(line) < 200, line

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 import json
-from statistics import median
 import time
 from typing import TYPE_CHECKING, Sequence, TextIO
 
@@ -13,7 +12,7 @@ from .config import Settings
 from .figures import number_text, quantiles, rate_text, round_ms
 from .pricing import format_usd
 from .measurement import Measurement
-from .storage import RunInfo, Storage
+from .storage import RunInfo, Storage, StoredResult, StoredRun
 from .scheduler import format_duration
 from .storage.schema import json_default, result_row
 
@@ -141,50 +140,51 @@ class ConsoleReporter:
 
 
 def summary_table(outcome: RunOutcome) -> str:
-    """One line per provider and model (and prompt, where a run had several): successes, and medians of TTFT,
-    latency, speed and cost, and the answers that met their `expect`."""
-    groups: dict[tuple[str, str, str], list[Measurement]] = {}
-    for saved in outcome.results:
-        m = saved.measurement
-        groups.setdefault((m.provider, m.model, m.prompt_id or ""), []).append(m)
-    by_prompt = len({prompt for _, _, prompt in groups}) > 1
-    checked = any(m.answer_ok is not None for ms in groups.values() for m in ms)
+    """One line per provider and model (and prompt, where a run had several): successes, the medians of TTFT, latency
+    and speed and the mean cost, as `report` computes them for the same rows, and the answers that met their
+    `expect`."""
+    from .report import Row, summarise, summary_fields
 
-    def med(values: list[float | None], fmt: str) -> str:
-        present = [v for v in values if v is not None]
-        return format(median(present), fmt) if present else "-"
-
+    run = StoredRun(outcome.run, outcome.status, None)
+    rows = [Row(StoredResult(r.id, run.info.id, r.created_at, r.measurement), run) for r in outcome.results]
+    by_prompt = len({r.measurement.prompt_id or "" for r in outcome.results}) > 1
+    order: dict[tuple[str | None, str, str], int] = {}  # groups in the order the run met them
+    errors: dict[tuple[str | None, str, str], set[str]] = {}
+    for r in outcome.results:
+        key = (r.measurement.prompt_id if by_prompt else None, r.measurement.provider, r.measurement.model)
+        order.setdefault(key, len(order))
+        errors.setdefault(key, set()).update([r.measurement.error_type] if r.measurement.error_type else [])
+    summaries = sorted(summarise(rows, "prompt" if by_prompt else "provider"),
+                       key=lambda s: order[(s.group[1] if s.group else None, s.provider, s.model)])  # type: ignore
+    checked = any(s.answers_judged for s in summaries)
     header = ("provider", "model", *(("prompt",) if by_prompt else ()), "ok", "TTFT ms", "latency ms", "tokens/s",
-              "cost USD", *(("correct",) if checked else ()), "errors")
-    rows = [header]
-    for (provider, model, prompt), ms in groups.items():
-        ok = [m for m in ms if m.success]
-        errors = sorted({m.error_type for m in ms if m.error_type})
-        answered = [m.answer_ok for m in ms if m.answer_ok is not None]
-        rows.append(
+              "mean USD", *(("correct",) if checked else ()), "errors")
+    table = [header]
+    for s in summaries:
+        fields = summary_fields(s)
+        key = (s.group[1] if s.group else None, s.provider, s.model)
+        table.append(
             (
-                provider,
-                model,
-                *((prompt,) if by_prompt else ()),
-                f"{len(ok)}/{len(ms)}",
-                med([m.ttft_ms for m in ok], ".1f"),
-                med([m.latency_ms for m in ok], ".1f"),
-                med([m.tokens_per_second for m in ok], ".1f"),
-                med([float(m.cost_usd) if m.cost_usd is not None else None for m in ok], ".6f"),
-                *((f"{sum(answered)}/{len(answered)}" if answered else "-",) if checked else ()),
-                ",".join(errors) or "-",
+                s.provider,
+                s.model,
+                *((str(s.group[1] or ""),) if by_prompt and s.group else ()),
+                f"{s.successes}/{s.requests}",
+                *(number_text(fields[name]) for name in ("ttft_p50_ms", "latency_p50_ms", "tokens_per_second_p50")),
+                str(fields["cost_mean_usd"] or "-"),
+                *((f"{s.answers_correct}/{s.answers_judged}" if s.answers_judged else "-",) if checked else ()),
+                ",".join(sorted(errors[key])) or "-",  # type: ignore[index]
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     numeric = {i for i, name in enumerate(header) if name not in ("provider", "model", "prompt", "errors")}
     lines = []
-    for row in rows:
+    for row in table:
         cells = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     succeeded = sum(1 for r in outcome.results if r.measurement.success)
     title = (
-        f"Summary: run {outcome.run.id} {outcome.status}, "
-        f"{succeeded}/{len(outcome.results)} requests succeeded (medians of successful requests)"
+        f"Summary: run {outcome.run.id} {outcome.status}, {succeeded}/{len(outcome.results)} requests succeeded "
+        "(medians of successful requests and their mean cost, as `report --run` gives them)"
     )
     return "\n".join([title, *lines, *repeated_warnings(outcome)])
 
@@ -265,3 +265,28 @@ def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound | Non
         lines.append(f"Within --max-cost {format_usd(settings.max_cost_usd)}.")
     lines.append("Nothing was sent (--dry-run).")
     return lines
+
+
+def plan_json(settings: Settings, cells: Sequence[Cell], bound: CostBound | None, runs: int = 1,
+              load: "LoadSettings | None" = None) -> str:
+    """What --dry-run --json prints: the plan_lines' figures for a program (amounts as exact decimal strings)."""
+    workload = settings.measured_workload
+    within = None if bound is None or settings.simulate else bound.usd <= settings.max_cost_usd
+    return json.dumps({
+        "dry_run": True,
+        "workload": workload.name,
+        "cache_mode": workload.cache_mode,
+        "cells": len(cells),
+        "prompts": len(workload.prompts),
+        "runs": runs,
+        "rounds": settings.repeat if load is None else None,
+        "load_levels": list(load.levels) if load is not None else None,
+        "requests": bound.requests if bound is not None else None,  # None: --duration gives no count
+        "cost_bound_usd": str(bound.usd) if bound is not None else None,
+        "models": [{"provider": p, "model": m, "requests": n, "cost_bound_usd": None if usd is None else str(usd)}
+                   for p, m, n, usd in (bound.per_model if bound is not None else ())],
+        "unpriced": [{"provider": p, "model": m} for p, m, _ in (bound.unpriced if bound is not None else ())],
+        "max_cost_usd": str(settings.max_cost_usd),
+        "simulated": settings.simulate,
+        "within_max_cost": within,
+    }, indent=2)

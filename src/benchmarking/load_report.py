@@ -278,12 +278,25 @@ def format_levels_json(levels: Sequence[LevelReport], title: str, selection: Sel
     )
 
 
+NO_LOAD_RUNS = ("no load runs match: `report --by concurrency` reads the levels of load runs "
+                "(python main.py --concurrency 1,2,4,8)")
+
+
+def format_levels_csv_header() -> str:
+    """What csv prints for no level: the header alone, so that a machine still reads csv."""
+    none = {q: None for q in (*LEVEL_PERCENTILES, *LAG_PERCENTILES)}
+    empty = LevelReport("", "", 0, 0, 0, 0, 0.0, None, none, none, (), None, None, none, None)
+    return csv_text([], list(level_fields(empty)))
+
+
 def render(rows: Sequence[Row], output: str, title: str, selection: Selection, slo: SloConfig = SloConfig()) -> str:
-    """The concurrency report in one of FORMATS, or one line saying there is no load run among the rows."""
+    """The concurrency report in one of FORMATS; with no load run among the rows, json and csv with no level, the
+    table and markdown one line saying so."""
     levels = by_concurrency(rows, slo)
-    if not levels:
-        return ("no load runs match: `report --by concurrency` reads the levels of load runs "
-                "(python main.py --concurrency 1,2,4,8)\n")
+    if not levels and output == "csv":
+        return format_levels_csv_header()
+    if not levels and output != "json":
+        return NO_LOAD_RUNS + "\n"
     if output == "json":
         return format_levels_json(levels, title, selection, rows) + "\n"
     if output == "csv":

@@ -480,9 +480,10 @@ def markdown_lines(title: str, header: Sequence[str], rows: Sequence[Sequence[st
                     for row in rows]
 
 
-def csv_text(records: Sequence[dict[str, object]]) -> str:
+def csv_text(records: Sequence[dict[str, object]], header: Sequence[str] = ("provider",)) -> str:
+    """The records as csv; no record: the header given."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else ["provider"], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else list(header), lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     return out.getvalue()
@@ -503,19 +504,24 @@ def format_markdown(summaries: Sequence[Summary], title: str) -> str:
     return "\n".join(markdown_lines(title, header, rows))
 
 
-def format_csv(summaries: Sequence[Summary]) -> str:
-    return csv_text([summary_fields(s) for s in summaries])
+def format_csv(summaries: Sequence[Summary], by: str = "provider") -> str:
+    """The summaries as csv; none: the header alone, so that a machine still reads csv."""
+    key = GROUP_KEYS[by]
+    empty = _summary(GroupValues(None, "", ""), (key, None) if key.value else None)
+    return csv_text([summary_fields(s) for s in summaries], list(summary_fields(empty)))
 
 
-def format_json(summaries: Sequence[Summary], title: str, selection: Selection, span: SelectionSpan) -> str:
+def format_json(summaries: Sequence[Summary], title: str, selection: Selection, span: SelectionSpan | None,
+                by: str = "provider") -> str:
+    """The summaries as json; no span (nothing matched): no provider, 0 results."""
     return json.dumps(
         {
             "title": title,
             "selection": selection.describe(),
-            "results": span.results,
-            "runs": span.runs,
+            "results": span.results if span else 0,
+            "runs": span.runs if span else 0,
             "window_hours": selection.window.total_seconds() / 3600 if selection.window else None,
-            "by": summaries[0].group[0].name if summaries and summaries[0].group else "provider",
+            "by": summaries[0].group[0].name if summaries and summaries[0].group else by,
             "providers": [summary_fields(s) for s in summaries],
         },
         indent=2,

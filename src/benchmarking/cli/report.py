@@ -57,9 +57,14 @@ def report_keys() -> list[str]:
 
 
 def _concurrency_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
-    from ..load_report import render
+    from ..load_report import NO_LOAD_RUNS, load_rows, render
 
+    if fmt in MACHINE_FORMATS and not load_rows(rows):
+        print(NO_LOAD_RUNS, file=sys.stderr)  # stdout stays json or csv: no level
     return render(rows, fmt, title, selection, slo)
+
+
+MACHINE_FORMATS = ("json", "csv")  # what a program reads: always printed whole, even with nothing in it
 
 
 # --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
@@ -141,7 +146,14 @@ def report_main(argv: list[str]) -> int:
             before, after = (select(storage, side) for side in sides)
             for side, rows in zip(sides, (before, after)):
                 if not rows:
-                    print(f"no results match {side.describe()}: nothing to compare")
+                    note = f"no results match {side.describe()}: nothing to compare"
+                    if args.format != "json":
+                        print(note)
+                        return ExitStatus.OK
+                    print(note, file=sys.stderr)  # stdout stays json: no comparison
+                    titles = tuple(title_for(r, s, by) if r else f"no results match {s.describe()}"
+                                   for s, r in zip(sides, (before, after)))
+                    print(comparison_json([], *titles))
                     return ExitStatus.OK
             comparisons = compare(before, after, by)
             titles = title_for(before, sides[0], by), title_for(after, sides[1], by)
@@ -161,7 +173,17 @@ def report_main(argv: list[str]) -> int:
             with open_backend(settings) as storage:
                 if select(storage, replace(base, include_simulated=True)):
                     hint = " (simulated results match: add --include-simulated to see them)"
-        print(f"no results match: {base.describe()}{hint}")
+        note = f"no results match: {base.describe()}{hint}"
+        if args.format not in MACHINE_FORMATS:
+            print(note)
+            return ExitStatus.OK
+        print(note, file=sys.stderr)  # stdout stays json or csv: nothing in it
+        if own_table:
+            print(own_table([], args.format, note, base, settings.slo), end="")
+        elif args.format == "json":
+            print(format_json([], note, base, None, by))
+        else:
+            print(format_csv([], by), end="")
         return ExitStatus.OK
     if settings.slo.configured:
         summaries = with_slo(summaries, rows, settings.slo, by)
@@ -169,9 +191,9 @@ def report_main(argv: list[str]) -> int:
     if own_table:
         print(own_table(rows, args.format, title, base, settings.slo), end="")
     elif args.format == "json":
-        print(format_json(summaries, title, base, span))
+        print(format_json(summaries, title, base, span, by))
     elif args.format == "csv":
-        print(format_csv(summaries), end="")
+        print(format_csv(summaries, by), end="")
     elif args.format == "markdown":
         print(format_markdown(summaries, title))
     else:
