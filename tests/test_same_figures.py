@@ -170,3 +170,17 @@ def test_tiny_amounts_print_short_and_true(tmp_path):
     done = run_main(tmp_path, "--max-cost", "1e-30", "--dry-run", "--providers", "openai", OPENAI_API_KEY="sk-x")
     assert done.returncode == 0, done.stderr
     assert "more than --max-cost $1e-30:" in done.stdout and len(done.stdout.splitlines()[-2]) < 200
+
+
+def test_scheduled_runs_with_json_print_one_json_line_a_run(tmp_path):
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+    done = subprocess.run([sys.executable, str(MAIN.parent / "run_scheduled.py"), "--simulate", "--providers", "groq",
+                           "--json", "--runs", "2", "--interval", "1s", "--duration", "2s"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [run["run"]["run_name"] for run in runs] == ["scheduled-run-01/02", "scheduled-run-02/02"]
+    assert all(len(run["results"]) == 1 for run in runs) and "Summary: run" in done.stderr

@@ -200,8 +200,9 @@ def repeated_warnings(outcome: RunOutcome) -> list[str]:
             for (provider, model, warning), count in counts.items() if count > 1]
 
 
-def outcome_json(outcome: RunOutcome) -> str:
-    """The run and its results with the stored column names (prices as exact decimal strings)."""
+def outcome_json(outcome: RunOutcome, indent: int | None = 2) -> str:
+    """The run and its results with the stored column names (prices as exact decimal strings); indent None: one
+    line."""
     run = outcome.run
     payload = {
         "run": {
@@ -221,7 +222,7 @@ def outcome_json(outcome: RunOutcome) -> str:
             for r in outcome.results
         ],
     }
-    return json.dumps(payload, indent=2, default=json_default)
+    return json.dumps(payload, indent=indent, default=json_default)
 
 
 def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound | None, runs: int = 1,

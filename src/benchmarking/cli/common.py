@@ -354,6 +354,7 @@ class RunContext:
     settings: Settings
     storage: "ResilientStorage"
     human: TextIO
+    json_lines: bool = False  # --json of several runs: one line of json each, so that stdout stays readable json lines
 
 
 def no_provider_left(settings: Settings) -> None:
@@ -457,7 +458,7 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
     print(f"\nLoad run {run.id} {status}: {len(results)} requests, {stored} stored in the database",
           file=context.human)
     if settings.json_output:
-        print(outcome_json(outcome), flush=True)
+        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
     watch_after_run(context, settings, outcome)
     return outcome
 
@@ -480,7 +481,7 @@ def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunO
     print(file=context.human)
     print(summary_table(outcome), file=context.human)
     if settings.json_output:
-        print(outcome_json(outcome), flush=True)
+        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
     watch_after_run(context, settings, outcome)
     return outcome
 

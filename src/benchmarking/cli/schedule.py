@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
+from dataclasses import replace
 import sys
 
 from .. import __version__
@@ -65,7 +66,7 @@ def schedule_main(argv: list[str]) -> int:
             return print_plan(settings, runs=schedule.runs, load=load)
         live = serve_metrics(args, stack)
         connect_engine(load)
-        context = prepare_runs(settings, stack, runs=schedule.runs, load=load)
+        context = replace(prepare_runs(settings, stack, runs=schedule.runs, load=load), json_lines=True)
         if live is not None:
             live.watch(context.settings, context.storage)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
