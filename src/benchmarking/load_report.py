@@ -220,7 +220,8 @@ def _table(levels: Sequence[LevelReport]) -> tuple[list[str], list[list[str]]]:
              f"{_cell(level.ratelimit_remaining_requests_min)} / {_cell(level.ratelimit_remaining_tokens_min)}",
              " / ".join(_cell(level.start_lag_ms[q]) for q in LAG_PERCENTILES),
              _cell(level.harness_cpu_ms_per_request)]
-            + ([_cell(None if met is None else met * 100), number_text(round_rate(level.goodput_per_s))] if with_slo else [])
+            + ([_cell(None if met is None else met * 100), number_text(round_rate(level.goodput_per_s))]
+               if with_slo else [])
             + ["stopped" if level.stopped else ""]
         )
     return header, rows
