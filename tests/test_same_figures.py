@@ -61,7 +61,7 @@ def test_the_runs_console_summary_gives_the_figures_report_gives_for_its_rows(tm
         assert cells["mean USD"] == figures["cost_mean_usd"], pair
 
 
-LEVEL_LINE = re.compile(r"Load → local / m at concurrency (\d+): (\d+) requests in \S+ s, (\S+) requests/s, (\S+) "
+LEVEL_LINE = re.compile(r"Load → local / m at concurrency (\d+): (\d+) requests in (\S+) s, (\S+) requests/s, (\S+) "
                         r"output tokens/s\n   TTFT p50 (\S+) / p99 (\S+) ms; latency p50 (\S+) / p99 (\S+) ms")
 
 
@@ -73,12 +73,14 @@ def test_a_load_runs_level_lines_give_the_figures_report_gives_for_its_rows(tmp_
     lines = {int(m.group(1)): m.groups()[1:] for m in LEVEL_LINE.finditer(done.stdout)}
     levels = {level["concurrency"]: level for level in report_json(tmp_path, "--by", "concurrency")["levels"]}
     assert set(lines) == set(levels) == {1, 3}
-    for concurrency, (requests, per_s, tokens_per_s, ttft50, ttft99, lat50, lat99) in lines.items():
+    for concurrency, (requests, wall, per_s, tokens_per_s, ttft50, ttft99, lat50, lat99) in lines.items():
         level = levels[concurrency]
-        assert int(requests) == level["requests"] == 9
+        assert int(requests) == level["requests"] == 9 and float(wall) == level["wall_s"]
         assert (float(ttft50), float(ttft99)) == (level["ttft_p50_ms"], level["ttft_p99_ms"])
         assert (float(lat50), float(lat99)) == (level["latency_p50_ms"], level["latency_p99_ms"])
         assert (float(per_s), float(tokens_per_s)) == (level["requests_per_s"], level["output_tokens_per_s"])
+    lags = [float(lag) for lag in re.findall(r"Harness: start lag p99 (\S+) ms", done.stdout)]
+    assert lags == [levels[1]["start_lag_p99_ms"], levels[3]["start_lag_p99_ms"]]
 
 
 def test_unknown_output_tokens_are_unknown_in_the_console_and_every_report_format(tmp_path):

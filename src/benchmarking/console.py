@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .benchmark_runner import Cell, CostBound, RunOutcome
 from .config import Settings
-from .figures import number_text, quantiles, rate_text, round_ms
+from .figures import number_text, quantiles, rate_text, round_ms, round_s
 from .pricing import format_usd
 from .measurement import Measurement
 from .storage import RunInfo, Storage, StoredResult, StoredRun
@@ -117,16 +117,16 @@ class ConsoleReporter:
 
         self.say()
         self.say(f"Load → {provider} / {model} at concurrency {stats.concurrency}: {figures.requests} requests in "
-                 f"{rate_text(figures.wall_s)} s, {rate_text(figures.requests_per_s)} requests/s, "
+                 f"{number_text(round_s(figures.wall_s))} s, {rate_text(figures.requests_per_s)} requests/s, "
                  f"{rate_text(figures.output_tokens_per_s)} output tokens/s")
         self.say(f"   TTFT {pair(figures.ttft_ms)}; latency {pair(figures.latency_ms)}")
         errors = ", ".join(f"{kind} {count}" for kind, count in stats.errors.most_common()) or "none"
         self.say(f"   Errors: {stats.error_rate:.0%} ({errors})")
         cpu = stats.harness_cpu_ms_per_request
         lag, steady = stats.start_lag_ms(99), quantiles(stats.steady_lags_ms, (99,))[99]
-        self.say(f"   Harness: start lag p99 {'-' if lag is None else f'{lag:.1f} ms'} "
-                 f"({'-' if steady is None else f'{steady:.1f} ms'} after the ramp), "
-                 f"{'-' if cpu is None else f'{cpu:.1f} ms'} of CPU a request")
+        self.say(f"   Harness: start lag p99 {'-' if lag is None else f'{number_text(round_ms(lag))} ms'} "
+                 f"({'-' if steady is None else f'{number_text(round_ms(steady))} ms'} after the ramp), "
+                 f"{'-' if cpu is None else f'{number_text(round_ms(cpu))} ms'} of CPU a request")
         if (why := stats.bottleneck()) is not None:
             self.say(f"   Warning: the harness may have set this level's pace ({why}): use more --workers, or "
                      "--engine ray")

@@ -2,7 +2,8 @@
 
 Percentiles by linear interpolation between closest ranks (Hyndman and Fan's type 7, NumPy's default): a tail
 percentile needs 2 samples, the median 1 (the median of one request is that request). Times and speeds count the
-successful requests that have them. Times are rounded to 0.01 ms, rates to 4 significant digits. A level's wall time
+successful requests that have them. Times are rounded to 0.01 ms, wall times to 1 ms, rates to 4
+significant digits. A level's wall time
 runs from its first request's start to its last one's end, per run. An output token count that a successful request
 did not report makes its level's token figures unknown (None), never 0.
 """
@@ -42,6 +43,11 @@ def quantiles(values: Iterable[float], qs: Sequence[int]) -> dict[int, float | N
 def round_ms(value: float | None) -> float | None:
     """A time (or a speed) as every output shows it: to 0.01."""
     return None if value is None else round(value, 2)
+
+
+def round_s(value: float | None) -> float | None:
+    """A wall time in seconds as every output shows it: to the ms."""
+    return None if value is None else round(value, 3)
 
 
 def round_rate(value: float | None) -> float | None:

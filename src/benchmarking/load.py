@@ -32,6 +32,7 @@ from .config import Settings
 from .errors import StorageError
 from .figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
+    round_s,
 )
 from .measurement import Measurement, utc_now
 from .storage import Storage
@@ -163,7 +164,7 @@ class LevelStats:
             "concurrency": self.concurrency,
             "requests": self.requests,
             "successes": self.successes,
-            "wall_s": round(figures.wall_s, 3),
+            "wall_s": round_s(figures.wall_s),
             "requests_per_s": round_rate(figures.requests_per_s),
             "output_tokens_per_s": round_rate(figures.output_tokens_per_s),
             "error_rate": round(self.error_rate, 4),

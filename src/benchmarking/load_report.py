@@ -21,7 +21,7 @@ import json
 from typing import Iterable, Sequence
 from uuid import UUID
 
-from .figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate
+from .figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate, round_s
 from .measurement import Measurement
 from .report import Row, Selection, _cell, _round, aligned_lines, csv_text, markdown_lines
 from .slo import SloConfig
@@ -177,7 +177,7 @@ def level_fields(level: LevelReport) -> dict[str, object]:
         "runs": level.runs,
         "requests": level.requests,
         "successes": level.successes,
-        "wall_s": _round(level.wall_s, 3),
+        "wall_s": round_s(level.wall_s),
         "requests_per_s": round_rate(level.requests_per_s),
         "output_tokens_per_s": round_rate(level.output_tokens_per_s),
     }
