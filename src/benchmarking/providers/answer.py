@@ -41,7 +41,9 @@ class Answer:
 
     @property
     def complete(self) -> bool:
-        return self.done or self.finish_reason is not None
+        """The model said it finished (a finish_reason): `[DONE]` alone ends a stream, it does not finish the answer
+        (a llama-cpp-python server interrupting a generation sends a token or two and `[DONE]`)."""
+        return self.finish_reason is not None
 
 
 def _text(value: Any) -> str:
