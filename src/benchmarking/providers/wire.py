@@ -114,7 +114,7 @@ def json_object(text: str) -> dict[str, Any] | None:
     """The JSON object in text, or None if it is not one."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
     return value if isinstance(value, dict) else None
 
