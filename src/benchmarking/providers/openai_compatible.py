@@ -22,7 +22,7 @@ from ..config import ProviderSettings, redact_url
 from ..measurement import Measurement, cap_text, decode_tokens_per_second, utc_now
 from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
-from .answer import Answer, read_body, read_stream
+from .answer import Answer, AnswerReader
 from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
 from .numbers import provider_cost, text_count, usage_count
 from .tokenize import ServerCount, count_tokens
@@ -166,12 +166,13 @@ class _Client:
             for _ in response.iter_bytes():
                 pass
 
-    def timed_request(self, model: str, prompt: PromptInput, settings: ProviderSettings
+    def timed_request(self, model: str, prompt: PromptInput, settings: ProviderSettings, reader: AnswerReader
                       ) -> tuple[WireRecord | None, BaseException | None]:
-        """Send the request through the SDK and read all of its answer; the wire records what came, and when."""
+        """Send the request through the SDK and read all of its answer; the wire records what came, and when, and
+        the reader reads it (during the request only past wire.HOLD_BYTES)."""
         error: BaseException | None = None
         with TimedSection():
-            self.clock.arm(settings.timeout_s)
+            self.clock.arm(settings.timeout_s, reader.take)
             try:
                 self.send(model=model, prompt=prompt, stream=settings.stream, max_tokens=settings.max_tokens)
             except Exception as exc:
@@ -222,6 +223,9 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     if error is not None:
         failure = classify(error, settings, model, endpoint)
         return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.too_large is not None:
+        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
+                       request_id)
     if answer.unreadable is not None:
         return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
                                                    known_secrets(settings)), request_id)
@@ -247,10 +251,11 @@ def _attempt(client: _Client, model: str, prompt: PromptInput, settings: Provide
             client.warm()
         except Exception as exc:
             return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
-    record, error = client.timed_request(model, prompt, settings)
+    reader = AnswerReader(settings.stream)
+    record, error = client.timed_request(model, prompt, settings, reader)
     answer = Answer()
     if record is not None and record.status is not None and record.status < 400:
-        answer = read_stream(record) if settings.stream else read_body(record)
+        answer = reader.answer(record)
     return _Attempt(record, answer, _judge(record, answer, error, settings, model, endpoint))
 
 
@@ -421,6 +426,7 @@ def _measurement(
     decoded = None if output_tokens is None else output_tokens - hidden
     headers = record.headers if record is not None else {}
     text, truncated = cap_text(scrub_known(answer.text, secrets))
+    truncated = truncated or answer.text_truncated
     request_id = _request_id(record, answer) or (failure.request_id if failure else None)
     return Measurement(
         provider=provider,

@@ -59,6 +59,9 @@ def count_tokens(
 ) -> ServerCount:
     """The prompt's and the answer's tokens, counted by the server."""
     root = server_root(base_url)
+    if answer.text_truncated or answer.reasoning_truncated:
+        return ServerCount(problem="the answer was longer than what is kept of it: its tokens cannot be counted, "
+                                   "left empty")
     output_text = answer.reasoning_text + answer.text
 
     def post(path: str, payload: dict[str, Any]) -> Any:
