@@ -261,3 +261,100 @@ def test_a_300_mb_answer_costs_memory_for_what_is_kept_not_what_was_sent(tmp_pat
     else:  # one line longer than any event is read: the answer is unreadable from there on
         assert (success, error_type) == ("False", "bad_response") and "MiB" in " ".join(message)
         assert (stored[0]["success"], stored[0]["error_type"]) == (0, "bad_response")
+
+
+# ---- the piecewise reading finds the same events at the same times as reading the whole body ----------------------
+def whole_body_events(pieces: list[bytes], arrived: list[float]) -> list[tuple[float, str | None, str]]:
+    """The events of the body read as a whole (as before reading piece by piece): the reference."""
+    import re
+
+    body = b"".join(pieces)
+    piece_ends, total = [], 0
+    for piece in pieces:
+        total += len(piece)
+        piece_ends.append(total)
+    events, name, data, position, index = [], None, [], 0, 0
+    for match in re.finditer(rb"\r\n|\r|\n", body):
+        line = body[position:match.start()].decode("utf-8", errors="replace")
+        position = match.end()
+        if line:
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if key == "data":
+                data.append(value)
+            elif key == "event":
+                name = value
+            continue
+        if data:
+            while piece_ends[index] < position:
+                index += 1
+            events.append((arrived[index], name or None, "\n".join(data)))
+        name, data = None, []
+    return events
+
+
+def test_events_and_their_times_are_those_of_the_whole_body_however_it_is_cut():
+    from hypothesis import given, settings, strategies as st
+
+    from benchmarking.providers.sse import SseSplitter
+
+    lines = st.lists(st.sampled_from([b"data: {\"a\": 1}", b"data:x", b"data", b"event: error", b"event:", b": c",
+                                      b"", b"", b"retry: 5", b"data: \xff\xfe", b"id: 3", b"data: [DONE]"]),
+                     max_size=30)
+    ends = st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=30, max_size=30)
+
+    @settings(max_examples=300, deadline=None)
+    @given(lines, ends, st.lists(st.integers(min_value=0, max_value=400), max_size=12))
+    def check(body_lines, line_ends, cuts):
+        body = b"".join(line + end for line, end in zip(body_lines, line_ends))
+        bounds = sorted({0, len(body), *(c for c in cuts if c < len(body))})
+        pieces = [body[a:b] for a, b in zip(bounds, bounds[1:])] or [b""]
+        arrived = [float(i) for i in range(len(pieces))]
+        splitter = SseSplitter()
+        got = [e for piece, at in zip(pieces, arrived) for e in splitter.feed(piece, at)] + splitter.close()
+        assert [(e.arrived_at, e.event, e.data) for e in got] == whole_body_events(pieces, arrived)
+
+    check()
+
+
+def test_a_line_past_the_bound_is_dropped_and_marks_its_event_oversized():
+    from benchmarking.providers.sse import SseSplitter
+
+    splitter = SseSplitter(max_event_bytes=100)
+    events = splitter.feed(b"data: " + b"x" * 60, 1.0) + splitter.feed(b"y" * 60 + b"\n\n", 2.0)
+    events += splitter.feed(b": " + b"c" * 300 + b"\ndata: ok\n\n", 3.0)
+    assert [(e.arrived_at, e.data, e.oversized) for e in events] == [(2.0, "", True), (3.0, "ok", False)]
+
+
+BODY_CHILD = textwrap.dedent("""
+    import resource, sys
+    from dataclasses import replace
+    sys.path[:0] = [{src!r}, {tests!r}]
+    from benchmarking.providers.openai_provider import call_openai
+    from conftest import settings_for
+    from wire_server import Reply, WireServer
+    from test_wire_truth import At
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 1024 ** 3, 3 * 1024 ** 3))
+    piece = b'{{"error": {{"message": "' + b"x" * (1024 * 1024)
+    parts = ((0.0, piece) for _ in range({size} // len(piece)))
+    with WireServer() as server:
+        server.reply(Reply(parts, {status}, {{"content-type": "application/json"}}, chunked=True))
+        m = call_openai("hello", "m", replace(settings_for(At(server.url, "/v1"), "openai"), timeout_s=120,
+                                             stream={stream}))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, m.success, m.error_type, m.http_status)
+""")
+
+
+@pytest.mark.parametrize("status, stream", [(500, True), (200, False)], ids=["error body", "plain body"])
+def test_a_300_mb_body_read_whole_costs_memory_for_what_is_kept(status, stream):
+    code = BODY_CHILD.format(src=str(ROOT / "src"), tests=str(ROOT / "tests"), size=300_000_000, status=status,
+                             stream=stream)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mb, success, error_type, http_status = done.stdout.split()
+    assert int(peak_mb) < 250, f"peak RSS {peak_mb} MB for a 300 MB body"
+    assert (success, error_type, http_status) == (("False", "server", "500") if status == 500
+                                                  else ("False", "bad_response", "None"))

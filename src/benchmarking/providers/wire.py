@@ -35,10 +35,13 @@ RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 # Reads the reader thread holds for the SDK at most (16 MiB): when an SDK falls this far behind an enormous answer,
 # the reader waits for it, rather than hold the whole answer in memory.
 BACKLOG_READS = 256
+BACKLOG_WAIT_S = 0.001
 IDLE_WAIT_S = 60.0
 # The body held unread during a timed request: an answer up to this size is read after the request, as a whole; a
 # larger one is read in turns of this size as it comes (the times are the kernel's either way).
 HOLD_BYTES = 8 * 1024 * 1024
+# A body that is read whole (an error's, a model list, a tokenizer's count) is cut after this many bytes.
+WHOLE_BODY_BYTES = HOLD_BYTES
 # How long a thread may hold the interpreter while another waits for it, during a timed request (default 5 ms).
 TIMED_SWITCH_INTERVAL_S = 0.0002
 
@@ -158,7 +161,7 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             self._tls: ssl.SSLObject | None = None
             self._incoming = ssl.MemoryBIO()
             self._outgoing = ssl.MemoryBIO()
-            self._pieces: queue.Queue[Any] = queue.Queue(maxsize=BACKLOG_READS)
+            self._pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
             self._closed = False
             self._left = b""  # the part of a piece a read with a smaller max_bytes did not take
             self._eof = False
@@ -174,13 +177,13 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             threading.Thread(target=self._drain, args=(sock.dup(), stamped), name="wire-reader", daemon=True).start()
 
         def _drain(self, sock: socket.socket, stamped: bool) -> None:
+            pieces = self._pieces
+
             def put(item: Any) -> None:
-                while not self._closed:
-                    try:
-                        self._pieces.put(item, timeout=0.5)
-                        return
-                    except queue.Full:  # the SDK is far behind: wait for it, unless the stream was closed
-                        continue
+                # The SDK's side stays a plain SimpleQueue.get: only the reader, far ahead, polls for room.
+                while pieces.qsize() >= BACKLOG_READS and not self._closed:
+                    time.sleep(BACKLOG_WAIT_S)
+                pieces.put(item)
 
             try:
                 # Not blocking mode: the copy shares the connection's file flags, and the other side keeps a timeout
@@ -326,20 +329,27 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
     """
 
     class TimedStream(httpx.SyncByteStream):
-        def __init__(self, inner: Any, record: WireRecord) -> None:
+        """A response's body as it comes: recorded if it is the timed answer, and cut at `cap` bytes if given."""
+
+        def __init__(self, inner: Any, record: WireRecord | None, cap: int | None) -> None:
             self._inner = inner
             self._record = record
+            self._cap = cap
 
         def __iter__(self) -> Iterator[bytes]:
-            record = self._record
+            record, cap, received = self._record, self._cap, 0
             for data in self._inner:
-                record.pieces.append(data)
-                record.arrived.append(clock.last_read_at)
-                record.last_byte_at = clock.last_read_at
-                record.held_bytes += len(data)
-                if record.held_bytes > HOLD_BYTES and record.digest is not None:
-                    record.digest(record)
+                if record is not None:
+                    record.pieces.append(data)
+                    record.arrived.append(clock.last_read_at)
+                    record.last_byte_at = clock.last_read_at
+                    record.held_bytes += len(data)
+                    if record.held_bytes > HOLD_BYTES and record.digest is not None:
+                        record.digest(record)
                 yield data
+                received += len(data)
+                if cap is not None and received >= cap:
+                    return
 
         def close(self) -> None:
             self._inner.close()
@@ -361,7 +371,10 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
             response = self._inner.handle_request(request)
             if record is not None:
                 clock.answered(record, response.status_code, response.headers)
-                response.stream = TimedStream(response.stream, record)
+            # Read whole by the SDK or by us: an error's body, a model list, a tokenizer's count. Only the timed
+            # answer is read as it comes, and may be longer.
+            read_whole = record is None or response.status_code >= 400
+            response.stream = TimedStream(response.stream, record, WHOLE_BODY_BYTES if read_whole else None)
             return response
 
         def close(self) -> None:
