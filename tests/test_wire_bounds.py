@@ -358,3 +358,22 @@ def test_a_300_mb_body_read_whole_costs_memory_for_what_is_kept(status, stream):
     assert int(peak_mb) < 250, f"peak RSS {peak_mb} MB for a 300 MB body"
     assert (success, error_type, http_status) == (("False", "server", "500") if status == 500
                                                   else ("False", "bad_response", "None"))
+
+
+def test_names_a_provider_gives_are_kept_short_whatever_it_sends():
+    long = "n" * 100_000
+    with WireServer() as server:
+        server.reply(stream(chunk({"content": "ok"}, long, provider=long, id=long)))
+        m = call_custom("hello", "m", endpoint(server))
+    assert m.success and len(m.finish_reason) == len(m.upstream_provider) == len(m.request_id) == 256
+
+
+def test_text_of_a_million_tiny_events_is_held_as_a_few_strings():
+    from benchmarking.providers.answer import _Builder
+
+    builder = _Builder()
+    for i in range(5000):
+        builder.chunk({"choices": [{"index": 0, "delta": {"content": "x", "reasoning": "y"}}]}, float(i), "delta")
+    assert len(builder.parts) < 1024 and len(builder.reasoning) < 1024
+    answer = builder.build()
+    assert (answer.text, answer.reasoning_text, answer.output_events) == ("x" * 5000, "y" * 5000, 5000)

@@ -18,6 +18,9 @@ from .wire import WireRecord, json_object
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 # Characters of text, and of reasoning, kept: enough to fill the stored text's cap (a character is 1 to 4 bytes).
 KEPT_CHARS = RESPONSE_TEXT_CAP_BYTES
+JOIN_PARTS = 1024  # kept pieces of text are joined into one this often
+# A name the provider gives (an id, a finish_reason, an upstream provider) is kept up to this many characters.
+MAX_NAME_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _name(value: Any) -> str:
+    """A name as sent, or a short form of what came instead of one (a number, a list nested deep)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except (RecursionError, ValueError):  # nested too deep; an int too long to print
+        text = f"a {type(value).__name__}"
+    return text[:MAX_NAME_CHARS]
+
+
 def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:
     """The error a chunk or body carries, in any of the shapes seen: `{"error": {...}}` (OpenAI, OpenRouter, Groq's
     `event: error`) or a top-level `{"object": "error", "message": ...}` (older vLLM). None if it carries none."""
@@ -90,13 +102,15 @@ class _Builder:
         if text:
             into.append(text)
             self.kept[id(into)] += len(text)
+            if len(into) >= JOIN_PARTS:  # a million one-character events would cost 50 bytes a character
+                into[:] = ["".join(into)]
 
     def chunk(self, payload: Mapping[str, Any], at: float | None, message_key: str) -> None:
         f = self.fields
         if isinstance(payload.get("id"), str) and payload["id"]:  # Azure's first chunk has an empty id
-            f.setdefault("response_id", payload["id"])
+            f.setdefault("response_id", payload["id"][:MAX_NAME_CHARS])
         if isinstance(payload.get("provider"), str):
-            f["upstream_provider"] = payload["provider"]
+            f["upstream_provider"] = payload["provider"][:MAX_NAME_CHARS]
         usage = payload.get("usage")
         x_groq = payload.get("x_groq")
         if isinstance(usage, Mapping):
@@ -123,7 +137,7 @@ class _Builder:
                     f["reasoning_streamed"] = True
                 carried_output = carried_output or bool(content or reasoning or tool_calls)
             if choice.get("finish_reason"):
-                f["finish_reason"] = str(choice["finish_reason"])
+                f["finish_reason"] = _name(choice["finish_reason"])
         if carried_output:
             self.output_events += 1
             f.setdefault("first_output_at", at)
