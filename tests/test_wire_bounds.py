@@ -377,3 +377,14 @@ def test_text_of_a_million_tiny_events_is_held_as_a_few_strings():
     assert len(builder.parts) < 1024 and len(builder.reasoning) < 1024
     answer = builder.build()
     assert (answer.text, answer.reasoning_text, answer.output_events) == ("x" * 5000, "y" * 5000, 5000)
+
+
+def test_an_answer_longer_than_what_is_kept_is_not_counted_by_the_tokenizer():
+    from test_custom_endpoints import tokenizer_routes
+
+    with WireServer() as server:
+        tokenizer_routes(server, "vllm")
+        server.reply(stream(chunk({"content": "word " * 220_000}), chunk({}, "stop")))
+        m = call_custom("hello", "m", endpoint(server, token_count="tokenize"))
+    assert m.success and m.response_truncated and len(m.response_text.encode()) == 1_000_000
+    assert m.output_tokens is None and any("longer than what is kept" in w for w in m.warnings)

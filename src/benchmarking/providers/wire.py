@@ -181,8 +181,10 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
 
             def put(item: Any) -> None:
                 # The SDK's side stays a plain SimpleQueue.get: only the reader, far ahead, polls for room.
+                wait = BACKLOG_WAIT_S
                 while pieces.qsize() >= BACKLOG_READS and not self._closed:
-                    time.sleep(BACKLOG_WAIT_S)
+                    time.sleep(wait)
+                    wait = min(wait * 2, 0.05)  # an SDK that stopped reading is not polled a thousand times a second
                 pieces.put(item)
 
             try:
