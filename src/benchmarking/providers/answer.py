@@ -183,7 +183,7 @@ class AnswerReader:
                 self._head.append(piece)
                 if self._head_bytes > MAX_EVENT_BYTES:
                     self._head, self._head_over = None, True
-            if self.stream:
+            if self.stream and self._ending is None:  # after the end, the rest is not read
                 self._read_events(self._splitter.feed(piece, at))
                 if self._events and not json_type:
                     self._head = None  # a stream: never a plain body
