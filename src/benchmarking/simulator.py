@@ -28,9 +28,11 @@ import socket
 import sys
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
-FAULTS = ("auth", "not_found", "rate_limit", "server", "hang", "malformed", "cut", "no_usage")
+FAULTS = ("auth", "not_found", "rate_limit", "server", "hang", "malformed", "cut", "no_usage", "flood", "long_line")
+FLOOD_EVENT_BYTES = 64 * 1024  # the content each event of a flood carries
+LONG_LINE_PIECE_BYTES = 1024 * 1024  # a long line leaves in HTTP chunks of this size
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class ModelProfile:
     hang_s: float = 30.0
     cut_after_tokens: int = 3
     cost_usd: Decimal = Decimal("0.000042")
+    # fault "flood": an answer of this many bytes of content, in events of 64 KiB, as fast as the socket takes them;
+    # fault "long_line": one event whose data line is this long (a client must not hold either whole)
+    flood_bytes: int = 300_000_000
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -350,6 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
         if flavour == "openrouter":
             self._write_chunk(b": OPENROUTER PROCESSING\n\n")
 
+        if fault in ("flood", "long_line"):
+            self._flood(record, profile, chunk, fault)
+            return
         reasoning = min(profile.reasoning_tokens, tokens)
         sent = 0
         start = record.received_at + self._ttft_ms(record, profile) / 1000
@@ -391,6 +399,25 @@ class _Handler(BaseHTTPRequestHandler):
         wants_usage_chunk = include_usage or flavour == "openrouter"
         if wants_usage_chunk and flavour != "together" and fault != "no_usage":
             self._sse({**base, "choices": [], "usage": self._usage(record, profile, tokens, body)})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._end_stream(record)
+
+    def _flood(self, record: RequestRecord, profile: ModelProfile, chunk: Any, fault: str) -> None:
+        """An enormous answer, generated as it is sent (the simulator never holds it): many events, or one line."""
+        record.first_token_at = time.perf_counter()
+        if fault == "flood":
+            event = b"data: " + json.dumps(chunk({"content": "x" * FLOOD_EVENT_BYTES})).encode() + b"\n\n"
+            for _ in range(max(1, profile.flood_bytes // FLOOD_EVENT_BYTES)):
+                self._write_chunk(event)
+        else:
+            head, tail = json.dumps(chunk({"content": "<>"})).encode().split(b"<>")
+            self._write_chunk(b"data: " + head)
+            piece = b"x" * LONG_LINE_PIECE_BYTES
+            for _ in range(max(1, profile.flood_bytes // LONG_LINE_PIECE_BYTES)):
+                self._write_chunk(piece)
+            self._write_chunk(tail + b"\n\n")
+        record.last_token_at = time.perf_counter()
+        self._sse(chunk({}, "stop"))
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_stream(record)
 

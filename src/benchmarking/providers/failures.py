@@ -126,8 +126,8 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
 def _status_in(error: Mapping[str, Any]) -> int | None:
     for key in ("status_code", "status", "code"):
         value = error.get(key)
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 3:
+            value = int(value)  # only ASCII: int() reads '٥٠٣' as 503, and '²' not at all
         if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
             return value
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 import importlib
 import json
 from typing import Any, Iterator, Mapping, Sequence
@@ -22,8 +22,9 @@ from ..config import ProviderSettings, redact_url
 from ..measurement import Measurement, cap_text, decode_tokens_per_second, utc_now
 from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
-from .answer import Answer, read_body, read_stream
+from .answer import Answer, AnswerReader
 from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
+from .numbers import provider_cost, text_count, usage_count
 from .tokenize import ServerCount, count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
@@ -165,12 +166,13 @@ class _Client:
             for _ in response.iter_bytes():
                 pass
 
-    def timed_request(self, model: str, prompt: PromptInput, settings: ProviderSettings
+    def timed_request(self, model: str, prompt: PromptInput, settings: ProviderSettings, reader: AnswerReader
                       ) -> tuple[WireRecord | None, BaseException | None]:
-        """Send the request through the SDK and read all of its answer; the wire records what came, and when."""
+        """Send the request through the SDK and read all of its answer; the wire records what came, and when, and
+        the reader reads it (during the request only past wire.HOLD_BYTES)."""
         error: BaseException | None = None
         with TimedSection():
-            self.clock.arm(settings.timeout_s)
+            self.clock.arm(settings.timeout_s, reader.take)
             try:
                 self.send(model=model, prompt=prompt, stream=settings.stream, max_tokens=settings.max_tokens)
             except Exception as exc:
@@ -221,6 +223,9 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
     if error is not None:
         failure = classify(error, settings, model, endpoint)
         return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.too_large is not None:
+        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
+                       request_id)
     if answer.unreadable is not None:
         return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
                                                    known_secrets(settings)), request_id)
@@ -232,6 +237,9 @@ def _judge(record: WireRecord | None, answer: Answer, error: BaseException | Non
         return Failure("empty_answer", None, "the answer had no output (no content, reasoning, refusal or tool "
                        f"call; finish_reason {answer.finish_reason!r})", request_id)
     if settings.stream and not answer.complete:
+        if answer.done:
+            return Failure("incomplete", None, "the stream ended with [DONE] but no finish_reason: the answer did not "
+                           "complete", request_id)
         return Failure("incomplete", None, "stream ended before the answer was complete", request_id)
     return None
 
@@ -243,10 +251,11 @@ def _attempt(client: _Client, model: str, prompt: PromptInput, settings: Provide
             client.warm()
         except Exception as exc:
             return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
-    record, error = client.timed_request(model, prompt, settings)
+    reader = AnswerReader(settings.stream)
+    record, error = client.timed_request(model, prompt, settings, reader)
     answer = Answer()
     if record is not None and record.status is not None and record.status < 400:
-        answer = read_stream(record) if settings.stream else read_body(record)
+        answer = reader.answer(record)
     return _Attempt(record, answer, _judge(record, answer, error, settings, model, endpoint))
 
 
@@ -355,49 +364,6 @@ def kept_clients() -> Iterator[None]:
         pool.close()
 
 
-def _usage_number(usage: Mapping[str, Any] | None, path: tuple[str, ...], problems: list[str]) -> int | None:
-    """A whole, non-negative token count from the usage, or None (with a problem noted) if it is not one."""
-    value: Any = usage
-    for name in path:
-        value = value.get(name) if isinstance(value, Mapping) else None
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        problems.append(f"usage {'.'.join(path)} = {value!r} is not a token count: left empty")
-        return None
-    return value
-
-
-def _header_count(headers: Mapping[str, str], name: str) -> int | None:
-    """A whole number a header carries (rate-limit counts), else None."""
-    text = (headers.get(name) or "").strip()
-    return int(text) if text.isdigit() else None
-
-
-def _provider_cost(usage: Mapping[str, Any] | None, problems: list[str]) -> Decimal | None:
-    """The cost the provider reported (OpenRouter), in USD; with bring-your-own-key, its fee plus the upstream's."""
-    if usage is None or "cost" not in usage:
-        return None
-    total = Decimal(0)
-    details = usage.get("cost_details")
-    parts = [("cost", usage.get("cost"))]
-    if usage.get("is_byok") and isinstance(details, Mapping):
-        parts.append(("cost_details.upstream_inference_cost", details.get("upstream_inference_cost")))
-    for name, value in parts:
-        try:
-            amount = Decimal(str(value)) if isinstance(value, (int, float, str)) and not isinstance(value, bool) \
-                else None
-        except InvalidOperation:
-            amount = None
-        if amount is None or not amount.is_finite() or amount < 0:
-            problems.append(f"usage {name} = {value!r} is not an amount of USD: cost left to the price list")
-            return None
-        total += amount
-    return total
-
-
 def _cost_fields(provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price],
                  pricing_file: str, reported: Decimal | None, input_tokens: int | None, output_tokens: int | None,
                  cached_tokens: int | None) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -424,12 +390,12 @@ def _measurement(
     secrets = known_secrets(settings)
     problems: list[str] = []
     usage = answer.usage
-    input_tokens = _usage_number(usage, ("prompt_tokens",), problems)
-    output_tokens = _usage_number(usage, ("completion_tokens",), problems)
-    cached_tokens = _usage_number(usage, ("prompt_tokens_details", "cached_tokens"), problems)
+    input_tokens = usage_count(usage, ("prompt_tokens",), problems)
+    output_tokens = usage_count(usage, ("completion_tokens",), problems)
+    cached_tokens = usage_count(usage, ("prompt_tokens_details", "cached_tokens"), problems)
     if cached_tokens is None:  # Together puts it beside the other counts
-        cached_tokens = _usage_number(usage, ("cached_tokens",), problems)
-    reasoning_tokens = _usage_number(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
+        cached_tokens = usage_count(usage, ("cached_tokens",), problems)
+    reasoning_tokens = usage_count(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
     token_source = "usage" if usage is not None else None
     if counted is not None:
         if counted.output_tokens is not None:
@@ -446,7 +412,7 @@ def _measurement(
         ttft_ms = answer_ttft_ms = None
         latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
     cost_fields, warnings = _cost_fields(
-        provider, model, settings, pricing, pricing_file, _provider_cost(usage, problems),
+        provider, model, settings, pricing, pricing_file, provider_cost(usage, problems),
         input_tokens, output_tokens, cached_tokens,
     )
     if failure is None and usage is None and token_source is None:
@@ -460,6 +426,7 @@ def _measurement(
     decoded = None if output_tokens is None else output_tokens - hidden
     headers = record.headers if record is not None else {}
     text, truncated = cap_text(scrub_known(answer.text, secrets))
+    truncated = truncated or answer.text_truncated
     request_id = _request_id(record, answer) or (failure.request_id if failure else None)
     return Measurement(
         provider=provider,
@@ -487,8 +454,8 @@ def _measurement(
         upstream_provider=answer.upstream_provider,
         token_source=token_source,
         sent_at_s=record.sent_at if record is not None else None,
-        ratelimit_remaining_requests=_header_count(headers, "x-ratelimit-remaining-requests"),
-        ratelimit_remaining_tokens=_header_count(headers, "x-ratelimit-remaining-tokens"),
+        ratelimit_remaining_requests=text_count(headers.get("x-ratelimit-remaining-requests")),
+        ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
         warnings=warnings,
         **cost_fields,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .answer import Answer
+from .numbers import whole_count
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,20 @@ def server_root(base_url: str) -> str:
 def _count(body: Any) -> int | None:
     if not isinstance(body, dict):
         return None
-    if isinstance(body.get("count"), int):
-        return body["count"]
+    if "count" in body:
+        return whole_count(body["count"])
     if isinstance(body.get("tokens"), list):
-        return len(body["tokens"])
+        return whole_count(len(body["tokens"]))
     return None
+
+
+def _generated(text_count: int | None, empty_count: int | None) -> int | None:
+    """The tokens of a text without those a tokenizer adds to every text (a beginning-of-sequence token): its count
+    minus the count of an empty text. llama-cpp-python's count always adds them; others are asked not to, and the
+    difference holds if one adds them anyway."""
+    if text_count is None:
+        return None
+    return whole_count(text_count - (empty_count or 0))
 
 
 def count_tokens(
@@ -49,6 +59,9 @@ def count_tokens(
 ) -> ServerCount:
     """The prompt's and the answer's tokens, counted by the server."""
     root = server_root(base_url)
+    if answer.text_truncated or answer.reasoning_truncated:
+        return ServerCount(problem="the answer was longer than what is kept of it: its tokens cannot be counted, "
+                                   "left empty")
     output_text = answer.reasoning_text + answer.text
 
     def post(path: str, payload: dict[str, Any]) -> Any:
@@ -60,16 +73,21 @@ def count_tokens(
         except ValueError:
             return None
 
+    def tokenize(text: str) -> Any:
+        return post("/tokenize", {"model": model, "prompt": text, "content": text, "add_special_tokens": False,
+                                  "add_special": False})
+
     try:
-        first = post("/tokenize", {"model": model, "prompt": output_text, "content": output_text,
-                                   "add_special_tokens": False, "add_special": False})
+        first = tokenize(output_text)
         if _count(first) is None:
             extras = post("/extras/tokenize/count", {"input": output_text})
             if _count(extras) is None:
                 return ServerCount(problem=f"{root} counted no tokens (POST /tokenize and /extras/tokenize/count): "
                                            "left empty")
-            return ServerCount(None, _count(extras), "llama-cpp-python cannot apply the chat template: input tokens "
-                                                     "left empty")
+            output_tokens = _generated(_count(extras), _count(post("/extras/tokenize/count", {"input": ""})))
+            return ServerCount(None, output_tokens, "llama-cpp-python cannot apply the chat template: input tokens "
+                                                    "left empty")
+        output_tokens = _generated(_count(first), _count(tokenize("")))
         if "count" in first:  # vLLM: the chat template is applied to the messages
             prompt_body = post("/tokenize", {"model": model, "messages": messages, "add_generation_prompt": True})
         else:  # llama.cpp's server: the template first, then its tokens with the special ones
@@ -78,6 +96,6 @@ def count_tokens(
             prompt_body = post("/tokenize", {"content": text, "add_special": True}) if isinstance(text, str) else None
         counted = _count(prompt_body) is not None
         problem = None if counted else f"{root} did not count the prompt: input tokens left empty"
-        return ServerCount(_count(prompt_body), _count(first), problem)
+        return ServerCount(_count(prompt_body), output_tokens, problem)
     except Exception as exc:  # the measurement stands without counts; what went wrong is said once
         return ServerCount(problem=f"counting tokens at {root} failed ({type(exc).__name__}): left empty")

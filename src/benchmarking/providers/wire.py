@@ -8,6 +8,8 @@ socket, so https is stamped the same way. Where the kernel gives no stamp, the t
 
 What the bytes meant (which server-sent event carried the first token, the last, an error) is worked out after the
 request, from the recorded bytes, so nothing in the timed path depends on how an SDK splits, skips or parses events.
+An answer larger than HOLD_BYTES is read in turns while it comes instead, so that memory stays bounded by what is
+kept of it; its times are still the kernel's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from dataclasses import dataclass, field
 import gc
 import json
 import queue
-import re
 import socket
 import ssl
 import struct
@@ -24,14 +25,23 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 # Linux's value, where the socket module does not name it.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
 READ_BYTES = 64 * 1024
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+# Reads the reader thread holds for the SDK at most (16 MiB): when an SDK falls this far behind an enormous answer,
+# the reader waits for it, rather than hold the whole answer in memory.
+BACKLOG_READS = 256
+BACKLOG_WAIT_S = 0.001
 IDLE_WAIT_S = 60.0
+# The body held unread during a timed request: an answer up to this size is read after the request, as a whole; a
+# larger one is read in turns of this size as it comes (the times are the kernel's either way).
+HOLD_BYTES = 8 * 1024 * 1024
+# A body that is read whole (an error's, a model list, a tokenizer's count) is cut after this many bytes.
+WHOLE_BODY_BYTES = HOLD_BYTES
 # How long a thread may hold the interpreter while another waits for it, during a timed request (default 5 ms).
 TIMED_SWITCH_INTERVAL_S = 0.0002
 
@@ -42,79 +52,39 @@ class DeadlineExceeded(Exception):
 
 @dataclass
 class WireRecord:
-    """The timed request as the wire saw it; times are time.perf_counter() seconds."""
+    """The timed request as the wire saw it; times are time.perf_counter() seconds.
+
+    The body's pieces are held as they come, and read (and dropped) by `digest` after the request, or during it once
+    more than HOLD_BYTES are held: an answer costs the memory of what is kept of it, not of what was sent.
+    """
 
     sent_at: float
     deadline: float
     status: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    pieces: list[bytes] = field(default_factory=list)  # the body, as it came
+    pieces: list[bytes] = field(default_factory=list)  # the body as it came, not read yet
     arrived: list[float] = field(default_factory=list)  # when each piece's last packet arrived
+    held_bytes: int = 0  # in pieces
+    last_byte_at: float | None = None
+    digest: Callable[["WireRecord"], None] | None = None  # reads the held pieces and clears them
+    restarts: int = 0  # bodies dropped for a later one (a redirect's): a digest starts again when it changes
 
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.pieces)
-
-    @property
-    def last_byte_at(self) -> float | None:
-        return self.arrived[-1] if self.arrived else None
+    def take(self) -> tuple[list[bytes], list[float]]:
+        """The held pieces and their times, no longer held."""
+        pieces, arrived = self.pieces, self.arrived
+        self.pieces, self.arrived, self.held_bytes = [], [], 0
+        return pieces, arrived
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-@dataclass(frozen=True)
-class SseEvent:
-    """One server-sent event with data, and when its last byte (the blank line that ends it) arrived."""
-
-    arrived_at: float
-    event: str | None
-    data: str
-
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
-def sse_events(record: WireRecord) -> list[SseEvent]:
-    """The body's events with data, per the SSE spec: comments and events without data are not events."""
-    body = record.body
-    piece_ends: list[int] = []
-    total = 0
-    for piece in record.pieces:
-        total += len(piece)
-        piece_ends.append(total)
-    events: list[SseEvent] = []
-    name: str | None = None
-    data: list[str] = []
-    position = 0
-    piece = 0
-    for match in _LINE_END.finditer(body):
-        line = body[position : match.start()].decode("utf-8", errors="replace")
-        position = match.end()
-        if line:
-            if line.startswith(":"):
-                continue
-            key, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if key == "data":
-                data.append(value)
-            elif key == "event":
-                name = value
-            continue
-        if data:
-            while piece_ends[piece] < position:
-                piece += 1
-            events.append(SseEvent(arrived_at=record.arrived[piece], event=name or None, data="\n".join(data)))
-        name, data = None, []
-    return events
-
-
 def json_object(text: str) -> dict[str, Any] | None:
     """The JSON object in text, or None if it is not one."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
     return value if isinstance(value, dict) else None
 
@@ -127,13 +97,15 @@ class WireClock:
         self.record: WireRecord | None = None
         self.last_read_at = 0.0  # when the packets of the latest network read arrived
         self._armed_timeout_s: float | None = None
+        self._digest: Callable[[WireRecord], None] | None = None
         self._recording = False
         self._redirected = False
 
-    def arm(self, timeout_s: float) -> None:
-        """Record the next request, and give it `timeout_s` in all."""
+    def arm(self, timeout_s: float, digest: Callable[[WireRecord], None] | None = None) -> None:
+        """Record the next request, and give it `timeout_s` in all; `digest` reads its body as it is held."""
         self.record = None
         self._armed_timeout_s = timeout_s
+        self._digest = digest
 
     def disarm(self) -> None:
         """The recorded request is over: later requests (a warm-up, a tokenizer call) are not recorded or bound."""
@@ -150,12 +122,14 @@ class WireClock:
         to: the clock keeps running from the first send, as the user waits), else None."""
         if self._redirected and self.record is not None:
             self._redirected = False
-            self.record.pieces, self.record.arrived = [], []
+            self.record.take()
+            self.record.last_byte_at = None
+            self.record.restarts += 1
             return self.record
         if self._armed_timeout_s is None:
             return None
         now = time.perf_counter()
-        self.record = WireRecord(sent_at=now, deadline=now + self._armed_timeout_s)
+        self.record = WireRecord(sent_at=now, deadline=now + self._armed_timeout_s, digest=self._digest)
         self._armed_timeout_s = None
         self._recording = True
         return self.record
@@ -188,6 +162,7 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             self._incoming = ssl.MemoryBIO()
             self._outgoing = ssl.MemoryBIO()
             self._pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            self._closed = False
             self._left = b""  # the part of a piece a read with a smaller max_bytes did not take
             self._eof = False
             # A receive buffer that holds a whole burst: the server is never held back while the reader waits for the
@@ -202,7 +177,16 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             threading.Thread(target=self._drain, args=(sock.dup(), stamped), name="wire-reader", daemon=True).start()
 
         def _drain(self, sock: socket.socket, stamped: bool) -> None:
-            put = self._pieces.put
+            pieces = self._pieces
+
+            def put(item: Any) -> None:
+                # The SDK's side stays a plain SimpleQueue.get: only the reader, far ahead, polls for room.
+                wait = BACKLOG_WAIT_S
+                while pieces.qsize() >= BACKLOG_READS and not self._closed:
+                    time.sleep(wait)
+                    wait = min(wait * 2, 0.05)  # an SDK that stopped reading is not polled a thousand times a second
+                pieces.put(item)
+
             try:
                 # Not blocking mode: the copy shares the connection's file flags, and the other side keeps a timeout
                 # (non-blocking underneath). A wait with a timeout works either way.
@@ -300,6 +284,7 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
                 raise mapped(exc, httpcore.WriteTimeout, httpcore.WriteError) from exc
 
         def close(self) -> None:
+            self._closed = True
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, whose socket is a copy of this one
             except OSError:
@@ -346,16 +331,27 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
     """
 
     class TimedStream(httpx.SyncByteStream):
-        def __init__(self, inner: Any, record: WireRecord) -> None:
+        """A response's body as it comes: recorded if it is the timed answer, and cut at `cap` bytes if given."""
+
+        def __init__(self, inner: Any, record: WireRecord | None, cap: int | None) -> None:
             self._inner = inner
             self._record = record
+            self._cap = cap
 
         def __iter__(self) -> Iterator[bytes]:
-            record = self._record
+            record, cap, received = self._record, self._cap, 0
             for data in self._inner:
-                record.pieces.append(data)
-                record.arrived.append(clock.last_read_at)
+                if record is not None:
+                    record.pieces.append(data)
+                    record.arrived.append(clock.last_read_at)
+                    record.last_byte_at = clock.last_read_at
+                    record.held_bytes += len(data)
+                    if record.held_bytes > HOLD_BYTES and record.digest is not None:
+                        record.digest(record)
                 yield data
+                received += len(data)
+                if cap is not None and received >= cap:
+                    return
 
         def close(self) -> None:
             self._inner.close()
@@ -377,7 +373,10 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
             response = self._inner.handle_request(request)
             if record is not None:
                 clock.answered(record, response.status_code, response.headers)
-                response.stream = TimedStream(response.stream, record)
+            # Read whole by the SDK or by us: an error's body, a model list, a tokenizer's count. Only the timed
+            # answer is read as it comes, and may be longer.
+            read_whole = record is None or response.status_code >= 400
+            response.stream = TimedStream(response.stream, record, WHOLE_BODY_BYTES if read_whole else None)
             return response
 
         def close(self) -> None:
