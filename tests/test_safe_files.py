@@ -214,3 +214,18 @@ def test_own_files_are_judged_by_real_path_and_hard_link(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="a prompt file of this run"):
         check_target("./p.txt", "--site", own)
     assert check_target("fresh/dir/out.html", "--site", own) == Path("fresh/dir/out.html")
+
+
+def test_the_tmpfs_fixture_fails_instead_of_skipping_when_ci_requires_it(tmp_path, monkeypatch):
+    """The full-disk and read-only tests skipped silently where `mount` was refused, in CI too."""
+    import conftest
+
+    monkeypatch.delenv("BENCHMARK_REQUIRE_TMPFS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="cannot mount a tmpfs"):
+        conftest._mount_tmpfs(tmp_path / "refused", "size=not-a-size")
+    monkeypatch.setenv("BENCHMARK_REQUIRE_TMPFS", "1")
+    with pytest.raises(pytest.fail.Exception, match="BENCHMARK_REQUIRE_TMPFS is set.*cannot mount a tmpfs"):
+        conftest._mount_tmpfs(tmp_path / "refused", "size=not-a-size")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.fail.Exception, match="needs root"):
+        conftest._mount_tmpfs(tmp_path / "not-root", "size=64k")
