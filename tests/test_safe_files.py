@@ -229,3 +229,52 @@ def test_the_tmpfs_fixture_fails_instead_of_skipping_when_ci_requires_it(tmp_pat
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(pytest.fail.Exception, match="needs root"):
         conftest._mount_tmpfs(tmp_path / "not-root", "size=64k")
+
+
+def test_a_directory_symlink_into_the_outbox_and_a_symlink_loop_are_refused(kept, capsys):
+    (kept / "spool").symlink_to(kept / "outbox")
+    (kept / "loop.csv").symlink_to("loop.csv")
+    before = snapshot(kept)
+    assert main(["report", "--export", "spool/pending.jsonl"]) == 2
+    assert "is the outbox directory, which the tool keeps" in capsys.readouterr().err
+    assert main(["report", "--export", "spool/new.csv"]) == 2  # a new file in it too: the outbox reads every file
+    assert "is the outbox directory" in capsys.readouterr().err
+    status = main(["report", "--export", "loop.csv"])
+    assert_one_line(capsys.readouterr().err, status, 2, "--export: cannot write loop.csv",
+                    "Too many levels of symbolic links")
+    assert snapshot(kept) == before and not (kept / "outbox" / "new.csv").exists()
+
+
+def test_a_long_name_that_fits_is_written_though_its_temporary_name_is_longer(kept, capsys):
+    name = "r" * 247 + ".jsonl"  # 253 bytes: a name may take 255, the temporary file's `.NAME.XXXXXXXX.tmp` not
+    assert main(["report", "--export", name]) == 0, capsys.readouterr().err
+    assert (kept / name).read_text().count("\n") == 11
+
+
+def test_a_killed_writers_temporary_file_is_removed_and_a_fresh_one_kept(tmp_path):
+    from benchmarking.safe_files import STALE_TEMPORARY_S, write_file
+
+    stale, fresh, other = (tmp_path / ".m.prom.abcd1234.tmp", tmp_path / ".m.prom.efgh5678.tmp",
+                           tmp_path / ".m.prom.notours.tmp")
+    for path in (stale, fresh, other):
+        path.write_text("left by a writer")
+    old = os.path.getmtime(stale) - STALE_TEMPORARY_S - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    write_file(tmp_path / "m.prom", "metrics\n", "--metrics-file")
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert (tmp_path / "m.prom").read_text() == "metrics\n"
+
+
+def test_a_file_root_rewrites_keeps_its_owner_and_permissions(tmp_path):
+    from benchmarking.safe_files import write_file
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    target = tmp_path / "rows.csv"
+    target.write_text("old")
+    os.chown(target, 4321, 4322)
+    target.chmod(0o604)
+    write_file(target, "new", "--export")
+    info = target.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), target.read_text()) == (4321, 4322, 0o604, "new")

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 import stat
 import tempfile
+import time
 from typing import IO, Iterable, Iterator
 
 from .errors import ConfigError, OutputUnwritable
@@ -31,6 +32,7 @@ DEFAULT_DATABASE = "benchmarks.db"
 DEFAULT_OUTBOX = "outbox"
 DEFAULT_CONFIG = "benchmark.toml"
 ENV_FILE = ".env"
+STALE_TEMPORARY_S = 3600.0  # a temporary file this old is a killed writer's: no output takes an hour to write
 
 
 def real(path: str | os.PathLike[str]) -> str:
@@ -139,14 +141,38 @@ def check_target(path: str | os.PathLike[str], flag: str, own: OwnFiles) -> Path
     return Path(text)
 
 
-def _mode_for(target: str) -> int:
-    """The target's own permissions if it exists, else what a new file gets under the umask."""
+def _kept_attributes(target: str) -> tuple[int, int | None, int | None]:
+    """The target's permissions and owner if it exists (a file root rewrites stays its owner's), else the
+    permissions a new file gets under the umask and no owner to give back."""
     try:
-        return stat.S_IMODE(os.stat(target).st_mode)
+        info = os.stat(target)
+        return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
     except OSError:
         umask = os.umask(0)
         os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~umask, None, None
+
+
+def _temporary_prefix(target: str) -> str:
+    """`.NAME.` for the temporary file, NAME cut so that the whole name stays within the 255 bytes a name may take."""
+    name = os.path.basename(target)
+    while len(f".{name}.12345678.tmp".encode()) > 255:
+        name = name[:-1]
+    return f".{name}."
+
+
+def _remove_stale_temporaries(directory: str, prefix: str) -> None:
+    """Temporary files of this target left by a process that was killed while writing (a cron timeout): removed,
+    so that they do not pile up; only those older than any write could take, never a writer's at work."""
+    cutoff = time.time() - STALE_TEMPORARY_S
+    with suppress(OSError):
+        for entry in os.scandir(directory):
+            name = entry.name
+            if (name.startswith(prefix) and name.endswith(".tmp") and len(name) == len(prefix) + 12
+                    and entry.is_file(follow_symlinks=False)):
+                with suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
 
 
 @contextmanager
@@ -155,12 +181,14 @@ def atomic_file(path: str | os.PathLike[str], flag: str, text: bool = True) -> I
     symlink, the file it points to is replaced and the link kept. Missing directories are made."""
     target = real(path)
     directory = os.path.dirname(target)
+    prefix = _temporary_prefix(target)
     try:
         os.makedirs(directory, exist_ok=True)
-        mode = _mode_for(target)
+        mode, uid, gid = _kept_attributes(target)
+        _remove_stale_temporaries(directory, prefix)
         # A name of its own in the same directory (so the rename is atomic); it ends in .tmp, so a textfile collector
         # reading *.prom never reads it.
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     except OSError as exc:
         raise _unwritable(flag, path, exc) from None
     try:
@@ -168,6 +196,9 @@ def atomic_file(path: str | os.PathLike[str], flag: str, text: bool = True) -> I
             yield out
             out.flush()
             os.fsync(out.fileno())
+        if uid is not None and gid is not None and (uid, gid) != (os.geteuid(), os.getegid()):
+            with suppress(OSError):  # only root may give a file away; anyone else writes it as their own
+                os.chown(temporary, uid, gid)
         os.chmod(temporary, mode)
         os.replace(temporary, target)
     except BaseException as exc:
