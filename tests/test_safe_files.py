@@ -278,3 +278,25 @@ def test_a_file_root_rewrites_keeps_its_owner_and_permissions(tmp_path):
     write_file(target, "new", "--export")
     info = target.stat()
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), target.read_text()) == (4321, 4322, 0o604, "new")
+
+
+def test_a_schedule_refuses_its_database_and_exits_1_after_a_full_disk(cli, tmp_path, small_disk):  # noqa: F811
+    from benchmarking.cli import scheduled_main
+
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        known_rows(storage)
+    database = (tmp_path / "benchmarks.db").read_bytes()
+    status, out, err = cli("--simulate", "--runs", "1", "--metrics-file", "benchmarks.db", entry=scheduled_main)
+    assert status == 2 and err.startswith("run_scheduled.py: error: --metrics-file benchmarks.db is the SQLite "
+                                          "database, which the tool keeps"), err
+    assert (tmp_path / "benchmarks.db").read_bytes() == database
+
+    target = small_disk / "benchmark.prom"
+    target.write_text("# the earlier metrics\n")
+    fill_disk(small_disk)
+    status, out, err = cli("--simulate", "--providers", "openai,groq", "--runs", "1", "--metrics-file", str(target),
+                           entry=scheduled_main)
+    assert status == 1, err  # every run completed: the file is what failed
+    assert err.count(f"error: --metrics-file {target} not written: No space left on device") == 1, err
+    assert "schedule: 1 of 1 runs made, 0 not completed" in err and "Traceback" not in err
+    assert target.read_text() == "# the earlier metrics\n"
