@@ -115,7 +115,7 @@ def test_files_named_by_the_environment_and_config_flag_are_refused(kept, capsys
     monkeypatch.setenv("BENCHMARK_OUTBOX", "spool")
     before = snapshot(kept)
     cases = [
-        (["report", "--export", "spool/waiting.csv"], "the outbox directory"),
+        (["report", "--export", "spool/waiting.csv"], "in the outbox directory"),
         (["report", "--export", "link.csv", "--config", "other.toml"], "the config file"),
         (["report", "--plot", "other.png"], "a SQLite database"),
         (["--simulate", "--metrics-file", "data/results.db-journal"], "the SQLite database's journal file"),
@@ -209,7 +209,8 @@ def test_own_files_are_judged_by_real_path_and_hard_link(tmp_path, monkeypatch):
     os.link(tmp_path / "data" / "b.db", tmp_path / "hard.csv")
     assert own.owner("data/../data/b.db") == "the SQLite database"
     assert own.owner(tmp_path / "hard.csv") == "the SQLite database"
-    assert own.owner("spool/deep/x.csv") == "the outbox directory"
+    assert own.owner("spool/deep/x.csv") == "in the outbox directory"
+    assert own.owner("spool") == "the outbox directory"
     assert own.owner("spoolish.csv") is None and own.owner("benchmarks.db-shm") == "the SQLite database's shm file"
     with pytest.raises(Exception, match="a prompt file of this run"):
         check_target("./p.txt", "--site", own)
@@ -236,9 +237,9 @@ def test_a_directory_symlink_into_the_outbox_and_a_symlink_loop_are_refused(kept
     (kept / "loop.csv").symlink_to("loop.csv")
     before = snapshot(kept)
     assert main(["report", "--export", "spool/pending.jsonl"]) == 2
-    assert "is the outbox directory, which the tool keeps" in capsys.readouterr().err
+    assert "is in the outbox directory, which the tool keeps" in capsys.readouterr().err
     assert main(["report", "--export", "spool/new.csv"]) == 2  # a new file in it too: the outbox reads every file
-    assert "is the outbox directory" in capsys.readouterr().err
+    assert "is in the outbox directory" in capsys.readouterr().err
     status = main(["report", "--export", "loop.csv"])
     assert_one_line(capsys.readouterr().err, status, 2, "--export: cannot write loop.csv",
                     "Too many levels of symbolic links")

@@ -71,8 +71,10 @@ class OwnFiles:
             if target == own or _same_file(target, own):
                 return what
         for own, what in self.directories:
-            if target == own or target.startswith(own.rstrip(os.sep) + os.sep):
+            if target == own:
                 return what
+            if target.startswith(own.rstrip(os.sep) + os.sep):
+                return f"in {what}"
         return None
 
 
