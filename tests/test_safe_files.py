@@ -301,3 +301,13 @@ def test_a_schedule_refuses_its_database_and_exits_1_after_a_full_disk(cli, tmp_
     assert err.count(f"error: --metrics-file {target} not written: No space left on device") == 1, err
     assert "schedule: 1 of 1 runs made, 0 not completed" in err and "Traceback" not in err
     assert target.read_text() == "# the earlier metrics\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_written_like_any_other(kept):
+    """Linux names are bytes: one that is not UTF-8 (\\xff) reaches Python as a lone surrogate."""
+    from test_cli import run_main
+
+    name = os.fsdecode(b"\xff" * 240 + b".csv")  # long too: its temporary name is cut in bytes, not characters
+    done = run_main(kept, "report", "--export", name)
+    assert done.returncode == 0 and "Traceback" not in done.stderr and "unexpected" not in done.stderr, done.stderr
+    assert (kept / name).read_text().count("\n") == 12  # the header and 11 rows

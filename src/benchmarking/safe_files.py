@@ -158,7 +158,7 @@ def _kept_attributes(target: str) -> tuple[int, int | None, int | None]:
 def _temporary_prefix(target: str) -> str:
     """`.NAME.` for the temporary file, NAME cut so that the whole name stays within the 255 bytes a name may take."""
     name = os.path.basename(target)
-    while len(f".{name}.12345678.tmp".encode()) > 255:
+    while len(os.fsencode(f".{name}.12345678.tmp")) > 255:
         name = name[:-1]
     return f".{name}."
 
