@@ -311,3 +311,15 @@ def test_a_file_name_that_is_not_utf8_is_written_like_any_other(kept):
     done = run_main(kept, "report", "--export", name)
     assert done.returncode == 0 and "Traceback" not in done.stderr and "unexpected" not in done.stderr, done.stderr
     assert (kept / name).read_text().count("\n") == 12  # the header and 11 rows
+
+
+def test_a_new_file_gets_the_permissions_of_the_umask(tmp_path):
+    from benchmarking.safe_files import write_file
+
+    previous = os.umask(0o027)
+    try:
+        write_file(tmp_path / "new.csv", "rows", "--export")
+        assert os.umask(0o027) == 0o027  # the writer left the umask as it was
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o640

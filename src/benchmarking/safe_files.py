@@ -150,9 +150,22 @@ def _kept_attributes(target: str) -> tuple[int, int | None, int | None]:
         info = os.stat(target)
         return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask, None, None
+        return 0o666 & ~_umask(), None, None
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it where Linux tells it (setting it is not thread-safe: a file
+    another thread creates meanwhile would get umask 0)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)  # the strictest while it is read, should another thread create a file meanwhile
+    os.umask(umask)
+    return umask
 
 
 def _temporary_prefix(target: str) -> str:
