@@ -35,6 +35,7 @@ OWN = {
     "outbox/pending.jsonl": b'{"kind": "result", "waiting": true}\n',
     ".env": b"BENCHMARK_REGION=eu-test\n",
     "benchmark.toml": b"# the config\n",
+    "logs/benchmark.lock": b"",  # cron_example.sh's: a new file renamed over it would let the next tick overlap
 }
 
 

@@ -3,7 +3,7 @@
 Two halves, used together:
 - `check_target` before any work: the target must not be one of the tool's own files (the SQLite database and its
   -wal/-shm/-journal, anything in the outbox directory, .env, benchmark.toml or the --config file, the run's prompt
-  files), judged by real path so that a symlink or `..` cannot hide one; nor a directory, device, FIFO or socket
+  files, cron_example.sh's lock and log), judged by real path so that a symlink or `..` cannot hide one; nor a directory, device, FIFO or socket
   (a rename over /dev/null would replace the device). A refusal is a ConfigError: one line, exit 2.
 - `atomic_file` / `write_file` to write: a temporary file in the target's directory, flushed and fsynced, renamed
   over the target; on any failure the temporary file is removed and the earlier file stays whole (never a 0-byte or
@@ -32,6 +32,8 @@ DEFAULT_DATABASE = "benchmarks.db"
 DEFAULT_OUTBOX = "outbox"
 DEFAULT_CONFIG = "benchmark.toml"
 ENV_FILE = ".env"
+# cron_example.sh's files, in the directory it moves to: a lock renamed over would let the next tick overlap.
+CRON_FILES = (("logs/benchmark.lock", "the cron wrapper's lock"), ("logs/benchmark.log", "the cron wrapper's log"))
 STALE_TEMPORARY_S = 3600.0  # a temporary file this old is a killed writer's: no output takes an hour to write
 
 
@@ -52,7 +54,7 @@ class OwnFiles:
            config: str | os.PathLike[str] | None = None, prompt_files: Iterable[str | os.PathLike[str]] = (),
            env_file: str | os.PathLike[str] = ENV_FILE) -> "OwnFiles":
         """The files of one process: its SQLite database (and the default ./benchmarks.db), its outbox (and the
-        default ./outbox), its config file (and ./benchmark.toml), .env and its prompt files."""
+        default ./outbox), its config file (and ./benchmark.toml), .env, its prompt files and the cron wrapper's."""
         files: list[tuple[str, str]] = []
         for name in {os.fspath(p) for p in (database, DEFAULT_DATABASE) if p}:
             files.append((real(name), "the SQLite database"))
@@ -61,6 +63,7 @@ class OwnFiles:
             files.append((real(name), "the config file"))
         files.append((real(env_file), "the .env file"))
         files.extend((real(p), "a prompt file of this run") for p in prompt_files)
+        files.extend((real(p), what) for p, what in CRON_FILES)
         directories = [(real(p), "the outbox directory") for p in {os.fspath(p) for p in (outbox, DEFAULT_OUTBOX) if p}]
         return cls(tuple(files), tuple(directories))
 
