@@ -11,6 +11,10 @@ Two halves, used together:
 
 A symlinked target is written through: the link is kept and the file it points to is replaced, in that file's
 directory; the guard judges the file it points to.
+
+A new output (the site) does the same: `own = cli.outputs.own_files(settings, args)` once, `check_target(path, flag,
+own)` for every file it will write before any work, then `write_file(path, data, flag)` (or `with atomic_file(path,
+flag) as out:` to stream) for each.
 """
 
 from __future__ import annotations
