@@ -74,7 +74,7 @@ def schedule_main(argv: list[str]) -> int:
         print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
               file=context.human, flush=True)
 
-        metrics_failures = []  # runs after which --metrics-file could not be written (a disk that failed)
+        metrics_failures: list[str] = []  # runs after which --metrics-file could not be written (a disk that failed)
 
         def guarded_run(settings: Settings) -> str:
             try:
