@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from .errors import ConfigError
 from .load_report import LevelReport, by_concurrency
 from .report import PERCENTILES, Row, Summary, rolling_median, summary_fields, window_text
+from .safe_files import write_file
 
 PLOT_SUFFIXES = (".png", ".html")
 
@@ -299,8 +300,4 @@ def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Pa
         raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
     extras = extra_panels(rows)
     png = _figure(rows, title, extras, window)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".png":
-        path.write_bytes(png)
-    else:
-        path.write_text(_html(png, summaries, title, extras), encoding="utf-8")
+    write_file(path, png if suffix == ".png" else _html(png, summaries, title, extras), "--plot")

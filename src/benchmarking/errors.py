@@ -36,6 +36,10 @@ class OutboxUnwritable(StorageError):
     """The outbox could not take a write either (disk full, no permission): the write is held in memory."""
 
 
+class OutputUnwritable(BenchmarkError):
+    """An output file (export, chart, metrics) could not be written (disk full, read-only): the earlier one is kept."""
+
+
 class RunInterrupted(Exception):
     """Ctrl-C (or SIGTERM) stopped the run; it is marked interrupted and what was measured is stored."""
 

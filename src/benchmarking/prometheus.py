@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import ConfigError, StorageRejected
 from .measurement import Measurement
+from .safe_files import OwnFiles, check_target, write_file
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -221,18 +222,15 @@ def history_metrics(storage: "Storage") -> Metrics:
 
 # ---- the two ways out ---------------------------------------------------------------------------------------------
 
-def check_textfile(path: str) -> Path:
-    """--metrics-file: a file in a directory that exists and takes writes (tried, not guessed: root passes every
-    permission check), checked before anything is measured."""
+def check_textfile(path: str, own: OwnFiles) -> Path:
+    """--metrics-file: a file of its own (never one the tool keeps, a directory or a device) in a directory that
+    exists and takes writes (tried, not guessed: root passes every permission check), checked before anything is
+    measured."""
     if not path.strip():
         raise ConfigError("--metrics-file needs a path, like benchmark.prom")
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"--metrics-file {path} is a directory: give a file in it, like {target / 'benchmark.prom'}")
-    if target.exists() and not target.is_file():
-        # Each run renames a new file over the path: a device such as /dev/null would be replaced by it.
-        raise ConfigError(f"--metrics-file {path} is not a regular file (a device, pipe or socket), and each run "
-                          "replaces the file: give a path of its own, like benchmark.prom")
     directory = target.parent
     if not directory.is_dir():
         raise ConfigError(f"--metrics-file {path}: directory {directory} does not exist")
@@ -242,16 +240,17 @@ def check_textfile(path: str) -> Path:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"--metrics-file {path}: cannot write in {directory}: {exc.strerror or exc}") from None
-    return target
+    return check_target(path, "--metrics-file", own)
 
 
 def write_textfile(path: Path, metrics: Metrics) -> None:
-    """The metrics in the text format, atomically: prometheus-client writes a temporary file beside the target
-    (same directory, so same file system) and renames it over the target, so that node_exporter never reads half a
-    file; its name does not end in .prom, so the textfile collector never reads it either."""
-    from prometheus_client import write_to_textfile
+    """The metrics in the text format, through the safe writer: a temporary file beside the target (its name ends in
+    .tmp, so node_exporter's textfile collector never reads it) renamed over the target, so that the collector never
+    reads half a file and a full disk leaves the earlier file whole."""
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import ALLOWUTF8
 
-    write_to_textfile(str(path), metrics.registry())
+    write_file(path, generate_latest(metrics.registry(), ALLOWUTF8), "--metrics-file")
 
 
 def parse_metrics_address(text: str) -> tuple[str, int]:

@@ -25,6 +25,7 @@ from uuid import UUID
 from .errors import ConfigError
 from .figures import percentile, quantiles
 from .measurement import utc_now
+from .safe_files import atomic_file
 from .slo import Attainment, SloConfig, attainment_by_model
 from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
 from .storage.schema import gather_group_values, plain, result_row
@@ -564,8 +565,7 @@ def export(rows: Sequence[Row], path: Path) -> int:
     if suffix not in (".csv", ".jsonl"):
         raise ConfigError(f"--export writes .csv or .jsonl, not {path.name!r}")
     records = list(export_records(rows))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as out:
+    with atomic_file(path, "--export") as out:
         if suffix == ".jsonl":
             for record in records:
                 out.write(json.dumps(record) + "\n")

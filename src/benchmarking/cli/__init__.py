@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from ..errors import BenchmarkError, RunInterrupted, StorageError
+from ..errors import BenchmarkError, OutputUnwritable, RunInterrupted, StorageError
 from .common import EvaluationInterrupted, ExitStatus
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
@@ -52,7 +52,7 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
     except KeyboardInterrupt:
         say(f"\n{interrupted}")
         return ExitStatus.INTERRUPTED
-    except StorageError as exc:  # the database, not the user's input: like a failed run
+    except (StorageError, OutputUnwritable) as exc:  # the database or the disk, not the user's input: a failed run
         say(f"{prog}: error: {exc}")
         return ExitStatus.FAILURES
     except BenchmarkError as exc:

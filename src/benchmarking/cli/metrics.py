@@ -36,25 +36,31 @@ def add_metrics_port_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def checked_metrics_file(args: argparse.Namespace) -> Path | None:
-    """--metrics-file, checked: its directory exists and takes a file."""
+def checked_metrics_file(args: argparse.Namespace, settings: "Settings") -> Path | None:
+    """--metrics-file, checked: its directory exists and takes a file, and the file is none the tool keeps."""
     from ..prometheus import check_textfile
+    from .outputs import own_files
 
-    return check_textfile(args.metrics_file) if args.metrics_file is not None else None
+    return check_textfile(args.metrics_file, own_files(settings, args)) if args.metrics_file is not None else None
 
 
-def write_metrics_file(storage: "Storage", path: Path | None) -> None:
-    """The textfile over the stored history; a database that does not answer or a disk that fails costs a warning
-    line, never the run's status (the next run writes it again)."""
+def write_metrics_file(storage: "Storage", path: Path | None) -> bool:
+    """The textfile over the stored history. A database that does not answer costs a warning line (the next run
+    writes the file again); a disk that fails costs an error line and False (exit status 1), the earlier file kept.
+    Neither changes what the run stored."""
     if path is None:
-        return
-    from ..errors import StorageError
+        return True
+    from ..errors import OutputUnwritable, StorageError
     from ..prometheus import history_metrics, write_textfile
 
     try:
         write_textfile(path, history_metrics(storage))
-    except (StorageError, OSError) as exc:
+    except StorageError as exc:
         print(f"warning: --metrics-file {path} not written: {exc}", file=sys.stderr)
+    except OutputUnwritable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 @dataclass

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
+from ..safe_files import check_target
 from .common import ExitStatus, Parser, storage_only_settings
+from .outputs import own_files
 
 if TYPE_CHECKING:
     from ..report import Selection
@@ -24,29 +25,6 @@ def _compare_side(text: str, base: "Selection") -> "Selection":
         start, _, end = text.partition("..")
         return replace(base, since=parse_time(start, "--compare"), until=parse_time(end, "--compare") if end else None)
     return replace(base, run_ids=frozenset({parse_run_id(text, "--compare")}))
-
-
-def check_writable(path: Path, flag: str) -> None:
-    """Refuse a file the report could not write before reading anything, rather than after all the work.
-
-    A missing directory is fine if it can be made: the report creates it when it writes.
-    """
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a directory: give a file name")
-    existing = path.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag}: {existing} is not a directory: choose another path")
-    try:
-        if path.exists():
-            with open(path, "ab"):  # opened for append, not truncated: the file is left as it is
-                pass
-        else:
-            with tempfile.TemporaryFile(dir=existing):
-                pass
-    except OSError as exc:
-        raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
 
 
 def report_keys() -> list[str]:
@@ -133,14 +111,16 @@ def report_main(argv: list[str]) -> int:
     for flag, path, suffixes in outputs:
         if path is not None and Path(path).suffix.lower() not in suffixes:
             raise ConfigError(f"{flag} writes {' or '.join(suffixes)} files, not {Path(path).name or path!r}")
-        if path is not None:
-            check_writable(Path(path), flag)
     if args.compare and args.format in ("csv", "markdown"):
         raise ConfigError(f"--compare prints a table or json, not {args.format}")
     own_table = OWN_TABLES.get(args.by)
     by = "provider" if own_table else args.by  # the summary's grouping, also under a table of its own
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
     settings = storage_only_settings(args.config, watching=True)
+    own = own_files(settings, args)
+    for flag, path, _ in outputs:  # before anything is read: never over a file the tool keeps, nor a device
+        if path is not None:
+            check_target(path, flag, own)
     with open_backend(settings) as storage:
         if sides:
             before, after = (select(storage, side) for side in sides)

@@ -55,7 +55,7 @@ def run_main(argv: list[str]) -> int:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
         load = load_from_args(args)
-        metrics_file = checked_metrics_file(args)
+        metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
             return print_plan(settings, load=load)
         connect_engine(load)
@@ -67,5 +67,6 @@ def run_main(argv: list[str]) -> int:
             outcome = one_load_run(context, context.settings, load, stop)
         else:
             outcome = one_run(context, context.settings, stop)
-        write_metrics_file(context.storage, metrics_file)
-        return run_status(outcome, stop)
+        written = write_metrics_file(context.storage, metrics_file)
+        status = run_status(outcome, stop)
+        return ExitStatus.FAILURES if status == ExitStatus.OK and not written else status

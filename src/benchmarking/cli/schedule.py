@@ -61,7 +61,7 @@ def schedule_main(argv: list[str]) -> int:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
         load = load_from_args(args)
-        metrics_file = checked_metrics_file(args)
+        metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
             return print_plan(settings, runs=schedule.runs, load=load)
         live = serve_metrics(args, stack)
@@ -74,6 +74,8 @@ def schedule_main(argv: list[str]) -> int:
             return stop.exit_status
         print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
               file=context.human, flush=True)
+
+        metrics_failures: list[str] = []  # runs after which --metrics-file could not be written (a disk that failed)
 
         def guarded_run(settings: Settings) -> str:
             try:
@@ -88,7 +90,8 @@ def schedule_main(argv: list[str]) -> int:
             finally:
                 if live is not None:
                     live.refresh_alerts(context.storage)
-                write_metrics_file(context.storage, metrics_file)
+                if not write_metrics_file(context.storage, metrics_file):
+                    metrics_failures.append(settings.run_name)
 
         outcome = run_schedule(
             schedule, context.settings, guarded_run, stop.wait, stop.requested,
@@ -100,4 +103,4 @@ def schedule_main(argv: list[str]) -> int:
           f"{len(outcome.skipped_slots)} slots skipped", file=sys.stderr)
     if outcome.stopped:
         return stop.exit_status
-    return ExitStatus.OK if failed == 0 else ExitStatus.FAILURES
+    return ExitStatus.OK if failed == 0 and not metrics_failures else ExitStatus.FAILURES

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredAlert", "StoredResult", "StoredRun",
-    "open_backend", "DATABASE_TIMEOUT_S",
+    "open_backend", "sqlite_path", "DATABASE_TIMEOUT_S",
 ]
 
 DATABASE_TIMEOUT_S = 10.0
@@ -30,5 +30,15 @@ def open_backend(settings: "Settings", timeout_s: float = DATABASE_TIMEOUT_S) ->
         return PostgresStorage(url, timeout_s, migrate=settings.migrate)
     from .sqlite import SQLiteStorage
 
-    path = url.removeprefix("sqlite:///") if url else ""
-    return SQLiteStorage(path or "benchmarks.db", timeout_s)
+    path = sqlite_path(settings)
+    assert path is not None
+    return SQLiteStorage(path, timeout_s)
+
+
+def sqlite_path(settings: "Settings") -> str | None:
+    """The SQLite file the settings select, or None when they select Supabase or PostgreSQL."""
+    url = settings.database_url
+    if (settings.supabase_url and settings.supabase_service_role) or (
+            url and url.startswith(("postgres://", "postgresql://"))):
+        return None
+    return (url.removeprefix("sqlite:///") if url else "") or "benchmarks.db"
