@@ -75,15 +75,16 @@ class Receiver:
 
 
 class Trickler:
-    """A webhook that never finishes answering: a body of a gigabyte, one byte every 0.2 s, until told to stop (or,
-    so that a test without a bound ends, after `give_up_s`: then `stop` is set).
+    """A webhook that never finishes answering: a body of a gigabyte, one byte every `byte_every_s`, until told to stop
+    (or, so that a test without a bound ends, after `give_up_s`: then `stop` is set).
 
     Each byte comes well within Apprise's socket timeouts (4 s between bytes), so only a bound on the whole send
     ends the wait."""
 
-    def __init__(self, give_up_s: float = 60, ctrl_c: bool = False) -> None:
+    def __init__(self, give_up_s: float = 60, ctrl_c: bool = False, byte_every_s: float = 0.2) -> None:
         self.ctrl_c = ctrl_c  # press Ctrl-C (SIGINT to this process) once the answer has begun
         self.answering = threading.Event()
+        self.hung_up = threading.Event()  # the sender closed the connection before the answer ended
         self.stop = threading.Event()
         self._give_up = threading.Timer(give_up_s, self.stop.set)
         trickler = self
@@ -98,9 +99,12 @@ class Trickler:
                 trickler.answering.set()
                 if trickler.ctrl_c:
                     os.kill(os.getpid(), signal.SIGINT)
-                while not trickler.stop.wait(0.2):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
+                try:
+                    while not trickler.stop.wait(byte_every_s):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:
+                    trickler.hung_up.set()
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:

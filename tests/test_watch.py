@@ -12,7 +12,7 @@ import pytest
 from benchmarking.measurement import utc_now
 from benchmarking.storage.sqlite import SQLiteStorage
 
-from alert_helpers import FAIL, Receiver, write_results
+from alert_helpers import FAIL, Receiver, Trickler, write_results
 from test_cli import run_main
 
 SECRET_TOKEN = "xoxb-0123456789-SECRETtoken"
@@ -133,6 +133,26 @@ def test_a_database_down_during_evaluation_costs_one_line_and_leaves_the_exit_st
     lines = [line for line in done.stderr.splitlines() if line.startswith("alerts:")]
     assert len(lines) == 1 and lines[0].startswith("alerts: not evaluated after run ")
     assert (tmp_path / "outbox" / "pending.jsonl").read_text().count('"save_result"') == 1
+
+
+def test_a_receiver_that_trickles_holds_watch_no_longer_than_the_send_bound_in_all(tmp_path):
+    """A byte a second never trips a socket timeout: the bound ended our wait, but a worker thread of Apprise's kept
+    reading and was joined at interpreter exit (exit came after 154 s; under cron's lock every later tick was
+    skipped). The process ends within the bound and a margin for starting up, and the message stays pending."""
+    import time
+
+    seed_outage(tmp_path)
+    with Trickler(give_up_s=120, byte_every_s=1.0) as trickler:
+        started = time.monotonic()
+        done = run_main(tmp_path, "watch", timeout=90, BENCHMARK_NOTIFY=trickler.url(SECRET_TOKEN))
+        took = time.monotonic() - started
+        assert trickler.answering.is_set() and not trickler.stop.is_set(), done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert took < 40, f"watch took {took:.0f} s against a trickling receiver"
+    assert "could not be sent to json://…: kept pending" in done.stderr
+    assert SECRET_TOKEN not in done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "benchmarks.db") as db:
+        assert db.execute("select notified_firing_at, notify_attempts from alerts").fetchall() == [(None, 1)]
 
 
 def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_path, supabase_api):
