@@ -44,6 +44,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        self.paths: list[str] = []  # of the messages taken, as requested
         self.status = 200
         receiver = self
 
@@ -52,6 +53,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.status == 200:
                     receiver.messages.append(json.loads(body))
+                    receiver.paths.append(self.path)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -170,6 +170,19 @@ def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_p
     assert SERVICE_KEY not in done.stdout + done.stderr
 
 
+def test_notify_urls_holding_commas_can_be_given_through_the_environment(tmp_path):
+    """BENCHMARK_NOTIFY was split at every comma, so a URL holding one (Apprise's mailto://...?to=a@x,b@y) could not
+    be given through the environment. Whitespace separates, and a comma or semicolon only before a new scheme://, as
+    Apprise itself splits a list of URLs."""
+    with Receiver() as receiver:
+        base = receiver.url("")
+        listed = f" {base}a,b {base}c,{base}d\n{base}e; ,{base}f, "
+        done = run_main(tmp_path, "watch", "--test-notify", BENCHMARK_NOTIFY=listed)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "test notification to json://…: sent\n" * 5
+        assert sorted(receiver.paths) == ["/a%2Cb", "/c", "/d", "/e", "/f"]
+
+
 def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     done = run_main(tmp_path, "watch", "--test-notify")
     assert done.returncode == 2

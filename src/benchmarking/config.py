@@ -618,16 +618,15 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
 
 
 def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> tuple[Secret, ...]:
-    """BENCHMARK_NOTIFY (comma-separated) if set, else [notify] urls; each checked by Apprise itself."""
+    """BENCHMARK_NOTIFY if set (split as notify_env.py says), else [notify] urls; each checked by Apprise itself."""
+    from .notify_env import environment_urls
+
     for key in table:
         if key != "urls":
             raise _unknown_key(key, ("urls",), f"{where} [notify]")
-    if environ.get("BENCHMARK_NOTIFY", "").strip():
-        source = "BENCHMARK_NOTIFY"
-        urls = [u.strip() for u in environ["BENCHMARK_NOTIFY"].split(",") if u.strip()]
-        if not urls:  # only commas: set, so it would win over [notify] urls and switch every notification off
-            raise ConfigError("BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, or unset it to "
-                              "use [notify] urls in benchmark.toml")
+    from_environment = environment_urls(environ)
+    if from_environment is not None:
+        source, urls = "BENCHMARK_NOTIFY", from_environment
     else:
         source = f"{where} [notify] urls"
         urls = table.get("urls", [])
