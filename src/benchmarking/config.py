@@ -15,6 +15,7 @@ import tomllib
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from .durations import parse_duration
 from .errors import ConfigError
 from .pricing import Price
 from .slo import SloConfig, Targets
@@ -585,8 +586,6 @@ def _slo_config(table: Mapping[str, object], where: str) -> SloConfig:
 
 
 def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
-    from .scheduler import parse_duration  # here: scheduler imports this module
-
     where = f"{where} [alerts]"
     rules = AlertRules()
     for key, value in table.items():

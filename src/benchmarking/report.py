@@ -23,6 +23,7 @@ from statistics import median
 from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
+from .durations import parse_window
 from .errors import ConfigError
 from .measurement import utc_now
 from .slo import Attainment, SloConfig, attainment_by_model
@@ -64,14 +65,8 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
 
 
 def parse_duration(text: str, flag: str) -> timedelta:
-    """'72h', '30m', '7d', '2w': a length of time."""
-    match = _AGO.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{flag} takes a length of time like 72h, 30m, 7d or 2w, not {text!r}")
-    try:
-        return timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
-    except OverflowError:
-        raise ConfigError(f"{flag} {text} is longer than the calendar holds: give a shorter window") from None
+    """A window's length: '72h', '30m', '7d', '2w', '90s', '1h30m', as every window takes it (durations.py)."""
+    return parse_window(text, flag)
 
 
 def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> list[tuple[float, float]]:

@@ -89,8 +89,9 @@ def report_main(argv: list[str]) -> int:
     which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
     which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
     which.add_argument("--window", metavar="LENGTH",
-                       help="the figures over the window of this length (72h, 30m, 7d, 2w) ending now, or at "
-                            "--until, like a leaderboard's rolling median; --plot draws the rolling median over time")
+                       help="the figures over the window of this length (72h, 30m, 7d, 2w, 1h30m; at most 365d) ending "
+                            "now, or at --until, like a leaderboard's rolling median; --plot draws the rolling median "
+                            "over time")
     out = parser.add_argument_group("output")
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
