@@ -503,3 +503,21 @@ def test_report_window_and_alerts_window_take_the_same_lengths_with_the_same_lim
         report_says = report.err.strip().removeprefix("main.py: error: --window")
         watch_says = watch.err.strip().removeprefix("main.py: error: benchmark.toml [alerts]: window")
         assert report_says == watch_says and len(report.err.splitlines()) == 1, (report.err, watch.err)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare", "4h..8h", "2h.."], "--compare 4h..8h ends before it starts: give the earlier time first, like "
+                                      "8h..4h"),
+    (["--compare", "8h..4h", "2026-11-08..2026-11-01"], "--compare 2026-11-08..2026-11-01 ends before it starts"),
+    (["--compare", "8h..4h", "4h..4h"], "--compare 4h..4h ends before it starts"),
+    (["--compare", "8h..4h", "2999-01-01.."], "--compare 2999-01-01.. ends before it starts"),
+    (["--since", "1d", "--until", "2d"], "--since 1d is not before --until 2d: give the earlier time to --since"),
+    (["--since", "1d", "--until", "24h"], "--since 1d is not before --until 24h"),
+])
+def test_a_reversed_window_is_refused_not_reported_as_empty(here, capsys, args, message):
+    """A window whose end comes before its start selects nothing: it was read and said only 'no results match ...:
+    nothing to compare', exit 0, as if the provider had not run."""
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (here / "benchmarks.db").exists()  # refused before anything was opened

@@ -64,6 +64,11 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
                           "time, like 4h, 7d or 2026-11-01") from None
 
 
+def ends_after_it_starts(since: datetime | None, until: datetime | None, now: datetime | None = None) -> bool:
+    """Whether the span from `since` to `until` (None: now) can hold a result: a reversed one selects nothing."""
+    return since is None or since < (until or now or utc_now())
+
+
 def parse_duration(text: str, flag: str) -> timedelta:
     """A window's length: '72h', '30m', '7d', '2w', '90s', '1h30m', as every window takes it (durations.py)."""
     return parse_window(text, flag)
