@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 import re
 import socket
+import stat
 import tomllib
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -507,9 +508,22 @@ def config_file(config_path: str | None, environ: Mapping[str, str]) -> Path | N
     toml_path = config_path or environ.get("BENCHMARK_CONFIG")
     if toml_path is not None:
         if not Path(toml_path).is_file():
-            raise ConfigError(f"config file {toml_path} does not exist")
+            raise ConfigError(f"config file {toml_path} {_not_a_file(Path(toml_path))}")
         return Path(toml_path)
     return Path("benchmark.toml") if Path("benchmark.toml").is_file() else None
+
+
+def _not_a_file(path: Path) -> str:
+    """What a path that is not a regular file is, as a message ends: a FIFO or a device is never opened (a FIFO with
+    no writer would wait for ever), and it does exist."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "does not exist"
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    kind = next((name for test, name in kinds if test(mode)), "something else")
+    return f"is {kind}, not a file: give a benchmark.toml"
 
 
 def load_watching(path: Path | None, environ: Mapping[str, str], notify: bool = True) -> Watching:
