@@ -129,3 +129,39 @@ class Trickler:
         self.stop.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class Flooder:
+    """A webhook whose answer is a body of gigabytes, sent as fast as loopback takes it."""
+
+    def __init__(self, gigabytes: int = 8) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(gigabytes << 30))
+                self.end_headers()
+                chunk = b"x" * (1 << 20)
+                try:
+                    for _ in range(gigabytes << 10):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self._server.server_address[1]}/{path}"
+
+    def __enter__(self) -> "Flooder":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -14,7 +14,7 @@ from benchmarking.config import AlertRules, Secret, Watching
 from benchmarking.report import Row
 from benchmarking.slo import SloConfig, Targets
 
-from alert_helpers import FAIL, NOW, Receiver, Trickler, write_results
+from alert_helpers import FAIL, NOW, Flooder, Receiver, Trickler, write_results
 
 SLO = SloConfig(defaults=Targets(ttft_ms=800, latency_ms=5000, success_rate=0.9, percentile=90))
 
@@ -243,6 +243,30 @@ def test_ctrl_c_while_a_notification_is_sent_gives_it_back_for_the_next_evaluati
         signal.signal(signal.SIGINT, previous)
     (alert,) = storage.read_alerts(NOW)
     assert alert.state == "firing" and alert.notified_firing_at is None
+
+
+def test_a_receiver_answering_gigabytes_costs_the_send_bounded_memory_and_it_stays_pending():
+    """Apprise reads a receiver's whole answer: one sending a body of gigabytes as fast as loopback goes took 1.35 GB
+    in the 15 s of the bound (and in a thread of the process, it went on reading after it). The send runs in a
+    process of its own whose memory is bounded; measured in a fresh process, so that no other child counts."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import json, resource, sys\n"
+              "from benchmarking.notify import send\n"
+              "failed = send([sys.argv[1]], 'title', 'body')\n"
+              "peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, "
+              "resource.RUSAGE_CHILDREN))\n"
+              "print(json.dumps({'failed': len(failed), 'peak_mb': peak / 1024}))\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    with Flooder() as flooder:
+        done = subprocess.run([sys.executable, "-c", script, flooder.url()], capture_output=True, text=True,
+                              timeout=90, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    assert measured["failed"] == 1  # not delivered: kept pending
+    assert measured["peak_mb"] < 600, measured
 
 
 def test_two_machines_on_one_postgresql_open_resolve_and_announce_each_alert_once(pg_url):

@@ -74,7 +74,7 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
         return []
     deadline = time.monotonic() + SEND_TIMEOUT_S
     request = json.dumps({"urls": list(urls), "title": title, "body": body, "kind": kind, "bound_s": SEND_TIMEOUT_S,
-                          "parent": os.getpid(), "path": sys.path})
+                          "parent": os.getpid(), "path": [str(entry) for entry in sys.path]})
     child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("notify_child.py"))],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     delivered: set[int] = set()
