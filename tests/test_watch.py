@@ -170,6 +170,32 @@ def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_p
     assert SERVICE_KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_notification_being_sent_ends_with_watch_killed_mid_send(tmp_path, signum):
+    """The message is sent by a child process: it must not outlive watch, killed or ended by SIGTERM mid-send (a
+    child left reading from the receiver for minutes is the process left behind that the bound was to prevent)."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    seed_outage(tmp_path)
+    with Trickler(give_up_s=120, byte_every_s=0.5) as trickler:
+        watch = subprocess.Popen([sys.executable, str(MAIN), "watch"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=clean_env(BENCHMARK_NOTIFY=trickler.url(SECRET_TOKEN)))
+        try:
+            assert trickler.answering.wait(60)
+            watch.send_signal(getattr(signal, signum))
+            assert watch.wait(30) != 0
+            assert trickler.hung_up.wait(10)  # the child's connection was closed: it ended with watch
+        finally:
+            watch.kill()
+            watch.wait()
+    assert SECRET_TOKEN not in watch.stderr.read().decode()
+    watch.stderr.close()
+
+
 def test_notify_urls_holding_commas_can_be_given_through_the_environment(tmp_path):
     """BENCHMARK_NOTIFY was split at every comma, so a URL holding one (Apprise's mailto://...?to=a@x,b@y) could not
     be given through the environment. Whitespace separates, and a comma or semicolon only before a new scheme://, as
