@@ -209,6 +209,26 @@ def test_notify_urls_holding_commas_can_be_given_through_the_environment(tmp_pat
         assert sorted(receiver.paths) == ["/a%2Cb", "/c", "/d", "/e", "/f"]
 
 
+def test_a_benchmark_notify_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    """Bytes that are not UTF-8 reach Python as lone surrogates, on which Apprise's URL parser raised: 'unexpected
+    error', exit 1."""
+    for value in ("json://127.0.0.1:1/\udcff", f"json://127.0.0.1:1/ok discord://{SECRET_TOKEN}\udcff"):
+        for args in (["watch", "--test-notify"], ["--simulate"]):
+            done = run_main(tmp_path, *args, BENCHMARK_NOTIFY=value)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr == ("main.py: error: BENCHMARK_NOTIFY is not UTF-8 text: set it again from a UTF-8 "
+                                   "source (the value is not printed: it holds tokens)\n")
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_a_url_apprise_raises_on_is_refused_like_one_it_cannot_load():
+    from benchmarking.errors import ConfigError
+    from benchmarking.notify import check_url
+
+    with pytest.raises(ConfigError, match=r"^\[notify\] urls: URL 1 of 1 \(json://…\) is not a URL Apprise can use"):
+        check_url("json://127.0.0.1:1/\udcff", "[notify] urls: URL 1 of 1")
+
+
 def test_test_notify_without_a_url_is_a_usage_error(tmp_path):
     done = run_main(tmp_path, "watch", "--test-notify")
     assert done.returncode == 2

@@ -51,7 +51,10 @@ def check_url(url: str, what: str) -> None:
     import apprise
 
     with _quiet_apprise():
-        loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        try:
+            loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        except Exception:  # suppress_exceptions does not cover its URL parser (a lone surrogate): refused the same
+            loaded = None
     if loaded is None:
         raise ConfigError(f"{what} ({scheme_of(url)}) is not a URL Apprise can use: check it against "
                           "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")

@@ -27,6 +27,11 @@ def environment_urls(environ: Mapping[str, str]) -> list[str] | None:
     """BENCHMARK_NOTIFY's URLs; None when it is not set (or blank), and [notify] urls apply."""
     if not environ.get(VARIABLE, "").strip():
         return None
+    try:
+        environ[VARIABLE].encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates, which Apprise chokes on
+        raise ConfigError(f"{VARIABLE} is not UTF-8 text: set it again from a UTF-8 source (the value is not "
+                          "printed: it holds tokens)") from None
     urls = split_urls(environ[VARIABLE])
     if not urls:  # only commas: set, so it would win over [notify] urls and switch every notification off
         raise ConfigError(f"{VARIABLE} names no URL: give Apprise URLs separated by commas, or unset it to use "
