@@ -87,6 +87,7 @@ class Trickler:
         self.ctrl_c = ctrl_c  # press Ctrl-C (SIGINT to this process) once the answer has begun
         self.answering = threading.Event()
         self.hung_up = threading.Event()  # the sender closed the connection before the answer ended
+        self.requests = 0
         self.stop = threading.Event()
         self._give_up = threading.Timer(give_up_s, self.stop.set)
         trickler = self
@@ -94,6 +95,7 @@ class Trickler:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                trickler.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Length", str(10**9))
                 self.end_headers()

@@ -218,6 +218,23 @@ def test_a_receiver_that_never_finishes_answering_holds_the_evaluation_no_longer
     assert alert.notified_firing_at is None and alert.notify_attempts == 1
 
 
+def test_a_receiver_that_trickles_costs_one_bound_per_evaluation_not_one_per_alert(storage, capsys, monkeypatch):
+    """Five alerts opened at once, one receiver that never finishes answering: each message waited the whole bound
+    in turn (5 x 15 s). A URL that did not take a message is not tried again in the same evaluation: the others stay
+    pending for the next one, each with its line."""
+    from benchmarking import notify
+
+    monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 2.0)
+    for index in range(5):
+        write_results(storage, "groq", f"m{index}", [FAIL] * 3, NOW)
+    with Trickler(give_up_s=60) as trickler:
+        result = evaluate(storage, watching(["outage"], urls=[trickler.url()]), now=NOW)
+        assert trickler.requests == 1
+    assert len(result.firing) == 5
+    assert capsys.readouterr().out.count("could not be sent to json://…: kept pending") == 5
+    assert [(a.notified_firing_at, a.notify_attempts) for a in storage.read_alerts(NOW)] == [(None, 1)] * 5
+
+
 def test_ctrl_c_while_a_notification_is_sent_gives_it_back_for_the_next_evaluation(storage, monkeypatch):
     """The notification is taken (marked sent) before it is sent; a Ctrl-C mid-send left it marked, so it was never
     sent at all. The send is ended, not left reading from the receiver.
