@@ -345,3 +345,18 @@ def test_a_config_naming_a_fifo_a_device_or_a_directory_says_so(tmp_path, kind):
         assert done.returncode == 2, done.stderr
         assert done.stderr == f"main.py: error: {said}\n"
     assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_an_empty_config_flag_is_refused_not_ignored_and_an_empty_variable_is_not_set(tmp_path):
+    """--config '' (a shell variable that was not set) was taken as no --config at all: BENCHMARK_CONFIG or
+    ./benchmark.toml was read instead, silently. An empty BENCHMARK_CONFIG said 'config file  does not exist'; empty,
+    like every variable the tool reads, it is not set."""
+    from test_cli import run_main
+
+    (tmp_path / "benchmark.toml").write_text("[alerts]\nwindow = \"2h\"\n")
+    done = run_main(tmp_path, "watch", "--config", "")
+    assert (done.returncode, done.stderr) == (2, "main.py: error: --config takes the path of a benchmark.toml, not ''\n")
+    assert not (tmp_path / "benchmarks.db").exists()
+    done = run_main(tmp_path, "watch", BENCHMARK_CONFIG="")
+    assert done.returncode == 0, done.stderr
+    assert "window 2h)" in done.stdout  # ./benchmark.toml, read as without the variable

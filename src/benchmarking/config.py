@@ -505,7 +505,9 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
 
 def config_file(config_path: str | None, environ: Mapping[str, str]) -> Path | None:
     """--config, else BENCHMARK_CONFIG, else ./benchmark.toml if there is one."""
-    toml_path = config_path or environ.get("BENCHMARK_CONFIG")
+    if config_path == "":  # a shell variable that was not set: not the same as no --config
+        raise ConfigError("--config takes the path of a benchmark.toml, not ''")
+    toml_path = config_path or environ.get("BENCHMARK_CONFIG") or None  # empty, as every variable here: not set
     if toml_path is not None:
         if not Path(toml_path).is_file():
             raise ConfigError(f"config file {toml_path} {_not_a_file(Path(toml_path))}")
