@@ -235,6 +235,18 @@ def test_a_receiver_that_trickles_costs_one_bound_per_evaluation_not_one_per_ale
     assert [(a.notified_firing_at, a.notify_attempts) for a in storage.read_alerts(NOW)] == [(None, 1)] * 5
 
 
+def test_a_sending_process_that_cannot_start_keeps_the_notification_pending(storage, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(NOW.year) + "-no-such-python")
+    write_results(storage, "groq", "m", [FAIL] * 3, NOW)
+    with Receiver() as receiver:
+        result = evaluate(storage, watching(["outage"], urls=[receiver.url()]), now=NOW)
+        assert receiver.messages == []
+    assert len(result.firing) == 1
+    assert "could not be sent to json://…: kept pending" in capsys.readouterr().out
+
+
 def test_ctrl_c_while_a_notification_is_sent_gives_it_back_for_the_next_evaluation(storage, monkeypatch):
     """The notification is taken (marked sent) before it is sent; a Ctrl-C mid-send left it marked, so it was never
     sent at all. The send is ended, not left reading from the receiver.

@@ -78,8 +78,11 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
     deadline = time.monotonic() + SEND_TIMEOUT_S
     request = json.dumps({"urls": list(urls), "title": title, "body": body, "kind": kind, "bound_s": SEND_TIMEOUT_S,
                           "parent": os.getpid(), "path": [str(entry) for entry in sys.path]})
-    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("notify_child.py"))],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("notify_child.py"))],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:  # no interpreter to run it (or no process left to start): nothing delivered, kept pending
+        return list(urls)
     delivered: set[int] = set()
     try:
         try:
