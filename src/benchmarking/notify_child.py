@@ -23,14 +23,15 @@ import time
 # Linux's prctl(PR_SET_PDEATHSIG): the kernel kills this process when its parent dies.
 _PR_SET_PDEATHSIG = 1
 # The memory it may take (RLIMIT_DATA: heap and thread stacks): Apprise reads a receiver's whole answer, and one that
-# sent a body of gigabytes took 1.35 GB in the 15 s before the kill. A send needs about 90 MB, and 8 MB more a URL.
+# sent a body of gigabytes made it take 1.3-2.2 GB before the kill. A send needs about 90 MB, and 8 MB more a URL.
 _MEMORY_BYTES = 256 << 20
 _MEMORY_PER_URL_BYTES = 16 << 20
 
 
 def _die_with_parent(parent: int, bound_s: float) -> None:
     """End with the parent, or at the latest a little after the bound, even if the parent is SIGKILLed."""
-    signal.alarm(math.ceil(bound_s) + 2)  # SIGALRM's default action ends the process
+    if hasattr(signal, "alarm"):  # not on Windows
+        signal.alarm(math.ceil(bound_s) + 2)  # SIGALRM's default action ends the process
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the alarm alone bounds it
