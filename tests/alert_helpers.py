@@ -44,6 +44,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.messages: list[dict] = []
+        self.paths: list[str] = []  # of the messages taken, as requested
         self.status = 200
         receiver = self
 
@@ -52,6 +53,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.status == 200:
                     receiver.messages.append(json.loads(body))
+                    receiver.paths.append(self.path)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -75,15 +77,17 @@ class Receiver:
 
 
 class Trickler:
-    """A webhook that never finishes answering: a body of a gigabyte, one byte every 0.2 s, until told to stop (or,
-    so that a test without a bound ends, after `give_up_s`: then `stop` is set).
+    """A webhook that never finishes answering: a body of a gigabyte, one byte every `byte_every_s`, until told to stop
+    (or, so that a test without a bound ends, after `give_up_s`: then `stop` is set).
 
     Each byte comes well within Apprise's socket timeouts (4 s between bytes), so only a bound on the whole send
     ends the wait."""
 
-    def __init__(self, give_up_s: float = 60, ctrl_c: bool = False) -> None:
+    def __init__(self, give_up_s: float = 60, ctrl_c: bool = False, byte_every_s: float = 0.2) -> None:
         self.ctrl_c = ctrl_c  # press Ctrl-C (SIGINT to this process) once the answer has begun
         self.answering = threading.Event()
+        self.hung_up = threading.Event()  # the sender closed the connection before the answer ended
+        self.requests = 0
         self.stop = threading.Event()
         self._give_up = threading.Timer(give_up_s, self.stop.set)
         trickler = self
@@ -91,6 +95,7 @@ class Trickler:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                trickler.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Length", str(10**9))
                 self.end_headers()
@@ -98,9 +103,12 @@ class Trickler:
                 trickler.answering.set()
                 if trickler.ctrl_c:
                     os.kill(os.getpid(), signal.SIGINT)
-                while not trickler.stop.wait(0.2):
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
+                try:
+                    while not trickler.stop.wait(byte_every_s):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:
+                    trickler.hung_up.set()
                 self.close_connection = True
 
             def log_message(self, *args: object) -> None:
@@ -121,5 +129,41 @@ class Trickler:
     def __exit__(self, *exc: object) -> None:
         self._give_up.cancel()
         self.stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Flooder:
+    """A webhook whose answer is a body of gigabytes, sent as fast as loopback takes it."""
+
+    def __init__(self, gigabytes: int = 8) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", str(gigabytes << 30))
+                self.end_headers()
+                chunk = b"x" * (1 << 20)
+                try:
+                    for _ in range(gigabytes << 10):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self._server.server_address[1]}/{path}"
+
+    def __enter__(self) -> "Flooder":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,44 @@ def test_no_migrate_takes_yes_and_no_words_in_any_case(text, migrate):
     from benchmarking.config import storage_settings
 
     assert storage_settings({"BENCHMARK_NO_MIGRATE": text})["migrate"] is migrate
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "missing"])
+def test_a_config_naming_a_fifo_a_device_or_a_directory_says_so(tmp_path, kind):
+    """--config /dev/zero or a FIFO said 'config file ... does not exist', though it does: one line saying what it
+    is, exit 2, and a FIFO is never opened (with no writer, opening it would wait for ever)."""
+    import os
+
+    from test_cli import run_main
+
+    path = {"fifo": tmp_path / "config.fifo", "device": Path("/dev/zero"), "directory": tmp_path / "conf.d",
+            "missing": tmp_path / "nope.toml"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    said = {"fifo": f"config file {path} is a FIFO, not a file: give a benchmark.toml",
+            "device": f"config file {path} is a device, not a file: give a benchmark.toml",
+            "directory": f"config file {path} is a directory, not a file: give a benchmark.toml",
+            "missing": f"config file {path} does not exist"}[kind]
+    for args, env in ((["--simulate", "--config", str(path)], {}), (["watch"], {"BENCHMARK_CONFIG": str(path)})):
+        done = run_main(tmp_path, *args, timeout=60, **env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"main.py: error: {said}\n"
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_an_empty_config_flag_is_refused_not_ignored_and_an_empty_variable_is_not_set(tmp_path):
+    """--config '' (a shell variable that was not set) was taken as no --config at all: BENCHMARK_CONFIG or
+    ./benchmark.toml was read instead, silently. An empty BENCHMARK_CONFIG said 'config file  does not exist'; empty,
+    like every variable the tool reads, it is not set."""
+    from test_cli import run_main
+
+    (tmp_path / "benchmark.toml").write_text("[alerts]\nwindow = \"2h\"\n")
+    done = run_main(tmp_path, "watch", "--config", "")
+    assert done.returncode == 2
+    assert done.stderr == "main.py: error: --config takes the path of a benchmark.toml, not ''\n"
+    assert not (tmp_path / "benchmarks.db").exists()
+    done = run_main(tmp_path, "watch", BENCHMARK_CONFIG="")
+    assert done.returncode == 0, done.stderr
+    assert "window 2h)" in done.stdout  # ./benchmark.toml, read as without the variable

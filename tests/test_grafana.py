@@ -170,3 +170,33 @@ def test_a_role_without_the_reader_policies_reads_no_row(filled):
 def test_the_simulated_mode_shows_only_simulated_rows(filled):
     sql = expand(queries()[0][1], {"provider": ["groq", "openai"], "mode": ["simulated"]})
     assert run_as_reader(filled, sql) == [(Decimal(int(H1.timestamp())), "openai/gpt-4o-mini", 9999.0, 9999.0)]
+
+
+# What the dashboard reads, per table: the reader role may select these columns and no other.
+READ_COLUMNS = {
+    "benchmark_results": {"run_id", "provider", "model", "created_at", "success", "ttft_ms", "latency_ms", "cost_usd",
+                          "output_tokens"},
+    "runs": {"id", "mode"},
+    "alerts": {"rule", "provider", "model", "metric", "state", "started_at", "last_seen_at", "details"},
+}
+
+
+def test_the_reader_role_selects_only_the_columns_the_dashboard_reads(filled):
+    """grafana_reader.sql granted SELECT on whole tables: the answers (response_text), the run's settings, error
+    texts and hosts were all readable with the dashboard's password, which sits in Grafana's data source."""
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute("grant select on runs, benchmark_results, alerts to grafana_reader")  # as the old file did
+        conn.execute(READER_SQL)  # run again over it, as an upgrade does: the table-wide grant is taken back
+        columns = {table: {name for (name,) in conn.execute(
+            "select column_name from information_schema.columns where table_name = %s", (table,))}
+                   for table in READ_COLUMNS}
+    for table, readable in READ_COLUMNS.items():
+        assert readable <= columns[table]  # the names above are the schema's
+        for column in sorted(columns[table]):
+            if column in readable:
+                run_as_reader(filled, f"select {column} from {table} limit 1")
+            else:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    run_as_reader(filled, f"select {column} from {table} limit 1")
+    for title, sql in queries():  # and every query of the dashboard still runs, with rows
+        assert run_as_reader(filled, expand(sql, {"provider": ["groq", "openai"], "mode": ["live"]})), title

@@ -472,3 +472,52 @@ def test_hour_of_day_panels_draw_each_providers_median_by_hour_and_only_when_hou
     # a third row of panels, only with hours
     with_hours = _figure(rows, "t", extra_panels(rows))
     assert height(with_hours) > height(_figure(one_hour, "t", extra_panels(one_hour)))
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """An empty directory of our own to run main() in, with no database or notify variable from outside."""
+    import os
+
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+WINDOWS_TAKEN = ["72h", "30m", "7d", "2w", "90s", "1h30m", "0.5h", "3600", "365d"]
+WINDOWS_REFUSED = ["", "soon", "0h", "-1h", "1y", "366d", "53w", "9" * 40 + "h", "1h 30m"]
+
+
+@pytest.mark.parametrize("window", WINDOWS_TAKEN + WINDOWS_REFUSED)
+def test_report_window_and_alerts_window_take_the_same_lengths_with_the_same_limits(here, capsys, window):
+    """report --window took 2w but not 90s or 1h30m, with no upper limit; [alerts] window took 90s and 1h30m but
+    not 2w, and at most 365d: the same length of time was good in one place and refused in the other."""
+    assert main(["report", f"--window={window}", "--format", "json"]) == (0 if window in WINDOWS_TAKEN else 2)
+    report = capsys.readouterr()
+    (here / "benchmark.toml").write_text(f'[alerts]\nwindow = "{window}"\n')
+    assert main(["watch"]) == (0 if window in WINDOWS_TAKEN else 2)
+    watch = capsys.readouterr()
+    if window in WINDOWS_REFUSED:
+        report_says = report.err.strip().removeprefix("main.py: error: --window")
+        watch_says = watch.err.strip().removeprefix("main.py: error: benchmark.toml [alerts]: window")
+        assert report_says == watch_says and len(report.err.splitlines()) == 1, (report.err, watch.err)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare", "4h..8h", "2h.."], "--compare 4h..8h ends before it starts: give the earlier time first, like "
+                                      "8h..4h"),
+    (["--compare", "8h..4h", "2026-11-08..2026-11-01"], "--compare 2026-11-08..2026-11-01 ends before it starts"),
+    (["--compare", "8h..4h", "4h..4h"], "--compare 4h..4h ends before it starts"),
+    (["--compare", "8h..4h", "2999-01-01.."], "--compare 2999-01-01.. ends before it starts"),
+    (["--since", "1d", "--until", "2d"], "--since 1d is not before --until 2d: give the earlier time to --since"),
+    (["--since", "1d", "--until", "24h"], "--since 1d is not before --until 24h"),
+])
+def test_a_reversed_window_is_refused_not_reported_as_empty(here, capsys, args, message):
+    """A window whose end comes before its start selects nothing: it was read and said only 'no results match ...:
+    nothing to compare', exit 0, as if the provider had not run."""
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (here / "benchmarks.db").exists()  # refused before anything was opened

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("4h", 14400), ("1h30m", 5400), ("2", 2),
-                                           ("0.5s", 0.5)])
+                                           ("0.5s", 0.5), ("2w", 14 * 86400)])
 def test_durations(text, seconds):
     assert parse_duration(text, "--interval") == seconds
 
@@ -146,8 +146,8 @@ def test_bad_schedule_flags_exit_2_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "run_scheduled.py"), "--interval", "soon", "--simulate"],
                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("run_scheduled.py: error: --interval takes a duration like 90s, 15m, 4h or 1h30m,"
-                                   " not 'soon'")
+    assert done.stderr.strip() == ("run_scheduled.py: error: --interval takes a duration like 90s, 15m, 4h, 7d, 2w "
+                                   "or 1h30m, not 'soon'")
 
 
 @pytest.fixture

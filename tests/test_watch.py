@@ -12,7 +12,7 @@ import pytest
 from benchmarking.measurement import utc_now
 from benchmarking.storage.sqlite import SQLiteStorage
 
-from alert_helpers import FAIL, Receiver, write_results
+from alert_helpers import FAIL, Receiver, Trickler, write_results
 from test_cli import run_main
 
 SECRET_TOKEN = "xoxb-0123456789-SECRETtoken"
@@ -135,6 +135,26 @@ def test_a_database_down_during_evaluation_costs_one_line_and_leaves_the_exit_st
     assert (tmp_path / "outbox" / "pending.jsonl").read_text().count('"save_result"') == 1
 
 
+def test_a_receiver_that_trickles_holds_watch_no_longer_than_the_send_bound_in_all(tmp_path):
+    """A byte a second never trips a socket timeout: the bound ended our wait, but a worker thread of Apprise's kept
+    reading and was joined at interpreter exit (exit came after 154 s; under cron's lock every later tick was
+    skipped). The process ends within the bound and a margin for starting up, and the message stays pending."""
+    import time
+
+    seed_outage(tmp_path)
+    with Trickler(give_up_s=120, byte_every_s=1.0) as trickler:
+        started = time.monotonic()
+        done = run_main(tmp_path, "watch", timeout=90, BENCHMARK_NOTIFY=trickler.url(SECRET_TOKEN))
+        took = time.monotonic() - started
+        assert trickler.answering.is_set() and not trickler.stop.is_set(), done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert took < 40, f"watch took {took:.0f} s against a trickling receiver"
+    assert "could not be sent to json://…: kept pending" in done.stderr
+    assert SECRET_TOKEN not in done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "benchmarks.db") as db:
+        assert db.execute("select notified_firing_at, notify_attempts from alerts").fetchall() == [(None, 1)]
+
+
 def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_path, supabase_api):
     """A Supabase database set up before alerts: a run says to run schema.sql; watch said only that PostgREST could not
     find the table."""
@@ -148,6 +168,65 @@ def test_watch_on_supabase_without_the_alerts_table_says_to_run_schema_sql(tmp_p
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
     assert "'public.alerts'" in done.stderr and "run schema.sql in the Supabase SQL editor" in done.stderr
     assert SERVICE_KEY not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGKILL"])
+def test_a_notification_being_sent_ends_with_watch_killed_mid_send(tmp_path, signum):
+    """The message is sent by a child process: it must not outlive watch, killed or ended by SIGTERM mid-send (a
+    child left reading from the receiver for minutes is the process left behind that the bound was to prevent)."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    seed_outage(tmp_path)
+    with Trickler(give_up_s=120, byte_every_s=0.5) as trickler:
+        watch = subprocess.Popen([sys.executable, str(MAIN), "watch"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=clean_env(BENCHMARK_NOTIFY=trickler.url(SECRET_TOKEN)))
+        try:
+            assert trickler.answering.wait(60)
+            watch.send_signal(getattr(signal, signum))
+            assert watch.wait(30) != 0
+            assert trickler.hung_up.wait(10)  # the child's connection was closed: it ended with watch
+        finally:
+            watch.kill()
+            watch.wait()
+    assert SECRET_TOKEN not in watch.stderr.read().decode()
+    watch.stderr.close()
+
+
+def test_notify_urls_holding_commas_can_be_given_through_the_environment(tmp_path):
+    """BENCHMARK_NOTIFY was split at every comma, so a URL holding one (Apprise's mailto://...?to=a@x,b@y) could not
+    be given through the environment. Whitespace separates, and a comma or semicolon only before a new scheme://, as
+    Apprise itself splits a list of URLs."""
+    with Receiver() as receiver:
+        base = receiver.url("")
+        listed = f" {base}a,b {base}c,{base}d\n{base}e; ,{base}f, "
+        done = run_main(tmp_path, "watch", "--test-notify", BENCHMARK_NOTIFY=listed)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "test notification to json://…: sent\n" * 5
+        assert sorted(receiver.paths) == ["/a%2Cb", "/c", "/d", "/e", "/f"]
+
+
+def test_a_benchmark_notify_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    """Bytes that are not UTF-8 reach Python as lone surrogates, on which Apprise's URL parser raised: 'unexpected
+    error', exit 1."""
+    for value in ("json://127.0.0.1:1/\udcff", f"json://127.0.0.1:1/ok discord://{SECRET_TOKEN}\udcff"):
+        for args in (["watch", "--test-notify"], ["--simulate"]):
+            done = run_main(tmp_path, *args, BENCHMARK_NOTIFY=value)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr == ("main.py: error: BENCHMARK_NOTIFY is not UTF-8 text: set it again from a UTF-8 "
+                                   "source (the value is not printed: it holds tokens)\n")
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_a_url_apprise_raises_on_is_refused_like_one_it_cannot_load():
+    from benchmarking.errors import ConfigError
+    from benchmarking.notify import check_url
+
+    with pytest.raises(ConfigError, match=r"^\[notify\] urls: URL 1 of 1 \(json://…\) is not a URL Apprise can use"):
+        check_url("json://127.0.0.1:1/\udcff", "[notify] urls: URL 1 of 1")
 
 
 def test_test_notify_without_a_url_is_a_usage_error(tmp_path):

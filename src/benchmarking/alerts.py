@@ -265,6 +265,9 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
     """
     from .notify import fingerprint, scheme_of, send
 
+    # A URL that did not take a message is not tried again in this evaluation: a receiver that hangs or trickles
+    # costs one bound, not one per alert. What it is owed stays pending for the next evaluation.
+    unreachable: set[str] = set()
     for alert in alerts:
         which = "firing" if alert.state == "firing" else "resolved"
         column = f"notified_{which}_at"
@@ -283,7 +286,9 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
         owed = [url for url in urls if fingerprint(url) not in delivered.get(which, ())]
         title, body = message(alert)
         try:
-            failed = send(owed, title, body, kind=which)
+            failed = send([url for url in owed if url not in unreachable], title, body, kind=which)
+            failed += [url for url in owed if url in unreachable]
+            unreachable.update(failed)
         except BaseException:  # Ctrl-C mid-send: given back, or it would stay marked sent and never go out
             storage.update_alert(alert.id, {name: None for name in values}, {})
             raise

@@ -11,10 +11,12 @@ import math
 from pathlib import Path
 import re
 import socket
+import stat
 import tomllib
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from .durations import parse_duration
 from .errors import ConfigError
 from .pricing import Price
 from .slo import SloConfig, Targets
@@ -503,12 +505,27 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
 
 def config_file(config_path: str | None, environ: Mapping[str, str]) -> Path | None:
     """--config, else BENCHMARK_CONFIG, else ./benchmark.toml if there is one."""
-    toml_path = config_path or environ.get("BENCHMARK_CONFIG")
+    if config_path == "":  # a shell variable that was not set: not the same as no --config
+        raise ConfigError("--config takes the path of a benchmark.toml, not ''")
+    toml_path = config_path or environ.get("BENCHMARK_CONFIG") or None  # empty, as every variable here: not set
     if toml_path is not None:
         if not Path(toml_path).is_file():
-            raise ConfigError(f"config file {toml_path} does not exist")
+            raise ConfigError(f"config file {toml_path} {_not_a_file(Path(toml_path))}")
         return Path(toml_path)
     return Path("benchmark.toml") if Path("benchmark.toml").is_file() else None
+
+
+def _not_a_file(path: Path) -> str:
+    """What a path that is not a regular file is, as a message ends: a FIFO or a device is never opened (a FIFO with
+    no writer would wait for ever), and it does exist."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "does not exist"
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    kind = next((name for test, name in kinds if test(mode)), "something else")
+    return f"is {kind}, not a file: give a benchmark.toml"
 
 
 def load_watching(path: Path | None, environ: Mapping[str, str], notify: bool = True) -> Watching:
@@ -585,8 +602,6 @@ def _slo_config(table: Mapping[str, object], where: str) -> SloConfig:
 
 
 def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
-    from .scheduler import parse_duration  # here: scheduler imports this module
-
     where = f"{where} [alerts]"
     rules = AlertRules()
     for key, value in table.items():
@@ -618,16 +633,15 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
 
 
 def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> tuple[Secret, ...]:
-    """BENCHMARK_NOTIFY (comma-separated) if set, else [notify] urls; each checked by Apprise itself."""
+    """BENCHMARK_NOTIFY if set (split as notify_env.py says), else [notify] urls; each checked by Apprise itself."""
+    from .notify_env import environment_urls
+
     for key in table:
         if key != "urls":
             raise _unknown_key(key, ("urls",), f"{where} [notify]")
-    if environ.get("BENCHMARK_NOTIFY", "").strip():
-        source = "BENCHMARK_NOTIFY"
-        urls = [u.strip() for u in environ["BENCHMARK_NOTIFY"].split(",") if u.strip()]
-        if not urls:  # only commas: set, so it would win over [notify] urls and switch every notification off
-            raise ConfigError("BENCHMARK_NOTIFY names no URL: give Apprise URLs separated by commas, or unset it to "
-                              "use [notify] urls in benchmark.toml")
+    from_environment = environment_urls(environ)
+    if from_environment is not None:
+        source, urls = "BENCHMARK_NOTIFY", from_environment
     else:
         source = f"{where} [notify] urls"
         urls = table.get("urls", [])

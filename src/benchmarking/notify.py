@@ -2,23 +2,29 @@
 
 A notify URL holds its service's token, so it is never printed, logged or stored: messages name a URL by its scheme
 only ("slack://…"). Apprise's own log names URLs in full, so it is silenced while Apprise works. Apprise is imported
-only here, and only when a URL is set.
+only here and in the child that sends (notify_child.py), and only when a URL is set.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 import hashlib
+import json
 import logging
-import threading
+import os
+from pathlib import Path
+import select
+import subprocess
+import sys
 import time
 from typing import Iterator, Sequence
 
 from .errors import ConfigError
 
-# The most one message may hold a run, for all its URLs together. Apprise's socket timeouts (4 s) bound each wait for
-# a byte, not the answer: a receiver that sends a byte every few seconds would hold the run for minutes. A send still
-# under way at the bound counts as not delivered (kept pending); it may still arrive, and then arrives twice.
+# The most one message may hold a run, for all its URLs together, from starting the child that sends it to its end.
+# Apprise's socket timeouts (4 s) bound each wait for a byte, not the answer: a receiver that sends a byte every few
+# seconds would hold the run for minutes. A send still under way at the bound is killed and counts as not delivered
+# (kept pending); the receiver may have taken it all the same, and then gets it twice.
 SEND_TIMEOUT_S = 15.0
 
 
@@ -29,17 +35,15 @@ def scheme_of(url: str) -> str:
 
 
 @contextmanager
-def _quiet_apprise(still_sending: Sequence[threading.Thread] = ()) -> Iterator[None]:
-    """Apprise's log lines carry URLs with their tokens: none of them may reach stderr (nor those of a send given up
-    at the bound and still under way, so the log stays off while one is)."""
+def _quiet_apprise() -> Iterator[None]:
+    """Apprise's log lines carry URLs with their tokens: none of them may reach stderr."""
     logger = logging.getLogger("apprise")
     disabled = logger.disabled
     logger.disabled = True
     try:
         yield
     finally:
-        if not any(thread.is_alive() for thread in still_sending):
-            logger.disabled = disabled
+        logger.disabled = disabled
 
 
 def check_url(url: str, what: str) -> None:
@@ -47,7 +51,10 @@ def check_url(url: str, what: str) -> None:
     import apprise
 
     with _quiet_apprise():
-        loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        try:
+            loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        except Exception:  # suppress_exceptions does not cover its URL parser (a lone surrogate): refused the same
+            loaded = None
     if loaded is None:
         raise ConfigError(f"{what} ({scheme_of(url)}) is not a URL Apprise can use: check it against "
                           "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")
@@ -63,26 +70,37 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
     print them with scheme_of.
 
     `kind`: firing (Apprise's failure type), resolved (success), anything else info; services colour by it.
+    The send runs in a child process (notify_child.py), killed at the bound or when this one is interrupted: nothing
+    of it is left to hold the process at exit.
     """
-    import apprise
-
-    notify_type = {"firing": apprise.NotifyType.FAILURE, "resolved": apprise.NotifyType.SUCCESS}.get(
-        kind, apprise.NotifyType.INFO)
+    if not urls:
+        return []
+    deadline = time.monotonic() + SEND_TIMEOUT_S
+    request = json.dumps({"urls": list(urls), "title": title, "body": body, "kind": kind, "bound_s": SEND_TIMEOUT_S,
+                          "parent": os.getpid(), "path": [str(entry) for entry in sys.path]})
+    try:
+        child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("notify_child.py"))],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError:  # no interpreter to run it (or no process left to start): nothing delivered, kept pending
+        return list(urls)
     delivered: set[int] = set()
-
-    def deliver(index: int, url: str) -> None:
-        target = apprise.Apprise()
-        target.add(url)
-        if target.notify(title=title, body=body, notify_type=notify_type):
-            delivered.add(index)
-
-    # Each URL in a thread of its own, so that one bound covers them all; daemon threads: a send given up at the
-    # bound never keeps the process from exiting.
-    threads = [threading.Thread(target=deliver, args=(index, url), daemon=True) for index, url in enumerate(urls)]
-    with _quiet_apprise(threads):
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + SEND_TIMEOUT_S
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+    try:
+        try:
+            child.stdin.write(request.encode())  # type: ignore[union-attr]
+            child.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:  # it died before reading: nothing delivered
+            pass
+        received = b""
+        while len(delivered) < len(urls) and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([child.stdout], [], [], left)
+            chunk = os.read(child.stdout.fileno(), 4096) if ready else b""  # type: ignore[union-attr]
+            if ready and not chunk:
+                break  # it ended
+            received += chunk
+            *lines, received = received.split(b"\n")
+            delivered.update(int(line) for line in lines if line.strip().isdigit())
+    finally:
+        child.kill()  # at the bound, or at a Ctrl-C or SIGTERM while waiting: its send is given up
+        child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
     return [url for index, url in enumerate(urls) if index not in delivered]

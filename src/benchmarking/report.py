@@ -22,6 +22,7 @@ from statistics import median
 from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
+from .durations import parse_window
 from .errors import ConfigError
 from .figures import percentile, quantiles
 from .measurement import utc_now
@@ -54,15 +55,14 @@ def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
                           "time, like 4h, 7d or 2026-11-01") from None
 
 
+def ends_after_it_starts(since: datetime | None, until: datetime | None, now: datetime | None = None) -> bool:
+    """Whether the span from `since` to `until` (None: now) can hold a result: a reversed one selects nothing."""
+    return since is None or since < (until or now or utc_now())
+
+
 def parse_duration(text: str, flag: str) -> timedelta:
-    """'72h', '30m', '7d', '2w': a length of time."""
-    match = _AGO.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{flag} takes a length of time like 72h, 30m, 7d or 2w, not {text!r}")
-    try:
-        return timedelta(**{_AGO_UNITS[match.group(2)]: float(match.group(1))})
-    except OverflowError:
-        raise ConfigError(f"{flag} {text} is longer than the calendar holds: give a shorter window") from None
+    """A window's length: '72h', '30m', '7d', '2w', '90s', '1h30m', as every window takes it (durations.py)."""
+    return parse_window(text, flag)
 
 
 def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> list[tuple[float, float]]:

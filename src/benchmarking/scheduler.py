@@ -6,34 +6,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 import gc
 import math
-import re
 import time
 from typing import Callable
 
 from .config import Settings
-from .errors import ConfigError
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# A year: beyond it the clock arithmetic of a schedule overflows (and no schedule needs more).
-MAX_DURATION_S = 365 * 86400
-
-
-def parse_duration(text: str, flag: str) -> float:
-    """'90s', '15m', '4h', '1h30m' (or a bare number of seconds) -> seconds."""
-    cleaned = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        seconds = float(cleaned)
-    elif cleaned and re.fullmatch(f"(?:{_DURATION.pattern})+", cleaned):
-        seconds = sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION.findall(cleaned))
-    else:
-        raise ConfigError(f"{flag} takes a duration like 90s, 15m, 4h or 1h30m, not {text!r}")
-    if seconds <= 0:
-        raise ConfigError(f"{flag} must be longer than 0")
-    if seconds > MAX_DURATION_S:
-        raise ConfigError(f"{flag} must be at most 365d, not {text!r}")
-    return seconds
-
+from .durations import MAX_DURATION_S, parse_duration  # noqa: F401  (its callers import them from here)
 
 def format_duration(seconds: float) -> str:
     seconds = max(0, round(seconds))

@@ -19,11 +19,17 @@ if TYPE_CHECKING:
 
 def _compare_side(text: str, base: "Selection") -> "Selection":
     """A run id, or a window START..END (END may be left out: until now)."""
-    from ..report import parse_run_id, parse_time
+    from ..measurement import utc_now
+    from ..report import ends_after_it_starts, parse_run_id, parse_time
 
     if ".." in text:
         start, _, end = text.partition("..")
-        return replace(base, since=parse_time(start, "--compare"), until=parse_time(end, "--compare") if end else None)
+        now = utc_now()  # one now for both ends: 4h..4h is empty, not a few microseconds long
+        since, until = parse_time(start, "--compare", now), parse_time(end, "--compare", now) if end else None
+        if not ends_after_it_starts(since, until, now):
+            raise ConfigError(f"--compare {text} ends before it starts: give the earlier time first, like 8h..4h or "
+                              "2026-11-01..2026-11-08")
+        return replace(base, since=since, until=until)
     return replace(base, run_ids=frozenset({parse_run_id(text, "--compare")}))
 
 
@@ -53,10 +59,11 @@ OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]]
 def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
     from ..report import (
-        Selection, compare, comparison_json, export, format_comparison, format_csv, format_json, format_markdown,
-        format_table, parse_duration, parse_run_id, parse_time, report_title, select, span_of, summarise,
-        summarise_stored, title_for, window_selection, with_slo,
+        Selection, compare, comparison_json, ends_after_it_starts, export, format_comparison, format_csv, format_json,
+        format_markdown, format_table, parse_duration, parse_run_id, parse_time, report_title, select, span_of,
+        summarise, summarise_stored, title_for, window_selection, with_slo,
     )
+    from ..measurement import utc_now
     from ..storage import open_backend
 
     parser = Parser(prog="main.py report", description=(
@@ -72,8 +79,9 @@ def report_main(argv: list[str]) -> int:
     which.add_argument("--model", action="append", default=[], help="only this model; repeatable")
     which.add_argument("--include-simulated", action="store_true", help="count simulated runs too")
     which.add_argument("--window", metavar="LENGTH",
-                       help="the figures over the window of this length (72h, 30m, 7d, 2w) ending now, or at "
-                            "--until, like a leaderboard's rolling median; --plot draws the rolling median over time")
+                       help="the figures over the window of this length (72h, 30m, 7d, 2w, 1h30m; at most 365d) ending "
+                            "now, or at --until, like a leaderboard's rolling median; --plot draws the rolling median "
+                            "over time")
     out = parser.add_argument_group("output")
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
@@ -94,15 +102,18 @@ def report_main(argv: list[str]) -> int:
                           "2026-11-01..2026-11-08; changes beyond the noise are marked")
     args = parser.parse_args(argv)
 
+    now = utc_now()  # one now for --since and --until: 1d..1d is empty, not a few microseconds long
     base = Selection(
         run_ids=frozenset({parse_run_id(args.run, "--run")}) if args.run is not None else None,
         last=args.last,
-        since=parse_time(args.since, "--since") if args.since is not None else None,
-        until=parse_time(args.until, "--until") if args.until is not None else None,
+        since=parse_time(args.since, "--since", now) if args.since is not None else None,
+        until=parse_time(args.until, "--until", now) if args.until is not None else None,
         providers=frozenset(args.provider),
         models=frozenset(args.model),
         include_simulated=args.include_simulated,
     )
+    if args.since is not None and args.until is not None and not ends_after_it_starts(base.since, base.until):
+        raise ConfigError(f"--since {args.since} is not before --until {args.until}: give the earlier time to --since")
     if args.window is not None:
         if args.compare:
             raise ConfigError("--window and --compare both choose the results: give the windows to --compare")
