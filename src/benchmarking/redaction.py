@@ -1,0 +1,271 @@
+"""One registry of every secret the process has read, and one scrubber that everything leaving the process passes.
+
+A secret is registered the moment it is read (config.py: keys, the database password, the Supabase service role,
+notification URLs' tokens, credentials in headers and base URLs). `scrub` then removes it from any text in every form
+an echo takes: as sent, URL-encoded, JSON-escaped, in any case, and any run of SECRET_RUN_CHARS of it (a cut echo),
+plus anything key-shaped. `shown` also makes text inert for a terminal (no escape sequences, no control characters).
+This module imports nothing of ours, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+import io
+import json
+import logging
+import re
+import sys
+import threading
+from typing import Any, Iterator, TextIO
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+
+# A run of this many characters of a known secret, anywhere, in any case, is taken for the secret (cut, lower-cased
+# or URL-encoded echoes included); shorter runs are too likely to be ordinary text.
+SECRET_RUN_CHARS = 12
+# Shorter values are not registered: scrubbing every "admin" or "1234" from every output would garble it, and a
+# secret that short is guessed faster than it is leaked.
+MIN_SECRET_CHARS = 6
+REDACTED = "****"
+
+# (pattern, replacement): secrets nobody registered (an echo of another key, a key in a provider's example).
+_KEY_PATTERNS = (
+    (re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}"), REDACTED),
+    (re.compile(r"\bgsk_[A-Za-z0-9*]{6,}"), REDACTED),
+    (re.compile(r"\bsb_secret_[A-Za-z0-9_\-]{6,}"), REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), REDACTED),
+    (re.compile(r"(?i)\b(bearer\s+)[^\s'\",}]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1" + REDACTED),
+)
+# Header names whose values are credentials (Authorization, api-key, X-Goog-Api-Key, a token, a cookie).
+_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|password|signature")
+# A path segment or host of a notification URL that looks like a token: long, letters and digits mixed.
+_TOKEN_LIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-.~%+=]{10,}$")
+# password=... in a key=value connection string, quoted or not.
+_DSN_PASSWORD = re.compile(r"(?i)(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+# Terminal escape sequences (CSI, OSC, and the two-character ones), then any control character left over.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_]|.?)|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"\r(?!\n)|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+
+_lock = threading.Lock()
+_registered: dict[str, None] = {}  # insertion-ordered set of the values as read
+_forms: tuple[str, ...] = ()  # every lower-cased form of every registered value, longest first
+
+
+def forms_of(secret: str) -> set[str]:
+    """The lower-cased forms an echo of `secret` may take: as is, URL-decoded, URL-encoded (both ways), JSON-escaped."""
+    found: set[str] = set()
+    for value in {secret, unquote(secret)}:
+        found |= {value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1]}
+    return {form.lower() for form in found if len(form) >= MIN_SECRET_CHARS}
+
+
+def register(value: str | None) -> None:
+    """Remember a secret for every later scrub; a URL gives its credentials and tokens, not its whole self."""
+    if not value or not isinstance(value, str):
+        return
+    if "://" in value:
+        register_url(value)
+        return
+    if len(value) < MIN_SECRET_CHARS or value in _registered:
+        return
+    global _forms
+    with _lock:
+        _registered[value] = None
+        _forms = tuple(sorted({f for v in _registered for f in forms_of(v)}, key=len, reverse=True))
+
+
+def register_url(url: str) -> None:
+    """The secrets a URL holds: the password, query values, and tokens in the host or path (webhook URLs)."""
+    scheme, _, rest = url.partition("://")
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed host ([::1 unclosed): take everything after the scheme apart by hand
+        parts, password = None, None
+    if password is None and "@" in rest.split("/", 1)[0]:
+        password = rest.split("/", 1)[0].rpartition("@")[0].partition(":")[2] or None
+    register(password)
+    pieces = re.split(r"[/@?&#=:,]+", rest)
+    if parts is not None:
+        for _, value in parse_qsl(parts.query, keep_blank_values=True):
+            register(value)
+    host = parts.hostname if parts is not None else None
+    for piece in pieces:
+        if piece != host and _TOKEN_LIKE.match(piece) and not re.fullmatch(r"[\d.]+", piece):
+            register(piece)
+
+
+def register_header(name: str, value: str) -> None:
+    """A header's value, if the header carries a credential; for `Bearer TOKEN`, the token on its own too."""
+    if _CREDENTIAL_HEADER.search(name):
+        register(value)
+        register(value.strip().rpartition(" ")[2])
+
+
+def register_database_url(url: str) -> None:
+    """The password of a database URL (postgresql://user:pw@host) or of a key=value string (password=pw)."""
+    if "://" in url:
+        register_url(url)
+    for match in _DSN_PASSWORD.finditer(url):
+        value = match.group(1)
+        register(value[1:-1] if value.startswith("'") and value.endswith("'") and len(value) > 1 else value)
+
+
+def registered() -> tuple[str, ...]:
+    """The registered values, for tests and for a scrub that must also take a caller's own secrets."""
+    return tuple(_registered)
+
+
+def scrub_known(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """text with every run of SECRET_RUN_CHARS or more characters of a registered secret (or of `secrets`) in any of
+    its forms replaced by ****; shorter secrets are replaced only whole. Case-insensitive."""
+    if not text:
+        return text
+    forms = _forms
+    if secrets:
+        forms = tuple({f for s in secrets if s for f in forms_of(s)} | set(forms))
+    if not forms:
+        return text
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer (İ): keep positions aligned
+        lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    spans: list[tuple[int, int]] = []
+    for form in forms:
+        width = min(SECRET_RUN_CHARS, len(form))
+        for start in range(len(form) - width + 1):
+            window = form[start : start + width]
+            found = lowered.find(window)
+            while found != -1:
+                spans.append((found, found + width))
+                found = lowered.find(window, found + 1)
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for begin, stop in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([begin, stop])
+    out: list[str] = []
+    position = 0
+    for begin, stop in merged:
+        out += [text[position:begin], REDACTED]
+        position = stop
+    out.append(text[position:])
+    return "".join(out)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = (), patterns: bool = True) -> str:
+    """text with every known secret, and (with `patterns`) anything key-shaped, replaced by ****; lines kept."""
+    if not text:
+        return text
+    text = scrub_known(text, secrets)
+    if patterns:
+        for pattern, replacement in _KEY_PATTERNS:
+            text = pattern.sub(replacement, text)
+    return text
+
+
+def inert(text: str) -> str:
+    """text fit for a terminal: escape sequences and control characters removed (newline, tab and CRLF kept)."""
+    if not text or (text.isprintable() and "\x1b" not in text):
+        return text
+    return _CONTROL.sub("", _ESCAPE.sub("", text))
+
+
+def shown(text: str) -> str:
+    """What a person may see of text: inert, then scrubbed (an escape sequence inside a secret cannot hide it)."""
+    return scrub(inert(text))
+
+
+class ScrubbedStream(io.TextIOBase):
+    """A text stream (stdout, stderr) that shows only `shown` text: every print, traceback and library log line of the
+    process passes here. Text is held until its line ends (or a flush), so a secret written in pieces is still seen
+    whole."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in text:
+            whole, _, self._pending = self._pending.rpartition("\n")
+            self.stream.write(shown(whole + "\n"))
+        return len(text)
+
+    def control(self, sequence: str) -> None:
+        """The tool's own terminal control (a progress line's \\r and erase): written as is, after what is held."""
+        self.flush()
+        self.stream.write(sequence)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self.stream.write(shown(pending))
+        self.stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.stream, "errors", None)
+
+    @property
+    def buffer(self) -> Any:
+        return self.stream.buffer  # type: ignore[attr-defined]
+
+
+class ScrubbingFilter(logging.Filter):
+    """Scrubs a log record's message (and its traceback text) before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: logging reports it, with the record's raw text
+            return True
+        record.msg, record.args = scrub(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
+_FILTER = ScrubbingFilter()
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """stdout and stderr shown through `shown`, and every log handler there is scrubbed, while the block runs."""
+    saved = sys.stdout, sys.stderr
+    handlers = [h for h in (*logging.getLogger().handlers, logging.lastResort) if h is not None]
+    for handler in handlers:
+        handler.addFilter(_FILTER)
+    if sys.stdout is not None and not isinstance(sys.stdout, ScrubbedStream):
+        sys.stdout = ScrubbedStream(sys.stdout)
+    if sys.stderr is not None and not isinstance(sys.stderr, ScrubbedStream):
+        sys.stderr = ScrubbedStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, ScrubbedStream) and stream not in saved:
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+        sys.stdout, sys.stderr = saved
