@@ -9,7 +9,9 @@ This module imports nothing of ours, so every layer may use it.
 
 from __future__ import annotations
 
+import base64
 from contextlib import contextmanager
+import html
 import io
 import json
 import logging
@@ -28,17 +30,19 @@ MIN_SECRET_CHARS = 6
 REDACTED = "****"
 
 # (pattern, replacement): secrets nobody registered (an echo of another key, a key in a provider's example).
+_VALUE = r"[^\s'\",;&}]+"  # a credential's value runs to a space, quote, comma, semicolon, & or brace
 _KEY_PATTERNS = (
     (re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}"), REDACTED),
     (re.compile(r"\bgsk_[A-Za-z0-9*]{6,}"), REDACTED),
     (re.compile(r"\bsb_secret_[A-Za-z0-9_\-]{6,}"), REDACTED),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), REDACTED),
-    (re.compile(r"(?i)\b(bearer\s+)[^\s'\",}]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(bearer\s+)" + _VALUE), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)" + _VALUE), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)" + _VALUE), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|digest|token)\s+)" + _VALUE), r"\1" + REDACTED),
 )
-# Header names whose values are credentials (Authorization, api-key, X-Goog-Api-Key, a token, a cookie).
-_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|password|signature")
+# Header and query names whose values are credentials (Authorization, api-key, X-Goog-Api-Key, token, a cookie, sig).
+_CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|pass|sig|credential")
 # A path segment or host of a notification URL that looks like a token: long, letters and digits mixed.
 _TOKEN_LIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-.~%+=]{10,}$")
 # password=... in a key=value connection string, quoted or not.
@@ -53,10 +57,12 @@ _forms: tuple[str, ...] = ()  # every lower-cased form of every registered value
 
 
 def forms_of(secret: str) -> set[str]:
-    """The lower-cased forms an echo of `secret` may take: as is, URL-decoded, URL-encoded (both ways), JSON-escaped."""
+    """The lower-cased forms an echo of `secret` may take: as is, URL-decoded, URL-encoded (both ways), JSON- and
+    HTML-escaped."""
     found: set[str] = set()
     for value in {secret, unquote(secret)}:
-        found |= {value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1]}
+        found |= {value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1],
+                  html.escape(value)}
     return {form.lower() for form in found if len(form) >= MIN_SECRET_CHARS}
 
 
@@ -64,8 +70,8 @@ def register(value: str | None) -> None:
     """Remember a secret for every later scrub; a URL gives its credentials and tokens, not its whole self."""
     if not value or not isinstance(value, str):
         return
-    if "://" in value:
-        register_url(value)
+    if "://" in value:  # a notification URL (Secret): its credentials and tokens
+        register_url(value, path_tokens=True)
         return
     if len(value) < MIN_SECRET_CHARS or value in _registered:
         return
@@ -75,25 +81,31 @@ def register(value: str | None) -> None:
         _forms = tuple(sorted({f for v in _registered for f in forms_of(v)}, key=len, reverse=True))
 
 
-def register_url(url: str) -> None:
-    """The secrets a URL holds: the password, query values, and tokens in the host or path (webhook URLs)."""
-    scheme, _, rest = url.partition("://")
+def register_url(url: str, path_tokens: bool = False) -> None:
+    """The secrets a URL holds: the password (and its Basic-auth form), query values, and with `path_tokens` (a
+    notification URL: slack://T0/B0/XXX, tgram://bottoken/chat) token-like parts of the host and path."""
+    _, _, rest = url.partition("://")
     try:
         parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # a malformed host ([::1 unclosed): take everything after the scheme apart by hand
-        parts, password = None, None
-    if password is None and "@" in rest.split("/", 1)[0]:
-        password = rest.split("/", 1)[0].rpartition("@")[0].partition(":")[2] or None
+        user, password, host, query = parts.username, parts.password, parts.hostname, parts.query
+    except ValueError:  # a malformed host ([::1 unclosed): the credentials taken apart by hand
+        user, password, host, query = None, None, None, rest.partition("?")[2]
+    authority = rest.split("/", 1)[0]
+    if password is None and "@" in authority:
+        user, _, password = authority.rpartition("@")[0].partition(":")
     register(password)
-    pieces = re.split(r"[/@?&#=:,]+", rest)
-    if parts is not None:
-        for _, value in parse_qsl(parts.query, keep_blank_values=True):
+    if password:
+        register(base64.b64encode(f"{unquote(user or '')}:{unquote(password)}".encode()).decode())
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        # ?api-version=2024-10-21 and ?format=markdown are no secrets; ?token=, ?key=, ?sig= are.
+        if _CREDENTIAL_HEADER.search(name) or (path_tokens and _TOKEN_LIKE.match(value)):
             register(value)
-    host = parts.hostname if parts is not None else None
-    for piece in pieces:
-        if piece != host and _TOKEN_LIKE.match(piece) and not re.fullmatch(r"[\d.]+", piece):
-            register(piece)
+    if path_tokens:
+        for piece in re.split(r"[/@?&#=:,]+", rest.partition("?")[0]):
+            # A host that is a name (hooks.slack.com) or an address is no token; tgram://123456:AAbot... is.
+            is_address = piece.lower() == host and ("." in piece or piece.lower() == "localhost")
+            if not is_address and _TOKEN_LIKE.match(piece) and not re.fullmatch(r"[\d.]+", piece):
+                register(piece)
 
 
 def register_header(name: str, value: str) -> None:
