@@ -24,8 +24,9 @@ def echo_forms(value: str) -> str:
 class EchoServer:
     """Answers every request with an echo of it; `requests` counts them."""
 
-    def __init__(self, status: int = 500) -> None:
+    def __init__(self, status: int = 500, said: str = "") -> None:
         self.status = status
+        self.said = said  # put in front of every error's message
         self.requests = 0
         server = self
 
@@ -45,7 +46,7 @@ class EchoServer:
                         body.replace('":"', '": "'):
                     self._stream(echo)
                     return
-                payload = json.dumps({"error": {"message": f"rejected: {echo}", "code": "invalid_api_key"},
+                payload = json.dumps({"error": {"message": f"{server.said}rejected: {echo}", "code": "invalid_api_key"},
                                       "message": f"rejected: {echo}", "code": "XX000", "details": echo,
                                       "hint": echo}).encode()
                 self.send_response(server.status)

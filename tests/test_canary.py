@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from echo_server import EchoServer
-from test_cli import MAIN, clean_env
+from test_cli import MAIN, clean_env, rows
 
 SCHEDULED = MAIN.parent / "run_scheduled.py"
 INPUTS = ("benchmark.toml", ".env")  # where the secrets are set, not an output
@@ -178,3 +178,15 @@ def test_credentials_in_a_base_url_are_refused_unshown_naming_the_key_variable(t
     assert "OPENAI_BASE_URL" in refused.stderr and "OPENAI_API_KEY" in refused.stderr
     assert refused_toml.returncode == 2 and "MINE_KEY" in refused_toml.stderr
     assert not run.leaks and not hits(refused_toml.stderr + refused_toml.stdout)
+
+
+def test_terminal_escapes_in_a_provider_error_are_shown_inert_and_stored_as_sent(tmp_path):
+    said = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRED\x1b[0m\rSuccess (openai)\x08\x00 "
+    with EchoServer(status=500, said=said) as echo:
+        env = {"OPENAI_API_KEY": MARKERS["OpenAi"], "OPENAI_BASE_URL": f"{echo.url}/v1", "DATABASE_URL": "sqlite:///b.db"}
+        done = Commands(tmp_path, env)("--providers", "openai", "--timeout", "10")
+    shown = done.stdout + done.stderr
+    assert done.returncode == 1 and "HTTP 500: RED" in done.stdout
+    assert not any(c in shown for c in "\x1b\x07\x08\x00\r"), repr(shown)
+    (stored,) = rows(tmp_path / "b.db", "select error_message from benchmark_results")
+    assert "\x1b[31mRED" in stored["error_message"]  # the record keeps what the server said

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from contextlib import contextmanager
+from functools import lru_cache
 import html
 import io
 import json
@@ -18,7 +19,7 @@ import logging
 import re
 import sys
 import threading
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 # A run of this many characters of a known secret, anywhere, in any case, is taken for the secret (cut, lower-cased
@@ -41,6 +42,8 @@ _KEY_PATTERNS = (
     (re.compile(r"(?i)\b(password[\"']?\s*[:=]\s*[\"']?)" + _VALUE), r"\1" + REDACTED),
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|digest|token)\s+)" + _VALUE), r"\1" + REDACTED),
 )
+# Cheap test of whether any of _KEY_PATTERNS can match at all.
+_ANY_KEY_SHAPE = re.compile(r"(?i)sk-|gsk_|sb_secret_|eyJ|bearer|api[_-]?key|password|authorization")
 # Header and query names whose values are credentials (Authorization, api-key, X-Goog-Api-Key, token, a cookie, sig).
 _CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|pass|sig|credential")
 # A path segment or host of a notification URL that looks like a token: long, letters and digits mixed.
@@ -53,7 +56,7 @@ _CONTROL = re.compile(r"\r(?!\n)|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
 
 _lock = threading.Lock()
 _registered: dict[str, None] = {}  # insertion-ordered set of the values as read
-_forms: tuple[str, ...] = ()  # every lower-cased form of every registered value, longest first
+_windows: frozenset[str] = frozenset()  # what scrub_known looks for: see _windows_of
 
 
 def forms_of(secret: str) -> set[str]:
@@ -75,10 +78,10 @@ def register(value: str | None) -> None:
         return
     if len(value) < MIN_SECRET_CHARS or value in _registered:
         return
-    global _forms
+    global _windows
     with _lock:
         _registered[value] = None
-        _forms = tuple(sorted({f for v in _registered for f in forms_of(v)}, key=len, reverse=True))
+        _windows = _windows | _windows_of(forms_of(value))
 
 
 def register_url(url: str, path_tokens: bool = False) -> None:
@@ -129,27 +132,38 @@ def registered() -> tuple[str, ...]:
     return tuple(_registered)
 
 
+def _windows_of(forms: Iterable[str]) -> frozenset[str]:
+    """Every run of SECRET_RUN_CHARS of each form, and each shorter form whole: what scrub_known looks for."""
+    windows = set()
+    for form in forms:
+        width = min(SECRET_RUN_CHARS, len(form))
+        windows.update(form[start : start + width] for start in range(len(form) - width + 1))
+    return frozenset(windows)
+
+
 def scrub_known(text: str, secrets: tuple[str, ...] = ()) -> str:
     """text with every run of SECRET_RUN_CHARS or more characters of a registered secret (or of `secrets`) in any of
     its forms replaced by ****; shorter secrets are replaced only whole. Case-insensitive."""
-    if not text:
-        return text
-    forms = _forms
+    windows = _windows
     if secrets:
-        forms = tuple({f for s in secrets if s for f in forms_of(s)} | set(forms))
-    if not forms:
+        windows = windows | _windows_of(f for s in secrets if s for f in forms_of(s))
+    if not text or not windows:
+        return text
+    widths = sorted({len(w) for w in windows})
+    if len(text) < widths[0]:
         return text
     lowered = text.lower()
     if len(lowered) != len(text):  # a character whose lower case is longer (İ): keep positions aligned
         lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     spans: list[tuple[int, int]] = []
-    for form in forms:
-        width = min(SECRET_RUN_CHARS, len(form))
-        for start in range(len(form) - width + 1):
-            window = form[start : start + width]
+    if len(text) <= 4096:  # short text (most of it): each of its runs looked up once
+        for width in widths:
+            spans += [(i, i + width) for i in range(len(lowered) - width + 1) if lowered[i : i + width] in windows]
+    else:  # long text (an answer): each window searched for, at C speed
+        for window in windows:
             found = lowered.find(window)
             while found != -1:
-                spans.append((found, found + width))
+                spans.append((found, found + len(window)))
                 found = lowered.find(window, found + 1)
     if not spans:
         return text
@@ -172,11 +186,23 @@ def scrub(text: str, secrets: tuple[str, ...] = (), patterns: bool = True) -> st
     """text with every known secret, and (with `patterns`) anything key-shaped, replaced by ****; lines kept."""
     if not text:
         return text
+    if len(text) <= 256 and not secrets:  # names, types, ids: the same few values again and again
+        return _scrub_short(text, patterns, len(_registered))
+    return _scrub(text, secrets, patterns)
+
+
+def _scrub(text: str, secrets: tuple[str, ...], patterns: bool) -> str:
     text = scrub_known(text, secrets)
-    if patterns:
+    if patterns and _ANY_KEY_SHAPE.search(text):
         for pattern, replacement in _KEY_PATTERNS:
             text = pattern.sub(replacement, text)
     return text
+
+
+@lru_cache(maxsize=4096)
+def _scrub_short(text: str, patterns: bool, generation: int) -> str:
+    """_scrub for a short text, remembered until the next secret is registered (`generation` changes then)."""
+    return _scrub(text, (), patterns)
 
 
 def inert(text: str) -> str:
