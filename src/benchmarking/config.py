@@ -90,6 +90,9 @@ class Secret:
 
     __str__ = __repr__
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return Secret, (self._value,)  # unpickled through __init__: a worker process registers it too
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
 
