@@ -27,6 +27,7 @@ class EchoServer:
     def __init__(self, status: int = 500, said: str = "") -> None:
         self.status = status
         self.said = said  # put in front of every error's message
+        self.code = "XX000"  # the error's code (PostgREST's SQLSTATE): 22P02 makes the row's fault
         self.requests = 0
         server = self
 
@@ -47,7 +48,7 @@ class EchoServer:
                     self._stream(echo)
                     return
                 payload = json.dumps({"error": {"message": f"{server.said}rejected: {echo}", "code": "invalid_api_key"},
-                                      "message": f"rejected: {echo}", "code": "XX000", "details": echo,
+                                      "message": f"rejected: {echo}", "code": server.code, "details": echo,
                                       "hint": echo}).encode()
                 self.send_response(server.status)
                 self.send_header("content-type", "application/json")

@@ -145,12 +145,15 @@ def test_no_marker_of_the_supabase_service_role_is_shown_when_the_server_echoes_
     with EchoServer(status=500) as echo:
         run = Commands(tmp_path, {"SUPABASE_URL": echo.url, "SUPABASE_SERVICE_ROLE": "sb_secret_" + MARKERS["SupaRl"],
                                   "BENCHMARK_OUTBOX": "outbox"})
-        run("--simulate")
+        first = run("--simulate")
         run.many(("check",), ("flush",), ("report",), ("watch",))
         run("--simulate", "--runs", "1", "--interval", "1s", "--metrics-file", "metrics.prom", script=SCHEDULED)
-        assert echo.requests > 5
-    assert run.statuses[f"{MAIN.name} --simulate"] == 1  # results kept in the outbox: a run with failures
+        echo.status, echo.code = 400, "22P02"  # the database refuses the rows: they go to outbox/rejected.jsonl, with the reason
+        run("--simulate")
+        run("flush")
+        assert echo.requests > 5 and (tmp_path / "outbox" / "rejected.jsonl").is_file()
     assert not run.leaks, "\n".join(run.leaks)
+    assert first.returncode == 1  # results kept in the outbox: a run with failures
     assert not files_leaking(tmp_path), "\n".join(files_leaking(tmp_path))
 
 

@@ -15,6 +15,7 @@ import time
 from typing import Iterator, Sequence
 
 from .errors import ConfigError
+from .redaction import scrub
 
 # The most one message may hold a run, for all its URLs together. Apprise's socket timeouts (4 s) bound each wait for
 # a byte, not the answer: a receiver that sends a byte every few seconds would hold the run for minutes. A send still
@@ -66,6 +67,7 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
     """
     import apprise
 
+    title, body = scrub(title), scrub(body)  # a message leaves the process like any output: no secret in it
     notify_type = {"firing": apprise.NotifyType.FAILURE, "resolved": apprise.NotifyType.SUCCESS}.get(
         kind, apprise.NotifyType.INFO)
     delivered: set[int] = set()
