@@ -29,6 +29,7 @@ class EchoServer:
         self.said = said  # put in front of every error's message
         self.code = "XX000"  # the error's code (PostgREST's SQLSTATE): 22P02 makes the row's fault
         self.requests = 0
+        self.bodies: list[str] = []  # every request's body, as received
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +39,7 @@ class EchoServer:
                 server.requests += 1
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+                server.bodies.append(body)
                 # Headers first: an error message is cut at a few hundred characters, and they hold the keys.
                 echo = " ; ".join([f"{k}: {echo_forms(v)}" for k, v in self.headers.items()
                                    if k.lower() not in ("host", "accept", "accept-encoding", "connection",

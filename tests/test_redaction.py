@@ -185,3 +185,13 @@ def test_credentials_in_a_base_url_are_refused_naming_where_the_key_goes(url):
     message = str(caught.value)
     assert message.startswith("OPENAI_BASE_URL holds a user name or password") and "OPENAI_API_KEY" in message
     assert "Secret99" not in message
+
+
+def test_a_notification_leaves_the_process_scrubbed():
+    from echo_server import EchoServer
+    from benchmarking.notify import send
+
+    with EchoServer(status=200) as receiver:
+        send([f"json://{receiver.url[7:]}/hook"], f"alert {SECRET}", f"error: {quote(SECRET, safe='')} refused")
+    (body,) = receiver.bodies
+    assert "alert ****" in body and "error: **** refused" in body
