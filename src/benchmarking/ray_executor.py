@@ -43,7 +43,7 @@ from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
 from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
-from .redaction import ScrubbedStream
+from .redaction import ScrubbedStream, scrub_output_of_this_process
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
 REACH_TIMEOUT_S = 5.0
@@ -95,6 +95,7 @@ class SlotsActor:
     def __init__(self, worker: str, cells: Sequence[Cell], slots: int) -> None:
         import ray
 
+        scrub_output_of_this_process()  # its lines reach Ray's log files and the driver's console
         self.worker = worker
         self.node = node_label(ray.get_runtime_context().get_node_id())
         self._cells = list(cells)

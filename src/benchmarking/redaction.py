@@ -228,24 +228,28 @@ class ScrubbedStream(io.TextIOBase):
         super().__init__()
         self.stream = stream
         self._pending = ""
+        self._lock = threading.RLock()  # threads print too (Ray's log lines, a notification's)
 
     def write(self, text: str) -> int:
-        self._pending += text
-        if "\n" in text:
-            whole, _, self._pending = self._pending.rpartition("\n")
-            self.stream.write(shown(whole + "\n"))
+        with self._lock:
+            self._pending += text
+            if "\n" in text:
+                whole, _, self._pending = self._pending.rpartition("\n")
+                self.stream.write(shown(whole + "\n"))
         return len(text)
 
     def control(self, sequence: str) -> None:
         """The tool's own terminal control (a progress line's \\r and erase): written as is, after what is held."""
-        self.flush()
-        self.stream.write(sequence)
+        with self._lock:
+            self.flush()
+            self.stream.write(sequence)
 
     def flush(self) -> None:
-        if self._pending:
-            pending, self._pending = self._pending, ""
-            self.stream.write(shown(pending))
-        self.stream.flush()
+        with self._lock:
+            if self._pending:
+                pending, self._pending = self._pending, ""
+                self.stream.write(shown(pending))
+            self.stream.flush()
 
     def writable(self) -> bool:
         return True
@@ -288,17 +292,23 @@ class ScrubbingFilter(logging.Filter):
 _FILTER = ScrubbingFilter()
 
 
-@contextmanager
-def scrubbed_output() -> Iterator[None]:
-    """stdout and stderr shown through `shown`, and every log handler there is scrubbed, while the block runs."""
-    saved = sys.stdout, sys.stderr
-    handlers = [h for h in (*logging.getLogger().handlers, logging.lastResort) if h is not None]
-    for handler in handlers:
-        handler.addFilter(_FILTER)
+def scrub_output_of_this_process() -> None:
+    """stdout and stderr shown through `shown` from now on, and every log handler there is scrubbed (a worker
+    process, whose Secrets register themselves as they are unpickled)."""
+    for handler in (*logging.getLogger().handlers, logging.lastResort):
+        if handler is not None:
+            handler.addFilter(_FILTER)
     if sys.stdout is not None and not isinstance(sys.stdout, ScrubbedStream):
         sys.stdout = ScrubbedStream(sys.stdout)
     if sys.stderr is not None and not isinstance(sys.stderr, ScrubbedStream):
         sys.stderr = ScrubbedStream(sys.stderr)
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """stdout and stderr shown through `shown`, and every log handler there is scrubbed, while the block runs."""
+    saved = sys.stdout, sys.stderr
+    scrub_output_of_this_process()
     try:
         yield
     finally:
