@@ -99,8 +99,8 @@ def test_key_shapes_nobody_registered_are_scrubbed_too():
 
 
 def test_inert_removes_escape_sequences_and_control_characters_keeping_newline_tab_and_crlf():
-    text = "a\x1b[31mred\x1b[0m \x1b]0;title\x07 b\r\nc\rd\x00e\tf\x1b[2J\x9b1mg\x07"
-    assert inert(text) == "ared  b\r\ncde\tfg"
+    text = "a\x1b[31mred\x1b[0m \x1b]0;title\x07 b\r\nc\rd\x00e\tf\x1b[2J\x9b1mg\x07 \u202egnp.exe"
+    assert inert(text) == "ared  b\r\ncde\tfg gnp.exe"
 
 
 def test_an_escape_sequence_inside_a_secret_does_not_hide_it():

@@ -50,9 +50,10 @@ _CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|pass|
 _TOKEN_LIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-.~%+=]{10,}$")
 # password=... in a key=value connection string, quoted or not.
 _DSN_PASSWORD = re.compile(r"(?i)(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
-# Terminal escape sequences (CSI, OSC, and the two-character ones), then any control character left over.
+# Terminal escape sequences (CSI, OSC, and the two-character ones), then any control character left over, and the
+# bidirectional overrides that make a line read other than it is.
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_]|.?)|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"\r(?!\n)|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("\r(?!\n)|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 _lock = threading.Lock()
 _registered: dict[str, None] = {}  # insertion-ordered set of the values as read
