@@ -11,11 +11,13 @@ import json
 import logging
 import os
 from pathlib import Path
+import string
 import subprocess
 import sys
 from urllib.parse import quote, quote_plus
 from uuid import uuid4
 
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from benchmarking import redaction
@@ -195,3 +197,16 @@ def test_a_notification_leaves_the_process_scrubbed():
         send([f"json://{receiver.url[7:]}/hook"], f"alert {SECRET}", f"error: {quote(SECRET, safe='')} refused")
     (body,) = receiver.bodies
     assert "alert ****" in body and "error: **** refused" in body
+
+
+@settings(max_examples=150, deadline=None)
+@given(secret=st.text(alphabet=string.ascii_letters + string.digits + "/+=-_.~!$%&*", min_size=12, max_size=60),
+       before=st.text(max_size=40), after=st.text(max_size=40),
+       form=st.sampled_from(["raw", "quote", "quote_plus", "lower", "upper", "json"]))
+def test_no_run_of_a_known_secret_survives_in_any_form(secret, before, after, form):
+    echoed = {"raw": secret, "quote": quote(secret, safe=""), "quote_plus": quote_plus(secret), "lower": secret.lower(),
+              "upper": secret.upper(), "json": json.dumps(secret)[1:-1]}[form]
+    # Given, not registered: a registered "000000000000" would be scrubbed from every later test's output.
+    clean = scrub(before + echoed + after, secrets=(secret,)).lower()
+    echoed = echoed.lower()
+    assert not any(echoed[i : i + 12] in clean for i in range(len(echoed) - 11))
