@@ -74,6 +74,7 @@ def register(value: str | None) -> None:
     """Remember a secret for every later scrub; a URL gives its credentials and tokens, not its whole self."""
     if not value or not isinstance(value, str):
         return
+    value = value.strip()  # " key\n" pasted with its spaces: the key is what an echo shows; the spaces are text
     if "://" in value:  # a notification URL (Secret): its credentials and tokens
         register_url(value, path_tokens=True)
         return
