@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from benchmarking import redaction
 from benchmarking.config import ProviderSettings, Secret
 from benchmarking.providers.groq_provider import call_groq
 from benchmarking.providers.openai_provider import call_openai
@@ -27,6 +28,13 @@ CALLS = {
     "together": call_together,
     "openrouter": call_openrouter,
 }
+
+
+@pytest.fixture(autouse=True)
+def own_secret_registry():
+    """Each test is one process of the tool as far as secrets go: what one registers does not scrub the next's output."""
+    with redaction.isolated_registry():
+        yield
 
 
 @pytest.fixture

@@ -210,3 +210,12 @@ def test_no_run_of_a_known_secret_survives_in_any_form(secret, before, after, fo
     clean = scrub(before + echoed + after, secrets=(secret,)).lower()
     echoed = echoed.lower()
     assert not any(echoed[i : i + 12] in clean for i in range(len(echoed) - 11))
+
+
+def test_an_isolated_registry_forgets_what_was_registered_in_it_and_what_was_remembered():
+    assert scrub("text Iso8Lated-Secret-77 text") == "text Iso8Lated-Secret-77 text"
+    with redaction.isolated_registry():
+        register("Iso8Lated-Secret-77")
+        assert scrub("text Iso8Lated-Secret-77 text") == "text **** text"
+    assert scrub("text Iso8Lated-Secret-77 text") == "text Iso8Lated-Secret-77 text"
+    assert SECRET in redaction.registered()  # what was there before stays

@@ -129,6 +129,22 @@ def register_database_url(url: str) -> None:
         register(value[1:-1] if value.startswith("'") and value.endswith("'") and len(value) > 1 else value)
 
 
+@contextmanager
+def isolated_registry() -> Iterator[None]:
+    """The registry put back as it was after the block: a test is a process of its own (one command), and the
+    secrets of one must not scrub the output of the next."""
+    global _windows
+    saved = dict(_registered), _windows
+    try:
+        yield
+    finally:
+        with _lock:
+            _registered.clear()
+            _registered.update(saved[0])
+            _windows = saved[1]
+            _scrub_short.cache_clear()  # remembered under a registry that is gone
+
+
 def registered() -> tuple[str, ...]:
     """The registered values, for tests and for a scrub that must also take a caller's own secrets."""
     return tuple(_registered)
