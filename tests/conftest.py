@@ -32,7 +32,7 @@ CALLS = {
 
 @pytest.fixture(autouse=True)
 def own_secret_registry():
-    """Each test is one process of the tool as far as secrets go: what one registers does not scrub the next's output."""
+    """Each test is one process of the tool as far as secrets go: what one registers does not scrub another's output."""
     with redaction.isolated_registry():
         yield
 

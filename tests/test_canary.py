@@ -148,7 +148,8 @@ def test_no_marker_of_the_supabase_service_role_is_shown_when_the_server_echoes_
         first = run("--simulate")
         run.many(("check",), ("flush",), ("report",), ("watch",))
         run("--simulate", "--runs", "1", "--interval", "1s", "--metrics-file", "metrics.prom", script=SCHEDULED)
-        echo.status, echo.code = 400, "22P02"  # the database refuses the rows: they go to outbox/rejected.jsonl, with the reason
+        # The database refuses the rows: they go to outbox/rejected.jsonl, with its reason.
+        echo.status, echo.code = 400, "22P02"
         run("--simulate")
         run("flush")
         assert echo.requests > 5 and (tmp_path / "outbox" / "rejected.jsonl").is_file()
@@ -191,7 +192,8 @@ def test_credentials_in_a_base_url_are_refused_unshown_naming_the_key_variable(t
 def test_terminal_escapes_in_a_provider_error_are_shown_inert_and_stored_as_sent(tmp_path):
     said = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRED\x1b[0m\rSuccess (openai)\x08\x00 "
     with EchoServer(status=500, said=said) as echo:
-        env = {"OPENAI_API_KEY": MARKERS["OpenAi"], "OPENAI_BASE_URL": f"{echo.url}/v1", "DATABASE_URL": "sqlite:///b.db"}
+        env = {"OPENAI_API_KEY": MARKERS["OpenAi"], "OPENAI_BASE_URL": f"{echo.url}/v1",
+               "DATABASE_URL": "sqlite:///b.db"}
         done = Commands(tmp_path, env)("--providers", "openai", "--timeout", "10")
     shown = done.stdout + done.stderr
     assert done.returncode == 1 and "HTTP 500: RED" in done.stdout
