@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .. import redaction
 from ..config import ProviderSettings
-from ..redaction import SECRET_RUN_CHARS, scrub_known  # noqa: F401  (users import them from here)
+from ..redaction import scrub_known  # noqa: F401  (openai_compatible imports it from here)
 from .wire import DeadlineExceeded
 
 RETRYABLE = ("rate_limit", "server", "connection")
