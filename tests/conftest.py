@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from benchmarking import redaction
 from benchmarking.config import ProviderSettings, Secret
 from benchmarking.providers.groq_provider import call_groq
 from benchmarking.providers.openai_provider import call_openai
@@ -17,6 +18,9 @@ from benchmarking.storage.sqlite import SQLiteStorage
 # A key shaped like a real one, so that a leak of it into any output is caught. Built from parts so that secret
 # scanners reading this file do not take a test value for a real key.
 FAKE_KEY = "sk-" + "test-FAKEkey0123456789abcdefghij"
+# A key of no known shape (only the registry can know it), which changes when URL-encoded (/ + =) and case-folded, and
+# is long enough that a cut half of it is still 12 characters: each form of an echo of it is a test of its own.
+CANARY_KEY = "Vq3/Lm8+Tz5=Rw2-Hb7/Yc4Nd6"
 
 CALLS = {
     "openai": call_openai,
@@ -24,6 +28,13 @@ CALLS = {
     "together": call_together,
     "openrouter": call_openrouter,
 }
+
+
+@pytest.fixture(autouse=True)
+def own_secret_registry():
+    """Each test is one process of the tool as far as secrets go: what one registers does not scrub another's output."""
+    with redaction.isolated_registry():
+        yield
 
 
 @pytest.fixture

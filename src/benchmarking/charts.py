@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import ConfigError
 from .load_report import LevelReport, by_concurrency
+from .redaction import scrub
 from .report import PERCENTILES, Row, Summary, rolling_median, summary_fields, window_text
 from .safe_files import write_file
 
@@ -257,10 +258,10 @@ def _figure(
 def _html(png: bytes, summaries: Sequence[Summary], title: str, extras: Sequence[Panel] = ()) -> str:
     records = [summary_fields(s) for s in summaries]
     header = "".join(f"<th>{html.escape(name)}</th>" for name in records[0]) if records else ""
-    body = "".join(
+    body = scrub("".join(
         "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in r.values()) + "</tr>"
         for r in records
-    )
+    ))
     image = base64.b64encode(png).decode()
     alt = "; ".join(["latency and TTFT over time, latency distribution, cost against latency"]
                     + [panel.title for panel in extras])
@@ -299,5 +300,6 @@ def plot(rows: Sequence[Row], summaries: Sequence[Summary], title: str, path: Pa
     if suffix not in PLOT_SUFFIXES:
         raise ConfigError(f"--plot writes .png or .html, not {path.name!r}")
     extras = extra_panels(rows)
+    title = scrub(title)  # the chart is an output like any other: no secret in what it says
     png = _figure(rows, title, extras, window)
     write_file(path, png if suffix == ".png" else _html(png, summaries, title, extras), "--plot")

@@ -16,6 +16,7 @@ import tomllib
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from . import redaction
 from .durations import parse_duration
 from .errors import ConfigError
 from .pricing import Price
@@ -80,6 +81,7 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
+        redaction.register(value)  # from now on no output of the process shows it
         self._value = value
 
     def reveal(self) -> str:
@@ -89,6 +91,9 @@ class Secret:
         return "Secret('****')"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return Secret, (self._value,)  # unpickled through __init__: a worker process registers it too
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -302,9 +307,15 @@ def _too_big(what: str, size_bytes: int) -> ConfigError:
                        "(a 10,000-token prompt is about 40 kB)")
 
 
-def checked_base_url(url: str, what: str) -> str:
-    """A base URL the HTTP client can open: http(s), a host and a port from 1 to 65535. The URL is never printed."""
+def checked_base_url(url: str, what: str, key_in: str | None = None) -> str:
+    """A base URL the HTTP client can open: http(s), a host and a port from 1 to 65535, no credentials (`key_in`
+    says where the key goes instead). The URL is never printed."""
+    redaction.register_url(url)
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # The SDKs would send them as Basic auth instead of the key, and servers echo what they were sent.
+        raise ConfigError(f"{what} holds a user name or password (user:password@host): remove it; "
+                          f"the key goes in {key_in or 'the provider key variable'}")
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"{what} must start with http:// or https://")
     if not _port_is_valid(parts.netloc):
@@ -420,6 +431,7 @@ def _toml_headers(table: Mapping[str, object], where: str) -> tuple[tuple[str, s
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}: header {name} must be a string, not {_toml_kind(value)}")
         text = str(value)
+        redaction.register_header(name, text)
         # The value is not printed: headers often carry tokens.
         if not (text.isascii() and text.replace("\t", " ").isprintable()):
             raise ConfigError(f"{where}: header {name} must be plain ASCII text on one line")
@@ -469,8 +481,10 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits, - or _")
         if name in builtin_names or name in {e.name for e in endpoints}:
             raise ConfigError(f"{where}: name {name!r} is already taken")
+        key_env = table.get("api_key_env")
+        key_in = key_env if isinstance(key_env, str) and _VARIABLE_PATTERN.match(key_env) else "api_key_env's variable"
         base_url = checked_base_url(_toml_string(table, "base_url", where, '"http://127.0.0.1:8000/v1"'),
-                                    f"{where}: base_url")
+                                    f"{where}: base_url", key_in)
         if "models" in table:
             listed = table["models"]
             if not isinstance(listed, list) or not listed or not all(isinstance(m, str) and m for m in listed):
@@ -647,6 +661,8 @@ def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, 
         urls = table.get("urls", [])
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
             raise ConfigError(f'{source} must be a list of Apprise URLs in quotes, like urls = ["ntfy://topic"]')
+    for url in urls:
+        redaction.register(url)
     if urls:
         from .notify import check_url
 
@@ -699,6 +715,9 @@ def storage_settings(environ: Mapping[str, str]) -> dict[str, object]:
     """Where results go: SUPABASE_URL + SUPABASE_SERVICE_ROLE, else DATABASE_URL, else ./benchmarks.db."""
     supabase_url = environ.get("SUPABASE_URL") or None
     role = environ.get("SUPABASE_SERVICE_ROLE") or None
+    database_url = environ.get("DATABASE_URL") or None
+    redaction.register(role)
+    redaction.register_database_url(database_url or "")
     if supabase_url and not role:
         raise ConfigError("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE is not: set the project's service-role key")
     if role and not supabase_url:
@@ -706,12 +725,14 @@ def storage_settings(environ: Mapping[str, str]) -> dict[str, object]:
     if supabase_url and not supabase_url.startswith(("https://", "http://")):
         raise ConfigError("SUPABASE_URL must be the project's URL, like https://your-project.supabase.co")
     if supabase_url and role:
-        checked_base_url(supabase_url, "SUPABASE_URL")
+        checked_base_url(supabase_url, "SUPABASE_URL", "SUPABASE_SERVICE_ROLE")
         checked_key(role, "SUPABASE_SERVICE_ROLE")
-    database_url = environ.get("DATABASE_URL") or None
     if database_url and not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
-        scheme = database_url.split(":", 1)[0]
-        raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {scheme!r}")
+        scheme, colon, _ = database_url.partition(":")
+        # Only a scheme is named: the rest (a key=value string, a typo'd URL) may hold the password.
+        named = f", not {scheme!r}" if colon and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else (
+            " (a key=value connection string is not read: write it as a URL)")
+        raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://{named}")
     return {
         "database_url": checked_database_url(database_url) if database_url else None,
         "supabase_url": supabase_url,
@@ -745,6 +766,9 @@ def checked_database_url(url: str) -> str:
         # user:pa/ss@host: the URL's host part ends at the /, ? or #, so the password's tail looks like a path.
         raise ConfigError("DATABASE_URL: the password (or user name) holds a /, ? or # that is not percent-encoded: "
                           "write / as %2F, ? as %3F and # as %23")
+    if re.search(r"%(?![0-9A-Fa-f]{2})", parts.netloc.rpartition("@")[0]):
+        raise ConfigError("DATABASE_URL: the password (or user name) holds a % that does not start a percent-escape "
+                          "like %2F: write % as %25")
     if "," in parts.netloc.rpartition("@")[2]:
         raise ConfigError(f"DATABASE_URL names several hosts; give one, {example}")
     if not _port_is_valid(parts.netloc):
@@ -814,7 +838,7 @@ def load_settings(
                 api_key=Secret(key) if key else None,
                 key_env=f"{upper}_API_KEY",
                 model_hint=f"set {upper}_MODEL or --model {name}=MODEL",
-                base_url=checked_base_url(base_url, f"{upper}_BASE_URL") if base_url else None,
+                base_url=checked_base_url(base_url, f"{upper}_BASE_URL", f"{upper}_API_KEY") if base_url else None,
                 **common,
             )
         )

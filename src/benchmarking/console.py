@@ -41,7 +41,7 @@ class ConsoleReporter:
 
     def say(self, line: str = "") -> None:
         if self._progress:  # the live line makes way, and comes back after
-            self.out.write("\r\x1b[K")
+            self._erase_line()
         print(line, file=self.out, flush=True)
         if self._progress:
             self.out.write(self._progress)
@@ -50,7 +50,7 @@ class ConsoleReporter:
     def _show_progress(self) -> None:
         if not self._live or not self._requests or self._done >= self._requests:
             if self._progress:
-                self.out.write("\r\x1b[K")
+                self._erase_line()
                 self.out.flush()
             self._progress = ""
             return
@@ -58,8 +58,13 @@ class ConsoleReporter:
         left = elapsed / self._done * (self._requests - self._done) if self._done else None
         eta = f", about {format_duration(left)} left" if left is not None else ""
         self._progress = f"[{self._done}/{self._requests} requests, {format_duration(elapsed)} elapsed{eta}]"
-        self.out.write("\r\x1b[K" + self._progress)
+        self._erase_line()
+        self.out.write(self._progress)
         self.out.flush()
+
+    def _erase_line(self) -> None:
+        # Our own control sequence: a scrubbed stream (redaction.ScrubbedStream) strips any it is given as text.
+        getattr(self.out, "control", self.out.write)("\r\x1b[K")
 
     def run_started(self, run: RunInfo, storage: Storage, storage_note: str | None = None, requests: int = 0) -> None:
         self._requests, self._done, self._began = requests, 0, time.monotonic()

@@ -35,6 +35,7 @@ from .figures import (
     round_s,
 )
 from .measurement import Measurement, utc_now
+from .redaction import scrub_output_of_this_process
 from .storage import Storage
 
 SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
@@ -303,6 +304,7 @@ def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Seque
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
+    scrub_output_of_this_process()  # a fresh interpreter: what it prints passes the scrubber as the parent's does
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
         if isinstance(message, Level):

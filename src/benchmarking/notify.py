@@ -20,6 +20,7 @@ import time
 from typing import Iterator, Sequence
 
 from .errors import ConfigError
+from .redaction import scrub
 
 # The most one message may hold a run, for all its URLs together, from starting the child that sends it to its end.
 # Apprise's socket timeouts (4 s) bound each wait for a byte, not the answer: a receiver that sends a byte every few
@@ -75,6 +76,7 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
     """
     if not urls:
         return []
+    title, body = scrub(title), scrub(body)  # a message leaves the process like any output: no secret in it
     deadline = time.monotonic() + SEND_TIMEOUT_S
     request = json.dumps({"urls": list(urls), "title": title, "body": body, "kind": kind, "bound_s": SEND_TIMEOUT_S,
                           "parent": os.getpid(), "path": [str(entry) for entry in sys.path]})

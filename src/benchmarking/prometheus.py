@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import ConfigError, StorageRejected
 from .measurement import Measurement
+from .redaction import scrub
 from .safe_files import OwnFiles, check_target, write_file
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ class Metrics:
 
         labels = ["provider", "model", "mode"]
         with self._lock:
-            series = sorted(self._series.items())
+            # Label values are an output too: scrubbed once per series, not once per result.
+            series = [(tuple(scrub(part) for part in key), one) for key, one in sorted(self._series.items())]
             alerts = self._alerts
             families = {
                 "ttft": HistogramMetricFamily(
@@ -185,7 +187,8 @@ class Metrics:
         firing = GaugeMetricFamily(f"{PREFIX}_alert_firing", "1 for each alert firing now (the alerts table)",
                                    labels=["rule", "provider", "model", "metric"])
         for alert in alerts:
-            firing.add_metric([alert.rule, alert.provider or "", alert.model or "", alert.metric or ""], 1)
+            firing.add_metric([scrub(alert.rule), scrub(alert.provider or ""), scrub(alert.model or ""),
+                               scrub(alert.metric or "")], 1)
         yield from (*families.values(), requests, cost, success, firing)
 
     def registry(self) -> Any:

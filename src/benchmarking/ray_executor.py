@@ -43,6 +43,7 @@ from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
 from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
+from .redaction import ScrubbedStream, scrub_output_of_this_process
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
 REACH_TIMEOUT_S = 5.0
@@ -94,6 +95,7 @@ class SlotsActor:
     def __init__(self, worker: str, cells: Sequence[Cell], slots: int) -> None:
         import ray
 
+        scrub_output_of_this_process()  # its lines reach Ray's log files and the driver's console
         self.worker = worker
         self.node = node_label(ray.get_runtime_context().get_node_id())
         self._cells = list(cells)
@@ -482,7 +484,7 @@ def connect(address: str | None) -> Any:
     thread.start()
     thread.join(CONNECT_TIMEOUT_S)
     if not outcome:  # still trying: its descriptor 2 stays silenced, and this process's stderr goes to a copy
-        sys.stderr = os.fdopen(real_stderr, "w", buffering=1)
+        sys.stderr = ScrubbedStream(os.fdopen(real_stderr, "w", buffering=1))
         raise ConfigError(f"no Ray cluster answered at {address} within {CONNECT_TIMEOUT_S:.0f} s (is it a Ray "
                           "cluster's address? `ray status` on its head shows it)")
     os.dup2(real_stderr, 2)

@@ -12,6 +12,7 @@ import sys
 from typing import Callable, Sequence
 
 from ..errors import BenchmarkError, OutputUnwritable, RunInterrupted, StorageError
+from ..redaction import scrubbed_output
 from .common import EvaluationInterrupted, ExitStatus
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
@@ -68,8 +69,11 @@ def guarded(prog: str, command: Callable[[], int], interrupted: str, traceback: 
         say(f"{prog}: error: the output was closed before the command finished (a pipe into head?)")
         return ExitStatus.FAILURES
     except Exception as exc:
-        if traceback:
-            raise
+        if traceback:  # printed here, while stderr is still scrubbed (Python's own print comes after the funnel)
+            import traceback as tracebacks
+
+            tracebacks.print_exc()
+            return ExitStatus.FAILURES
         say(f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with --traceback for details)")
         return ExitStatus.FAILURES
 
@@ -83,7 +87,12 @@ def say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """main.py: one run, or a subcommand."""
+    """main.py: one run, or a subcommand; everything it prints is scrubbed of secrets and terminal escapes."""
+    with scrubbed_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     traceback = "--traceback" in args
     if args and args[0] in SUBCOMMANDS:
@@ -96,7 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def scheduled_main(argv: Sequence[str] | None = None) -> int:
-    """run_scheduled.py: runs on the grid until done or stopped."""
+    """run_scheduled.py: runs on the grid until done or stopped (printing through the same scrubber as main)."""
+    with scrubbed_output():
+        return _scheduled_main(argv)
+
+
+def _scheduled_main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     schedule = command("schedule")
     if schedule is None:

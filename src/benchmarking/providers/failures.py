@@ -10,25 +10,13 @@ from dataclasses import dataclass
 import math
 import re
 from typing import Any, Mapping
-from urllib.parse import quote
 
+from .. import redaction
 from ..config import ProviderSettings
+from ..redaction import scrub_known  # noqa: F401  (openai_compatible imports it from here)
 from .wire import DeadlineExceeded
 
 RETRYABLE = ("rate_limit", "server", "connection")
-
-# (pattern, replacement): provider error texts sometimes echo the credential they were sent.
-_KEY_PATTERNS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}"), "****"),
-    (re.compile(r"\bgsk_[A-Za-z0-9*]{6,}"), "****"),
-    (re.compile(r"\bsb_secret_[A-Za-z0-9_\-]{6,}"), "****"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), "****"),
-    (re.compile(r"(?i)\b(bearer\s+)[^\s'\",}]+"), r"\1****"),
-    (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s'\",}]+"), r"\1****"),
-)
-# A run of this many characters of a known key, anywhere, in any case, is taken for the key (cut, lower-cased or
-# URL-encoded echoes included); shorter runs are too likely to be ordinary text.
-SECRET_RUN_CHARS = 12
 
 # Words in an error's code or type, and the error_type each means, checked in this order.
 _CODE_WORDS = (
@@ -55,44 +43,9 @@ def known_secrets(settings: ProviderSettings) -> tuple[str, ...]:
     return (settings.api_key.reveal(),) if settings.api_key else ()
 
 
-def scrub_known(text: str, secrets: tuple[str, ...]) -> str:
-    """text with every run of SECRET_RUN_CHARS or more characters of a known key replaced by ****.
-
-    Case-insensitive, and in the key's URL-encoded form too. Shorter keys are replaced only whole.
-    """
-    if not text:
-        return text
-    lowered = text.lower()
-    covered = [False] * len(text)
-    for secret in secrets:
-        for form in {secret, quote(secret, safe="")}:
-            form = form.lower()
-            width = min(SECRET_RUN_CHARS, len(form))
-            if width < 4:
-                continue
-            for start in range(len(form) - width + 1):
-                window = form[start : start + width]
-                found = lowered.find(window)
-                while found != -1:
-                    covered[found : found + width] = [True] * width
-                    found = lowered.find(window, found + 1)
-    if not any(covered):
-        return text
-    out: list[str] = []
-    for index, char in enumerate(text):
-        if not covered[index]:
-            out.append(char)
-        elif index == 0 or not covered[index - 1]:
-            out.append("****")
-    return "".join(out)
-
-
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """One line, with every known key and anything key-shaped replaced by ****."""
-    text = scrub_known(text, secrets)
-    for pattern, replacement in _KEY_PATTERNS:
-        text = pattern.sub(replacement, text)
-    text = " ".join(text.split())
+    """One line of at most 500 characters, with every known key and anything key-shaped replaced by ****."""
+    text = " ".join(redaction.scrub(text, secrets).split())
     return text if len(text) <= 500 else text[:497] + "..."
 
 

@@ -293,8 +293,8 @@ class Outbox:
         Raises OutboxUnwritable if the file cannot take it (the file is then as it was: no partial line).
         """
         name = REJECTED if rejected_because else PENDING
-        if rejected_because:
-            entry = {**entry, "rejected_because": rejected_because}
+        if rejected_because:  # the database's own words, which may echo what it was sent: scrubbed like a row
+            entry = {**entry, "rejected_because": storable(rejected_because)}
         with self._locked():
             self._append_bytes(self._path(name), json.dumps(entry).encode("utf-8") + b"\n")
         return self._path(name)
@@ -402,7 +402,7 @@ class Outbox:
     def _with_reason(line: _Line, reasons: dict[int, str]) -> _Line:
         if id(line) not in reasons:
             return line
-        entry = {**line.entry, "rejected_because": reasons[id(line)]}
+        entry = {**line.entry, "rejected_because": storable(reasons[id(line)])}
         return _Line(json.dumps(entry).encode("utf-8"), entry)
 
 

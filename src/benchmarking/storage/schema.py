@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 from uuid import SafeUUID, UUID
 
 from ..measurement import Measurement
+from ..redaction import scrub
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredAlert, StoredResult, StoredRun
 
 # (column, Postgres type as written in schema.sql)
@@ -117,8 +118,10 @@ REPLACEMENT_CHARACTER = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def storable_text(text: str) -> str:
-    """The text with NUL and lone surrogates replaced by U+FFFD; unchanged (and fast) when there are none."""
+def storable_text(text: str, patterns: bool = True) -> str:
+    """The text scrubbed of secrets (redaction.scrub; `patterns`: key-shaped text too), with NUL and lone surrogates
+    replaced by U+FFFD. Every backend and the outbox take their rows from here: the one storage boundary."""
+    text = scrub(text, patterns=patterns)
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT_CHARACTER)
     try:
@@ -245,7 +248,9 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
     """
     row: dict[str, object] = {"id": result_id, "run_id": run_id, "created_at": created_at}
     for name in _MEASUREMENT_FIELDS:
-        row[name] = storable(getattr(m, name))
+        value = getattr(m, name)
+        # The answer keeps what only looks like a key ("the bearer of news"): known secrets are scrubbed from it.
+        row[name] = storable_text(value, patterns=False) if name == "response_text" and value else storable(value)
     row["cost_usd"] = float(m.cost_usd) if m.cost_usd is not None else None
     return row
 
