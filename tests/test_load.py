@@ -186,3 +186,66 @@ def test_a_slot_s_first_request_of_a_level_is_due_at_the_level_s_start(tmp_path)
         # when the closed loop let it start, on the wall clock: never before its level started
         due = datetime.fromisoformat(r["started_at"]) - timedelta(milliseconds=r["start_lag_ms"])
         assert due >= datetime.fromisoformat(r["level_started_at"]) - timedelta(milliseconds=5), dict(r)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (its children, theirs, ...), from /proc."""
+    import os
+
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_sigkilled_load_run_leaves_no_worker_process_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    slow = ModelProfile(ttft_ms=300, itl_ms=20, output_tokens=50)  # requests in flight for over a second
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400", "--workers", "2"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers: set[int] = set()
+        try:
+            deadline = time.monotonic() + 120
+            while len([r for r in sim.log if r.model == "m"]) < 6:  # mid-level, requests in flight
+                assert process.poll() is None and time.monotonic() < deadline, "the load run did not start"
+                time.sleep(0.05)
+            workers = descendants(process.pid)
+            assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+            process.kill()
+            process.wait(timeout=30)
+            deadline = time.monotonic() + 20
+            while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            left = {pid for pid in workers if alive(pid)}
+        finally:
+            for pid in descendants(process.pid) | workers:  # by pid, whatever the outcome
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            if process.poll() is None:
+                process.kill()
+    assert not left, f"worker processes outlived their SIGKILLed parent: {sorted(left)}"

@@ -305,10 +305,13 @@ def client_key_of(cell: Cell) -> tuple[object, ...]:
     return client_key(provider_module(cell.provider).WIRE, cell.settings)
 
 
-def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell]) -> None:
+def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
     """A worker process: its slots, fed from its inbox (levels and tickets) until told to stop (None)."""
     import signal
 
+    from .lifeline import die_with_parent
+
+    die_with_parent(parent_pid)  # a run killed outright takes its workers (and their connections) with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
@@ -339,7 +342,7 @@ class LocalExecutor:
         self._results = context.Queue()
         self._processes = [
             context.Process(target=_worker_main, args=(inbox, self._results, self.slots_per_worker, name,
-                                                       list(cells)), daemon=True)
+                                                       list(cells), os.getpid()), daemon=True)
             for inbox, name in zip(self._inboxes, self._names)
         ]
         for process in self._processes:
