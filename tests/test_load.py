@@ -129,6 +129,9 @@ def test_the_harness_says_when_it_set_the_pace():
     (["--requests", "4"], "--requests is for load runs: give --concurrency too"),
     (["--concurrency", "2", "--requests", "4", "--duration", "1m"], "give --requests or --duration, not both"),
     (["--concurrency", "2", "--max-error-rate", "2"], "--max-error-rate is a fraction from 0 to 1"),
+    (["--concurrency", "100001"], "--concurrency 100001 is more than this machine can hold"),
+    (["--concurrency", "1,2", "--workers", "50"], "--workers 50 is more than the 2 slots of the largest level"),
+    (["--concurrency", "2", "--workers", "50", "--dry-run"], "--workers 50 is more than the 2 slots"),
 ])
 def test_bad_load_input_is_one_line_exit_2_and_nothing_sent(tmp_path, args, message):
     done = run(tmp_path, "--simulate", *args)
@@ -249,3 +252,33 @@ def test_a_sigkilled_load_run_leaves_no_worker_process_behind(tmp_path):
             if process.poll() is None:
                 process.kill()
     assert not left, f"worker processes outlived their SIGKILLed parent: {sorted(left)}"
+
+
+def test_a_level_beyond_the_descriptor_limit_is_refused_in_one_line_before_anything_starts(tmp_path):
+    import resource
+
+    def low_limit() -> None:  # as `ulimit -n 256` would set it, soft and hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    command = [sys.executable, str(MAIN), "--simulate", "--providers", "openai", "--concurrency", "1,400",
+               "--workers", "1"]
+    done = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120,
+                          preexec_fn=low_limit)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "--concurrency 400 is more than this machine can hold" in lines[0] and "limit of 256" in lines[0]
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_the_memory_bound_counts_a_megabyte_a_slot_and_the_workers(monkeypatch):
+    from benchmarking import capacity
+    from benchmarking.errors import ConfigError
+
+    monkeypatch.setattr(capacity, "available_memory_bytes", lambda: 4 * 2**30)  # 4 GiB: 80 % is 3277 MiB
+    monkeypatch.setattr(capacity, "descriptor_limit", lambda: None)
+    capacity.check_local_load(3000, 2, 16)  # 3000 + 2 x 60 MiB fit
+    with pytest.raises(ConfigError, match=r"--concurrency 5000 is more than this machine can hold: 3156 slots fit"):
+        capacity.check_local_load(5000, 2, 16)
+    with pytest.raises(ConfigError, match="--workers 3 is more than the 2 slots"):
+        capacity.check_local_load(2, 3, 16)
+    assert capacity.default_workers(2, 16) == 1 and capacity.default_workers(10_000, 16) <= 10_000

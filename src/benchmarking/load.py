@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from .benchmark_runner import (
     Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, measure_cell, new_run, plan, prepare_cell,
 )
+from .capacity import default_workers, raise_descriptor_limit
 from .config import Settings
 from .errors import StorageError
 from .measurement import Measurement, utc_now
@@ -312,6 +313,7 @@ def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Seque
     from .lifeline import die_with_parent
 
     die_with_parent(parent_pid)  # a run killed outright takes its workers (and their connections) with it
+    raise_descriptor_limit()  # a connection a slot and endpoint: capacity.check_local_load counted on the hard limit
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
@@ -335,7 +337,7 @@ class LocalExecutor:
 
         # A fresh interpreter per worker (not a fork of this one, which holds threads and open connections).
         context = multiprocessing.get_context("spawn")
-        self.workers = workers or max(1, min(os.cpu_count() or 1, math.ceil(max_concurrency / SLOTS_PER_WORKER)))
+        self.workers = min(workers or default_workers(max_concurrency, SLOTS_PER_WORKER), max_concurrency)
         self.slots_per_worker = math.ceil(max_concurrency / self.workers)
         self._names = [f"local-{index}" for index in range(self.workers)]
         self._inboxes = [context.Queue() for _ in self._names]

@@ -166,9 +166,10 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
     return None
 
 
-def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
-    """--concurrency and its company, checked; None for a sequential run."""
-    from ..load import LoadSettings
+def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
+    """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
+    from ..capacity import check_local_load
+    from ..load import SLOTS_PER_WORKER, LoadSettings
     from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
@@ -204,13 +205,16 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
         require_ray()
     elif args.ray_address is not None:
         raise ConfigError("--ray-address is for --engine ray")
+    workers = whole_number(args.workers, "--workers") if args.workers is not None else None
+    if args.engine == "local":
+        check_local_load(max(levels), workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1))
     return LoadSettings(
         levels=tuple(levels),
         requests=requests,
         duration_s=parse_duration(args.level_duration, "--duration") if args.level_duration is not None else None,
         max_error_rate=max_error_rate,
         engine=args.engine,
-        workers=whole_number(args.workers, "--workers") if args.workers is not None else None,
+        workers=workers,
         ray_address=ray_address,
     )
 
