@@ -282,3 +282,41 @@ def test_the_memory_bound_counts_a_megabyte_a_slot_and_the_workers(monkeypatch):
     with pytest.raises(ConfigError, match="--workers 3 is more than the 2 slots"):
         capacity.check_local_load(2, 3, 16)
     assert capacity.default_workers(2, 16) == 1 and capacity.default_workers(10_000, 16) <= 10_000
+
+
+def test_rows_that_passed_through_the_outbox_are_counted_and_the_run_exits_0_once_all_reached_the_database(
+        tmp_path, pg_url):
+    import re
+    import time
+
+    from conftest import apply_schema, pg_rows
+    from tcp_proxy import TcpProxy
+
+    apply_schema(pg_url)
+    with Simulator(profiles={"m": ModelProfile(**QUICK)}, default=None) as sim, \
+            TcpProxy("127.0.0.1", 5432) as proxy:
+        endpoint(tmp_path, sim)
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400"], cwd=tmp_path, env=clean_env(DATABASE_URL=url),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while pg_rows(pg_url, "select count(*) from benchmark_results")[0][0] < 20:
+                assert process.poll() is None and time.monotonic() < deadline, "no row reached the database"
+                time.sleep(0.05)
+            proxy.down()  # PostgreSQL cut for a moment, mid-level: the rows meanwhile go to the outbox
+            time.sleep(0.5)
+            proxy.up()
+            out, err = process.communicate(timeout=240)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    stored = pg_rows(pg_url, "select count(*), count(distinct id) from benchmark_results")[0]
+    assert stored == (400, 400), err
+    assert pg_rows(pg_url, "select status from runs") == [("completed",)]
+    kept = re.search(r"400 requests, 400 stored in the database \((\d+) of them through the outbox", out)
+    assert kept and int(kept.group(1)) > 0, out + err
+    assert process.returncode == 0, err  # every row reached the database before the run ended
+    pending = tmp_path / "outbox" / "pending.jsonl"
+    assert not pending.exists() or not pending.read_text().strip()

@@ -438,6 +438,7 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
     """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
     from ..benchmark_runner import RunOutcome
     from ..console import ConsoleReporter, outcome_json
+    from ..delivery import settle_notes
     from ..load import run_load
 
     try:
@@ -447,11 +448,11 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
         lost = context.storage.settle()
         if lost:
             print_lost(lost, settings.outbox_dir)
-    if lost:
-        notes = (*notes, f"{len(lost)} writes only printed on stderr")
-    outcome = RunOutcome(run=run, status=status, results=results, run_notes=notes)
-    stored = sum(r.storage_note is None for r in results)
-    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {stored} stored in the database",
+    storage = context.storage
+    delivery = settle_notes(run.id, results, notes, storage.outbox.waiting_ids(storage.database), lost)
+    notes = (*delivery.run_notes, *([f"{len(lost)} writes only printed on stderr"] if lost else []))
+    outcome = RunOutcome(run=run, status=status, results=delivery.results, run_notes=notes)
+    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {delivery.stored_line(settings.outbox_dir)}",
           file=context.human)
     if settings.json_output:
         print(outcome_json(outcome), flush=True)
