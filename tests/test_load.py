@@ -65,6 +65,8 @@ def test_a_load_run_keeps_its_levels_in_flight_and_stores_every_request(tmp_path
     assert [level["concurrency"] for level in sweep["levels"]] == [1, 4] and sweep["stopped"] is None
     assert sweep["levels"][1]["requests"] == 12 and sweep["levels"][1]["error_rate"] == 0
     assert json.loads(the_run["settings"])["load"]["levels"] == [1, 4]
+    held = [level["in_flight_mean"] for level in sweep["levels"]]  # never more in flight than the level
+    assert 0.5 < held[0] <= 1.0 and 2.0 < held[1] <= 4.0, held
     assert "Load → local / m at concurrency 4: 12 requests in " in done.stdout and "Harness: start lag p99" in done.stdout
 
 
@@ -320,3 +322,12 @@ def test_rows_that_passed_through_the_outbox_are_counted_and_the_run_exits_0_onc
     assert process.returncode == 0, err  # every row reached the database before the run ended
     pending = tmp_path / "outbox" / "pending.jsonl"
     assert not pending.exists() or not pending.read_text().strip()
+
+
+def test_a_level_measures_how_many_requests_it_kept_in_flight_and_says_when_it_fell_short():
+    held = LevelStats(4, requests=40, wall_s=10.0, busy_s=38.0)
+    assert held.in_flight == pytest.approx(3.8) and held.short_of_level() is None
+    short = LevelStats(4, requests=40, wall_s=10.0, busy_s=22.0)
+    assert short.short_of_level() == "2.2 requests in flight on average, 55% of the level's 4"
+    assert short.summary()["in_flight_mean"] == 2.2
+    assert LevelStats(4).in_flight is None and LevelStats(4).short_of_level() is None

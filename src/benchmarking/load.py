@@ -38,6 +38,7 @@ SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads);
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
 BOTTLENECK_CPU_SHARE = 0.8
+IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Done:
     worker_cpu_s: float
     ended: float  # perf_counter when it was done: the next ticket is due then
     ramp: bool = False
+    busy_s: float = 0.0  # how long it held its slot: from its start to its end (the level's in-flight time)
 
 
 @dataclass
@@ -96,6 +98,7 @@ class LevelStats:
     start_lags_ms: list[float] = field(default_factory=list)
     steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
     cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
+    busy_s: float = 0.0  # the requests' time in flight, summed
 
     def add(self, done: Done) -> None:
         m = done.measurement
@@ -113,6 +116,7 @@ class LevelStats:
             self.start_lags_ms.append(m.start_lag_ms)
             if not done.ramp:
                 self.steady_lags_ms.append(m.start_lag_ms)
+        self.busy_s += done.busy_s
         first, _ = self.cpu_s.get(done.worker, (done.worker_cpu_s, done.worker_cpu_s))
         self.cpu_s[done.worker] = (first, done.worker_cpu_s)
 
@@ -127,6 +131,20 @@ class LevelStats:
     @property
     def requests_per_s(self) -> float:
         return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def in_flight(self) -> float | None:
+        """Requests really kept in flight, on average over the level's wall time (their time in flight, summed,
+        over it); None without a wall time."""
+        return self.busy_s / self.wall_s if self.wall_s > 0 and self.busy_s > 0 else None
+
+    def short_of_level(self) -> str | None:
+        """Why the level kept fewer requests in flight than asked (under IN_FLIGHT_SHARE of it), if it did."""
+        held = self.in_flight
+        if held is None or held >= IN_FLIGHT_SHARE * self.concurrency:
+            return None
+        return (f"{held:.1f} requests in flight on average, {held / self.concurrency:.0%} of the level's "
+                f"{self.concurrency}")
 
     def start_lag_ms(self, q: float) -> float | None:
         return nearest_rank(self.start_lags_ms, q)
@@ -175,6 +193,7 @@ class LevelStats:
             "start_lag_p99_after_ramp_ms": _rounded(nearest_rank(self.steady_lags_ms, 99)),
             "harness_cpu_ms_per_request": _rounded(self.harness_cpu_ms_per_request),
             "harness_bottleneck": self.bottleneck(),
+            "in_flight_mean": _rounded(self.in_flight),
         }
 
 
@@ -293,10 +312,11 @@ class _Slots:
                     self._tickets.put(ticket)
                     continue
                 # Due when the level started, or when this slot's last request ended.
-                first = not ended
+                first, began = not ended, time.perf_counter()
                 measurement = measure_ticket(ticket, max(level.started, ended), self._node)
                 ended = time.perf_counter()
-                self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first))
+                self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
+                                       busy_s=ended - began))
 
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:

@@ -120,8 +120,10 @@ class SlotsActor:
             results.put(Ready(self.worker, time.process_time()))
             while (job := jobs.get()) is not None:
                 ticket, due = job
+                began = time.perf_counter()
                 measurement = measure_ticket(ticket, due, self.node)
-                results.put(Done(measurement, self.worker, time.process_time(), time.perf_counter(), ticket.ramp))
+                ended = time.perf_counter()
+                results.put(Done(measurement, self.worker, time.process_time(), ended, ticket.ramp, ended - began))
 
     def info(self) -> dict[str, Any]:
         return {"node": self.node, "pid": os.getpid(), "slots": len(self._threads), "cpu_s": time.process_time()}
