@@ -331,3 +331,42 @@ def test_a_level_measures_how_many_requests_it_kept_in_flight_and_says_when_it_f
     assert short.short_of_level() == "2.2 requests in flight on average, 55% of the level's 4"
     assert short.summary()["in_flight_mean"] == 2.2
     assert LevelStats(4).in_flight is None and LevelStats(4).short_of_level() is None
+
+
+def time_in_flight(spans: list[tuple[float, float]]) -> float:
+    """The time-weighted mean of how many spans were open, from the first start to the last end."""
+    return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+def test_counting_tokens_with_the_server_s_tokenizer_never_holds_a_load_slot(tmp_path):
+    import time
+
+    from test_wire_truth import chunk, stream
+    from wire_server import WireServer
+
+    def slow_count(body):  # a tokenizer that answers after 0.2 s, as one queued behind generation does
+        time.sleep(0.2)
+        if "messages" in body:
+            return 200, {"count": 7, "max_model_len": 8192, "tokens": []}
+        return 200, {"count": len(str(body["prompt"]).split()), "max_model_len": 8192, "tokens": []}
+
+    with WireServer() as server:
+        server.routes["/tokenize"] = slow_count  # vLLM's
+        # generation 0.1 s, no usage: the rows' tokens come from /tokenize
+        server.reply(stream(chunk({"content": "one two "}), chunk({"content": "three four five"}, "stop"),
+                            gap_s=0.05))
+        (tmp_path / "benchmark.toml").write_text(f'[[providers]]\nname = "local"\nbase_url = "{server.url}/v1"\n'
+                                                 'model = "m"\ntoken_count = "tokenize"\n')
+        done = run(tmp_path, "--providers", "local", "--concurrency", "2", "--requests", "24", "--workers", "1")
+        spans = [(s.received_at, s.part_sent_at[-1]) for s in server.served]
+    assert done.returncode == 0, done.stderr
+    stored = rows(tmp_path, "select output_tokens, input_tokens, token_source, tokens_per_second "
+                            "from benchmark_results")
+    assert len(stored) == 24 and len(spans) == 24
+    assert {(r["output_tokens"], r["input_tokens"], r["token_source"]) for r in stored} == {(5, 7, "tokenize")}
+    assert all(r["tokens_per_second"] is not None for r in stored)
+    # the server had 2 generations in flight nearly all the time (with 0.4 s of counting in each slot: 0.5)
+    assert time_in_flight(spans) > 1.5
+    level = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]["levels"][0]
+    assert 1.5 < level["in_flight_mean"] <= 2.0
+    assert "this level was not held" not in done.stdout

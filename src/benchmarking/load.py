@@ -15,6 +15,7 @@ was busy says so.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 import math
@@ -30,6 +31,7 @@ from .benchmark_runner import (
 )
 from .capacity import default_workers, raise_descriptor_limit
 from .config import Settings
+from .deferred import finishing_later
 from .errors import StorageError
 from .measurement import Measurement, utc_now
 from .storage import Storage
@@ -38,6 +40,7 @@ SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads);
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
 BOTTLENECK_CPU_SHARE = 0.8
+COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
 IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
 
 
@@ -81,6 +84,7 @@ class Done:
     ended: float  # perf_counter when it was done: the next ticket is due then
     ramp: bool = False
     busy_s: float = 0.0  # how long it held its slot: from its start to its end (the level's in-flight time)
+    counted_later: bool = False  # its tokens were counted after its slot was freed (Freed came first)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class LevelStats:
     steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
     cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
     busy_s: float = 0.0  # the requests' time in flight, summed
+    held_s: float = 0.0  # from the level's start to its last request's end (before the counts that follow it)
 
     def add(self, done: Done) -> None:
         m = done.measurement
@@ -136,7 +141,8 @@ class LevelStats:
     def in_flight(self) -> float | None:
         """Requests really kept in flight, on average over the level's wall time (their time in flight, summed,
         over it); None without a wall time."""
-        return self.busy_s / self.wall_s if self.wall_s > 0 and self.busy_s > 0 else None
+        window = self.held_s or self.wall_s
+        return min(float(self.concurrency), self.busy_s / window) if window > 0 and self.busy_s > 0 else None
 
     def short_of_level(self) -> str | None:
         """Why the level kept fewer requests in flight than asked (under IN_FLIGHT_SHARE of it), if it did."""
@@ -245,9 +251,32 @@ class Ready:
 def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
     """A ticket's request, measured as a sequential run measures it, with its load fields."""
     began = time.perf_counter()
-    measurement = measure_cell(ticket.cell, ticket.cache_mode)
+    return _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
+
+
+def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
     return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
                    start_lag_ms=max(0.0, began - due) * 1000, node=node)
+
+
+def measure_ticket_later(ticket: Ticket, due: float, node: str
+                         ) -> tuple[Measurement, Callable[[], Measurement] | None]:
+    """measure_ticket, with the measurement's untimed last step (counting tokens with the server's tokenizer) left
+    for the caller: (the measurement without it, the step that gives the whole one), or (the whole one, None)."""
+    began = time.perf_counter()
+    with finishing_later() as steps:
+        measurement = _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
+    if not steps:
+        return measurement, None
+    finish = steps[-1]
+    return measurement, lambda: _with_load_fields(finish(), ticket, began, due, node)
+
+
+@dataclass(frozen=True)
+class Freed:
+    """A slot's request is over, its tokens still being counted: the slot takes its next ticket now."""
+
+    worker: str
 
 
 @dataclass(frozen=True)
@@ -268,6 +297,9 @@ class _Slots:
         self._results, self._worker, self._node, self._cells = results, worker, node, cells
         self._level = Level(0, 0.0)
         self._changed = threading.Condition()
+        # Tokens counted by the server's tokenizer, off the slots: a slot's next request never waits for a count
+        # (threads started only as counts come; a count as long as COUNTERS_PER_SLOT requests still keeps up).
+        self._counter = ThreadPoolExecutor(max_workers=COUNTERS_PER_SLOT * count, thread_name_prefix="count")
         self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(count)]
         for thread in self._threads:
             thread.start()
@@ -286,6 +318,17 @@ class _Slots:
             self._tickets.put(None)
         for thread in self._threads:
             thread.join()
+        self._counter.shutdown(wait=True)
+
+    def _count(self, uncounted: Measurement, finish: Callable[[], Measurement], ended: float, ramp: bool,
+               busy_s: float) -> None:
+        """A request's tokens counted, then its row sent back (as counted, or as it was if counting broke)."""
+        try:
+            measurement = finish()
+        except Exception:  # a bug in counting must not lose the row, nor hold the level forever
+            measurement = uncounted
+        self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=ramp, busy_s=busy_s,
+                               counted_later=True))
 
     def _slot(self, index: int) -> None:
         from .providers.openai_compatible import kept_clients
@@ -295,6 +338,7 @@ class _Slots:
                 prepare_cell(cell)
             self._results.put(Ready(self._worker, time.process_time()))
             ended, level = 0.0, self._level
+            counting: list[Future[None]] = []  # this slot's counts: done before its clients close
             while True:
                 with self._changed:  # a slot beyond the level's share waits for a level that needs it
                     self._changed.wait_for(lambda: index < self._level.active_slots)
@@ -302,6 +346,7 @@ class _Slots:
                         level, ended = self._level, 0.0
                 ticket = self._tickets.get()
                 if ticket is None:
+                    wait(counting)
                     return
                 # A slot that waited here across levels: the new level's first request is due at its start, not
                 # when this slot's last request of the level before ended (the main process tells a worker the
@@ -313,10 +358,15 @@ class _Slots:
                     continue
                 # Due when the level started, or when this slot's last request ended.
                 first, began = not ended, time.perf_counter()
-                measurement = measure_ticket(ticket, max(level.started, ended), self._node)
+                measurement, finish = measure_ticket_later(ticket, max(level.started, ended), self._node)
                 ended = time.perf_counter()
-                self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
-                                       busy_s=ended - began))
+                if finish is None:
+                    self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
+                                           busy_s=ended - began))
+                    continue
+                self._results.put(Freed(self._worker))
+                counting = [f for f in counting if not f.done()]
+                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began))
 
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:
@@ -382,20 +432,31 @@ class LocalExecutor:
         for inbox, name in zip(self._inboxes, self._names):
             inbox.put(Level(share[name], started))
         inbox_of = dict(zip(self._names, self._inboxes))
-        backlog = {name: 0 for name in self._names}
+        backlog = {name: 0 for name in self._names}  # tickets sent whose request is not over
+        counting = {name: 0 for name in self._names}  # requests over, their tokens still being counted
 
         def feed(name: str) -> None:
-            while backlog[name] < 2 * share[name] and (ticket := next(tickets, None)) is not None:
+            # Counts that fall behind hold the slots back at last: at most COUNTERS_PER_SLOT a slot waiting.
+            while (backlog[name] < 2 * share[name] and counting[name] < COUNTERS_PER_SLOT * share[name]
+                   and (ticket := next(tickets, None)) is not None):
                 inbox_of[name].put(replace(ticket, due=started))
                 backlog[name] += 1
 
         for name in self._names:
             feed(name)
-        while any(backlog.values()):
-            done = self._results.get()
-            backlog[done.worker] -= 1
-            feed(done.worker)
-            yield done
+        while any(backlog.values()) or any(counting.values()):
+            item = self._results.get()
+            if isinstance(item, Freed):
+                backlog[item.worker] -= 1
+                counting[item.worker] += 1
+                feed(item.worker)
+                continue
+            if item.counted_later:
+                counting[item.worker] -= 1
+            else:
+                backlog[item.worker] -= 1
+            feed(item.worker)
+            yield item
 
     def close(self) -> None:
         for inbox in self._inboxes:
@@ -499,6 +560,9 @@ def run_load(
                 last_received = began
                 for done, last_received in in_background(executor.run_level(tickets, concurrency)):
                     stats.add(done)
+                    # A count after the request is not part of the level's load: its request ended at `ended`
+                    # (perf_counter: one clock for this host's processes, and only local workers count later).
+                    stats.held_s = max(stats.held_s, (done.ended if done.counted_later else last_received) - began)
                     results.append(_save(storage, run.id, done.measurement))
                 stats.wall_s = last_received - began
                 executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
