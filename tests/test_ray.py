@@ -293,6 +293,37 @@ def test_an_actor_killed_mid_level_loses_only_its_requests_in_flight_and_the_lev
     assert [(level["requests"], level["errors"]) for level in levels] == [(8, {"worker_lost": 2}), (8, {})]
 
 
+@pytest.mark.parametrize("where", ["cluster", "local"])
+def test_sigterm_in_a_ray_run_lets_the_requests_in_flight_finish_and_marks_the_run_interrupted(tmp_path, where,
+                                                                                              request):
+    address = ["--ray-address", request.getfixturevalue("ray_cluster").address] if where == "cluster" else []
+    if not ray_installed():
+        unavailable("Ray is not installed: pip install -r requirements-ray.txt")
+    slow = ModelProfile(ttft_ms=400, itl_ms=5, output_tokens=8)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        cli = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "2",
+                                "--requests", "200", "--engine", "ray", *address], cwd=tmp_path, env=ray_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while len([r for r in sim.log if r.model == "m"]) < 4:  # mid-level, requests in flight
+                assert cli.poll() is None and time.monotonic() < deadline, "the run did not start its requests"
+                time.sleep(0.02)
+            cli.send_signal(signal.SIGTERM)
+            out, err = cli.communicate(timeout=120)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        sent = [r for r in sim.log if r.model == "m"]
+    assert cli.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM: stopping after the current request" in err
+    stored = load_rows(tmp_path)
+    assert 4 <= len(stored) < 200
+    assert len(stored) == len(sent) and all(r["success"] for r in stored)  # every request sent finished, stored
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"
+
+
 def ray_daemons() -> set[int]:
     return {pid for pid, (_, _, args) in processes().items()
             if args[0].endswith(("/raylet", "/gcs_server")) and not zombie(pid)}

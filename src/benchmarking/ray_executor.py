@@ -24,7 +24,7 @@ Ray is optional (requirements-ray.txt): nothing here imports it until connect() 
 from __future__ import annotations
 
 from collections import deque
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 import importlib.util
@@ -33,6 +33,7 @@ import math
 import os
 from pathlib import Path
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -423,12 +424,33 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
+@contextmanager
+def our_signal_handlers() -> Iterator[None]:
+    """SIGINT and SIGTERM stay this process's own (stopping.GracefulStop) across ray.init: Ray's driver sets a
+    SIGTERM handler that exits at once, and its core installs a failure handler that dumps a stack and aborts
+    (exit -6), losing the requests in flight and leaving the run `running`."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    kept = {signum: signal.getsignal(signum) for signum in watched} if in_main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def connect(address: str | None) -> Any:
     """ray.init on the cluster at `address` (checked to answer first), or on a new local Ray; one line if not.
 
     Called before storage is opened (cli.run), so that a cluster that is not there leaves nothing behind; the
     executor then finds Ray connected. Returns the ray module.
     """
+    with our_signal_handlers():
+        return _connect(address)
+
+
+def _connect(address: str | None) -> Any:
     host_port = parse_ray_address(address)
     if host_port is not None:
         try:
