@@ -44,6 +44,11 @@ COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, an
 IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
 
 
+class ExecutorLost(Exception):
+    """The executor cannot go on (a Ray cluster's head is gone): the level's requests in flight came back as lost,
+    the executor said why in its own line, and the run ends `failed`."""
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a load run loads each provider and model."""
@@ -575,6 +580,9 @@ def run_load(
                            "stopped": stopped})
         status = "interrupted" if stop_requested() else (
             "completed" if all(r.measurement.success for r in results) else "failed")
+    except ExecutorLost as exc:  # its rows came back and are stored: the run ends here, with its status
+        status = "failed"
+        notes.append(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted
         status = "interrupted"
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 
 from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
-from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, client_key_of, measure_ticket
+from .load import SLOTS_PER_WORKER, Done, ExecutorLost, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
@@ -50,11 +50,13 @@ REACH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 20.0  # a port that answers but is not a Ray cluster would otherwise keep ray.init waiting
 READY_TIMEOUT_S = 180.0  # actors start, import the SDKs and warm their clients
 STOP_TIMEOUT_S = 10.0
+HEAD_CHECK_EVERY_S = 1.0  # the driver checks that the cluster's head (its GCS) still answers
+HEAD_LOST_AFTER_S = 8.0  # not answering this long: the head is gone (Ray itself would end the driver at 60 s)
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # rows are small; a local Ray need not reserve 30 % of the memory
 
 
-class ClusterLost(Exception):
-    """Every Ray actor was lost and none could be started again."""
+class ClusterLost(ExecutorLost):
+    """Every Ray actor was lost and none could be started again, or the cluster's head stopped answering."""
 
 
 def ray_installed() -> bool:
@@ -211,9 +213,13 @@ class RayExecutor:
         self.address = address
         self._actors: list[_Actor] = []
         self._closed = False
+        self._head_lost = False
+        self._head_silent_since: float | None = None
+        self._head_checked = time.monotonic()
         self._workers = 0
         self.cpu_seen: dict[str, float] = {}  # each actor's CPU when last heard from (run_load's level baseline)
         self._ray = connect(address)
+        self._gcs = gcs_host_port(self._ray)
         self._actor_class = self._ray.remote(SlotsActor)
         try:
             nodes = self._usable_nodes()
@@ -326,7 +332,12 @@ class RayExecutor:
                             break
                         send(slot, replace(ticket, ramp=ramp))
                         ticket = None
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready: list[Any] = []
+            while not ready:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEAD_CHECK_EVERY_S)
+                if self._head_gone():  # the actors' rows may still come, but Ray ends this process soon
+                    yield from self._settle_head_lost(pending)
+            (ref,) = ready
             sent = pending[ref]
             try:
                 done = ray.get(ref)
@@ -364,6 +375,33 @@ class RayExecutor:
             else:
                 yield done
 
+    def _head_gone(self) -> bool:
+        """True once the cluster's head has not answered for HEAD_LOST_AFTER_S (checked every HEAD_CHECK_EVERY_S)."""
+        now = time.monotonic()
+        if self._gcs is None or now - self._head_checked < HEAD_CHECK_EVERY_S:
+            return False
+        self._head_checked = now
+        try:
+            socket.create_connection(self._gcs, timeout=HEAD_CHECK_EVERY_S).close()
+        except OSError:
+            self._head_silent_since = self._head_silent_since or now
+            return now - self._head_silent_since >= HEAD_LOST_AFTER_S
+        self._head_silent_since = None
+        return False
+
+    def _settle_head_lost(self, pending: dict[Any, _Sent]) -> Iterator[Done]:
+        """The head is gone: each request in flight is a `worker_lost` row, the run ends (ClusterLost)."""
+        self._head_lost = True
+        host, port = self._gcs or ("?", 0)
+        message = (f"the Ray cluster's head at {host}:{port} stopped answering for {HEAD_LOST_AFTER_S:.0f} s: "
+                   f"{len(pending)} requests in flight stored as lost (worker_lost), the run ends here")
+        print(f"Ray: {message}", file=sys.stderr, flush=True)
+        for sent in sorted(pending.values(), key=lambda s: (s.slot.index, s.number)):
+            actor = sent.slot.actor
+            yield worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, ClusterLost(message))
+        pending.clear()
+        raise ClusterLost(message)
+
     def _lose(self, actor: _Actor) -> None:
         if not actor.lost:
             actor.lost = True
@@ -377,6 +415,11 @@ class RayExecutor:
             return
         self._closed = True
         ray = self._ray
+        if self._head_lost:  # every call to Ray would wait for the head: leave it, within a bound
+            stopper = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+            stopper.start()
+            stopper.join(STOP_TIMEOUT_S)
+            return
         live = [actor for actor in self._actors if not actor.lost]
         if live:
             try:
@@ -412,6 +455,15 @@ def worker_lost(ticket: Ticket, node: str, worker: str, cpu_s: float, sent_at: d
         node=node,
     )
     return Done(measurement, worker, cpu_s, time.perf_counter(), ticket.ramp)
+
+
+def gcs_host_port(ray: Any) -> tuple[str, int] | None:
+    """Where the cluster's head (its GCS) listens, to check that it still answers; None if Ray does not say."""
+    try:
+        host, _, port = str(ray.get_runtime_context().gcs_address).rpartition(":")
+        return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+    except Exception:
+        return None
 
 
 def _count(number: int, noun: str) -> str:
