@@ -2,7 +2,7 @@
 
 Each actor runs on one node (Ray's node affinity puts one on every node that has a CPU, more where a node has more
 CPUs and the run needs them) and holds slot threads, as a local worker does: each slot's clients prepared for every
-endpoint first, then each request measured by load.measure_ticket (measure_cell), exactly as a sequential run
+endpoint first, then each request measured by slots.measure_ticket (measure_cell), exactly as a sequential run
 measures it. The driver (this process) runs the closed loop and keeps each slot's next request queued on its actor
 behind the one it is making, so that a slot starts its next request the moment its last one ends, as a local slot
 does, without waiting for the trip to the driver and back. Each row comes back here to be stored as usual (outbox
@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 
 from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
-from .load import SLOTS_PER_WORKER, Done, ExecutorLost, Ready, Ticket, client_key_of, measure_ticket
+from .slots import SLOTS_PER_WORKER, Done, ExecutorLost, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"

@@ -169,7 +169,8 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
     from ..capacity import check_local_load
-    from ..load import SLOTS_PER_WORKER, LoadSettings
+    from ..load import LoadSettings
+    from ..slots import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
