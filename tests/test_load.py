@@ -370,3 +370,56 @@ def test_counting_tokens_with_the_server_s_tokenizer_never_holds_a_load_slot(tmp
     level = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]["levels"][0]
     assert 1.5 < level["in_flight_mean"] <= 2.0
     assert "this level was not held" not in done.stdout
+
+
+def test_rows_kept_in_an_outbox_that_cannot_be_read_at_the_end_are_never_said_to_have_reached_the_database(tmp_path):
+    from uuid import uuid4
+
+    from benchmarking.benchmark_runner import SavedMeasurement
+    from benchmarking.delivery import settle_notes
+    from benchmarking.measurement import Measurement, utc_now
+    from benchmarking.storage.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox", warn=lambda line: None)
+    kept = SavedMeasurement(uuid4(), utc_now(), Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True),
+                            storage_note="database unavailable: kept in outbox/pending.jsonl")
+    stored = SavedMeasurement(uuid4(), utc_now(), Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True))
+    assert outbox.waiting_ids("db") == set()  # no outbox at all: nothing waits
+    (tmp_path / "outbox" / "pending.jsonl").mkdir(parents=True)  # there, and unreadable
+    waiting = outbox.waiting_ids("db")
+    assert waiting is None
+    delivery = settle_notes("run", [kept, stored], ["kept in outbox"], waiting, [])
+    assert delivery.waiting == 1 and delivery.results[0].storage_note is not None
+    assert delivery.run_notes == ("kept in outbox",)
+    assert "1 still waiting" in delivery.stored_line("outbox")
+    gone = settle_notes("run", [kept, stored], ["kept in outbox"], set(), [])  # read, and the row is not there
+    assert gone.waiting == 0 and gone.results[0].storage_note is None and gone.run_notes == ()
+
+
+def test_a_worker_process_killed_mid_level_ends_the_run_failed_with_a_line_instead_of_waiting_forever(tmp_path):
+    import os
+    import signal
+    import time
+
+    slow = ModelProfile(ttft_ms=300, itl_ms=20, output_tokens=20)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400", "--workers", "2"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while len([r for r in sim.log if r.model == "m"]) < 6:
+                assert process.poll() is None and time.monotonic() < deadline, "the load run did not start"
+                time.sleep(0.05)
+            workers = [pid for pid in descendants(process.pid)
+                       if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+            os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would
+            out, err = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 1, err
+    assert "Traceback" not in err and "worker process local-" in err and "ended" in err, err
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "failed"
+    assert 0 < rows(tmp_path, "select count(*) as n from benchmark_results")[0]["n"] < 400

@@ -36,8 +36,12 @@ class Delivery:
 
 
 def settle_notes(run_id: Any, results: Sequence[SavedMeasurement], run_notes: Iterable[str],
-                 waiting_ids: set[str], lost: Sequence[dict[str, Any]]) -> Delivery:
-    """Notes of writes that reached the database after all (neither waiting in the outbox nor lost) dropped."""
+                 waiting_ids: set[str] | None, lost: Sequence[dict[str, Any]]) -> Delivery:
+    """Notes of writes that reached the database after all (neither waiting in the outbox nor lost) dropped; none
+    dropped if the outbox could not be read (waiting_ids None)."""
+    if waiting_ids is None:
+        through = sum(r.storage_note is not None for r in results)
+        return Delivery(tuple(results), tuple(run_notes), through, through)
     outside = waiting_ids | {entry_id(entry) for entry in lost}
     settled = tuple(r if r.storage_note is None or str(r.id) in outside else replace(r, storage_note=None)
                     for r in results)

@@ -15,6 +15,7 @@ import math
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -25,6 +26,7 @@ from .deferred import finishing_later
 from .measurement import Measurement
 
 SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
+WORKER_CHECK_EVERY_S = 1.0  # while waiting for rows, how often the worker processes are checked to be alive
 COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
 
 
@@ -272,8 +274,15 @@ class LocalExecutor:
 
         for name in self._names:
             feed(name)
+        checked = time.monotonic()
         while any(backlog.values()) or any(counting.values()):
-            item = self._results.get()
+            if time.monotonic() - checked >= WORKER_CHECK_EVERY_S:  # the others' rows may keep coming meanwhile
+                self._check_workers(backlog, counting)
+                checked = time.monotonic()
+            try:
+                item = self._results.get(timeout=WORKER_CHECK_EVERY_S)
+            except queue.Empty:
+                continue
             if isinstance(item, Freed):
                 backlog[item.worker] -= 1
                 counting[item.worker] += 1
@@ -285,6 +294,17 @@ class LocalExecutor:
                 backlog[item.worker] -= 1
             feed(item.worker)
             yield item
+
+    def _check_workers(self, backlog: dict[str, int], counting: dict[str, int]) -> None:
+        """A worker process that died (the OOM killer, a crash) ends the run, in a line, instead of a wait for
+        results that will never come."""
+        for name, process in zip(self._names, self._processes):
+            if not process.is_alive():
+                lost = backlog[name] + counting[name]
+                message = (f"worker process {name} (pid {process.pid}) ended during the level (exit status "
+                           f"{process.exitcode}) with {lost} requests not back; the run ends here")
+                print(f"load: {message}", file=sys.stderr, flush=True)
+                raise ExecutorLost(message)
 
     def close(self) -> None:
         for inbox in self._inboxes:

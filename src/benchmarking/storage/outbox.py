@@ -334,9 +334,17 @@ class Outbox:
         with self._locked():
             return sum(line.entry.get("database") == database for line in self._load(PENDING))
 
-    def waiting_ids(self, database: str) -> set[str]:
-        """The ids of what this database's writes in the outbox (pending or refused) are about: result rows, runs."""
+    def waiting_ids(self, database: str) -> set[str] | None:
+        """The ids of what this database's writes in the outbox (pending or refused) are about: result rows, runs;
+        None if the outbox cannot be read (then nothing kept there can be said to have left it)."""
         with self._locked():
+            for name in (PENDING, REJECTED):
+                try:
+                    self._path(name).open("rb").close()
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    return None
             lines = self._load(PENDING) + self._load(REJECTED)
         return {entry_id(line.entry) for line in lines if line.entry.get("database") == database}
 
