@@ -381,9 +381,10 @@ def test_rows_kept_in_an_outbox_that_cannot_be_read_at_the_end_are_never_said_to
     from benchmarking.storage.outbox import Outbox
 
     outbox = Outbox(tmp_path / "outbox", warn=lambda line: None)
-    kept = SavedMeasurement(uuid4(), utc_now(), Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True),
+    measured = Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True)
+    kept = SavedMeasurement(uuid4(), utc_now(), measured,
                             storage_note="database unavailable: kept in outbox/pending.jsonl")
-    stored = SavedMeasurement(uuid4(), utc_now(), Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True))
+    stored = SavedMeasurement(uuid4(), utc_now(), measured)
     assert outbox.waiting_ids("db") == set()  # no outbox at all: nothing waits
     (tmp_path / "outbox" / "pending.jsonl").mkdir(parents=True)  # there, and unreadable
     waiting = outbox.waiting_ids("db")
