@@ -66,6 +66,8 @@ def test_a_load_run_keeps_its_levels_in_flight_and_stores_every_request(tmp_path
     assert [level["concurrency"] for level in sweep["levels"]] == [1, 4] and sweep["stopped"] is None
     assert sweep["levels"][1]["requests"] == 12 and sweep["levels"][1]["error_rate"] == 0
     assert json.loads(the_run["settings"])["load"]["levels"] == [1, 4]
+    held = [level["in_flight_mean"] for level in sweep["levels"]]  # never more in flight than the level
+    assert 0.5 < held[0] <= 1.0 and 2.0 < held[1] <= 4.0, held
     assert "Load → local / m at concurrency 4: 12 requests in " in done.stdout and "Harness: start lag p99" in done.stdout
 
 
@@ -138,6 +140,9 @@ def test_the_harness_says_when_it_set_the_pace():
     (["--requests", "4"], "--requests is for load runs: give --concurrency too"),
     (["--concurrency", "2", "--requests", "4", "--duration", "1m"], "give --requests or --duration, not both"),
     (["--concurrency", "2", "--max-error-rate", "2"], "--max-error-rate is a fraction from 0 to 1"),
+    (["--concurrency", "100001"], "--concurrency 100001 is more than this machine can hold"),
+    (["--concurrency", "1,2", "--workers", "50"], "--workers 50 is more than the 2 slots of the largest level"),
+    (["--concurrency", "2", "--workers", "50", "--dry-run"], "--workers 50 is more than the 2 slots"),
 ])
 def test_bad_load_input_is_one_line_exit_2_and_nothing_sent(tmp_path, args, message):
     done = run(tmp_path, "--simulate", *args)
@@ -195,3 +200,236 @@ def test_a_slot_s_first_request_of_a_level_is_due_at_the_level_s_start(tmp_path)
         # when the closed loop let it start, on the wall clock: never before its level started
         due = datetime.fromisoformat(r["started_at"]) - timedelta(milliseconds=r["start_lag_ms"])
         assert due >= datetime.fromisoformat(r["level_started_at"]) - timedelta(milliseconds=5), dict(r)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (its children, theirs, ...), from /proc."""
+    import os
+
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_sigkilled_load_run_leaves_no_worker_process_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    slow = ModelProfile(ttft_ms=300, itl_ms=20, output_tokens=50)  # requests in flight for over a second
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400", "--workers", "2"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers: set[int] = set()
+        try:
+            deadline = time.monotonic() + 120
+            while len([r for r in sim.log if r.model == "m"]) < 6:  # mid-level, requests in flight
+                assert process.poll() is None and time.monotonic() < deadline, "the load run did not start"
+                time.sleep(0.05)
+            workers = descendants(process.pid)
+            assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+            process.kill()
+            process.wait(timeout=30)
+            deadline = time.monotonic() + 20
+            while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            left = {pid for pid in workers if alive(pid)}
+        finally:
+            for pid in descendants(process.pid) | workers:  # by pid, whatever the outcome
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            if process.poll() is None:
+                process.kill()
+    assert not left, f"worker processes outlived their SIGKILLed parent: {sorted(left)}"
+
+
+def test_a_level_beyond_the_descriptor_limit_is_refused_in_one_line_before_anything_starts(tmp_path):
+    import resource
+
+    def low_limit() -> None:  # as `ulimit -n 256` would set it, soft and hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    command = [sys.executable, str(MAIN), "--simulate", "--providers", "openai", "--concurrency", "1,400",
+               "--workers", "1"]
+    done = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120,
+                          preexec_fn=low_limit)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "--concurrency 400 is more than this machine can hold" in lines[0] and "limit of 256" in lines[0]
+    assert not (tmp_path / "benchmarks.db").exists()
+
+
+def test_the_memory_bound_counts_a_megabyte_a_slot_and_the_workers(monkeypatch):
+    from benchmarking import capacity
+    from benchmarking.errors import ConfigError
+
+    monkeypatch.setattr(capacity, "available_memory_bytes", lambda: 4 * 2**30)  # 4 GiB: 80 % is 3277 MiB
+    monkeypatch.setattr(capacity, "descriptor_limit", lambda: None)
+    capacity.check_local_load(3000, 2, 16)  # 3000 + 2 x 60 MiB fit
+    with pytest.raises(ConfigError, match=r"--concurrency 5000 is more than this machine can hold: 3156 slots fit"):
+        capacity.check_local_load(5000, 2, 16)
+    with pytest.raises(ConfigError, match="--workers 3 is more than the 2 slots"):
+        capacity.check_local_load(2, 3, 16)
+    assert capacity.default_workers(2, 16) == 1 and capacity.default_workers(10_000, 16) <= 10_000
+
+
+def test_rows_that_passed_through_the_outbox_are_counted_and_the_run_exits_0_once_all_reached_the_database(
+        tmp_path, pg_url):
+    import re
+    import time
+
+    from conftest import apply_schema, pg_rows
+    from tcp_proxy import TcpProxy
+
+    apply_schema(pg_url)
+    with Simulator(profiles={"m": ModelProfile(**QUICK)}, default=None) as sim, \
+            TcpProxy("127.0.0.1", 5432) as proxy:
+        endpoint(tmp_path, sim)
+        url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400"], cwd=tmp_path, env=clean_env(DATABASE_URL=url),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while pg_rows(pg_url, "select count(*) from benchmark_results")[0][0] < 20:
+                assert process.poll() is None and time.monotonic() < deadline, "no row reached the database"
+                time.sleep(0.05)
+            proxy.down()  # PostgreSQL cut for a moment, mid-level: the rows meanwhile go to the outbox
+            time.sleep(0.5)
+            proxy.up()
+            out, err = process.communicate(timeout=240)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    stored = pg_rows(pg_url, "select count(*), count(distinct id) from benchmark_results")[0]
+    assert stored == (400, 400), err
+    assert pg_rows(pg_url, "select status from runs") == [("completed",)]
+    kept = re.search(r"400 requests, 400 stored in the database \((\d+) of them through the outbox", out)
+    assert kept and int(kept.group(1)) > 0, out + err
+    assert process.returncode == 0, err  # every row reached the database before the run ended
+    pending = tmp_path / "outbox" / "pending.jsonl"
+    assert not pending.exists() or not pending.read_text().strip()
+
+
+def test_a_level_measures_how_many_requests_it_kept_in_flight_and_says_when_it_fell_short():
+    held = LevelStats(4, requests=40, wall_s=10.0, busy_s=38.0)
+    assert held.in_flight == pytest.approx(3.8) and held.short_of_level() is None
+    short = LevelStats(4, requests=40, wall_s=10.0, busy_s=22.0)
+    assert short.short_of_level() == "2.2 requests in flight on average, 55% of the level's 4"
+    assert short.summary()["in_flight_mean"] == 2.2
+    assert LevelStats(4).in_flight is None and LevelStats(4).short_of_level() is None
+
+
+def time_in_flight(spans: list[tuple[float, float]]) -> float:
+    """The time-weighted mean of how many spans were open, from the first start to the last end."""
+    return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+def test_counting_tokens_with_the_server_s_tokenizer_never_holds_a_load_slot(tmp_path):
+    import time
+
+    from test_wire_truth import chunk, stream
+    from wire_server import WireServer
+
+    def slow_count(body):  # a tokenizer that answers after 0.2 s, as one queued behind generation does
+        time.sleep(0.2)
+        if "messages" in body:
+            return 200, {"count": 7, "max_model_len": 8192, "tokens": []}
+        return 200, {"count": len(str(body["prompt"]).split()), "max_model_len": 8192, "tokens": []}
+
+    with WireServer() as server:
+        server.routes["/tokenize"] = slow_count  # vLLM's
+        # generation 0.1 s, no usage: the rows' tokens come from /tokenize
+        server.reply(stream(chunk({"content": "one two "}), chunk({"content": "three four five"}, "stop"),
+                            gap_s=0.05))
+        (tmp_path / "benchmark.toml").write_text(f'[[providers]]\nname = "local"\nbase_url = "{server.url}/v1"\n'
+                                                 'model = "m"\ntoken_count = "tokenize"\n')
+        done = run(tmp_path, "--providers", "local", "--concurrency", "2", "--requests", "24", "--workers", "1")
+        spans = [(s.received_at, s.part_sent_at[-1]) for s in server.served]
+    assert done.returncode == 0, done.stderr
+    stored = rows(tmp_path, "select output_tokens, input_tokens, token_source, tokens_per_second "
+                            "from benchmark_results")
+    assert len(stored) == 24 and len(spans) == 24
+    assert {(r["output_tokens"], r["input_tokens"], r["token_source"]) for r in stored} == {(5, 7, "tokenize")}
+    assert all(r["tokens_per_second"] is not None for r in stored)
+    # the server had 2 generations in flight nearly all the time (with 0.4 s of counting in each slot: 0.5)
+    assert time_in_flight(spans) > 1.5
+    level = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]["levels"][0]
+    assert 1.5 < level["in_flight_mean"] <= 2.0
+    assert "this level was not held" not in done.stdout
+
+
+def test_rows_kept_in_an_outbox_that_cannot_be_read_at_the_end_are_never_said_to_have_reached_the_database(tmp_path):
+    from uuid import uuid4
+
+    from benchmarking.benchmark_runner import SavedMeasurement
+    from benchmarking.delivery import settle_notes
+    from benchmarking.measurement import Measurement, utc_now
+    from benchmarking.storage.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox", warn=lambda line: None)
+    measured = Measurement(provider="p", model="m", success=True, started_at=utc_now(), stream=True)
+    kept = SavedMeasurement(uuid4(), utc_now(), measured,
+                            storage_note="database unavailable: kept in outbox/pending.jsonl")
+    stored = SavedMeasurement(uuid4(), utc_now(), measured)
+    assert outbox.waiting_ids("db") == set()  # no outbox at all: nothing waits
+    (tmp_path / "outbox" / "pending.jsonl").mkdir(parents=True)  # there, and unreadable
+    waiting = outbox.waiting_ids("db")
+    assert waiting is None
+    delivery = settle_notes("run", [kept, stored], ["kept in outbox"], waiting, [])
+    assert delivery.waiting == 1 and delivery.results[0].storage_note is not None
+    assert delivery.run_notes == ("kept in outbox",)
+    assert "1 still waiting" in delivery.stored_line("outbox")
+    gone = settle_notes("run", [kept, stored], ["kept in outbox"], set(), [])  # read, and the row is not there
+    assert gone.waiting == 0 and gone.results[0].storage_note is None and gone.run_notes == ()
+
+
+def test_a_worker_process_killed_mid_level_ends_the_run_failed_with_a_line_instead_of_waiting_forever(tmp_path):
+    import os
+    import signal
+    import time
+
+    slow = ModelProfile(ttft_ms=300, itl_ms=20, output_tokens=20)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400", "--workers", "2"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while len([r for r in sim.log if r.model == "m"]) < 6:
+                assert process.poll() is None and time.monotonic() < deadline, "the load run did not start"
+                time.sleep(0.05)
+            workers = [pid for pid in descendants(process.pid)
+                       if "resource_tracker" not in open(f"/proc/{pid}/cmdline").read()]
+            os.kill(workers[0], signal.SIGKILL)  # as the OOM killer would
+            out, err = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 1, err
+    assert "Traceback" not in err and "worker process local-" in err and "ended" in err, err
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "failed"
+    assert 0 < rows(tmp_path, "select count(*) as n from benchmark_results")[0]["n"] < 400

@@ -9,6 +9,7 @@ BENCHMARK_REQUIRE_RAY is set (CI), where they fail.
 from __future__ import annotations
 
 import atexit
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import functools
@@ -293,6 +294,37 @@ def test_an_actor_killed_mid_level_loses_only_its_requests_in_flight_and_the_lev
     assert [(level["requests"], level["errors"]) for level in levels] == [(8, {"worker_lost": 2}), (8, {})]
 
 
+@pytest.mark.parametrize("where", ["cluster", "local"])
+def test_sigterm_in_a_ray_run_lets_the_requests_in_flight_finish_and_marks_the_run_interrupted(tmp_path, where,
+                                                                                              request):
+    address = ["--ray-address", request.getfixturevalue("ray_cluster").address] if where == "cluster" else []
+    if not ray_installed():
+        unavailable("Ray is not installed: pip install -r requirements-ray.txt")
+    slow = ModelProfile(ttft_ms=400, itl_ms=5, output_tokens=8)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        cli = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "2",
+                                "--requests", "200", "--engine", "ray", *address], cwd=tmp_path, env=ray_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while len([r for r in sim.log if r.model == "m"]) < 4:  # mid-level, requests in flight
+                assert cli.poll() is None and time.monotonic() < deadline, "the run did not start its requests"
+                time.sleep(0.02)
+            cli.send_signal(signal.SIGTERM)
+            out, err = cli.communicate(timeout=120)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        sent = [r for r in sim.log if r.model == "m"]
+    assert cli.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM: stopping after the current request" in err
+    stored = load_rows(tmp_path)
+    assert 4 <= len(stored) < 200
+    assert len(stored) == len(sent) and all(r["success"] for r in stored)  # every request sent finished, stored
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"
+
+
 def ray_daemons() -> set[int]:
     return {pid for pid, (_, _, args) in processes().items()
             if args[0].endswith(("/raylet", "/gcs_server")) and not zombie(pid)}
@@ -317,6 +349,42 @@ def test_without_an_address_a_local_ray_runs_the_slots_and_rows_go_to_the_outbox
     assert NODE_PATTERN.match(saved[0]["node"])["host"] == socket.gethostname()
     assert all(row["concurrency"] == 2 and row["start_lag_ms"] is not None for row in saved)
     assert ray_daemons() == before  # the local Ray went with the run
+
+
+def test_a_ray_head_that_dies_mid_run_ends_the_level_with_lost_rows_and_the_run_with_a_status_and_a_line(
+        tmp_path, ray_cluster):
+    # Kills the module's cluster's head: the last test on it (ray_cluster stops what is left by pid afterwards).
+    slow = ModelProfile(ttft_ms=1500, itl_ms=5, output_tokens=8)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        cli = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                "--requests", "200", "--engine", "ray", "--ray-address", ray_cluster.address],
+                               cwd=tmp_path, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while len([r for r in sim.log if r.model == "m"]) < 4:
+                assert cli.poll() is None and time.monotonic() < deadline, "the run did not start its requests"
+                time.sleep(0.02)
+            table = processes()
+            head = {pid for pid, (_, group, _) in table.items() if group == ray_cluster.groups[0]}
+            head |= {pid for pid, (parent, _, _) in table.items() if parent in head}
+            for pid in head:  # the head node, at once: its GCS, raylet and workers
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            out, err = cli.communicate(timeout=90)
+            took = time.monotonic() - killed
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+    assert took < 30 + 5, took  # within 30 s (and its own line), not Ray's 60 s kill
+    assert cli.returncode == 1, err
+    assert "Traceback" not in err and "head" in err and "stopped answering" in err, err
+    (run_row,) = rows(tmp_path, "select status from runs")
+    assert run_row["status"] == "failed"
+    stored = load_rows(tmp_path)
+    lost = [r for r in stored if r["error_type"] == "worker_lost"]
+    assert lost and all(not r["success"] for r in lost)
 
 
 # ---- refusals ----------------------------------------------------------------------------------------------------

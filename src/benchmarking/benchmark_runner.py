@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 from . import __version__
 from .config import ProviderSettings, Settings
+from .deferred import finishing_now
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
 from .pricing import Price, cost_usd
@@ -243,7 +244,8 @@ def measure_cell(cell: Cell, cache_mode: str) -> Measurement:
     """One timed request of a cell, with the prompt cache busted, warmed first, or left alone."""
     prompt = cell.prompt.with_marker(cache_marker()) if cache_mode == "bust" else cell.prompt
     if cache_mode == "warm":  # the same prompt once, untimed and one token long, so that the timed one finds it cached
-        cell.call_fn(prompt.messages, cell.model, replace(cell.settings, max_tokens=1, retries=0))
+        with finishing_now():  # nothing of it is kept, nor left for later
+            cell.call_fn(prompt.messages, cell.model, replace(cell.settings, max_tokens=1, retries=0))
     return cell.call_fn(prompt.messages, cell.model, cell.settings)
 
 

@@ -135,6 +135,8 @@ class ConsoleReporter:
         if (why := stats.bottleneck()) is not None:
             self.say(f"   Warning: the harness may have set this level's pace ({why}): use more --workers, or "
                      "--engine ray")
+        if (short := stats.short_of_level()) is not None:
+            self.say(f"   Warning: this level was not held: {short} (the figures are those of a lighter load)")
         if stopped:
             self.say(f"   Sweep stopped: {stopped}")
 

@@ -17,31 +17,26 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-import math
-import os
 import queue
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .benchmark_runner import (
-    Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, measure_cell, new_run, plan, prepare_cell,
-)
+from .benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
 from .config import Settings
 from .errors import StorageError
 from .figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
     round_s,
 )
-from .measurement import Measurement, utc_now
-from .redaction import scrub_output_of_this_process
+from .measurement import utc_now
+from .slots import Done, Executor, ExecutorLost, LocalExecutor, Ticket
 from .storage import Storage
 
-SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
 BOTTLENECK_CPU_SHARE = 0.8
+IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
 
 
 @dataclass(frozen=True)
@@ -62,29 +57,6 @@ class LoadSettings:
         return self.requests if self.requests is not None else 10 * level
 
 
-@dataclass(frozen=True)
-class Ticket:
-    """One request for a slot to make, and when its level started (perf_counter is one clock for a host's processes)."""
-
-    cell: Cell
-    cache_mode: str
-    concurrency: int
-    level_started_at: datetime
-    due: float  # when the closed loop let it start: its level's start, or the end of the request it follows
-    ramp: bool  # one of the level's first `concurrency` requests, all due at its start
-
-
-@dataclass(frozen=True)
-class Done:
-    """A request a slot made: what it measured, and the CPU its worker had used when it ended."""
-
-    measurement: Measurement
-    worker: str
-    worker_cpu_s: float
-    ended: float  # perf_counter when it was done: the next ticket is due then
-    ramp: bool = False
-
-
 @dataclass
 class LevelStats:
     """What one level of one provider and model did."""
@@ -98,6 +70,8 @@ class LevelStats:
     steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
     cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
     rows: list[LevelRow] = field(default_factory=list)  # the provider's figures come from these, as report's do
+    busy_s: float = 0.0  # the requests' time in flight, summed
+    held_s: float = 0.0  # from the level's start to its last request's end (before the counts that follow it)
 
     def add(self, done: Done, stored_at: datetime) -> None:
         m = done.measurement
@@ -111,6 +85,7 @@ class LevelStats:
             self.start_lags_ms.append(m.start_lag_ms)
             if not done.ramp:
                 self.steady_lags_ms.append(m.start_lag_ms)
+        self.busy_s += done.busy_s
         first, _ = self.cpu_s.get(done.worker, (done.worker_cpu_s, done.worker_cpu_s))
         self.cpu_s[done.worker] = (first, done.worker_cpu_s)
 
@@ -130,6 +105,21 @@ class LevelStats:
     @property
     def requests_per_s(self) -> float | None:
         return self.figures.requests_per_s
+
+    @property
+    def in_flight(self) -> float | None:
+        """Requests really kept in flight, on average over the level's wall time (their time in flight, summed,
+        over it); None without a wall time."""
+        window = self.held_s or self.wall_s
+        return min(float(self.concurrency), self.busy_s / window) if window > 0 and self.busy_s > 0 else None
+
+    def short_of_level(self) -> str | None:
+        """Why the level kept fewer requests in flight than asked (under IN_FLIGHT_SHARE of it), if it did."""
+        held = self.in_flight
+        if held is None or held >= IN_FLIGHT_SHARE * self.concurrency:
+            return None
+        return (f"{held:.1f} requests in flight on average, {held / self.concurrency:.0%} of the level's "
+                f"{self.concurrency}")
 
     def start_lag_ms(self, q: int) -> float | None:
         return quantiles(self.start_lags_ms, (q,))[q]
@@ -179,6 +169,7 @@ class LevelStats:
             "start_lag_p99_after_ramp_ms": round_ms(quantiles(self.steady_lags_ms, (99,))[99]),
             "harness_cpu_ms_per_request": round_ms(self.harness_cpu_ms_per_request),
             "harness_bottleneck": self.bottleneck(),
+            "in_flight_mean": None if self.in_flight is None else round(self.in_flight, 2),
         }
 
 
@@ -194,186 +185,6 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
         return (f"throughput stopped rising at concurrency {last.concurrency}: {rate_text(throughput)} "
                 f"output tokens/s, against {rate_text(max(earlier))} before (saturation)")
     return None
-
-
-# ---- executors: where the slots run ------------------------------------------------------------------------------
-
-class Executor(Protocol):
-    """Runs a level's tickets on `concurrency` slots; yields each request as it is done."""
-
-    cpu_seen: dict[str, float]  # each worker's CPU (process_time) when last heard from: a level's baseline
-
-    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A slot has built and warmed its clients for every cell of the run, and waits for tickets."""
-
-    worker: str
-    worker_cpu_s: float
-
-
-def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
-    """A ticket's request, measured as a sequential run measures it, with its load fields."""
-    began = time.perf_counter()
-    measurement = measure_cell(ticket.cell, ticket.cache_mode)
-    return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
-                   start_lag_ms=max(0.0, began - due) * 1000, node=node)
-
-
-@dataclass(frozen=True)
-class Level:
-    """Told to a worker at a level's start: how many of its slots take part, and when the level started."""
-
-    active_slots: int
-    started: float
-
-
-class _Slots:
-    """A worker's slots: threads that take tickets from the worker's own queue, as many at a time as the level
-    gives the worker, each starting its next request the moment its last one ended (the closed loop, run here: no
-    round trip to the main process between a request and the next)."""
-
-    def __init__(self, count: int, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
-        self._tickets: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
-        self._results, self._worker, self._node, self._cells = results, worker, node, cells
-        self._level = Level(0, 0.0)
-        self._changed = threading.Condition()
-        self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def level(self, level: Level) -> None:
-        with self._changed:
-            self._level = level
-            self._changed.notify_all()
-
-    def ticket(self, ticket: Ticket | None) -> None:
-        self._tickets.put(ticket)
-
-    def stop(self) -> None:
-        self.level(Level(len(self._threads), 0.0))  # every slot awake, to take its stop
-        for _ in self._threads:
-            self._tickets.put(None)
-        for thread in self._threads:
-            thread.join()
-
-    def _slot(self, index: int) -> None:
-        from .providers.openai_compatible import kept_clients
-
-        with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
-            for cell in {client_key_of(cell): cell for cell in self._cells}.values():
-                prepare_cell(cell)
-            self._results.put(Ready(self._worker, time.process_time()))
-            ended, level = 0.0, self._level
-            while True:
-                with self._changed:  # a slot beyond the level's share waits for a level that needs it
-                    self._changed.wait_for(lambda: index < self._level.active_slots)
-                    if self._level is not level:
-                        level, ended = self._level, 0.0
-                ticket = self._tickets.get()
-                if ticket is None:
-                    return
-                # A slot that waited here across levels: the new level's first request is due at its start, not
-                # when this slot's last request of the level before ended (the main process tells a worker the
-                # level before it sends the level's tickets, so the level is known by now).
-                if self._level is not level:
-                    level, ended = self._level, 0.0
-                if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
-                    self._tickets.put(ticket)
-                    continue
-                # Due when the level started, or when this slot's last request ended.
-                first = not ended
-                measurement = measure_ticket(ticket, max(level.started, ended), self._node)
-                ended = time.perf_counter()
-                self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first))
-
-
-def client_key_of(cell: Cell) -> tuple[object, ...]:
-    from .benchmark_runner import provider_module
-    from .providers.openai_compatible import client_key
-
-    return client_key(provider_module(cell.provider).WIRE, cell.settings)
-
-
-def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell]) -> None:
-    """A worker process: its slots, fed from its inbox (levels and tickets) until told to stop (None)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
-    scrub_output_of_this_process()  # a fresh interpreter: what it prints passes the scrubber as the parent's does
-    pool = _Slots(slots, results, worker, socket.gethostname(), cells)
-    while (message := inbox.get()) is not None:
-        if isinstance(message, Level):
-            pool.level(message)
-        else:
-            pool.ticket(message)
-    pool.stop()
-
-
-def shares(concurrency: int, workers: int) -> list[int]:
-    """A level's slots spread over the workers as evenly as can be: 5 over 2 is [3, 2]."""
-    return [concurrency // workers + (1 if index < concurrency % workers else 0) for index in range(workers)]
-
-
-class LocalExecutor:
-    """Worker processes on this machine, each with threads for its slots; started once, kept for every level."""
-
-    def __init__(self, cells: Sequence[Cell], max_concurrency: int, workers: int | None = None) -> None:
-        import multiprocessing
-
-        # A fresh interpreter per worker (not a fork of this one, which holds threads and open connections).
-        context = multiprocessing.get_context("spawn")
-        self.workers = workers or max(1, min(os.cpu_count() or 1, math.ceil(max_concurrency / SLOTS_PER_WORKER)))
-        self.slots_per_worker = math.ceil(max_concurrency / self.workers)
-        self._names = [f"local-{index}" for index in range(self.workers)]
-        self._inboxes = [context.Queue() for _ in self._names]
-        self._results = context.Queue()
-        self._processes = [
-            context.Process(target=_worker_main, args=(inbox, self._results, self.slots_per_worker, name,
-                                                       list(cells)), daemon=True)
-            for inbox, name in zip(self._inboxes, self._names)
-        ]
-        for process in self._processes:
-            process.start()
-        self.cpu_seen: dict[str, float] = {}  # each worker's CPU when it was last heard from
-        for _ in range(self.workers * self.slots_per_worker):  # every slot ready before the first level starts
-            ready = self._results.get()
-            self.cpu_seen[ready.worker] = max(self.cpu_seen.get(ready.worker, 0.0), ready.worker_cpu_s)
-
-    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
-        """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
-        up as its requests come back, so that a slot never waits on this process to start its next request."""
-        share = dict(zip(self._names, shares(concurrency, self.workers)))
-        started = time.perf_counter()
-        for inbox, name in zip(self._inboxes, self._names):
-            inbox.put(Level(share[name], started))
-        inbox_of = dict(zip(self._names, self._inboxes))
-        backlog = {name: 0 for name in self._names}
-
-        def feed(name: str) -> None:
-            while backlog[name] < 2 * share[name] and (ticket := next(tickets, None)) is not None:
-                inbox_of[name].put(replace(ticket, due=started))
-                backlog[name] += 1
-
-        for name in self._names:
-            feed(name)
-        while any(backlog.values()):
-            done = self._results.get()
-            backlog[done.worker] -= 1
-            feed(done.worker)
-            yield done
-
-    def close(self) -> None:
-        for inbox in self._inboxes:
-            inbox.put(None)
-        for process in self._processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
 
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
@@ -470,6 +281,9 @@ def run_load(
                 for done, last_received in in_background(executor.run_level(tickets, concurrency)):
                     saved = _save(storage, run.id, done.measurement)
                     stats.add(done, saved.created_at)
+                    # A count after the request is not part of the level's load: its request ended at `ended`
+                    # (perf_counter: one clock for this host's processes, and only local workers count later).
+                    stats.held_s = max(stats.held_s, (done.ended if done.counted_later else last_received) - began)
                     results.append(saved)
                 stats.wall_s = last_received - began
                 executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
@@ -482,6 +296,9 @@ def run_load(
                            "stopped": stopped})
         status = "interrupted" if stop_requested() else (
             "completed" if all(r.measurement.success for r in results) else "failed")
+    except ExecutorLost as exc:  # its rows came back and are stored: the run ends here, with its status
+        status = "failed"
+        notes.append(str(exc))
     except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted
         status = "interrupted"
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None

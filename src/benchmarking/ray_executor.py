@@ -2,7 +2,7 @@
 
 Each actor runs on one node (Ray's node affinity puts one on every node that has a CPU, more where a node has more
 CPUs and the run needs them) and holds slot threads, as a local worker does: each slot's clients prepared for every
-endpoint first, then each request measured by load.measure_ticket (measure_cell), exactly as a sequential run
+endpoint first, then each request measured by slots.measure_ticket (measure_cell), exactly as a sequential run
 measures it. The driver (this process) runs the closed loop and keeps each slot's next request queued on its actor
 behind the one it is making, so that a slot starts its next request the moment its last one ends, as a local slot
 does, without waiting for the trip to the driver and back. Each row comes back here to be stored as usual (outbox
@@ -24,7 +24,7 @@ Ray is optional (requirements-ray.txt): nothing here imports it until connect() 
 from __future__ import annotations
 
 from collections import deque
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 import importlib.util
@@ -33,6 +33,7 @@ import math
 import os
 from pathlib import Path
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -41,7 +42,7 @@ from typing import Any, Iterator, Sequence
 
 from .benchmark_runner import Cell, prepare_cell
 from .errors import ConfigError
-from .load import SLOTS_PER_WORKER, Done, Ready, Ticket, client_key_of, measure_ticket
+from .slots import SLOTS_PER_WORKER, Done, ExecutorLost, Ready, Ticket, client_key_of, measure_ticket
 from .measurement import Measurement, utc_now
 from .redaction import ScrubbedStream, scrub_output_of_this_process
 
@@ -50,11 +51,13 @@ REACH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 20.0  # a port that answers but is not a Ray cluster would otherwise keep ray.init waiting
 READY_TIMEOUT_S = 180.0  # actors start, import the SDKs and warm their clients
 STOP_TIMEOUT_S = 10.0
+HEAD_CHECK_EVERY_S = 1.0  # the driver checks that the cluster's head (its GCS) still answers
+HEAD_LOST_AFTER_S = 8.0  # not answering this long: the head is gone (Ray itself would end the driver at 60 s)
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # rows are small; a local Ray need not reserve 30 % of the memory
 
 
-class ClusterLost(Exception):
-    """Every Ray actor was lost and none could be started again."""
+class ClusterLost(ExecutorLost):
+    """Every Ray actor was lost and none could be started again, or the cluster's head stopped answering."""
 
 
 def ray_installed() -> bool:
@@ -122,8 +125,10 @@ class SlotsActor:
             results.put(Ready(self.worker, time.process_time()))
             while (job := jobs.get()) is not None:
                 ticket, due = job
+                began = time.perf_counter()
                 measurement = measure_ticket(ticket, due, self.node)
-                results.put(Done(measurement, self.worker, time.process_time(), time.perf_counter(), ticket.ramp))
+                ended = time.perf_counter()
+                results.put(Done(measurement, self.worker, time.process_time(), ended, ticket.ramp, ended - began))
 
     def info(self) -> dict[str, Any]:
         return {"node": self.node, "pid": os.getpid(), "slots": len(self._threads), "cpu_s": time.process_time()}
@@ -210,9 +215,13 @@ class RayExecutor:
         self.address = address
         self._actors: list[_Actor] = []
         self._closed = False
+        self._head_lost = False
+        self._head_silent_since: float | None = None
+        self._head_checked = time.monotonic()
         self._workers = 0
         self.cpu_seen: dict[str, float] = {}  # each actor's CPU when last heard from (run_load's level baseline)
         self._ray = connect(address)
+        self._gcs = gcs_host_port(self._ray)
         self._actor_class = self._ray.remote(SlotsActor)
         try:
             nodes = self._usable_nodes()
@@ -325,7 +334,12 @@ class RayExecutor:
                             break
                         send(slot, replace(ticket, ramp=ramp))
                         ticket = None
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready: list[Any] = []
+            while not ready:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEAD_CHECK_EVERY_S)
+                if self._head_gone():  # the actors' rows may still come, but Ray ends this process soon
+                    yield from self._settle_head_lost(pending)
+            (ref,) = ready
             sent = pending[ref]
             try:
                 done = ray.get(ref)
@@ -363,6 +377,33 @@ class RayExecutor:
             else:
                 yield done
 
+    def _head_gone(self) -> bool:
+        """True once the cluster's head has not answered for HEAD_LOST_AFTER_S (checked every HEAD_CHECK_EVERY_S)."""
+        now = time.monotonic()
+        if self._gcs is None or now - self._head_checked < HEAD_CHECK_EVERY_S:
+            return False
+        self._head_checked = now
+        try:
+            socket.create_connection(self._gcs, timeout=HEAD_CHECK_EVERY_S).close()
+        except OSError:
+            self._head_silent_since = self._head_silent_since or now
+            return now - self._head_silent_since >= HEAD_LOST_AFTER_S
+        self._head_silent_since = None
+        return False
+
+    def _settle_head_lost(self, pending: dict[Any, _Sent]) -> Iterator[Done]:
+        """The head is gone: each request in flight is a `worker_lost` row, the run ends (ClusterLost)."""
+        self._head_lost = True
+        host, port = self._gcs or ("?", 0)
+        message = (f"the Ray cluster's head at {host}:{port} stopped answering for {HEAD_LOST_AFTER_S:.0f} s: "
+                   f"{len(pending)} requests in flight stored as lost (worker_lost), the run ends here")
+        print(f"Ray: {message}", file=sys.stderr, flush=True)
+        for sent in sorted(pending.values(), key=lambda s: (s.slot.index, s.number)):
+            actor = sent.slot.actor
+            yield worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, ClusterLost(message))
+        pending.clear()
+        raise ClusterLost(message)
+
     def _lose(self, actor: _Actor) -> None:
         if not actor.lost:
             actor.lost = True
@@ -376,6 +417,11 @@ class RayExecutor:
             return
         self._closed = True
         ray = self._ray
+        if self._head_lost:  # every call to Ray would wait for the head: leave it, within a bound
+            stopper = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
+            stopper.start()
+            stopper.join(STOP_TIMEOUT_S)
+            return
         live = [actor for actor in self._actors if not actor.lost]
         if live:
             try:
@@ -413,6 +459,15 @@ def worker_lost(ticket: Ticket, node: str, worker: str, cpu_s: float, sent_at: d
     return Done(measurement, worker, cpu_s, time.perf_counter(), ticket.ramp)
 
 
+def gcs_host_port(ray: Any) -> tuple[str, int] | None:
+    """Where the cluster's head (its GCS) listens, to check that it still answers; None if Ray does not say."""
+    try:
+        host, _, port = str(ray.get_runtime_context().gcs_address).rpartition(":")
+        return (host.strip("[]"), int(port)) if host and port.isdigit() else None
+    except Exception:
+        return None
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -423,12 +478,33 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
 
 
+@contextmanager
+def our_signal_handlers() -> Iterator[None]:
+    """SIGINT and SIGTERM stay this process's own (stopping.GracefulStop) across ray.init: Ray's driver sets a
+    SIGTERM handler that exits at once, and its core installs a failure handler that dumps a stack and aborts
+    (exit -6), losing the requests in flight and leaving the run `running`."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    kept = {signum: signal.getsignal(signum) for signum in watched} if in_main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def connect(address: str | None) -> Any:
     """ray.init on the cluster at `address` (checked to answer first), or on a new local Ray; one line if not.
 
     Called before storage is opened (cli.run), so that a cluster that is not there leaves nothing behind; the
     executor then finds Ray connected. Returns the ray module.
     """
+    with our_signal_handlers():
+        return _connect(address)
+
+
+def _connect(address: str | None) -> Any:
     host_port = parse_ray_address(address)
     if host_port is not None:
         try:

@@ -166,9 +166,11 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
     return None
 
 
-def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
-    """--concurrency and its company, checked; None for a sequential run."""
+def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
+    """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
+    from ..capacity import check_local_load
     from ..load import LoadSettings
+    from ..slots import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
@@ -204,13 +206,16 @@ def load_from_args(args: argparse.Namespace) -> "LoadSettings | None":
         require_ray()
     elif args.ray_address is not None:
         raise ConfigError("--ray-address is for --engine ray")
+    workers = whole_number(args.workers, "--workers") if args.workers is not None else None
+    if args.engine == "local":
+        check_local_load(max(levels), workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1))
     return LoadSettings(
         levels=tuple(levels),
         requests=requests,
         duration_s=parse_duration(args.level_duration, "--duration") if args.level_duration is not None else None,
         max_error_rate=max_error_rate,
         engine=args.engine,
-        workers=whole_number(args.workers, "--workers") if args.workers is not None else None,
+        workers=workers,
         ray_address=ray_address,
     )
 
@@ -442,6 +447,7 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
     """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
     from ..benchmark_runner import RunOutcome
     from ..console import ConsoleReporter, outcome_json
+    from ..delivery import settle_notes
     from ..load import run_load
 
     try:
@@ -451,11 +457,11 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
         lost = context.storage.settle()
         if lost:
             print_lost(lost, settings.outbox_dir)
-    if lost:
-        notes = (*notes, f"{len(lost)} writes only printed on stderr")
-    outcome = RunOutcome(run=run, status=status, results=results, run_notes=notes)
-    stored = sum(r.storage_note is None for r in results)
-    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {stored} stored in the database",
+    storage = context.storage
+    delivery = settle_notes(run.id, results, notes, storage.outbox.waiting_ids(storage.database), lost)
+    notes = (*delivery.run_notes, *([f"{len(lost)} writes only printed on stderr"] if lost else []))
+    outcome = RunOutcome(run=run, status=status, results=delivery.results, run_notes=notes)
+    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {delivery.stored_line(settings.outbox_dir)}",
           file=context.human)
     if settings.json_output:
         print(outcome_json(outcome, None if context.json_lines else 2), flush=True)

@@ -45,7 +45,9 @@ def run_status(outcome: RunOutcome, stop: GracefulStop) -> int:
         return stop.exit_status
     if stop.requested():  # after the last request (while the alert rules were judged): the run stands, as asked
         return stop.exit_status
-    return ExitStatus.OK if outcome.all_succeeded and outcome.all_saved else ExitStatus.FAILURES
+    # A run that failed without a failed row (a load run whose worker process died) fails too.
+    ok = outcome.status != "failed" and outcome.all_succeeded and outcome.all_saved
+    return ExitStatus.OK if ok else ExitStatus.FAILURES
 
 
 def run_main(argv: list[str]) -> int:
@@ -54,7 +56,7 @@ def run_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
-        load = load_from_args(args)
+        load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
             return print_plan(settings, load=load)

@@ -60,7 +60,7 @@ def schedule_main(argv: list[str]) -> int:
     with ExitStack() as stack:
         stop = stack.enter_context(GracefulStop())
         settings = settings_from_args(args)
-        load = load_from_args(args)
+        load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
             return print_plan(settings, runs=schedule.runs, load=load)

@@ -14,11 +14,13 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 import importlib
 import json
+import threading
 from typing import Any, Iterator, Mapping, Sequence
 import urllib.request
 from urllib.parse import urlsplit
 
 from ..config import ProviderSettings, redact_url
+from ..deferred import later
 from ..measurement import Measurement, cap_text, decode_tokens_per_second, utc_now
 from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
@@ -107,6 +109,8 @@ class _Client:
         self.rehearsed = False
         self.warmed = False
         self.clock = WireClock()
+        self._untimed: Any = None
+        self._untimed_lock = threading.Lock()
         self.base_url = normalise_base_url(wire, settings.base_url)
         sdk = importlib.import_module(wire.sdk_module)
         httpx = importlib.import_module(wire.httpx_module)
@@ -181,9 +185,21 @@ class _Client:
                 self.clock.disarm()
         return self.clock.record, error
 
+    def untimed_http(self) -> Any:
+        """A plain HTTP client beside the timed one, for calls that may overlap a measured request (a deferred
+        count of tokens): the timed transport's clock records one request at a time."""
+        with self._untimed_lock:
+            if self._untimed is None:
+                httpx = importlib.import_module(self.wire.httpx_module)
+                self._untimed = httpx.Client(transport=httpx.HTTPTransport(proxy=_proxy_for(self.base_url)),
+                                             trust_env=False)
+            return self._untimed
+
     def close(self) -> None:
         self.sdk.close()
         self.http.close()
+        if self._untimed is not None:
+            self._untimed.close()
 
 
 def _without_tracebacks(exc: BaseException) -> BaseException:
@@ -293,6 +309,15 @@ def measure(
                 wait = BACKOFF_BASE_S * 2 ** (attempts - 1)
             if pause(min(wait, MAX_RETRY_WAIT_S)):
                 break  # a stop (Ctrl-C, SIGTERM) ends the back-off: the last failure is what is stored
+        if pool is not None and _counts(attempt, settings):
+            # The client stays open (a run's): the count may come later, off a load slot (deferred.later).
+            def measured(counted: ServerCount | None) -> Measurement:
+                return _measurement(provider, model, settings, pricing, pricing_file, endpoint, started_at,
+                                    attempts, attempt, counted)
+
+            return later(lambda: measured(_server_count(client, attempt, model, prompt, settings,
+                                                        client.untimed_http())),
+                         lambda: measured(None))
         counted = _server_count(client, attempt, model, prompt, settings)
     finally:
         if pool is None:
@@ -301,13 +326,19 @@ def measure(
                         counted)
 
 
-def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput, settings: ProviderSettings
-                  ) -> ServerCount | None:
-    """Tokens counted by the server's own tokenizer: only where asked for, and only if the provider sent no usage."""
+def _counts(attempt: _Attempt, settings: ProviderSettings) -> bool:
+    """Whether the server's tokenizer is asked: only where asked for, and only if the provider sent no usage."""
     answer = attempt.answer
-    if settings.token_count != "tokenize" or answer.usage is not None or not answer.has_output:
+    return settings.token_count == "tokenize" and answer.usage is None and answer.has_output
+
+
+def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput, settings: ProviderSettings,
+                  http: Any = None) -> ServerCount | None:
+    """Tokens counted by the server's own tokenizer, where _counts says so (through `http`, else the client's)."""
+    answer = attempt.answer
+    if not _counts(attempt, settings):
         return None
-    return count_tokens(client.http, client.base_url, auth_headers(settings), settings.timeout_s, model,
+    return count_tokens(http or client.http, client.base_url, auth_headers(settings), settings.timeout_s, model,
                         messages_of(prompt), answer)
 
 

@@ -81,6 +81,14 @@ def _call(entry: dict[str, Any]) -> Callable[[Storage], None]:
     raise ValueError(f"unknown outbox entry {op!r}")
 
 
+def entry_id(entry: dict[str, Any]) -> str:
+    """What an entry writes: its result row's id, or its run's id (create_run, finish_run)."""
+    for holder in (entry.get("row"), entry.get("run")):
+        if isinstance(holder, dict):
+            return str(holder.get("id"))
+    return str(entry.get("run_id"))
+
+
 def apply_entry(storage: Storage, entry: dict[str, Any]) -> None:
     """Replay one outbox entry on a backend, with its original ids and timestamps."""
     _call(entry)(storage)
@@ -325,6 +333,20 @@ class Outbox:
         """How many of this database's writes wait in pending.jsonl (they go before any new write)."""
         with self._locked():
             return sum(line.entry.get("database") == database for line in self._load(PENDING))
+
+    def waiting_ids(self, database: str) -> set[str] | None:
+        """The ids of what this database's writes in the outbox (pending or refused) are about: result rows, runs;
+        None if the outbox cannot be read (then nothing kept there can be said to have left it)."""
+        with self._locked():
+            for name in (PENDING, REJECTED):
+                try:
+                    self._path(name).open("rb").close()
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    return None
+            lines = self._load(PENDING) + self._load(REJECTED)
+        return {entry_id(line.entry) for line in lines if line.entry.get("database") == database}
 
     def counts(self) -> tuple[int, int]:
         """(pending, rejected), whatever database they are for."""

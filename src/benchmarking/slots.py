@@ -1,0 +1,317 @@
+"""Where a load run's slots run on this machine: tickets in, rows out.
+
+A worker process holds threads for its slots; each slot takes its worker's tickets one at a time and measures each
+as a sequential run does (measure_cell), starting its next request the moment its last one ended (the closed loop,
+run in the worker). A count of tokens by the server's tokenizer is left to the worker's counter threads, so that it
+never holds a slot. The types here (Ticket, Done, Ready) are shared with the Ray executor.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime
+import math
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from .benchmark_runner import Cell, measure_cell, prepare_cell
+from .capacity import default_workers, raise_descriptor_limit
+from .deferred import finishing_later
+from .measurement import Measurement
+from .redaction import scrub_output_of_this_process
+
+SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
+WORKER_CHECK_EVERY_S = 1.0  # while waiting for rows, how often the worker processes are checked to be alive
+COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
+
+
+class ExecutorLost(Exception):
+    """The executor cannot go on (a Ray cluster's head is gone): the level's requests in flight came back as lost,
+    the executor said why in its own line, and the run ends `failed`."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One request for a slot to make, and when its level started (perf_counter is one clock for a host's processes)."""
+
+    cell: Cell
+    cache_mode: str
+    concurrency: int
+    level_started_at: datetime
+    due: float  # when the closed loop let it start: its level's start, or the end of the request it follows
+    ramp: bool  # one of the level's first `concurrency` requests, all due at its start
+
+
+@dataclass(frozen=True)
+class Done:
+    """A request a slot made: what it measured, and the CPU its worker had used when it ended."""
+
+    measurement: Measurement
+    worker: str
+    worker_cpu_s: float
+    ended: float  # perf_counter when it was done: the next ticket is due then
+    ramp: bool = False
+    busy_s: float = 0.0  # how long it held its slot: from its start to its end (the level's in-flight time)
+    counted_later: bool = False  # its tokens were counted after its slot was freed (Freed came first)
+
+
+class Executor(Protocol):
+    """Runs a level's tickets on `concurrency` slots; yields each request as it is done."""
+
+    cpu_seen: dict[str, float]  # each worker's CPU (process_time) when last heard from: a level's baseline
+
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A slot has built and warmed its clients for every cell of the run, and waits for tickets."""
+
+    worker: str
+    worker_cpu_s: float
+
+
+def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
+    """A ticket's request, measured as a sequential run measures it, with its load fields."""
+    began = time.perf_counter()
+    return _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
+
+
+def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
+    return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
+                   start_lag_ms=max(0.0, began - due) * 1000, node=node)
+
+
+def measure_ticket_later(ticket: Ticket, due: float, node: str
+                         ) -> tuple[Measurement, Callable[[], Measurement] | None]:
+    """measure_ticket, with the measurement's untimed last step (counting tokens with the server's tokenizer) left
+    for the caller: (the measurement without it, the step that gives the whole one), or (the whole one, None)."""
+    began = time.perf_counter()
+    with finishing_later() as steps:
+        measurement = _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
+    if not steps:
+        return measurement, None
+    finish = steps[-1]
+    return measurement, lambda: _with_load_fields(finish(), ticket, began, due, node)
+
+
+@dataclass(frozen=True)
+class Freed:
+    """A slot's request is over, its tokens still being counted: the slot takes its next ticket now."""
+
+    worker: str
+
+
+@dataclass(frozen=True)
+class Level:
+    """Told to a worker at a level's start: how many of its slots take part, and when the level started."""
+
+    active_slots: int
+    started: float
+
+
+class _Slots:
+    """A worker's slots: threads that take tickets from the worker's own queue, as many at a time as the level
+    gives the worker, each starting its next request the moment its last one ended (the closed loop, run here: no
+    round trip to the main process between a request and the next)."""
+
+    def __init__(self, count: int, results: Any, worker: str, node: str, cells: Sequence[Cell]) -> None:
+        self._tickets: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
+        self._results, self._worker, self._node, self._cells = results, worker, node, cells
+        self._level = Level(0, 0.0)
+        self._changed = threading.Condition()
+        # Tokens counted by the server's tokenizer, off the slots: a slot's next request never waits for a count
+        # (threads started only as counts come; a count as long as COUNTERS_PER_SLOT requests still keeps up).
+        self._counter = ThreadPoolExecutor(max_workers=COUNTERS_PER_SLOT * count, thread_name_prefix="count")
+        self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def level(self, level: Level) -> None:
+        with self._changed:
+            self._level = level
+            self._changed.notify_all()
+
+    def ticket(self, ticket: Ticket | None) -> None:
+        self._tickets.put(ticket)
+
+    def stop(self) -> None:
+        self.level(Level(len(self._threads), 0.0))  # every slot awake, to take its stop
+        for _ in self._threads:
+            self._tickets.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._counter.shutdown(wait=True)
+
+    def _count(self, uncounted: Measurement, finish: Callable[[], Measurement], ended: float, ramp: bool,
+               busy_s: float) -> None:
+        """A request's tokens counted, then its row sent back (as counted, or as it was if counting broke)."""
+        try:
+            measurement = finish()
+        except Exception:  # a bug in counting must not lose the row, nor hold the level forever
+            measurement = uncounted
+        self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=ramp, busy_s=busy_s,
+                               counted_later=True))
+
+    def _slot(self, index: int) -> None:
+        from .providers.openai_compatible import kept_clients
+
+        with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
+            for cell in {client_key_of(cell): cell for cell in self._cells}.values():
+                prepare_cell(cell)
+            self._results.put(Ready(self._worker, time.process_time()))
+            ended, level = 0.0, self._level
+            counting: list[Future[None]] = []  # this slot's counts: done before its clients close
+            while True:
+                with self._changed:  # a slot beyond the level's share waits for a level that needs it
+                    self._changed.wait_for(lambda: index < self._level.active_slots)
+                    if self._level is not level:
+                        level, ended = self._level, 0.0
+                ticket = self._tickets.get()
+                if ticket is None:
+                    wait(counting)
+                    return
+                # A slot that waited here across levels: the new level's first request is due at its start, not
+                # when this slot's last request of the level before ended (the main process tells a worker the
+                # level before it sends the level's tickets, so the level is known by now).
+                if self._level is not level:
+                    level, ended = self._level, 0.0
+                if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
+                    self._tickets.put(ticket)
+                    continue
+                # Due when the level started, or when this slot's last request ended.
+                first, began = not ended, time.perf_counter()
+                measurement, finish = measure_ticket_later(ticket, max(level.started, ended), self._node)
+                ended = time.perf_counter()
+                if finish is None:
+                    self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
+                                           busy_s=ended - began))
+                    continue
+                self._results.put(Freed(self._worker))
+                counting = [f for f in counting if not f.done()]
+                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began))
+
+
+def client_key_of(cell: Cell) -> tuple[object, ...]:
+    from .benchmark_runner import provider_module
+    from .providers.openai_compatible import client_key
+
+    return client_key(provider_module(cell.provider).WIRE, cell.settings)
+
+
+def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
+    """A worker process: its slots, fed from its inbox (levels and tickets) until told to stop (None)."""
+    import signal
+
+    from .lifeline import die_with_parent
+
+    die_with_parent(parent_pid)  # a run killed outright takes its workers (and their connections) with it
+    raise_descriptor_limit()  # a connection a slot and endpoint: capacity.check_local_load counted on the hard limit
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
+    scrub_output_of_this_process()  # a fresh interpreter: what it prints passes the scrubber as the parent's does
+    pool = _Slots(slots, results, worker, socket.gethostname(), cells)
+    while (message := inbox.get()) is not None:
+        if isinstance(message, Level):
+            pool.level(message)
+        else:
+            pool.ticket(message)
+    pool.stop()
+
+
+def shares(concurrency: int, workers: int) -> list[int]:
+    """A level's slots spread over the workers as evenly as can be: 5 over 2 is [3, 2]."""
+    return [concurrency // workers + (1 if index < concurrency % workers else 0) for index in range(workers)]
+
+
+class LocalExecutor:
+    """Worker processes on this machine, each with threads for its slots; started once, kept for every level."""
+
+    def __init__(self, cells: Sequence[Cell], max_concurrency: int, workers: int | None = None) -> None:
+        import multiprocessing
+
+        # A fresh interpreter per worker (not a fork of this one, which holds threads and open connections).
+        context = multiprocessing.get_context("spawn")
+        self.workers = min(workers or default_workers(max_concurrency, SLOTS_PER_WORKER), max_concurrency)
+        self.slots_per_worker = math.ceil(max_concurrency / self.workers)
+        self._names = [f"local-{index}" for index in range(self.workers)]
+        self._inboxes = [context.Queue() for _ in self._names]
+        self._results = context.Queue()
+        self._processes = [
+            context.Process(target=_worker_main, args=(inbox, self._results, self.slots_per_worker, name,
+                                                       list(cells), os.getpid()), daemon=True)
+            for inbox, name in zip(self._inboxes, self._names)
+        ]
+        for process in self._processes:
+            process.start()
+        self.cpu_seen: dict[str, float] = {}  # each worker's CPU when it was last heard from
+        for _ in range(self.workers * self.slots_per_worker):  # every slot ready before the first level starts
+            ready = self._results.get()
+            self.cpu_seen[ready.worker] = max(self.cpu_seen.get(ready.worker, 0.0), ready.worker_cpu_s)
+
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+        """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
+        up as its requests come back, so that a slot never waits on this process to start its next request."""
+        share = dict(zip(self._names, shares(concurrency, self.workers)))
+        started = time.perf_counter()
+        for inbox, name in zip(self._inboxes, self._names):
+            inbox.put(Level(share[name], started))
+        inbox_of = dict(zip(self._names, self._inboxes))
+        backlog = {name: 0 for name in self._names}  # tickets sent whose request is not over
+        counting = {name: 0 for name in self._names}  # requests over, their tokens still being counted
+
+        def feed(name: str) -> None:
+            # Counts that fall behind hold the slots back at last: at most COUNTERS_PER_SLOT a slot waiting.
+            while (backlog[name] < 2 * share[name] and counting[name] < COUNTERS_PER_SLOT * share[name]
+                   and (ticket := next(tickets, None)) is not None):
+                inbox_of[name].put(replace(ticket, due=started))
+                backlog[name] += 1
+
+        for name in self._names:
+            feed(name)
+        checked = time.monotonic()
+        while any(backlog.values()) or any(counting.values()):
+            if time.monotonic() - checked >= WORKER_CHECK_EVERY_S:  # the others' rows may keep coming meanwhile
+                self._check_workers(backlog, counting)
+                checked = time.monotonic()
+            try:
+                item = self._results.get(timeout=WORKER_CHECK_EVERY_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, Freed):
+                backlog[item.worker] -= 1
+                counting[item.worker] += 1
+                feed(item.worker)
+                continue
+            if item.counted_later:
+                counting[item.worker] -= 1
+            else:
+                backlog[item.worker] -= 1
+            feed(item.worker)
+            yield item
+
+    def _check_workers(self, backlog: dict[str, int], counting: dict[str, int]) -> None:
+        """A worker process that died (the OOM killer, a crash) ends the run, in a line, instead of a wait for
+        results that will never come."""
+        for name, process in zip(self._names, self._processes):
+            if not process.is_alive():
+                lost = backlog[name] + counting[name]
+                message = (f"worker process {name} (pid {process.pid}) ended during the level (exit status "
+                           f"{process.exitcode}) with {lost} requests not back; the run ends here")
+                print(f"load: {message}", file=sys.stderr, flush=True)
+                raise ExecutorLost(message)
+
+    def close(self) -> None:
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for process in self._processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
