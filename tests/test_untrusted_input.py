@@ -307,3 +307,9 @@ def test_a_malformed_ipv6_base_url_is_a_configuration_error(cli, tmp_path, url):
     toml = f'[[providers]]\nname = "x"\nbase_url = "{url}"\nmodel = "m"\n'.encode()
     status, out, err = cli("--simulate", files={"benchmark.toml": toml})
     assert_refused(tmp_path, status, out, err, "benchmark.toml [[providers]] #1: base_url ")
+
+
+def test_an_answer_holding_a_lone_surrogate_is_judged_not_crashed():
+    """A provider's JSON may escape half a character (\\ud800): the answer is still judged, and the row kept."""
+    assert Expectation.parse("/^ok/", "x").met_by("ok \ud800")
+    assert not Expectation.parse("/^no/", "x").met_by("ok \ud800")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .errors import ConfigError
 from .pricing import Price
 from .slo import SloConfig, Targets
+from .textfile import MAX_PROMPT_BYTES, read_bounded, utf8_text
 from .workloads import Workload, default_workload, prompt_record
 
 DEFAULT_MAX_TOKENS = 256
@@ -28,8 +29,7 @@ DEFAULT_MAX_COST_USD = Decimal("1.00")  # a live run whose cost could exceed thi
 # Longer names are refused: PostgreSQL cannot index a few thousand characters of provider/model name, and such a row
 # would be refused by the database after it was measured.
 MAX_NAME_CHARS = 200
-# Far above any prompt a benchmark needs (10,000 tokens are about 40 kB), far below what would choke a request.
-MAX_PROMPT_BYTES = 5_000_000
+MAX_CONFIG_FILE_BYTES = 10_000_000  # .env, benchmark.toml: far more than any needs; a bound all the same
 # A day: more than any request should take; a bigger number (inf, 1e300) overflows the HTTP clients' timers.
 MAX_TIMEOUT_S = 86_400.0
 
@@ -280,19 +280,14 @@ def _is_utf8(text: str) -> bool:
 
 
 def read_utf8(path: Path, what: str, max_bytes: int | None = None) -> str:
-    """A text file's contents, or one line saying why it cannot be used (unreadable, too big, not UTF-8)."""
-    try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise _too_big(f"{what} {path}", size)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{what} {path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+    """A text file's contents, or one line saying why it cannot be used (not a regular file, unreadable, too big, not
+    UTF-8); a byte-order mark is dropped."""
+    if max_bytes is None:
+        data = read_bounded(path, what, MAX_CONFIG_FILE_BYTES,
+                            lambda size: ConfigError(f"{what} {path} is {size / 1e6:.1f} MB: is it the right file?"))
+    else:
+        data = read_bounded(path, what, max_bytes, lambda size: _too_big(f"{what} {path}", size))
+    return utf8_text(data, what, path)
 
 
 def _too_big(what: str, size_bytes: int) -> ConfigError:
