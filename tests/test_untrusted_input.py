@@ -210,12 +210,13 @@ def test_formula_cells_are_neutralised_in_every_csv_and_numbers_stay_numbers(cli
     _simulated_run_with_models(cli, FORMULAS)
     status, _, err = cli("report", "--include-simulated", "--export", "rows.csv")
     assert status == 0, err
-    exported = list(csv.DictReader(io.StringIO((tmp_path / "rows.csv").read_text(newline=""), newline="")))
+    with open(tmp_path / "rows.csv", newline="", encoding="utf-8") as file:
+        exported = list(csv.DictReader(file))
     assert sorted(r["model"] for r in exported) == sorted("'" + m for m in FORMULAS)
     assert all(float(r["latency_ms"]) > 0 and r["success"] == "True" for r in exported)
     status, out, err = cli("report", "--include-simulated", "--format", "csv")
     assert status == 0, err
-    summary = list(csv.DictReader(io.StringIO(out, newline="")))
+    summary = list(csv.DictReader(io.StringIO(out, newline="")))  # as print() wrote it
     assert sorted(r["model"] for r in summary) == sorted("'" + m for m in FORMULAS)
     assert all(r["provider"] == "openai" and float(r["success_rate"]) == 1.0 for r in summary)
 
@@ -223,10 +224,10 @@ def test_formula_cells_are_neutralised_in_every_csv_and_numbers_stay_numbers(cli
 def test_the_cell_rule_leaves_numbers_and_plain_text_alone():
     from benchmarking.csv_cells import safe_cell
 
-    assert [safe_cell(v) for v in (-1.5, -3, 0, None, True, "gpt-4o", "a=b", "")] == \
-        [-1.5, -3, 0, None, True, "gpt-4o", "a=b", ""]
-    assert [safe_cell(v) for v in ("=1", "+1", "-1", "@a", "\tb", "\rc")] == \
-        ["'=1", "'+1", "'-1", "'@a", "'\tb", "'\rc"]
+    numbers = (-1.5, -3, 0, None, True, "gpt-4o", "a=b", "", "-0.00012", "+1.5e-3", "-7")  # Decimals come as text
+    assert [safe_cell(v) for v in numbers] == list(numbers)
+    assert [safe_cell(v) for v in ("=1", "+1+1", "-1+1", "@a", "\tb", "\rc", "-", "-Infinity", "=-1")] == \
+        ["'=1", "'+1+1", "'-1+1", "'@a", "'\tb", "'\rc", "'-", "'-Infinity", "'=-1"]
 
 
 @pytest.mark.parametrize("plot", ["chart.png", "chart.html"])
