@@ -13,7 +13,7 @@ import re
 import socket
 import tomllib
 from typing import Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .errors import ConfigError
 from .pricing import Price
@@ -295,9 +295,24 @@ def _too_big(what: str, size_bytes: int) -> ConfigError:
                        "(a 10,000-token prompt is about 40 kB)")
 
 
+def split_url(url: str, what: str, example: str) -> SplitResult:
+    """urlsplit, refused in one line (never printing the URL) where the host in [...] is no IPv6 address or has
+    more than a port after it; urlsplit itself raises a bare ValueError for some of these and lets others through."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    host = parts.netloc.rpartition("@")[2] if parts is not None else ""
+    after = host.partition("]")[2] if host.startswith("[") else ""
+    if parts is None or (after and not after.startswith(":")):
+        raise ConfigError(f"{what} has a malformed IPv6 address: write it in brackets, a port after them if any, "
+                          f"{example}")
+    return parts
+
+
 def checked_base_url(url: str, what: str) -> str:
     """A base URL the HTTP client can open: http(s), a host and a port from 1 to 65535. The URL is never printed."""
-    parts = urlsplit(url)
+    parts = split_url(url, what, "like http://[::1]:8000/v1")
     if parts.scheme not in ("http", "https"):
         raise ConfigError(f"{what} must start with http:// or https://")
     if not _port_is_valid(parts.netloc):
@@ -720,7 +735,7 @@ def checked_database_url(url: str) -> str:
             raise ConfigError("DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, "
                               "like sqlite:///benchmarks.db")
         return url
-    parts = urlsplit(url)
+    parts = split_url(url, "DATABASE_URL", "like postgresql://user:password@[::1]:5432/dbname")
     after_host = url.split("//", 1)[1][len(parts.netloc):]
     if "@" not in parts.netloc and "@" in after_host:
         # user:pa/ss@host: the URL's host part ends at the /, ? or #, so the password's tail looks like a path.
