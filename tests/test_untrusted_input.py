@@ -314,3 +314,17 @@ def test_an_answer_holding_a_lone_surrogate_is_judged_not_crashed():
     """A provider's JSON may escape half a character (\\ud800): the answer is still judged, and the row kept."""
     assert Expectation.parse("/^ok/", "x").met_by("ok \ud800")
     assert not Expectation.parse("/^no/", "x").met_by("ok \ud800")
+
+
+@pytest.mark.parametrize("name, one", [("many.jsonl", '{{"prompt": "p{}"}}\n'), ("many.txt", "p{}\n---\n")])
+def test_a_prompt_file_of_more_prompts_than_a_run_can_send_is_refused_at_once(cli, tmp_path, name, one):
+    """4.7 MB of tiny prompts were 400,000 prompts: a dry run took a minute and 700 MB before it said anything."""
+    files = {name: "".join(one.format(i) for i in range(10_001)).encode()}
+    status, out, err = cli("--simulate", "--dry-run", "--prompts", name, files=files)
+    assert_refused(tmp_path, status, out, err, f"--prompts {name} holds more than 10,000 prompts: split it into several runs")
+
+
+def test_a_repeated_prompt_id_is_named_with_its_line(cli, tmp_path):
+    files = {"p.jsonl": b'{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n{"id": "a", "prompt": "z"}\n'}
+    status, out, err = cli("--simulate", "--dry-run", "--prompts", "p.jsonl", files=files)
+    assert_refused(tmp_path, status, out, err, "p.jsonl: prompt id 'a' appears twice")

@@ -24,6 +24,7 @@ from .textfile import MAX_PROMPT_BYTES, read_bounded, utf8_text
 TIER_OUTPUT_CAPS = {100: 300, 1_000: 1_000, 10_000: 1_500, 100_000: 2_000}
 MAX_TIER_TOKENS = 200_000
 CACHE_MODES = ("bust", "warm", "off")
+MAX_PROMPTS = 10_000  # a prompt file's: each is sent to every model, every round
 MAX_OUTPUT_TOKENS = 1_000_000_000  # a prompt's own max_tokens: far above any model's, a bound all the same
 
 TIER_TASK = "Read the document below, then summarise it in three sentences.\n\nDocument:\n"
@@ -234,8 +235,8 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
         f"--prompts {path} is over {MAX_PROMPT_BYTES // 1_000_000} MB ({size / 1e6:.1f} MB): a prompt file holds "
         "prompts, not corpora"))
     text = utf8_text(data, "--prompts", file)
+    prompts: dict[str, Prompt] = {}  # by id, in the file's order
     if suffix == ".jsonl":
-        prompts = []
         # split at \n only: str.splitlines() also splits at U+2028 and the like, which JSON strings may hold as they are
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
@@ -247,18 +248,23 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
                 raise ConfigError(f"{where}: nested too deeply to be a prompt") from None
             except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
                 raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
-            prompts.append(_prompt_from_object(item, where))
+            _add(prompts, _prompt_from_object(item, where), path)
     else:
-        parts = re.split(r"^---[ \t\r]*$", text, flags=re.M)  # a CRLF file's separator line ends in \r
-        prompts = [_prompt_from_object({"prompt": part.strip()}, path) for part in parts if part.strip()]
+        for part in re.split(r"^---[ \t\r]*$", text, flags=re.M):  # a CRLF file's separator line ends in \r
+            if part.strip():
+                _add(prompts, _prompt_from_object({"prompt": part.strip()}, path), path)
     if not prompts:
         raise ConfigError(f"--prompts {path} holds no prompt")
-    seen: set[str] = set()
-    for prompt in prompts:
-        if prompt.prompt_id in seen:
-            raise ConfigError(f"{path}: prompt id {prompt.prompt_id!r} appears twice")
-        seen.add(prompt.prompt_id)
-    return Workload(file.name, tuple(prompts), cache_mode)
+    return Workload(file.name, tuple(prompts.values()), cache_mode)
+
+
+def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:
+    """One more prompt of a file, refused as soon as the file holds too many or repeats an id."""
+    if len(prompts) >= MAX_PROMPTS:
+        raise ConfigError(f"--prompts {path} holds more than {MAX_PROMPTS:,} prompts: split it into several runs")
+    if prompt.prompt_id in prompts:
+        raise ConfigError(f"{path}: prompt id {prompt.prompt_id!r} appears twice")
+    prompts[prompt.prompt_id] = prompt
 
 
 def cache_marker() -> str:
