@@ -328,3 +328,18 @@ def test_a_repeated_prompt_id_is_named_with_its_line(cli, tmp_path):
     files = {"p.jsonl": b'{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n{"id": "a", "prompt": "z"}\n'}
     status, out, err = cli("--simulate", "--dry-run", "--prompts", "p.jsonl", files=files)
     assert_refused(tmp_path, status, out, err, "p.jsonl: prompt id 'a' appears twice")
+
+
+def test_control_characters_in_names_draw_without_a_library_warning(cli, tmp_path):
+    """A name holding an escape (ESC has no glyph) made matplotlib print a UserWarning of its own on stderr."""
+    import warnings
+
+    toml = ('[[providers]]\nname = "x"\nbase_url = "http://127.0.0.1:9/v1"\n'
+            'models = ["c\\u001b[31md", "e\\u0007f", "\\\\frac{$"]\n').encode()
+    status, _, err = cli("--simulate", "--providers", "x", files={"benchmark.toml": toml})
+    assert status == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would now be an exception, and the report's exit 1
+        status, _, err = cli("report", "--include-simulated", "--plot", "chart.png")
+    assert status == 0, err
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")

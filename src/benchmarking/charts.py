@@ -18,6 +18,7 @@ import io
 from pathlib import Path
 from statistics import median
 from typing import Any, Callable, Sequence
+import warnings
 
 from .errors import ConfigError
 from .load_report import LevelReport, by_concurrency
@@ -190,13 +191,15 @@ def _over_time(ax, points: list[tuple[datetime, float]], colour: str, label: str
 
 def _plain_text(draw: Callable[..., bytes]) -> Callable[..., bytes]:
     """Draw with every text taken as it is: names come from the database, and matplotlib would read `$...$` in one
-    as mathtext (a stored `$\\frac{a}{$` broke every chart). Only this figure: the process's settings stay."""
+    as mathtext (a stored `$\\frac{a}{$` broke every chart), and warn on stderr of a control character that has no
+    glyph (it is drawn as a box). Only this figure: the process's settings stay."""
 
     @functools.wraps(draw)
     def drawn(*args: Any, **kwargs: Any) -> bytes:
         import matplotlib
 
-        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
             return draw(*args, **kwargs)
 
     return drawn
