@@ -343,3 +343,15 @@ def test_control_characters_in_names_draw_without_a_library_warning(cli, tmp_pat
         status, _, err = cli("report", "--include-simulated", "--plot", "chart.png")
     assert status == 0, err
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("line", [
+    '{"prompt": "x", "expect": "/' + "a|" * 400_000 + 'b/"}',  # too large for RE2: its text is not echoed whole
+    '{"prompt": "x", "expect": "/abc/' + "z" * 100_000 + '"}',
+    '{"prompt": "x", "' + "k" * 100_000 + '": 1}',
+    '{"id": "' + "i" * 100_000 + '", "prompt": "x"}\n{"id": "' + "i" * 100_000 + '", "prompt": "y"}',
+])
+def test_what_a_refusal_quotes_from_the_file_is_cut_short(cli, tmp_path, line):
+    status, out, err = cli("--simulate", "--dry-run", "--prompts", "p.jsonl", files={"p.jsonl": line.encode()})
+    assert_refused(tmp_path, status, out, err, "p.jsonl")
+    assert len(err) < 500 and "characters)" in err, err[:500]

@@ -3,7 +3,7 @@
 A regular expression comes from a prompt file and meets an answer a provider wrote: both untrusted. Python's `re`
 backtracks ("/(a+)+$/" against a long run of a's took minutes, holding the GIL, deaf to SIGTERM), so patterns run in
 RE2 (google-re2), which never does; what RE2 cannot run (backreferences, lookaround) is refused when the file is
-loaded. Imports nothing of ours but errors.
+loaded. Imports nothing of ours but errors and textfile.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import re2
 
 from .errors import ConfigError
+from .textfile import shown
 
 FLAGS = "imsx"  # the flags written after the closing slash: /pattern/is
 # /pattern/ and letters after it: any letters, so that a typo in the flags is refused rather than read as text.
@@ -63,7 +64,7 @@ def _without_verbose_layout(pattern: str) -> str:
 
 
 def _refusal(text: str, where: str, error: str) -> ConfigError:
-    start = f"{where}: expect {text!r}"
+    start = f"{where}: expect {shown(text)}"
     if re.search(r"invalid escape sequence: \\[1-9]", error):
         return ConfigError(f"{start} uses a backreference (\\1), which cannot be matched in linear time: rewrite it "
                            "without one")
@@ -88,7 +89,7 @@ class Expectation:
         body, flags = match.groups()
         unknown = [letter for letter in flags if letter not in FLAGS]
         if unknown:
-            raise ConfigError(f"{where}: expect {text!r} has an unknown flag {unknown[0]!r} after the closing slash; "
+            raise ConfigError(f"{where}: expect {shown(text)} has an unknown flag {unknown[0]!r} after the closing slash; "
                               "flags are i, m, s or x (for the text itself, write the slashes as \\/ inside /.../)")
         if "x" in flags:
             body = _without_verbose_layout(body)

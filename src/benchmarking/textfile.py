@@ -65,3 +65,9 @@ def utf8_text(data: bytes, what: str, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{what} {path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+
+
+def shown(value: str, limit: int = 60) -> str:
+    """A piece of a file quoted in an error line: its repr, cut to `limit` characters (a 1 MB pattern or key would
+    otherwise be echoed whole, in one line)."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"

@@ -18,7 +18,7 @@ import uuid
 
 from .errors import ConfigError
 from .expectations import Expectation
-from .textfile import MAX_PROMPT_BYTES, read_bounded, utf8_text
+from .textfile import MAX_PROMPT_BYTES, read_bounded, shown, utf8_text
 
 # Input-length tiers (tokens) and the output cap that fits each, as the public references use them.
 TIER_OUTPUT_CAPS = {100: 300, 1_000: 1_000, 10_000: 1_500, 100_000: 2_000}
@@ -190,7 +190,7 @@ def _prompt_from_object(item: object, where: str) -> Prompt:
         raise ConfigError(f"{where}: each line must be a JSON object")
     unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: prompt, messages, id, max_tokens, system, "
+        raise ConfigError(f"{where}: unknown key {shown(unknown[0])}; allowed: prompt, messages, id, max_tokens, system, "
                           "expect")
     messages = _messages_from_object(item, where)
     max_tokens = item.get("max_tokens")
@@ -263,7 +263,7 @@ def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:
     if len(prompts) >= MAX_PROMPTS:
         raise ConfigError(f"--prompts {path} holds more than {MAX_PROMPTS:,} prompts: split it into several runs")
     if prompt.prompt_id in prompts:
-        raise ConfigError(f"{path}: prompt id {prompt.prompt_id!r} appears twice")
+        raise ConfigError(f"{path}: prompt id {shown(prompt.prompt_id)} appears twice")
     prompts[prompt.prompt_id] = prompt
 
 
