@@ -355,3 +355,13 @@ def test_what_a_refusal_quotes_from_the_file_is_cut_short(cli, tmp_path, line):
     status, out, err = cli("--simulate", "--dry-run", "--prompts", "p.jsonl", files={"p.jsonl": line.encode()})
     assert_refused(tmp_path, status, out, err, "p.jsonl")
     assert len(err) < 500 and "characters)" in err, err[:500]
+
+
+@pytest.mark.parametrize("price", ['"1e400"', "1e300", '"10001"'])
+def test_a_price_beyond_any_model_is_refused_not_stored_as_infinity(cli, tmp_path, price):
+    """input_price = "1e400" was stored as a cost of inf (SQLite), one PostgreSQL's double precision cannot hold."""
+    toml = ('[[providers]]\nname = "x"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+            f'input_price = "1"\noutput_price = {price}\n').encode()
+    status, out, err = cli("--simulate", "--providers", "x", files={"benchmark.toml": toml})
+    assert_refused(tmp_path, status, out, err, "benchmark.toml [[providers]] #1: output_price must be at most 10,000 "
+                                               "USD per 1M tokens")

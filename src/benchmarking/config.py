@@ -29,6 +29,7 @@ DEFAULT_MAX_COST_USD = Decimal("1.00")  # a live run whose cost could exceed thi
 # Longer names are refused: PostgreSQL cannot index a few thousand characters of provider/model name, and such a row
 # would be refused by the database after it was measured.
 MAX_NAME_CHARS = 200
+MAX_USD_PER_MILLION = 10_000  # a price in benchmark.toml: the dearest models cost a few hundred
 MAX_CONFIG_FILE_BYTES = 10_000_000  # .env, benchmark.toml: far more than any needs; a bound all the same
 # A day: more than any request should take; a bigger number (inf, 1e300) overflows the HTTP clients' timers.
 MAX_TIMEOUT_S = 86_400.0
@@ -391,6 +392,8 @@ def _usd_per_million(table: Mapping[str, object], key: str, where: str) -> Decim
         raise ConfigError(f"{where}: {fix}, not {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ConfigError(f"{where}: {fix}, not {value!r}")
+    if amount > MAX_USD_PER_MILLION:  # a typo, or a cost no database column holds (1e400 was stored as inf)
+        raise ConfigError(f"{where}: {key} must be at most {MAX_USD_PER_MILLION:,} USD per 1M tokens")
     return amount
 
 
