@@ -321,7 +321,8 @@ def test_a_prompt_file_of_more_prompts_than_a_run_can_send_is_refused_at_once(cl
     """4.7 MB of tiny prompts were 400,000 prompts: a dry run took a minute and 700 MB before it said anything."""
     files = {name: "".join(one.format(i) for i in range(10_001)).encode()}
     status, out, err = cli("--simulate", "--dry-run", "--prompts", name, files=files)
-    assert_refused(tmp_path, status, out, err, f"--prompts {name} holds more than 10,000 prompts: split it into several runs")
+    assert_refused(tmp_path, status, out, err,
+                   f"--prompts {name} holds more than 10,000 prompts: split it into several runs")
 
 
 def test_a_repeated_prompt_id_is_named_with_its_line(cli, tmp_path):

@@ -39,7 +39,8 @@ PROMPT_KEYS = ["prompt", "messages", "id", "max_tokens", "system", "expect"]
 MESSAGE = st.fixed_dictionaries({"role": st.one_of(st.sampled_from(["user", "system", "assistant"]), VALUES),
                                  "content": st.one_of(TEXT, TEXT, VALUES)})
 PROMPT_VALUES = {"prompt": st.one_of(TEXT, TEXT, VALUES), "messages": st.one_of(st.lists(MESSAGE, max_size=3), VALUES),
-                 "id": st.one_of(TEXT, NUMBERS, VALUES), "max_tokens": st.one_of(st.integers(1, 4096), st.integers(1, 4096), NUMBERS, VALUES),
+                 "id": st.one_of(TEXT, NUMBERS, VALUES),
+                 "max_tokens": st.one_of(st.integers(1, 4096), st.integers(1, 4096), NUMBERS, VALUES),
                  "system": st.one_of(TEXT, TEXT, VALUES), "expect": st.one_of(TEXT, TEXT, VALUES)}
 
 
@@ -204,3 +205,22 @@ def test_any_benchmark_toml_is_accepted_or_refused_in_one_line(clean_environment
         status = main(["--simulate", "--dry-run"])
         assert_accepted_or_one_line(status, err.getvalue())
         assert not (directory / "benchmarks.db").exists()
+
+
+# \udcff: a byte that is not UTF-8, as the environment gives it to Python
+URL_PIECES = st.sampled_from(["[", "]", "::1", "zz", ":", "@", "u", "pw", "%", "%zz", "/", "?", "#", "h", "5432",
+                              "99999", "-1", ",", "host=x", "[::1]", "[v1.x]", "\udcff", " ", "é"])
+
+
+@PROPERTY
+@given(scheme=st.sampled_from(["postgresql://", "http://", "https://"]),
+       pieces=st.lists(URL_PIECES, min_size=1, max_size=8))
+def test_any_database_or_base_url_is_accepted_or_refused_in_one_line(clean_environment, monkeypatch, scheme, pieces):
+    url = scheme + "".join(pieces) + "/v1"
+    variable = "DATABASE_URL" if scheme == "postgresql://" else "OPENAI_BASE_URL"
+    monkeypatch.setenv(variable, url)
+    with fresh_directory() as (directory, out, err):
+        status = main(["--simulate", "--dry-run", "--providers", "openai"])
+        assert_accepted_or_one_line(status, err.getvalue())
+        if "pw" in pieces and "pw" not in "".join(p for p in pieces if p != "pw"):
+            assert "pw" not in err.getvalue().replace("password", "")

@@ -89,8 +89,9 @@ class Expectation:
         body, flags = match.groups()
         unknown = [letter for letter in flags if letter not in FLAGS]
         if unknown:
-            raise ConfigError(f"{where}: expect {shown(text)} has an unknown flag {unknown[0]!r} after the closing slash; "
-                              "flags are i, m, s or x (for the text itself, write the slashes as \\/ inside /.../)")
+            raise ConfigError(f"{where}: expect {shown(text)} has an unknown flag {unknown[0]!r} after the closing "
+                              "slash; flags are i, m, s or x (for the text itself, write the slashes as \\/ inside "
+                              "/.../)")
         if "x" in flags:
             body = _without_verbose_layout(body)
         inline = "".join(sorted(set(flags) - {"x"}))

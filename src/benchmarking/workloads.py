@@ -190,8 +190,8 @@ def _prompt_from_object(item: object, where: str) -> Prompt:
         raise ConfigError(f"{where}: each line must be a JSON object")
     unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key {shown(unknown[0])}; allowed: prompt, messages, id, max_tokens, system, "
-                          "expect")
+        raise ConfigError(f"{where}: unknown key {shown(unknown[0])}; allowed: prompt, messages, id, max_tokens, "
+                          "system, expect")
     messages = _messages_from_object(item, where)
     max_tokens = item.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):

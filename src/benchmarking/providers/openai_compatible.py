@@ -70,7 +70,7 @@ def normalise_base_url(wire: Wire, base_url: str | None) -> str:
 
 
 def base_query(base_url: str | None) -> list[tuple[str, str]]:
-    """A base URL's query (Azure's ?api-version=...), sent with every request: the SDKs would put their paths after it."""
+    """A base URL's query (Azure's ?api-version=...), sent with every request: the SDKs would put paths after it."""
     return parse_qsl(urlsplit(base_url or "").query, keep_blank_values=True)
 
 
