@@ -94,6 +94,7 @@ def test_the_flags_known_today_still_work():
     verbose = Expectation.parse("/ a b [ ] c  # a comment\n d /x", "x")
     assert verbose.met_by("xab cd") and not verbose.met_by("abcd")
     assert Expectation.parse("/a\\ b/x", "x").met_by("a b")
+    assert Expectation.parse("/a\u00a0b c/x", "x").met_by("a\u00a0bc")  # as re.X: a no-break space is pattern
     assert Expectation.parse("a/b", "x").pattern is None and Expectation.parse("a/b", "x").met_by("xa/by")
     assert Expectation.parse("/a/1", "x").met_by("/a/1")  # not letters after the slash: a substring
     assert Expectation.parse("/Ünï/i", "x").met_by("üNÏ")  # unicode, case-folded

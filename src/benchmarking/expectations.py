@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .textfile import shown
 
 FLAGS = "imsx"  # the flags written after the closing slash: /pattern/is
+_LAYOUT_SPACE = frozenset(" \t\n\r\v\f")  # what re.X skips; other spaces (U+00A0) are pattern
 # /pattern/ and letters after it: any letters, so that a typo in the flags is refused rather than read as text.
 _SLASHED = re.compile(r"/(.*)/([A-Za-z]*)", re.S)
 
@@ -51,7 +52,7 @@ def _without_verbose_layout(pattern: str) -> str:
                     out.append(literal)
                     i += 1
             continue
-        elif char.isspace():
+        elif char in _LAYOUT_SPACE:
             i += 1
             continue
         elif char == "#":
