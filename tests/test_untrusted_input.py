@@ -326,7 +326,7 @@ def test_a_prompt_file_of_more_prompts_than_a_run_can_send_is_refused_at_once(cl
                    f"--prompts {name} holds more than 10,000 prompts: split it into several runs")
 
 
-def test_a_repeated_prompt_id_is_named_with_its_line(cli, tmp_path):
+def test_a_repeated_prompt_id_is_still_refused_by_name(cli, tmp_path):
     files = {"p.jsonl": b'{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n{"id": "a", "prompt": "z"}\n'}
     status, out, err = cli("--simulate", "--dry-run", "--prompts", "p.jsonl", files=files)
     assert_refused(tmp_path, status, out, err, "p.jsonl: prompt id 'a' appears twice")
