@@ -13,10 +13,12 @@ import base64
 from datetime import datetime, timedelta
 import html
 from dataclasses import dataclass
+import functools
 import io
 from pathlib import Path
 from statistics import median
 from typing import Any, Callable, Sequence
+import warnings
 
 from .errors import ConfigError
 from .load_report import LevelReport, by_concurrency
@@ -189,6 +191,23 @@ def _over_time(ax, points: list[tuple[datetime, float]], colour: str, label: str
     ax.plot([t for t, _ in points], [v for _, v in rolled], linewidth=1.5, color=colour, label=label)
 
 
+def _plain_text(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Draw with every text taken as it is: names come from the database, and matplotlib would read `$...$` in one
+    as mathtext (a stored `$\\frac{a}{$` broke every chart), and warn on stderr of a control character that has no
+    glyph (it is drawn as a box). Only this figure: the process's settings stay."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> bytes:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
+@_plain_text
 def _figure(
     rows: Sequence[Row], title: str, extras: Sequence[Panel] = (), window: timedelta | None = None
 ) -> bytes:

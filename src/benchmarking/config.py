@@ -14,13 +14,14 @@ import socket
 import stat
 import tomllib
 from typing import Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from . import redaction
 from .durations import parse_duration
 from .errors import ConfigError
 from .pricing import Price
 from .slo import SloConfig, Targets
+from .textfile import MAX_PROMPT_BYTES, read_bounded, utf8_text
 from .workloads import Workload, default_workload, prompt_record
 
 DEFAULT_MAX_TOKENS = 256
@@ -31,8 +32,8 @@ DEFAULT_MAX_COST_USD = Decimal("1.00")  # a live run whose cost could exceed thi
 # Longer names are refused: PostgreSQL cannot index a few thousand characters of provider/model name, and such a row
 # would be refused by the database after it was measured.
 MAX_NAME_CHARS = 200
-# Far above any prompt a benchmark needs (10,000 tokens are about 40 kB), far below what would choke a request.
-MAX_PROMPT_BYTES = 5_000_000
+MAX_USD_PER_MILLION = 10_000  # a price in benchmark.toml: the dearest models cost a few hundred
+MAX_CONFIG_FILE_BYTES = 10_000_000  # .env, benchmark.toml: far more than any needs; a bound all the same
 # A day: more than any request should take; a bigger number (inf, 1e300) overflows the HTTP clients' timers.
 MAX_TIMEOUT_S = 86_400.0
 
@@ -287,19 +288,14 @@ def _is_utf8(text: str) -> bool:
 
 
 def read_utf8(path: Path, what: str, max_bytes: int | None = None) -> str:
-    """A text file's contents, or one line saying why it cannot be used (unreadable, too big, not UTF-8)."""
-    try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise _too_big(f"{what} {path}", size)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{what} {path} is not UTF-8 text (line {line}): save it as UTF-8") from None
+    """A text file's contents, or one line saying why it cannot be used (not a regular file, unreadable, too big, not
+    UTF-8); a byte-order mark is dropped."""
+    if max_bytes is None:
+        data = read_bounded(path, what, MAX_CONFIG_FILE_BYTES,
+                            lambda size: ConfigError(f"{what} {path} is {size / 1e6:.1f} MB: is it the right file?"))
+    else:
+        data = read_bounded(path, what, max_bytes, lambda size: _too_big(f"{what} {path}", size))
+    return utf8_text(data, what, path)
 
 
 def _too_big(what: str, size_bytes: int) -> ConfigError:
@@ -307,11 +303,26 @@ def _too_big(what: str, size_bytes: int) -> ConfigError:
                        "(a 10,000-token prompt is about 40 kB)")
 
 
+def split_url(url: str, what: str, example: str) -> SplitResult:
+    """urlsplit, refused in one line (never printing the URL) where the host in [...] is no IPv6 address or has
+    more than a port after it; urlsplit itself raises a bare ValueError for some of these and lets others through."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    host = parts.netloc.rpartition("@")[2] if parts is not None else ""
+    after = host.partition("]")[2] if host.startswith("[") else ""
+    if parts is None or (after and not after.startswith(":")):
+        raise ConfigError(f"{what} has a malformed IPv6 address: write it in brackets, a port after them if any, "
+                          f"{example}")
+    return parts
+
+
 def checked_base_url(url: str, what: str, key_in: str | None = None) -> str:
     """A base URL the HTTP client can open: http(s), a host and a port from 1 to 65535, no credentials (`key_in`
     says where the key goes instead). The URL is never printed."""
     redaction.register_url(url)
-    parts = urlsplit(url)
+    parts = split_url(url, what, "like http://[::1]:8000/v1")
     if "@" in parts.netloc:
         # The SDKs would send them as Basic auth instead of the key, and servers echo what they were sent.
         raise ConfigError(f"{what} holds a user name or password (user:password@host): remove it; "
@@ -394,6 +405,8 @@ def _usd_per_million(table: Mapping[str, object], key: str, where: str) -> Decim
         raise ConfigError(f"{where}: {fix}, not {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ConfigError(f"{where}: {fix}, not {value!r}")
+    if amount > MAX_USD_PER_MILLION:  # a typo, or a cost no database column holds (1e400 was stored as inf)
+        raise ConfigError(f"{where}: {key} must be at most {MAX_USD_PER_MILLION:,} USD per 1M tokens")
     return amount
 
 
@@ -760,7 +773,7 @@ def checked_database_url(url: str) -> str:
             raise ConfigError("DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, "
                               "like sqlite:///benchmarks.db")
         return url
-    parts = urlsplit(url)
+    parts = split_url(url, "DATABASE_URL", "like postgresql://user:password@[::1]:5432/dbname")
     after_host = url.split("//", 1)[1][len(parts.netloc):]
     if "@" not in parts.netloc and "@" in after_host:
         # user:pa/ss@host: the URL's host part ends at the /, ? or #, so the password's tail looks like a path.

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
 from .durations import parse_window
+from .csv_cells import safe_records
 from .errors import ConfigError
 from .figures import percentile, quantiles
 from .measurement import utc_now
@@ -482,12 +483,15 @@ def markdown_lines(title: str, header: Sequence[str], rows: Sequence[Sequence[st
 
 
 def csv_text(records: Sequence[dict[str, object]], header: Sequence[str] = ("provider",)) -> str:
-    """The records as csv; no record: the header given."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]) if records else list(header), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
+    """Rows ending in \\n; a cell holding a \\r or \\n is quoted (the csv module quotes only the characters of its
+    line terminator, so each row is written with \\r\\n and given \\n in its place)."""
+    fieldnames = list(records[0]) if records else list(header)
+    lines = []
+    for record in [dict(zip(fieldnames, fieldnames)), *safe_records(records)]:
+        out = io.StringIO()
+        csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\r\n").writerow(record)
+        lines.append(out.getvalue()[:-2] + "\n")
+    return "".join(lines)
 
 
 def format_table(summaries: Sequence[Summary], title: str) -> str:
@@ -573,7 +577,7 @@ def export(rows: Sequence[Row], path: Path) -> int:
             fieldnames = list(records[0]) if records else []
             writer = csv.DictWriter(out, fieldnames=fieldnames)
             writer.writeheader()
-            writer.writerows(records)
+            writer.writerows(safe_records(records))
     return len(records)
 
 

@@ -17,12 +17,15 @@ import re
 import uuid
 
 from .errors import ConfigError
+from .expectations import Expectation
+from .textfile import MAX_PROMPT_BYTES, read_bounded, shown, utf8_text
 
 # Input-length tiers (tokens) and the output cap that fits each, as the public references use them.
 TIER_OUTPUT_CAPS = {100: 300, 1_000: 1_000, 10_000: 1_500, 100_000: 2_000}
 MAX_TIER_TOKENS = 200_000
 CACHE_MODES = ("bust", "warm", "off")
-MAX_PROMPT_FILE_BYTES = 50_000_000
+MAX_PROMPTS = 10_000  # a prompt file's: each is sent to every model, every round
+MAX_OUTPUT_TOKENS = 1_000_000_000  # a prompt's own max_tokens: far above any model's, a bound all the same
 
 TIER_TASK = "Read the document below, then summarise it in three sentences.\n\nDocument:\n"
 # o200k tokens per word of the synthetic document: each word is one token and each sentence ends in a period token
@@ -44,32 +47,6 @@ couple site project activity star table need court oil situation cost industry f
 picture practice piece land product doctor wall patient worker news test movie north love support technology step
 baby computer type attention film tree source organization hair window evidence population
 """.split())
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """What an answer must contain: a substring, or a regular expression written /like this/ (flags after it)."""
-
-    text: str
-    pattern: re.Pattern[str] | None = None
-
-    @classmethod
-    def parse(cls, text: str, where: str) -> "Expectation":
-        match = re.fullmatch(r"/(.*)/([imsx]*)", text, re.S)
-        if not match:
-            return cls(text)
-        flags = 0
-        for letter in match.group(2):
-            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[letter]
-        try:
-            return cls(text, re.compile(match.group(1), flags))
-        except re.error as exc:
-            raise ConfigError(f"{where}: expect {text!r} is not a valid regular expression: {exc}") from None
-
-    def met_by(self, answer: str | None) -> bool:
-        if answer is None:
-            return False
-        return bool(self.pattern.search(answer)) if self.pattern else self.text in answer
 
 
 @dataclass(frozen=True)
@@ -213,12 +190,14 @@ def _prompt_from_object(item: object, where: str) -> Prompt:
         raise ConfigError(f"{where}: each line must be a JSON object")
     unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: prompt, messages, id, max_tokens, system, "
-                          "expect")
+        raise ConfigError(f"{where}: unknown key {shown(unknown[0])}; allowed: prompt, messages, id, max_tokens, "
+                          "system, expect")
     messages = _messages_from_object(item, where)
     max_tokens = item.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{where}: max_tokens must be a whole number of at least 1")
+    if max_tokens is not None and max_tokens > MAX_OUTPUT_TOKENS:
+        raise ConfigError(f"{where}: max_tokens must be at most {MAX_OUTPUT_TOKENS:,}")
     prompt_id = item.get("id")
     if prompt_id is not None and (not isinstance(prompt_id, (str, int)) or isinstance(prompt_id, bool)
                                   or not str(prompt_id).strip()):
@@ -226,46 +205,66 @@ def _prompt_from_object(item: object, where: str) -> Prompt:
     expect = item.get("expect")
     if expect is not None and (not isinstance(expect, str) or not expect):
         raise ConfigError(f"{where}: expect must be text (a substring, or /a regular expression/)")
+    texts = [text for message in messages for text in message] + [str(prompt_id or ""), expect or ""]
+    if not all(_is_text(text) for text in texts):
+        raise ConfigError(f"{where}: holds a lone surrogate (an escape like \\ud800 that is half of a character): "
+                          "write the whole character, or both halves of its pair")
     return Prompt(
         str(prompt_id) if prompt_id is not None else prompt_id_for(messages), messages,
         max_tokens=max_tokens, expect=Expectation.parse(expect, where) if expect else None,
     )
 
 
-def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
-    """A set of the user's prompts: `.txt` (separated by lines of `---`) or `.jsonl` (one object a line)."""
-    file = Path(path)
+def _is_text(text: str) -> bool:
+    """Text that can be sent and stored: JSON's \\ud800 escape gives a lone surrogate, which UTF-8 cannot hold."""
     try:
-        if file.stat().st_size > MAX_PROMPT_FILE_BYTES:
-            raise ConfigError(f"--prompts {path} is over {MAX_PROMPT_FILE_BYTES // 1_000_000} MB")
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read --prompts {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"--prompts {path} is not UTF-8 text") from None
-    if file.suffix.lower() == ".jsonl":
-        prompts = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
+    """A set of the user's prompts: `.txt` (separated by lines of `---`) or `.jsonl` (one object a line); the whole
+    file within MAX_PROMPT_BYTES, every line checked before anything is sent or stored."""
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".txt", ".jsonl"):
+        raise ConfigError(f"--prompts takes a .txt or .jsonl file, not {file.name!r}")
+    data = read_bounded(file, "--prompts", MAX_PROMPT_BYTES, lambda size: ConfigError(
+        f"--prompts {path} is over {MAX_PROMPT_BYTES // 1_000_000} MB ({size / 1e6:.1f} MB): a prompt file holds "
+        "prompts, not corpora"))
+    text = utf8_text(data, "--prompts", file)
+    prompts: dict[str, Prompt] = {}  # by id, in the file's order
+    if suffix == ".jsonl":
+        # split at \n only: str.splitlines() also splits at U+2028 and the like, which JSON strings may hold as they are
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
+            where = f"{path} line {number}"
             try:
                 item = json.loads(line)
-            except ValueError as exc:
-                raise ConfigError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
-            prompts.append(_prompt_from_object(item, f"{path} line {number}"))
-    elif file.suffix.lower() == ".txt":
-        parts = re.split(r"^---[ \t]*$", text, flags=re.M)
-        prompts = [_prompt_from_object({"prompt": part.strip()}, path) for part in parts if part.strip()]
+            except RecursionError:
+                raise ConfigError(f"{where}: nested too deeply to be a prompt") from None
+            except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
+                raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
+            _add(prompts, _prompt_from_object(item, where), path)
     else:
-        raise ConfigError(f"--prompts takes a .txt or .jsonl file, not {file.name!r}")
+        for part in re.split(r"^---[ \t\r]*$", text, flags=re.M):  # a CRLF file's separator line ends in \r
+            if part.strip():
+                _add(prompts, _prompt_from_object({"prompt": part.strip()}, path), path)
     if not prompts:
         raise ConfigError(f"--prompts {path} holds no prompt")
-    seen: set[str] = set()
-    for prompt in prompts:
-        if prompt.prompt_id in seen:
-            raise ConfigError(f"{path}: prompt id {prompt.prompt_id!r} appears twice")
-        seen.add(prompt.prompt_id)
-    return Workload(file.name, tuple(prompts), cache_mode)
+    return Workload(file.name, tuple(prompts.values()), cache_mode)
+
+
+def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:
+    """One more prompt of a file, refused as soon as the file holds too many or repeats an id."""
+    if len(prompts) >= MAX_PROMPTS:
+        raise ConfigError(f"--prompts {path} holds more than {MAX_PROMPTS:,} prompts: split it into several runs")
+    if prompt.prompt_id in prompts:
+        raise ConfigError(f"{path}: prompt id {shown(prompt.prompt_id)} appears twice")
+    prompts[prompt.prompt_id] = prompt
 
 
 def cache_marker() -> str:

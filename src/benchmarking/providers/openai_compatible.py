@@ -17,7 +17,7 @@ import json
 import threading
 from typing import Any, Iterator, Mapping, Sequence
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..config import ProviderSettings, redact_url
 from ..deferred import later
@@ -63,11 +63,18 @@ def auth_headers(settings: ProviderSettings) -> dict[str, str]:
 
 
 def normalise_base_url(wire: Wire, base_url: str | None) -> str:
-    """The base URL the SDK expects: a trailing copy of the SDK's own API root is removed (together's /v1)."""
-    url = (base_url or wire.default_base_url).rstrip("/")
+    """The base URL the SDK expects: a trailing copy of the SDK's own API root is removed (together's /v1), and the
+    query string, which base_query keeps for every request."""
+    parts = urlsplit(base_url or wire.default_base_url)
+    url = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
     if wire.api_root and url.endswith(wire.api_root):
         url = url[: -len(wire.api_root)]
     return url
+
+
+def base_query(base_url: str | None) -> list[tuple[str, str]]:
+    """A base URL's query (Azure's ?api-version=...), sent with every request: the SDKs would put paths after it."""
+    return parse_qsl(urlsplit(base_url or "").query, keep_blank_values=True)
 
 
 def _proxy_for(url: str) -> str | None:
@@ -119,6 +126,7 @@ class _Client:
         self.http = sdk.DefaultHttpxClient(
             transport=timing_transport(httpx, httpcore, self.clock, _proxy_for(self.base_url)),
             headers={"Accept-Encoding": "identity"},
+            params=base_query(settings.base_url),  # on the SDK's requests, the warm-up and the tokenizer's alike
             trust_env=False,
         )
         self.sdk = getattr(sdk, wire.client_class)(
