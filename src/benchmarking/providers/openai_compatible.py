@@ -199,8 +199,14 @@ class _Client:
         with self._untimed_lock:
             if self._untimed is None:
                 httpx = importlib.import_module(self.wire.httpx_module)
-                self._untimed = httpx.Client(transport=httpx.HTTPTransport(proxy=_proxy_for(self.base_url)),
-                                             trust_env=False)
+                httpcore = importlib.import_module(self.wire.httpx_module.replace("httpx", "httpcore"))
+                # A clock of its own, never armed: it records nothing, and bounds each request in all.
+                self._untimed = httpx.Client(
+                    transport=timing_transport(httpx, httpcore, WireClock(), _proxy_for(self.base_url)),
+                    headers={"Accept-Encoding": "identity"},
+                    params=base_query(self.settings.base_url),
+                    trust_env=False,
+                )
             return self._untimed
 
     def close(self) -> None:

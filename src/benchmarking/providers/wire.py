@@ -100,6 +100,9 @@ class WireClock:
         self._digest: Callable[[WireRecord], None] | None = None
         self._recording = False
         self._redirected = False
+        # A request that is not recorded (a warm-up, a model list, a tokenizer's count) is bounded too: in all, by
+        # its own timeout, from when it leaves; per thread, since counts may run on several threads at once.
+        self._untimed = threading.local()
 
     def arm(self, timeout_s: float, digest: Callable[[WireRecord], None] | None = None) -> None:
         """Record the next request, and give it `timeout_s` in all; `digest` reads its body as it is held."""
@@ -114,8 +117,15 @@ class WireClock:
 
     @property
     def deadline(self) -> float | None:
-        """When the request being recorded must be over, if one is."""
-        return self.record.deadline if self._recording and self.record is not None else None
+        """When the request being made must be over: the recorded one's deadline, else the untimed one's."""
+        if self._recording and self.record is not None:
+            return self.record.deadline
+        return getattr(self._untimed, "deadline", None)
+
+    def bound_untimed(self, timeout_s: float | None) -> None:
+        """An untimed request leaves on this thread: it, body included, must be over within timeout_s (None: as its
+        reads allow). Without it, a server trickling a byte a second held a warm-up or a count for minutes."""
+        self._untimed.deadline = None if timeout_s is None else time.perf_counter() + timeout_s
 
     def start(self) -> WireRecord | None:
         """Called as a request leaves: the record to fill if this is the armed request (or where it was redirected
@@ -370,6 +380,9 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
                 headers = {"content-type": "text/event-stream"}
                 return httpx.Response(200, headers=headers, content=clock.canned, request=request)
             record = clock.start()
+            if record is None:
+                timeouts = request.extensions.get("timeout") or {}
+                clock.bound_untimed(timeouts.get("read"))
             response = self._inner.handle_request(request)
             if record is not None:
                 clock.answered(record, response.status_code, response.headers)
