@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+import math
 import queue
 import threading
 import time
@@ -118,8 +119,9 @@ class LevelStats:
         held = self.in_flight
         if held is None or held >= IN_FLIGHT_SHARE * self.concurrency:
             return None
-        return (f"{held:.1f} requests in flight on average, {held / self.concurrency:.0%} of the level's "
-                f"{self.concurrency}")
+        # The share rounded down: a level held at 89.6 % never reads as the 90 % it fell short of.
+        return (f"{held:.1f} requests in flight on average, {math.floor(held / self.concurrency * 100)}% of the "
+                f"level's {self.concurrency}")
 
     def start_lag_ms(self, q: int) -> float | None:
         return quantiles(self.start_lags_ms, (q,))[q]
