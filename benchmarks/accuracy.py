@@ -188,7 +188,8 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
     from datetime import datetime, timezone
 
     from benchmarking.benchmark_runner import Cell
-    from benchmarking.load import LevelStats, LocalExecutor, Ticket, nearest_rank
+    from benchmarking.load import LevelStats
+    from benchmarking.slots import LocalExecutor, Ticket
     from benchmarking.workloads import default_workload
 
     model = "load-50-5-20"
@@ -213,7 +214,7 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
             done = list(executor.run_level(tickets, level))
             stats.wall_s = time.perf_counter() - began
             for item in done:
-                stats.add(item)
+                stats.add(item, datetime.now(timezone.utc))
             executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
             ours.send([item.measurement.request_id for item in done])
             truths = ours.recv()
@@ -228,10 +229,10 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
             print(json.dumps({
                 "level": level, "requests": len(done), "matched": len(errors),
                 "failed": stats.requests - stats.successes,
-                "ttft_error_p50": nearest_rank(errors, 50), "ttft_error_p99": nearest_rank(errors, 99),
-                "vs_server_ttft_p50": nearest_rank(intervals, 50), "vs_server_ttft_p99": nearest_rank(intervals, 99),
-                "start_lag_p50": nearest_rank(stats.steady_lags_ms, 50),
-                "start_lag_p99": nearest_rank(stats.steady_lags_ms, 99),
+                "ttft_error_p50": nearest(errors, 50), "ttft_error_p99": nearest(errors, 99),
+                "vs_server_ttft_p50": nearest(intervals, 50), "vs_server_ttft_p99": nearest(intervals, 99),
+                "start_lag_p50": nearest(stats.steady_lags_ms, 50),
+                "start_lag_p99": nearest(stats.steady_lags_ms, 99),
                 "cpu_ms": stats.harness_cpu_ms_per_request, "workers": executor.workers,
                 "requests_per_s": stats.requests_per_s,
             }), flush=True)
@@ -268,6 +269,11 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest rank: with fewer than 100 values, p99 is the worst one."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def nearest(values: list[float], q: float) -> float | None:
+    """percentile, or None without values (a level whose requests all failed)."""
+    return percentile(values, q) if values else None
 
 
 def ok(good: bool) -> str:
