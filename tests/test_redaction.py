@@ -219,3 +219,35 @@ def test_an_isolated_registry_forgets_what_was_registered_in_it_and_what_was_rem
         assert scrub("text Iso8Lated-Secret-77 text") == "text **** text"
     assert scrub("text Iso8Lated-Secret-77 text") == "text Iso8Lated-Secret-77 text"
     assert SECRET in redaction.registered()  # what was there before stays
+
+
+@pytest.mark.parametrize("piece", [5, 7, 11])
+def test_a_secret_echoed_in_short_pieces_one_a_line_is_scrubbed_whole(piece):
+    secret = "ZcanSplitKey/+=%zz!abcdef0123"
+    register(secret)
+    echo = "\n".join(secret[i : i + piece] for i in range(0, len(secret), piece))
+    for text in (f"echo:\n{echo}\nend", f"echo: {echo.replace(chr(10), ' ')} end", f"echo:\r\n{echo}\r\nend"):
+        shown_text = scrub(text)
+        assert "".join(shown_text.split()).find(secret[:12]) == -1, shown_text
+        assert shown_text.startswith("echo:") and shown_text.endswith("end") and "****" in shown_text
+
+
+def test_ordinary_text_around_white_space_is_left_alone():
+    register("ZcanSplitKey/+=%zz!abcdef0123")
+    text = "the quick brown fox jumps over the lazy dog\nand a second line with spaces"
+    assert scrub(text) == text
+
+
+@pytest.mark.parametrize("prefix", ["", "Bearer ", "user:", "x", "xy"])
+def test_the_base64_of_a_secret_behind_any_prefix_is_scrubbed(prefix):
+    import base64
+
+    secret = "ZcanB64Secret0123456789abcdef"
+    register(secret)
+    encoded = base64.b64encode((prefix + secret + "\n").encode()).decode()
+    shown_text = scrub(f"Authorization: Basic-ish {encoded} seen")
+    assert "****" in shown_text
+    # What is left of the encoding decodes to no run of SECRET_RUN_CHARS of the secret.
+    left = "".join(part for part in shown_text.split("****"))
+    for start in range(len(secret) - 11):
+        assert base64.b64encode(secret[start : start + 12].encode()).decode()[:12] not in left

@@ -55,6 +55,8 @@ _DSN_PASSWORD = re.compile(r"(?i)(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)"
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_]|.?)|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROL = re.compile("\r(?!\n)|[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
+_WHITE = re.compile(r"\s")
+
 _lock = threading.Lock()
 _registered: dict[str, None] = {}  # insertion-ordered set of the values as read
 _windows: frozenset[str] = frozenset()  # what scrub_known looks for: see _windows_of
@@ -67,7 +69,19 @@ def forms_of(secret: str) -> set[str]:
     for value in {secret, unquote(secret)}:
         found |= {value, quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1],
                   html.escape(value)}
+    found |= _base64_cores(secret)
     return {form.lower() for form in found if len(form) >= MIN_SECRET_CHARS}
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """What base64 of any text holding `secret` shows of it, whatever stands before it (`Bearer `, `user:`): the
+    encoding at each of the three byte alignments, less the groups it shares with the bytes around it."""
+    data = secret.encode()
+    cores = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        cores.add(encoded[(4 if offset else 0) : -4])
+    return cores
 
 
 def register(value: str | None) -> None:
@@ -176,15 +190,13 @@ def scrub_known(text: str, secrets: tuple[str, ...] = ()) -> str:
     spans: list[tuple[int, int]] = []
     # Each run of the text looked up once in the set, or each window searched for at C speed: whichever is less
     # work (measured: a lookup costs about as much as searching 80 characters, a search call about 300).
-    if len(text) * 80 < len(windows) * (len(text) + 300):
-        for width in widths:
-            spans += [(i, i + width) for i in range(len(lowered) - width + 1) if lowered[i : i + width] in windows]
-    else:
-        for window in windows:
-            found = lowered.find(window)
-            while found != -1:
-                spans.append((found, found + len(window)))
-                found = lowered.find(window, found + 1)
+    spans = _found(lowered, windows, widths)
+    # An echo cut into lines (or spaced out) is the secret again once its pieces are joined: found in the text with
+    # its white space taken out, and mapped back onto the text, the white space between the pieces included.
+    if _WHITE.search(lowered):
+        kept = [i for i, c in enumerate(lowered) if not c.isspace()]
+        compact = "".join(lowered[i] for i in kept)
+        spans += [(kept[begin], kept[stop - 1] + 1) for begin, stop in _found(compact, windows, widths)]
     if not spans:
         return text
     merged: list[list[int]] = []
@@ -200,6 +212,23 @@ def scrub_known(text: str, secrets: tuple[str, ...] = ()) -> str:
         position = stop
     out.append(text[position:])
     return "".join(out)
+
+
+def _found(lowered: str, windows: frozenset[str], widths: list[int]) -> list[tuple[int, int]]:
+    """Where the windows stand in the (lower-cased) text."""
+    spans: list[tuple[int, int]] = []
+    # Each run of the text looked up once in the set, or each window searched for at C speed: whichever is less
+    # work (measured: a lookup costs about as much as searching 80 characters, a search call about 300).
+    if len(lowered) * 80 < len(windows) * (len(lowered) + 300):
+        for width in widths:
+            spans += [(i, i + width) for i in range(len(lowered) - width + 1) if lowered[i : i + width] in windows]
+    else:
+        for window in windows:
+            found = lowered.find(window)
+            while found != -1:
+                spans.append((found, found + len(window)))
+                found = lowered.find(window, found + 1)
+    return spans
 
 
 def scrub(text: str, secrets: tuple[str, ...] = (), patterns: bool = True) -> str:
