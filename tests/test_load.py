@@ -265,6 +265,50 @@ def test_a_sigkilled_load_run_leaves_no_worker_process_behind(tmp_path):
     assert not left, f"worker processes outlived their SIGKILLed parent: {sorted(left)}"
 
 
+@pytest.mark.parametrize("when", ["starting", "mid-level"])
+def test_sigterm_to_the_process_group_ends_a_load_run_interrupted_with_its_requests_stored(tmp_path, when):
+    """As timeout, systemd and cron send it: to the whole group, workers included. It once hung for ever while the
+    workers started (they died, the main process waited), and mid-level lost the requests in flight."""
+    import os
+    import signal
+    import time
+
+    slow = ModelProfile(ttft_ms=300, itl_ms=20, output_tokens=20)
+    with Simulator(profiles={"m": slow}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--concurrency", "4",
+                                    "--requests", "400", "--workers", "2"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        workers: set[int] = set()
+        try:
+            deadline = time.monotonic() + 120
+            if when == "starting":  # the workers are there, their slots not all ready: nothing sent yet
+                while len(descendants(process.pid)) < 2:
+                    assert process.poll() is None and time.monotonic() < deadline, "no worker started"
+                    time.sleep(0.01)
+            else:
+                while len([r for r in sim.log if r.model == "m"]) < 6:
+                    assert process.poll() is None and time.monotonic() < deadline, "the load run did not start"
+                    time.sleep(0.05)
+            workers = descendants(process.pid)
+            os.killpg(process.pid, signal.SIGTERM)
+            _, err = process.communicate(timeout=90)
+        finally:
+            for pid in descendants(process.pid) | workers:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 143, err
+    runs = rows(tmp_path, "select id, status from runs")
+    assert all(r["status"] == "interrupted" for r in runs), err
+    if when == "mid-level":  # every request the server saw has its row
+        assert len(runs) == 1
+        sent = len([r for r in sim.log if r.model == "m"])
+        assert len(rows(tmp_path, "select id from benchmark_results")) == sent, err
+
+
 def test_a_level_beyond_the_descriptor_limit_is_refused_in_one_line_before_anything_starts(tmp_path):
     import resource
 

@@ -14,6 +14,7 @@ from datetime import datetime
 import math
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -28,6 +29,7 @@ from .redaction import scrub_output_of_this_process
 
 SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
 WORKER_CHECK_EVERY_S = 1.0  # while waiting for rows, how often the worker processes are checked to be alive
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the main process's to handle (GracefulStop)
 COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
 
 
@@ -209,13 +211,17 @@ def client_key_of(cell: Cell) -> tuple[object, ...]:
 
 def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
     """A worker process: its slots, fed from its inbox (levels and tickets) until told to stop (None)."""
-    import signal
-
     from .lifeline import die_with_parent
 
     die_with_parent(parent_pid)  # a run killed outright takes its workers (and their connections) with it
     raise_descriptor_limit()  # a connection a slot and endpoint: capacity.check_local_load counted on the hard limit
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the levels
+    # Ctrl-C and SIGTERM are the main process's to handle: it stops the levels, and the requests in flight here are
+    # finished and stored (a signal to the whole process group, as timeout, systemd and cron send it, reaches the
+    # workers too: taken here, it lost their requests and left the main process waiting). A main process that is
+    # killed outright takes the workers with it (die_with_parent).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked since its start (LocalExecutor): now ignored
     scrub_output_of_this_process()  # a fresh interpreter: what it prints passes the scrubber as the parent's does
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
@@ -249,12 +255,34 @@ class LocalExecutor:
                                                        list(cells), os.getpid()), daemon=True)
             for inbox, name in zip(self._inboxes, self._names)
         ]
-        for process in self._processes:
-            process.start()
+        # The stop signals are blocked while the workers start, so that one sent to the whole group before a worker
+        # ignores them stays pending there (and is then dropped) instead of killing it; here it comes once unblocked.
+        kept_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            for process in self._processes:
+                process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, kept_mask)
         self.cpu_seen: dict[str, float] = {}  # each worker's CPU when it was last heard from
-        for _ in range(self.workers * self.slots_per_worker):  # every slot ready before the first level starts
-            ready = self._results.get()
+        waiting = self.workers * self.slots_per_worker
+        while waiting:  # every slot ready before the first level starts; a worker that dies meanwhile ends the wait
+            try:
+                ready = self._results.get(timeout=WORKER_CHECK_EVERY_S)
+            except queue.Empty:
+                self._check_started()
+                continue
             self.cpu_seen[ready.worker] = max(self.cpu_seen.get(ready.worker, 0.0), ready.worker_cpu_s)
+            waiting -= 1
+
+    def _check_started(self) -> None:
+        """A worker process that died while starting (killed, out of memory) ends the wait for its slots."""
+        dead = [(name, process) for name, process in zip(self._names, self._processes) if not process.is_alive()]
+        if dead:
+            for process in self._processes:
+                process.kill()
+            name, process = dead[0]
+            raise ExecutorLost(f"worker process {name} (pid {process.pid}) ended while starting (exit status "
+                               f"{process.exitcode}): nothing was sent")
 
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
         """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
@@ -314,4 +342,4 @@ class LocalExecutor:
         for process in self._processes:
             process.join(timeout=30)
             if process.is_alive():
-                process.terminate()
+                process.kill()  # it takes no SIGTERM (see _worker_main)
