@@ -324,3 +324,24 @@ def test_a_new_file_gets_the_permissions_of_the_umask(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "new.csv").stat().st_mode) == 0o640
+
+
+def test_the_outbox_through_a_bind_mount_is_refused(kept, capsys, tmp_path_factory):
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount needs root (CI runs the suite as root)")
+    other = tmp_path_factory.mktemp("bound")
+    done = subprocess.run(["mount", "--bind", str(kept / "outbox"), str(other)], capture_output=True, text=True)
+    if done.returncode != 0:
+        if os.environ.get("BENCHMARK_REQUIRE_TMPFS"):
+            pytest.fail(f"mount --bind is required here (BENCHMARK_REQUIRE_TMPFS is set): {done.stderr.strip()}")
+        pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+    try:
+        before = snapshot(kept)
+        # Another name of the outbox directory: its real path is not under the outbox's, the directory is the same.
+        assert main(["report", "--export", str(other / "pending.jsonl")]) == 2
+        assert "is in the outbox directory" in capsys.readouterr().err
+        assert snapshot(kept) == before
+    finally:
+        subprocess.run(["umount", "-l", str(other)], capture_output=True)

@@ -78,9 +78,12 @@ class OwnFiles:
             if target == own or _same_file(target, own):
                 return what
         for own, what in self.directories:
-            if target == own:
+            if target == own or _same_file(target, own):
                 return what
-            if target.startswith(own.rstrip(os.sep) + os.sep):
+            # Under it by path, or through another name of it (a bind mount): any directory above the target
+            # that is the same directory as the outbox.
+            if target.startswith(own.rstrip(os.sep) + os.sep) or any(
+                    _same_file(str(above), own) for above in Path(target).parents):
                 return f"in {what}"
         return None
 
