@@ -78,7 +78,8 @@ def raw_usage_stream(usage: bytes, headers: dict[str, str] | None = None) -> Rep
 
 
 @pytest.mark.parametrize("raw", [b"3000000000", b"10000000000000000000", b"1000000000000000000", b"1000000001",
-                                 b"-1", b"2.5", b"1e999", b"-1e999", b"NaN", b'"12"', b"true", b"[1]", b'{"n": 1}'])
+                                 b"-1", b"2.5", b"1e999", b"-1e999", b"NaN", b'"12"', b"true", b"[1]", b'{"n": 1}',
+                                 b"9" * 5000, b"-" + b"9" * 5000])
 def test_a_token_count_out_of_range_is_left_empty_with_a_warning(raw):
     usage = b'{"prompt_tokens": ' + raw + b', "completion_tokens": 3, "total_tokens": 8}'
     with WireServer() as server:
@@ -398,3 +399,16 @@ def test_an_answer_longer_than_what_is_kept_is_not_counted_by_the_tokenizer():
         m = call_custom("hello", "m", endpoint(server, token_count="tokenize"))
     assert m.success and m.response_truncated and len(m.response_text.encode()) == 1_000_000
     assert m.output_tokens is None and any("longer than what is kept" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize("usage, empty", [
+    (b'{"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 500}}', "cached"),
+    (b'{"prompt_tokens": 10, "completion_tokens": 3, "cached_tokens": 11}', "cached"),
+])
+def test_a_part_larger_than_its_whole_is_left_empty_with_a_warning(usage, empty):
+    with WireServer() as server:
+        server.reply(raw_usage_stream(usage))
+        m = call_custom("hello", "m", endpoint(server))
+    assert m.success and (m.input_tokens, m.output_tokens) == (10, 3)
+    assert getattr(m, f"{empty}_tokens") is None
+    assert [w for w in m.warnings if f"{empty}_tokens" in w and "is more than" in w]

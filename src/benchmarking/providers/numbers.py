@@ -91,3 +91,13 @@ def _shown(value: Any) -> str:
     except (RecursionError, ValueError):  # nested too deep; an int too long for repr
         text = f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def part_of(part: int | None, whole: int | None, names: tuple[str, str], problems: list[str]) -> int | None:
+    """A count that is part of another (cached of prompt tokens), or None (with a problem noted) where it is larger
+    than the whole: one of the two is wrong, and the part is what no bill may rest on. (Reasoning is no such part:
+    a recorded OpenRouter answer counts 11 reasoning tokens beside 10 completion tokens.)"""
+    if part is not None and whole is not None and part > whole:
+        problems.append(f"usage {names[0]} = {part} is more than {names[1]} = {whole}: left empty")
+        return None
+    return part

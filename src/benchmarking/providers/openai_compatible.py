@@ -26,7 +26,7 @@ from ..pricing import Price, cost_usd, missing_price_warning
 from ..stopping import pause
 from .answer import Answer, AnswerReader
 from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
-from .numbers import provider_cost, text_count, usage_count
+from .numbers import part_of, provider_cost, text_count, usage_count
 from .tokenize import ServerCount, count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
@@ -441,6 +441,7 @@ def _measurement(
     if cached_tokens is None:  # Together puts it beside the other counts
         cached_tokens = usage_count(usage, ("cached_tokens",), problems)
     reasoning_tokens = usage_count(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
+    cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
     token_source = "usage" if usage is not None else None
     if counted is not None:
         if counted.output_tokens is not None:

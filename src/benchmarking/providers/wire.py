@@ -80,10 +80,16 @@ class WireRecord:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _whole_number(digits: str) -> int | float:
+    """A JSON integer; one longer than any count (Python refuses to read past 4,300 digits, which made the whole
+    event unreadable) is read as infinity, which providers/numbers.py leaves empty with a warning."""
+    return int(digits) if len(digits) <= 40 else float("inf") if not digits.startswith("-") else float("-inf")
+
+
 def json_object(text: str) -> dict[str, Any] | None:
     """The JSON object in text, or None if it is not one."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_whole_number)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
     return value if isinstance(value, dict) else None
