@@ -168,9 +168,9 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
-    from ..capacity import check_local_load
+    from ..executors.capacity import check_local_load
     from ..load import LoadSettings
-    from ..slots import SLOTS_PER_WORKER
+    from ..executors.tickets import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
@@ -197,7 +197,7 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
     ray_address = None
     if args.engine == "ray":
-        from ..ray_executor import parse_ray_address, require_ray
+        from ..executors.ray_cluster import parse_ray_address, require_ray
 
         if args.workers is not None:
             raise ConfigError("--workers is for --engine local: on Ray each node gets actors by its CPUs")
@@ -224,7 +224,7 @@ def connect_engine(load: "LoadSettings | None") -> None:
     """--engine ray: connect to the cluster before storage is opened, so that one that is not there (or not Ray)
     costs one line and leaves nothing behind."""
     if load is not None and load.engine == "ray":
-        from ..ray_executor import connect
+        from ..executors.ray_cluster import connect
 
         connect(load.ray_address)
 
