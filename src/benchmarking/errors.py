@@ -51,3 +51,8 @@ class RunInterrupted(Exception):
     def __init__(self, outcome: StoppedRun) -> None:
         super().__init__(f"run {outcome.run.id} interrupted after {len(outcome.results)} measurements")
         self.outcome = outcome
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C twice while the alert rules were judged after a run: a Ctrl-C to every handler, but the run and its
+    results are stored, so the last line says so (not "nothing measured")."""
