@@ -326,7 +326,7 @@ def test_a_level_beyond_the_descriptor_limit_is_refused_in_one_line_before_anyth
 
 
 def test_the_memory_bound_counts_a_megabyte_a_slot_and_the_workers(monkeypatch):
-    from benchmarking import capacity
+    from benchmarking.executors import capacity
     from benchmarking.errors import ConfigError
 
     monkeypatch.setattr(capacity, "available_memory_bytes", lambda: 4 * 2**30)  # 4 GiB: 80 % is 3277 MiB

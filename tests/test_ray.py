@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from benchmarking.ray_executor import plan_actors, ray_installed
+from benchmarking.executors.ray_actors import plan_actors
+from benchmarking.executors.ray_cluster import ray_installed
 from benchmarking.simulator import ModelProfile, Simulator
 
 from test_cli import MAIN, clean_env
@@ -419,7 +420,7 @@ def test_an_address_that_answers_but_is_no_ray_cluster_is_one_line_after_the_tim
         silent.listen(8)
         address = f"{HEAD_IP}:{silent.getsockname()[1]}"
         endpoint(tmp_path, Simulator())  # never started: nothing may be sent to it
-        code = ("import sys; from benchmarking import ray_executor; ray_executor.CONNECT_TIMEOUT_S = 3; "
+        code = ("import sys; from benchmarking.executors import ray_cluster; ray_cluster.CONNECT_TIMEOUT_S = 3; "
                 "from benchmarking.cli import main; sys.argv[0] = 'main.py'; sys.exit(main(sys.argv[1:]))")
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-c", code, "--providers", "local", "--concurrency", "2",

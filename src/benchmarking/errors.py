@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from .benchmark_runner import RunOutcome
+
+class StoppedRun(Protocol):
+    """What RunInterrupted carries: the run's RunOutcome (benchmark_runner), named by its shape, since this module
+    imports nothing of ours (everything imports it)."""
+
+    run: Any
+    results: Sequence[Any]
 
 
 class BenchmarkError(Exception):
@@ -43,6 +48,11 @@ class OutputUnwritable(BenchmarkError):
 class RunInterrupted(Exception):
     """Ctrl-C (or SIGTERM) stopped the run; it is marked interrupted and what was measured is stored."""
 
-    def __init__(self, outcome: RunOutcome) -> None:
+    def __init__(self, outcome: StoppedRun) -> None:
         super().__init__(f"run {outcome.run.id} interrupted after {len(outcome.results)} measurements")
         self.outcome = outcome
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C twice while the alert rules were judged after a run: a Ctrl-C to every handler, but the run and its
+    results are stored, so the last line says so (not "nothing measured")."""

@@ -31,7 +31,8 @@ from .figures import (
     round_s,
 )
 from .measurement import utc_now
-from .slots import Done, Executor, ExecutorLost, LocalExecutor, Ticket
+from .executors.local import LocalExecutor
+from .executors.tickets import Done, Executor, ExecutorLost, Ticket
 from .storage import Storage
 
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
@@ -191,7 +192,7 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
     if load.engine == "ray":
-        from .ray_executor import RayExecutor
+        from .executors.ray_actors import RayExecutor
 
         return RayExecutor(cells, max(load.levels), load.ray_address)
     return LocalExecutor(cells, max(load.levels), load.workers)

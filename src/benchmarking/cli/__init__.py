@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from ..errors import BenchmarkError, OutputUnwritable, RunInterrupted, StorageError
+from ..errors import BenchmarkError, EvaluationInterrupted, OutputUnwritable, RunInterrupted, StorageError
 from ..redaction import scrubbed_output
-from .common import EvaluationInterrupted, ExitStatus
+from .common import ExitStatus
 
 __all__ = ["ExitStatus", "main", "scheduled_main"]
 

@@ -1,18 +1,14 @@
-"""What every command shares: exit statuses, the one-line usage error, the run flags, and opening storage."""
+"""What every command shares: exit statuses, the one-line usage error, the run flags and the settings they make."""
 
 from __future__ import annotations
 
 import argparse
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
-import json
 import os
 from pathlib import Path
 import socket
-import sys
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING
 
 from ..config import (
     DEFAULT_MAX_COST_USD,
@@ -27,17 +23,12 @@ from ..config import (
     read_utf8,
     whole_number,
 )
-from ..errors import ConfigError, NoProvidersError
-from ..pricing import format_usd
+from ..errors import ConfigError
 from ..workloads import CACHE_MODES
-from ..stopping import GracefulStop
 
 if TYPE_CHECKING:
-    from ..benchmark_runner import RunOutcome
     from ..load import LoadSettings
-    from ..storage import Storage
     from ..workloads import Workload
-    from ..storage.outbox import OutboxContents, ResilientStorage
 
 
 class ExitStatus(IntEnum):
@@ -47,11 +38,6 @@ class ExitStatus(IntEnum):
     FIRING = 3  # `watch --fail-on-firing`: an alert is firing
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
-
-
-class EvaluationInterrupted(KeyboardInterrupt):
-    """Ctrl-C twice while the alert rules were judged after a run: a Ctrl-C to every handler, but the run and its
-    results are stored, so the last line says so (not "nothing measured")."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -168,9 +154,9 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
-    from ..capacity import check_local_load
+    from ..executors.capacity import check_local_load
     from ..load import LoadSettings
-    from ..slots import SLOTS_PER_WORKER
+    from ..executors.tickets import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
@@ -197,7 +183,7 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
     ray_address = None
     if args.engine == "ray":
-        from ..ray_executor import parse_ray_address, require_ray
+        from ..executors.ray_cluster import parse_ray_address, require_ray
 
         if args.workers is not None:
             raise ConfigError("--workers is for --engine local: on Ray each node gets actors by its CPUs")
@@ -224,7 +210,7 @@ def connect_engine(load: "LoadSettings | None") -> None:
     """--engine ray: connect to the cluster before storage is opened, so that one that is not there (or not Ray)
     costs one line and leaves nothing behind."""
     if load is not None and load.engine == "ray":
-        from ..ray_executor import connect
+        from ..executors.ray_cluster import connect
 
         connect(load.ray_address)
 
@@ -281,237 +267,3 @@ def storage_only_settings(config_path: str | None = None, watching: bool = False
     host = os.environ.get("BENCHMARK_HOST") or socket.gethostname()
     watched = load_watching(config_file(config_path, os.environ), os.environ, notify) if watching else Watching()
     return Settings(prompt="", providers=(), models={}, host=host, watching=watched, **storage_settings(os.environ))
-
-
-def outbox_lines(contents: "OutboxContents", directory: Path, flushing: bool = False) -> list[str]:
-    """What a run or `flush` says about writes in the outbox that are not for its database."""
-    lines = [
-        f"outbox: {count} writes in {directory}/ are for {database}, not this database: left there; run "
-        "`python main.py flush` with that database's settings to write them"
-        for database, count in sorted(contents.other_databases.items())
-    ]
-    if contents.unowned and not flushing:
-        lines.append(
-            f"outbox: {contents.unowned} writes in {directory}/ were kept by an older version, which did not record "
-            "their database: left there; `python main.py flush` writes them to the database it is set to"
-        )
-    return lines
-
-
-def mark_abandoned_runs(storage: "Storage", host: str, say: Callable[[str], None]) -> None:
-    """Runs of this host left `running` by a process that is gone become `abandoned`; each gets one line."""
-    from ..errors import StorageError
-    from ..storage.abandoned import abandon_dead_runs
-
-    try:
-        marked = abandon_dead_runs(storage, host)
-    except StorageError:
-        return  # the database does not answer now: the next run or flush looks again
-    for run, finished_at in marked:
-        when = "its start: it has no result" if finished_at == run.info.started_at else "its last result"
-        say(f"run {run.info.id} ({run.info.run_name}) was left running by process {run.info.pid}, which is gone: "
-            f"marked abandoned, finished at {finished_at.isoformat(timespec='seconds')} ({when})")
-
-
-def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None]) -> "ResilientStorage":
-    """The selected backend behind the outbox, checked, with earlier runs' waiting writes replayed first, and runs
-    that a dead process left running marked abandoned."""
-    from ..errors import StorageRejected, StorageUnavailable
-    from ..storage import open_backend
-    from ..storage.outbox import Outbox, ResilientStorage
-
-    backend = stack.enter_context(open_backend(settings))
-    available = True
-    try:
-        backend.prepare()
-    except StorageRejected as exc:
-        raise ConfigError(f"the database refused to set up: {exc}") from None
-    except StorageUnavailable as exc:
-        available = False
-        say(f"warning: {exc}; results will be kept in {settings.outbox_dir}/ until it is back")
-    storage = ResilientStorage(backend, Outbox(settings.outbox_dir, warn=say))
-    contents = storage.outbox.contents(backend.database)
-    for line in outbox_lines(contents, storage.outbox.directory):
-        say(line)
-    if contents.pending:
-        report = storage.replay()
-        say(f"outbox: wrote {report.written} earlier writes to the database, {report.pending} still waiting")
-        available = available and report.pending == 0
-    if available:
-        mark_abandoned_runs(backend, settings.host, say)
-    return storage
-
-
-def print_lost(lost: list[dict[str, object]], outbox_dir: str) -> None:
-    """Writes that neither the database nor the outbox took, on stderr as outbox lines, so that nothing is lost."""
-    print(f"error: {len(lost)} writes could be stored neither in the database nor in the outbox ({outbox_dir}/); "
-          f"they follow, one JSON line each: once the outbox can be written, append them to "
-          f"{outbox_dir}/pending.jsonl and run `python main.py flush`", file=sys.stderr)
-    for entry in lost:
-        print(json.dumps(entry), file=sys.stderr)
-    sys.stderr.flush()
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every run of a process shares: the final settings, the storage, where human lines go."""
-
-    settings: Settings
-    storage: "ResilientStorage"
-    human: TextIO
-    json_lines: bool = False  # --json of several runs: one line of json each, so that stdout stays readable json lines
-
-
-def no_provider_left(settings: Settings) -> None:
-    if not settings.providers:
-        raise NoProvidersError(
-            "no provider left to measure: put keys in .env (see .env.example), "
-            "or run `python main.py --simulate` to try the tool without keys"
-        )
-
-
-def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int = 1) -> int | None:
-    """How many requests each cell of the plan gets, at most; None when a load run's time, not a count, bounds it."""
-    if load is None:
-        return settings.repeat * runs
-    counts = [load.requests_at(level) for level in load.levels]
-    if any(count is None for count in counts):
-        return None
-    prompts = len(settings.measured_workload.prompts)
-    return -(-sum(counts) // prompts) * runs  # a level's requests go round its prompts
-
-
-def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> int:
-    """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
-    from ..benchmark_runner import cost_bound, plan
-    from ..console import plan_json, plan_lines
-
-    for line in settings.warnings + settings.skipped:
-        print(line, file=sys.stderr)
-    no_provider_left(settings)
-    cells = plan(settings)
-    each = requests_per_cell(settings, load, runs)
-    bound = cost_bound(cells, each, settings.measured_workload.cache_mode) if each is not None else None
-    # With --json, stdout is the plan as json, whatever else is said; the lines for people go to stderr.
-    print("\n".join(plan_lines(settings, cells, bound, runs, load)),
-          file=sys.stderr if settings.json_output else sys.stdout)
-    if settings.json_output:
-        print(plan_json(settings, cells, bound, runs, load))
-    return ExitStatus.OK
-
-
-def guard_cost(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> None:
-    """A live run that could cost more than --max-cost stops here, before anything is sent."""
-    from ..benchmark_runner import cost_bound, plan
-
-    if settings.simulate:
-        return
-    each = requests_per_cell(settings, load, runs)
-    if each is None:
-        print("warning: --duration puts no upper bound on what a load run costs (give --requests for one)",
-              file=sys.stderr)
-        return
-    bound = cost_bound(plan(settings), each, settings.measured_workload.cache_mode)
-    if bound.usd > settings.max_cost_usd:
-        what = f"{bound.requests} requests" + (f" over {runs} runs" if runs > 1 else "")
-        raise ConfigError(
-            f"this could cost up to {format_usd(bound.usd)} ({what}, every prompt byte a token and every answer as "
-            f"long as max_tokens), more than --max-cost {format_usd(settings.max_cost_usd)}: raise --max-cost, or "
-            "measure fewer prompts, models, rounds or requests (--dry-run shows the plan)"
-        )
-
-
-def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1, load: "LoadSettings | None" = None
-                 ) -> RunContext:
-    """Warnings printed, the cost checked, the simulator started if asked, a provider left to measure, models that
-    are about to shut down named, storage opened and replayed."""
-    from ..check import retiring_models
-
-    human = sys.stderr if settings.json_output else sys.stdout
-    for line in settings.warnings + settings.skipped:
-        print(line, file=sys.stderr)
-    no_provider_left(settings)
-    guard_cost(settings, runs, load)
-    if settings.simulate:
-        from ..simulator import Simulator
-
-        sim = stack.enter_context(Simulator())
-        settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
-    for line in retiring_models(settings):
-        print(f"warning: {line}", file=sys.stderr)
-    storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
-    return RunContext(settings, storage, human)
-
-
-def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", stop: GracefulStop) -> RunOutcome:
-    """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
-    from ..benchmark_runner import RunOutcome
-    from ..console import ConsoleReporter, outcome_json
-    from ..delivery import settle_notes
-    from ..load import run_load
-
-    try:
-        run, status, results, notes = run_load(settings, load, context.storage, ConsoleReporter(context.human),
-                                               stop.requested)
-    finally:
-        lost = context.storage.settle()
-        if lost:
-            print_lost(lost, settings.outbox_dir)
-    storage = context.storage
-    delivery = settle_notes(run.id, results, notes, storage.outbox.waiting_ids(storage.database), lost)
-    notes = (*delivery.run_notes, *([f"{len(lost)} writes only printed on stderr"] if lost else []))
-    outcome = RunOutcome(run=run, status=status, results=delivery.results, run_notes=notes)
-    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {delivery.stored_line(settings.outbox_dir)}",
-          file=context.human)
-    if settings.json_output:
-        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
-    watch_after_run(context, settings, outcome)
-    return outcome
-
-
-def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:
-    """One run, its summary table, and its JSON if asked for."""
-    from ..benchmark_runner import run_benchmark
-    from ..console import ConsoleReporter, outcome_json, summary_table
-
-    lost: list[dict[str, object]] = []
-    try:
-        outcome = run_benchmark(settings, context.storage, ConsoleReporter(context.human), stop.requested)
-    finally:
-        # Writes held in memory (the database and the outbox both failed) get a last try, even on Ctrl-C.
-        lost = context.storage.settle()
-        if lost:
-            print_lost(lost, settings.outbox_dir)
-    if lost:
-        outcome = replace(outcome, run_notes=(*outcome.run_notes, f"{len(lost)} writes only printed on stderr"))
-    print(file=context.human)
-    print(summary_table(outcome), file=context.human)
-    if settings.json_output:
-        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
-    watch_after_run(context, settings, outcome)
-    return outcome
-
-
-def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome) -> None:
-    """Judge the alert rules after a run: a line for each alert that starts firing or resolves. Whatever goes wrong
-    here is one line and never changes the run's exit status: its results are stored (or in the outbox) already.
-    Only Ctrl-C does, as it would at any other moment."""
-    if outcome.status == "interrupted":
-        return
-    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    try:
-        from ..alerts import describe, evaluate
-
-        evaluation = evaluate(context.storage, settings.watching, run_id=outcome.run.id, host=settings.host,
-                              include_simulated=settings.simulate, say=say)
-    except Exception as exc:  # the database went away, or a bug: the run stands either way
-        say(f"alerts: not evaluated after run {outcome.run.id}: {type(exc).__name__}: {exc}")
-        return
-    except KeyboardInterrupt:
-        raise EvaluationInterrupted(f"interrupted while judging the alert rules after run {outcome.run.id}: the run "
-                                    "and its results are stored; `python main.py watch` judges the rules again"
-                                    ) from None
-    for alert in evaluation.opened:
-        print(f"alert FIRING: {describe(alert)}", file=context.human)
-    for alert in evaluation.resolved:
-        print(f"alert resolved: {describe(alert)}", file=context.human)

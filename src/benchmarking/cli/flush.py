@@ -7,7 +7,8 @@ import signal
 import sys
 
 from ..stopping import GracefulStop
-from .common import ExitStatus, Parser, mark_abandoned_runs, outbox_lines, storage_only_settings
+from ..app.storage import mark_abandoned_runs, outbox_lines
+from .common import ExitStatus, Parser, storage_only_settings
 
 
 def flush_main(argv: list[str]) -> int:

@@ -9,10 +9,9 @@ import sys
 from .. import __version__
 from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
-from .common import (
-    ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
-    print_plan, settings_from_args,
-)
+from ..app.plan import print_plan
+from ..app.runs import one_load_run, one_run, prepare_runs
+from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
 
 
@@ -59,7 +58,8 @@ def run_main(argv: list[str]) -> int:
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
-            return print_plan(settings, load=load)
+            print_plan(settings, load=load)
+            return ExitStatus.OK
         connect_engine(load)
         context = prepare_runs(settings, stack, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured

@@ -11,10 +11,9 @@ from .. import __version__
 from ..benchmark_runner import RunInterrupted
 from ..config import DEFAULT_RUN_NAME, Settings, whole_number
 from ..stopping import GracefulStop
-from .common import (
-    ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, one_load_run, one_run, prepare_runs,
-    print_plan, settings_from_args,
-)
+from ..app.plan import print_plan
+from ..app.runs import one_load_run, one_run, prepare_runs
+from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .metrics import (
     add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
 )
@@ -63,7 +62,8 @@ def schedule_main(argv: list[str]) -> int:
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
         if settings.dry_run:
-            return print_plan(settings, runs=schedule.runs, load=load)
+            print_plan(settings, runs=schedule.runs, load=load)
+            return ExitStatus.OK
         live = serve_metrics(args, stack)
         connect_engine(load)
         context = replace(prepare_runs(settings, stack, runs=schedule.runs, load=load), json_lines=True)

@@ -3,14 +3,13 @@
 A worker process holds threads for its slots; each slot takes its worker's tickets one at a time and measures each
 as a sequential run does (measure_cell), starting its next request the moment its last one ended (the closed loop,
 run in the worker). A count of tokens by the server's tokenizer is left to the worker's counter threads, so that it
-never holds a slot. The types here (Ticket, Done, Ready) are shared with the Ray executor.
+never holds a slot. What it shares with the Ray executor (Ticket, Done, Ready) is in tickets.py.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 import math
 import os
 import queue
@@ -19,105 +18,17 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from .benchmark_runner import Cell, measure_cell, prepare_cell
+from ..benchmark_runner import Cell, prepare_cell
+from ..measurement import Measurement
+from ..redaction import scrub_output_of_this_process
 from .capacity import default_workers, raise_descriptor_limit
-from .deferred import finishing_later
-from .measurement import Measurement
-from .redaction import scrub_output_of_this_process
+from .tickets import SLOTS_PER_WORKER, Done, ExecutorLost, Freed, Level, Ready, Ticket, client_key_of, measure_ticket_later
 
-SLOTS_PER_WORKER = 16  # slots one worker process keeps in flight (its threads); more slots, more workers
 WORKER_CHECK_EVERY_S = 1.0  # while waiting for rows, how often the worker processes are checked to be alive
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the main process's to handle (GracefulStop)
 COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
-
-
-class ExecutorLost(Exception):
-    """The executor cannot go on (a Ray cluster's head is gone): the level's requests in flight came back as lost,
-    the executor said why in its own line, and the run ends `failed`."""
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """One request for a slot to make, and when its level started (perf_counter is one clock for a host's processes)."""
-
-    cell: Cell
-    cache_mode: str
-    concurrency: int
-    level_started_at: datetime
-    due: float  # when the closed loop let it start: its level's start, or the end of the request it follows
-    ramp: bool  # one of the level's first `concurrency` requests, all due at its start
-
-
-@dataclass(frozen=True)
-class Done:
-    """A request a slot made: what it measured, and the CPU its worker had used when it ended."""
-
-    measurement: Measurement
-    worker: str
-    worker_cpu_s: float
-    ended: float  # perf_counter when it was done: the next ticket is due then
-    ramp: bool = False
-    busy_s: float = 0.0  # how long it held its slot: from its start to its end (the level's in-flight time)
-    counted_later: bool = False  # its tokens were counted after its slot was freed (Freed came first)
-
-
-class Executor(Protocol):
-    """Runs a level's tickets on `concurrency` slots; yields each request as it is done."""
-
-    cpu_seen: dict[str, float]  # each worker's CPU (process_time) when last heard from: a level's baseline
-
-    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A slot has built and warmed its clients for every cell of the run, and waits for tickets."""
-
-    worker: str
-    worker_cpu_s: float
-
-
-def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
-    """A ticket's request, measured as a sequential run measures it, with its load fields."""
-    began = time.perf_counter()
-    return _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
-
-
-def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
-    return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
-                   start_lag_ms=max(0.0, began - due) * 1000, node=node)
-
-
-def measure_ticket_later(ticket: Ticket, due: float, node: str
-                         ) -> tuple[Measurement, Callable[[], Measurement] | None]:
-    """measure_ticket, with the measurement's untimed last step (counting tokens with the server's tokenizer) left
-    for the caller: (the measurement without it, the step that gives the whole one), or (the whole one, None)."""
-    began = time.perf_counter()
-    with finishing_later() as steps:
-        measurement = _with_load_fields(measure_cell(ticket.cell, ticket.cache_mode), ticket, began, due, node)
-    if not steps:
-        return measurement, None
-    finish = steps[-1]
-    return measurement, lambda: _with_load_fields(finish(), ticket, began, due, node)
-
-
-@dataclass(frozen=True)
-class Freed:
-    """A slot's request is over, its tokens still being counted: the slot takes its next ticket now."""
-
-    worker: str
-
-
-@dataclass(frozen=True)
-class Level:
-    """Told to a worker at a level's start: how many of its slots take part, and when the level started."""
-
-    active_slots: int
-    started: float
 
 
 class _Slots:
@@ -164,7 +75,7 @@ class _Slots:
                                counted_later=True))
 
     def _slot(self, index: int) -> None:
-        from .providers.openai_compatible import kept_clients
+        from ..providers.openai_compatible import kept_clients
 
         with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
             for cell in {client_key_of(cell): cell for cell in self._cells}.values():
@@ -200,13 +111,6 @@ class _Slots:
                 self._results.put(Freed(self._worker))
                 counting = [f for f in counting if not f.done()]
                 counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began))
-
-
-def client_key_of(cell: Cell) -> tuple[object, ...]:
-    from .benchmark_runner import provider_module
-    from .providers.openai_compatible import client_key
-
-    return client_key(provider_module(cell.provider).WIRE, cell.settings)
 
 
 def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MEMORY_PER_SLOT_BYTES = 1 * 2**20
 MEMORY_PER_WORKER_BYTES = 60 * 2**20
