@@ -189,7 +189,8 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
 
     from benchmarking.benchmark_runner import Cell
     from benchmarking.load import LevelStats
-    from benchmarking.slots import LocalExecutor, Ticket
+    from benchmarking.executors.local import LocalExecutor
+    from benchmarking.executors.tickets import Ticket
     from benchmarking.workloads import default_workload
 
     model = "load-50-5-20"
