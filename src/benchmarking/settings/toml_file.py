@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
 import stat
 import tomllib
@@ -88,11 +87,3 @@ def unknown_key(key: str, allowed: Sequence[str], where: str) -> ConfigError:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(allowed)}")
-
-
-def toml_number(value: object, what: str, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{what} must be a number, like {example}, not {toml_kind(value)}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{what} must be a finite number, like {example}, not {value}")
-    return float(value)

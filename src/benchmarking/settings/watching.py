@@ -10,16 +10,9 @@ from .. import redaction
 from ..durations import parse_duration
 from ..errors import ConfigError
 from ..slo import SloConfig, Targets
-from .model import ALERT_RULES, AlertRules, Watching
-from .toml_file import read_toml, toml_kind, toml_number, toml_table, unknown_key
+from .model import AlertRules, Watching
+from .toml_file import read_toml, toml_table, unknown_key
 from .values import Secret
-
-# [slo] keys: the per-request targets, the window's success rate, and the percentile a window is judged by.
-SLO_KEYS = ("ttft_ms", "latency_ms", "tokens_per_second", "success_rate", "percentile")
-ALERT_KEYS = ("rules", "consecutive_failures", "window", "baseline", "regression_threshold")
-# The outage rule reads this many newest results of each provider and model at every evaluation: a bound keeps that
-# read small (and the number within what a database's LIMIT takes).
-MAX_CONSECUTIVE_FAILURES = 10_000
 
 
 def load_watching(path: Path | None, environ: Mapping[str, str], notify: bool = True) -> Watching:
@@ -36,26 +29,11 @@ def load_watching(path: Path | None, environ: Mapping[str, str], notify: bool = 
 
 def _targets(table: Mapping[str, object], where: str, base: Targets) -> Targets:
     """One [slo] table's targets; keys it leaves out keep `base`'s values."""
-    values: dict[str, object] = {}
-    for key, value in table.items():
-        what = f"{where}: {key}"
-        if key not in SLO_KEYS:
-            raise unknown_key(key, SLO_KEYS, where)
-        if key == "percentile":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
-                raise ConfigError(f"{what} must be a whole number from 1 to 99, like percentile = 90, not {value!r}")
-            values[key] = value
-        elif key == "success_rate":
-            number = toml_number(value, what, "success_rate = 0.99")
-            if not 0 <= number <= 1:
-                raise ConfigError(f"{what} is a fraction from 0 to 1, like success_rate = 0.99, not {value!r}")
-            values[key] = number
-        else:
-            number = toml_number(value, what, f"{key} = 800")
-            if number <= 0:
-                raise ConfigError(f"{what} must be more than 0, not {value!r}")
-            values[key] = number
-    return replace(base, **values)
+    if not table:
+        return base
+    from .tables import SloTable, checked_table  # pydantic: only for a table to check, never at --help
+
+    return replace(base, **checked_table(SloTable, table, where))
 
 
 def _slo_config(table: Mapping[str, object], where: str) -> SloConfig:
@@ -75,33 +53,19 @@ def _slo_config(table: Mapping[str, object], where: str) -> SloConfig:
 
 
 def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
+    if not table:
+        return AlertRules()
+    from .tables import AlertsTable, checked_table  # pydantic: only for a table to check, never at --help
+
     where = f"{where} [alerts]"
     rules = AlertRules()
-    for key, value in table.items():
-        what = f"{where}: {key}"
-        if key not in ALERT_KEYS:
-            raise unknown_key(key, ALERT_KEYS, where)
+    for key, value in checked_table(AlertsTable, table, where).items():
         if key == "rules":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f'{what} must be a list of rule names, like rules = ["outage", "slo_breach"]')
-            unknown = [v for v in value if v not in ALERT_RULES]
-            if unknown:
-                raise ConfigError(f"{what}: unknown rule {unknown[0]!r}; rules: {', '.join(ALERT_RULES)}")
             rules = replace(rules, rules=tuple(dict.fromkeys(value)))
-        elif key == "consecutive_failures":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONSECUTIVE_FAILURES:
-                raise ConfigError(
-                    f"{what} must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}, not {value!r}")
-            rules = replace(rules, consecutive_failures=value)
         elif key in ("window", "baseline"):
-            if not isinstance(value, str):
-                raise ConfigError(f'{what} must be a duration in quotes, like {key} = "1h", not {toml_kind(value)}')
-            rules = replace(rules, **{f"{key}_s": parse_duration(value, what)})
+            rules = replace(rules, **{f"{key}_s": parse_duration(value, f"{where}: {key}")})
         else:
-            number = toml_number(value, what, "regression_threshold = 0.2")
-            if number <= 0:
-                raise ConfigError(f"{what} is a fraction more than 0, like 0.2 for 20 %, not {value!r}")
-            rules = replace(rules, regression_threshold=number)
+            rules = replace(rules, **{key: value})
     return rules
 
 
