@@ -166,7 +166,7 @@ def test_bad_toml_values_are_named_in_one_line(tmp_path, text, message):
 def test_every_allowed_toml_key_is_read_and_token_count_is_accepted(tmp_path):
     from datetime import date
 
-    from benchmarking.settings.endpoints import PROVIDER_TABLE_KEYS
+    from benchmarking.settings.tables import PROVIDER_TABLE_KEYS
 
     toml = tmp_path / "b.toml"
     toml.write_text(ENTRY + 'api_key_env = "X_KEY"\ninput_price = 0.1\noutput_price = "0.2"\ncached_input_price = 0\n'

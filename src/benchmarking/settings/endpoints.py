@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
-import difflib
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -13,30 +12,12 @@ from .. import redaction
 from ..errors import ConfigError
 from ..pricing import Price
 from .model import CustomEndpoint
-from .toml_file import read_toml, toml_kind, toml_string
+from .toml_file import read_toml, toml_kind
 from .urls import checked_base_url
 from .values import checked_name
 
 MAX_USD_PER_MILLION = 10_000  # a price in benchmark.toml: the dearest models cost a few hundred
 
-# The keys a [[providers]] table of benchmark.toml may hold; any other key is refused by name (a typo like baseurl).
-PROVIDER_TABLE_KEYS = frozenset(
-    {
-        "name",
-        "base_url",
-        "model",
-        "models",
-        "api_key_env",
-        "input_price",
-        "output_price",
-        "cached_input_price",
-        "price_as_of",
-        "headers",
-        "token_count",
-    }
-)
-# How a benchmark.toml endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
-TOKEN_COUNTS = ("usage", "tokenize")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -106,12 +87,9 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
         where = f"{path} [[providers]] #{index}"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: must be a table")
-        unknown_keys = sorted(set(table) - PROVIDER_TABLE_KEYS)
-        if unknown_keys:
-            key = unknown_keys[0]
-            close = difflib.get_close_matches(key, PROVIDER_TABLE_KEYS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(sorted(PROVIDER_TABLE_KEYS))}")
+        from .tables import ProviderTable, checked_table  # pydantic: only for a table to check, never at --help
+
+        checked_table(ProviderTable, table, where)  # unknown keys and TOML types; what the values mean, below
         missing = [key for key in ("name", "base_url") if key not in table or table[key] == ""]
         if not table.get("model") and not table.get("models"):
             missing.append("model")
@@ -119,15 +97,14 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
             raise ConfigError(f"{where}: {', '.join(missing)} missing")
         if "model" in table and "models" in table:
             raise ConfigError(f"{where}: give model or models, not both")
-        name = checked_name(toml_string(table, "name", where, '"local-vllm"'), f"{where}: name")
+        name = checked_name(table["name"], f"{where}: name")
         if not _NAME_PATTERN.match(name):
             raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits, - or _")
         if name in builtin_names or name in {e.name for e in endpoints}:
             raise ConfigError(f"{where}: name {name!r} is already taken")
         key_env = table.get("api_key_env")
         key_in = key_env if isinstance(key_env, str) and _VARIABLE_PATTERN.match(key_env) else "api_key_env's variable"
-        base_url = checked_base_url(toml_string(table, "base_url", where, '"http://127.0.0.1:8000/v1"'),
-                                    f"{where}: base_url", key_in)
+        base_url = checked_base_url(table["base_url"], f"{where}: base_url", key_in)
         if "models" in table:
             listed = table["models"]
             if not isinstance(listed, list) or not listed or not all(isinstance(m, str) and m for m in listed):
@@ -135,17 +112,15 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
                                   f"not {toml_kind(listed)}")
             models = tuple(dict.fromkeys(checked_name(m, f"{where}: models") for m in listed))
         else:
-            models = (checked_name(toml_string(table, "model", where, '"llama3.2"'), f"{where}: model"),)
+            models = (checked_name(table["model"], f"{where}: model"),)
         api_key_env = None
         if "api_key_env" in table:
-            api_key_env = toml_string(table, "api_key_env", where, '"VLLM_API_KEY"')
+            api_key_env = table["api_key_env"]
             if not _VARIABLE_PATTERN.match(api_key_env):
                 # Not printed: a key pasted here by mistake must not reach the console.
                 raise ConfigError(f"{where}: api_key_env must name an environment variable (letters, digits and _), "
                                   "like VLLM_API_KEY, not hold the key itself")
         token_count = table.get("token_count", "usage")
-        if token_count not in TOKEN_COUNTS:
-            raise ConfigError(f"{where}: token_count must be one of {', '.join(TOKEN_COUNTS)}, not {token_count!r}")
         endpoints.append(
             CustomEndpoint(
                 name=name,

@@ -1,11 +1,11 @@
-"""benchmark.toml's [slo] and [alerts] tables as pydantic models, and the one function turning a refusal into a line.
+"""benchmark.toml's [[providers]], [slo] and [alerts] as pydantic models; one function turns a refusal into a line.
 
 Imported only where benchmark.toml is read, never at the command line's import: pydantic costs `--help` time.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -66,6 +66,34 @@ class AlertsTable(_Table):
                                                  "regression_threshold = 0.2", gt=0)
 
 
+def _string(example: str) -> Any:
+    return _rule("", type_rule=f"must be one string in quotes, like {example}")
+
+
+class ProviderTable(_Table):
+    """One [[providers]] table: its keys and their TOML types; endpoints.py checks what the values mean.
+
+    The keys are in the order an unknown key's message lists them: alphabetical."""
+
+    api_key_env: str | None = _string('api_key_env = "VLLM_API_KEY"')
+    base_url: str | None = _string('base_url = "http://127.0.0.1:8000/v1"')
+    # Prices and price_as_of take several TOML types each (a string, a number; a string, a date): endpoints.py reads
+    # them with their own messages.
+    cached_input_price: Any = None
+    headers: dict[str, Any] | None = _rule("", type_rule="must be a table of name = value")
+    input_price: Any = None
+    model: str | None = _string('model = "llama3.2"')
+    models: list[str] | None = _rule("", type_rule='must be a list of model names, like ["llama3.2", "qwen3"]')
+    name: str | None = _string('name = "local-vllm"')
+    output_price: Any = None
+    price_as_of: Any = None
+    # How the endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
+    token_count: Literal["usage", "tokenize"] | None = _rule("must be one of usage, tokenize")
+
+
+PROVIDER_TABLE_KEYS = frozenset(ProviderTable.model_fields)  # any other key is refused by name (a typo like baseurl)
+
+
 def checked_table(model: type[_Table], table: Mapping[str, object], where: str) -> dict[str, Any]:
     """The keys `table` sets, checked by `model`; a refusal is one line naming where, the key, the value (these
     tables hold no secrets) and a good value, with "did you mean" for an unknown key."""
@@ -89,7 +117,7 @@ def refused(exc: ValidationError, model: type[_Table], table: Mapping[str, objec
         return ConfigError(f"{what}: {error['ctx']['error']}")
     if kind == "finite_number":
         return ConfigError(f"{what} must be a finite number, like {extra['example']}, not {value}")
-    if kind.endswith("_type") and extra["type_rule"]:
+    if extra["rule"] == "" or (kind.endswith("_type") and extra["type_rule"]):
         # An item of a list of the wrong type: the list itself is the right type, so its type is not named.
         named = "" if len(error["loc"]) > 1 else f", not {toml_kind(value)}"
         return ConfigError(f"{what} {extra['type_rule']}{named}")

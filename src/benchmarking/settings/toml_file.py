@@ -30,14 +30,6 @@ def toml_kind(value: object) -> str:
     return "a date or time"
 
 
-def toml_string(table: Mapping[str, object], key: str, where: str, example: str) -> str:
-    value = table[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be one string in quotes, like {key} = {example}, not "
-                          f"{toml_kind(value)}")
-    return value
-
-
 def read_toml(path: Path) -> dict[str, object]:
     """benchmark.toml, parsed, with every section known."""
     try:
