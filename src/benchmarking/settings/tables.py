@@ -20,7 +20,8 @@ MAX_CONSECUTIVE_FAILURES = 10_000
 
 def _rule(rule: str, example: str = "", type_rule: str = "", **constraints: Any) -> Any:
     """A table key: `rule` ends every message about its value ("must be more than 0"); `type_rule`, when given,
-    ends the message about a value of the wrong TOML type, which then names the type instead of the value."""
+    ends the message about a value of the wrong TOML type, which then names the type instead of the value. A key
+    with no `rule` has only a type to check, and its value is never printed (api_key_env, headers may hold keys)."""
     return Field(None, json_schema_extra={"rule": rule, "example": example, "type_rule": type_rule}, **constraints)
 
 
