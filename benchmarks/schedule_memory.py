@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from benchmarking.benchmark_runner import PROVIDERS, run_benchmark  # noqa: E402
-from benchmarking.config import load_settings  # noqa: E402
+from benchmarking.settings.load import load_settings  # noqa: E402
 from benchmarking.console import ConsoleReporter  # noqa: E402
 from benchmarking.scheduler import Schedule, run_schedule  # noqa: E402
 from benchmarking.simulator import ModelProfile, Simulator  # noqa: E402

@@ -216,7 +216,7 @@ def measure_watch(open_storage: Callable[[], Storage], fill: Callable[[int, int,
                   database_url: str, rows: int, workdir: str) -> None:
     """The evaluation after a run, and `main.py watch`, on `rows` stored results (all rules on, an [slo] set)."""
     from benchmarking.alerts import evaluate
-    from benchmarking.config import Watching
+    from benchmarking.settings.model import Watching
     from benchmarking.slo import SloConfig, Targets
 
     newest = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)

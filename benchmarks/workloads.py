@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from benchmarking.benchmark_runner import plan  # noqa: E402
-from benchmarking.config import load_settings  # noqa: E402
+from benchmarking.settings.load import load_settings  # noqa: E402
 from benchmarking.workloads import TEMPLATE_TOKENS, Prompt, Workload, prompt_id_for, tier_prompt  # noqa: E402
 from machine import machine_line  # noqa: E402
 

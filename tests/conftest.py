@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from benchmarking import redaction
-from benchmarking.config import ProviderSettings, Secret
+from benchmarking.settings.model import ProviderSettings
+from benchmarking.settings.values import Secret
 from benchmarking.providers.groq_provider import call_groq
 from benchmarking.providers.openai_provider import call_openai
 from benchmarking.providers.openrouter_provider import call_openrouter
@@ -131,7 +132,7 @@ def supabase_api(pg_url):
 @pytest.fixture(params=["sqlite", "postgres", "supabase"])
 def open_backend(request, tmp_path):
     """A function that opens the parametrised backend on this test's database (again and again, same data)."""
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage.postgres import PostgresStorage
     from benchmarking.storage.sqlite import SQLiteStorage
     from benchmarking.storage.supabase import SupabaseStorage

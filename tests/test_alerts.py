@@ -10,7 +10,8 @@ import json
 import pytest
 
 from benchmarking.alerts import apply, evaluate, judge_slo, notify_pending
-from benchmarking.config import AlertRules, Secret, Watching
+from benchmarking.settings.model import AlertRules, Watching
+from benchmarking.settings.values import Secret
 from benchmarking.report import Row
 from benchmarking.slo import SloConfig, Targets
 

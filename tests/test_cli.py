@@ -15,7 +15,8 @@ import pytest
 from benchmarking import benchmark_runner
 from benchmarking.benchmark_runner import RunInterrupted, run_benchmark
 from benchmarking.cli import ExitStatus, main
-from benchmarking.config import Secret, load_settings
+from benchmarking.settings.load import load_settings
+from benchmarking.settings.values import Secret
 from benchmarking.console import ConsoleReporter
 from benchmarking.simulator import ModelProfile
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarking.benchmark_runner import PROVIDERS, plan
-from benchmarking.config import load_settings, redact_url
+from benchmarking.settings.load import load_settings
+from benchmarking.settings.urls import redact_url
 from benchmarking.errors import ConfigError
 from benchmarking.providers.custom_provider import call_custom
 from benchmarking.providers.groq_provider import WIRE as GROQ
@@ -165,7 +166,7 @@ def test_bad_toml_values_are_named_in_one_line(tmp_path, text, message):
 def test_every_allowed_toml_key_is_read_and_token_count_is_accepted(tmp_path):
     from datetime import date
 
-    from benchmarking.config import PROVIDER_TABLE_KEYS
+    from benchmarking.settings.tables import PROVIDER_TABLE_KEYS
 
     toml = tmp_path / "b.toml"
     toml.write_text(ENTRY + 'api_key_env = "X_KEY"\ninput_price = 0.1\noutput_price = "0.2"\ncached_input_price = 0\n'
@@ -219,7 +220,7 @@ def test_a_model_variable_of_a_provider_not_selected_is_not_checked():
 
 
 def test_prompt_limit_is_5_mb_and_text_must_be_utf8():
-    from benchmarking.config import MAX_PROMPT_BYTES
+    from benchmarking.textfile import MAX_PROMPT_BYTES
 
     assert MAX_PROMPT_BYTES == 5_000_000
     assert load_settings(prompt="a" * MAX_PROMPT_BYTES, builtin=BUILTIN, environ=KEYS).prompt
@@ -233,7 +234,7 @@ def test_prompt_limit_is_5_mb_and_text_must_be_utf8():
 
 @pytest.mark.parametrize("text", ["inf", "-inf", "1e300", "86401", "nan", "NaN", "0", "-1"])
 def test_timeouts_that_are_not_a_number_of_seconds_up_to_a_day_are_refused(text):
-    from benchmarking.config import positive_float
+    from benchmarking.settings.values import positive_float
 
     refused = r"^--timeout must be (a number of seconds|more than 0|at most 86400 seconds)"
     with pytest.raises(ConfigError, match=refused):
@@ -296,7 +297,7 @@ def test_a_key_that_cannot_be_sent_is_named_never_shown(bad_part, problem):
     ],
 )
 def test_bad_storage_variables_are_refused_without_showing_the_password(environ, message):
-    from benchmarking.config import storage_settings
+    from benchmarking.settings.environment import storage_settings
 
     with pytest.raises(ConfigError) as caught:
         storage_settings(environ)
@@ -309,7 +310,7 @@ def test_bad_storage_variables_are_refused_without_showing_the_password(environ,
      "postgres://db.example/x", "postgresql://[::1]:5432/x", "sqlite:///data/bench.db", "sqlite:///"],
 )
 def test_good_database_urls_are_taken(url):
-    from benchmarking.config import storage_settings
+    from benchmarking.settings.environment import storage_settings
 
     assert storage_settings({"DATABASE_URL": url})["database_url"] == url
 
@@ -317,7 +318,7 @@ def test_good_database_urls_are_taken(url):
 @pytest.mark.parametrize("text, migrate", [("", True), ("0", True), ("false", True), ("No", True), (" FALSE ", True),
                                            ("1", False), ("true", False), ("YES", False), ("True", False)])
 def test_no_migrate_takes_yes_and_no_words_in_any_case(text, migrate):
-    from benchmarking.config import storage_settings
+    from benchmarking.settings.environment import storage_settings
 
     assert storage_settings({"BENCHMARK_NO_MIGRATE": text})["migrate"] is migrate
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from benchmarking.cli import main
-from benchmarking.config import ProviderSettings
+from benchmarking.settings.model import ProviderSettings
 from benchmarking.providers.custom_provider import call_custom
 
 from test_wire_truth import USAGE, chunk, stream
@@ -183,7 +183,7 @@ def test_a_key_echoed_in_an_error_in_any_form_is_scrubbed():
                          {"content-type": "application/json"}, chunked=False)
     with WireServer() as server:
         server.reply(unauthorised)
-        from benchmarking.config import Secret
+        from benchmarking.settings.values import Secret
 
         m = call_custom("hello", "m", endpoint(server, api_key=Secret(FAKE_KEY), key_env="LOCAL_KEY"))
     assert m.error_type == "auth"

@@ -15,7 +15,7 @@ from uuid import uuid4
 import pytest
 
 from benchmarking.benchmark_runner import run_benchmark
-from benchmarking.config import Secret
+from benchmarking.settings.values import Secret
 from benchmarking.console import ConsoleReporter
 from benchmarking.simulator import ModelProfile
 from benchmarking.storage.outbox import Outbox, ResilientStorage

@@ -21,7 +21,10 @@ from hypothesis import given, settings, strategies as st
 import pytest
 
 from benchmarking import redaction
-from benchmarking.config import ConfigError, Secret, checked_base_url, storage_settings
+from benchmarking.errors import ConfigError
+from benchmarking.settings.environment import storage_settings
+from benchmarking.settings.urls import checked_base_url
+from benchmarking.settings.values import Secret
 from benchmarking.measurement import Measurement
 from benchmarking.redaction import ScrubbedStream, inert, register, register_url, scrub, scrubbed_output, shown
 from benchmarking.storage.outbox import encode_save_result

@@ -55,7 +55,7 @@ class FakeClock:
 
 
 def test_runs_start_on_the_grid_and_an_overrun_skips_slots_never_back_to_back():
-    from benchmarking.config import Settings
+    from benchmarking.settings.model import Settings
 
     clock, starts, lines = FakeClock(), [], []
     durations = iter([10.0, 25.0, 5.0, 5.0, 5.0])  # run 2 overruns two 15-second slots
@@ -76,7 +76,7 @@ def test_runs_start_on_the_grid_and_an_overrun_skips_slots_never_back_to_back():
 
 
 def test_a_failed_run_does_not_stop_the_schedule():
-    from benchmarking.config import Settings
+    from benchmarking.settings.model import Settings
 
     clock = FakeClock()
     results = iter(["failed", "completed", "failed"])

@@ -209,7 +209,7 @@ def test_location_never_shows_the_password():
 def test_supabase_without_tables_says_to_run_schema_sql(pg_url):
     from fake_postgrest import FakePostgrest
 
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage.supabase import SupabaseStorage
 
     with FakePostgrest(pg_url, SERVICE_KEY) as api:
@@ -222,7 +222,7 @@ def test_supabase_with_an_older_schema_names_the_missing_column(pg_url):
 
     from fake_postgrest import FakePostgrest
 
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage.supabase import SupabaseStorage
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -233,7 +233,7 @@ def test_supabase_with_an_older_schema_names_the_missing_column(pg_url):
 
 
 def test_supabase_wrong_key_is_not_a_rejected_row(supabase_api):
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage.supabase import SupabaseStorage
 
     storage = SupabaseStorage(supabase_api.url, Secret("wrong-key"))
@@ -242,7 +242,7 @@ def test_supabase_wrong_key_is_not_a_rejected_row(supabase_api):
 
 
 def test_supabase_sends_the_service_role_key_and_upserts_ignoring_duplicates(supabase_api):
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage.supabase import SupabaseStorage
 
     run = run_info()
@@ -253,7 +253,7 @@ def test_supabase_sends_the_service_role_key_and_upserts_ignoring_duplicates(sup
 
 
 def test_supabase_reads_every_page(supabase_api, monkeypatch):
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from benchmarking.storage import supabase
 
     monkeypatch.setattr(supabase, "READ_PAGE_ROWS", 2)

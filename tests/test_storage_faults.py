@@ -24,7 +24,7 @@ from uuid import uuid4
 import pytest
 
 from benchmarking.benchmark_runner import run_benchmark
-from benchmarking.config import Secret
+from benchmarking.settings.values import Secret
 from benchmarking.console import ConsoleReporter
 from benchmarking.errors import OutboxUnwritable, StorageUnavailable
 from benchmarking.simulator import ModelProfile
@@ -587,7 +587,7 @@ class LyingServer:
 @pytest.mark.parametrize("body", sorted(LyingServer.BODIES))
 def test_a_server_that_answers_200_to_everything_fails_check_and_takes_no_row(tmp_path, body):
     from benchmarking.check import check_storage
-    from benchmarking.config import load_settings
+    from benchmarking.settings.load import load_settings
 
     with LyingServer(body) as liar:
         settings = load_settings(prompt="p", builtin=[], environ={

@@ -18,7 +18,8 @@ import sys
 import pytest
 
 from benchmarking.cli import main
-from benchmarking.config import ProviderSettings, Secret
+from benchmarking.settings.model import ProviderSettings
+from benchmarking.settings.values import Secret
 from benchmarking.errors import ConfigError
 from benchmarking.providers.custom_provider import call_custom
 from benchmarking.providers.groq_provider import call_groq
@@ -170,7 +171,7 @@ def test_a_bom_is_handled_the_same_in_txt_and_jsonl(tmp_path):
 
 
 def test_a_bom_in_a_single_prompt_file_is_not_sent(tmp_path):
-    from benchmarking.config import read_utf8
+    from benchmarking.settings.values import read_utf8
 
     (tmp_path / "p.txt").write_bytes(b"\xef\xbb\xbfExplain TCP")
     assert read_utf8(tmp_path / "p.txt", "--prompt-file", max_bytes=100) == "Explain TCP"

@@ -309,7 +309,7 @@ def test_every_time_goes_to_its_own_event_whatever_the_sdk_skips(route):
 def test_a_key_echoed_in_an_answer_or_request_id_is_scrubbed_in_any_form():
     from urllib.parse import quote
 
-    from benchmarking.config import Secret
+    from benchmarking.settings.values import Secret
     from conftest import CANARY_KEY
 
     key = CANARY_KEY  # changes when URL-encoded, so that the encoded echo is a form of its own

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from benchmarking.benchmark_runner import Cell, plan, rounds
-from benchmarking.config import load_settings
+from benchmarking.settings.load import load_settings
 from benchmarking.errors import ConfigError
 from benchmarking.simulator import Simulator
 from benchmarking.workloads import (

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 from uuid import UUID, uuid4
 
-from .config import AlertRules, Watching
+from .settings.model import AlertRules, Watching
 from .measurement import utc_now
 from .report import Change, Row, bootstrap_interval, percentile
 from .slo import SloConfig

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 from uuid import UUID, uuid4
 
 from . import __version__
-from .config import ProviderSettings, Settings
+from .settings.model import ProviderSettings, Settings
 from .deferred import finishing_now
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now

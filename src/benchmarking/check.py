@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
 from .benchmark_runner import provider_module
-from .config import ProviderSettings, Settings
+from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.openai_compatible import ModelListError, list_models
 from .storage import open_backend

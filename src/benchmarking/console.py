@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .benchmark_runner import Cell, CostBound, RunOutcome
-from .config import Settings
+from .settings.model import Settings
 from .figures import number_text, quantiles, rate_text, round_ms, round_s
 from .pricing import format_usd
 from .measurement import Measurement

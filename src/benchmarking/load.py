@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from .benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
-from .config import Settings
+from .settings.model import Settings
 from .errors import StorageError
 from .figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,

@@ -1,6 +1,6 @@
 """One registry of every secret the process has read, and one scrubber that everything leaving the process passes.
 
-A secret is registered the moment it is read (config.py: keys, the database password, the Supabase service role,
+A secret is registered the moment it is read (settings/: keys, the database password, the Supabase service role,
 notification URLs' tokens, credentials in headers and base URLs). `scrub` then removes it from any text in every form
 an echo takes: as sent, URL-encoded, JSON-escaped, in any case, and any run of SECRET_RUN_CHARS of it (a cut echo),
 plus anything key-shaped. `shown` also makes text inert for a terminal (no escape sequences, no control characters).

@@ -9,7 +9,7 @@ import math
 import time
 from typing import Callable
 
-from .config import Settings
+from .settings.model import Settings
 from .durations import MAX_DURATION_S, parse_duration  # noqa: F401  (its callers import them from here)
 
 def format_duration(seconds: float) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..settings.model import Settings
 from ..errors import ConfigError, NoProvidersError
 from ..pricing import format_usd
 

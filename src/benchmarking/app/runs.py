@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from ..config import Settings
+from ..settings.model import Settings
 from ..errors import EvaluationInterrupted
 from ..stopping import GracefulStop
 from .plan import guard_cost, no_provider_left

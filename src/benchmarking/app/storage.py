@@ -9,7 +9,7 @@ from pathlib import Path
 import sys
 from typing import TYPE_CHECKING, Callable
 
-from ..config import Settings
+from ..settings.model import Settings
 from ..errors import ConfigError
 
 if TYPE_CHECKING:

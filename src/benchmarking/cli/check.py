@@ -6,7 +6,9 @@ import os
 import sys
 
 from ..benchmark_runner import BENCHMARK_PROMPT
-from ..config import load_dotenv_file, load_settings, positive_float
+from ..settings.environment import load_dotenv_file
+from ..settings.load import load_settings
+from ..settings.values import positive_float
 from .common import ExitStatus, Parser, builtin_providers
 
 

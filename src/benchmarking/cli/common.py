@@ -10,20 +10,13 @@ from pathlib import Path
 import socket
 from typing import TYPE_CHECKING
 
-from ..config import (
-    DEFAULT_MAX_COST_USD,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_RUN_NAME,
-    DEFAULT_TIMEOUT_S,
-    MAX_PROMPT_BYTES,
-    Settings,
-    load_dotenv_file,
-    load_settings,
-    positive_float,
-    read_utf8,
-    whole_number,
-)
+from ..settings.environment import load_dotenv_file
+from ..settings.load import load_settings
+from ..settings.model import Settings
+from ..settings.values import DEFAULT_MAX_COST_USD, DEFAULT_MAX_TOKENS, DEFAULT_RUN_NAME, DEFAULT_TIMEOUT_S
+from ..settings.values import positive_float, read_utf8, whole_number
 from ..errors import ConfigError
+from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
 
 if TYPE_CHECKING:
@@ -260,7 +253,10 @@ def storage_only_settings(config_path: str | None = None, watching: bool = False
                           ) -> Settings:
     """Settings that name only where results are stored (report, flush): .env and the environment; with `watching`,
     benchmark.toml's [slo] and [alerts] too (report, watch), and with `notify` its notify URLs (watch)."""
-    from ..config import Watching, config_file, load_watching, storage_settings
+    from ..settings.environment import storage_settings
+    from ..settings.model import Watching
+    from ..settings.toml_file import config_file
+    from ..settings.watching import load_watching
 
     load_dotenv_file()
     # The host as a run records it, so that `flush` can judge this host's runs left running (load_settings' rule).

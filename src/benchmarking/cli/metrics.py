@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings.model import Settings
     from ..prometheus import Metrics
     from ..storage import Storage
     from ..storage.outbox import ResilientStorage

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..safe_files import OwnFiles
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings.model import Settings
 
 
 def own_files(settings: "Settings", args: argparse.Namespace) -> OwnFiles:

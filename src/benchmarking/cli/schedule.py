@@ -9,7 +9,8 @@ import sys
 
 from .. import __version__
 from ..benchmark_runner import RunInterrupted
-from ..config import DEFAULT_RUN_NAME, Settings, whole_number
+from ..settings.model import Settings
+from ..settings.values import DEFAULT_RUN_NAME, whole_number
 from ..stopping import GracefulStop
 from ..app.plan import print_plan
 from ..app.runs import one_load_run, one_run, prepare_runs

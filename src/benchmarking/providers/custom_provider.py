@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import ProviderSettings
+from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import Price
 from .openai_compatible import PromptInput, Wire, measure

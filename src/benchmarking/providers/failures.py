@@ -12,7 +12,7 @@ import re
 from typing import Any, Mapping
 
 from .. import redaction
-from ..config import ProviderSettings
+from ..settings.model import ProviderSettings
 from ..redaction import scrub_known  # noqa: F401  (openai_compatible imports it from here)
 from .wire import DeadlineExceeded
 

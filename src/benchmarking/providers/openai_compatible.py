@@ -19,7 +19,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import urllib.request
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from ..config import ProviderSettings, redact_url
+from ..settings.model import ProviderSettings
+from ..settings.urls import redact_url
 from ..deferred import later
 from ..measurement import Measurement, cap_text, decode_tokens_per_second, utc_now
 from ..pricing import Price, cost_usd, missing_price_warning

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import ProviderSettings
+from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
 from .openai_compatible import PromptInput, Wire, measure

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings.model import Settings
 
 __all__ = [
     "GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredAlert", "StoredResult", "StoredRun",

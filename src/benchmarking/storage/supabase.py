@@ -12,7 +12,8 @@ import re
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 from uuid import UUID
 
-from ..config import Secret, redact_url
+from ..settings.urls import redact_url
+from ..settings.values import Secret
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import RunInfo, Storage, StoredAlert, StoredResult, StoredRun
