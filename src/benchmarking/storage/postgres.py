@@ -19,10 +19,10 @@ from ..config import redact_url
 from ..errors import ConfigError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
+from .report_read import REPORT_COLUMNS, REPORT_RUN_COLUMNS, counted_costs, report_results, report_runs, report_where
 from .schema import (
-    ALERTS_COLUMNS, REPORT_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, counted_costs, report_results,
-    report_runs, report_where, result_row, run_row, selected_result_columns, storable, stored_alert_from_row,
-    stored_result_from_row, stored_run_from_row,
+    ALERTS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, storable,
+    stored_alert_from_row, stored_result_from_row, stored_run_from_row,
 )
 
 SCHEMA_SQL = Path(__file__).resolve().parents[3] / "schema.sql"
