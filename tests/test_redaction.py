@@ -24,7 +24,7 @@ from benchmarking import redaction
 from benchmarking.config import ConfigError, Secret, checked_base_url, storage_settings
 from benchmarking.measurement import Measurement
 from benchmarking.redaction import ScrubbedStream, inert, register, register_url, scrub, scrubbed_output, shown
-from benchmarking.storage.outbox import encode_save_result
+from benchmarking.storage.outbox.entries import encode_save_result
 from benchmarking.storage.schema import result_row
 
 SRC = Path(__file__).resolve().parent.parent / "src"
