@@ -168,7 +168,6 @@ def _parse_uuid(text: str) -> UUID:
     return UUID(text)
 
 
-
 def as_uuid(value: object) -> UUID:
     # Cached: the rows of one run repeat its run_id, and parsing was a quarter of a 100,000-row report.
     return value if isinstance(value, UUID) else _parse_uuid(str(value))
@@ -268,8 +267,6 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     if values["response_truncated"] is None:
         values["response_truncated"] = False
     return Measurement(**values)
-
-
 
 
 def json_default(value: object) -> str:
