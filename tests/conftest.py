@@ -113,7 +113,7 @@ def pg_rows(url: str, query: str, *args: object) -> list[tuple]:
 def apply_schema(url: str) -> None:
     import psycopg
 
-    from benchmarking.storage.postgres import SCHEMA_SQL
+    from benchmarking.storage.postgres_connection import SCHEMA_SQL
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SCHEMA_SQL.read_text())

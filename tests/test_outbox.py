@@ -210,7 +210,7 @@ def test_check_reports_backend_tables_outbox_keys_and_models(tmp_path, pg_url, m
 
 
 def test_flush_that_meets_a_down_database_keeps_rejected_writes_rejected(sim, tmp_path, pg_url):
-    from benchmarking.storage.outbox import encode_save_result
+    from benchmarking.storage.outbox.entries import encode_save_result
 
     from test_storage_sqlite import full_measurement
 

@@ -27,7 +27,7 @@ from benchmarking.settings.urls import checked_base_url
 from benchmarking.settings.values import Secret
 from benchmarking.measurement import Measurement
 from benchmarking.redaction import ScrubbedStream, inert, register, register_url, scrub, scrubbed_output, shown
-from benchmarking.storage.outbox import encode_save_result
+from benchmarking.storage.outbox.entries import encode_save_result
 from benchmarking.storage.schema import result_row
 
 SRC = Path(__file__).resolve().parent.parent / "src"

@@ -155,10 +155,10 @@ def test_connecting_to_an_up_to_date_database_waits_for_no_reader(pg_url):
 
 def test_schema_sql_holds_only_statements_the_connect_check_knows():
     """The connect skips schema.sql when the catalog holds its tables, columns, indexes and security: a statement of
-    another kind would be skipped unseen, so teach the check (storage/postgres.py) before adding one."""
+    another kind would be skipped unseen, so teach the check (storage/postgres_connection.py) before adding one."""
     import re
 
-    from benchmarking.storage.postgres import SCHEMA_SQL, SCHEMA_STATEMENTS
+    from benchmarking.storage.postgres_connection import SCHEMA_SQL, SCHEMA_STATEMENTS
 
     text = re.sub(r"--[^\n]*", "", SCHEMA_SQL.read_text())
     statements = [" ".join(s.split()) for s in text.split(";") if s.strip()]
@@ -182,7 +182,8 @@ def test_unreachable_postgres_is_unavailable_within_its_timeout():
     import socket
     import time
 
-    from benchmarking.storage.postgres import WATCHDOG_GRACE_S, PostgresStorage
+    from benchmarking.storage.postgres import PostgresStorage
+    from benchmarking.storage.postgres_connection import WATCHDOG_GRACE_S
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

@@ -28,9 +28,8 @@ from benchmarking.settings.values import Secret
 from benchmarking.console import ConsoleReporter
 from benchmarking.errors import OutboxUnwritable, StorageUnavailable
 from benchmarking.simulator import ModelProfile
-from benchmarking.storage.outbox import (
-    Outbox, ResilientStorage, encode_create_run, encode_finish_run, encode_save_result,
-)
+from benchmarking.storage.outbox import Outbox, ResilientStorage
+from benchmarking.storage.outbox.entries import encode_create_run, encode_finish_run, encode_save_result
 from benchmarking.storage.postgres import PostgresStorage
 from benchmarking.storage.sqlite import SQLiteStorage
 from benchmarking.storage.supabase import SupabaseStorage

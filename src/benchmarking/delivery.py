@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 from .benchmark_runner import SavedMeasurement
-from .storage.outbox import entry_id
+from .storage.outbox.entries import entry_id
 
 
 @dataclass(frozen=True)

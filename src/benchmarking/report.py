@@ -30,7 +30,8 @@ from .measurement import utc_now
 from .safe_files import atomic_file
 from .slo import Attainment, SloConfig, attainment_by_model
 from .storage import GroupValues, ResultFilters, SelectionSpan, Storage, StoredResult, StoredRun
-from .storage.schema import gather_group_values, plain, result_row
+from .storage.report_read import gather_group_values
+from .storage.schema import plain, result_row
 
 PERCENTILES = (50, 90, 95, 99)
 BOOTSTRAP_RESAMPLES = 2000

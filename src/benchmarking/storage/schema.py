@@ -1,4 +1,4 @@
-"""The columns of `runs` and `benchmark_results`, shared by every backend.
+"""The tables' columns, shared by every backend, and their rows: made storable going in, read back coming out.
 
 schema.sql is the source of truth for Postgres and Supabase; this list mirrors it (a test compares them) and
 generates the SQLite DDL. The MVP's columns come first and keep their types; every later column is nullable.
@@ -6,20 +6,18 @@ generates the SQLite DDL. The MVP's columns come first and keep their types; eve
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import MISSING, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 import json
 import math
 import re
-from typing import Any, Callable, Iterable, Sequence
-from uuid import SafeUUID, UUID
+from typing import Any
+from uuid import UUID
 
 from ..measurement import Measurement
 from ..redaction import scrub
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredAlert, StoredResult, StoredRun
+from .base import RunInfo, StoredAlert, StoredResult, StoredRun
 
 # (column, Postgres type as written in schema.sql)
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -108,7 +106,7 @@ ALERTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("notify_error", "text"),
 )
 
-_NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
+NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
 # PostgreSQL's text and jsonb cannot hold NUL, and no backend can encode a lone UTF-16 surrogate (what a provider's
@@ -170,20 +168,12 @@ def _parse_uuid(text: str) -> UUID:
     return UUID(text)
 
 
-def _fast_uuid(text: str) -> UUID:
-    """UUID(text) in a third of the time: the text is a stored UUID, canonical, not user input."""
-    uuid = object.__new__(UUID)
-    object.__setattr__(uuid, "int", int(text.replace("-", ""), 16))
-    object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
-    return uuid
-
-
-def _uuid(value: object) -> UUID:
+def as_uuid(value: object) -> UUID:
     # Cached: the rows of one run repeat its run_id, and parsing was a quarter of a 100,000-row report.
     return value if isinstance(value, UUID) else _parse_uuid(str(value))
 
 
-def _time(value: object) -> datetime | None:
+def as_time(value: object) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
@@ -195,10 +185,10 @@ def stored_run_from_row(row: dict[str, object]) -> StoredRun:
     if isinstance(settings, str):
         settings = json.loads(settings)
     info = RunInfo(
-        id=_uuid(row["id"]),
+        id=as_uuid(row["id"]),
         run_name=row["run_name"],
         triggered_by=row["triggered_by"],
-        started_at=_time(row["started_at"]),
+        started_at=as_time(row["started_at"]),
         mode=row["mode"],
         host=row["host"],
         region=row["region"],
@@ -207,11 +197,11 @@ def stored_run_from_row(row: dict[str, object]) -> StoredRun:
         pid=row.get("pid"),
         kind=row.get("kind") or "sequential",
     )
-    return StoredRun(info=info, status=row["status"], finished_at=_time(row["finished_at"]),
-                     summary=_summary(row.get("summary")))
+    return StoredRun(info=info, status=row["status"], finished_at=as_time(row["finished_at"]),
+                     summary=as_summary(row.get("summary")))
 
 
-def _summary(stored: object) -> dict[str, object] | None:
+def as_summary(stored: object) -> dict[str, object] | None:
     """A run's summary as stored: JSON text (SQLite), or already a dict (PostgreSQL's jsonb, PostgREST's JSON)."""
     return json.loads(stored) if isinstance(stored, str) else stored  # type: ignore[return-value]
 
@@ -219,7 +209,7 @@ def _summary(stored: object) -> dict[str, object] | None:
 def stored_result_from_row(row: dict[str, object]) -> StoredResult:
     """A `benchmark_results` row as any backend returns it back into a StoredResult."""
     return StoredResult(
-        id=_uuid(row["id"]), run_id=_uuid(row["run_id"]), created_at=_time(row["created_at"]),
+        id=as_uuid(row["id"]), run_id=as_uuid(row["run_id"]), created_at=as_time(row["created_at"]),
         measurement=measurement_from_row(row),
     )
 
@@ -230,12 +220,12 @@ def stored_alert_from_row(row: dict[str, object]) -> StoredAlert:
     if isinstance(details, str):
         details = json.loads(details)
     return StoredAlert(
-        id=_uuid(row["id"]), rule=row["rule"], provider=row["provider"], model=row["model"], metric=row["metric"],
-        state=row["state"], started_at=_time(row["started_at"]), last_seen_at=_time(row["last_seen_at"]),
-        resolved_at=_time(row["resolved_at"]), details=details or {},
-        run_id=_uuid(row["run_id"]) if row.get("run_id") else None, host=row.get("host"),
-        notified_firing_at=_time(row.get("notified_firing_at")),
-        notified_resolved_at=_time(row.get("notified_resolved_at")),
+        id=as_uuid(row["id"]), rule=row["rule"], provider=row["provider"], model=row["model"], metric=row["metric"],
+        state=row["state"], started_at=as_time(row["started_at"]), last_seen_at=as_time(row["last_seen_at"]),
+        resolved_at=as_time(row["resolved_at"]), details=details or {},
+        run_id=as_uuid(row["run_id"]) if row.get("run_id") else None, host=row.get("host"),
+        notified_firing_at=as_time(row.get("notified_firing_at")),
+        notified_resolved_at=as_time(row.get("notified_resolved_at")),
         notify_attempts=row.get("notify_attempts") or 0, notify_error=row.get("notify_error"),
     )
 
@@ -258,7 +248,7 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
 def measurement_from_row(row: dict[str, object]) -> Measurement:
     """Rebuild a Measurement from stored column values (the inverse of result_row, less id/run_id/created_at)."""
     values = {name: row.get(name) for name in _MEASUREMENT_FIELDS}  # columns not read (response_text) are None
-    for name in _NUMBER_FIELDS:
+    for name in NUMBER_FIELDS:
         # A NaN or infinity an older version stored (PostgreSQL keeps them) is no measurement: read as NULL.
         value = values[name]
         if isinstance(value, (float, Decimal)) and not math.isfinite(value):
@@ -277,184 +267,6 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     if values["response_truncated"] is None:
         values["response_truncated"] = False
     return Measurement(**values)
-
-
-# ---- the report's fast read: fewer columns, no per-field __init__ ------------------------------------------------
-# What a report (and what reads its rows: alerts, metrics, the load report) needs of each result; the answer text,
-# error message, prices and request ids stay in the database. Exports read every column (read_results).
-REPORT_COLUMNS: tuple[str, ...] = (
-    "id", "run_id", "created_at", "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second",
-    "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "error_type", "http_status", "upstream_provider",
-    "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
-    "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens",
-)
-# A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
-# texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.
-REPORT_INDEX_COLUMNS: tuple[str, ...] = (
-    "created_at", "run_id", "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second",
-    "cost_usd", "output_tokens", "error_type", "upstream_provider", "input_tier", "prompt_id", "answer_ok",
-)
-# Runs are few (one per 4 to 40 results); their settings are left out, their summary (where a load sweep stopped) kept.
-REPORT_RUN_COLUMNS: tuple[str, ...] = tuple(name for name, _ in RUNS_COLUMNS if name != "settings")
-_REPORT_MEASURED = REPORT_COLUMNS[3:]
-_REPORT_FLOATS = tuple(name for name in _REPORT_MEASURED if name in _NUMBER_FIELDS and name != "cost_usd")
-_MEASUREMENT_DEFAULTS = {
-    f.name: None if f.default is MISSING else f.default for f in fields(Measurement)
-}  # started_at, the only field without a default, is read: REPORT_COLUMNS
-_RUN_DEFAULTS = {"settings": {}, "pid": None, "kind": "sequential"}
-_RUN_INFO_FIELDS = tuple(f.name for f in fields(RunInfo))
-
-
-def _filled(cls: type, values: dict[str, object]) -> Any:
-    """A frozen dataclass instance holding `values`, made without its __init__ (which sets each field through
-    object.__setattr__): a fifth of the time, for a million rows. The values must be complete and of the right type."""
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
-    return instance
-
-
-def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> list[StoredResult]:
-    """Rows of REPORT_COLUMNS, as any backend returns them (text or typed), into StoredResults; `finite`: read a NaN
-    or infinity as NULL (PostgreSQL can hold them; SQLite cannot)."""
-    results = []
-    for record in records:
-        values = dict(_MEASUREMENT_DEFAULTS)
-        values.update(zip(_REPORT_MEASURED, record[3:]))
-        values["success"] = bool(values["success"])
-        if values["answer_ok"] is not None:
-            values["answer_ok"] = bool(values["answer_ok"])
-        if values["cost_usd"] is not None:
-            values["cost_usd"] = _cost(values["cost_usd"])
-        for name in ("started_at", "level_started_at"):  # a load report's wall times
-            if values[name] is not None:
-                values[name] = _time(values[name])
-        if finite:
-            for name in _REPORT_FLOATS:
-                value = values[name]
-                if value is not None and not math.isfinite(value):
-                    values[name] = None
-        results.append(_filled(StoredResult, {
-            "id": record[0] if isinstance(record[0], UUID) else _fast_uuid(str(record[0])),
-            "run_id": _uuid(record[1]), "created_at": _time(record[2]), "measurement": _filled(Measurement, values),
-        }))
-    return results
-
-
-# What the report's figures are computed from, per result, after the group's value: SQLite reads these columns in one
-# pass over the covering index, the row path takes them from the rows; gather_group_values makes the figures' values.
-GATHERED_COLUMNS: tuple[str, ...] = (
-    "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second", "cost_usd", "output_tokens",
-    "error_type", "upstream_provider", "answer_ok", "run_id", "created_at",
-)
-
-
-def gather_group_values(records: Iterable[Sequence[Any]]) -> tuple[list[GroupValues], SelectionSpan | None]:
-    """(group, then GATHERED_COLUMNS) per result into the values of each group and provider/model, and the span of
-    the results (its first and last times as given: text from SQLite), in one pass.
-
-    The row path and SQLite's fast read both come through here, so both give the same figures. Values are taken as
-    they are (SQLite's floats exact, as stored: no trip through text); costs are counted per distinct (cost, output
-    tokens) and each distinct cost made a Decimal once.
-    """
-    groups: dict[tuple, tuple[list[int], list, list, list, list, list, list]] = {}
-    run_ids, times = [], []
-    for group, provider, model, success, ttft, latency, speed, cost, tokens, error, served, ok, run_id, created in (
-            records):
-        run_ids.append(run_id)
-        times.append(created)
-        gathered = groups.get((group, provider, model))
-        if gathered is None:
-            gathered = groups[(group, provider, model)] = ([0, 0, 0, 0], [], [], [], [], [], [])
-        counts, ttfts, latencies, speeds, costs, errors, servers = gathered
-        counts[0] += 1
-        if ok is not None:
-            counts[2] += 1
-            counts[3] += ok
-        if served:
-            servers.append(served)
-        if not success:
-            errors.append(error or "unknown")
-            continue
-        counts[1] += 1
-        if ttft is not None:
-            ttfts.append(ttft)
-        if latency is not None:
-            latencies.append(latency)
-        if speed is not None:
-            speeds.append(speed)
-        if cost is not None:
-            costs.append((cost, tokens))
-    values = [
-        GroupValues(group, provider, model, counts[0], counts[1], ttfts, latencies, speeds, counted_costs(costs),
-                    errors, servers, counts[2], counts[3])
-        for (group, provider, model), (counts, ttfts, latencies, speeds, costs, errors, servers) in groups.items()
-    ]
-    return values, SelectionSpan(len(times), len(set(run_ids)), min(times), max(times)) if times else None
-
-
-def counted_costs(pairs: Iterable[tuple[object, int | None]]) -> dict[tuple[Decimal, int | None], int]:
-    """(cost, output tokens) pairs, the cost as stored (float, Decimal or text), into how many there are of each
-    (Decimal cost, tokens); a cost that is no finite number (an old row's NaN) is left out, as the rows leave it."""
-    counted: dict[tuple[Decimal, int | None], int] = {}
-    for (cost, tokens), count in Counter(pairs).items():
-        if (decimal := _cost(cost)) is not None:
-            counted[(decimal, tokens)] = counted.get((decimal, tokens), 0) + count
-    return counted
-
-
-def _cost(value: object) -> Decimal | None:
-    cost = value if isinstance(value, Decimal) else Decimal(str(value))
-    return cost if cost.is_finite() else None
-
-
-def report_where(
-    filters: ResultFilters, mark: str, value: Callable[[object], object] = lambda v: v, table: str = ""
-) -> tuple[str, list]:
-    """The SQL condition (" where ...", or "") and its parameters for the filters on benchmark_results (`table`: its
-    alias and a dot, "b."); `mark` is the driver's placeholder, `value` turns a UUID or time into what it takes.
-
-    With `table`, results are joined to their runs (alias r): simulated runs, run ids and the newest run too.
-    """
-    conditions, params = [], []
-    for column, operator, given in (("run_id", "=", filters.run_id), ("created_at", ">=", filters.since),
-                                    ("created_at", "<=", filters.until)):
-        if given is not None:
-            conditions.append(f"{table}{column} {operator} {mark}")
-            params.append(value(given))
-    for column, names in (("provider", filters.providers), ("model", filters.models)):
-        if names:
-            conditions.append(f"{table}{column} in ({', '.join(mark for _ in names)})")
-            params += sorted(names)
-    if table:  # by run id, so that the results need no join with their runs unless grouped by a run's column
-        simulated = "" if filters.include_simulated else "(select s.id from runs s where s.mode = 'simulated')"
-        if simulated:
-            conditions.append(f"{table}run_id not in {simulated}")
-        if filters.run_ids is not None:
-            conditions.append(f"{table}run_id in ({', '.join(mark for _ in filters.run_ids) or 'null'})")
-            params += [value(run_id) for run_id in sorted(filters.run_ids)]
-        if filters.newest_run:
-            among = [f"n.id not in {simulated}" if simulated else ""]
-            if filters.run_ids is not None:
-                among.append(f"n.id in ({', '.join(mark for _ in filters.run_ids) or 'null'})")
-                params += [value(run_id) for run_id in sorted(filters.run_ids)]
-            where = " and ".join(c for c in among if c)
-            conditions.append(f"{table}run_id = (select n.id from runs n{' where ' + where if where else ''}"
-                              " order by n.started_at desc limit 1)")
-    return (" where " + " and ".join(conditions) if conditions else ""), params
-
-
-def report_runs(records: Iterable[Sequence[object]]) -> list[StoredRun]:
-    """Rows of REPORT_RUN_COLUMNS into StoredRuns, with empty settings."""
-    runs = []
-    for record in records:
-        row = dict(zip(REPORT_RUN_COLUMNS, record))
-        info = dict(_RUN_DEFAULTS)
-        info.update((name, row[name]) for name in _RUN_INFO_FIELDS if name in row)
-        info["id"], info["started_at"] = _uuid(info["id"]), _time(info["started_at"])
-        info["kind"] = info["kind"] or "sequential"
-        runs.append(_filled(StoredRun, {"info": _filled(RunInfo, info), "status": row["status"],
-                                        "finished_at": _time(row["finished_at"]), "summary": _summary(row["summary"])}))
-    return runs
 
 
 def json_default(value: object) -> str:

@@ -12,11 +12,13 @@ from uuid import UUID
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
+from .report_read import (
+    GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, gather_group_values, report_results,
+    report_runs, report_where,
+)
 from .schema import (
-    ALERTS_COLUMNS, GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, RESULTS_COLUMNS,
-    RUNS_COLUMNS, gather_group_values, report_results, report_runs, report_where, result_row, run_row,
-    selected_result_columns, settings_json, storable, stored_alert_from_row, stored_result_from_row,
-    stored_run_from_row,
+    ALERTS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json,
+    storable, stored_alert_from_row, stored_result_from_row, stored_run_from_row,
 )
 
 SQLITE_TYPES = {
