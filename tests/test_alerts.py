@@ -11,7 +11,7 @@ import pytest
 
 from benchmarking.alerts import apply, evaluate, judge_slo, notify_pending
 from benchmarking.config import AlertRules, Secret, Watching
-from benchmarking.report import Row
+from benchmarking.report.selection import Row
 from benchmarking.slo import SloConfig, Targets
 
 from alert_helpers import FAIL, NOW, Flooder, Receiver, Trickler, write_results
