@@ -12,7 +12,7 @@ import pytest
 from benchmarking.alerts import apply, evaluate, judge_slo, notify_pending
 from benchmarking.settings.model import AlertRules, Watching
 from benchmarking.settings.values import Secret
-from benchmarking.report import Row
+from benchmarking.report.selection import Row
 from benchmarking.slo import SloConfig, Targets
 
 from alert_helpers import FAIL, NOW, Flooder, Receiver, Trickler, write_results

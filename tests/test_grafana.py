@@ -20,7 +20,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from benchmarking.report import percentile
+from benchmarking.figures import percentile
 from benchmarking.storage.postgres import PostgresStorage
 
 from test_storage_sqlite import full_measurement, run_info

@@ -12,11 +12,11 @@ from uuid import uuid4
 import numpy
 import pytest
 
-from benchmarking.charts import extra_panels, plot, prefill_points, throughput_latency_points
+from benchmarking.report.charts import extra_panels, plot, prefill_points, throughput_latency_points
 from benchmarking.cli import main
-from benchmarking.load_report import by_concurrency, render
+from benchmarking.report.load import by_concurrency, render
 from benchmarking.measurement import Measurement
-from benchmarking.report import Selection, select
+from benchmarking.report.selection import Selection, select
 from benchmarking.slo import SloConfig, Targets
 
 from test_report import report_here  # noqa: F401 (a fixture)

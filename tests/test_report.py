@@ -14,8 +14,11 @@ from uuid import uuid4
 import pytest
 
 from benchmarking.cli import main
+from benchmarking.figures import percentile
 from benchmarking.measurement import Measurement
-from benchmarking.report import Selection, bootstrap_interval, percentile, select, summarise, summarise_stored
+from benchmarking.report.compare import bootstrap_interval
+from benchmarking.report.selection import Selection, select
+from benchmarking.report.views import summarise, summarise_stored
 
 from test_storage_sqlite import run_info
 
@@ -227,7 +230,7 @@ def test_plot_png_and_html_render_in_headless_chromium(report_dir, tmp_path):
 
 
 def test_a_significant_but_tiny_change_is_not_called_a_slowdown():
-    from benchmarking.report import Change
+    from benchmarking.report.compare import Change
 
     steady = [100.0, 100.1, 100.2, 100.3]
     wobble = [v + 0.5 for v in steady]
@@ -240,7 +243,7 @@ def test_a_significant_but_tiny_change_is_not_called_a_slowdown():
 def test_the_upstream_that_served_each_openrouter_request_is_reported_filtered_and_exported(open_backend, tmp_path):
     from dataclasses import replace
 
-    from benchmarking.report import export, format_table, summary_fields
+    from benchmarking.report.formats import export, format_table, summary_fields
 
     served = ["Google", "Google", "Amazon Bedrock", None]
     with open_backend() as storage:

@@ -16,7 +16,10 @@ import pytest
 
 from benchmarking.cli import main
 from benchmarking.measurement import Measurement
-from benchmarking.report import NO_VALUE, Selection, format_csv, format_markdown, format_table, select, summarise
+from benchmarking.report.formats import format_csv, format_markdown, format_table
+from benchmarking.report.groups import NO_VALUE
+from benchmarking.report.selection import Selection, select
+from benchmarking.report.views import summarise
 
 from test_report import report_here  # noqa: F401  (a fixture)
 from test_storage_sqlite import run_info
@@ -213,7 +216,7 @@ def test_rolling_median_is_the_median_of_the_window_ending_at_each_point():
         when += rng.choice((0.0, 60.0, 900.0, 3600.0))  # equal times too
         points.append((when, rng.uniform(50, 500)))
     window_s = 6 * 3600
-    from benchmarking.report import rolling_median
+    from benchmarking.report.statistics import rolling_median
 
     rolled = rolling_median(points, window_s)
     brute = [(t, median([v for u, v in points if t - window_s <= u <= t])) for t, _ in points]
@@ -232,7 +235,7 @@ def window_runs(now):
 
 
 def test_window_ending_now_and_ending_at_until_on_every_backend(open_backend):
-    from benchmarking.report import parse_duration, window_selection
+    from benchmarking.report.selection import parse_duration, window_selection
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     runs = window_runs(now)
@@ -319,7 +322,7 @@ def compare_runs(slower_by):
 def test_compare_keeps_each_load_level_apart(open_backend):
     """A: requests one at a time; B: a load run at 1 and at 8 in flight, the 8 much slower. Their medians were
     pooled into one per provider (with --by concurrency too): a level's queueing read as the provider's change."""
-    from benchmarking.report import compare
+    from benchmarking.report.compare import compare
 
     rng = random.Random(4)
     one_at_a_time = [(DAY + timedelta(seconds=i), measured("groq", "m", rng.uniform(40, 60), 150)) for i in range(8)]
@@ -339,7 +342,7 @@ def test_compare_keeps_each_load_level_apart(open_backend):
 
 
 def test_compare_within_each_input_tier_and_within_each_group(open_backend):
-    from benchmarking.report import compare, format_comparison
+    from benchmarking.report.compare import compare, format_comparison
 
     runs = compare_runs(slower_by=300)
     with open_backend() as storage:
@@ -389,7 +392,7 @@ def odd_results():
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_figures_the_database_gathers_equal_those_read_from_the_rows(backend, tmp_path, request):
-    from benchmarking.report import summarise_stored
+    from benchmarking.report.views import summarise_stored
     from benchmarking.storage.postgres import PostgresStorage
     from benchmarking.storage.sqlite import SQLiteStorage
 
@@ -422,7 +425,7 @@ def test_figures_the_database_gathers_equal_those_read_from_the_rows(backend, tm
 
 
 def test_supabase_reads_the_rows_and_gives_the_same_figures(open_backend):
-    from benchmarking.report import summarise_stored
+    from benchmarking.report.views import summarise_stored
 
     with open_backend() as storage:
         storage.prepare()
@@ -443,7 +446,7 @@ def test_hour_of_day_panels_draw_each_providers_median_by_hour_and_only_when_hou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmarking.charts import _figure, extra_panels, hour_of_day_panels
+    from benchmarking.report.charts import _figure, extra_panels, hour_of_day_panels
     from benchmarking.storage.sqlite import SQLiteStorage
 
     runs = history(seed=4)

@@ -4,8 +4,8 @@ Three rules, judged per provider and model over the last window (default 1 h) of
 - outage: the newest N results (default 3) all failed, or the window's success rate is under the SLO's;
 - slo_breach: the SLO's percentile of TTFT or latency in the window is above its target, or its decode speed at the
   other end (the (100 - percentile)th percentile: the slow tail) is under its minimum;
-- regression: report.py's bootstrap comparison of the window against the baseline before it (default 7 days) marks
-  a change beyond the noise, slower by at least the threshold (default 20 %).
+- regression: report/compare.py's bootstrap comparison of the window against the baseline before it (default 7 days)
+  marks a change beyond the noise, slower by at least the threshold (default 20 %).
 A rule that cannot be judged (no data in the window) leaves its alert as it is. An alert is a row from firing to
 resolved; several machines share the table, and the database decides who opens, resolves and announces each one
 (the unique partial index on firing alerts, and updates that hold only if the row is still as it was read).
@@ -20,8 +20,10 @@ from typing import Callable, Iterable, Sequence
 from uuid import UUID, uuid4
 
 from .settings.model import AlertRules, Watching
+from .figures import percentile
 from .measurement import utc_now
-from .report import Change, Row, bootstrap_interval, percentile
+from .report.compare import Change, bootstrap_interval
+from .report.selection import Row
 from .slo import SloConfig
 from .storage import Storage, StoredAlert
 
@@ -126,7 +128,7 @@ def judge_slo(pair: Pair, window: Sequence[Row], slo: SloConfig) -> list[Verdict
 
 def judge_regression(pair: Pair, window: Sequence[Row], baseline: Sequence[Row], rules: AlertRules
                      ) -> list[Verdict]:
-    """Slower than the baseline by at least the threshold, and beyond the noise by report.py's bootstrap.
+    """Slower than the baseline by at least the threshold, and beyond the noise by report/compare.py's bootstrap.
 
     The medians are compared first: the bootstrap (the costly part) runs only when they differ by the threshold.
     """

@@ -150,7 +150,9 @@ def summary_table(outcome: RunOutcome) -> str:
     """One line per provider and model (and prompt, where a run had several): successes, the medians of TTFT, latency
     and speed and the mean cost, as `report` computes them for the same rows, and the answers that met their
     `expect`."""
-    from .report import Row, summarise, summary_fields
+    from .report.formats import summary_fields
+    from .report.selection import Row
+    from .report.views import summarise
 
     run = StoredRun(outcome.run, outcome.status, None)
     rows = [Row(StoredResult(r.id, run.info.id, r.created_at, r.measurement), run) for r in outcome.results]

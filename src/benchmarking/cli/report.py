@@ -13,14 +13,14 @@ from .common import ExitStatus, Parser, storage_only_settings
 from .outputs import own_files
 
 if TYPE_CHECKING:
-    from ..report import Selection
+    from ..report.selection import Selection
     from ..slo import SloConfig
 
 
 def _compare_side(text: str, base: "Selection") -> "Selection":
     """A run id, or a window START..END (END may be left out: until now)."""
     from ..measurement import utc_now
-    from ..report import ends_after_it_starts, parse_run_id, parse_time
+    from ..report.selection import ends_after_it_starts, parse_run_id, parse_time
 
     if ".." in text:
         start, _, end = text.partition("..")
@@ -35,13 +35,13 @@ def _compare_side(text: str, base: "Selection") -> "Selection":
 
 def report_keys() -> list[str]:
     """What --by takes: the general grouping keys, then the keys that have a table of their own."""
-    from ..report import GROUP_KEYS
+    from ..report.groups import GROUP_KEYS
 
     return list(GROUP_KEYS) + list(OWN_TABLES)
 
 
 def _concurrency_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
-    from ..load_report import NO_LOAD_RUNS, load_rows, render
+    from ..report.load import NO_LOAD_RUNS, load_rows, render
 
     if fmt in MACHINE_FORMATS and not load_rows(rows):
         print(NO_LOAD_RUNS, file=sys.stderr)  # stdout stays json or csv: no level
@@ -58,11 +58,12 @@ OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]]
 
 def report_main(argv: list[str]) -> int:
     """Percentiles, success rates and costs per provider and model, on any backend."""
-    from ..report import (
-        Selection, compare, comparison_json, ends_after_it_starts, export, format_comparison, format_csv, format_json,
-        format_markdown, format_table, parse_duration, parse_run_id, parse_time, report_title, select, span_of,
-        summarise, summarise_stored, title_for, window_selection, with_slo,
+    from ..report.compare import compare, comparison_json, format_comparison
+    from ..report.formats import export, format_csv, format_json, format_markdown, format_table, report_title, title_for
+    from ..report.selection import (
+        Selection, ends_after_it_starts, parse_duration, parse_run_id, parse_time, select, span_of, window_selection,
     )
+    from ..report.views import summarise, summarise_stored, with_slo
     from ..measurement import utc_now
     from ..storage import open_backend
 
@@ -193,7 +194,7 @@ def report_main(argv: list[str]) -> int:
         count = export(rows, Path(args.export))
         print(f"exported {count} result rows to {args.export}", file=sys.stderr)
     if args.plot:
-        from ..charts import plot
+        from ..report.charts import plot
 
         plot(rows, summaries, title, Path(args.plot), base.window)
         print(f"chart written to {args.plot}", file=sys.stderr)

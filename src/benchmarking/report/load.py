@@ -1,6 +1,6 @@
 """`report --by concurrency`: per provider, model and load level, what the system did with that many requests in flight.
 
-Computed from the stored rows (report.py's Rows), the same on every backend, by figures.level_figures: the function
+Computed from the stored rows (selection.py's Rows), the same on every backend, by figures.level_figures: the function
 that gives the console's line when the level ends, so both say the same for the same rows (percentiles by linear
 interpolation, "-" below 2 samples, the median from 1). Only rows of load runs count (those with a `concurrency`).
 
@@ -21,10 +21,12 @@ import json
 from typing import Iterable, Sequence
 from uuid import UUID
 
-from .figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate, round_s
-from .measurement import Measurement
-from .report import Row, Selection, _cell, _round, aligned_lines, csv_text, markdown_lines
-from .slo import SloConfig
+from ..figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate, round_s
+from ..measurement import Measurement
+from ..slo import SloConfig
+from .formats import aligned_lines, cell_text, csv_text, markdown_lines, rounded
+from .selection import Row, Selection
+
 LAG_PERCENTILES = (50, 99)
 RATE_LIMITED = "rate_limit"  # the error type of a 429 (or a provider's own too-many-requests code)
 FORMATS = ("table", "json", "csv", "markdown")
@@ -192,10 +194,10 @@ def level_fields(level: LevelReport) -> dict[str, object]:
         "ratelimit_remaining_tokens_min": level.ratelimit_remaining_tokens_min,
     })
     for q in LAG_PERCENTILES:
-        values[f"start_lag_p{q}_ms"] = _round(level.start_lag_ms[q])
-    values["harness_cpu_ms_per_request"] = _round(level.harness_cpu_ms_per_request)
+        values[f"start_lag_p{q}_ms"] = rounded(level.start_lag_ms[q])
+    values["harness_cpu_ms_per_request"] = rounded(level.harness_cpu_ms_per_request)
     values["harness_warning"] = "; ".join(level.harness_warnings) or None
-    values["slo_met_rate"] = _round(level.slo_met_rate, 4)
+    values["slo_met_rate"] = rounded(level.slo_met_rate, 4)
     values["goodput_per_s"] = round_rate(level.goodput_per_s)
     values["stopped"] = "; ".join(level.stopped) or None
     return values
@@ -213,14 +215,14 @@ def _table(levels: Sequence[LevelReport]) -> tuple[list[str], list[list[str]]]:
         rows.append(
             [level.provider, level.model, str(level.concurrency), str(level.requests),
              number_text(round_rate(level.requests_per_s)), number_text(round_rate(level.output_tokens_per_s)),
-             " / ".join(_cell(level.ttft_ms[q]) for q in LEVEL_PERCENTILES),
-             " / ".join(_cell(level.latency_ms[q]) for q in LEVEL_PERCENTILES),
+             " / ".join(cell_text(level.ttft_ms[q]) for q in LEVEL_PERCENTILES),
+             " / ".join(cell_text(level.latency_ms[q]) for q in LEVEL_PERCENTILES),
              f"{level.error_rate * 100:.0f}", f"{level.rate_limited_rate * 100:.0f}",
              ", ".join(f"{name} x{count}" for name, count in level.errors) or "-",
-             f"{_cell(level.ratelimit_remaining_requests_min)} / {_cell(level.ratelimit_remaining_tokens_min)}",
-             " / ".join(_cell(level.start_lag_ms[q]) for q in LAG_PERCENTILES),
-             _cell(level.harness_cpu_ms_per_request)]
-            + ([_cell(None if met is None else met * 100), number_text(round_rate(level.goodput_per_s))]
+             f"{cell_text(level.ratelimit_remaining_requests_min)} / {cell_text(level.ratelimit_remaining_tokens_min)}",
+             " / ".join(cell_text(level.start_lag_ms[q]) for q in LAG_PERCENTILES),
+             cell_text(level.harness_cpu_ms_per_request)]
+            + ([cell_text(None if met is None else met * 100), number_text(round_rate(level.goodput_per_s))]
                if with_slo else [])
             + ["stopped" if level.stopped else ""]
         )

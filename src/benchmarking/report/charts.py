@@ -20,11 +20,13 @@ from statistics import median
 from typing import Any, Callable, Sequence
 import warnings
 
-from .errors import ConfigError
-from .load_report import LevelReport, by_concurrency
-from .redaction import scrub
-from .report import PERCENTILES, Row, Summary, rolling_median, summary_fields, window_text
-from .safe_files import write_file
+from ..errors import ConfigError
+from ..redaction import scrub
+from ..safe_files import write_file
+from .formats import summary_fields
+from .load import LevelReport, by_concurrency
+from .selection import Row, window_text
+from .statistics import PERCENTILES, Summary, rolling_median
 
 PLOT_SUFFIXES = (".png", ".html")
 

@@ -1,0 +1,128 @@
+"""The summary of one provider and model: percentiles (figures.py's), success, cost; fastest and cheapest marked."""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import Counter
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Callable, Iterable, Sequence
+
+from ..figures import quantiles
+from ..slo import Attainment
+from ..storage import GroupValues
+from .groups import GroupKey, group_order
+
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> list[tuple[float, float]]:
+    """For each (time in s, value), oldest first: the median of the values in the window [time - window_s, time].
+
+    What a leaderboard's "median over the past 72 hours" shows at each moment. One pass, the window's values kept
+    sorted: fast on a year of rows.
+    """
+    window: list[float] = []
+    rolled = []
+    oldest = 0
+    for when, value in points:
+        insort(window, value)
+        while points[oldest][0] < when - window_s:
+            del window[bisect_left(window, points[oldest][1])]
+            oldest += 1
+        middle = len(window) // 2
+        rolled.append((when, window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2))
+    return rolled
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One provider and model over the selected results (of one group with --by); times in ms, costs in USD."""
+
+    provider: str
+    model: str
+    requests: int
+    successes: int
+    ttft_ms: dict[int, float | None]
+    latency_ms: dict[int, float | None]
+    tokens_per_second_p50: float | None
+    cost_mean_usd: Decimal | None
+    cost_total_usd: Decimal | None
+    cost_per_1k_output_tokens_usd: Decimal | None
+    top_errors: tuple[tuple[str, int], ...]
+    upstream_providers: tuple[tuple[str, int], ...] = ()  # OpenRouter: who served the requests, most first
+    slo: Attainment | None = None  # set when benchmark.toml has an [slo] with a per-request target for it
+    fastest: bool = False
+    cheapest: bool = False
+    group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
+    answers_judged: int = 0  # requests whose prompt had an `expect`, and so an answer_ok
+    answers_correct: int = 0
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.requests if self.requests else 0.0
+
+    @property
+    def correct_rate(self) -> float | None:
+        """The share of judged answers that met their prompt's `expect`; None where nothing was judged."""
+        return self.answers_correct / self.answers_judged if self.answers_judged else None
+
+
+def _percentiles(values: list[float]) -> dict[int, float | None]:
+    """Every PERCENTILES of the values."""
+    return quantiles(values, PERCENTILES)
+
+
+def _most_common(names: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """Counts, most first, ties by name: the same however the database ordered them."""
+    return tuple(sorted(Counter(names).items(), key=lambda item: (-item[1], item[0])))
+
+
+def summary_of(values: GroupValues, group: tuple[GroupKey, object] | None) -> Summary:
+    """The Summary of one provider and model from the values gathered for it (in one group with --by)."""
+    priced = sum(values.costs.values())
+    total = sum((cost * count for (cost, _), count in values.costs.items()), Decimal(0)) if priced else None
+    with_output = [(cost * count, tokens * count) for (cost, tokens), count in values.costs.items() if tokens]
+    output_tokens = sum(tokens for _, tokens in with_output)
+    per_1k = sum((cost for cost, _ in with_output), Decimal(0)) / output_tokens * 1000 if output_tokens else None
+    return Summary(
+        provider=values.provider,
+        model=values.model,
+        requests=values.requests,
+        successes=values.successes,
+        ttft_ms=_percentiles(values.ttft_ms),
+        latency_ms=_percentiles(values.latency_ms),
+        tokens_per_second_p50=quantiles(values.tokens_per_second, (50,))[50],
+        cost_mean_usd=total / priced if priced else None,
+        cost_total_usd=total,
+        cost_per_1k_output_tokens_usd=per_1k,
+        top_errors=_most_common(values.error_types)[:3],
+        upstream_providers=_most_common(values.upstream_providers),
+        group=group,
+        answers_judged=values.answers_judged,
+        answers_correct=values.answers_correct,
+    )
+
+
+def arrange(values: Sequence[GroupValues], key: GroupKey) -> list[Summary]:
+    """Summaries in the key's group order, each group sorted and marked."""
+    groups: dict[object, list[GroupValues]] = {}
+    for value in values:
+        groups.setdefault(value.group, []).append(value)
+    summaries = []
+    for group in sorted(groups, key=group_order):
+        summaries += _marked([summary_of(v, (key, group) if key.value else None) for v in groups[group]])
+    return summaries
+
+
+def _marked(summaries: list[Summary]) -> list[Summary]:
+    """One group's summaries, sorted by median TTFT (undefined last), fastest and cheapest marked."""
+    def best(key: Callable[[Summary], object]) -> Summary | None:
+        candidates = [s for s in summaries if key(s) is not None]
+        return min(candidates, key=key) if len(candidates) > 1 else None  # type: ignore[arg-type, return-value]
+
+    fastest = best(lambda s: (s.latency_ms[50], s.provider, s.model) if s.latency_ms[50] is not None else None)
+    cheapest = best(lambda s: (s.cost_mean_usd, s.provider, s.model) if s.cost_mean_usd is not None else None)
+    marked = [replace(s, fastest=s is fastest, cheapest=s is cheapest) for s in summaries]
+    return sorted(marked, key=lambda s: (s.ttft_ms[50] is None, s.ttft_ms[50] or 0.0, s.provider, s.model))
