@@ -1,0 +1,143 @@
+"""What the simulated models share across requests, whatever the API: profiles in use, the request log, prompt caches,
+capacity and the faults already played."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+import hashlib
+import itertools
+import threading
+import time
+from typing import Iterator
+
+from .profiles import DEFAULT_PROFILE, DEFAULT_PROFILES, ModelProfile
+
+CHARS_PER_TOKEN = 4
+TEMPLATE_TOKENS = 7  # what a chat template adds around the messages
+CACHE_BLOCK_TOKENS = 128  # a prompt cache matches prefixes in blocks (OpenAI's: 128 tokens, from 1,024 up)
+CACHE_MIN_TOKENS = 1024
+
+
+@dataclass
+class RequestRecord:
+    """What the server did for one request, on the server's own clock (time.perf_counter, seconds)."""
+
+    path: str
+    model: str | None
+    stream: bool
+    received_at: float
+    status: int = 200
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    chunk_count: int = 0
+    client_port: int = 0
+    authorization: str | None = None
+    body: dict = field(default_factory=dict)
+    request_id: str = ""  # the x-request-id it answered with
+
+    @property
+    def ttft_ms(self) -> float | None:
+        return None if self.first_token_at is None else (self.first_token_at - self.received_at) * 1000
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.last_token_at is None else (self.last_token_at - self.received_at) * 1000
+
+
+class SimulatorState:
+    """The models' side of the simulator, shared by the handlers of every API; thread-safe."""
+
+    def __init__(
+        self,
+        profiles: dict[str, ModelProfile] | None = None,
+        default: ModelProfile | None = DEFAULT_PROFILE,
+    ) -> None:
+        self.profiles = dict(DEFAULT_PROFILES if profiles is None else profiles)
+        self.default = default
+        self.log: list[RequestRecord] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._failures: dict[str | None, int] = {}
+        self._prefixes: dict[str, float] = {}  # hash of a model and a prompt prefix -> when it was last seen
+        self._places: dict[str | None, threading.BoundedSemaphore] = {}  # per model with a capacity
+
+    def set_profile(self, model: str, profile: ModelProfile) -> None:
+        with self._lock:
+            self.profiles[model] = profile
+            self._failures.pop(model, None)
+            self._places.pop(model, None)
+
+    @contextmanager
+    def serving(self, model: str | None, profile: ModelProfile) -> Iterator[bool | float]:
+        """A place among the model's `capacity`: True at once, the time it came after a wait, or False (429)."""
+        if profile.capacity is None:
+            yield True
+            return
+        with self._lock:
+            places = self._places.setdefault(model, threading.BoundedSemaphore(profile.capacity))
+        waited = not places.acquire(blocking=False)
+        if waited:
+            if profile.over_capacity_429:
+                yield False
+                return
+            places.acquire()
+        try:
+            yield time.perf_counter() if waited else True
+        finally:
+            places.release()
+
+    def count_prompt(self, model: str | None, profile: ModelProfile, text: str) -> tuple[int, int]:
+        """(prompt tokens, cached tokens): a counted prompt is cached as far as its prefix was seen in the window.
+
+        `text` is the prompt as the request's API spells it out (each handler knows where its API keeps it)."""
+        if profile.input_tokens is not None:
+            return profile.input_tokens, min(profile.cached_tokens, profile.input_tokens)
+        tokens = -(-len(text) // CHARS_PER_TOKEN) + TEMPLATE_TOKENS
+        block = CACHE_BLOCK_TOKENS * CHARS_PER_TOKEN
+        now = time.monotonic()
+        digest = hashlib.sha256(str(model).encode())
+        cached_blocks, matching = 0, True
+        with self._lock:
+            for start in range(0, len(text) - block + 1, block):
+                digest.update(text[start : start + block].encode())
+                key = digest.hexdigest()
+                seen = self._prefixes.get(key)
+                matching = matching and seen is not None and now - seen <= profile.cache_window_s
+                cached_blocks += matching
+                self._prefixes[key] = now
+        cached = cached_blocks * CACHE_BLOCK_TOKENS
+        return tokens, (cached if cached >= CACHE_MIN_TOKENS else 0)
+
+    def next_request_id(self) -> str:
+        return f"req_sim_{next(self._ids)}"
+
+    def record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.log.append(record)
+
+    def profile_for(self, model: str | None) -> ModelProfile | None:
+        with self._lock:
+            return self.profiles.get(model or "", self.default)
+
+    def fault_for(self, model: str | None, profile: ModelProfile) -> str | None:
+        """The fault to play for this request: always, or only for the first `fail_first` requests."""
+        if profile.fault is None or profile.fail_first == 0:
+            return profile.fault
+        with self._lock:
+            done = self._failures.get(model, 0)
+            self._failures[model] = done + 1
+        return profile.fault if done < profile.fail_first else None
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        """The record of the request answered with this x-request-id."""
+        with self._lock:
+            return next((r for r in reversed(self.log) if r.request_id == request_id), None)
+
+    def requests_for(self, model: str) -> list[RequestRecord]:
+        with self._lock:
+            return [r for r in self.log if r.model == model]
