@@ -1,9 +1,9 @@
-"""What every OpenAI-shaped API shares: client set-up, warm-up, the timed request, retries, and turning what came
-back into a Measurement.
+"""What every provider reached through an SDK shares: client set-up, warm-up, the timed request and retries; the
+API it speaks is its Wire's dialect (dialects/), and what came back becomes a Measurement in outcome.py.
 
 The real SDK makes each request and raises its own errors; the times, and what the answer said, are read from the
-bytes on the wire under it (wire.py, answer.py), so that an SDK's parsing can neither delay the clock nor hide what a
-provider sent.
+bytes on the wire under it (wire.py, reader.py, the dialect), so that an SDK's parsing can neither delay the clock
+nor hide what a provider sent.
 """
 
 from __future__ import annotations

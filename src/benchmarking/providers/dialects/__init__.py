@@ -1,11 +1,12 @@
 """What an API dialect is: the request body one API takes, and how its recorded events read into an Answer.
 
-A dialect is a module (chat_completions is the first); its module-level names are what Dialect lists.
+A dialect is one module here (chat_completions is the first), whose module-level names are what Dialect lists, plus
+its recorded fixtures in tests/fixtures/; a provider speaks it by naming it in its Wire.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ContextManager, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
     from ...config import ProviderSettings
@@ -34,7 +35,7 @@ class Dialect(Protocol):
 
     REHEARSAL_STREAM: bytes  # a canned streamed answer, to run an SDK's request path once offline
 
-    def EventReader(self) -> EventReading: ...  # noqa: N802  (a class in the module)
+    EventReader: Callable[[], EventReading]  # a class: one per streamed answer
 
     def request(self, model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str
                 ) -> dict[str, Any]: ...
