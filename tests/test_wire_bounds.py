@@ -380,7 +380,7 @@ def test_names_a_provider_gives_are_kept_short_whatever_it_sends():
 
 
 def test_text_of_a_million_tiny_events_is_held_as_a_few_strings():
-    from benchmarking.providers.answer import _Builder
+    from benchmarking.providers.dialects.chat_completions import _Builder
 
     builder = _Builder()
     for i in range(5000):

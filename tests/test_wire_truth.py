@@ -354,3 +354,24 @@ def test_https_answers_are_timed_at_the_wire_like_plain_ones(tls_server, route):
     assert m.success and m.endpoint.startswith("https://") and m.response_text.endswith(" x last")
     assert first <= m.ttft_ms < first + 25
     assert last <= m.latency_ms < last + 25  # not when the SDK got round to the last of 800 chunks
+
+
+def test_every_dialect_module_defines_what_a_dialect_is_and_every_provider_names_one():
+    """A next API is one module in providers/dialects/: what it must define is Dialect's list, checked here."""
+    import importlib
+    import pkgutil
+
+    from benchmarking import providers
+    from benchmarking.providers import dialects
+
+    wanted = {name for name in dialects.Dialect.__annotations__} | {
+        name for name, value in vars(dialects.Dialect).items() if callable(value) and not name.startswith("_")}
+    assert {"REHEARSAL_STREAM", "EventReader", "request", "read_body", "judge", "tokens"} <= wanted
+    names = [info.name for info in pkgutil.iter_modules(dialects.__path__)]
+    assert "chat_completions" in names
+    for name in names:
+        module = importlib.import_module(f"{dialects.__name__}.{name}")
+        assert wanted <= set(vars(module)), f"dialect {name} lacks {sorted(wanted - set(vars(module)))}"
+    spoken = {importlib.import_module(f"{providers.__name__}.{info.name}").WIRE.dialect.__name__
+              for info in pkgutil.iter_modules(providers.__path__) if info.name.endswith("_provider")}
+    assert spoken == {f"{dialects.__name__}.chat_completions"}

@@ -1,7 +1,8 @@
 """How a request failed: one error_type, the HTTP status, a request id and a one-line message with no secret in it.
 
-The same rules hold for an HTTP error and for an error a provider put inside an HTTP 200 (a stream event, a body):
-the error's own status or code decides its type, so `--retries` treats both alike.
+Shared by every API: the SDKs' exceptions, HTTP statuses and their Retry-After. An error a provider puts inside an
+HTTP 200 has a shape per API and is read by its dialect (dialects/), typed by the same kind_for_status, so that
+`--retries` treats both alike.
 """
 
 from __future__ import annotations
@@ -13,21 +14,9 @@ from typing import Any, Mapping
 
 from .. import redaction
 from ..settings.model import ProviderSettings
-from ..redaction import scrub_known  # noqa: F401  (openai_compatible imports it from here)
 from .wire import DeadlineExceeded
 
 RETRYABLE = ("rate_limit", "server", "connection")
-
-# Words in an error's code or type, and the error_type each means, checked in this order.
-_CODE_WORDS = (
-    ("rate_limit", "rate_limit"), ("rate-limit", "rate_limit"), ("too_many", "rate_limit"), ("quota", "rate_limit"),
-    ("auth", "auth"), ("api_key", "auth"), ("permission", "auth"), ("forbidden", "auth"),
-    ("not_found", "not_found"), ("does_not_exist", "not_found"),
-    ("invalid", "bad_request"), ("bad_request", "bad_request"), ("context_length", "bad_request"),
-    ("server", "server"), ("internal", "server"), ("overloaded", "server"), ("unavailable", "server"),
-    ("timeout", "server"), ("upstream", "server"),
-)
-
 
 @dataclass(frozen=True)
 class Failure:
@@ -76,43 +65,12 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _status_in(error: Mapping[str, Any]) -> int | None:
-    for key in ("status_code", "status", "code"):
-        value = error.get(key)
-        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 3:
-            value = int(value)  # only ASCII: int() reads '٥٠٣' as 503, and '²' not at all
-        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
-            return value
-    return None
-
-
-def _message_in(error: Mapping[str, Any]) -> str:
-    message = error.get("message") or error.get("detail") or error.get("error")
-    return str(message) if message else str(dict(error))
-
-
-def _settings_hint(kind: str, settings: ProviderSettings, model: str) -> str:
+def settings_hint(kind: str, settings: ProviderSettings, model: str) -> str:
     if kind == "auth" and settings.key_env:
         return f" (check {settings.key_env})"
     if kind == "not_found":
         return f" (model {model!r} may be retired: {settings.model_hint})"
     return ""
-
-
-def in_body_failure(
-    error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
-) -> Failure:
-    """An error a provider sent inside an HTTP 200: typed by its own status, else by the words of its code."""
-    status = _status_in(error)
-    if status is not None:
-        kind = kind_for_status(status)
-    else:
-        words = " ".join(str(error.get(key, "")) for key in ("code", "type")).lower()
-        kind = next((kind for word, kind in _CODE_WORDS if word in words), "server")
-    code = error.get("code") if error.get("code") not in (None, status) else None
-    label = f"HTTP 200 carrying error {status if status is not None else ''}{f' {code}' if code else ''}".rstrip()
-    message = f"{label}: {_message_in(error)}" + _settings_hint(kind, settings, model)
-    return Failure(kind, status, scrub(message, known_secrets(settings)), request_id)
 
 
 def _status_message(exc: Any) -> str:
@@ -155,7 +113,7 @@ def classify(exc: BaseException, settings: ProviderSettings, model: str, endpoin
         if kind == "not_found" and not _is_model_not_found(exc, detail):
             message += f"; check the base URL {endpoint} (most servers serve the API under /v1)"
         else:
-            message += _settings_hint(kind, settings, model)
+            message += settings_hint(kind, settings, model)
         if kind in ("rate_limit", "server"):
             retry_after = retry_after_s(headers)
     elif names & {"APIConnectionError", "TransportError"}:

@@ -1,48 +1,39 @@
-"""What every OpenAI-shaped API shares: client set-up, warm-up, the timed request, retries, and turning what came
-back into a Measurement.
+"""What every provider reached through an SDK shares: client set-up, warm-up, the timed request and retries; the
+API it speaks is its Wire's dialect (dialects/), and what came back becomes a Measurement in outcome.py.
 
 The real SDK makes each request and raises its own errors; the times, and what the answer said, are read from the
-bytes on the wire under it (wire.py, answer.py), so that an SDK's parsing can neither delay the clock nor hide what a
-provider sent.
+bytes on the wire under it (wire.py, reader.py, the dialect), so that an SDK's parsing can neither delay the clock
+nor hide what a provider sent.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import dataclass
 import importlib
-import json
 import threading
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 import urllib.request
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..settings.model import ProviderSettings
 from ..settings.urls import redact_url
 from ..deferred import later
-from ..measurement import Measurement, cap_text, decode_tokens_per_second, utc_now
-from ..pricing import Price, cost_usd, missing_price_warning
+from ..measurement import Measurement, utc_now
+from ..pricing import Price
 from ..stopping import pause
-from .answer import Answer, AnswerReader
-from .failures import RETRYABLE, Failure, classify, in_body_failure, known_secrets, scrub, scrub_known
-from .numbers import part_of, provider_cost, text_count, usage_count
+from .answer import Answer
+from .dialects import Dialect, PromptInput, chat_completions
+from .dialects.chat_completions import messages_of
+from .failures import RETRYABLE, classify, known_secrets, scrub
+from .outcome import Attempt, measurement_of
+from .reader import AnswerReader
 from .tokenize import ServerCount, count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
 MAX_RETRY_WAIT_S = 60.0
 BACKOFF_BASE_S = 0.5
-
-
-# What a call sends: a prompt's text (one user message), or its (role, content) messages.
-PromptInput = str | Sequence[tuple[str, str]]
-
-
-def messages_of(prompt: PromptInput) -> list[dict[str, str]]:
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return [{"role": role, "content": content} for role, content in prompt]
 
 
 @dataclass(frozen=True)
@@ -55,6 +46,7 @@ class Wire:
     default_base_url: str
     api_root: str = ""  # what the SDK puts between base_url and /chat/completions
     usage_request: str = "stream_options"  # "stream_options" | "extra_body" | "none" (the API sends usage anyway)
+    dialect: Dialect = chat_completions  # the API it speaks: the request's body, how its answer reads
 
 
 def auth_headers(settings: ProviderSettings) -> dict[str, str]:
@@ -84,19 +76,6 @@ def _proxy_for(url: str) -> str | None:
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
-
-
-_REHEARSAL_STREAM = b"".join(
-    b"data: " + json.dumps(chunk).encode() + b"\n\n"
-    for chunk in (
-        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r",
-         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r",
-         "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
-        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r", "choices": [],
-         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
-    )
-) + b"data: [DONE]\n\n"
 
 
 def client_key(wire: Wire, settings: ProviderSettings) -> tuple[object, ...]:
@@ -154,7 +133,7 @@ class _Client:
         """Run the SDK's request path once on a canned answer, offline, so its first-use set-up is done."""
         if self.rehearsed:
             return
-        self.clock.canned = _REHEARSAL_STREAM
+        self.clock.canned = self.wire.dialect.REHEARSAL_STREAM
         try:
             self.send(model="rehearsal", prompt="rehearsal", stream=True, max_tokens=1)
         finally:
@@ -164,18 +143,9 @@ class _Client:
     def send(self, *, model: str, prompt: PromptInput, stream: bool, max_tokens: int) -> None:
         """The request, made and checked by the SDK (its URL, headers, body, and its error for an HTTP error status);
         the answer's bytes are read off as they come, unparsed: what they say is read from the wire afterwards
-        (answer.py), which spares parsing every chunk into objects twice."""
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "messages": messages_of(prompt),
-            "max_tokens": max_tokens,
-            "stream": stream,
-        }
-        if stream and self.wire.usage_request == "stream_options":
-            kwargs["stream_options"] = {"include_usage": True}
-        elif stream and self.wire.usage_request == "extra_body":
-            kwargs["extra_body"] = {"stream_options": {"include_usage": True}}
-        with self.sdk.chat.completions.with_streaming_response.create(**kwargs) as response:
+        (reader.py and the dialect), which spares parsing every chunk into objects twice."""
+        request = self.wire.dialect.request(model, prompt, max_tokens, stream, self.wire.usage_request)
+        with self.wire.dialect.open_stream(self.sdk, request) as response:
             for _ in response.iter_bytes():
                 pass
 
@@ -229,65 +199,19 @@ def _without_tracebacks(exc: BaseException) -> BaseException:
     return exc
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """One try: what the wire recorded (None if the request never left), how it read, and how it failed if it did."""
-
-    record: WireRecord | None
-    answer: Answer
-    failure: Failure | None
-
-
-def _request_id(record: WireRecord | None, answer: Answer) -> str | None:
-    headers = record.headers if record is not None else {}
-    return headers.get("x-request-id") or headers.get("request-id") or answer.response_id
-
-
-def _judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
-           model: str, endpoint: str) -> Failure | None:
-    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
-    if error is not None and isinstance(getattr(error, "status_code", None), int):
-        return classify(error, settings, model, endpoint)  # an HTTP error status
-    request_id = _request_id(record, answer)
-    if answer.error is not None:
-        return in_body_failure(answer.error, settings, model, request_id)
-    if error is not None:
-        failure = classify(error, settings, model, endpoint)
-        return failure if failure.request_id else replace(failure, request_id=request_id)
-    if answer.too_large is not None:
-        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
-                       request_id)
-    if answer.unreadable is not None:
-        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
-                                                   known_secrets(settings)), request_id)
-    if answer.finish_reason == "error":
-        return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
-    if settings.stream and answer.plain_json:
-        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
-    if not answer.has_output:
-        return Failure("empty_answer", None, "the answer had no output (no content, reasoning, refusal or tool "
-                       f"call; finish_reason {answer.finish_reason!r})", request_id)
-    if settings.stream and not answer.complete:
-        if answer.done:
-            return Failure("incomplete", None, "the stream ended with [DONE] but no finish_reason: the answer did not "
-                           "complete", request_id)
-        return Failure("incomplete", None, "stream ended before the answer was complete", request_id)
-    return None
-
-
 def _attempt(client: _Client, model: str, prompt: PromptInput, settings: ProviderSettings, endpoint: str
-             ) -> _Attempt:
+             ) -> Attempt:
     if settings.warm_each_request or not client.warmed:
         try:
             client.warm()
         except Exception as exc:
-            return _Attempt(None, Answer(), classify(exc, settings, model, endpoint))
-    reader = AnswerReader(settings.stream)
+            return Attempt(None, Answer(), classify(exc, settings, model, endpoint))
+    reader = AnswerReader(settings.stream, client.wire.dialect)
     record, error = client.timed_request(model, prompt, settings, reader)
     answer = Answer()
     if record is not None and record.status is not None and record.status < 400:
         answer = reader.answer(record)
-    return _Attempt(record, answer, _judge(record, answer, error, settings, model, endpoint))
+    return Attempt(record, answer, client.wire.dialect.judge(record, answer, error, settings, model, endpoint))
 
 
 def measure(
@@ -327,8 +251,8 @@ def measure(
         if pool is not None and _counts(attempt, settings):
             # The client stays open (a run's): the count may come later, off a load slot (deferred.later).
             def measured(counted: ServerCount | None) -> Measurement:
-                return _measurement(provider, model, settings, pricing, pricing_file, endpoint, started_at,
-                                    attempts, attempt, counted)
+                return measurement_of(provider, model, settings, pricing, pricing_file, endpoint, started_at,
+                                      attempts, attempt, counted, wire.dialect)
 
             return later(lambda: measured(_server_count(client, attempt, model, prompt, settings,
                                                         client.untimed_http())),
@@ -337,17 +261,17 @@ def measure(
     finally:
         if pool is None:
             client.close()
-    return _measurement(provider, model, settings, pricing, pricing_file, endpoint, started_at, attempts, attempt,
-                        counted)
+    return measurement_of(provider, model, settings, pricing, pricing_file, endpoint, started_at, attempts,
+                          attempt, counted, wire.dialect)
 
 
-def _counts(attempt: _Attempt, settings: ProviderSettings) -> bool:
+def _counts(attempt: Attempt, settings: ProviderSettings) -> bool:
     """Whether the server's tokenizer is asked: only where asked for, and only if the provider sent no usage."""
     answer = attempt.answer
     return settings.token_count == "tokenize" and answer.usage is None and answer.has_output
 
 
-def _server_count(client: _Client, attempt: _Attempt, model: str, prompt: PromptInput, settings: ProviderSettings,
+def _server_count(client: _Client, attempt: Attempt, model: str, prompt: PromptInput, settings: ProviderSettings,
                   http: Any = None) -> ServerCount | None:
     """Tokens counted by the server's own tokenizer, where _counts says so (through `http`, else the client's)."""
     answer = attempt.answer
@@ -408,104 +332,6 @@ def kept_clients() -> Iterator[None]:
     finally:
         _kept.reset(token)
         pool.close()
-
-
-def _cost_fields(provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price],
-                 pricing_file: str, reported: Decimal | None, input_tokens: int | None, output_tokens: int | None,
-                 cached_tokens: int | None) -> tuple[dict[str, Any], tuple[str, ...]]:
-    p = settings.price or pricing.get(model)
-    fields: dict[str, Any] = {}
-    if p is not None:
-        fields.update(price_input_per_mtok=p.input, price_cached_input_per_mtok=p.cached_input,
-                      price_output_per_mtok=p.output, price_as_of=p.as_of)
-    if reported is not None:
-        fields.update(cost_usd=reported, cost_source="provider")
-    elif p is not None and input_tokens is not None and output_tokens is not None:
-        fields.update(cost_usd=cost_usd(p, input_tokens, output_tokens, cached_tokens or 0), cost_source="pricing")
-    elif p is None:
-        where = "benchmark.toml (input_price, output_price)" if not pricing else f"PRICING in {pricing_file}"
-        return fields, (missing_price_warning(provider, model, where),)
-    return fields, ()
-
-
-def _measurement(
-    provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price], pricing_file: str,
-    endpoint: str, started_at: Any, attempts: int, attempt: _Attempt, counted: ServerCount | None,
-) -> Measurement:
-    record, answer, failure = attempt.record, attempt.answer, attempt.failure
-    secrets = known_secrets(settings)
-    problems: list[str] = []
-    usage = answer.usage
-    input_tokens = usage_count(usage, ("prompt_tokens",), problems)
-    output_tokens = usage_count(usage, ("completion_tokens",), problems)
-    cached_tokens = usage_count(usage, ("prompt_tokens_details", "cached_tokens"), problems)
-    if cached_tokens is None:  # Together puts it beside the other counts
-        cached_tokens = usage_count(usage, ("cached_tokens",), problems)
-    reasoning_tokens = usage_count(usage, ("completion_tokens_details", "reasoning_tokens"), problems)
-    cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
-    token_source = "usage" if usage is not None else None
-    if counted is not None:
-        if counted.output_tokens is not None:
-            token_source, input_tokens, output_tokens = "tokenize", counted.input_tokens, counted.output_tokens
-
-    def ms(at: float | None) -> float | None:
-        return None if at is None or record is None else (at - record.sent_at) * 1000
-
-    if settings.stream:
-        ttft_ms, answer_ttft_ms, latency_ms = (
-            ms(answer.first_output_at), ms(answer.first_answer_at), ms(answer.last_output_at)
-        )
-    else:
-        ttft_ms = answer_ttft_ms = None
-        latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
-    cost_fields, warnings = _cost_fields(
-        provider, model, settings, pricing, pricing_file, provider_cost(usage, problems),
-        input_tokens, output_tokens, cached_tokens,
-    )
-    if failure is None and usage is None and token_source is None:
-        warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
-    warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
-    if counted is not None and counted.problem:
-        warnings += (counted.problem,)
-    # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models)
-    # are not part of the decode that the stream shows.
-    hidden = reasoning_tokens if reasoning_tokens and not answer.reasoning_streamed else 0
-    decoded = None if output_tokens is None else output_tokens - hidden
-    headers = record.headers if record is not None else {}
-    text, truncated = cap_text(scrub_known(answer.text, secrets))
-    truncated = truncated or answer.text_truncated
-    request_id = _request_id(record, answer) or (failure.request_id if failure else None)
-    return Measurement(
-        provider=provider,
-        model=model,
-        stream=settings.stream,
-        endpoint=endpoint,
-        started_at=started_at,
-        success=failure is None,
-        attempts=attempts,
-        ttft_ms=ttft_ms,
-        answer_ttft_ms=answer_ttft_ms,
-        latency_ms=latency_ms,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cached_tokens=cached_tokens,
-        reasoning_tokens=reasoning_tokens,
-        tokens_per_second=decode_tokens_per_second(decoded, ttft_ms, latency_ms) if failure is None else None,
-        finish_reason=answer.finish_reason,
-        request_id=scrub_known(request_id, secrets) if request_id else None,
-        response_text=(text or None) if failure is not None else text,
-        response_truncated=truncated,
-        error_type=failure.error_type if failure else None,
-        http_status=failure.http_status if failure else None,
-        error_message=failure.message if failure else None,
-        upstream_provider=answer.upstream_provider,
-        token_source=token_source,
-        sent_at_s=record.sent_at if record is not None else None,
-        ratelimit_remaining_requests=text_count(headers.get("x-ratelimit-remaining-requests")),
-        ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
-        warnings=warnings,
-        **cost_fields,
-    )
 
 
 class ModelListError(Exception):

@@ -1,0 +1,50 @@
+"""What an API dialect is: the request body one API takes, and how its recorded events read into an Answer.
+
+A dialect is one module here (chat_completions is the first), whose module-level names are what Dialect lists, plus
+its recorded fixtures in tests/fixtures/; a provider speaks it by naming it in its Wire.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+    from ..answer import Answer, Tokens
+    from ..failures import Failure
+    from ..sse import SseEvent
+    from ..wire import WireRecord
+
+# What a call sends: a prompt's text (one user message), or its (role, content) messages.
+PromptInput = str | Sequence[tuple[str, str]]
+
+
+class EventReading(Protocol):
+    """One streamed answer's events, read in order as they are split from the wire."""
+
+    ending: Mapping[str, Any] | None  # how the events ended, once they did: nothing after it is read
+    events: int  # events seen so far
+
+    def read(self, events: list[SseEvent]) -> None: ...
+
+    def answer(self) -> Answer: ...
+
+
+class Dialect(Protocol):
+    """The names a dialect module defines."""
+
+    REHEARSAL_STREAM: bytes  # a canned streamed answer, to run an SDK's request path once offline
+
+    EventReader: Callable[[], EventReading]  # a class: one per streamed answer
+
+    def request(self, model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str
+                ) -> dict[str, Any]: ...
+
+    def open_stream(self, sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]: ...
+
+    def read_body(self, record: WireRecord, body: Mapping[str, Any]) -> Answer: ...
+
+    def judge(self, record: WireRecord | None, answer: Answer, error: BaseException | None,
+              settings: ProviderSettings, model: str, endpoint: str) -> Failure | None: ...
+
+    def tokens(self, usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens: ...

@@ -1,0 +1,271 @@
+"""The OpenAI Chat Completions dialect: the request body, the answer's chunks (`choices[].delta`, or a whole body's
+`choices[].message`) read into an Answer, the error shapes a provider puts inside an HTTP 200, and how an attempt
+that came back is judged.
+
+Spoken by OpenAI, Groq, Together, OpenRouter and every OpenAI-compatible server (vLLM, Ollama, llama.cpp, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import json
+from typing import TYPE_CHECKING, Any, ContextManager, Mapping
+
+from ..answer import JOIN_PARTS, KEPT_CHARS, MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..numbers import provider_cost, usage_count
+from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..wire import WireRecord, json_object
+from . import PromptInput
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+
+# Delta fields that carry tokens the model generated. Reasoning comes under either name depending on the server.
+REASONING_FIELDS = ("reasoning", "reasoning_content")
+
+REHEARSAL_STREAM = b"".join(
+    b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    for chunk in (
+        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r",
+         "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r",
+         "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
+        {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "r", "choices": [],
+         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+    )
+) + b"data: [DONE]\n\n"
+
+
+def messages_of(prompt: PromptInput) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": role, "content": content} for role, content in prompt]
+
+
+def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
+    """The SDK's arguments for one request; `usage_request` says how a stream's usage is asked for (Wire)."""
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": messages_of(prompt),
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
+    if stream and usage_request == "stream_options":
+        kwargs["stream_options"] = {"include_usage": True}
+    elif stream and usage_request == "extra_body":
+        kwargs["extra_body"] = {"stream_options": {"include_usage": True}}
+    return kwargs
+
+
+def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
+    """The request, made by the SDK; its answer's bytes are read off unparsed (the wire records them)."""
+    return sdk.chat.completions.with_streaming_response.create(**request)
+
+
+def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:
+    """The error a chunk or body carries, in any of the shapes seen: `{"error": {...}}` (OpenAI, OpenRouter, Groq's
+    `event: error`) or a top-level `{"object": "error", "message": ...}` (older vLLM). None if it carries none."""
+    error = payload.get("error")
+    if isinstance(error, Mapping) and error:
+        return error
+    if isinstance(error, str) and error:
+        return {"message": error}
+    if payload.get("object") == "error" or event == "error":
+        return {k: v for k, v in payload.items() if k != "object"} or {"message": "error event without details"}
+    return None
+
+
+class _Builder:
+    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.kept = {id(self.parts): 0, id(self.reasoning): 0}  # characters in each
+        self.cut: set[int] = set()  # which of them went past KEPT_CHARS
+        self.output_events = 0
+
+    def _keep(self, into: list[str], text: str) -> None:
+        room = KEPT_CHARS - self.kept[id(into)]
+        if len(text) > room:
+            text = text[:max(room, 0)]
+            self.cut.add(id(into))
+        if text:
+            into.append(text)
+            self.kept[id(into)] += len(text)
+            if len(into) >= JOIN_PARTS:  # a million one-character events would cost 50 bytes a character
+                into[:] = ["".join(into)]
+
+    def chunk(self, payload: Mapping[str, Any], at: float | None, message_key: str) -> None:
+        f = self.fields
+        if isinstance(payload.get("id"), str) and payload["id"]:  # Azure's first chunk has an empty id
+            f.setdefault("response_id", payload["id"][:MAX_NAME_CHARS])
+        if isinstance(payload.get("provider"), str):
+            f["upstream_provider"] = payload["provider"][:MAX_NAME_CHARS]
+        usage = payload.get("usage")
+        x_groq = payload.get("x_groq")
+        if isinstance(usage, Mapping):
+            f["usage"] = usage
+        elif isinstance(x_groq, Mapping) and isinstance(x_groq.get("usage"), Mapping) and "usage" not in f:
+            f["usage"] = x_groq["usage"]
+        choices = payload.get("choices")
+        carried_output = False
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, Mapping):
+                continue
+            part = choice.get(message_key)
+            if isinstance(part, Mapping):
+                content = text_of(part.get("content")) + text_of(part.get("refusal"))
+                reasoning = "".join(text_of(part.get(name)) for name in REASONING_FIELDS)
+                tool_calls = bool(part.get("tool_calls"))
+                if content:
+                    self._keep(self.parts, content)
+                if reasoning:
+                    self._keep(self.reasoning, reasoning)
+                if content or tool_calls:
+                    f.setdefault("first_answer_at", at)
+                if reasoning:
+                    f["reasoning_streamed"] = True
+                carried_output = carried_output or bool(content or reasoning or tool_calls)
+            if choice.get("finish_reason"):
+                f["finish_reason"] = name_of(choice["finish_reason"])
+        if carried_output:
+            self.output_events += 1
+            f.setdefault("first_output_at", at)
+            f["last_output_at"] = at
+
+    def build(self, **extra: Any) -> Answer:
+        return Answer(**self.fields, **extra, output_events=self.output_events, text="".join(self.parts),
+                      reasoning_text="".join(self.reasoning), text_truncated=id(self.parts) in self.cut,
+                      reasoning_truncated=id(self.reasoning) in self.cut)
+
+
+class EventReader:
+    """A stream's events in order, up to an error, an unreadable event or `[DONE]` (what comes after is not read)."""
+
+    def __init__(self) -> None:
+        self._builder = _Builder()
+        self.ending: dict[str, Any] | None = None  # how the events ended, once they did
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+                continue
+            if event.data.strip() == "[DONE]":
+                self.ending = {"done": True}
+                continue
+            payload = json_object(event.data)
+            if payload is None:  # what no SDK can read either: the answer is broken from here on
+                self.ending = {"unreadable": event.data[:80]}
+                continue
+            error = error_in(payload, event.event)
+            self._builder.chunk(payload, event.arrived_at, "delta")
+            if error is not None:
+                self.ending = {"error": error}
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
+
+
+def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
+    """A whole JSON answer (no stream): its text, usage and finish; its time is when its last byte came."""
+    builder = _Builder()
+    error = error_in(body)
+    builder.chunk(body, record.last_byte_at, "message")
+    return builder.build(error=error, done=error is None and bool(body.get("choices")))
+
+
+def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
+    """The counts in a usage object (problems noted for values that make no sense), and the cost it reports."""
+    cached_tokens = usage_count(usage, ("prompt_tokens_details", "cached_tokens"), problems)
+    if cached_tokens is None:  # Together puts it beside the other counts
+        cached_tokens = usage_count(usage, ("cached_tokens",), problems)
+    return Tokens(
+        input_tokens=usage_count(usage, ("prompt_tokens",), problems),
+        output_tokens=usage_count(usage, ("completion_tokens",), problems),
+        cached_tokens=cached_tokens,
+        reasoning_tokens=usage_count(usage, ("completion_tokens_details", "reasoning_tokens"), problems),
+        reported_cost_usd=provider_cost(usage, problems),
+    )
+
+
+# Words in an error's code or type, and the error_type each means, checked in this order.
+_CODE_WORDS = (
+    ("rate_limit", "rate_limit"), ("rate-limit", "rate_limit"), ("too_many", "rate_limit"), ("quota", "rate_limit"),
+    ("auth", "auth"), ("api_key", "auth"), ("permission", "auth"), ("forbidden", "auth"),
+    ("not_found", "not_found"), ("does_not_exist", "not_found"),
+    ("invalid", "bad_request"), ("bad_request", "bad_request"), ("context_length", "bad_request"),
+    ("server", "server"), ("internal", "server"), ("overloaded", "server"), ("unavailable", "server"),
+    ("timeout", "server"), ("upstream", "server"),
+)
+
+
+
+def _status_in(error: Mapping[str, Any]) -> int | None:
+    for key in ("status_code", "status", "code"):
+        value = error.get(key)
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 3:
+            value = int(value)  # only ASCII: int() reads '٥٠٣' as 503, and '²' not at all
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
+def _message_in(error: Mapping[str, Any]) -> str:
+    message = error.get("message") or error.get("detail") or error.get("error")
+    return str(message) if message else str(dict(error))
+
+
+def in_body_failure(
+    error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
+) -> Failure:
+    """An error a provider sent inside an HTTP 200: typed by its own status, else by the words of its code."""
+    status = _status_in(error)
+    if status is not None:
+        kind = kind_for_status(status)
+    else:
+        words = " ".join(str(error.get(key, "")) for key in ("code", "type")).lower()
+        kind = next((kind for word, kind in _CODE_WORDS if word in words), "server")
+    code = error.get("code") if error.get("code") not in (None, status) else None
+    label = f"HTTP 200 carrying error {status if status is not None else ''}{f' {code}' if code else ''}".rstrip()
+    message = f"{label}: {_message_in(error)}" + settings_hint(kind, settings, model)
+    return Failure(kind, status, scrub(message, known_secrets(settings)), request_id)
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
+    if error is not None and isinstance(getattr(error, "status_code", None), int):
+        return classify(error, settings, model, endpoint)  # an HTTP error status
+    request_id = request_id_of(record, answer)
+    if answer.error is not None:
+        return in_body_failure(answer.error, settings, model, request_id)
+    if error is not None:
+        failure = classify(error, settings, model, endpoint)
+        return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.too_large is not None:
+        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
+                       request_id)
+    if answer.unreadable is not None:
+        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+                                                   known_secrets(settings)), request_id)
+    if answer.finish_reason == "error":
+        return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
+    if settings.stream and answer.plain_json:
+        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
+    if not answer.has_output:
+        return Failure("empty_answer", None, "the answer had no output (no content, reasoning, refusal or tool "
+                       f"call; finish_reason {answer.finish_reason!r})", request_id)
+    if settings.stream and not answer.complete:
+        if answer.done:
+            return Failure("incomplete", None, "the stream ended with [DONE] but no finish_reason: the answer did not "
+                           "complete", request_id)
+        return Failure("incomplete", None, "stream ended before the answer was complete", request_id)
+    return None

@@ -1,0 +1,105 @@
+"""One attempt's outcome (what the wire recorded, the answer a dialect read from it, how it failed) made into the
+Measurement that is stored: times from the wire, tokens from the dialect's usage, cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..settings.model import ProviderSettings
+from ..measurement import Measurement, cap_text, decode_tokens_per_second
+from ..pricing import Price
+from ..redaction import scrub_known
+from .answer import Answer, request_id_of
+from .cost import cost_fields
+from .dialects import Dialect
+from .failures import Failure, known_secrets
+from .numbers import part_of, text_count
+from .tokenize import ServerCount
+from .wire import WireRecord
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try: what the wire recorded (None if the request never left), how it read, and how it failed if it did."""
+
+    record: WireRecord | None
+    answer: Answer
+    failure: Failure | None
+
+
+def measurement_of(
+    provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price], pricing_file: str,
+    endpoint: str, started_at: Any, attempts: int, attempt: Attempt, counted: ServerCount | None, dialect: Dialect,
+) -> Measurement:
+    record, answer, failure = attempt.record, attempt.answer, attempt.failure
+    secrets = known_secrets(settings)
+    problems: list[str] = []
+    usage = answer.usage
+    counts = dialect.tokens(usage, problems)
+    input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
+    cached_tokens, reasoning_tokens = counts.cached_tokens, counts.reasoning_tokens
+    cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
+    token_source = "usage" if usage is not None else None
+    if counted is not None:
+        if counted.output_tokens is not None:
+            token_source, input_tokens, output_tokens = "tokenize", counted.input_tokens, counted.output_tokens
+
+    def ms(at: float | None) -> float | None:
+        return None if at is None or record is None else (at - record.sent_at) * 1000
+
+    if settings.stream:
+        ttft_ms, answer_ttft_ms, latency_ms = (
+            ms(answer.first_output_at), ms(answer.first_answer_at), ms(answer.last_output_at)
+        )
+    else:
+        ttft_ms = answer_ttft_ms = None
+        latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
+    fields, warnings = cost_fields(
+        provider, model, settings, pricing, pricing_file, counts.reported_cost_usd,
+        input_tokens, output_tokens, cached_tokens,
+    )
+    if failure is None and usage is None and token_source is None:
+        warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
+    warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
+    if counted is not None and counted.problem:
+        warnings += (counted.problem,)
+    # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models)
+    # are not part of the decode that the stream shows.
+    hidden = reasoning_tokens if reasoning_tokens and not answer.reasoning_streamed else 0
+    decoded = None if output_tokens is None else output_tokens - hidden
+    headers = record.headers if record is not None else {}
+    text, truncated = cap_text(scrub_known(answer.text, secrets))
+    truncated = truncated or answer.text_truncated
+    request_id = request_id_of(record, answer) or (failure.request_id if failure else None)
+    return Measurement(
+        provider=provider,
+        model=model,
+        stream=settings.stream,
+        endpoint=endpoint,
+        started_at=started_at,
+        success=failure is None,
+        attempts=attempts,
+        ttft_ms=ttft_ms,
+        answer_ttft_ms=answer_ttft_ms,
+        latency_ms=latency_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached_tokens,
+        reasoning_tokens=reasoning_tokens,
+        tokens_per_second=decode_tokens_per_second(decoded, ttft_ms, latency_ms) if failure is None else None,
+        finish_reason=answer.finish_reason,
+        request_id=scrub_known(request_id, secrets) if request_id else None,
+        response_text=(text or None) if failure is not None else text,
+        response_truncated=truncated,
+        error_type=failure.error_type if failure else None,
+        http_status=failure.http_status if failure else None,
+        error_message=failure.message if failure else None,
+        upstream_provider=answer.upstream_provider,
+        token_source=token_source,
+        sent_at_s=record.sent_at if record is not None else None,
+        ratelimit_remaining_requests=text_count(headers.get("x-ratelimit-remaining-requests")),
+        ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
+        warnings=warnings,
+        **fields,
+    )
