@@ -226,3 +226,18 @@ def test_main_py_stops_on_sigterm_after_the_request_in_flight(tmp_path):
     assert "SIGTERM: stopping after the current request" in err and "Traceback" not in err
     assert db_rows(db, "select status from runs") == [("interrupted",)]
     assert len(db_rows(db, "select id from benchmark_results")) == out.count("Testing → ")
+
+
+def test_a_schedule_whose_results_are_only_in_the_outbox_exits_1_and_says_so(tmp_path):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: the database is unavailable, at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    process = scheduled(tmp_path, "--simulate", "--providers", "groq", "--runs", "1", "--interval", "1s",
+                        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/nothing")
+    out, err = process.communicate(timeout=120)
+    pending = (tmp_path / "outbox" / "pending.jsonl").read_text().splitlines()
+    assert len(pending) >= 2  # the run and its result wait there
+    assert process.returncode == 1, out + err
+    assert "writes are only in the outbox (outbox/): `python main.py flush` writes them" in err

@@ -98,10 +98,16 @@ def schedule_main(argv: list[str]) -> int:
             schedule, context.settings, guarded_run, stop.wait, stop.requested,
             lambda line: print(line, file=context.human, flush=True),
         )
+        # Writes still in the outbox when the schedule ends have not reached the database: not all is well.
+        waiting = context.storage.outbox.waiting_ids(context.storage.database)
+        if waiting is None or waiting:
+            print(f"schedule: {'some' if waiting is None else len(waiting)} writes are only in the outbox "
+                  f"({context.settings.outbox_dir}/): `python main.py flush` writes them once the database takes "
+                  "them", file=sys.stderr)
     done = len(outcome.statuses)
     failed = sum(status != "completed" for status in outcome.statuses)
     print(f"schedule: {done} of {schedule.runs} runs made, {failed} not completed, "
           f"{len(outcome.skipped_slots)} slots skipped", file=sys.stderr)
     if outcome.stopped:
         return stop.exit_status
-    return ExitStatus.OK if failed == 0 and not metrics_failures else ExitStatus.FAILURES
+    return ExitStatus.OK if failed == 0 and not metrics_failures and waiting == set() else ExitStatus.FAILURES
