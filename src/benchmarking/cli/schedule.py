@@ -30,7 +30,8 @@ def build_scheduled_parser() -> argparse.ArgumentParser:
         epilog=(
             "Each run is stored like a single run, with triggered_by 'scheduler' and run_name NAME-03/16. "
             "Ctrl-C or SIGTERM: the request in flight finishes, the run is marked interrupted, exit 130 or 143. "
-            "Exit status 0 if every run completed, 1 if any failed."
+            "Exit status 0 if every run completed and every result reached the database, 1 if any failed or results "
+            "are left in the outbox."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
