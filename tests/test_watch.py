@@ -281,3 +281,40 @@ def test_run_scheduled_evaluates_the_rules_after_each_run(tmp_path):
     assert done.returncode == 1, done.stderr
     # The first run's one failure is not yet 2 in a row; the second run's evaluation opens the alert.
     assert done.stdout.count("alert FIRING: outage on local/m: the last 2 requests failed") == 1
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_runs_notification_is_sent_ends_the_send_at_once_kept_pending(tmp_path, signum):
+    """After a run its alert's message is being sent (the receiver trickles): SIGTERM or a first Ctrl-C, a flag while
+    the run listens, waited out the whole 15 s bound. It ends the send now; the message waits for the next time."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import MAIN, clean_env
+
+    with socket.socket() as closed:  # the provider: a port nothing listens on, so the request fails at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    (tmp_path / "benchmark.toml").write_text(
+        f'[[providers]]\nname = "down"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\n'
+        "[alerts]\nconsecutive_failures = 1\n")
+    with Trickler(give_up_s=120, byte_every_s=1.0) as trickler:
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "down", "--timeout", "2"],
+                                   cwd=tmp_path, env=clean_env(BENCHMARK_NOTIFY=trickler.url(SECRET_TOKEN)),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert trickler.answering.wait(60), "the notification was never sent"
+            signalled = time.monotonic()
+            process.send_signal(getattr(signal, signum))
+            _, err = process.communicate(timeout=60)
+            took = time.monotonic() - signalled
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == (143 if signum == "SIGTERM" else 130), err
+    assert took < 10, f"exit came {took:.1f} s after {signum} (the send's bound is 15 s)"
+    with sqlite3.connect(tmp_path / "benchmarks.db") as db:
+        assert db.execute("select notified_firing_at from alerts").fetchall() == [(None,)]

@@ -21,12 +21,14 @@ from typing import Iterator, Sequence
 
 from .errors import ConfigError
 from .redaction import scrub
+from .stopping import stop_requested
 
 # The most one message may hold a run, for all its URLs together, from starting the child that sends it to its end.
 # Apprise's socket timeouts (4 s) bound each wait for a byte, not the answer: a receiver that sends a byte every few
 # seconds would hold the run for minutes. A send still under way at the bound is killed and counts as not delivered
 # (kept pending); the receiver may have taken it all the same, and then gets it twice.
 SEND_TIMEOUT_S = 15.0
+STOP_CHECK_S = 0.2
 
 
 def scheme_of(url: str) -> str:
@@ -93,8 +95,10 @@ def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list
         except BrokenPipeError:  # it died before reading: nothing delivered
             pass
         received = b""
-        while len(delivered) < len(urls) and (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([child.stdout], [], [], left)
+        while len(delivered) < len(urls) and (left := deadline - time.monotonic()) > 0 and not stop_requested():
+            # Woken every STOP_CHECK_S: a SIGTERM or first Ctrl-C (a flag while a run listens, no exception) ends
+            # the send at once, kept pending, instead of holding the process to the bound.
+            ready, _, _ = select.select([child.stdout], [], [], min(left, STOP_CHECK_S))
             chunk = os.read(child.stdout.fileno(), 4096) if ready else b""  # type: ignore[union-attr]
             if ready and not chunk:
                 break  # it ended

@@ -65,3 +65,9 @@ def pause(seconds: float) -> bool:
         time.sleep(max(0.0, seconds))
         return False
     return _listening.wait(seconds) or _listening.requested()
+
+
+def stop_requested() -> bool:
+    """Whether a stop (Ctrl-C, SIGTERM) was asked for while a GracefulStop listens: waits that are no request of a
+    run (a notification being sent) end at it."""
+    return _listening is not None and _listening.requested()
