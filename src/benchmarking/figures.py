@@ -69,16 +69,12 @@ def rate_text(value: float | None, unknown: str = "unknown") -> str:
     return number_text(round_rate(value), unknown)
 
 
-@dataclass(frozen=True)
-class LevelFigures:
-    """One provider and model at one load level: counts, wall time, and the percentiles of TTFT and latency."""
+class LevelRates:
+    """Rates over a level's wall time, for any record with `wall_s`, `requests` and `output_tokens`."""
 
-    requests: int
-    successes: int
     wall_s: float
-    output_tokens: int | None  # of the successful requests; None where one of them did not report its count
-    ttft_ms: dict[int, float | None]
-    latency_ms: dict[int, float | None]
+    requests: int
+    output_tokens: int | None
 
     def rate(self, count: int | None) -> float | None:
         return None if count is None or self.wall_s <= 0 else count / self.wall_s
@@ -90,6 +86,18 @@ class LevelFigures:
     @property
     def output_tokens_per_s(self) -> float | None:
         return self.rate(self.output_tokens)
+
+
+@dataclass(frozen=True)
+class LevelFigures(LevelRates):
+    """One provider and model at one load level: counts, wall time, and the percentiles of TTFT and latency."""
+
+    requests: int
+    successes: int
+    wall_s: float
+    output_tokens: int | None  # of the successful requests; None where one of them did not report its count
+    ttft_ms: dict[int, float | None]
+    latency_ms: dict[int, float | None]
 
 
 LevelRow = tuple[Hashable, Measurement, datetime]  # (the run it belongs to, what was measured, when it was stored)

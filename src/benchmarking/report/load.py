@@ -21,7 +21,9 @@ import json
 from typing import Iterable, Sequence
 from uuid import UUID
 
-from ..figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate, round_s
+from ..figures import (
+    LEVEL_PERCENTILES, LevelRates, level_figures, number_text, quantiles, round_ms, round_rate, round_s,
+)
 from ..measurement import Measurement
 from ..slo import SloConfig
 from .formats import aligned_lines, cell_text, csv_text, markdown_lines, rounded
@@ -42,7 +44,7 @@ class LevelSweep:
 
 
 @dataclass(frozen=True)
-class LevelReport:
+class LevelReport(LevelRates):
     """One provider and model at one concurrency level, over the selected load runs; times in ms, rates per second."""
 
     provider: str
@@ -64,21 +66,10 @@ class LevelReport:
     stopped: tuple[str, ...] = ()  # why a sweep stopped after this level, one reason per run that stopped here
     slo_met: int | None = None  # requests within every per-request SLO target; None where none is set
 
-    def _rate(self, count: int | None) -> float | None:
-        return None if count is None or self.wall_s <= 0 else count / self.wall_s
-
-    @property
-    def requests_per_s(self) -> float | None:
-        return self._rate(self.requests)
-
-    @property
-    def output_tokens_per_s(self) -> float | None:
-        return self._rate(self.output_tokens)
-
     @property
     def goodput_per_s(self) -> float | None:
         """Requests per second that met every per-request SLO target (DistServe's goodput)."""
-        return self._rate(self.slo_met)
+        return self.rate(self.slo_met)
 
     @property
     def error_rate(self) -> float:
