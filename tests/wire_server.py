@@ -21,6 +21,8 @@ from typing import Callable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wire"
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# POST paths answered with the replies, one API's each (Chat Completions, Anthropic Messages)
+REPLAYED_PATHS = ("/chat/completions", "/v1/messages")
 
 
 def sse_parts(body: bytes, gap_s: float = 0.002, first_s: float = 0.01) -> list[tuple[float, bytes]]:
@@ -76,6 +78,8 @@ class WireServer:
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
         self.models = ["m"]
+        self.model_list: Callable[[str], object] | None = None  # GET .../models's answer by path, if not `models`
+        self.listed: list[tuple[str, dict]] = []  # each GET .../models: its path and headers
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,8 +101,10 @@ class WireServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                if self.path.split("?")[0].rstrip("/").endswith("/models"):
+                    outer.listed.append((self.path, dict(self.headers)))
+                    self._json(200, outer.model_list(self.path) if outer.model_list else
+                               {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
                 else:
                     self._json(404, {"error": {"message": f"no route for GET {self.path}"}})
 
@@ -107,7 +113,7 @@ class WireServer:
                 received_at = time.perf_counter()
                 body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                if not path.endswith("/chat/completions"):
+                if not path.endswith(REPLAYED_PATHS):
                     route = outer.routes.get(path)
                     if route is None:
                         self._json(404, {"error": {"message": f"no route for POST {self.path}"}})

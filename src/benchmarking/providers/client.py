@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 import importlib
 import threading
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 import urllib.request
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -34,6 +34,7 @@ from .tokenize import ServerCount, count_tokens
 from .wire import TimedSection, WireClock, WireRecord, timing_transport
 
 MAX_RETRY_WAIT_S = 60.0
+MAX_MODEL_PAGES = 20  # of a paged model listing: more models than any provider lists
 BACKOFF_BASE_S = 0.5
 
 
@@ -52,6 +53,9 @@ class Wire:
     # How the SDK's client is made, for an SDK whose constructor is not OpenAI's shape (api_key, base_url, timeout,
     # max_retries, default_headers, http_client): called with the module and those same keyword arguments.
     build_client: Callable[..., Any] | None = None
+    # The (name, shutdown date) pairs one model of the listing answers to, where they are not its `id` and
+    # `shutdown_date` (OpenAI's): Anthropic names a retirement `retires_at`, and lists no aliases.
+    model_names: Callable[[Mapping[str, Any]], Iterable[tuple[str, str | None]]] | None = None
 
 
 def auth_headers(settings: ProviderSettings, dialect: Dialect = chat_completions) -> dict[str, str]:
@@ -366,9 +370,21 @@ def list_models(wire: Wire, settings: ProviderSettings) -> dict[str, str | None]
             raise ModelListError(
                 f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail} ({fix})"
             )
+        names = wire.model_names or (lambda item: ((str(item["id"]), item.get("shutdown_date")),))
+        listed: dict[str, str | None] = {}
         try:
-            return {str(item["id"]): item.get("shutdown_date") for item in response.json()["data"]}
-        except (ValueError, KeyError, TypeError, AttributeError):
+            for page in range(MAX_MODEL_PAGES):
+                body = response.json()
+                listed.update(pair for item in body["data"] for pair in names(item))
+                # Anthropic's list comes in pages of 20: the next one starts after the last id.
+                if body.get("has_more") is not True or not isinstance(body.get("last_id"), str):
+                    break
+                response = client.http.get(client.models_url, params={"after_id": body["last_id"], "limit": 1000},
+                                           headers=auth_headers(settings, wire.dialect),
+                                           timeout=settings.timeout_s)
+                response.raise_for_status()
+            return listed
+        except Exception:
             raise ModelListError(f"GET {redact_url(client.models_url)} did not answer with a model list") from None
     finally:
         client.close()

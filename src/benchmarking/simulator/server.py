@@ -102,7 +102,8 @@ class Simulator(SimulatorState):
 
     def base_url(self, provider: str) -> str:
         """The base URL to give each provider's SDK so that its requests land on its own flavour."""
-        suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1"}
+        suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1",
+                  "anthropic": "/anthropic"}
         return self.url + suffix.get(provider, "/v1")
 
     def start(self) -> "Simulator":

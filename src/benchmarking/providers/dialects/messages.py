@@ -1,0 +1,277 @@
+"""The Anthropic Messages dialect: the request body, the answer's named events (`content_block_delta` carries the
+output, `message_start` and `message_delta` the usage, `message_stop` the end) or a whole body's `content` blocks
+read into an Answer, the `event: error` a stream may carry inside an HTTP 200, and how an attempt is judged.
+
+Spoken by Anthropic, and by any server that serves POST /v1/messages (a proxy, LiteLLM, vLLM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import json
+import re
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Mapping
+
+from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..failures import Failure, classify, known_secrets, scrub, settings_hint
+from ..numbers import MAX_COUNT, usage_count
+from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..wire import WireRecord, json_object
+from . import PromptInput
+from .chat_completions import _Builder
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+
+API = "messages"
+
+# The version the installed anthropic SDK (2.17.0) sends; the warm-up and `check` send the same.
+ANTHROPIC_VERSION = "2026-10-21"
+
+# An error's type, as Anthropic names it, and the error_type it means with the HTTP status it comes with when it is
+# not inside a stream (https://docs.claude.com/en/api/errors): overloaded_error is 529, retried like any 5xx.
+ERROR_TYPES = {
+    "invalid_request_error": ("bad_request", 400),
+    "authentication_error": ("auth", 401),
+    "billing_error": ("auth", 402),
+    "permission_error": ("auth", 403),
+    "not_found_error": ("not_found", 404),
+    "request_too_large": ("bad_request", 413),
+    "rate_limit_error": ("rate_limit", 429),
+    "api_error": ("server", 500),
+    "timeout_error": ("server", 504),
+    "overloaded_error": ("server", 529),
+}
+
+REHEARSAL_STREAM = b"".join(
+    b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event).encode() + b"\n\n"
+    for event in (
+        {"type": "message_start", "message": {"id": "msg_r", "type": "message", "role": "assistant", "content": [],
+                                              "model": "r", "stop_reason": None, "stop_sequence": None,
+                                              "usage": {"input_tokens": 1, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 1}},
+        {"type": "message_stop"},
+    )
+)
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    """As the anthropic SDK 2.17.0 sends its key (a bearer token, no longer x-api-key) and its API version."""
+    return {"Authorization": f"Bearer {api_key}", "anthropic-version": ANTHROPIC_VERSION}
+
+
+def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
+    """The SDK's arguments: the prompt's system messages go in `system` (the API takes no system role), the rest in
+    `messages`. Usage comes in every answer unasked."""
+    turns = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    system = [content for role, content in turns if role == "system"]
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": role, "content": content} for role, content in turns if role != "system"],
+        "stream": stream,
+    }
+    if system:
+        kwargs["system"] = "\n\n".join(system)
+    return kwargs
+
+
+def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
+    """The request, made by the SDK; its answer's bytes are read off unparsed (the wire records them)."""
+    return sdk.messages.with_streaming_response.create(**request)
+
+
+def model_names(item: Mapping[str, Any]) -> Iterable[tuple[str, str | None]]:
+    """The names one model of GET /v1/models answers to, with its retirement date: its id, and the alias without
+    the id's date (claude-haiku-4-5 for claude-haiku-4-5-20251001), which the list does not name."""
+    model_id = str(item["id"])
+    retires = item.get("retires_at")
+    retires = retires if isinstance(retires, str) else None
+    alias = re.sub(r"-\d{8}$", "", model_id)
+    return ((model_id, retires),) if alias == model_id else ((model_id, retires), (alias, retires))
+
+
+def _merged_usage(into: Mapping[str, Any] | None, usage: Any) -> Mapping[str, Any] | None:
+    """message_delta's usage says the final counts of what it names (they are cumulative); the rest stays."""
+    if not isinstance(usage, Mapping):
+        return into
+    return {**(into or {}), **{name: value for name, value in usage.items() if value is not None}}
+
+
+class _MessagesBuilder(_Builder):
+    """Accumulates an Answer event by event, or from a whole body's content blocks."""
+
+    def delta(self, delta: Mapping[str, Any], at: float | None) -> None:
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = text_of(delta.get("text"))
+            self._keep(self.parts, text)
+        elif kind == "thinking_delta":
+            text = text_of(delta.get("thinking"))
+            self._keep(self.reasoning, text)
+            if text:
+                self.fields["reasoning_streamed"] = True
+                self._output(at, answer=False)
+            return
+        elif kind == "input_json_delta":
+            text = text_of(delta.get("partial_json"))
+        else:  # signature_delta, citations_delta, and what comes next: no tokens of the answer
+            return
+        if text:
+            self._output(at, answer=True)
+
+    def _output(self, at: float | None, answer: bool) -> None:
+        self.output_events += 1
+        f = self.fields
+        f.setdefault("first_output_at", at)
+        if answer:
+            f.setdefault("first_answer_at", at)
+        f["last_output_at"] = at
+
+    def message(self, message: Mapping[str, Any]) -> None:
+        """message_start's message, or a whole body: its id and usage."""
+        if isinstance(message.get("id"), str) and message["id"]:
+            self.fields.setdefault("response_id", message["id"][:MAX_NAME_CHARS])
+        self.fields["usage"] = _merged_usage(self.fields.get("usage"), message.get("usage"))
+
+    def message_delta(self, payload: Mapping[str, Any]) -> None:
+        delta = payload.get("delta")
+        if isinstance(delta, Mapping) and delta.get("stop_reason"):
+            self.fields["finish_reason"] = name_of(delta["stop_reason"])
+        self.fields["usage"] = _merged_usage(self.fields.get("usage"), payload.get("usage"))
+
+
+class EventReader:
+    """A stream's events in order, up to `message_stop`, an error or an unreadable event (what follows is not read).
+    Unknown event types are skipped, as the API asks of clients."""
+
+    def __init__(self) -> None:
+        self._builder = _MessagesBuilder()
+        self.ending: dict[str, Any] | None = None
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+                continue
+            payload = json_object(event.data)
+            if payload is None:
+                self.ending = {"unreadable": event.data[:80]}
+                continue
+            self._event(payload, event.event, event.arrived_at)
+
+    def _event(self, payload: Mapping[str, Any], name: str | None, at: float) -> None:
+        b = self._builder
+        kind = payload.get("type") if isinstance(payload.get("type"), str) else name
+        if kind == "content_block_delta" and isinstance(payload.get("delta"), Mapping):
+            b.delta(payload["delta"], at)
+        elif kind == "message_start" and isinstance(payload.get("message"), Mapping):
+            b.message(payload["message"])
+        elif kind == "message_delta":
+            b.message_delta(payload)
+        elif kind == "message_stop":
+            self.ending = {"done": True}
+        elif kind == "error" or name == "error":
+            error = payload.get("error")
+            self.ending = {"error": error if isinstance(error, Mapping) and error else
+                           {"message": name_of(error) if error else "error event without details"}}
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
+
+
+def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
+    """A whole JSON answer (no stream): its content blocks, usage and stop reason; its time is its last byte's."""
+    builder = _MessagesBuilder()
+    at = record.last_byte_at
+    error = body.get("error") if body.get("type") == "error" or "error" in body else None
+    if (error is not None or body.get("type") == "error") and not (isinstance(error, Mapping) and error):
+        error = {"message": name_of(error) if error else "error body without details"}
+    blocks = body.get("content")
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, Mapping):
+            continue
+        kind = block.get("type")
+        if kind == "text":
+            builder.delta({"type": "text_delta", "text": block.get("text")}, at)
+        elif kind == "thinking":
+            builder.delta({"type": "thinking_delta", "thinking": block.get("thinking")}, at)
+        elif kind == "tool_use":
+            builder.delta({"type": "input_json_delta", "partial_json": json.dumps(block.get("input", {}))}, at)
+    builder.message(body)
+    if body.get("stop_reason"):
+        builder.fields["finish_reason"] = name_of(body["stop_reason"])
+    return builder.build(error=error, done=error is None and body.get("type") == "message")
+
+
+def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
+    """Input is what the API bills as input: the uncached tokens, the cache's reads and its writes together."""
+    uncached = usage_count(usage, ("input_tokens",), problems)
+    reads = usage_count(usage, ("cache_read_input_tokens",), problems)
+    writes = usage_count(usage, ("cache_creation_input_tokens",), problems)
+    input_tokens = None
+    if uncached is not None:
+        input_tokens = uncached + (reads or 0) + (writes or 0)
+        if input_tokens > MAX_COUNT:
+            problems.append(f"usage input_tokens with the cache's = {input_tokens} is not a token count: left empty")
+            input_tokens = None
+    return Tokens(
+        input_tokens=input_tokens,
+        output_tokens=usage_count(usage, ("output_tokens",), problems),
+        cached_tokens=reads,
+        cache_write_tokens=writes,
+        cache_write_1h_tokens=usage_count(usage, ("cache_creation", "ephemeral_1h_input_tokens"), problems),
+        reasoning_tokens=usage_count(usage, ("output_tokens_details", "thinking_tokens"), problems),
+    )
+
+
+def in_body_failure(error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
+                    ) -> Failure:
+    """An error event inside an HTTP 200, typed as its twin HTTP status would be (overloaded_error as 529)."""
+    kind_name = name_of(error.get("type") or "")
+    kind, _ = ERROR_TYPES.get(kind_name, ("server", None))
+    message = error.get("message")
+    text = f"HTTP 200 carrying error {kind_name or 'without a type'}: {message if message else dict(error)}"
+    return Failure(kind, None, scrub(text + settings_hint(kind, settings, model), known_secrets(settings)),
+                   request_id)
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: an answer without message_stop, or without a stop reason, did not
+    complete; a refusal with no output is no answer. stop_reason max_tokens is a success that was cut (as
+    `length` is in Chat Completions), stored as sent."""
+    if error is not None and isinstance(getattr(error, "status_code", None), int):
+        return classify(error, settings, model, endpoint)
+    request_id = request_id_of(record, answer)
+    if answer.error is not None:
+        return in_body_failure(answer.error, settings, model, request_id)
+    if error is not None:
+        failure = classify(error, settings, model, endpoint)
+        return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.too_large is not None:
+        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
+                       request_id)
+    if answer.unreadable is not None:
+        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+                                                   known_secrets(settings)), request_id)
+    if settings.stream and answer.plain_json:
+        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
+    if not answer.has_output:
+        said = "the model refused" if answer.finish_reason == "refusal" else "the answer had no output"
+        return Failure("empty_answer", None, f"{said} (no text, thinking or tool input; stop_reason "
+                       f"{answer.finish_reason!r})", request_id)
+    if settings.stream and not answer.done:
+        return Failure("incomplete", None, "stream ended before message_stop: the answer was not complete",
+                       request_id)
+    if not answer.complete:
+        return Failure("incomplete", None, "the answer ended without a stop_reason", request_id)
+    return None

@@ -1,0 +1,275 @@
+"""Anthropic's Messages API, measured natively: recorded streams replayed through the real `anthropic` SDK.
+
+The fixtures (tests/fixtures/messages/, with their sources in manifest.json) come from the SDK's own test streams,
+VCR cassettes recorded against api.anthropic.com, and the API's docs; WireServer replays them byte for byte on
+loopback, over HTTP and TLS, and every time is checked against the server's own clock.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarking.providers import client
+from benchmarking.providers.anthropic_provider import WIRE, call_anthropic
+from benchmarking.providers.client import list_models
+
+from conftest import FAKE_KEY, settings_for
+from wire_server import Reply, WireServer, sse_parts
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "messages"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+
+
+class At:
+    """What settings_for needs of a simulator: a base URL per provider."""
+
+    def __init__(self, url: str) -> None:
+        self._base = url
+
+    def base_url(self, provider: str) -> str:
+        return self._base
+
+
+def measure(server: WireServer, prompt="hello", **changes):
+    return call_anthropic(prompt, "claude-haiku-4-5", settings_for(At(server.url), "anthropic", **changes))
+
+
+def fixture_reply(entry: dict, gap_s: float = 0.002) -> Reply:
+    body = (FIXTURES / entry["file"]).read_bytes()
+    if entry["file"].endswith(".sse"):
+        return Reply(sse_parts(body, gap_s), entry["http_status"], dict(entry["headers"]), chunked=True)
+    return Reply([(0.01, body)], entry["http_status"], dict(entry["headers"]), chunked=False)
+
+
+def output_parts(parts: list[tuple[float, bytes]]) -> tuple[list[int], list[int]]:
+    """Which parts carry output, and which of those carry answer output (not thinking), read apart from the code
+    under test: non-empty text_delta, thinking_delta or input_json_delta."""
+    fields = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+    output, answer = [], []
+    for i, (_, part) in enumerate(parts):
+        for line in part.decode().splitlines():
+            if not line.startswith("data: "):
+                continue
+            try:
+                payload = json.loads(line[6:])
+            except ValueError:
+                continue
+            delta = payload.get("delta") or {}
+            if payload.get("type") == "content_block_delta" and delta.get(fields.get(delta.get("type"), "-")):
+                output.append(i)
+                if delta["type"] != "thinking_delta":
+                    answer.append(i)
+    return output, answer
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=lambda e: e["name"])
+def test_every_recorded_messages_shape_is_stored_as_what_it_was(entry):
+    expect = entry["expect"]
+    reply = fixture_reply(entry)
+    with WireServer() as server:
+        server.reply(reply)
+        m = measure(server, stream=entry["stream"])
+        served = server.served[0]
+    assert (m.success, m.error_type) == (expect["success"], expect["error_type"]), m.error_message
+    assert m.http_status == expect["http_status"]
+    assert m.api == "messages" and served.path == "/v1/messages"
+    assert (m.response_text or "") == expect["text"]
+    assert m.finish_reason == expect["finish_reason"]
+    for name in ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        assert getattr(m, name) == expect[name], name
+    assert m.request_id == expect["request_id"]
+    output, answer = output_parts(reply.parts) if entry["file"].endswith(".sse") else ([], [])
+    if entry["file"].endswith(".sse"):
+        assert len(answer) == expect["answer_events"] and len(output) - len(answer) == expect["thinking_events"]
+    if output and entry["stream"]:
+        # Never before the server wrote the first part that carries output, nor the end before the last one.
+        received = served.received_at
+        assert m.ttft_ms >= (served.part_sent_at[output[0]] - received) * 1000
+        assert m.answer_ttft_ms >= (served.part_sent_at[answer[0]] - received) * 1000
+        assert m.latency_ms >= (served.part_sent_at[output[-1]] - received) * 1000 >= 0
+        assert m.ttft_ms <= m.answer_ttft_ms <= m.latency_ms
+    if not expect["success"]:
+        assert m.tokens_per_second is None and m.error_message
+
+
+def test_only_deltas_that_carry_output_set_the_times_never_the_events_around_them():
+    # 40 ms between parts: a time that slipped onto a neighbour would show, even on a starved machine.
+    parts = sse_parts((FIXTURES / "text.sse").read_bytes(), gap_s=0.04, first_s=0.04)
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure(server)
+        served = server.served[0]
+    first, last, delta = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (3, 5, 7))
+    assert m.success and m.response_text == "Hello there!"
+    assert first <= m.ttft_ms < first + 30  # message_start, content_block_start and ping came 40-120 ms earlier
+    assert last <= m.latency_ms < delta  # message_delta and message_stop, 40 and 80 ms later, do not move the end
+    assert m.ttft_ms == m.answer_ttft_ms
+    assert m.tokens_per_second == pytest.approx((6 - 1) / ((m.latency_ms - m.ttft_ms) / 1000))
+
+
+def test_thinking_comes_first_and_the_answer_ttft_is_the_first_text():
+    parts = sse_parts((FIXTURES / "thinking_then_refusal.sse").read_bytes(), gap_s=0.03, first_s=0.03)
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure(server)
+        served = server.served[0]
+    output, answer = output_parts(parts)
+    thought, text = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (output[0], answer[0]))
+    assert m.success and m.finish_reason == "refusal" and m.response_text == "Hi"
+    assert thought <= m.ttft_ms < text <= m.answer_ttft_ms
+    assert m.reasoning_tokens == 67
+    # The thinking was streamed: every output token was decoded after the first one.
+    assert m.tokens_per_second == pytest.approx((106 - 1) / ((m.latency_ms - m.ttft_ms) / 1000))
+
+
+def test_tool_input_is_answer_output_and_an_empty_delta_is_none():
+    parts = sse_parts((FIXTURES / "tool_use.sse").read_bytes(), gap_s=0.002)
+    # Drop the text: the tool's input is then the whole answer.
+    parts = [p for p in parts if b"text_delta" not in p[1]]
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure(server)
+        served = server.served[0]
+    first_json = next(i for i, (_, p) in enumerate(parts) if b'"partial_json":"{' in p)
+    assert m.success and m.finish_reason == "tool_use" and m.response_text == ""
+    assert m.answer_ttft_ms >= (served.part_sent_at[first_json] - served.received_at) * 1000
+
+
+def test_hidden_thinking_is_not_counted_as_decoded():
+    # A redacted thinking block is whole in its content_block_start: its tokens are output, never streamed.
+    usage = {"output_tokens": 71, "output_tokens_details": {"thinking_tokens": 60}}
+    body = (FIXTURES / "text.sse").read_bytes().replace(b'"usage":{"output_tokens":6}',
+                                                        b'"usage":' + json.dumps(usage).encode())
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body, gap_s=0.02)))
+        m = measure(server)
+    assert m.success and (m.output_tokens, m.reasoning_tokens) == (71, 60)
+    assert m.tokens_per_second == pytest.approx((71 - 60 - 1) / ((m.latency_ms - m.ttft_ms) / 1000))
+
+
+@pytest.mark.parametrize("name, retried", [("error_overloaded", True), ("error_api", True),
+                                           ("error_rate_limit", True), ("http_529_overloaded", True)])
+def test_an_error_the_api_calls_transient_is_retried_like_its_http_twin(name, retried, monkeypatch):
+    monkeypatch.setattr(client, "BACKOFF_BASE_S", 0.01)
+    entry = next(e for e in MANIFEST if e["name"] == name)
+    fine = fixture_reply(next(e for e in MANIFEST if e["name"] == "text"))
+    with WireServer() as server:
+        server.reply(fixture_reply(entry), fine)
+        m = measure(server, retries=2)
+        assert len(server.served) == 2
+    assert (m.success, m.attempts, m.response_text) == (True, 2, "Hello there!")
+
+
+def test_a_mid_stream_error_says_what_it_was():
+    with WireServer() as server:
+        server.reply(fixture_reply(next(e for e in MANIFEST if e["name"] == "error_overloaded")))
+        m = measure(server)
+    assert m.error_message == "HTTP 200 carrying error overloaded_error: Overloaded"
+    assert m.response_text == "Hello" and m.latency_ms >= m.ttft_ms
+
+
+@pytest.mark.parametrize("status, error, error_type, hint", [
+    (401, {"type": "authentication_error", "message": "invalid x-api-key"}, "auth", "check ANTHROPIC_API_KEY"),
+    (404, {"type": "not_found_error", "message": "model: claude-nope"}, "not_found", "ANTHROPIC_MODEL"),
+    (400, {"type": "invalid_request_error", "message": "max_tokens: too large"}, "bad_request", "max_tokens"),
+])
+def test_http_errors_are_typed_and_say_what_to_change(status, error, error_type, hint):
+    body = json.dumps({"type": "error", "error": error}).encode()
+    with WireServer() as server:
+        server.reply(Reply([(0.0, body)], status, {"content-type": "application/json"}, chunked=False))
+        m = measure(server)
+    assert (m.success, m.error_type, m.http_status) == (False, error_type, status)
+    assert hint in m.error_message and f"HTTP {status}" in m.error_message
+
+
+def test_a_mid_stream_error_of_a_kind_not_retried_is_not_retried(monkeypatch):
+    monkeypatch.setattr(client, "BACKOFF_BASE_S", 0.01)
+    body = (FIXTURES / "error_api.sse").read_bytes().replace(b'"api_error"', b'"invalid_request_error"')
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body)))
+        m = measure(server, retries=2)
+        assert len(server.served) == 1
+    assert (m.success, m.error_type, m.attempts) == (False, "bad_request", 1)
+
+
+def test_the_request_is_the_messages_shape_with_the_system_prompt_apart():
+    with WireServer() as server:
+        server.reply(fixture_reply(MANIFEST[0]))
+        m = measure(server, prompt=[("system", "Be brief."), ("user", "hello"), ("assistant", "hi"),
+                                    ("user", "again")], max_tokens=77)
+        served = server.served[0]
+    assert m.success
+    assert served.body == {"model": "claude-haiku-4-5", "max_tokens": 77, "stream": True, "system": "Be brief.",
+                           "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+                                        {"role": "user", "content": "again"}]}
+
+
+def test_the_warm_up_and_check_carry_the_key_as_the_sdk_does_and_find_aliases_on_every_page():
+    pages = {
+        None: {"data": [{"id": "claude-opus-4-1-20250805", "type": "model"}], "has_more": True,
+               "first_id": "claude-opus-4-1-20250805", "last_id": "claude-opus-4-1-20250805"},
+        "claude-opus-4-1-20250805": {"data": [{"id": "claude-haiku-4-5-20251001", "type": "model",
+                                               "retires_at": "2027-10-15T00:00:00Z"},
+                                              {"id": "claude-fable-5", "type": "model"}], "has_more": False,
+                                     "first_id": "claude-haiku-4-5-20251001", "last_id": "claude-fable-5"},
+    }
+
+    def page(path: str) -> dict:
+        after = path.split("after_id=")[1].split("&")[0] if "after_id=" in path else None
+        return pages[after]
+
+    with WireServer() as server:
+        server.model_list = page
+        listed = list_models(WIRE, settings_for(At(server.url), "anthropic"))
+        paths_and_headers = list(server.listed)
+    assert listed == {"claude-opus-4-1-20250805": None, "claude-opus-4-1": None,
+                      "claude-haiku-4-5-20251001": "2027-10-15T00:00:00Z", "claude-haiku-4-5": "2027-10-15T00:00:00Z",
+                      "claude-fable-5": None}
+    assert [p.split("?")[0] for p, _ in paths_and_headers] == ["/v1/models", "/v1/models"]
+    for _, headers in paths_and_headers:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        assert lowered["authorization"] == f"Bearer {FAKE_KEY}" and lowered["anthropic-version"] == "2026-10-21"
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """A WireServer on https with a certificate for 127.0.0.1 that the client is made to trust."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    with WireServer(tls=server_context) as server:
+        yield server
+
+
+def event(payload: dict) -> bytes:
+    return b"event: " + payload["type"].encode() + b"\ndata: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def text_delta(text: str) -> bytes:
+    return event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+
+
+def test_https_answers_are_timed_at_the_wire_even_through_a_burst_of_800_events(tls_server):
+    head = (FIXTURES / "text.sse").read_bytes().split(b"\n\n")[:3]  # message_start, content_block_start, ping
+    parts = [(0.02, b"\n\n".join(head) + b"\n\n"), (0.04, text_delta("first"))]
+    parts += [(0.05 if i == 0 else 0.0, text_delta(" x")) for i in range(800)]
+    parts += [(0.0, text_delta(" last")),
+              (0.08, event({"type": "content_block_stop", "index": 0})
+               + event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 802}})
+               + event({"type": "message_stop"}))]
+    tls_server.reply(Reply(parts))
+    m = measure(tls_server)
+    served = tls_server.served[0]
+    first, last = ((served.part_sent_at[i] - served.received_at) * 1000 for i in (1, len(parts) - 2))
+    assert m.success and m.endpoint.startswith("https://") and m.response_text.endswith(" x last")
+    assert first <= m.ttft_ms < first + 25
+    assert last <= m.latency_ms < last + 25  # not when anything got round to reading the last of 800 events
+    assert m.output_tokens == 802 and m.input_tokens == 11
