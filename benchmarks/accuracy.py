@@ -58,7 +58,7 @@ LOAD_P99_TARGET_MS = 10.0
 LOAD_LEVELS = (32, 64, 128)
 BURST_SPEED_TARGET = 0.03  # decode speed within 3 % of the server's
 INPUT_TOKENS = 21  # what the simulator reports as prompt_tokens, to check input_tokens against
-SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai"}
+SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai", "anthropic": "anthropic"}
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def test_simulated_run_stores_every_result_in_sqlite(tmp_path):
     assert settings["providers"]["together"] == "openai/gpt-oss-120b"
 
     results = rows(tmp_path / "benchmarks.db", "select * from benchmark_results order by created_at")
-    assert [r["provider"] for r in results] == ["openai", "groq", "together", "openrouter"]
+    assert [r["provider"] for r in results] == ["openai", "groq", "together", "openrouter", "anthropic"]
     for r in results:
         assert r["run_id"] == run["id"] and r["success"] == 1
         assert r["ttft_ms"] > 0 and r["latency_ms"] > r["ttft_ms"] and r["output_tokens"] > 0
@@ -108,7 +108,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, args, m
 def test_no_keys_and_no_simulate_exits_2_naming_each_variable(tmp_path):
     done = run_main(tmp_path)
     assert done.returncode == 2
-    for variable in ("OPENAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "OPENROUTER_API_KEY"):
+    for variable in ("OPENAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "OPENROUTER_API_KEY", "ANTHROPIC_API_KEY"):
         assert f"set {variable}" in done.stderr
     assert "--simulate" in done.stderr and ".env.example" in done.stderr
     assert not (tmp_path / "benchmarks.db").exists()
@@ -142,7 +142,7 @@ def test_a_failing_provider_is_recorded_and_the_run_goes_on(sim, storage, tmp_pa
     assert outcome.status == "failed" and not outcome.all_succeeded
     stored = storage.read_results()
     assert [(r.measurement.provider, r.measurement.success) for r in stored] == [
-        ("openai", True), ("groq", False), ("together", True), ("openrouter", True)]
+        ("openai", True), ("groq", False), ("together", True), ("openrouter", True), ("anthropic", True)]
     assert storage.read_runs()[0].status == "failed"
     out = capsys.readouterr().out
     assert "Failed (groq): auth" in out and FAKE_KEY not in out
