@@ -133,7 +133,8 @@ def measure_in_this_process(provider: str, plan: list[Setting]) -> None:
     server.start()
     pin(CLIENT_CPU)
     url = ours.recv()
-    suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1"}
+    suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1",
+              "anthropic": "/anthropic"}
     # What load_settings(...).pointed_at(simulator) gives a --simulate run, with room for the longest answer.
     settings = ProviderSettings(
         name=provider, api_key=Secret("sim-key"), key_env=f"{provider.upper()}_API_KEY",
