@@ -33,7 +33,7 @@ def marker(kind: str) -> str:
 
 
 MARKERS = {kind: marker(kind) for kind in (
-    "OpenAi", "GroqKy", "TogeTh", "OpnRtr", "CustKy", "HdrAuth", "HdrApiK", "NotifPw", "NotifQ", "SupaRl", "DbPass",
+    "OpenAi", "GroqKy", "TogeTh", "OpnRtr", "Anthrp", "CustKy", "HdrAuth", "HdrApiK", "NotifPw", "NotifQ", "SupaRl", "DbPass",
     "DbKeyVal", "DbPct", "BaseCred", "TomlCred")}
 
 
@@ -95,7 +95,8 @@ def provider_env(echo: EchoServer) -> dict[str, str]:
     env = {"DATABASE_URL": "sqlite:///bench.db", "CUSTOM_ECHO_KEY": MARKERS["CustKy"],
            "BENCHMARK_NOTIFY": f"json://notify:{quote(MARKERS['NotifPw'], safe='')}@{echo.url[7:]}/hook"
                                f"?token={quote(MARKERS['NotifQ'], safe='')}"}
-    for name, kind in (("OPENAI", "OpenAi"), ("GROQ", "GroqKy"), ("TOGETHER", "TogeTh"), ("OPENROUTER", "OpnRtr")):
+    for name, kind in (("OPENAI", "OpenAi"), ("GROQ", "GroqKy"), ("TOGETHER", "TogeTh"), ("OPENROUTER", "OpnRtr"),
+                       ("ANTHROPIC", "Anthrp")):
         env.update({f"{name}_API_KEY": MARKERS[kind], f"{name}_BASE_URL": f"{echo.url}/v1",
                     f"{name}_MODEL": "echo-ok,echo-fail"})
     return env

@@ -273,3 +273,45 @@ def test_https_answers_are_timed_at_the_wire_even_through_a_burst_of_800_events(
     assert first <= m.ttft_ms < first + 25
     assert last <= m.latency_ms < last + 25  # not when anything got round to reading the last of 800 events
     assert m.output_tokens == 802 and m.input_tokens == 11
+
+
+def test_check_finds_the_default_alias_and_warns_of_its_retirement_without_spending_a_token():
+    from datetime import date
+
+    from benchmarking.benchmark_runner import PROVIDERS
+    from benchmarking.check import check_providers
+    from benchmarking.settings.load import load_settings
+
+    with WireServer() as server:
+        server.model_list = lambda path: {"data": [{"id": "claude-haiku-4-5-20251001", "type": "model",
+                                                    "retires_at": "2027-01-20T00:00:00Z"}], "has_more": False}
+        settings = load_settings(prompt="hi", builtin=[(n, m) for n, _, m in PROVIDERS], provider_selection="anthropic",
+                                 environ={"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": server.url + "/v1"})
+        lines = check_providers(settings, today=date(2026, 12, 7))
+        assert server.served == []  # no message was sent
+    assert [(line.ok, line.warning) for line in lines] == [(True, False), (True, True)]
+    assert lines[0].text == "anthropic: key set (ANTHROPIC_API_KEY), model claude-haiku-4-5 is listed"
+    assert "claude-haiku-4-5 shuts down on 2027-01-20 (in 44 days)" in lines[1].text
+
+
+def test_the_usage_of_cache_reads_and_writes_and_of_an_hour_of_writes():
+    from benchmarking.providers.dialects import messages
+
+    problems: list[str] = []
+    usage = {"input_tokens": 2048, "cache_read_input_tokens": 1800, "cache_creation_input_tokens": 248,
+             "cache_creation": {"ephemeral_1h_input_tokens": 100, "ephemeral_5m_input_tokens": 148},
+             "output_tokens": 503}
+    counts = messages.tokens(usage, problems)
+    assert (counts.input_tokens, counts.cached_tokens, counts.cache_write_tokens, counts.cache_write_1h_tokens,
+            counts.output_tokens) == (4096, 1800, 248, 100, 503) and problems == []
+    # A part that is no count leaves the whole empty too: no bill may rest on it.
+    counts = messages.tokens({**usage, "cache_read_input_tokens": -5}, problems)
+    assert (counts.input_tokens, counts.cached_tokens) == (None, None) and len(problems) == 1
+
+
+def test_an_event_named_error_is_an_error_whatever_its_data_says():
+    body = (FIXTURES / "text.sse").read_bytes().replace(b"event: message_delta", b"event: error")
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body)))
+        m = measure(server)
+    assert (m.success, m.error_type) == (False, "server") and m.response_text == "Hello there!"

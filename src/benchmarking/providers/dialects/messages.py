@@ -171,7 +171,11 @@ class EventReader:
     def _event(self, payload: Mapping[str, Any], name: str | None, at: float) -> None:
         b = self._builder
         kind = payload.get("type") if isinstance(payload.get("type"), str) else name
-        if kind == "content_block_delta" and isinstance(payload.get("delta"), Mapping):
+        if kind == "error" or name == "error":  # an event named error is one, whatever its data says it is
+            error = payload.get("error")
+            self.ending = {"error": error if isinstance(error, Mapping) and error else
+                           {"message": name_of(error) if error else "error event without details"}}
+        elif kind == "content_block_delta" and isinstance(payload.get("delta"), Mapping):
             b.delta(payload["delta"], at)
         elif kind == "message_start" and isinstance(payload.get("message"), Mapping):
             b.message(payload["message"])
@@ -179,10 +183,6 @@ class EventReader:
             b.message_delta(payload)
         elif kind == "message_stop":
             self.ending = {"done": True}
-        elif kind == "error" or name == "error":
-            error = payload.get("error")
-            self.ending = {"error": error if isinstance(error, Mapping) and error else
-                           {"message": name_of(error) if error else "error event without details"}}
 
     def answer(self) -> Answer:
         return self._builder.build(**(self.ending or {}))
@@ -213,12 +213,14 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
 
 
 def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
-    """Input is what the API bills as input: the uncached tokens, the cache's reads and its writes together."""
+    """Input is what the API bills as input: the uncached tokens, the cache's reads and its writes together (none
+    where one of them was sent as no count: no bill may rest on it)."""
+    noted = len(problems)
     uncached = usage_count(usage, ("input_tokens",), problems)
     reads = usage_count(usage, ("cache_read_input_tokens",), problems)
     writes = usage_count(usage, ("cache_creation_input_tokens",), problems)
     input_tokens = None
-    if uncached is not None:
+    if uncached is not None and len(problems) == noted:
         input_tokens = uncached + (reads or 0) + (writes or 0)
         if input_tokens > MAX_COUNT:
             problems.append(f"usage input_tokens with the cache's = {input_tokens} is not a token count: left empty")
