@@ -315,3 +315,18 @@ def test_an_event_named_error_is_an_error_whatever_its_data_says():
         server.reply(Reply(sse_parts(body)))
         m = measure(server)
     assert (m.success, m.error_type) == (False, "server") and m.response_text == "Hello there!"
+
+
+def test_pings_do_not_hold_the_request_past_its_timeout():
+    import time
+
+    import anthropic  # noqa: F401  (imported before the clock: it takes seconds on a cold machine)
+
+    head = (FIXTURES / "text.sse").read_bytes().split(b"\n\n")[0] + b"\n\n"  # message_start
+    with WireServer() as server:
+        server.reply(Reply([(0.0, head)] + [(0.05, b'event: ping\ndata: {"type": "ping"}\n\n')] * 60))  # 3 s
+        began = time.perf_counter()
+        m = measure(server, timeout_s=0.5)
+        elapsed = time.perf_counter() - began
+    assert (m.success, m.error_type, m.ttft_ms) == (False, "timeout", None)
+    assert elapsed < 2.0
