@@ -60,7 +60,7 @@ def payloads(draw: st.DrawFn) -> object:
         payload["usage"] = draw(st.one_of(USAGE, VALUES))
     elif kind == "error":
         payload["error"] = draw(st.one_of(st.fixed_dictionaries({"type": st.sampled_from(
-            list(messages.ERROR_TYPES) + ["new_error"]), "message": TEXT}), VALUES))
+            list(messages.ERROR_STATUS) + ["new_error"]), "message": TEXT}), VALUES))
     return payload
 
 

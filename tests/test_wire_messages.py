@@ -330,3 +330,16 @@ def test_pings_do_not_hold_the_request_past_its_timeout():
         elapsed = time.perf_counter() - began
     assert (m.success, m.error_type, m.ttft_ms) == (False, "timeout", None)
     assert elapsed < 2.0
+
+
+def test_every_error_type_inside_a_stream_is_typed_as_its_http_twin():
+    from benchmarking.providers.dialects import messages
+    from benchmarking.providers.failures import kind_for_status
+
+    for name, status in messages.ERROR_STATUS.items():
+        body = (FIXTURES / "error_api.sse").read_bytes().replace(b'"api_error"', f'"{name}"'.encode())
+        with WireServer() as server:
+            server.reply(Reply(sse_parts(body)))
+            m = measure(server)
+        assert (m.success, m.error_type, m.http_status) == (False, kind_for_status(status), None), name
+        assert m.error_message.startswith(f"HTTP 200 carrying error {name}: ")

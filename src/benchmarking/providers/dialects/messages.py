@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
-from ..failures import Failure, classify, known_secrets, scrub, settings_hint
+from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..numbers import MAX_COUNT, usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord, json_object
@@ -28,19 +28,20 @@ API = "messages"
 # The version the installed anthropic SDK (2.17.0) sends; the warm-up and `check` send the same.
 ANTHROPIC_VERSION = "2026-10-21"
 
-# An error's type, as Anthropic names it, and the error_type it means with the HTTP status it comes with when it is
-# not inside a stream (https://docs.claude.com/en/api/errors): overloaded_error is 529, retried like any 5xx.
-ERROR_TYPES = {
-    "invalid_request_error": ("bad_request", 400),
-    "authentication_error": ("auth", 401),
-    "billing_error": ("auth", 402),
-    "permission_error": ("auth", 403),
-    "not_found_error": ("not_found", 404),
-    "request_too_large": ("bad_request", 413),
-    "rate_limit_error": ("rate_limit", 429),
-    "api_error": ("server", 500),
-    "timeout_error": ("server", 504),
-    "overloaded_error": ("server", 529),
+# An error's type, as Anthropic names it, and the HTTP status it comes with when it is not inside a stream
+# (https://docs.claude.com/en/api/errors): inside one it is typed as that status is, so overloaded_error (529) is
+# retried like any 5xx. A type not known here is taken for a server error.
+ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
 }
 
 REHEARSAL_STREAM = b"".join(
@@ -239,7 +240,7 @@ def in_body_failure(error: Mapping[str, Any], settings: ProviderSettings, model:
                     ) -> Failure:
     """An error event inside an HTTP 200, typed as its twin HTTP status would be (overloaded_error as 529)."""
     kind_name = name_of(error.get("type") or "")
-    kind, _ = ERROR_TYPES.get(kind_name, ("server", None))
+    kind = kind_for_status(ERROR_STATUS.get(kind_name, 500))
     message = error.get("message")
     text = f"HTTP 200 carrying error {kind_name or 'without a type'}: {message if message else dict(error)}"
     return Failure(kind, None, scrub(text + settings_hint(kind, settings, model), known_secrets(settings)),
