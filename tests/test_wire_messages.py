@@ -343,3 +343,12 @@ def test_every_error_type_inside_a_stream_is_typed_as_its_http_twin():
             m = measure(server)
         assert (m.success, m.error_type, m.http_status) == (False, kind_for_status(status), None), name
         assert m.error_message.startswith(f"HTTP 200 carrying error {name}: ")
+
+
+def test_a_whole_message_to_a_stream_request_is_a_bad_response_that_keeps_its_text():
+    entry = next(e for e in MANIFEST if e["name"] == "body_text")
+    with WireServer() as server:
+        server.reply(fixture_reply(entry))
+        m = measure(server)
+    assert (m.success, m.error_type) == (False, "bad_response") and "plain JSON" in m.error_message
+    assert m.response_text == "Hi! My name is Claude." and (m.input_tokens, m.output_tokens) == (2095, 503)
