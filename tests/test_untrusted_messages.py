@@ -152,3 +152,21 @@ def test_garbage_through_the_real_sdk_is_a_row_too(body):
         m = measure(server, timeout_s=5.0)
     assert_bounded(m)
     assert m.success == (m.error_type is None) and m.api == "messages"
+
+
+def test_a_hundred_thousand_usages_of_new_names_cost_what_one_does():
+    import time
+
+    events = b"".join(b'event: message_delta\ndata: {"type": "message_delta", "usage": {"output_tokens": %d, '
+                      b'"k%d": 1, "l%d": 2}}\n\n' % (i, i, i) for i in range(100_000))
+    body = (b'event: message_start\ndata: {"type": "message_start", "message": {"id": "m", "usage": '
+            b'{"input_tokens": 3}}}\n\n'
+            b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"type": "text_delta", '
+            b'"text": "x"}}\n\n' + events
+            + b'event: message_delta\ndata: {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}\n\n'
+              b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+    began = time.process_time()
+    answer, m = read(body)
+    assert m.success and (m.input_tokens, m.output_tokens) == (3, 99_999)
+    assert set(answer.usage) == {"input_tokens", "output_tokens"}
+    assert time.process_time() - began < 30  # linear: a quadratic merge took minutes

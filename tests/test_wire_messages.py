@@ -352,3 +352,29 @@ def test_a_whole_message_to_a_stream_request_is_a_bad_response_that_keeps_its_te
         m = measure(server)
     assert (m.success, m.error_type) == (False, "bad_response") and "plain JSON" in m.error_message
     assert m.response_text == "Hi! My name is Claude." and (m.input_tokens, m.output_tokens) == (2095, 503)
+
+
+@pytest.mark.parametrize("api", ["messages", "chat_completions"])
+def test_half_a_character_in_an_answer_is_stored_as_a_question_mark_never_a_crash(api, tmp_path):
+    from benchmarking.storage.sqlite import SQLiteStorage
+    from test_wire_truth import USAGE, chunk, measure as measure_chat, stream
+
+    with WireServer() as server:
+        if api == "messages":
+            body = (FIXTURES / "text.sse").read_bytes().replace(b'"text":"!"', b'"text":"!\\ud800"')
+            server.reply(Reply(sse_parts(body)))
+            m = measure(server)
+        else:
+            server.reply(stream(chunk({"content": "Hello there!\ud800"}, "stop"), chunk(None, usage=USAGE)))
+            m = measure_chat(server, "openai")
+    assert m.success and m.response_text == "Hello there!?"
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from test_storage_sqlite import run_info
+
+    with SQLiteStorage(tmp_path / "b.db") as storage:
+        run = run_info()
+        storage.create_run(run)
+        storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), m)
+        assert storage.read_results(run.id)[0].measurement.response_text == "Hello there!?"

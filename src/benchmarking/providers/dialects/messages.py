@@ -96,11 +96,18 @@ def model_names(item: Mapping[str, Any]) -> Iterable[tuple[str, str | None]]:
     return ((model_id, retires),) if alias == model_id else ((model_id, retires), (alias, retires))
 
 
+# The usage fields read (tokens()): only these are kept, so that usage objects of ever new names, one per event,
+# cost no more memory or time than one.
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                "cache_creation", "output_tokens_details")
+
+
 def _merged_usage(into: Mapping[str, Any] | None, usage: Any) -> Mapping[str, Any] | None:
     """message_delta's usage says the final counts of what it names (they are cumulative); the rest stays."""
     if not isinstance(usage, Mapping):
         return into
-    return {**(into or {}), **{name: value for name, value in usage.items() if value is not None}}
+    known = {name: usage[name] for name in USAGE_FIELDS if usage.get(name) is not None}
+    return {**(into or {}), **known} if known else into
 
 
 class _MessagesBuilder(_Builder):
