@@ -26,7 +26,7 @@ from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.client import PromptInput, kept_clients, prepare_client
+from .providers.client import PromptInput, Wire, kept_clients, prepare_client
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap
@@ -60,6 +60,14 @@ PROVIDER_MODULES: dict[str, ModuleType] = {
 
 def provider_module(name: str) -> ModuleType:
     return PROVIDER_MODULES.get(name, custom_provider)
+
+
+def provider_wire(name: str, settings: ProviderSettings) -> Wire:
+    """The Wire a provider's requests go through: the one of the API its settings choose, where it speaks several
+    (its module's wire_for), else its module's WIRE."""
+    module = provider_module(name)
+    wire_for = getattr(module, "wire_for", None)
+    return wire_for(settings) if wire_for is not None else module.WIRE
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ def price_of(cell: Cell) -> Price | None:
 
 def prepare_cell(cell: Cell) -> None:
     """Build, rehearse and warm the cell's client before any clock starts (inside kept_clients: kept for later)."""
-    prepare_client(provider_module(cell.provider).WIRE, cell.settings)
+    prepare_client(provider_wire(cell.provider, cell.settings), cell.settings)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
-from .benchmark_runner import provider_module
+from .benchmark_runner import provider_wire
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models
@@ -83,7 +83,7 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
     today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
     for provider in settings.providers:
-        wire = provider_module(provider.name).WIRE
+        wire = provider_wire(provider.name, provider)
         try:
             listed = list_models(wire, provider)
         except ModelListError as exc:
@@ -113,7 +113,7 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
 
     def one(provider: ProviderSettings) -> list[str]:
         try:
-            listed = list_models(provider_module(provider.name).WIRE,
+            listed = list_models(provider_wire(provider.name, provider),
                                  replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
         except ModelListError:
             return []

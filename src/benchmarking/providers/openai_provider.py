@@ -1,11 +1,15 @@
-"""OpenAI, through the official `openai` SDK."""
+"""OpenAI, through the official `openai` SDK: Chat Completions by default, the Responses API with OPENAI_API=responses
+or --api openai=responses."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
 from .client import PromptInput, Wire, measure
+from .dialects import responses
 
 # USD per 1M tokens. gpt-4o-mini was the MVP's model and stays the default until OpenAI shuts it down (2027-01-14).
 PRICING = {
@@ -22,6 +26,15 @@ WIRE = Wire(
     default_base_url="https://api.openai.com/v1",
 )
 
+# The same SDK and client, speaking the Responses API (POST /responses).
+WIRES = {"chat_completions": WIRE, "responses": replace(WIRE, dialect=responses)}
+
+
+def wire_for(settings: ProviderSettings) -> Wire:
+    """The Wire of the API the settings choose (settings.api), else Chat Completions."""
+    return WIRES[settings.api or "chat_completions"]
+
 
 def call_openai(prompt: PromptInput, model: str, settings: ProviderSettings) -> Measurement:
-    return measure("openai", prompt, model, settings, wire=WIRE, pricing=PRICING, pricing_file=__file__)
+    return measure("openai", prompt, model, settings, wire=wire_for(settings), pricing=PRICING,
+                   pricing_file=__file__)
