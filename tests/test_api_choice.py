@@ -136,3 +136,17 @@ def test_any_json_in_any_event_reads_without_raising_and_usage_is_bounded(value,
     for count in (counts.input_tokens, counts.output_tokens, counts.cached_tokens, counts.reasoning_tokens):
         assert count is None or 0 <= count <= MAX_COUNT
     assert answer.output_events in (0, 1)
+
+
+def test_the_cost_bound_counts_the_output_cap_the_responses_api_is_sent():
+    from decimal import Decimal
+
+    from benchmarking.benchmark_runner import cost_bound, plan
+
+    def bound(environ: dict, cache_mode: str) -> Decimal:
+        loaded = settings(environ, provider_selection="openai", max_tokens=1)
+        return cost_bound(plan(loaded), 1, cache_mode).usd
+
+    chat, native = bound({}, "warm"), bound({"OPENAI_API": "responses"}, "warm")
+    # gpt-4o-mini: 0.60 USD per 1M output tokens; the measured and the warming request are each sent 16, not 1
+    assert native - chat == 2 * 15 * Decimal("0.60") / 1_000_000

@@ -152,6 +152,11 @@ def prepare_cell(cell: Cell) -> None:
     prepare_client(provider_wire(cell.provider, cell.settings), cell.settings)
 
 
+def sent_output_cap(cell: Cell, max_tokens: int) -> int:
+    """The output cap a request goes with: raised to the least its API takes (the Responses API's 16)."""
+    return max(max_tokens, getattr(provider_wire(cell.provider, cell.settings).dialect, "MIN_OUTPUT_TOKENS", 1))
+
+
 @dataclass(frozen=True)
 class CostBound:
     """The most a run could cost, from the prices and the output caps; cells with no price are named instead."""
@@ -172,9 +177,9 @@ def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound
         input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
         cost = None
         if price is not None:
-            cost = cost_usd(price, input_tokens, cell.settings.max_tokens) * repeat
+            cost = cost_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
             if cache_mode == "warm":
-                cost += cost_usd(price, input_tokens, 1) * repeat
+                cost += cost_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
         requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
         per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
                                                 else total + cost)
