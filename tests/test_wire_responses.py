@@ -277,3 +277,23 @@ def test_a_settings_change_of_api_builds_another_client():
     assert provider_wire("openai", chat).dialect.API == "chat_completions"
     assert client_key(provider_wire("openai", chat), chat) != client_key(provider_wire("openai", native), native)
     assert provider_wire("vllm", replace(native, name="vllm")).dialect.API == "responses"
+
+
+def test_a_run_through_the_responses_api_stores_it_and_a_chat_endpoint_beside_it(tmp_path):
+    from test_cli import rows, run_main
+
+    answer = sse_parts(event("response.output_text.delta", delta="ok")
+                       + event("response.completed", response=response("completed", USAGE)))
+    chat = sse_parts(b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}\n\n'
+                     b'data: [DONE]\n\n')
+    with WireServer() as server:
+        server.reply(Reply(answer), Reply(chat))
+        (tmp_path / "benchmark.toml").write_text(
+            f'[[providers]]\nname = "shim"\nbase_url = "{server.url}/v1"\nmodel = "m"\napi = "chat_completions"\n')
+        done = run_main(tmp_path, "--providers", "openai,shim", "--api", "openai=responses", "--model", "openai=m",
+                        OPENAI_API_KEY="sk-test-000000000000000000", OPENAI_BASE_URL=f"{server.url}/v1")
+        paths = [s.path for s in server.served]
+    assert done.returncode == 0, done.stderr
+    assert paths == ["/v1/responses", "/v1/chat/completions"]
+    stored = rows(tmp_path / "benchmarks.db", "select provider, api, success, response_text from benchmark_results")
+    assert [tuple(r) for r in stored] == [("openai", "responses", 1, "ok"), ("shim", "chat_completions", 1, "hi")]
