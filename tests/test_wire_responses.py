@@ -297,3 +297,16 @@ def test_a_run_through_the_responses_api_stores_it_and_a_chat_endpoint_beside_it
     assert paths == ["/v1/responses", "/v1/chat/completions"]
     stored = rows(tmp_path / "benchmarks.db", "select provider, api, success, response_text from benchmark_results")
     assert [tuple(r) for r in stored] == [("openai", "responses", 1, "ok"), ("shim", "chat_completions", 1, "hi")]
+
+
+def test_a_key_echoed_in_a_failed_response_is_scrubbed():
+    from benchmarking.settings.values import Secret
+    from conftest import CANARY_KEY
+
+    failed = event("response.failed", response=response("failed", error={
+        "code": "invalid_api_key", "message": f"Incorrect API key provided: {CANARY_KEY}"}))
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(failed)))
+        m = measure_openai(server, api_key=Secret(CANARY_KEY))
+    assert (m.success, m.error_type) == (False, "auth")
+    assert CANARY_KEY not in m.error_message and "****" in m.error_message
