@@ -1,7 +1,8 @@
 """What an API dialect is: the request body one API takes, and how its recorded events read into an Answer.
 
 A dialect is one module here (chat_completions is the first), whose module-level names are what Dialect lists, plus
-its recorded fixtures in tests/fixtures/; a provider speaks it by naming it in its Wire.
+its recorded fixtures in tests/fixtures/, and an entry in DIALECTS; a provider speaks it by naming it in its Wire.
+common.py holds what the dialects share (the text kept as it streams, errors inside an HTTP 200, the judging).
 """
 
 from __future__ import annotations
