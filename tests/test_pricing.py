@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given, strategies as st
 import pytest
 
 from benchmarking.pricing import cost_usd, price, upper_bound_usd
@@ -184,3 +185,24 @@ def test_custom_endpoint_without_price_warns_about_benchmark_toml(sim):
     m = call_custom("hello", "whatever", settings_for(sim, "openai", name="local"))
     assert m.cost_usd is None
     assert "benchmark.toml" in m.warnings[0]
+
+
+TOKENS = st.integers(min_value=0, max_value=2_000_000)
+
+
+@given(input_tokens=TOKENS, output_tokens=TOKENS, cached=TOKENS, written=TOKENS, written_1h=TOKENS,
+       p=st.sampled_from([*anthropic_prices.PRICING.values(), *gemini_prices.PRICING.values(),
+                          *openai_provider.PRICING.values(), price("0.59", "0.79", "2026-11-28")]))
+def test_a_cost_is_never_negative_never_over_the_bound_and_never_more_than_all_tokens_at_the_dearest_price(
+        input_tokens, output_tokens, cached, written, written_1h, p):
+    cost = cost_usd(p, input_tokens, output_tokens, cached, written, written_1h)
+    assert Decimal(0) <= cost <= upper_bound_usd(p, input_tokens, output_tokens)
+    tier = p.for_prompt(input_tokens)
+    assert tier is (p.long_context if input_tokens > (p.long_context_above or input_tokens) else p)
+    # cache reads and writes only change what the input costs, never what the output costs
+    assert cost - cost_usd(p, input_tokens, 0, cached, written, written_1h) == output_tokens * tier.output / 1_000_000
+
+
+def test_a_gemini_model_named_with_or_without_models_prefix_is_priced_the_same():
+    assert gemini_prices.PRICING[f"models/{gemini_prices.DEFAULT_MODEL}"] is \
+        gemini_prices.PRICING[gemini_prices.DEFAULT_MODEL]

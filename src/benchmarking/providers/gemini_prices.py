@@ -22,3 +22,5 @@ PRICING = {
     "gemini-3.1-pro-preview": price("2.00", "12.00", AS_OF,
                                     long_context=(200_000, price("4.00", "18.00", AS_OF))),
 }
+# The API names a model `models/<id>` as well as `<id>`; a model given either way is priced.
+PRICING.update({f"models/{model}": p for model, p in list(PRICING.items())})
