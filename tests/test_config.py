@@ -26,8 +26,8 @@ def settings(environ=None, **kwargs):
 
 def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
-    assert dict(s.models) == {"openai": ("gpt-4o-mini",), "groq": ("openai/gpt-oss-20b",),
-                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-4o-mini",)}
+    assert dict(s.models) == {"openai": ("gpt-6-luna",), "groq": ("openai/gpt-oss-20b",),
+                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():

@@ -20,7 +20,7 @@ from .settings.model import ProviderSettings, Settings
 from .deferred import finishing_now
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
-from .pricing import Price, cost_usd
+from .pricing import Price, upper_bound_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
@@ -42,10 +42,10 @@ BENCHMARK_PROMPT = (
 # (name, call_fn, default model). Sequential on purpose: one request at a time, so results do not disturb each other.
 # The MVP's defaults were retired by their providers; README's "Supported providers" says which replaced which.
 PROVIDERS: list[tuple[str, CallFn, str]] = [
-    ("openai", call_openai, "gpt-4o-mini"),
+    ("openai", call_openai, "gpt-6-luna"),
     ("groq", call_groq, "openai/gpt-oss-20b"),
     ("together", call_together, "openai/gpt-oss-120b"),
-    ("openrouter", call_openrouter, "openai/gpt-4o-mini"),
+    ("openrouter", call_openrouter, "openai/gpt-6-luna"),
 ]
 
 
@@ -177,9 +177,9 @@ def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound
         input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
         cost = None
         if price is not None:
-            cost = cost_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
+            cost = upper_bound_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
             if cache_mode == "warm":
-                cost += cost_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
+                cost += upper_bound_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
         requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
         per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
                                                 else total + cost)

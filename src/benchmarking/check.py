@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
+from typing import Mapping
 
 from .benchmark_runner import provider_wire
 from .settings.model import ProviderSettings, Settings
@@ -11,8 +12,6 @@ from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models
 from .storage import open_backend
 from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
-
-
 
 # A model whose provider announces its shutdown this close is warned of, by `check` and at a run's start.
 SHUTDOWN_WARNING_DAYS = 60
@@ -79,6 +78,12 @@ def shutdown_warning(name: str, model: str, shutdown: str | None, hint: str, tod
     return f"{name}: model {model} {when}: {hint}"
 
 
+def shutdown_of(provider: str, model: str, listed: Mapping[str, str | None]) -> str | None:
+    """The shutdown date a model's provider announces in its listing, else the one its module knows (SHUTDOWNS: a
+    listing that announces none, as OpenRouter's for the OpenAI models it passes on)."""
+    return listed.get(model) or getattr(provider_module(provider), "SHUTDOWNS", {}).get(model)
+
+
 def check_providers(settings: Settings, today: date | None = None) -> list[CheckLine]:
     today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
@@ -96,7 +101,8 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
                                               f"GET /models lists: {provider.model_hint}"))
                 continue
             lines.append(CheckLine(True, f"{provider.name}: {key}, model {model} is listed"))
-            warning = shutdown_warning(provider.name, model, listed[model], provider.model_hint, today)
+            warning = shutdown_warning(provider.name, model, shutdown_of(provider.name, model, listed),
+                                       provider.model_hint, today)
             if warning:
                 lines.append(CheckLine(True, warning, warning=True))
     return lines
@@ -118,7 +124,8 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
         except ModelListError:
             return []
         return [line for model in settings.models[provider.name] if model in listed
-                if (line := shutdown_warning(provider.name, model, listed[model], provider.model_hint, today))]
+                if (line := shutdown_warning(provider.name, model, shutdown_of(provider.name, model, listed),
+                                             provider.model_hint, today))]
 
     if not settings.providers:
         return []
