@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Mapping
 
-from .benchmark_runner import provider_wire
+from .benchmark_runner import provider_module, provider_wire
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models
