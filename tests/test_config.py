@@ -56,9 +56,10 @@ def test_base_url_variables_and_what_each_sdk_expects():
     assert normalise_base_url(TOGETHER, None) == "https://api-inference.together.ai"
 
 
-def test_unknown_benchmark_variable_warns():
-    s = settings({"BENCHMARK_REGON": "eu"})
-    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (a typo?)",)
+def test_unknown_benchmark_variable_warns_naming_the_closest_known_one():
+    s = settings({"BENCHMARK_REGON": "eu", "BENCHMARK_ZZZZZZZZZZZZZZZZZ": "1"})
+    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (did you mean BENCHMARK_REGION?)",
+                          "unknown variable BENCHMARK_ZZZZZZZZZZZZZZZZZ is set and ignored (a typo?)")
 
 
 def test_custom_endpoints_from_toml(tmp_path):

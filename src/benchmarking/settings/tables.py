@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..errors import ConfigError
 from .model import ALERT_RULES
-from .toml_file import toml_kind, unknown_key
+from .refusal import validated
 
 # The outage rule reads this many newest results of each provider and model at every evaluation: a bound keeps that
 # read small (and the number within what a database's LIMIT takes).
@@ -96,30 +95,5 @@ PROVIDER_TABLE_KEYS = frozenset(ProviderTable.model_fields)  # any other key is 
 
 
 def checked_table(model: type[_Table], table: Mapping[str, object], where: str) -> dict[str, Any]:
-    """The keys `table` sets, checked by `model`; a refusal is one line naming where, the key, the value (these
-    tables hold no secrets) and a good value, with "did you mean" for an unknown key."""
-    try:
-        return model.model_validate(table).model_dump(exclude_unset=True)
-    except ValidationError as exc:
-        raise refused(exc, model, table, where) from None
-
-
-def refused(exc: ValidationError, model: type[_Table], table: Mapping[str, object], where: str) -> ConfigError:
-    """The one place a pydantic refusal becomes today's message: the first bad key in the file's order."""
-    order = list(table)
-    error = min(exc.errors(), key=lambda e: order.index(e["loc"][0]) if e["loc"][0] in order else len(order))
-    key = str(error["loc"][0])
-    if error["type"] == "extra_forbidden":
-        return unknown_key(key, tuple(model.model_fields), where)
-    what, value, kind = f"{where}: {key}", table[key], error["type"]
-    extra = model.model_fields[key].json_schema_extra
-    assert isinstance(extra, dict)
-    if kind == "value_error":
-        return ConfigError(f"{what}: {error['ctx']['error']}")
-    if kind == "finite_number":
-        return ConfigError(f"{what} must be a finite number, like {extra['example']}, not {value}")
-    if extra["rule"] == "" or (kind.endswith("_type") and extra["type_rule"]):
-        # An item of a list of the wrong type: the list itself is the right type, so its type is not named.
-        named = "" if len(error["loc"]) > 1 else f", not {toml_kind(value)}"
-        return ConfigError(f"{what} {extra['type_rule']}{named}")
-    return ConfigError(f"{what} {extra['rule']}, not {value!r}")
+    """The keys `table` sets, checked by `model`; a refusal is one line (refusal.refused)."""
+    return validated(model, table, where).model_dump(exclude_unset=True)
