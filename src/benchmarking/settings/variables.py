@@ -89,6 +89,8 @@ class Environment(BaseModel):
     BENCHMARK_CONFIG: str | None = None
     # Apprise URLs, read only by the commands that notify: notify_env splits them, Apprise checks each.
     BENCHMARK_NOTIFY: str | None = None
+    # --engine ray's cluster when --ray-address is not given (Ray reads it too): executors.ray_cluster checks it.
+    RAY_ADDRESS: str | None = None
 
     @model_validator(mode="before")
     @classmethod
