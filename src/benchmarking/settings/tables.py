@@ -1,4 +1,5 @@
-"""benchmark.toml's [[providers]], [slo] and [alerts] as pydantic models; one function turns a refusal into a line.
+"""benchmark.toml's [[providers]], [slo] and [alerts] as pydantic models: types, ranges and what values mean, each
+refusal one line (refusal.refused).
 
 Imported only where benchmark.toml is read, never at the command line's import: pydantic costs `--help` time.
 """
@@ -164,7 +165,8 @@ class ProviderTable(_Table):
 
     api_key_env: Annotated[str, checked(_variable_name)] | None = _string('api_key_env = "VLLM_API_KEY"')
     base_url: Annotated[str, AfterValidator(_base_url)] | None = _string('base_url = "http://127.0.0.1:8000/v1"')
-    # A price takes a string or a number, price_as_of a string or a date: their own messages say so.
+    # A price takes a string or a number, price_as_of a string or a date: their own messages say so. Once checked,
+    # a price is a Decimal, headers and models are tuples.
     cached_input_price: Annotated[Any, checked(_usd_per_million)] = None
     headers: Annotated[dict[str, Any], checked(_headers)] | None = _rule(
         "", type_rule="must be a table of name = value")
