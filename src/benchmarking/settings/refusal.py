@@ -7,11 +7,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
 from .toml_file import toml_kind, unknown_key
+
+
+def rule(rule: str, example: str = "", type_rule: str = "", **constraints: Any) -> Any:
+    """A field whose refusals refused() words: `rule` ends every message about its value ("must be more than 0");
+    `type_rule`, when given, ends the message about a value of the wrong TOML type, which then names the type instead
+    of the value. A field with no `rule` has only a type to check, and its value is never printed (api_key_env,
+    headers may hold keys)."""
+    return Field(None, json_schema_extra={"rule": rule, "example": example, "type_rule": type_rule}, **constraints)
 
 
 def subject(info: ValidationInfo) -> str:
@@ -52,7 +60,7 @@ def refused(exc: ValidationError, model: type[BaseModel], given: Mapping[str, ob
             ) -> ConfigError:
     """The first refusal in the order `given` is written (the file's, or the order the variables are read in), as
     one line naming where, the key, the value where it is no secret, and a good value; "did you mean" for an
-    unknown key. A field says its rule in json_schema_extra (see tables._rule); one with none never shows its value."""
+    unknown key. A field says its rule in json_schema_extra (see rule()); one with none never shows its value."""
     order = list(given)
 
     def position(error: Any) -> int:

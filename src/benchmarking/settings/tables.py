@@ -11,14 +11,14 @@ from decimal import Decimal, InvalidOperation
 import re
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from .. import redaction
 from ..durations import parse_duration
 from ..errors import ConfigError
 from ..pricing import Price
 from .model import ALERT_RULES
-from .refusal import checked, refusal, subject, validated
+from .refusal import checked, refusal, rule, subject, validated
 from .toml_file import toml_kind
 from .urls import checked_base_url
 from .values import checked_name
@@ -33,15 +33,8 @@ _VARIABLE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME_PATTERN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-def _rule(rule: str, example: str = "", type_rule: str = "", **constraints: Any) -> Any:
-    """A table key: `rule` ends every message about its value ("must be more than 0"); `type_rule`, when given,
-    ends the message about a value of the wrong TOML type, which then names the type instead of the value. A key
-    with no `rule` has only a type to check, and its value is never printed (api_key_env, headers may hold keys)."""
-    return Field(None, json_schema_extra={"rule": rule, "example": example, "type_rule": type_rule}, **constraints)
-
-
-def _number(rule: str, example: str, **constraints: Any) -> Any:
-    return _rule(rule, example, f"must be a number, like {example}", **constraints)
+def _number(said: str, example: str, **constraints: Any) -> Any:
+    return rule(said, example, f"must be a number, like {example}", **constraints)
 
 
 class _Table(BaseModel):
@@ -57,7 +50,7 @@ class SloTable(_Table):
     tokens_per_second: float | None = _number("must be more than 0", "tokens_per_second = 800", gt=0)
     success_rate: float | None = _number("is a fraction from 0 to 1, like success_rate = 0.99", "success_rate = 0.99",
                                          ge=0, le=1)
-    percentile: int | None = _rule("must be a whole number from 1 to 99, like percentile = 90", ge=1, le=99)
+    percentile: int | None = rule("must be a whole number from 1 to 99, like percentile = 90", ge=1, le=99)
 
 
 def _known_rules(rules: list[str]) -> list[str]:
@@ -73,19 +66,19 @@ _RULES_LIST = 'must be a list of rule names, like rules = ["outage", "slo_breach
 class AlertsTable(_Table):
     """The [alerts] table; a duration is text, like "1h", held in seconds once checked."""
 
-    rules: Annotated[list[str], AfterValidator(_known_rules)] | None = _rule(_RULES_LIST, type_rule=_RULES_LIST)
-    consecutive_failures: int | None = _rule(f"must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}",
+    rules: Annotated[list[str], AfterValidator(_known_rules)] | None = rule(_RULES_LIST, type_rule=_RULES_LIST)
+    consecutive_failures: int | None = rule(f"must be a whole number from 1 to {MAX_CONSECUTIVE_FAILURES:,}",
                                              ge=1, le=MAX_CONSECUTIVE_FAILURES)
-    window: Annotated[str, checked(parse_duration)] | None = _rule(
+    window: Annotated[str, checked(parse_duration)] | None = rule(
         "", type_rule='must be a duration in quotes, like window = "1h"')
-    baseline: Annotated[str, checked(parse_duration)] | None = _rule(
+    baseline: Annotated[str, checked(parse_duration)] | None = rule(
         "", type_rule='must be a duration in quotes, like baseline = "1h"')
     regression_threshold: float | None = _number("is a fraction more than 0, like 0.2 for 20 %",
                                                  "regression_threshold = 0.2", gt=0)
 
 
 def _string(example: str) -> Any:
-    return _rule("", type_rule=f"must be one string in quotes, like {example}")
+    return rule("", type_rule=f"must be one string in quotes, like {example}")
 
 
 def _usd_per_million(value: object, subject: str) -> Decimal:
@@ -168,17 +161,17 @@ class ProviderTable(_Table):
     # A price takes a string or a number, price_as_of a string or a date: their own messages say so. Once checked,
     # a price is a Decimal, headers and models are tuples.
     cached_input_price: Annotated[Any, checked(_usd_per_million)] = None
-    headers: Annotated[dict[str, Any], checked(_headers)] | None = _rule(
+    headers: Annotated[dict[str, Any], checked(_headers)] | None = rule(
         "", type_rule="must be a table of name = value")
     input_price: Annotated[Any, checked(_usd_per_million)] = None
     model: Annotated[str, checked(checked_name)] | None = _string('model = "llama3.2"')
-    models: Annotated[list[str], checked(_model_names)] | None = _rule(
+    models: Annotated[list[str], checked(_model_names)] | None = rule(
         "", type_rule='must be a list of model names, like ["llama3.2", "qwen3"]')
     name: Annotated[str, checked(_endpoint_name)] | None = _string('name = "local-vllm"')
     output_price: Annotated[Any, checked(_usd_per_million)] = None
     price_as_of: Annotated[Any, checked(_date)] = None
     # How the endpoint's tokens are counted: the provider's usage, else the server's own tokenizer.
-    token_count: Literal["usage", "tokenize"] | None = _rule("must be one of usage, tokenize")
+    token_count: Literal["usage", "tokenize"] | None = rule("must be one of usage, tokenize")
 
     @model_validator(mode="after")
     def _complete(self, info: ValidationInfo) -> "ProviderTable":
