@@ -51,6 +51,16 @@ def test_the_refusal_shown_is_the_first_variable_read_providers_before_storage()
         load_settings(prompt="hi", builtin=BUILTIN, environ=environ, provider_selection="together")
 
 
+def test_a_simulated_run_leaves_provider_keys_unchecked_but_not_the_database_key():
+    bad = {"OPENAI_API_KEY": "sk one", "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE": "role two"}
+    with pytest.raises(ConfigError, match="^SUPABASE_SERVICE_ROLE contains a space or a line break"):
+        load_settings(prompt="hi", builtin=BUILTIN, environ=bad, provider_selection="openai", simulate=True)
+    del bad["SUPABASE_SERVICE_ROLE"], bad["SUPABASE_URL"]
+    assert load_settings(prompt="hi", builtin=BUILTIN, environ=bad, provider_selection="openai", simulate=True)
+    with pytest.raises(ConfigError, match="^OPENAI_API_KEY contains a space or a line break"):
+        load_settings(prompt="hi", builtin=BUILTIN, environ=bad, provider_selection="openai")
+
+
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "BENCHMARK_HOST", "GROQ_MODEL", "SUPABASE_URL"])
 def test_an_endpoint_key_in_a_variable_the_tool_reads_for_something_else_is_refused(tmp_path, variable):
     toml = tmp_path / "b.toml"

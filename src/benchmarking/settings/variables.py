@@ -8,7 +8,7 @@ settings are read (pydantic costs `--help` time).
 from __future__ import annotations
 
 import difflib
-from functools import lru_cache
+from functools import lru_cache, partial
 import socket
 from typing import Annotated, Any, Mapping, Sequence
 
@@ -20,11 +20,11 @@ from .urls import checked_base_url, checked_database_url
 from .values import Secret, checked_key, checked_name, yes_or_no
 
 
-def _secret(value: str, info: ValidationInfo) -> Secret:
-    """A key: from here on no output shows it; checked to fit an HTTP header, unless the run is simulated (the
-    simulator gets a stand-in key instead)."""
+def _secret(value: str, info: ValidationInfo, always: bool = False) -> Secret:
+    """A key: from here on no output shows it; checked to fit an HTTP header. A provider's key is not checked when
+    the run is simulated (the simulator gets a stand-in key instead); `always`: the database's key is."""
     secret = Secret(value)
-    if (info.context or {}).get("check_keys", True):
+    if always or (info.context or {}).get("check_keys", True):
         try:
             checked_key(value, subject(info))
         except ConfigError as exc:
@@ -52,6 +52,7 @@ def _project_url(url: str, variable: str) -> str:
 
 
 Key = Annotated[Secret, BeforeValidator(_secret)]
+DatabaseKey = Annotated[Secret, BeforeValidator(partial(_secret, always=True))]
 Models = Annotated[tuple[str, ...], checked(_models, before=True)]
 BaseUrl = Annotated[str, checked(_base_url)]
 Name = Annotated[str, checked(checked_name)]  # stored: at most 200 characters of UTF-8 text
@@ -79,7 +80,7 @@ class Environment(BaseModel):
     # Where results go: SUPABASE_URL + SUPABASE_SERVICE_ROLE, else DATABASE_URL, else ./benchmarks.db.
     DATABASE_URL: Annotated[str, checked(checked_database_url)] | None = None
     SUPABASE_URL: Annotated[str, checked(_project_url)] | None = None
-    SUPABASE_SERVICE_ROLE: Key | None = None
+    SUPABASE_SERVICE_ROLE: DatabaseKey | None = None
     BENCHMARK_OUTBOX: str = "outbox"  # the outbox's folder
     BENCHMARK_NO_MIGRATE: YesOrNo = False  # leave the schema alone (a role that may not change it)
     # Stored with every run: the machine and the region measured from.
