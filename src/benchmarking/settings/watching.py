@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import redaction
-from ..durations import parse_duration
 from ..errors import ConfigError
 from ..slo import SloConfig, Targets
 from .model import AlertRules, Watching
@@ -63,7 +62,7 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
         if key == "rules":
             rules = replace(rules, rules=tuple(dict.fromkeys(value)))
         elif key in ("window", "baseline"):
-            rules = replace(rules, **{f"{key}_s": parse_duration(value, f"{where}: {key}")})
+            rules = replace(rules, **{f"{key}_s": value})  # in seconds
         else:
             rules = replace(rules, **{key: value})
     return rules
