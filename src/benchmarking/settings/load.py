@@ -66,7 +66,7 @@ def load_settings(
     key_variables = [e.api_key_env for e in endpoints if e.api_key_env]
     # Only what this run reads, in the order it was always checked: each provider's models (unless --model gives
     # them) and base URL, then the keys, then storage and the run's host and region.
-    variables = [provider_variable(name, suffix) for name, _ in chosen for suffix in ("_MODEL", "_BASE_URL")
+    variables = [provider_variable(name, suffix) for name, _ in chosen for suffix in ("_MODEL", "_BASE_URL", "_API")
                  if not (suffix == "_MODEL" and name in overrides)]
     variables += [provider_variable(name, "_API_KEY") for name, _ in chosen] + key_variables
     variables += [*STORAGE_VARIABLES, "BENCHMARK_HOST", "BENCHMARK_REGION"]
@@ -86,7 +86,7 @@ def load_settings(
                 key_env=provider_variable(name, "_API_KEY"),
                 model_hint=f"set {provider_variable(name, '_MODEL')} or --model {name}=MODEL",
                 base_url=env.value(provider_variable(name, "_BASE_URL")),
-                api=builtin_api(name, environ, apis),
+                api=builtin_api(name, env.value(provider_variable(name, "_API")), apis),
                 **common,
             )
         )

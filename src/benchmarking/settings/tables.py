@@ -205,4 +205,6 @@ PROVIDER_TABLE_KEYS = frozenset(ProviderTable.model_fields)  # any other key is 
 
 def checked_table(model: type[_Table], table: Mapping[str, object], where: str) -> dict[str, Any]:
     """The keys `table` sets, checked by `model`; a refusal is one line (refusal.refused)."""
-    return validated(model, table, where).model_dump(exclude_unset=True)
+    # A field's declared type is what the file gives (text), its value what the check made of it (a duration's
+    # seconds): no serializer warning for that.
+    return validated(model, table, where).model_dump(exclude_unset=True, warnings=False)

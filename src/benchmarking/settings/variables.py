@@ -15,6 +15,7 @@ from typing import Annotated, Any, Mapping, Sequence
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, create_model, model_validator
 
 from ..errors import ConfigError
+from .apis import apis_of, checked_api
 from .refusal import checked, refusal, subject, validated
 from .urls import checked_base_url, checked_database_url
 from .values import Secret, checked_key, checked_name, yes_or_no
@@ -52,9 +53,19 @@ def _project_url(url: str, variable: str) -> str:
 
 
 Key = Annotated[Secret, BeforeValidator(_secret)]
+def _api(value: str, variable: str) -> str:
+    """OPENAI_API=responses: the API of a provider that speaks several; refused for one that speaks one."""
+    name = variable.removesuffix("_API").lower()
+    allowed = apis_of(name)
+    if len(allowed) == 1:
+        raise ConfigError(f"{variable} is set, but {name} speaks one API ({allowed[0]}): unset it")
+    return checked_api(value, allowed, variable)
+
+
 DatabaseKey = Annotated[Secret, BeforeValidator(partial(_secret, always=True))]
 Models = Annotated[tuple[str, ...], checked(_models, before=True)]
 BaseUrl = Annotated[str, checked(_base_url)]
+Api = Annotated[str, checked(_api)]
 Name = Annotated[str, checked(checked_name)]  # stored: at most 200 characters of UTF-8 text
 YesOrNo = Annotated[bool, checked(yes_or_no, before=True)]  # 1/true/yes, 0/false/no, any case
 
@@ -64,6 +75,7 @@ PROVIDER_VARIABLES: dict[str, Any] = {
     "_API_KEY": Key,  # the provider's key; no key: the provider is skipped, saying which variable to set
     "_MODEL": Models,  # the models measured, comma-separated; --model wins
     "_BASE_URL": BaseUrl,  # another endpoint speaking the provider's API (a proxy, the simulator)
+    "_API": Api,  # the API measured, for a provider that speaks several (OPENAI_API=responses); --api wins
 }
 # Set by the test suite (and CI) for itself, never read by the tool: known, so that they draw no warning.
 TEST_SUITE_VARIABLES = ("BENCHMARK_REQUIRE_POSTGRES", "BENCHMARK_REQUIRE_RAY", "BENCHMARK_REQUIRE_CHROMIUM",
