@@ -15,9 +15,13 @@ import threading
 import time
 from typing import Callable
 
-from . import chat_completions, generate_content, messages, responses
+from .chat_completions import chat_completions, list_models as chat_models
 from .exchange import Exchange
+from .generate_content import generate_content, get_model as gemini_model, list_models as gemini_models
+from .generate_content import stream_generate_content
+from .messages import get_model as anthropic_model, list_models as anthropic_models, messages
 from .profiles import DEFAULT_PROFILE, ModelProfile
+from .responses import responses
 from .state import RequestRecord, SimulatorState
 
 Handler = Callable[[Exchange, bytes, float], None]  # (the exchange, the request's body, when it arrived)
@@ -34,15 +38,18 @@ def _api(http: Exchange) -> str:
 
 
 def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
-    listing = {"messages": messages.list_models, "generate_content": generate_content.list_models}
-    listing.get(_api(http), chat_completions.list_models)(http, raw, received_at)
+    listing = {"messages": anthropic_models, "generate_content": gemini_models}
+    listing.get(_api(http), chat_models)(http, raw, received_at)
 
 
 def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
-    if _api(http) == "messages":
-        messages.get_model(http, raw, received_at)
-    else:
-        generate_content.get_model(http, raw, received_at)
+    api = _api(http)
+    if api == "messages":
+        anthropic_model(http, raw, received_at)
+    elif api == "generate_content":
+        gemini_model(http, raw, received_at)
+    else:  # OpenAI's models.retrieve: no client of ours asks
+        http.send_json(404, {"error": {"message": f"no route for GET {http.path}"}})
 
 
 # (method, how the path ends (a regular expression; the query string aside), handler): the first match answers,
@@ -51,11 +58,11 @@ def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", r"/models", list_models),
     ("GET", r"/models/[^:]+", get_model),  # Gemini's models.get, Anthropic's models.retrieve
-    ("POST", r"/chat/completions", chat_completions.chat_completions),
-    ("POST", r"/v1/messages", messages.messages),
-    ("POST", r"/responses", responses.responses),
-    ("POST", r"/models/.+:streamGenerateContent", generate_content.stream_generate_content),
-    ("POST", r"/models/.+:generateContent", generate_content.generate_content),
+    ("POST", r"/chat/completions", chat_completions),
+    ("POST", r"/v1/messages", messages),
+    ("POST", r"/responses", responses),
+    ("POST", r"/models/.+:streamGenerateContent", stream_generate_content),
+    ("POST", r"/models/.+:generateContent", generate_content),
 )
 _COMPILED = tuple((method, re.compile(f"(?:{ending})$"), handler) for method, ending, handler in ROUTES)
 
