@@ -172,7 +172,8 @@ def generate_content(http: Exchange, raw: bytes, received_at: float) -> None:
 
 def _shows_thoughts(request: Request) -> bool:
     thinking = _config(request.body).get("thinkingConfig")
-    return isinstance(thinking, dict) and bool(thinking.get("includeThoughts"))
+    # google-genai 3.6.1 sends this one field in snake case; Google's JSON parsing takes either spelling
+    return isinstance(thinking, dict) and bool(thinking.get("includeThoughts") or thinking.get("include_thoughts"))
 
 
 def stream_generate_content(http: Exchange, raw: bytes, received_at: float) -> None:

@@ -49,7 +49,8 @@ def _refuse(http: Exchange, record: RequestRecord, profile: ModelProfile, fault:
     if fault == "auth":
         # Echo the key the way careless servers do, so that the client's scrubbing is put to the test.
         record.status = 401
-        _send(http, 401, _error_body(http, "authentication_error", f"invalid x-api-key: {record.authorization}"))
+        key = (record.authorization or "").removeprefix("Bearer ")
+        _send(http, 401, _error_body(http, "authentication_error", f"invalid x-api-key: {key}"))
         return
     status, kind, message = _STATUS[fault]
     record.status = status
