@@ -14,21 +14,14 @@ import time
 from typing import Callable
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted
+from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
 
 def prompt_text(body: dict) -> str:
     """The text of every message, in order (content as text, or as a list of text parts)."""
-    parts = []
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "\n".join(parts)
+    return "\n".join(text_of(message.get("content")) for message in dicts(body.get("messages")))
 
 
 def _flavour(path: str) -> str:
@@ -130,7 +123,8 @@ def _complete(http: Exchange, request: Request) -> None:
 def _stream(http: Exchange, request: Request) -> None:
     record, profile, body, fault, tokens = request.record, request.profile, request.body, request.fault, request.tokens
     flavour = _flavour(record.path)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     base = {
         "id": f"chatcmpl-{http.request_id}",
         "object": "chat.completion.chunk",

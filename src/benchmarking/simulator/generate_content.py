@@ -16,7 +16,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -44,9 +44,7 @@ def _prompt(body: dict) -> str:
     system = body.get("systemInstruction")
     if isinstance(system, dict):
         parts.append(text_of(system.get("parts")))
-    for content in body.get("contents") or []:
-        if isinstance(content, dict):
-            parts.append(text_of(content.get("parts")))
+    parts.extend(text_of(content.get("parts")) for content in dicts(body.get("contents")))
     return "\n".join(parts)
 
 

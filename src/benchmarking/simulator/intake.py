@@ -56,13 +56,16 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
     try:
         body = json.loads(raw)
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
         api.bad_request(http, "request body is not JSON")
         yield None
         return
+    if not isinstance(body, dict):
+        api.bad_request(http, "request body is not a JSON object")
+        yield None
+        return
+    model = api.model(http, body)
     record = RequestRecord(
-        request_id=http.request_id, path=http.path, model=api.model(http, body), stream=api.stream(http, body),
+        request_id=http.request_id, path=http.path, model=model if isinstance(model, str) else None, stream=api.stream(http, body),
         received_at=received_at, client_port=http.client_address[1], authorization=http.credential(), body=body,
         api=api.name,
     )
@@ -95,10 +98,15 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
         yield Request(record, profile, body, fault, tokens, capped)
 
 
+def dicts(value: object) -> list[dict]:
+    """The objects of a list in a request's body (messages, parts): anything else in it, or no list, is nothing."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def text_of(content: object) -> str:
     """A message's content as text: a string, or a list of parts each with a `text`."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return "\n".join(str(part.get("text", "")) for part in dicts(content))
     return ""

@@ -15,7 +15,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -31,9 +31,7 @@ _STATUS = {  # fault -> (HTTP status, Anthropic's error type, message)
 
 def _prompt(body: dict) -> str:
     parts = [text_of(body.get("system"))] if body.get("system") else []
-    for message in body.get("messages") or []:
-        if isinstance(message, dict):
-            parts.append(text_of(message.get("content")))
+    parts.extend(text_of(message.get("content")) for message in dicts(body.get("messages")))
     return "\n".join(parts)
 
 

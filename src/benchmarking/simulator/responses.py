@@ -18,7 +18,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -35,8 +35,8 @@ def _prompt(body: dict) -> str:
     given = body.get("input")
     if isinstance(given, str):
         parts.append(given)
-    elif isinstance(given, list):
-        parts.extend(text_of(item.get("content")) for item in given if isinstance(item, dict))
+    else:
+        parts.extend(text_of(item.get("content")) for item in dicts(given))
     return "\n".join(parts)
 
 
