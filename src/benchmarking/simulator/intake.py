@@ -65,9 +65,9 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
         return
     model = api.model(http, body)
     record = RequestRecord(
-        request_id=http.request_id, path=http.path, model=model if isinstance(model, str) else None, stream=api.stream(http, body),
-        received_at=received_at, client_port=http.client_address[1], authorization=http.credential(), body=body,
-        api=api.name,
+        request_id=http.request_id, path=http.path, model=model if isinstance(model, str) else None,
+        stream=api.stream(http, body), received_at=received_at, client_port=http.client_address[1],
+        authorization=http.credential(), body=body, api=api.name,
     )
     sim.record(record)
     profile = sim.profile_for(record.model)
