@@ -333,3 +333,31 @@ def test_every_api_counts_the_same_prompt_as_the_tier_builder_sized_it(sim):
     gpt(sim).chat.completions.create(model="m", messages=ask(text))
     counts = [r.prompt_tokens for r in sim.requests_for("m")]
     assert len(counts) == 4 and len(set(counts)) == 1 and abs(counts[0] - 1_000) <= 30
+
+
+def _flood_claude(sim):
+    with claude(sim).messages.stream(model="m", max_tokens=50, messages=ask()) as stream:
+        return "".join(stream.text_stream), stream.get_final_message().stop_reason
+
+
+def _flood_gemini(sim):
+    client = gemini(sim)
+    chunks = list(client.models.generate_content_stream(model="m", contents="hi"))
+    return "".join(c.text or "" for c in chunks), chunks[-1].candidates[0].finish_reason.value
+
+
+def _flood_responses(sim):
+    events = list(gpt(sim).responses.create(model="m", input="hi", stream=True))
+    return "".join(e.delta for e in events if e.type == "response.output_text.delta"), events[-1].response.status
+
+
+@pytest.mark.parametrize("fault, size", [("flood", 4 * 64 * 1024), ("long_line", 2 * 1024 * 1024)])
+@pytest.mark.parametrize("read, finished", [
+    (_flood_claude, "end_turn"), (_flood_gemini, "STOP"), (_flood_responses, "completed"),
+])
+def test_every_api_floods_in_its_own_events_then_ends_as_usual(sim, read, finished, fault, size):
+    # Small here (events of 64 KiB, or one line in pieces of 1 MiB): the tool's own bounds against the full 300 MB
+    # are tests/test_wire_bounds.py's.
+    sim.set_profile("m", ModelProfile(**QUICK, fault=fault, flood_bytes=size))
+    text, how = read(sim)
+    assert len(text) == size and set(text) == {"x"} and how == finished
