@@ -63,6 +63,8 @@ def test_a_messages_stream_has_every_event_in_order_with_thinking_text_and_usage
     (record,) = sim.requests_for("claude")
     assert record.api == "messages" and record.path == "/anthropic/v1/messages"
     assert record.chunk_count == 5 and record.cache_write_tokens == 60  # thinking 2+2, text 2+2+1
+    # the answer starts with the third chunk: two gaps of 2 ms after the first thinking one
+    assert record.first_token_at < record.first_answer_at and record.answer_ttft_ms >= 20 + 2 * 2
     assert record.authorization == f"Bearer {KEY}"  # anthropic 2.17.0 sends its key as a bearer token
 
 
@@ -175,6 +177,8 @@ def test_gemini_thinking_is_counted_apart_and_shown_only_when_asked(sim):
     hidden_record, shown_record = sim.log
     # hidden thinking still takes its time: the first text leaves after the thinking's three tokens
     assert hidden_record.ttft_ms >= 20 + 3 * 2 and hidden_record.chunk_count == 5 and shown_record.chunk_count == 8
+    assert hidden_record.first_answer_at == hidden_record.first_token_at  # nothing before the answer was sent
+    assert shown_record.first_answer_at > shown_record.first_token_at and shown_record.answer_ttft_ms >= 20 + 3 * 2
 
 
 def test_a_gemini_answer_cut_by_its_cap_says_max_tokens(sim):

@@ -115,7 +115,7 @@ def _complete(http: Exchange, request: Request) -> None:
         "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(request)}],
         "usage": _usage(request, tokens),
     }
-    record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
+    record.first_token_at = record.first_answer_at = record.last_token_at = time.perf_counter()  # as it leaves
     record.output_tokens = tokens
     http.send_json(200, payload)
 
@@ -168,10 +168,7 @@ def _stream(http: Exchange, request: Request) -> None:
                 extra["x_groq"] = {"id": base["id"], "usage": _usage(request, tokens)}
         finish = _finish_reason(request) if last and fault not in MID_STREAM else None
         now = http.sse(chunk(delta, finish, **extra))
-        record.first_token_at = record.first_token_at or now
-        record.last_token_at = now
-        record.output_tokens = first + count
-        record.chunk_count += 1
+        record.sent(now, first + count, thinking=first < request.reasoning)
     if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
         _play(http, request, chunk, tokens)
         return

@@ -122,7 +122,7 @@ def flood(
 ) -> None:
     """An enormous answer, generated as it is sent (the simulator never holds it): many events of 64 KiB of text, or
     one event whose data line is `flood_bytes` long. `event(text)` is the API's text event, as bytes."""
-    record.first_token_at = time.perf_counter()
+    record.first_token_at = record.first_answer_at = time.perf_counter()
     if fault == "flood":
         framed = event("x" * FLOOD_EVENT_BYTES)
         for _ in range(max(1, profile.flood_bytes // FLOOD_EVENT_BYTES)):

@@ -163,7 +163,7 @@ def generate_content(http: Exchange, raw: bytes, received_at: float) -> None:
         if request.reasoning and _shows_thoughts(request):
             parts.insert(0, {"text": words(0, request.reasoning), "thought": True})
         payload = _response(request, parts, _finish_reason(request), _usage(request, tokens))
-        record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
+        record.first_token_at = record.first_answer_at = record.last_token_at = time.perf_counter()  # as it leaves
         record.output_tokens = tokens
         http.send_json(200, payload)
 
@@ -208,10 +208,7 @@ def _stream(http: Exchange, request: Request) -> None:
         else:
             payload = _response(request, [part])
         now = http.sse(payload)
-        record.first_token_at = record.first_token_at or now
-        record.last_token_at = now
-        record.output_tokens = first + count
-        record.chunk_count += 1
+        record.sent(now, first + count, thinking=thought)
     if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
         _play(http, request, tokens)
         return

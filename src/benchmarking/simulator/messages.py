@@ -133,7 +133,7 @@ def _complete(http: Exchange, request: Request) -> None:
         "content": content, "stop_reason": _stop_reason(request), "stop_sequence": None,
         "usage": _usage(request, tokens),
     }
-    record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
+    record.first_token_at = record.first_answer_at = record.last_token_at = time.perf_counter()  # as it leaves
     record.output_tokens = tokens
     _send(http, 200, payload)
 
@@ -169,10 +169,7 @@ def _stream(http: Exchange, request: Request) -> None:
         if kind == "thinking":
             delta = {"type": "thinking_delta", "thinking": text}
         now = http.sse({"type": "content_block_delta", "index": block, "delta": delta}, "content_block_delta")
-        record.first_token_at = record.first_token_at or now
-        record.last_token_at = now
-        record.output_tokens = first + count
-        record.chunk_count += 1
+        record.sent(now, first + count, thinking=kind == "thinking")
     if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
         _play(http, request, tokens, block)
         return

@@ -135,7 +135,7 @@ def _complete(http: Exchange, request: Request) -> None:
         summary = words(0, request.reasoning) if _summarised(request) else None
         output.insert(0, _reasoning_item(http, summary))
     payload = _end(request, http, tokens, output)[1]
-    record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
+    record.first_token_at = record.first_answer_at = record.last_token_at = time.perf_counter()  # as it leaves
     record.output_tokens = tokens
     http.send_json(200, payload)
 
@@ -180,10 +180,7 @@ class _Stream:
                                 summary_index=0, delta=text)
             else:
                 now = self.http.write_chunk(self.text_event(index, text))
-            record.first_token_at = record.first_token_at or now
-            record.last_token_at = now
-            record.output_tokens = first + count
-            record.chunk_count += 1
+            record.sent(now, first + count, thinking=thinking)
         if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
             self.play(request.tokens)
             return

@@ -31,7 +31,8 @@ class RequestRecord:
     stream: bool
     received_at: float
     status: int = 200
-    first_token_at: float | None = None
+    first_token_at: float | None = None  # the first output event, thinking or answer
+    first_answer_at: float | None = None  # the first event of the answer itself (not thinking)
     last_token_at: float | None = None
     output_tokens: int = 0
     prompt_tokens: int = 0
@@ -49,8 +50,22 @@ class RequestRecord:
         return None if self.first_token_at is None else (self.first_token_at - self.received_at) * 1000
 
     @property
+    def answer_ttft_ms(self) -> float | None:
+        return None if self.first_answer_at is None else (self.first_answer_at - self.received_at) * 1000
+
+    @property
     def latency_ms(self) -> float | None:
         return None if self.last_token_at is None else (self.last_token_at - self.received_at) * 1000
+
+
+    def sent(self, at: float, output_tokens: int, thinking: bool) -> None:
+        """An output event left at `at` (perf_counter), bringing the answer to `output_tokens` tokens."""
+        self.first_token_at = self.first_token_at or at
+        if not thinking:
+            self.first_answer_at = self.first_answer_at or at
+        self.last_token_at = at
+        self.output_tokens = output_tokens
+        self.chunk_count += 1
 
 
 class SimulatorState:
