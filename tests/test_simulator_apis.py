@@ -365,3 +365,34 @@ def test_every_api_floods_in_its_own_events_then_ends_as_usual(sim, read, finish
     sim.set_profile("m", ModelProfile(**QUICK, fault=fault, flood_bytes=size))
     text, how = read(sim)
     assert len(text) == size and set(text) == {"x"} and how == finished
+
+
+def _whole_claude(sim):
+    return claude(sim).messages.create(model="m", max_tokens=50, messages=ask()).content[0].text
+
+
+def _whole_gemini(sim):
+    client = gemini(sim)  # held: a client nobody holds closes its connections
+    return client.models.generate_content(model="m", contents="hi").text
+
+
+def _whole_responses(sim):
+    return gpt(sim).responses.create(model="m", input="hi").output_text
+
+
+def _whole_chat(sim):
+    return gpt(sim).chat.completions.create(model="m", messages=ask()).choices[0].message.content
+
+
+@pytest.mark.parametrize("fault, status", [("cut", None), ("malformed", 200), ("stream_error", 500)])
+@pytest.mark.parametrize("read", [_whole_claude, _whole_gemini, _whole_responses, _whole_chat])
+def test_a_streams_fault_in_a_whole_answer_is_an_error_never_the_answer(sim, read, fault, status):
+    sim.set_profile("m", ModelProfile(**QUICK, output_tokens=6, fault=fault))
+    with pytest.raises(Exception) as raised:
+        read(sim)
+    code = getattr(raised.value, "status_code", None) or getattr(raised.value, "code", None)
+    if status == 500:
+        assert code == 500
+    else:  # the SDK could not read an answer: a closed connection or broken JSON, never a status of the server's
+        assert code in (None, 200) and "500" not in str(raised.value)
+    assert sim.log[0].status == (500 if status == 500 else 200)

@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -102,6 +102,8 @@ def _finish_reason(request: Request) -> str:
 
 
 def _complete(http: Exchange, request: Request) -> None:
+    if played_whole(http, request, API):
+        return
     record, tokens = request.record, request.tokens
     sleep_until(answer_time(record, request.profile, tokens))
     message: dict[str, object] = {"role": "assistant", "content": words(request.reasoning, tokens)}

@@ -16,7 +16,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -155,7 +155,7 @@ def _response(request: Request, parts: list[dict], finish: str | None = None, us
 def generate_content(http: Exchange, raw: bytes, received_at: float) -> None:
     """POST .../models/{model}:generateContent: the whole answer at once."""
     with admitted(http, raw, received_at, WHOLE) as request:
-        if request is None:
+        if request is None or played_whole(http, request, WHOLE):
             return
         record, tokens = request.record, request.tokens
         sleep_until(answer_time(record, request.profile, tokens))

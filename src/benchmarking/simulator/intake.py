@@ -98,6 +98,27 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
         yield Request(record, profile, body, fault, tokens, capped)
 
 
+def played_whole(http: Exchange, request: Request, api: Api) -> bool:
+    """A stream's fault as a non-streamed answer has it: a cut closes the connection with no answer, a malformed one
+    is broken JSON, an error in the stream is a 500. True if one was played (the answer is not to be sent)."""
+    fault = request.fault
+    if fault == "cut":
+        http.cut(request.record)
+    elif fault == "malformed":
+        body = b'{"id": "broken", '
+        http.send_response(200)
+        http.send_header("Content-Type", "application/json")
+        http.send_header("Content-Length", str(len(body)))
+        http.end_headers()
+        http.wfile.write(body)
+        http.wfile.flush()
+    elif fault in ("stream_error", "failed"):
+        api.refuse(http, request.record, request.profile, "server")
+    else:
+        return False
+    return True
+
+
 def dicts(value: object) -> list[dict]:
     """The objects of a list in a request's body (messages, parts): anything else in it, or no list, is nothing."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -18,7 +18,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, text_of
+from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -128,6 +128,8 @@ def responses(http: Exchange, raw: bytes, received_at: float) -> None:
 
 
 def _complete(http: Exchange, request: Request) -> None:
+    if played_whole(http, request, API):
+        return
     record, tokens = request.record, request.tokens
     sleep_until(answer_time(record, request.profile, tokens))
     output = [_message_item(http, words(request.reasoning, tokens), "completed")]
