@@ -17,7 +17,7 @@ import time
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
 from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
 from .profiles import ModelProfile
-from .state import RequestRecord
+from .state import CACHE_MIN_TOKENS, RequestRecord
 
 CREATED_AT = "2025-10-01T00:00:00Z"  # when every simulated model was "released"
 SIGNATURE = "c2ltdWxhdGVk"  # a thinking block's signature (opaque to clients)
@@ -95,7 +95,8 @@ def _usage(request: Request, output_tokens: int) -> dict:
     record = request.record
     written = request.profile.cache_write_tokens if request.profile.input_tokens is not None else 0
     if request.profile.input_tokens is None and "cache_control" in json.dumps(request.body):
-        written = record.prompt_tokens - record.cached_tokens if record.prompt_tokens >= 1024 else 0
+        # what the prefix cache did not hold is written, if the prompt is long enough to be cached at all
+        written = record.prompt_tokens - record.cached_tokens if record.prompt_tokens >= CACHE_MIN_TOKENS else 0
     written = max(0, min(written, record.prompt_tokens - record.cached_tokens))
     record.cache_write_tokens = written
     return {
