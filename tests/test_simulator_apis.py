@@ -10,6 +10,7 @@ import anthropic
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
+from hypothesis import HealthCheck, given, settings, strategies as st
 import openai
 import pytest
 
@@ -396,3 +397,46 @@ def test_a_streams_fault_in_a_whole_answer_is_an_error_never_the_answer(sim, rea
     else:  # the SDK could not read an answer: a closed connection or broken JSON, never a status of the server's
         assert code in (None, 200) and "500" not in str(raised.value)
     assert sim.log[0].status == (500 if status == 500 else 200)
+
+
+def _answer_claude(sim, cap):
+    with claude(sim).messages.stream(model="m", max_tokens=cap, messages=ask()) as stream:
+        message = stream.get_final_message()
+    thinking = "".join(b.thinking for b in message.content if b.type == "thinking")
+    text = "".join(b.text for b in message.content if b.type == "text")
+    return thinking, text, message.usage.output_tokens, 0
+
+
+def _answer_gemini(sim, cap):
+    client = gemini(sim)
+    thoughts = genai_types.ThinkingConfig(include_thoughts=True)
+    config = genai_types.GenerateContentConfig(max_output_tokens=cap, thinking_config=thoughts)
+    chunks = list(client.models.generate_content_stream(model="m", contents="hi", config=config))
+    parts = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+    usage = chunks[-1].usage_metadata
+    thinking, text = ("".join(p.text for p in parts if bool(p.thought) == thought) for thought in (True, False))
+    return thinking, text, usage.candidates_token_count, usage.thoughts_token_count or 0
+
+
+def _answer_responses(sim, cap):
+    events = list(gpt(sim).responses.create(model="m", input="hi", stream=True, max_output_tokens=cap,
+                                            reasoning={"summary": "auto"}))
+    thinking = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    return thinking, text, events[-1].response.usage.output_tokens, 0
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tokens=st.integers(1, 40), thinking=st.integers(0, 40), per_chunk=st.integers(1, 7), cap=st.integers(1, 50),
+       read=st.sampled_from([_answer_claude, _answer_gemini, _answer_responses]))
+def test_any_profile_streams_exactly_its_tokens_and_counts_them(sim, tokens, thinking, per_chunk, cap, read):
+    sim.set_profile("m", ModelProfile(ttft_ms=0, itl_ms=0, output_tokens=tokens, tokens_per_chunk=per_chunk,
+                                      reasoning_tokens=min(thinking, tokens)))
+    sent = min(tokens, cap)
+    reasoning = min(thinking, sent)
+    shown_thinking, text, counted, counted_apart = read(sim, cap)
+    assert (shown_thinking, text) == (words(0, reasoning), words(reasoning, sent))
+    assert counted + counted_apart == sent  # Gemini counts thoughts apart from the candidates
+    record = sim.log[-1]
+    chunks = len(range(0, reasoning, per_chunk)) + len(range(reasoning, sent, per_chunk))  # never thinking and text
+    assert record.output_tokens == sent and record.chunk_count == chunks
