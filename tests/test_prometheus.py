@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarking.cli import scheduled_main
-from benchmarking.prometheus import (
+from benchmarking.watch.metrics import (
     DECODE_BUCKETS, SECONDS_BUCKETS, FiringAlert, Metrics, firing_alerts, history_metrics, serve, write_textfile,
 )
 

@@ -16,7 +16,7 @@ from .storage import open_storage, print_lost
 
 if TYPE_CHECKING:
     from ..benchmark_runner import RunOutcome
-    from ..load import LoadSettings
+    from ..load.closed import LoadSettings
     from ..storage.outbox import ResilientStorage
 
 
@@ -56,8 +56,8 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
     """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
     from ..benchmark_runner import RunOutcome
     from ..console import ConsoleReporter, outcome_json
-    from ..delivery import settle_notes
-    from ..load import run_load
+    from .delivery import settle_notes
+    from ..load.closed import run_load
 
     try:
         run, status, results, notes = run_load(settings, load, context.storage, ConsoleReporter(context.human),
@@ -109,7 +109,7 @@ def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome
         return
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        from ..alerts import describe, evaluate
+        from ..watch.alerts import describe, evaluate
 
         evaluation = evaluate(context.storage, settings.watching, run_id=outcome.run.id, host=settings.host,
                               include_simulated=settings.simulate, say=say)

@@ -23,17 +23,17 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
-from .settings.model import Settings
-from .errors import StorageError
-from .figures import (
+from ..benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
+from ..settings.model import Settings
+from ..errors import StorageError
+from ..figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
     round_s,
 )
-from .measurement import utc_now
-from .executors.local import LocalExecutor
-from .executors.tickets import Done, Executor, ExecutorLost, Ticket
-from .storage import Storage
+from ..measurement import utc_now
+from ..executors.local import LocalExecutor
+from ..executors.tickets import Done, Executor, ExecutorLost, Ticket
+from ..storage import Storage
 
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
@@ -192,7 +192,7 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
     if load.engine == "ray":
-        from .executors.ray_actors import RayExecutor
+        from ..executors.ray_actors import RayExecutor
 
         return RayExecutor(cells, max(load.levels), load.ray_address)
     return LocalExecutor(cells, max(load.levels), load.workers)

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 from uuid import UUID, uuid4
 
-from .settings.model import AlertRules, Watching
-from .figures import percentile
-from .measurement import utc_now
-from .report.compare import Change, bootstrap_interval
-from .report.selection import Row
-from .slo import SloConfig
-from .storage import Storage, StoredAlert
+from ..settings.model import AlertRules, Watching
+from ..figures import percentile
+from ..measurement import utc_now
+from ..report.compare import Change, bootstrap_interval
+from ..report.selection import Row
+from ..slo import SloConfig
+from ..storage import Storage, StoredAlert
 
 # (metric, lower is better): what slo_breach and regression judge.
 METRICS = (("ttft_ms", True), ("latency_ms", True), ("tokens_per_second", False))
@@ -265,7 +265,8 @@ def notify_pending(storage: Storage, alerts: Sequence[StoredAlert], urls: Sequen
     Taking it is an update that holds only while it is still owed; one that cannot be sent is given back (pending,
     with its error) for the next evaluation. With no URL set, taking it is all there is to do.
     """
-    from .notify import fingerprint, scheme_of, send
+    from ..settings.notify_urls import scheme_of
+    from .notify import fingerprint, send
 
     # A URL that did not take a message is not tried again in this evaluation: a receiver that hangs or trickles
     # costs one bound, not one per alert. What it is owed stays pending for the next evaluation.

@@ -19,15 +19,15 @@ from pathlib import Path
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .errors import ConfigError, StorageRejected
-from .measurement import Measurement
-from .redaction import scrub
-from .safe_files import OwnFiles, check_target, write_file
+from ..errors import ConfigError, StorageRejected
+from ..measurement import Measurement
+from ..redaction import scrub
+from ..safe_files import OwnFiles, check_target, write_file
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from .storage import Storage
+    from ..storage import Storage
 
 PREFIX = "benchmark_engine"
 # Seconds, doubling from 10 ms to 81.92 s: the boundaries OpenTelemetry's GenAI conventions prescribe for
