@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from benchmarking.watch.alerts import apply, evaluate, judge_slo, notify_pending
+from benchmarking.watch.alerts import apply, evaluate, notify_pending
+from benchmarking.watch.rules import judge_slo
 from benchmarking.settings.model import AlertRules, Watching
 from benchmarking.settings.values import Secret
 from benchmarking.report.selection import Row
@@ -303,7 +304,7 @@ def test_a_receiver_answering_gigabytes_costs_the_send_bounded_memory_and_it_sta
 def test_two_machines_on_one_postgresql_open_resolve_and_announce_each_alert_once(pg_url):
     """Both machines judge the same data from the same read of the alerts table, and both act on it: the database
     lets exactly one open the alert, one resolve it, and one send each notification."""
-    from benchmarking.watch.alerts import judge
+    from benchmarking.watch.rules import judge
     from benchmarking.storage.postgres import PostgresStorage
 
     with Receiver() as receiver, PostgresStorage(pg_url) as a, PostgresStorage(pg_url) as b:

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from benchmarking.load.closed import Done, LevelStats, sweep_stop
+from benchmarking.executors.tickets import Done
+from benchmarking.load.levels import LevelStats, sweep_stop
 from benchmarking.measurement import Measurement
 from benchmarking.simulator import ModelProfile, Simulator
 

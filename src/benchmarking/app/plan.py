@@ -11,7 +11,7 @@ from ..errors import ConfigError, NoProvidersError
 from ..pricing import format_usd
 
 if TYPE_CHECKING:
-    from ..load.closed import LoadSettings
+    from ..load.levels import LoadSettings
 
 
 def no_provider_left(settings: Settings) -> None:

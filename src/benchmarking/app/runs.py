@@ -16,7 +16,7 @@ from .storage import open_storage, print_lost
 
 if TYPE_CHECKING:
     from ..benchmark_runner import RunOutcome
-    from ..load.closed import LoadSettings
+    from ..load.levels import LoadSettings
     from ..storage.outbox import ResilientStorage
 
 

@@ -1,6 +1,6 @@
-"""Load: requests in flight together, per provider and model, at one concurrency level or a sweep of them.
+"""The closed loop: requests in flight together, per provider and model, at one concurrency level or a sweep of them.
 
-Closed loop: each of a level's slots sends its next request as soon as its last one ended, until the level's
+Each of a level's slots sends its next request as soon as its last one ended, until the level's
 requests (or its time) are done. Every request is measured by the same function as a sequential run's (the cell's
 call_fn, through measure_cell), so its times are the wire's by the same definitions; the executor only decides when
 requests start. Rows come back to this process, which stores them as a run does (outbox included). The levels of a
@@ -9,15 +9,13 @@ passes --max-error-rate or the throughput stops rising.
 
 The harness never passes its own limit off as the provider's: each row stores its start lag (from when its slot was
 free to when its request started), the workers report the CPU they used, and a level where either shows the harness
-was busy says so.
+was busy says so (levels.py).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-import math
 import queue
 import threading
 import time
@@ -26,168 +24,11 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from ..benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
 from ..settings.model import Settings
 from ..errors import StorageError
-from ..figures import (
-    LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
-    round_s,
-)
 from ..measurement import utc_now
 from ..executors.local import LocalExecutor
 from ..executors.tickets import Done, Executor, ExecutorLost, Ticket
 from ..storage import Storage
-
-SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
-BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
-BOTTLENECK_CPU_SHARE = 0.8
-IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """How a load run loads each provider and model."""
-
-    levels: tuple[int, ...]  # requests in flight, in order
-    requests: int | None = None  # per level; None: 10 x the level, unless duration_s is given
-    duration_s: float | None = None  # per level, instead of a number of requests
-    max_error_rate: float = 0.10
-    engine: str = "local"  # 'local' (worker processes on this machine) | 'ray'
-    workers: int | None = None  # local worker processes; None: one per SLOTS_PER_WORKER slots, at most the CPUs
-    ray_address: str | None = None
-
-    def requests_at(self, level: int) -> int | None:
-        if self.duration_s is not None and self.requests is None:
-            return None
-        return self.requests if self.requests is not None else 10 * level
-
-
-@dataclass
-class LevelStats:
-    """What one level of one provider and model did."""
-
-    concurrency: int
-    requests: int = 0
-    successes: int = 0
-    wall_s: float = 0.0  # from when the driver started the level to when its last row came back: the harness's time
-    errors: Counter[str] = field(default_factory=Counter)
-    start_lags_ms: list[float] = field(default_factory=list)
-    steady_lags_ms: list[float] = field(default_factory=list)  # after the ramp: the loop's own pace
-    cpu_s: dict[str, tuple[float, float]] = field(default_factory=dict)  # worker -> (first, last) CPU seen
-    rows: list[LevelRow] = field(default_factory=list)  # the provider's figures come from these, as report's do
-    busy_s: float = 0.0  # the requests' time in flight, summed
-    held_s: float = 0.0  # from the level's start to its last request's end (before the counts that follow it)
-
-    def add(self, done: Done, stored_at: datetime) -> None:
-        m = done.measurement
-        self.rows.append((None, m, stored_at))
-        self.requests += 1
-        if m.success:
-            self.successes += 1
-        else:
-            self.errors[m.error_type or "unknown"] += 1
-        if m.start_lag_ms is not None:
-            self.start_lags_ms.append(m.start_lag_ms)
-            if not done.ramp:
-                self.steady_lags_ms.append(m.start_lag_ms)
-        self.busy_s += done.busy_s
-        first, _ = self.cpu_s.get(done.worker, (done.worker_cpu_s, done.worker_cpu_s))
-        self.cpu_s[done.worker] = (first, done.worker_cpu_s)
-
-    @property
-    def error_rate(self) -> float:
-        return (self.requests - self.successes) / self.requests if self.requests else 0.0
-
-    @property
-    def figures(self) -> LevelFigures:
-        """The level's requests, rates, TTFT and latency by the function `report --by concurrency` uses."""
-        return level_figures(self.rows, LEVEL_PERCENTILES)
-
-    @property
-    def output_tokens_per_s(self) -> float | None:
-        return self.figures.output_tokens_per_s
-
-    @property
-    def requests_per_s(self) -> float | None:
-        return self.figures.requests_per_s
-
-    @property
-    def in_flight(self) -> float | None:
-        """Requests really kept in flight, on average over the level's wall time (their time in flight, summed,
-        over it); None without a wall time."""
-        window = self.held_s or self.wall_s
-        return min(float(self.concurrency), self.busy_s / window) if window > 0 and self.busy_s > 0 else None
-
-    def short_of_level(self) -> str | None:
-        """Why the level kept fewer requests in flight than asked (under IN_FLIGHT_SHARE of it), if it did."""
-        held = self.in_flight
-        if held is None or held >= IN_FLIGHT_SHARE * self.concurrency:
-            return None
-        # The share rounded down: a level held at 89.6 % never reads as the 90 % it fell short of.
-        return (f"{held:.1f} requests in flight on average, {math.floor(held / self.concurrency * 100)}% of the "
-                f"level's {self.concurrency}")
-
-    def start_lag_ms(self, q: int) -> float | None:
-        return quantiles(self.start_lags_ms, (q,))[q]
-
-    @property
-    def harness_cpu_ms_per_request(self) -> float | None:
-        """The workers' CPU from the level's start (their last report before it) to their last report in it."""
-        used = sum(last - first for first, last in self.cpu_s.values())
-        return used / self.requests * 1000 if self.requests and used > 0 else None
-
-    @property
-    def busiest_worker_share(self) -> float:
-        """The largest share of the level's wall time one worker process spent on the CPU."""
-        if self.wall_s <= 0 or not self.cpu_s:
-            return 0.0
-        return max(last - first for first, last in self.cpu_s.values()) / self.wall_s
-
-    def bottleneck(self) -> str | None:
-        """Why the harness, not the provider, may have set this level's pace; None if it did not."""
-        # The ramp (all of a level's first requests due at once) starts in a burst by design; the loop after it
-        # should keep pace with the provider.
-        lag = quantiles(self.steady_lags_ms, (99,))[99]
-        reasons = []
-        if lag is not None and lag > BOTTLENECK_LAG_P99_MS:
-            reasons.append(f"requests started up to {lag:.0f} ms late (p99, after the ramp)")
-        if self.busiest_worker_share > BOTTLENECK_CPU_SHARE:
-            reasons.append(f"a worker process was on the CPU {self.busiest_worker_share:.0%} of the time")
-        return "; ".join(reasons) or None
-
-    def summary(self) -> dict[str, object]:
-        figures = self.figures
-        return {
-            "concurrency": self.concurrency,
-            "requests": self.requests,
-            "successes": self.successes,
-            "wall_s": round_s(figures.wall_s),
-            "requests_per_s": round_rate(figures.requests_per_s),
-            "output_tokens_per_s": round_rate(figures.output_tokens_per_s),
-            "error_rate": round(self.error_rate, 4),
-            "errors": dict(self.errors),
-            "ttft_p50_ms": round_ms(figures.ttft_ms[50]),
-            "ttft_p99_ms": round_ms(figures.ttft_ms[99]),
-            "latency_p50_ms": round_ms(figures.latency_ms[50]),
-            "latency_p99_ms": round_ms(figures.latency_ms[99]),
-            "start_lag_p50_ms": round_ms(self.start_lag_ms(50)),
-            "start_lag_p99_ms": round_ms(self.start_lag_ms(99)),
-            "start_lag_p99_after_ramp_ms": round_ms(quantiles(self.steady_lags_ms, (99,))[99]),
-            "harness_cpu_ms_per_request": round_ms(self.harness_cpu_ms_per_request),
-            "harness_bottleneck": self.bottleneck(),
-            "in_flight_mean": None if self.in_flight is None else round(self.in_flight, 2),
-        }
-
-
-def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | None:
-    """Why a sweep stops after its latest level, if it does."""
-    last = levels[-1]
-    if last.error_rate > max_error_rate:
-        return (f"error rate {last.error_rate:.0%} at concurrency {last.concurrency} is above --max-error-rate "
-                f"{max_error_rate:.0%}")
-    earlier = [rate for level in levels[:-1] if (rate := level.output_tokens_per_s) is not None]
-    throughput = last.output_tokens_per_s  # unknown where the provider did not say how many tokens it sent
-    if earlier and throughput is not None and throughput < SATURATION_GAIN * max(earlier):
-        return (f"throughput stopped rising at concurrency {last.concurrency}: {rate_text(throughput)} "
-                f"output tokens/s, against {rate_text(max(earlier))} before (saturation)")
-    return None
+from .levels import LevelStats, LoadSettings, sweep_stop
 
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
