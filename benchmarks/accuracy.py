@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from benchmarking.benchmark_runner import BENCHMARK_PROMPT, PROVIDERS  # noqa: E402
 from benchmarking.settings.model import ProviderSettings  # noqa: E402
 from benchmarking.settings.values import Secret  # noqa: E402
-from benchmarking.providers.openai_compatible import kept_clients  # noqa: E402
+from benchmarking.providers.client import kept_clients  # noqa: E402
 from benchmarking.simulator import ModelProfile, Simulator  # noqa: E402
 from machine import machine_line  # noqa: E402
 

@@ -13,7 +13,7 @@ from benchmarking.settings.urls import redact_url
 from benchmarking.errors import ConfigError
 from benchmarking.providers.custom_provider import call_custom
 from benchmarking.providers.groq_provider import WIRE as GROQ
-from benchmarking.providers.openai_compatible import normalise_base_url, scrub
+from benchmarking.providers.client import normalise_base_url, scrub
 from benchmarking.providers.together_provider import WIRE as TOGETHER
 
 BUILTIN = [(name, model) for name, _, model in PROVIDERS]

@@ -151,9 +151,9 @@ def test_an_error_inside_an_http_200_is_a_failure_typed_by_its_own_code(route, s
 
 @pytest.mark.parametrize("route", ["openai", "groq", "together"])
 def test_an_error_inside_a_200_is_retried_like_its_http_twin(route, monkeypatch):
-    from benchmarking.providers import openai_compatible
+    from benchmarking.providers import client
 
-    monkeypatch.setattr(openai_compatible, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(client, "BACKOFF_BASE_S", 0.01)
     busy = stream(chunk({"role": "assistant", "content": ""}),
                   {"error": {"code": 429, "message": "slow down"}}, done=False)
     fine = stream(chunk({"content": "ok"}, "stop"), chunk(None, usage=USAGE))

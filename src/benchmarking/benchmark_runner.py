@@ -26,7 +26,7 @@ from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.openai_compatible import PromptInput, kept_clients, prepare_client
+from .providers.client import PromptInput, kept_clients, prepare_client
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap

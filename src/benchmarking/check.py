@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from .benchmark_runner import provider_module
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
-from .providers.openai_compatible import ModelListError, list_models
+from .providers.client import ModelListError, list_models
 from .storage import open_backend
 from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
 

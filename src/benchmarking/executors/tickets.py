@@ -105,6 +105,6 @@ class Level:
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:
     from ..benchmark_runner import provider_module
-    from ..providers.openai_compatible import client_key
+    from ..providers.client import client_key
 
     return client_key(provider_module(cell.provider).WIRE, cell.settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import Price
-from .openai_compatible import PromptInput, Wire, measure
+from .client import PromptInput, Wire, measure
 
 # Prices for these endpoints come from benchmark.toml (input_price, output_price), not from here.
 PRICING: dict[str, Price] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import PromptInput, Wire, measure
+from .client import PromptInput, Wire, measure
 
 # USD per 1M tokens. gpt-4o-mini was the MVP's model and stays the default until OpenAI shuts it down (2027-01-14).
 PRICING = {

@@ -7,7 +7,7 @@ from dataclasses import replace
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import PromptInput, Wire, measure
+from .client import PromptInput, Wire, measure
 
 # USD per 1M tokens, used only when OpenRouter's own usage.cost is missing (it is preferred: cost_source='provider').
 PRICING = {

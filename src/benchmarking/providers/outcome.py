@@ -40,6 +40,8 @@ def measurement_of(
     input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
     cached_tokens, reasoning_tokens = counts.cached_tokens, counts.reasoning_tokens
     cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
+    cache_write_tokens = part_of(counts.cache_write_tokens, input_tokens, ("cache_write_tokens", "input_tokens"),
+                                 problems)
     token_source = "usage" if usage is not None else None
     if counted is not None:
         if counted.output_tokens is not None:
@@ -77,6 +79,7 @@ def measurement_of(
         model=model,
         stream=settings.stream,
         endpoint=endpoint,
+        api=dialect.API,
         started_at=started_at,
         success=failure is None,
         attempts=attempts,
@@ -86,6 +89,7 @@ def measurement_of(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         tokens_per_second=decode_tokens_per_second(decoded, ttft_ms, latency_ms) if failure is None else None,
         finish_reason=answer.finish_reason,

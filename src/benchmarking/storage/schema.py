@@ -84,6 +84,9 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("level_started_at", "timestamptz"),
     ("start_lag_ms", "double precision"),
     ("node", "text"),
+    ("api", "text"),
+    ("cache_write_tokens", "integer"),
+    ("price_cache_write_per_mtok", "numeric"),
 )
 
 # The alerts table: the columns others may read (rule .. details), then this tool's notification bookkeeping.

@@ -33,9 +33,12 @@ class EventReading(Protocol):
 class Dialect(Protocol):
     """The names a dialect module defines."""
 
+    API: str  # its name, stored in each row's `api` column: 'chat_completions', 'messages', ...
     REHEARSAL_STREAM: bytes  # a canned streamed answer, to run an SDK's request path once offline
 
     EventReader: Callable[[], EventReading]  # a class: one per streamed answer
+
+    def auth_headers(self, api_key: str) -> dict[str, str]: ...  # the key, as this API's requests carry it
 
     def request(self, model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str
                 ) -> dict[str, Any]: ...

@@ -21,6 +21,8 @@ from . import PromptInput
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
 
+API = "chat_completions"
+
 # Delta fields that carry tokens the model generated. Reasoning comes under either name depending on the server.
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 
@@ -35,6 +37,10 @@ REHEARSAL_STREAM = b"".join(
          "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
     )
 ) + b"data: [DONE]\n\n"
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 def messages_of(prompt: PromptInput) -> list[dict[str, str]]:
