@@ -19,7 +19,7 @@ from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
 
 if TYPE_CHECKING:
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..workloads import Workload
 
 
@@ -152,7 +152,7 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
     from ..executors.capacity import check_local_load
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..executors.tickets import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 

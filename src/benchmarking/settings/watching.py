@@ -69,8 +69,8 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
 
 
 def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> tuple[Secret, ...]:
-    """BENCHMARK_NOTIFY if set (split as notify_env.py says), else [notify] urls; each checked by Apprise itself."""
-    from ..notify_env import environment_urls
+    """BENCHMARK_NOTIFY if set (split as notify_urls.py says), else [notify] urls; each checked by Apprise itself."""
+    from .notify_urls import environment_urls
 
     for key in table:
         if key != "urls":
@@ -86,7 +86,7 @@ def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, 
     for url in urls:
         redaction.register(url)
     if urls:
-        from ..notify import check_url
+        from .notify_urls import check_url
 
         for index, url in enumerate(urls, start=1):
             check_url(url, f"{source}: URL {index} of {len(urls)}")
