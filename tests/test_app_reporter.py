@@ -65,7 +65,7 @@ def test_a_dry_run_plan_goes_through_the_reporter(tmp_path, capsys):
     lines = KeptLines()
     show_plan(simulated(tmp_path, json_output=True, dry_run=True), lines)
     assert capsys.readouterr() == ("", "")
-    assert lines.warned == ["unknown variable BENCHMARK_TYPO is set and ignored (a typo?)"]
+    assert lines.warned == ["unknown variable BENCHMARK_TYPO is set and ignored (did you mean BENCHMARK_HOST?)"]
     assert any("groq" in line for line in lines.said)  # the plan for people
     plan = json.loads(lines.json[0])
     assert plan["cells"] == 1 and [entry["provider"] for entry in plan["models"]] == ["groq"]
