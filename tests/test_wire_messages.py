@@ -275,7 +275,7 @@ def test_https_answers_are_timed_at_the_wire_even_through_a_burst_of_800_events(
     assert m.output_tokens == 802 and m.input_tokens == 11
 
 
-def test_check_finds_the_default_alias_and_warns_of_its_retirement_without_spending_a_token():
+def test_check_finds_a_model_by_its_alias_and_warns_of_its_retirement_without_spending_a_token():
     from datetime import date
 
     from benchmarking.benchmark_runner import PROVIDERS
@@ -286,7 +286,7 @@ def test_check_finds_the_default_alias_and_warns_of_its_retirement_without_spend
         server.model_list = lambda path: {"data": [{"id": "claude-haiku-4-5-20251001", "type": "model",
                                                     "retires_at": "2027-01-20T00:00:00Z"}], "has_more": False}
         settings = load_settings(prompt="hi", builtin=[(n, m) for n, _, m in PROVIDERS], provider_selection="anthropic",
-                                 environ={"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": server.url + "/v1"})
+                                 model_overrides=["anthropic=claude-haiku-4-5"], environ={"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": server.url + "/v1"})
         lines = check_providers(settings, today=date(2026, 12, 7))
         assert server.served == []  # no message was sent
     assert [(line.ok, line.warning) for line in lines] == [(True, False), (True, True)]

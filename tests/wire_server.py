@@ -21,8 +21,6 @@ from typing import Callable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "wire"
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-# POST paths answered with the replies, one API's each (Chat Completions, Anthropic Messages)
-REPLAYED_PATHS = ("/chat/completions", "/v1/messages")
 
 
 def sse_parts(body: bytes, gap_s: float = 0.002, first_s: float = 0.01) -> list[tuple[float, bytes]]:
@@ -80,6 +78,8 @@ class WireServer:
         self.models = ["m"]
         self.model_list: Callable[[str], object] | None = None  # GET .../models's answer by path, if not `models`
         self.listed: list[tuple[str, dict]] = []  # each GET .../models: its path and headers
+        # POSTs answered from `replies`; others, `routes`
+        self.answer_paths = ("/chat/completions", "/responses", "/v1/messages")
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -113,7 +113,7 @@ class WireServer:
                 received_at = time.perf_counter()
                 body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                if not path.endswith(REPLAYED_PATHS):
+                if not path.endswith(outer.answer_paths):
                     route = outer.routes.get(path)
                     if route is None:
                         self._json(404, {"error": {"message": f"no route for POST {self.path}"}})

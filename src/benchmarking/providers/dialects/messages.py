@@ -18,7 +18,7 @@ from ..numbers import MAX_COUNT, usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord, json_object
 from . import PromptInput
-from .chat_completions import _Builder
+from .common import Accumulated
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -110,7 +110,7 @@ def _merged_usage(into: Mapping[str, Any] | None, usage: Any) -> Mapping[str, An
     return {**(into or {}), **known} if known else into
 
 
-class _MessagesBuilder(_Builder):
+class _MessagesBuilder(Accumulated):
     """Accumulates an Answer event by event, or from a whole body's content blocks."""
 
     def delta(self, delta: Mapping[str, Any], at: float | None) -> None:
