@@ -378,3 +378,15 @@ def test_half_a_character_in_an_answer_is_stored_as_a_question_mark_never_a_cras
         storage.create_run(run)
         storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), m)
         assert storage.read_results(run.id)[0].measurement.response_text == "Hello there!?"
+
+
+def test_an_endpoint_that_speaks_messages_is_measured_through_the_anthropic_sdk():
+    from benchmarking.providers.custom_provider import call_custom
+
+    with WireServer() as server:
+        server.reply(fixture_reply(MANIFEST[0]))
+        settings = settings_for(At(server.url + "/v1"), "litellm", api="messages", key_env=None)
+        m = call_custom("hello", "claude-via-proxy", settings)
+        served = server.served[0]
+    assert (m.success, m.api, m.provider, m.response_text) == (True, "messages", "litellm", "Hello there!")
+    assert served.path == "/v1/messages" and served.body["model"] == "claude-via-proxy"
