@@ -286,7 +286,8 @@ def test_check_finds_a_model_by_its_alias_and_warns_of_its_retirement_without_sp
         server.model_list = lambda path: {"data": [{"id": "claude-haiku-4-5-20251001", "type": "model",
                                                     "retires_at": "2027-01-20T00:00:00Z"}], "has_more": False}
         settings = load_settings(prompt="hi", builtin=[(n, m) for n, _, m in PROVIDERS], provider_selection="anthropic",
-                                 model_overrides=["anthropic=claude-haiku-4-5"], environ={"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": server.url + "/v1"})
+                                 model_overrides=["anthropic=claude-haiku-4-5"],
+                                 environ={"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": server.url + "/v1"})
         lines = check_providers(settings, today=date(2026, 12, 7))
         assert server.served == []  # no message was sent
     assert [(line.ok, line.warning) for line in lines] == [(True, False), (True, True)]
