@@ -1,6 +1,6 @@
 """Does memory stay flat over a long schedule? Quick runs against the simulator; peak RSS after run 5 and the last.
 
-    python benchmarks/schedule_memory.py            # 50 runs, four providers each (about 25 s)
+    python benchmarks/schedule_memory.py            # 50 runs, every provider each (about 25 s)
     python benchmarks/schedule_memory.py --runs 8   # a quick look
 
 Target: peak RSS after the last run within 10 % of the peak after run 5. Not part of the test suite (a smoke test
