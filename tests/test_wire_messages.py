@@ -391,3 +391,15 @@ def test_an_endpoint_that_speaks_messages_is_measured_through_the_anthropic_sdk(
         served = server.served[0]
     assert (m.success, m.api, m.provider, m.response_text) == (True, "messages", "litellm", "Hello there!")
     assert served.path == "/v1/messages" and served.body["model"] == "claude-via-proxy"
+
+
+def test_cache_reads_and_both_kinds_of_writes_are_priced_apart():
+    from decimal import Decimal
+
+    with WireServer() as server:
+        server.reply(fixture_reply(next(e for e in MANIFEST if e["name"] == "cache_reads_and_writes")))
+        m = measure(server)
+    # claude-haiku-4-5 at $1 / $5 per 1M: 2048 uncached + 1800 read at 0.1 + 148 written for 5 minutes at 1.25
+    # + 100 written for an hour at 2, and 503 output.
+    assert m.cost_usd == Decimal("0.005128") and m.cost_source == "pricing"
+    assert (m.price_cached_input_per_mtok, m.price_cache_write_per_mtok) == (Decimal("0.10"), Decimal("1.25"))
