@@ -150,8 +150,11 @@ def test_json_dry_run_prints_json(tmp_path, script):
         done = subprocess.run([sys.executable, str(MAIN.parent / script), *args], cwd=tmp_path, env=clean_env(),
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    from benchmarking.benchmark_runner import PROVIDERS
+
     plan = json.loads(done.stdout)
-    assert plan["dry_run"] is True and plan["requests"] == (4 if script == "main.py" else 8)
+    # one request per provider, in each of two runs for run_scheduled.py
+    assert plan["dry_run"] is True and plan["requests"] == len(PROVIDERS) * (1 if script == "main.py" else 2)
     assert plan["cost_bound_usd"] and Decimal(plan["cost_bound_usd"]) > 0
     assert "Nothing was sent (--dry-run)." in done.stderr
 
