@@ -62,10 +62,11 @@ def known_rows(storage):
     return first, second
 
 
-def test_percentiles_interpolate_between_closest_ranks_and_need_two_samples():
+def test_percentiles_interpolate_between_closest_ranks_and_need_two_samples_but_the_median_one():
     values = [100, 200, 300, 400, 1000]
     assert [percentile(values, q) for q in (50, 90, 95, 99)] == pytest.approx([300, 760, 880, 976])
-    assert percentile([7.0], 50) is None and percentile([], 99) is None
+    assert percentile([7.0], 50) == 7.0  # the median of one request is that request
+    assert percentile([7.0], 90) is None and percentile([], 50) is None and percentile([], 99) is None
     assert percentile([1, 2], 50) == 1.5
 
 
@@ -187,6 +188,20 @@ def test_compare_two_runs_from_the_command_line(report_dir, capsys):
     assert "latency: 200.0 -> 700.0 ms (+500.0" in out and "SLOWER" in out
     assert main(["report", "--compare", "2026-11-20..2026-11-21", "2026-11-21.."]) == 0
     assert "groq / openai/gpt-oss-20b" in capsys.readouterr().out
+
+
+def test_compare_of_two_single_request_runs_gives_their_medians(report_here, capsys):
+    """Two `python main.py` runs of one request each: their medians are those requests, not dashes."""
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        first = store(storage, [ok("groq", "m", 10, 100, "0.001", 50)], T0)
+        second = store(storage, [ok("groq", "m", 12, 130, "0.002", 50)], T0 + timedelta(hours=1))
+    assert main(["report", "--compare", str(first), str(second), "--format", "json"]) == 0
+    (groq,) = json.loads(capsys.readouterr().out)["comparisons"]
+    latency = next(change for change in groq["changes"] if change["metric"] == "latency")
+    assert (latency["median_a"], latency["median_b"], latency["difference"]) == (100.0, 130.0, 30.0)
+    assert latency["interval"] is None  # one sample a side: no interval, so no verdict
 
 
 def test_compare_as_json_carries_the_same_changes_as_the_text(report_dir, capsys):
