@@ -204,6 +204,25 @@ def test_compare_of_two_single_request_runs_gives_their_medians(report_here, cap
     assert latency["interval"] is None  # one sample a side: no interval, so no verdict
 
 
+def test_tables_show_costs_to_three_significant_figures_and_json_and_csv_keep_them_exact(report_here, capsys):
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        store(storage, [ok("groq", "openai/gpt-oss-20b", 61, 123, "0.000021675", 64)], T0)
+    assert main(["report"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[1:3]
+    assert "$ per 1M out" in header
+    assert row.split()[-4:-1] == ["$0.0000217", "$0.0000217", "$0.339"]  # mean, total, per 1M output tokens
+    assert main(["report", "--format", "markdown"]) == 0
+    assert "| $0.0000217 | $0.0000217 | $0.339 |" in capsys.readouterr().out
+    assert main(["report", "--format", "json"]) == 0
+    (groq,) = json.loads(capsys.readouterr().out)["providers"]
+    assert (groq["cost_mean_usd"], groq["cost_per_1k_output_tokens_usd"]) == ("0.000021675", "0.000338671875")
+    assert main(["report", "--format", "csv"]) == 0
+    (record,) = csv.DictReader(capsys.readouterr().out.splitlines())
+    assert record["cost_total_usd"] == "0.000021675"
+
+
 def test_compare_as_json_carries_the_same_changes_as_the_text(report_dir, capsys):
     _, (first, second) = report_dir
     assert main(["report", "--compare", str(first), str(second), "--format", "json"]) == 0

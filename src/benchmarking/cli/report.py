@@ -69,7 +69,7 @@ def report_main(argv: list[str]) -> int:
 
     parser = Parser(prog="main.py report", description=(
         "Per provider and model: requests, success rate, TTFT and latency p50/p90/p95/p99, median tokens/s, "
-        "mean and total cost, cost per 1k output tokens and the most common errors, sorted by median TTFT. "
+        "mean and total cost, cost per 1M output tokens and the most common errors, sorted by median TTFT. "
         "Simulated runs are left out unless --include-simulated."))
     which = parser.add_argument_group("which results")
     which.add_argument("--run", metavar="ID", help="one run, by the id printed at its start")
