@@ -1,0 +1,42 @@
+"""`python main.py report --site DIR`: the static results site, from the same selection flags as the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .common import ExitStatus
+
+if TYPE_CHECKING:
+    from ..report.selection import Selection
+    from ..safe_files import OwnFiles
+    from ..settings.model import Settings
+
+# What the site chooses for itself, so a flag for it would be ignored: refused instead.
+_NOT_WITH_SITE = (("compare", "--compare"), ("window", "--window (the site has 1h, 24h, 7d and 30d windows)"),
+                  ("export", "--export"), ("plot", "--plot (the site draws its own charts)"))
+
+
+def check_site_flags(args: argparse.Namespace) -> None:
+    """--site writes the site in place of the report: flags for another output are a mistake, said at once."""
+    for name, flag in _NOT_WITH_SITE:
+        if getattr(args, name, None):
+            raise ConfigError(f"--site and {flag} do not go together: run report twice")
+    if args.by != "provider" or args.format != "table":
+        raise ConfigError("--site draws per provider and model: leave out --by and --format")
+
+
+def site_main(directory: str, selection: "Selection", settings: "Settings", own: "OwnFiles") -> int:
+    """Check the directory, read the selection, write the site, say where it is."""
+    from ..site.build import build_site
+    from ..site.write import check_site_directory
+    from ..storage import open_backend
+
+    check_site_directory(directory, "--site", own)
+    with open_backend(settings) as storage:
+        results = build_site(storage, selection, settings.slo, directory)
+    print(f"site written to {directory} ({results} results; {selection.describe()}): open "
+          f"{directory.rstrip('/')}/index.html", file=sys.stderr)
+    return ExitStatus.OK

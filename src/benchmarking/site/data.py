@@ -1,0 +1,192 @@
+"""What the site shows, as one plain dict: the report's figures per window, medians over time, uptime and recent
+failures per provider and model. Read through the report's own selection and statistics, so that every figure on a
+page is the figure `report --format json` gives for the same selection; never changes what is stored."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+import hashlib
+from typing import Any, Sequence
+
+from ..figures import quantiles, round_ms
+from ..measurement import utc_now
+from ..pricing import format_usd
+from ..redaction import scrub
+from ..report.formats import report_title, summary_fields
+from ..report.selection import Row, Selection, select, span_of
+from ..report.statistics import PERCENTILES
+from ..report.views import summarise, with_slo
+from ..slo import SloConfig
+from ..storage import Storage
+
+# The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
+WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
+                                 "30d": timedelta(days=30)}
+# Uptime as OpenRouter shows it: the share of successful requests over the last 5 minutes, 30 minutes and a day.
+UPTIME_SPANS: dict[str, timedelta] = {"5m": timedelta(minutes=5), "30m": timedelta(minutes=30), "1d": timedelta(days=1)}
+# A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
+# runs stays a few kB per model, and one request per bucket is drawn as it is.
+CHART_BUCKETS = 360
+BUCKET_STEPS_S = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+RECENT_FAILURES = 20
+MESSAGE_LOOKUP = 500  # newest results read per model to find its recent failures' messages (not in the report's read)
+MESSAGE_CHARS = 300
+
+
+def model_key(provider: str, model: str) -> str:
+    """A name for a provider and model that is safe in a file name and a URL whatever the names hold."""
+    return hashlib.sha256(f"{provider}\x00{model}".encode()).hexdigest()[:16]
+
+
+def _text(value: object) -> object:
+    """Every string that goes on a page, scrubbed: names and messages come from endpoints that may be hostile, and
+    the site is an output like any other."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return value
+
+
+def bucket_seconds(span_s: float) -> int:
+    """The smallest step of BUCKET_STEPS_S that cuts the span into at most CHART_BUCKETS buckets."""
+    for step in BUCKET_STEPS_S:
+        if span_s / step <= CHART_BUCKETS:
+            return step
+    return BUCKET_STEPS_S[-1]
+
+
+def _times(rows: Sequence[Row]) -> list[datetime]:
+    return [row.result.created_at for row in rows]
+
+
+def _since(rows: Sequence[Row], times: list[datetime], start: datetime) -> Sequence[Row]:
+    """The rows (oldest first) created at or after start."""
+    return rows[bisect_left(times, start):]
+
+
+def _leaderboard(rows: Sequence[Row], slo: SloConfig) -> list[dict[str, object]]:
+    """The report's summary fields per provider and model, as `report --format json` gives them."""
+    summaries = summarise(rows)
+    if slo.configured:
+        summaries = with_slo(summaries, rows, slo)
+    return [dict(summary_fields(s), key=model_key(s.provider, s.model), cost_mean_text=_usd(s.cost_mean_usd),
+                 cost_per_1m_output_tokens_text=_usd(s.cost_per_1m_output_tokens_usd)) for s in summaries]
+
+
+def _usd(amount: Decimal | None) -> str | None:
+    """An amount as the pages show it: the report table's three significant figures."""
+    return None if amount is None else format_usd(amount)
+
+
+def _series(rows: Sequence[Row], start: datetime, end: datetime) -> dict[str, Any]:
+    """Medians of TTFT and latency per time bucket and model, aligned on one time axis (seconds since 1970)."""
+    step = bucket_seconds((end - start).total_seconds())
+    first = int(start.timestamp()) // step * step
+    count = int(end.timestamp()) // step * step
+    buckets: dict[str, dict[int, tuple[list[float], list[float]]]] = {}
+    for row in rows:
+        m = row.result.measurement
+        if not m.success:
+            continue
+        at = int(row.result.created_at.timestamp()) // step * step
+        ttfts, latencies = buckets.setdefault(model_key(m.provider, m.model), {}).setdefault(at, ([], []))
+        if m.ttft_ms is not None:
+            ttfts.append(m.ttft_ms)
+        if m.latency_ms is not None:
+            latencies.append(m.latency_ms)
+    used = sorted({at for by_time in buckets.values() for at in by_time})
+    series = {}
+    for key, by_time in buckets.items():
+        ttft, latency = [], []
+        for at in used:
+            ttfts, latencies = by_time.get(at, ([], []))
+            ttft.append(round_ms(quantiles(ttfts, (50,))[50]))
+            latency.append(round_ms(quantiles(latencies, (50,))[50]))
+        series[key] = {"ttft_p50_ms": ttft, "latency_p50_ms": latency}
+    return {"step_s": step, "start": first, "end": count + step, "times": used, "models": series}
+
+
+def _uptime(rows: Sequence[Row], times: list[datetime], end: datetime) -> dict[str, dict[str, float | None]]:
+    """Per model key: the share of successful requests over each of UPTIME_SPANS ending at `end`."""
+    shares: dict[str, dict[str, float | None]] = {}
+    for name, span in UPTIME_SPANS.items():
+        counts: dict[str, list[int]] = {}
+        for row in _since(rows, times, end - span):
+            m = row.result.measurement
+            count = counts.setdefault(model_key(m.provider, m.model), [0, 0])
+            count[0] += 1
+            count[1] += m.success
+        for key, (requests, successes) in counts.items():
+            shares.setdefault(key, {})[name] = round(successes / requests, 4)
+    return shares
+
+
+def _failures(storage: Storage, rows: Sequence[Row]) -> dict[str, list[dict[str, object]]]:
+    """Per model key: its newest failures in the selection (time, error type, status, scrubbed message)."""
+    newest: dict[str, list[Row]] = {}
+    for row in reversed(rows):
+        m = row.result.measurement
+        if not m.success:
+            listed = newest.setdefault(model_key(m.provider, m.model), [])
+            if len(listed) < RECENT_FAILURES:
+                listed.append(row)
+    failures = {}
+    for key, listed in newest.items():
+        m = listed[0].result.measurement
+        try:  # the report's read leaves messages in the database: the newest rows of this model bring them
+            messages = {r.id: r.measurement.error_message
+                        for r in storage.read_latest_results(m.provider, m.model, MESSAGE_LOOKUP)}
+        except NotImplementedError:
+            messages = {}
+        failures[key] = [{
+            "time": row.result.created_at.isoformat(timespec="seconds"),
+            "error_type": row.result.measurement.error_type,
+            "http_status": row.result.measurement.http_status,
+            "message": (messages.get(row.result.id) or "")[:MESSAGE_CHARS] or None,
+        } for row in listed]
+    return failures
+
+
+def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the pages draw, from the stored results the selection covers; windows end at --until, or now."""
+    end = selection.until or now or utc_now()
+    rows = select(storage, selection)
+    times = _times(rows)
+    windows = {}
+    for name, length in [*WINDOWS.items(), ("all", None)]:  # all: the selection as given, as `report` shows it
+        if length is None:
+            in_window, start, narrowed = rows, times[0] if rows else end, selection
+        else:
+            in_window = [row for row in _since(rows, times, end - length) if row.result.created_at <= end]
+            start, narrowed = end - length, replace(selection, since=end - length, until=end, window=length)
+        windows[name] = {
+            "title": report_title(span_of(in_window), narrowed) if in_window else f"no results match: "
+                                                                                   f"{narrowed.describe()}",
+            "results": len(in_window),
+            "models": _leaderboard(in_window, slo),
+            "series": _series(in_window, start, max(end, times[-1]) if times else end),
+        }
+    models = {}
+    for row in rows:
+        m = row.result.measurement
+        models.setdefault(model_key(m.provider, m.model), {"provider": m.provider, "model": m.model})
+    uptime = _uptime(rows, times, end)
+    failures = _failures(storage, rows)
+    for key, model in models.items():
+        model["uptime"] = uptime.get(key, {})
+        model["failures"] = failures.get(key, [])
+    data = {
+        "generated_at": end.isoformat(timespec="seconds"),
+        "selection": selection.describe(),
+        "title": report_title(span_of(rows), selection) if rows else f"no results match: {selection.describe()}",
+        "percentiles": list(PERCENTILES),
+        "windows": windows,
+        "models": models,
+    }
+    return _text(data)
