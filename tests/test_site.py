@@ -1,0 +1,264 @@
+"""report --site: the figures are the report's for the same selection and window, the directory is swapped whole and
+never one of another's, and in a real browser (Debian's Chromium through Playwright) the pages draw without error,
+switch windows and percentiles to the right figures, keep hostile names as text and fetch nothing from outside."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+import json
+import os
+from pathlib import Path
+import shutil
+from uuid import uuid4
+
+import pytest
+
+from benchmarking.cli import main
+from benchmarking.figures import number_text
+from benchmarking.measurement import Measurement
+from benchmarking.pricing import format_usd
+from benchmarking.site.write import MARKER
+
+from test_storage_sqlite import run_info
+
+pytestmark = pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
+HOSTILE_MODEL = '<img src=x onerror="window.__pwned=1">"</script><script>window.__pwned=2</script>'
+HOSTILE_PROVIDER = "evil<b>&amp;</b>"
+SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def measured(provider: str, model: str, ttft: float | None, latency: float | None, at: datetime,
+             cost: str = "0.0001", error: str | None = None) -> Measurement:
+    if error:
+        return Measurement(provider=provider, model=model, success=False, started_at=at, stream=True,
+                           error_type=error, http_status=503, error_message=f"<b>upstream</b> said no; key {SECRET}")
+    return Measurement(provider=provider, model=model, success=True, started_at=at, stream=True, ttft_ms=ttft,
+                       latency_ms=latency, output_tokens=100, input_tokens=10, tokens_per_second=99.0 + ttft / 100,
+                       cost_usd=Decimal(cost), cost_source="pricing")
+
+
+def history(storage, now: datetime) -> None:
+    """Runs an age apart, so each window holds other rows: 30 min, 5 h, 3 days, 20 days and 40 days ago."""
+    for age, base in ((timedelta(minutes=30), 100), (timedelta(hours=5), 200), (timedelta(days=3), 300),
+                      (timedelta(days=20), 400), (timedelta(days=40), 500)):
+        started = now - age
+        run = run_info(started_at=started, mode="live")
+        storage.create_run(run)
+        rows = [measured("groq", "fast", base + i, 2 * base + 3 * i, started, "0.000021675") for i in range(4)]
+        rows += [measured("openai", "gpt", base * 2 + i * i, 5 * base + i, started, "0.0003") for i in range(3)]
+        rows += [measured("openai", "gpt", None, None, started, error="server_error")]
+        rows += [measured(HOSTILE_PROVIDER, HOSTILE_MODEL, base + 7, base + 9, started, error=None)]
+        for index, m in enumerate(rows):
+            storage.save_result(run.id, uuid4(), started + timedelta(seconds=index), m)
+        storage.finish_run(run.id, "completed", started + timedelta(minutes=1))
+    simulated = run_info(started_at=now - timedelta(minutes=10), mode="simulated")
+    storage.create_run(simulated)
+    storage.save_result(simulated.id, uuid4(), now - timedelta(minutes=10),
+                        measured("groq", "fast", 1.0, 2.0, now - timedelta(minutes=10)))
+    storage.finish_run(simulated.id, "completed", now - timedelta(minutes=9))
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """tmp_path as the working directory, its benchmarks.db holding the history, no storage settings from outside."""
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")) and name != \
+                "BENCHMARK_REQUIRE_CHROMIUM":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        history(storage, datetime.now(timezone.utc))
+    return tmp_path
+
+
+def report_json(capsys, *args: str) -> dict:
+    assert main(["report", "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def site_data(directory: Path) -> dict:
+    return json.loads((directory / "data.json").read_text())
+
+
+def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
+    assert main(["report", "--site", "site", "--provider", "groq", "--provider", "openai"]) == 0
+    assert "site written to site" in capsys.readouterr().err
+    data = site_data(here / "site")
+    for window, flags in (("1h", ["--window", "1h"]), ("24h", ["--window", "24h"]), ("7d", ["--window", "7d"]),
+                          ("30d", ["--window", "30d"]), ("all", [])):
+        expected = report_json(capsys, "--provider", "groq", "--provider", "openai", *flags)["providers"]
+        shown = [{k: v for k, v in row.items() if k in expected[0]} for row in data["windows"][window]["models"]]
+        assert shown == expected, window
+    counts = {name: window["results"] for name, window in data["windows"].items()}
+    assert counts == {"1h": 8, "24h": 16, "7d": 24, "30d": 32, "all": 40}  # the simulated row left out
+    gpt = next(r for r in data["windows"]["1h"]["models"] if r["model"] == "gpt")
+    assert (gpt["cost_mean_text"], gpt["cost_per_1m_output_tokens_text"]) == ("$0.0003", "$3.00")
+    failures = data["models"][gpt["key"]]["failures"]
+    assert len(failures) == 5 and failures[0]["http_status"] == 503 and failures[0]["error_type"] == "server_error"
+    assert SECRET not in (here / "site" / "data.js").read_text() and "****" in failures[0]["message"]
+    uptime = data["models"][gpt["key"]]["uptime"]
+    assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes
+
+
+def test_the_site_replaces_only_a_site_and_never_the_tools_own_files(here, capsys):
+    (here / "site").mkdir()
+    assert main(["report", "--site", "site"]) == 0  # an empty directory is fine
+    stale = here / "site" / "model-stale.html"
+    stale.write_text("from an earlier build")
+    assert main(["report", "--site", "site", "--provider", "groq"]) == 0
+    assert not stale.exists() and (here / "site" / MARKER).exists()  # replaced whole
+    assert [p.name for p in here.iterdir() if p.name.startswith(".site.")] == []  # no staging left behind
+    (here / "notes").mkdir()
+    (here / "notes" / "mine.txt").write_text("keep me")
+    capsys.readouterr()
+    for target, said in (("notes", "holds files this tool did not write"), (".", "SQLite database"),
+                         ("benchmarks.db", "SQLite database"), ("outbox", "outbox")):
+        assert main(["report", "--site", target]) == 2, target
+        (line,) = capsys.readouterr().err.splitlines()
+        assert said in line, line
+    assert (here / "notes" / "mine.txt").read_text() == "keep me"
+    for flags in (["--window", "24h"], ["--by", "hour"], ["--format", "json"], ["--plot", "x.png"]):
+        assert main(["report", "--site", "site2", *flags]) == 2, flags
+        assert "--site" in capsys.readouterr().err
+    assert not (here / "site2").exists()
+
+
+def test_a_failed_write_leaves_the_earlier_site_whole(here, monkeypatch, capsys):
+    assert main(["report", "--site", "site"]) == 0
+    before = {p.name: p.read_bytes() for p in (here / "site").iterdir() if p.is_file()}
+    import benchmarking.site.write as write
+
+    calls = []
+
+    def failing(path, data, flag):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(path, data, flag)
+
+    real_write = write.write_file
+    monkeypatch.setattr(write, "write_file", failing)
+    capsys.readouterr()
+    assert main(["report", "--site", "site", "--provider", "groq"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "--site site not written: No space left on device" in line
+    assert {p.name: p.read_bytes() for p in (here / "site").iterdir() if p.is_file()} == before
+    assert [p.name for p in here.iterdir() if p.name.startswith(".site.")] == []
+
+
+# ---- in a real browser ------------------------------------------------------------------------------------------
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        if os.environ.get("BENCHMARK_REQUIRE_CHROMIUM"):
+            pytest.fail("Chromium and Playwright are required (BENCHMARK_REQUIRE_CHROMIUM is set) but not installed")
+        pytest.skip("Chromium or Playwright not installed")
+    return path
+
+
+@pytest.fixture
+def browser_page():
+    """A page in headless Chromium, with what it logged and every URL it asked for."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.problems, page.requests = [], []
+            page.on("console", lambda m: page.problems.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: page.problems.append(str(e)))
+            page.on("request", lambda r: page.requests.append(r.url))
+            yield page
+        finally:
+            browser.close()
+
+
+def leaderboard(page) -> dict[str, dict[str, str]]:
+    """The leaderboard as shown: per model's cell text, header -> cell."""
+    return page.evaluate("""() => {
+        const table = document.getElementById("leaderboard");
+        const header = Array.from(table.tHead.rows[0].cells, (c) => c.textContent);
+        const rows = {};
+        for (const tr of table.tBodies[0].rows) {
+            const cells = Array.from(tr.cells, (c) => c.textContent);
+            rows[cells[1]] = Object.fromEntries(header.map((h, i) => [h, cells[i]]));
+        }
+        return rows;
+    }""")
+
+
+def shown(value) -> str:
+    """A figure as the page shows it: the json's number in plain digits (157.0 as 157), '-' where undefined."""
+    return number_text(value)
+
+
+def test_the_leaderboard_in_chromium_shows_the_reports_figures_for_each_window_and_percentile(here, capsys,
+                                                                                             browser_page):
+    page = browser_page
+    assert main(["report", "--site", "site"]) == 0
+    page.goto((here / "site" / "index.html").as_uri())
+    page.wait_for_selector("#leaderboard tbody tr")
+    assert page.input_value("#window") == "24h"
+    for window, q in (("24h", 50), ("24h", 90), ("7d", 99), ("1h", 95), ("30d", 50)):
+        page.select_option("#window", window)
+        page.select_option("#percentile", f"p{q}")
+        expected = {p["model"]: p for p in report_json(capsys, "--window", window)["providers"]}
+        table = leaderboard(page)
+        assert set(table) == set(expected), window
+        for model, figures in expected.items():
+            row = table[model]
+            assert row[f"TTFT ms p{q}"] == shown(figures[f"ttft_p{q}_ms"]), (window, q, model)
+            assert row[f"latency ms p{q}"] == shown(figures[f"latency_p{q}_ms"]), (window, q, model)
+            assert row["requests"] == str(figures["requests"])
+            cost = figures["cost_mean_usd"]
+            assert row["$ per request"] == (format_usd(Decimal(cost)) if cost else "-")
+    page.select_option("#window", "7d")
+    sevens = leaderboard(page)
+    page.select_option("#window", "1h")
+    assert leaderboard(page)["fast"]["TTFT ms p50"] != sevens["fast"]["TTFT ms p50"]  # the switch changed them
+    page.click("#leaderboard th:has-text('latency ms')")
+    page.click("#leaderboard th:has-text('latency ms')")  # descending
+    latencies = [float(row["latency ms p50"]) for row in leaderboard(page).values()]
+    order = page.eval_on_selector_all("#leaderboard tbody tr td:nth-child(6)", "cells => cells.map(c => c.textContent)")
+    assert [float(v) for v in order] == sorted(latencies, reverse=True)
+    assert page.eval_on_selector_all("#chart-ttft canvas", "nodes => nodes.length") >= 1
+    assert page.problems == []
+
+
+def test_hostile_names_stay_text_and_nothing_is_fetched_from_outside_the_site(here, browser_page):
+    page = browser_page
+    assert main(["report", "--site", "site"]) == 0
+    site = here / "site"
+    for html in site.glob("*.html"):
+        text = html.read_text()
+        assert 'http-equiv="Content-Security-Policy"' in text and "script-src 'self'" in text
+        assert "<script>" not in text and "http" not in text.replace("http-equiv", "")
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_selector("#leaderboard tbody tr")
+    assert HOSTILE_MODEL in leaderboard(page)
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.evaluate("() => document.querySelectorAll('#leaderboard img, #leaderboard b').length") == 0
+    page.click(f"#leaderboard a:text-is('{HOSTILE_PROVIDER}')")
+    page.wait_for_selector("#windows tbody tr")
+    assert page.text_content("#heading") == f"\u2014 {HOSTILE_PROVIDER} / {HOSTILE_MODEL}"
+    assert page.evaluate("() => window.__pwned") is None
+    page.goto((site / "index.html").as_uri())
+    page.wait_for_selector("#leaderboard tbody tr")
+    page.click("#leaderboard a:text-is('openai')")
+    page.wait_for_selector("#failures tbody tr")
+    message = page.text_content("#failures tbody tr td:last-child")
+    assert message.startswith("<b>upstream</b> said no; key ") and SECRET not in message
+    assert page.evaluate("() => document.querySelectorAll('#failures b').length") == 0
+    inside = site.resolve().as_uri() + "/"
+    assert page.requests and all(url.startswith(inside) for url in page.requests), page.requests
+    assert page.problems == []
