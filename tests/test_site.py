@@ -97,7 +97,8 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
     gpt = next(r for r in data["windows"]["1h"]["models"] if r["model"] == "gpt")
     assert (gpt["cost_mean_text"], gpt["cost_per_1m_output_tokens_text"]) == ("$0.0003", "$3.00")
     failures = data["models"][gpt["key"]]["failures"]
-    assert len(failures) == 5 and failures[0]["http_status"] == 503 and failures[0]["error_type"] == "server_error"
+    assert len(failures) == 4 and failures[0]["http_status"] == 503  # those of the last 30 days, newest first
+    assert failures[0]["time"] > failures[1]["time"] and failures[0]["http_status"] == 503 and failures[0]["error_type"] == "server_error"
     assert SECRET not in (here / "site" / "data.js").read_text() and "****" in failures[0]["message"]
     uptime = data["models"][gpt["key"]]["uptime"]
     assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes

@@ -8,6 +8,7 @@ from bisect import bisect_left
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 import hashlib
 from typing import Any, Sequence
 
@@ -17,8 +18,8 @@ from ..pricing import format_usd
 from ..redaction import scrub
 from ..report.formats import report_title, summary_fields
 from ..report.selection import Row, Selection, select, span_of
-from ..report.statistics import PERCENTILES
-from ..report.views import summarise, with_slo
+from ..report.statistics import PERCENTILES, Summary
+from ..report.views import summarise, summarise_stored, with_slo
 from ..slo import SloConfig
 from ..storage import Storage
 
@@ -36,6 +37,7 @@ MESSAGE_LOOKUP = 500  # newest results read per model to find its recent failure
 MESSAGE_CHARS = 300
 
 
+@lru_cache(maxsize=4096)
 def model_key(provider: str, model: str) -> str:
     """A name for a provider and model that is safe in a file name and a URL whatever the names hold."""
     return hashlib.sha256(f"{provider}\x00{model}".encode()).hexdigest()[:16]
@@ -75,8 +77,13 @@ def _leaderboard(rows: Sequence[Row], slo: SloConfig) -> list[dict[str, object]]
     summaries = summarise(rows)
     if slo.configured:
         summaries = with_slo(summaries, rows, slo)
-    return [dict(summary_fields(s), key=model_key(s.provider, s.model), cost_mean_text=_usd(s.cost_mean_usd),
-                 cost_per_1m_output_tokens_text=_usd(s.cost_per_1m_output_tokens_usd)) for s in summaries]
+    return [_fields(s) for s in summaries]
+
+
+def _fields(s: Summary) -> dict[str, object]:
+    """A summary's fields as `report --format json` gives them, with the model's key and the costs as shown."""
+    return dict(summary_fields(s), key=model_key(s.provider, s.model), cost_mean_text=_usd(s.cost_mean_usd),
+                cost_per_1m_output_tokens_text=_usd(s.cost_per_1m_output_tokens_usd))
 
 
 def _usd(amount: Decimal | None) -> str | None:
@@ -153,29 +160,45 @@ def _failures(storage: Storage, rows: Sequence[Row]) -> dict[str, list[dict[str,
     return failures
 
 
+def _whole(storage: Storage, selection: Selection, slo: SloConfig) -> tuple[list[dict[str, object]], str, int]:
+    """The "all" window: the selection as given, as `report` gives it (the database gathering the figures where it
+    can, as `report` does over a long history): its leaderboard, title and number of results."""
+    gathered = None if slo.configured else summarise_stored(storage, selection)
+    if gathered is None:  # SLO attainment is computed from the rows, as `report` does; Supabase cannot gather
+        rows = select(storage, selection)
+        return _leaderboard(rows, slo), _title(rows, selection), len(rows)
+    summaries, span = gathered
+    if span is None:
+        return [], _title([], selection), 0
+    return [_fields(s) for s in summaries], report_title(span, selection), span.results
+
+
+def _title(rows: Sequence[Row], selection: Selection) -> str:
+    return report_title(span_of(rows), selection) if rows else f"no results match: {selection.describe()}"
+
+
 def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the pages draw, from the stored results the selection covers; windows end at --until, or now."""
+    """Everything the pages draw, from the stored results the selection covers; windows end at --until, or now.
+
+    Rows are read for the longest window (30 days) only: its charts, uptime and failures. The whole selection's
+    figures are gathered by the database, as `report` gathers them, so a long history costs little."""
     end = selection.until or now or utc_now()
-    rows = select(storage, selection)
+    longest = max(WINDOWS.values())
+    recent = replace(selection, since=max(selection.since or end - longest, end - longest), until=end)
+    rows = select(storage, recent) if selection.since is None or selection.since < end else []
     times = _times(rows)
     windows = {}
-    for name, length in [*WINDOWS.items(), ("all", None)]:  # all: the selection as given, as `report` shows it
-        if length is None:
-            in_window, start, narrowed = rows, times[0] if rows else end, selection
-        else:
-            in_window = [row for row in _since(rows, times, end - length) if row.result.created_at <= end]
-            start, narrowed = end - length, replace(selection, since=end - length, until=end, window=length)
-        windows[name] = {
-            "title": report_title(span_of(in_window), narrowed) if in_window else f"no results match: "
-                                                                                   f"{narrowed.describe()}",
-            "results": len(in_window),
-            "models": _leaderboard(in_window, slo),
-            "series": _series(in_window, start, max(end, times[-1]) if times else end),
-        }
-    models = {}
-    for row in rows:
-        m = row.result.measurement
-        models.setdefault(model_key(m.provider, m.model), {"provider": m.provider, "model": m.model})
+    for name, length in WINDOWS.items():
+        in_window = _since(rows, times, end - length)
+        narrowed = replace(selection, since=end - length, until=end, window=length)
+        windows[name] = {"title": _title(in_window, narrowed), "results": len(in_window),
+                         "models": _leaderboard(in_window, slo), "series": _series(in_window, end - length, end)}
+    leaders, title, results = _whole(storage, selection, slo)
+    # The whole selection's chart: its last 30 days (reading every row of a year's history for it would be most
+    # of the build).
+    windows["all"] = {"title": title, "results": results, "models": leaders,
+                      "series": _series(rows, times[0] if rows else end, end)}
+    models = {row["key"]: {"provider": row["provider"], "model": row["model"]} for row in leaders}
     uptime = _uptime(rows, times, end)
     failures = _failures(storage, rows)
     for key, model in models.items():
@@ -184,7 +207,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
     data = {
         "generated_at": end.isoformat(timespec="seconds"),
         "selection": selection.describe(),
-        "title": report_title(span_of(rows), selection) if rows else f"no results match: {selection.describe()}",
+        "title": title,
         "percentiles": list(PERCENTILES),
         "windows": windows,
         "models": models,
