@@ -263,3 +263,40 @@ def test_hostile_names_stay_text_and_nothing_is_fetched_from_outside_the_site(he
     inside = site.resolve().as_uri() + "/"
     assert page.requests and all(url.startswith(inside) for url in page.requests), page.requests
     assert page.problems == []
+
+
+# ---- rebuilt after a run ----------------------------------------------------------------------------------------
+
+def test_a_run_with_site_rebuilds_it_and_a_site_it_cannot_write_never_fails_the_run(tmp_path, monkeypatch, capsys):
+    from test_cli import run_main
+
+    done = run_main(tmp_path, "--simulate", "--providers", "groq,openai", "--site", "site")
+    assert done.returncode == 0, done.stderr
+    data = site_data(tmp_path / "site")
+    assert data["windows"]["1h"]["results"] == 2  # a simulated run's site shows simulated runs
+    assert {m["provider"] for m in data["models"].values()} == {"groq", "openai"}
+    done = run_main(tmp_path, "--simulate", "--providers", "groq", "--site", "benchmarks.db")
+    assert done.returncode == 2 and "SQLite database" in done.stderr and "Testing" not in done.stdout
+
+    import benchmarking.site.build as build
+    from benchmarking.errors import OutputUnwritable
+
+    def full_disk(directory, files, flag):
+        raise OutputUnwritable(f"{flag} {directory} not written: No space left on device; any earlier site there "
+                               "is left as it was")
+
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(build, "write_site", full_disk)
+    capsys.readouterr()
+    assert main(["--simulate", "--providers", "groq", "--site", "site"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "--site" in line]
+    assert warnings == ["warning: --site site not rebuilt: --site site not written: No space left on device; any "
+                        "earlier site there is left as it was"]
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        assert len(storage.read_results()) == 3  # this run's result stored all the same (the refused run: none)
+    assert site_data(tmp_path / "site")["windows"]["1h"]["results"] == 2  # the earlier site kept

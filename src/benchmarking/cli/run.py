@@ -13,6 +13,7 @@ from ..app.plan import print_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
+from .site import add_site_argument, checked_site, rebuild_site
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_run_arguments(parser)
-    add_metrics_file_argument(parser.add_argument_group("Prometheus"))
+    outputs = parser.add_argument_group("Prometheus and the site")
+    add_metrics_file_argument(outputs)
+    add_site_argument(outputs)
     return parser
 
 
@@ -57,6 +60,7 @@ def run_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        site = checked_site(args, settings)
         if settings.dry_run:
             print_plan(settings, load=load)
             return ExitStatus.OK
@@ -70,5 +74,6 @@ def run_main(argv: list[str]) -> int:
         else:
             outcome = one_run(context, context.settings, stop)
         written = write_metrics_file(context.storage, metrics_file)
+        rebuild_site(context.storage, context.settings, site)
         status = run_status(outcome, stop)
         return ExitStatus.FAILURES if status == ExitStatus.OK and not written else status

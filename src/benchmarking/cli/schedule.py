@@ -18,6 +18,7 @@ from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_
 from .metrics import (
     add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
 )
+from .site import add_site_argument, checked_site, rebuild_site
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:
@@ -40,9 +41,10 @@ def build_scheduled_parser() -> argparse.ArgumentParser:
     timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
     timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
     add_run_arguments(parser, level_duration_flag="--level-duration")
-    prometheus = parser.add_argument_group("Prometheus")
+    prometheus = parser.add_argument_group("Prometheus and the site")
     add_metrics_port_argument(prometheus)
     add_metrics_file_argument(prometheus)
+    add_site_argument(prometheus)
     return parser
 
 
@@ -63,6 +65,7 @@ def schedule_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        site = checked_site(args, settings)
         if settings.dry_run:
             print_plan(settings, runs=schedule.runs, load=load)
             return ExitStatus.OK
@@ -94,6 +97,7 @@ def schedule_main(argv: list[str]) -> int:
                     live.refresh_alerts(context.storage)
                 if not write_metrics_file(context.storage, metrics_file):
                     metrics_failures.append(settings.run_name)
+                rebuild_site(context.storage, context.settings, site)
 
         outcome = run_schedule(
             schedule, context.settings, guarded_run, stop.wait, stop.requested,

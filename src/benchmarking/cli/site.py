@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..report.selection import Selection
     from ..safe_files import OwnFiles
     from ..settings.model import Settings
+    from ..storage import Storage
 
 # What the site chooses for itself, so a flag for it would be ignored: refused instead.
 _NOT_WITH_SITE = (("compare", "--compare"), ("window", "--window (the site has 1h, 24h, 7d and 30d windows)"),
@@ -40,3 +41,40 @@ def site_main(directory: str, selection: "Selection", settings: "Settings", own:
     print(f"site written to {directory} ({results} results; {selection.describe()}): open "
           f"{directory.rstrip('/')}/index.html", file=sys.stderr)
     return ExitStatus.OK
+
+
+def add_site_argument(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--site", metavar="DIR",
+        help="after each run, rebuild the static results site in DIR (as `main.py report --site DIR` writes it; "
+             "simulated runs shown after a simulated run); a site that cannot be written is one line and never "
+             "fails the run: see docs/site.md")
+
+
+def checked_site(args: argparse.Namespace, settings: "Settings") -> tuple[str, "OwnFiles"] | None:
+    """--site of a run, checked before anything is measured, like every output; with the files it must spare."""
+    if getattr(args, "site", None) is None:
+        return None
+    from ..site.write import check_site_directory
+    from .outputs import own_files
+
+    own = own_files(settings, args)
+    check_site_directory(args.site, "--site", own)
+    return args.site, own
+
+
+def rebuild_site(storage: "Storage", settings: "Settings", site: tuple[str, "OwnFiles"] | None) -> None:
+    """The site over what is stored now, after a run. Whatever goes wrong is one line: the run and its results
+    stand as they are, and the next run tries again."""
+    if site is None:
+        return
+    from ..report.selection import Selection
+    from ..site.build import build_site
+    from ..site.write import check_site_directory
+
+    directory, own = site
+    try:
+        check_site_directory(directory, "--site", own)  # again: hours of a schedule may have put files there
+        build_site(storage, Selection(include_simulated=settings.mode == "simulated"), settings.slo, directory)
+    except Exception as exc:  # noqa: BLE001 - the site is a view: it never fails the run that measured
+        print(f"warning: --site {directory} not rebuilt: {exc}", file=sys.stderr)
