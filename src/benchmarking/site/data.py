@@ -152,7 +152,7 @@ def _failures(storage: Storage, rows: Sequence[Row]) -> dict[str, list[dict[str,
         except NotImplementedError:
             messages = {}
         failures[key] = [{
-            "time": row.result.created_at.isoformat(timespec="seconds"),
+            "time": f"{row.result.created_at:%Y-%m-%d %H:%M:%S}",
             "error_type": row.result.measurement.error_type,
             "http_status": row.result.measurement.http_status,
             "message": (messages.get(row.result.id) or "")[:MESSAGE_CHARS] or None,

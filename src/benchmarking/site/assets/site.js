@@ -46,9 +46,9 @@
       {name: "$ per request", value: (r) => num(r.cost_mean_usd), text: (r) => r.cost_mean_text, id: "cost"},
       {name: "$ per 1M out", value: (r) => num(r.cost_per_1k_output_tokens_usd),
        text: (r) => r.cost_per_1m_output_tokens_text, id: "cost1m"},
-      {name: "uptime 5m %", value: (r) => uptime(r, "5m"), text: (r) => percent(uptime(r, "5m"))},
-      {name: "uptime 30m %", value: (r) => uptime(r, "30m"), text: (r) => percent(uptime(r, "30m"))},
-      {name: "uptime 1d %", value: (r) => uptime(r, "1d"), text: (r) => percent(uptime(r, "1d"))},
+      {name: "up 5m %", value: (r) => uptime(r, "5m"), text: (r) => percent(uptime(r, "5m"))},
+      {name: "up 30m %", value: (r) => uptime(r, "30m"), text: (r) => percent(uptime(r, "30m"))},
+      {name: "up 1d %", value: (r) => uptime(r, "1d"), text: (r) => percent(uptime(r, "1d"))},
     ];
     if (withSlo) {
       list.push({name: "SLO met %", value: (r) => r.slo_attainment, text: (r) => percent(r.slo_attainment)});
@@ -101,7 +101,7 @@
         const text = column.text ? shown(column.text(row)) : shown(column.value(row));
         const td = el("td", null, column.id ? {"data-field": column.id} : {});
         if (column.link) {
-          td.appendChild(el("a", text, {href: "model-" + row.key + ".html"}));
+          td.appendChild(el("a", text, {href: "model-" + row.key + ".html" + location.hash}));
         } else {
           td.textContent = text;
         }
