@@ -300,3 +300,57 @@ def test_a_run_with_site_rebuilds_it_and_a_site_it_cannot_write_never_fails_the_
     with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
         assert len(storage.read_results()) == 3  # this run's result stored all the same (the refused run: none)
     assert site_data(tmp_path / "site")["windows"]["1h"]["results"] == 2  # the earlier site kept
+
+
+# ---- serve ------------------------------------------------------------------------------------------------------
+
+def test_serve_serves_the_site_on_loopback_and_rebuilds_it_when_a_result_is_stored(here):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from test_cli import MAIN, clean_env
+
+    server = subprocess.Popen([sys.executable, str(MAIN), "serve", "--port", "0", "--every", "0.3s"], cwd=here,
+                              env=clean_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        assert line.startswith("serving site (45 results; live runs only) at http://127.0.0.1:"), line
+        base = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(base + "index.html", timeout=10) as response:
+            assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            assert 'data-page="index"' in response.read().decode()
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(base + "assets/", timeout=10)  # no directory listing
+
+        def served_results() -> int:
+            with urllib.request.urlopen(base + "data.json", timeout=10) as response:
+                return json.loads(response.read())["windows"]["all"]["results"]
+
+        assert served_results() == 45
+        from benchmarking.storage.sqlite import SQLiteStorage
+
+        now = datetime.now(timezone.utc)
+        with SQLiteStorage(here / "benchmarks.db") as storage:
+            run = run_info(started_at=now, mode="live")
+            storage.create_run(run)
+            storage.save_result(run.id, uuid4(), now, measured("groq", "fast", 50.0, 90.0, now))
+        deadline = time.monotonic() + 60
+        while served_results() == 45 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert served_results() == 46
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "serve: site rebuilt (46 results)" in server.stderr.read()
+
+
+def test_serve_refuses_a_bad_port_and_a_directory_of_anothers_in_one_line(here, capsys):
+    assert main(["serve", "--port", "http"]) == 2
+    assert capsys.readouterr().err.strip() == "main.py: error: --port takes a port number from 0 to 65535, like " \
+                                              "8321, not 'http'"
+    (here / "docs").mkdir()
+    (here / "docs" / "notes.md").write_text("mine")
+    assert main(["serve", "--site", "docs"]) == 2
+    assert "holds files this tool did not write" in capsys.readouterr().err

@@ -19,7 +19,7 @@ __all__ = ["ExitStatus", "main", "scheduled_main"]
 
 # Each command's module is imported when it runs: `report` and `watch` start without loading the runner and every
 # provider's HTTP code (a tenth of a second, on every report).
-SUBCOMMANDS = ("check", "flush", "report", "watch")
+SUBCOMMANDS = ("check", "flush", "report", "serve", "watch")
 
 
 def command(name: str) -> Callable[[list[str]], int] | None:
