@@ -233,6 +233,18 @@ def test_the_leaderboard_in_chromium_shows_the_reports_figures_for_each_window_a
     order = page.eval_on_selector_all("#leaderboard tbody tr td:nth-child(6)", "cells => cells.map(c => c.textContent)")
     assert [float(v) for v in order] == sorted(latencies, reverse=True)
     assert page.eval_on_selector_all("#chart-ttft canvas", "nodes => nodes.length") >= 1
+    page.select_option("#window", "7d")
+    page.select_option("#heatmap-metric", "latency_p50_ms")
+    by_hour = report_json(capsys, "--window", "7d", "--by", "hour")["providers"]
+    assert len(by_hour) in (6, 9)  # three runs in the week, at two or three hours of day, each with three models
+    for figures in by_hour:
+        key = next(row["key"] for row in site_data(here / "site")["windows"]["7d"]["models"]
+                   if row["model"] == figures["model"])
+        cell = page.get_attribute(f"#heatmap tr[data-key='{key}'] td[data-hour='{int(figures['hour'])}']", "title")
+        assert cell == shown(figures["latency_p50_ms"]), figures
+    page.click("#leaderboard a:text-is('groq')")  # the provider's page keeps the window and percentile
+    page.wait_for_selector("#windows tbody tr")
+    assert (page.input_value("#window"), page.input_value("#percentile")) == ("7d", "p50")
     assert page.problems == []
 
 

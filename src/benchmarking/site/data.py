@@ -119,6 +119,22 @@ def _series(rows: Sequence[Row], start: datetime, end: datetime) -> dict[str, An
     return {"step_s": step, "start": first, "end": count + step, "times": used, "models": series}
 
 
+def _hours(rows: Sequence[Row]) -> dict[str, dict[str, list]]:
+    """Per model key: the median TTFT and latency and the requests in each hour of the day (UTC), as `report --by
+    hour --format json` gives them."""
+    hours: dict[str, dict[str, list]] = {}
+    for s in summarise(rows, "hour"):
+        fields = summary_fields(s)
+        hour = s.group[1] if s.group else None
+        if not isinstance(hour, int):
+            continue
+        entry = hours.setdefault(model_key(s.provider, s.model), {
+            "ttft_p50_ms": [None] * 24, "latency_p50_ms": [None] * 24, "requests": [0] * 24})
+        for name in entry:
+            entry[name][hour] = fields[name]
+    return hours
+
+
 def _uptime(rows: Sequence[Row], times: list[datetime], end: datetime) -> dict[str, dict[str, float | None]]:
     """Per model key: the share of successful requests over each of UPTIME_SPANS ending at `end`."""
     shares: dict[str, dict[str, float | None]] = {}
@@ -192,12 +208,13 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         in_window = _since(rows, times, end - length)
         narrowed = replace(selection, since=end - length, until=end, window=length)
         windows[name] = {"title": _title(in_window, narrowed), "results": len(in_window),
-                         "models": _leaderboard(in_window, slo), "series": _series(in_window, end - length, end)}
+                         "models": _leaderboard(in_window, slo), "series": _series(in_window, end - length, end),
+                         "hours": _hours(in_window)}
     leaders, title, results = _whole(storage, selection, slo)
     # The whole selection's chart: its last 30 days (reading every row of a year's history for it would be most
     # of the build).
     windows["all"] = {"title": title, "results": results, "models": leaders,
-                      "series": _series(rows, times[0] if rows else end, end)}
+                      "series": _series(rows, times[0] if rows else end, end), "hours": _hours(rows)}
     models = {row["key"]: {"provider": row["provider"], "model": row["model"]} for row in leaders}
     uptime = _uptime(rows, times, end)
     failures = _failures(storage, rows)

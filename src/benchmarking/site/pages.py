@@ -73,6 +73,13 @@ INDEX_MAIN = """<section>
 <div class="chart" id="chart-ttft"></div>
 <h2>Latency over time</h2>
 <div class="chart" id="chart-latency"></div>
+</section>
+<section>
+<h2>By hour of day (UTC)</h2>
+<p class="hint">The median of each hour over the window's days; green is the model's best hour, red its worst.
+<label>Show <select id="heatmap-metric"><option value="ttft_p50_ms">TTFT ms</option>
+<option value="latency_p50_ms">latency ms</option></select></label></p>
+<div class="scroll"><table id="heatmap" class="heatmap"><thead></thead><tbody></tbody></table></div>
 </section>"""
 
 MODEL_MAIN = """<section>

@@ -155,6 +155,36 @@
     drawChart("chart-latency", chosen.series, keys, [{field: "latency_p50_ms"}], 280);
   }
 
+  function drawHeatmap() {
+    const chosen = DATA.windows[windowSelect.value];
+    const metric = document.getElementById("heatmap-metric").value;
+    const table = document.getElementById("heatmap");
+    const head = el("tr");
+    head.appendChild(el("th", "provider / model"));
+    for (let hour = 0; hour < 24; hour++) head.appendChild(el("th", String(hour).padStart(2, "0")));
+    table.tHead.replaceChildren(head);
+    const body = chosen.models.map((row) => {
+      const tr = el("tr", null, {"data-key": row.key});
+      tr.appendChild(el("td", row.provider + " / " + row.model));
+      const values = (chosen.hours[row.key] || {})[metric] || [];
+      const known = values.filter((v) => v !== null && v !== undefined);
+      const low = Math.min(...known);
+      const high = Math.max(...known);
+      for (let hour = 0; hour < 24; hour++) {
+        const value = values[hour];
+        const known = value !== null && value !== undefined;
+        const td = el("td", known ? String(Math.round(value)) : "-", {"data-hour": String(hour), title: shown(value)});
+        if (known) {
+          const share = high > low ? (value - low) / (high - low) : 0;
+          td.style.backgroundColor = "hsl(" + Math.round(120 * (1 - share)) + ", 65%, 82%)";
+        }
+        tr.appendChild(td);
+      }
+      return tr;
+    });
+    table.tBodies[0].replaceChildren(...body);
+  }
+
   function drawModelPage() {
     const key = document.body.dataset.key;
     const model = DATA.models[key];
@@ -217,6 +247,7 @@
     } else {
       drawLeaderboard();
       drawIndexCharts();
+      drawHeatmap();
     }
   }
 
@@ -229,6 +260,8 @@
     const q = asked.get("percentile");
     if (q && Array.from(percentileSelect.options).some((o) => o.value === q)) percentileSelect.value = q;
     windowSelect.addEventListener("change", draw);
+    const heatmapMetric = document.getElementById("heatmap-metric");
+    if (heatmapMetric) heatmapMetric.addEventListener("change", drawHeatmap);
     percentileSelect.addEventListener("change", draw);
     draw();
   }
