@@ -1,7 +1,7 @@
 """The command line: one module per command, and one place that maps exceptions to one line and an exit status.
 
-main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush|watch` pick a
-subcommand.
+main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush|serve|watch` pick
+a subcommand.
 """
 
 from __future__ import annotations

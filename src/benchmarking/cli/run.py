@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
             "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
         ),
         epilog=(
-            "Other commands: `main.py report` (percentiles, costs, charts, exports), `main.py check` (is everything "
-            "ready?), `main.py flush` (write the outbox to the database), `main.py watch` (alerts); each has --help. "
+            "Other commands: `main.py report` (percentiles, costs, charts, exports, --site), `main.py serve` (the "
+            "results site), `main.py check` (is everything ready?), `main.py flush` (write the outbox to the "
+            "database), `main.py watch` (alerts); each has --help. "
             "Keys and storage come from the environment or .env (see .env.example). "
             "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
             "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
