@@ -5,6 +5,8 @@ start included; the median of 3, beside plain `report`'s) and the size of the da
     python benchmarks/site.py              # 100,000 stored results (about 8.7 months of 15-minute runs)
     python benchmarks/site.py --million    # and 1,000,000 (target, issue 22: within 5 s; at 100,000 within 1 s)
     python benchmarks/site.py --quick      # 1,000 results, for the smoke test
+    python benchmarks/site.py --render     # 30 days of 15-minute runs of six providers: the data's size and the
+                                           # first render in headless Chromium (targets: 2 MB, 1 s)
 
 Not part of the test suite.
 """
@@ -22,7 +24,13 @@ import tempfile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import machine_line  # noqa: E402
+import storage  # noqa: E402
 from storage import SQLiteStorage, fill_sqlite, time_report  # noqa: E402
+
+SIX_PROVIDERS = storage.PROVIDERS + (
+    ("anthropic", "claude-haiku-4-5", 420.0, 1600.0, 30, 48, "0.000270"),
+    ("gemini", "gemini-2.5-flash", 380.0, 900.0, 30, 48, "0.000129"),
+)
 
 
 def measure(count: int) -> None:
@@ -42,13 +50,46 @@ def measure(count: int) -> None:
               f"the whole site {total_kb:,.0f} kB")
 
 
+def render() -> None:
+    """30 days of 15-minute runs of six providers: the data the pages load, and the first render in Chromium (from
+    navigation start to the leaderboard, charts and heatmap drawn; the median of 5 loads)."""
+    from playwright.sync_api import sync_playwright
+
+    storage.PROVIDERS = SIX_PROVIDERS
+    count = 30 * 96 * len(SIX_PROVIDERS)
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "benchmarks.db"
+        with SQLiteStorage(path) as store:
+            store.prepare()
+        fill_sqlite(path, 0, count, datetime.now(timezone.utc))
+        seconds = time_report(f"sqlite:///{path}", ["--site", "site"], workdir)
+        site = Path(workdir) / "site"
+        data_kb = (site / "data.js").stat().st_size / 1024
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            drawn = []
+            for _ in range(5):
+                page.goto((site / "index.html").as_uri())
+                page.wait_for_function("performance.getEntriesByName('site-drawn').length > 0")
+                drawn.append(page.evaluate("performance.getEntriesByName('site-drawn')[0].startTime"))
+            browser.close()
+        print(f"{count:>9,} results (30 days, six providers): report --site {seconds:.2f} s, data.js {data_kb:,.0f} kB, "
+              f"first render {statistics.median(drawn):.0f} ms (median of 5; {', '.join(f'{d:.0f}' for d in drawn)})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 stored results: the smoke test")
     parser.add_argument("--million", action="store_true", help="go on to 1,000,000 stored results (about 1 GB)")
+    parser.add_argument("--render", action="store_true",
+                        help="only 30 days of six providers: the data's size and the first render in Chromium")
     args = parser.parse_args()
     random.seed(22)
     print(machine_line())
+    if args.render:
+        render()
+        return 0
     sizes = [1_000] if args.quick else [100_000] + ([1_000_000] if args.million else [])
     for count in sizes:
         measure(count)
