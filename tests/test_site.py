@@ -104,6 +104,24 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
     assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes
 
 
+def test_the_compare_page_holds_what_report_compare_gives(here, capsys):
+    assert main(["report", "--site", "site", "--provider", "groq", "--provider", "openai"]) == 0
+    newest, week = (next(c for c in site_data(here / "site")["comparisons"] if c["name"].startswith(start))
+                    for start in ("the newest run", "the last 7 days"))
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(here / "benchmarks.db") as storage:
+        runs = sorted((r for r in storage.read_runs() if r.info.mode == "live"), key=lambda r: r.info.started_at)
+    before, after = str(runs[-2].info.id), str(runs[-1].info.id)
+    expected = report_json(capsys, "--compare", before, after, "--provider", "groq", "--provider", "openai")
+    assert {k: v for k, v in newest.items() if k != "name"} == expected
+    assert [c["provider"] for c in newest["comparisons"]] == ["groq", "openai"]
+    latency = next(change for change in newest["comparisons"][0]["changes"] if change["metric"] == "latency")
+    assert (latency["median_a"], latency["median_b"]) == (404.5, 204.5) and latency["verdict"] == "faster"
+    expected = report_json(capsys, "--compare", "14d..7d", "7d..", "--provider", "groq", "--provider", "openai")
+    assert week["comparisons"] == expected["comparisons"] == []  # nothing stored 7 to 14 days ago
+
+
 def test_the_site_replaces_only_a_site_and_never_the_tools_own_files(here, capsys):
     (here / "site").mkdir()
     assert main(["report", "--site", "site"]) == 0  # an empty directory is fine
@@ -242,6 +260,13 @@ def test_the_leaderboard_in_chromium_shows_the_reports_figures_for_each_window_a
                    if row["model"] == figures["model"])
         cell = page.get_attribute(f"#heatmap tr[data-key='{key}'] td[data-hour='{int(figures['hour'])}']", "title")
         assert cell == shown(figures["latency_p50_ms"]), figures
+    page.click("a:text-is('Compare')")
+    page.wait_for_selector("#comparisons tr[data-metric='latency']")
+    verdicts = page.eval_on_selector_all("#comparisons section:first-child tbody tr",
+                                         "rows => rows.map(r => r.lastChild.textContent)")
+    assert "faster" in verdicts and page.is_hidden("#controls")
+    page.go_back()
+    page.wait_for_selector("#leaderboard tbody tr")
     page.click("#leaderboard a:text-is('groq')")  # the provider's page keeps the window and percentile
     page.wait_for_selector("#windows tbody tr")
     assert (page.input_value("#window"), page.input_value("#percentile")) == ("7d", "p50")

@@ -22,6 +22,7 @@ from ..report.statistics import PERCENTILES, Summary
 from ..report.views import summarise, summarise_stored, with_slo
 from ..slo import SloConfig
 from ..storage import Storage
+from .compare_data import comparisons
 
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -222,6 +223,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         model["uptime"] = uptime.get(key, {})
         model["failures"] = failures.get(key, [])
     data = {
+        "comparisons": comparisons(rows, selection, end),
         "generated_at": end.isoformat(timespec="seconds"),
         "selection": selection.describe(),
         "title": title,

@@ -37,6 +37,7 @@ def _page(title: str, body_attributes: str, main: str) -> str:
 <body {body_attributes}>
 <header>
 <h1><a href="index.html">Benchmark Engine</a> <span id="heading"></span></h1>
+<p class="links"><a href="index.html">Leaderboard</a> · <a href="compare.html">Compare</a></p>
 <p id="title"></p>
 </header>
 <nav id="controls">
@@ -100,6 +101,14 @@ MODEL_MAIN = """<section>
 </section>"""
 
 
+COMPARE_MAIN = """<section>
+<p class="hint">Each change is the median of B minus the median of A, with the 95 % bootstrap interval of that
+difference; it is marked slower, faster, dearer or cheaper when the interval excludes 0 and the median moved by 5 %
+or more, as <code>report --compare A B</code> marks it.</p>
+<div id="comparisons"></div>
+</section>"""
+
+
 def data_script(data: dict[str, Any]) -> str:
     """The data as a script the pages load beside them (browsers refuse fetch() of file:// pages). JSON is a JS
     expression; `<`, `>` and `&` escaped all the same, so the text stays inert whatever a name holds."""
@@ -115,6 +124,7 @@ def site_files(data: dict[str, Any]) -> dict[str, bytes | str]:
         "data.js": data_script(data),
         "data.json": json.dumps(data, indent=1) + "\n",
     }
+    files["compare.html"] = _page("Benchmark Engine: what changed", 'data-page="compare"', COMPARE_MAIN)
     for key in data["models"]:  # a hex digest: safe in a file name and in the markup
         files[f"model-{key}.html"] = _page("Benchmark Engine: provider and model",
                                            f'data-page="model" data-key="{key}"', MODEL_MAIN)

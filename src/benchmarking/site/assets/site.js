@@ -239,10 +239,55 @@
     ], 300);
   }
 
+  function drawComparePage() {
+    document.getElementById("heading").textContent = "\u2014 what changed";
+    document.getElementById("controls").hidden = true;
+    document.getElementById("title").textContent = DATA.title;
+    const blocks = DATA.comparisons.map((comparison) => {
+      const block = el("section", null, {"class": "comparison"});
+      block.appendChild(el("h2", comparison.name));
+      block.appendChild(el("p", "A: " + comparison.a, {"class": "hint"}));
+      block.appendChild(el("p", "B: " + comparison.b, {"class": "hint"}));
+      if (comparison.comparisons.length === 0) {
+        block.appendChild(el("p", "No provider and model appears in both A and B."));
+        return block;
+      }
+      const table = el("table");
+      const head = el("tr");
+      ["provider", "model", "requests A \u2192 B", "metric", "median A", "median B", "difference",
+       "95 % interval", "verdict"].forEach((name) => head.appendChild(el("th", name)));
+      table.appendChild(el("thead")).appendChild(head);
+      const body = table.appendChild(el("tbody"));
+      for (const pair of comparison.comparisons) {
+        for (const change of pair.changes) {
+          const tr = el("tr", null, {"data-key": pair.provider + "\u0000" + pair.model, "data-metric": change.metric});
+          const interval = change.interval ? change.interval.map(figure).join(" .. ") : "-";
+          [pair.provider, pair.model + (pair.within ? " (" + pair.within + ")" : ""),
+           pair.requests_a + " \u2192 " + pair.requests_b, change.metric + " (" + change.unit + ")",
+           figure(change.median_a), figure(change.median_b), figure(change.difference), interval,
+           change.verdict].forEach((cell) => tr.appendChild(el("td", shown(cell))));
+          if (["slower", "dearer"].includes(change.verdict)) tr.className = "worse";
+          if (["faster", "cheaper"].includes(change.verdict)) tr.className = "better";
+          body.appendChild(tr);
+        }
+      }
+      block.appendChild(el("div", null, {"class": "scroll"})).appendChild(table);
+      return block;
+    });
+    document.getElementById("comparisons").replaceChildren(...blocks);
+  }
+
+  function figure(value) {
+    if (value === null || value === undefined) return null;
+    return Math.abs(value) < 0.01 && value !== 0 ? value.toPrecision(3) : value.toFixed(2);
+  }
+
   function draw() {
     const state = new URLSearchParams({window: windowSelect.value, percentile: percentileSelect.value});
     history.replaceState(null, "", "#" + state.toString());
-    if (page === "model") {
+    if (page === "compare") {
+      drawComparePage();
+    } else if (page === "model") {
       drawModelPage();
     } else {
       drawLeaderboard();
