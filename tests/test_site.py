@@ -84,6 +84,15 @@ def site_data(directory: Path) -> dict:
 
 
 def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    now = datetime.now(timezone.utc)
+    with SQLiteStorage(here / "benchmarks.db") as storage:
+        for rule, state in (("slo_breach", "firing"), ("outage", "resolved")):
+            assert storage.insert_alert({"id": uuid4(), "rule": rule, "provider": "groq", "model": "fast",
+                                         "metric": "ttft_ms" if rule == "slo_breach" else None, "state": state,
+                                         "started_at": now - timedelta(hours=2), "last_seen_at": now,
+                                         "details": {}, "run_id": None, "host": "h", "notify_attempts": 0})
     assert main(["report", "--site", "site", "--provider", "groq", "--provider", "openai"]) == 0
     assert "site written to site" in capsys.readouterr().err
     data = site_data(here / "site")
@@ -100,6 +109,9 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
     assert len(failures) == 4 and failures[0]["http_status"] == 503  # those of the last 30 days, newest first
     assert failures[0]["time"] > failures[1]["time"] and failures[0]["http_status"] == 503 and failures[0]["error_type"] == "server_error"
     assert SECRET not in (here / "site" / "data.js").read_text() and "****" in failures[0]["message"]
+    fast = next(r for r in data["windows"]["1h"]["models"] if r["model"] == "fast")
+    assert [(a["rule"], a["metric"]) for a in data["models"][fast["key"]]["alerts"]] == [("slo_breach", "ttft_ms")]
+    assert data["models"][gpt["key"]]["alerts"] == []  # only the firing one, only for its model
     uptime = data["models"][gpt["key"]]["uptime"]
     assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes
 

@@ -21,6 +21,7 @@ from ..report.selection import Row, Selection, select, span_of
 from ..report.statistics import PERCENTILES, Summary
 from ..report.views import summarise, summarise_stored, with_slo
 from ..slo import SloConfig
+from ..errors import StorageRejected
 from ..storage import Storage
 from .compare_data import comparisons
 
@@ -177,6 +178,20 @@ def _failures(storage: Storage, rows: Sequence[Row]) -> dict[str, list[dict[str,
     return failures
 
 
+def _firing(storage: Storage, end: datetime) -> dict[str, list[dict[str, object]]]:
+    """Per model key: the alerts firing now (rule, metric, since when); none where the backend keeps no alerts."""
+    try:
+        alerts = storage.read_alerts(end)
+    except (NotImplementedError, StorageRejected):
+        return {}
+    firing: dict[str, list[dict[str, object]]] = {}
+    for alert in sorted(alerts, key=lambda a: (a.started_at, a.rule, a.metric or "")):
+        if alert.state == "firing":
+            firing.setdefault(model_key(alert.provider, alert.model), []).append(
+                {"rule": alert.rule, "metric": alert.metric, "since": f"{alert.started_at:%Y-%m-%d %H:%M}"})
+    return firing
+
+
 def _whole(storage: Storage, selection: Selection, slo: SloConfig) -> tuple[list[dict[str, object]], str, int]:
     """The "all" window: the selection as given, as `report` gives it (the database gathering the figures where it
     can, as `report` does over a long history): its leaderboard, title and number of results."""
@@ -219,9 +234,11 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
     models = {row["key"]: {"provider": row["provider"], "model": row["model"]} for row in leaders}
     uptime = _uptime(rows, times, end)
     failures = _failures(storage, rows)
+    firing = _firing(storage, end)
     for key, model in models.items():
         model["uptime"] = uptime.get(key, {})
         model["failures"] = failures.get(key, [])
+        model["alerts"] = firing.get(key, [])
     data = {
         "comparisons": comparisons(rows, selection, end),
         "generated_at": end.isoformat(timespec="seconds"),

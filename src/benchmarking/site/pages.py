@@ -84,6 +84,7 @@ INDEX_MAIN = """<section>
 </section>"""
 
 MODEL_MAIN = """<section>
+<p id="alerts"></p>
 <h2>Figures per window</h2>
 <div class="scroll"><table id="windows"><thead></thead><tbody></tbody></table></div>
 <h2>Uptime</h2>

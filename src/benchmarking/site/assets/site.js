@@ -53,8 +53,15 @@
     if (withSlo) {
       list.push({name: "SLO met %", value: (r) => r.slo_attainment, text: (r) => percent(r.slo_attainment)});
     }
+    list.push({name: "firing alerts", value: (r) => alertText(r.key), id: "alerts"});
     list.push({name: "errors", value: (r) => r.top_errors});
     return list;
+  }
+
+  function alertText(key) {
+    const model = DATA.models[key];
+    const alerts = model && model.alerts ? model.alerts : [];
+    return alerts.map((a) => a.rule + (a.metric ? " " + a.metric : "") + " since " + a.since).join(", ") || null;
   }
 
   function num(text) {
@@ -229,6 +236,7 @@
       return tr;
     }));
     document.getElementById("no-failures").hidden = model.failures.length > 0;
+    document.getElementById("alerts").textContent = "Firing alerts: " + (alertText(key) || "none");
     failures.hidden = model.failures.length === 0;
     const chosen = DATA.windows[windowSelect.value];
     document.getElementById("title").textContent = chosen.title;
