@@ -403,3 +403,50 @@ def test_serve_refuses_a_bad_port_and_a_directory_of_anothers_in_one_line(here, 
     (here / "docs" / "notes.md").write_text("mine")
     assert main(["serve", "--site", "docs"]) == 2
     assert "holds files this tool did not write" in capsys.readouterr().err
+
+
+def test_the_load_page_finds_the_highest_load_each_model_holds_for_the_targets_set(tmp_path, browser_page, capsys,
+                                                                                  monkeypatch):
+    from test_cli import run_main
+
+    done = run_main(tmp_path, "--simulate", "--providers", "groq,openai", "--concurrency", "1,2", "--requests", "4")
+    assert done.returncode == 0, done.stderr
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")) and name != \
+                "BENCHMARK_REQUIRE_CHROMIUM":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--site", "site", "--include-simulated"]) == 0
+    levels = report_json(capsys, "--by", "concurrency", "--include-simulated")["levels"]
+    assert {(level["provider"], level["concurrency"]) for level in levels} == {
+        ("groq", 1), ("groq", 2), ("openai", 1), ("openai", 2)}
+    page = browser_page
+    page.goto((tmp_path / "site" / "load.html").as_uri())
+    page.wait_for_selector("#holds tbody tr")
+
+    def held(q: str, ttft: float, latency: float) -> dict[str, str]:
+        """What the page says each model holds with these targets, and what the report's levels say."""
+        page.select_option("#load-percentile", q)
+        for slider, value in (("#ttft-target", ttft), ("#latency-target", latency)):
+            page.eval_on_selector(slider, "(node, value) => { node.value = value; "
+                                          "node.dispatchEvent(new Event('input')); }", str(value))
+        shown = {cells[0]: cells[2] for cells in page.eval_on_selector_all(
+            "#holds tbody tr", "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")}
+        expected = {}
+        for provider in ("groq", "openai"):
+            best = "none"
+            for level in sorted((lv for lv in levels if lv["provider"] == provider), key=lambda lv: lv["concurrency"]):
+                t, lat = level[f"ttft_{q}_ms"], level[f"latency_{q}_ms"]
+                if t is None or lat is None or t > ttft or lat > latency or level["error_rate"] > 0.01:
+                    break
+                best = str(level["concurrency"])
+            expected[provider] = best
+        assert shown == expected, (q, ttft, latency)
+        return shown
+
+    slowest = max(level["latency_p99_ms"] for level in levels)
+    groq_latency = max(level["latency_p90_ms"] for level in levels if level["provider"] == "groq")
+    assert held("p90", 10_000, slowest + 1) == {"groq": "2", "openai": "2"}  # loose targets: every level holds
+    assert held("p90", 10_000, groq_latency + 1)["openai"] == "none"  # groq's latency: too tight for openai
+    assert held("p50", 1, 10_000) == {"groq": "none", "openai": "none"}  # a 1 ms TTFT: nobody
+    assert page.problems == []

@@ -8,8 +8,6 @@ from bisect import bisect_left
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
-import hashlib
 from typing import Any, Sequence
 
 from ..figures import quantiles, round_ms
@@ -24,6 +22,8 @@ from ..slo import SloConfig
 from ..errors import StorageRejected
 from ..storage import Storage
 from .compare_data import comparisons
+from .keys import model_key
+from .load_data import load_levels
 
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -37,12 +37,6 @@ BUCKET_STEPS_S = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400
 RECENT_FAILURES = 20
 MESSAGE_LOOKUP = 500  # newest results read per model to find its recent failures' messages (not in the report's read)
 MESSAGE_CHARS = 300
-
-
-@lru_cache(maxsize=4096)
-def model_key(provider: str, model: str) -> str:
-    """A name for a provider and model that is safe in a file name and a URL whatever the names hold."""
-    return hashlib.sha256(f"{provider}\x00{model}".encode()).hexdigest()[:16]
 
 
 def _text(value: object) -> object:
@@ -241,6 +235,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         model["alerts"] = firing.get(key, [])
     data = {
         "comparisons": comparisons(rows, selection, end),
+        "load": load_levels(rows, slo),
         "generated_at": end.isoformat(timespec="seconds"),
         "selection": selection.describe(),
         "title": title,

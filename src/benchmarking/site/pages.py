@@ -37,7 +37,8 @@ def _page(title: str, body_attributes: str, main: str) -> str:
 <body {body_attributes}>
 <header>
 <h1><a href="index.html">Benchmark Engine</a> <span id="heading"></span></h1>
-<p class="links"><a href="index.html">Leaderboard</a> · <a href="compare.html">Compare</a></p>
+<p class="links"><a href="index.html">Leaderboard</a> · <a href="compare.html">Compare</a> ·
+<a href="load.html">Load</a></p>
 <p id="title"></p>
 </header>
 <nav id="controls">
@@ -110,6 +111,28 @@ or more, as <code>report --compare A B</code> marks it.</p>
 </section>"""
 
 
+LOAD_MAIN = """<section>
+<p class="hint">The levels of the load runs (<code>python main.py --concurrency 1,2,4,8</code>), as <code>report --by
+concurrency</code> gives them. Set the targets: a level holds when its TTFT and latency at the chosen percentile are
+within them and at most 1 % of its requests failed; a model holds a load when that level and every lighter one hold.</p>
+<p class="sliders">
+<label>Percentile <select id="load-percentile"><option value="p50">p50</option><option value="p90"
+selected>p90</option><option value="p99">p99</option></select></label>
+<label>TTFT target <input type="range" id="ttft-target" min="0" max="1000" step="1"> <output
+id="ttft-target-text"></output> ms</label>
+<label>latency target <input type="range" id="latency-target" min="0" max="1000" step="1"> <output
+id="latency-target-text"></output> ms</label>
+</p>
+<p id="no-load" hidden>No load runs in the selection's last 30 days.</p>
+<h2>The highest load each model holds</h2>
+<div class="scroll"><table id="holds"><thead></thead><tbody></tbody></table></div>
+<h2>Latency by requests in flight</h2>
+<div class="chart" id="chart-load"></div>
+<h2>Every level</h2>
+<div class="scroll"><table id="levels"><thead></thead><tbody></tbody></table></div>
+</section>"""
+
+
 def data_script(data: dict[str, Any]) -> str:
     """The data as a script the pages load beside them (browsers refuse fetch() of file:// pages). JSON is a JS
     expression; `<`, `>` and `&` escaped all the same, so the text stays inert whatever a name holds."""
@@ -126,6 +149,7 @@ def site_files(data: dict[str, Any]) -> dict[str, bytes | str]:
         "data.json": json.dumps(data, indent=1) + "\n",
     }
     files["compare.html"] = _page("Benchmark Engine: what changed", 'data-page="compare"', COMPARE_MAIN)
+    files["load.html"] = _page("Benchmark Engine: load", 'data-page="load"', LOAD_MAIN)
     for key in data["models"]:  # a hex digest: safe in a file name and in the markup
         files[f"model-{key}.html"] = _page("Benchmark Engine: provider and model",
                                            f'data-page="model" data-key="{key}"', MODEL_MAIN)
