@@ -12,6 +12,9 @@ ASSETS = Path(__file__).parent / "assets"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
        "form-action 'none'")
 ASSET_FILES = {  # in the site -> in the package
+    "assets/common.js": "common.js",
+    "assets/compare.js": "compare.js",
+    "assets/load.js": "load.js",
     "assets/site.js": "site.js",
     "assets/site.css": "site.css",
     "assets/uplot/uPlot.iife.min.js": "vendor/uplot/uPlot.iife.min.js",
@@ -53,6 +56,9 @@ def _page(title: str, body_attributes: str, main: str) -> str:
 id="generated"></span> from <span id="selection"></span>.</p></footer>
 <script src="data.js"></script>
 <script src="assets/uplot/uPlot.iife.min.js"></script>
+<script src="assets/common.js"></script>
+<script src="assets/compare.js"></script>
+<script src="assets/load.js"></script>
 <script src="assets/site.js"></script>
 </body>
 </html>

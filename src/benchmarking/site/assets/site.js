@@ -4,34 +4,13 @@
 "use strict";
 
 (function () {
-  const DATA = window.BENCH_DATA;
-  const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-                   "#7f7f7f", "#bcbd22"];
+  const site = window.BenchSite;
+  const {DATA, COLOURS, charts, el, shown, percent, drawChart} = site;
   const page = document.body.dataset.page;
   const windowSelect = document.getElementById("window");
   const percentileSelect = document.getElementById("percentile");
   let sortColumn = null;
   let sortDescending = false;
-  const charts = [];
-
-  function el(tag, text, attributes) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-    return node;
-  }
-
-  function shown(value) {
-    return value === null || value === undefined || value === "" ? "-" : String(value);
-  }
-
-  function percent(share) {
-    return share === null || share === undefined ? "-" : (share * 100).toFixed(1);
-  }
-
-  function modelColour(key) {
-    return COLOURS[Object.keys(DATA.models).indexOf(key) % COLOURS.length];
-  }
 
   // The leaderboard's columns: header, the value to sort by, the text shown (q: the chosen percentile).
   function columns(q, withSlo) {
@@ -119,39 +98,6 @@
     table.tBodies[0].replaceChildren(...body);
     document.getElementById("empty").hidden = rows.length > 0;
     document.getElementById("title").textContent = chosen.title;
-  }
-
-  function drawChart(target, series, keys, metric, height) {
-    const times = series.times;
-    const data = [times];
-    const lines = [{}];
-    for (const key of keys) {
-      const values = series.models[key];
-      if (!values) continue;
-      for (const m of metric) {
-        data.push(values[m.field]);
-        const model = DATA.models[key];
-        lines.push({label: (m.label ? m.label + " " : "") + model.provider + " / " + model.model,
-                    stroke: m.colour || modelColour(key), width: 1.5, spanGaps: true, points: {show: true, size: 4},
-                    value: (u, v) => (v === null || v === undefined ? "-" : v.toFixed(2) + " ms")});
-      }
-    }
-    const node = document.getElementById(target);
-    node.replaceChildren();
-    if (times.length === 0 || data.length < 2) {
-      node.appendChild(el("p", "No successful requests in this window."));
-      return;
-    }
-    const width = Math.max(320, Math.min(node.clientWidth || 900, 1200));
-    const options = {
-      width: width, height: height, series: lines,
-      scales: {x: {time: true, range: [series.start, series.end]}},
-      tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
-      axes: [{}, {label: "ms", size: 60}],
-      cursor: {drag: {x: true, y: false}},
-      legend: {live: true},
-    };
-    charts.push(new uPlot(options, data, node));
   }
 
   function drawIndexCharts() {
@@ -247,149 +193,13 @@
     ], 300);
   }
 
-  function drawComparePage() {
-    document.getElementById("heading").textContent = "\u2014 what changed";
-    document.getElementById("controls").hidden = true;
-    document.getElementById("title").textContent = DATA.title;
-    const blocks = DATA.comparisons.map((comparison) => {
-      const block = el("section", null, {"class": "comparison"});
-      block.appendChild(el("h2", comparison.name));
-      block.appendChild(el("p", "A: " + comparison.a, {"class": "hint"}));
-      block.appendChild(el("p", "B: " + comparison.b, {"class": "hint"}));
-      if (comparison.comparisons.length === 0) {
-        block.appendChild(el("p", "No provider and model appears in both A and B."));
-        return block;
-      }
-      const table = el("table");
-      const head = el("tr");
-      ["provider", "model", "requests A \u2192 B", "metric", "median A", "median B", "difference",
-       "95 % interval", "verdict"].forEach((name) => head.appendChild(el("th", name)));
-      table.appendChild(el("thead")).appendChild(head);
-      const body = table.appendChild(el("tbody"));
-      for (const pair of comparison.comparisons) {
-        for (const change of pair.changes) {
-          const tr = el("tr", null, {"data-key": pair.provider + "\u0000" + pair.model, "data-metric": change.metric});
-          const interval = change.interval ? change.interval.map(figure).join(" .. ") : "-";
-          [pair.provider, pair.model + (pair.within ? " (" + pair.within + ")" : ""),
-           pair.requests_a + " \u2192 " + pair.requests_b, change.metric + " (" + change.unit + ")",
-           figure(change.median_a), figure(change.median_b), figure(change.difference), interval,
-           change.verdict].forEach((cell) => tr.appendChild(el("td", shown(cell))));
-          if (["slower", "dearer"].includes(change.verdict)) tr.className = "worse";
-          if (["faster", "cheaper"].includes(change.verdict)) tr.className = "better";
-          body.appendChild(tr);
-        }
-      }
-      block.appendChild(el("div", null, {"class": "scroll"})).appendChild(table);
-      return block;
-    });
-    document.getElementById("comparisons").replaceChildren(...blocks);
-  }
-
-  // A level holds when its TTFT and latency at percentile q are within the targets and at most 1 % failed.
-  function holds(level, q, ttftTarget, latencyTarget) {
-    const ttft = level["ttft_" + q + "_ms"];
-    const latency = level["latency_" + q + "_ms"];
-    return ttft !== null && latency !== null && ttft <= ttftTarget && latency <= latencyTarget &&
-      level.error_rate <= 0.01;
-  }
-
-  function loadModels() {
-    const models = new Map();
-    for (const level of DATA.load) {
-      if (!models.has(level.key)) models.set(level.key, []);
-      models.get(level.key).push(level);
-    }
-    for (const levels of models.values()) levels.sort((a, b) => a.concurrency - b.concurrency);
-    return models;
-  }
-
-  function setUpSliders() {
-    const highest = (name) => Math.max(1, ...DATA.load.map((l) => l[name] || 0));
-    for (const [id, field] of [["ttft-target", "ttft_p99_ms"], ["latency-target", "latency_p99_ms"]]) {
-      const slider = document.getElementById(id);
-      slider.max = String(Math.ceil(highest(field) * 1.2));
-      slider.value = String(Math.ceil(highest(field) * 0.75));
-      slider.addEventListener("input", drawLoadPage);
-    }
-    document.getElementById("load-percentile").addEventListener("change", drawLoadPage);
-  }
-
-  function drawLoadPage() {
-    document.getElementById("heading").textContent = "\u2014 load";
-    document.getElementById("controls").hidden = true;
-    document.getElementById("title").textContent = DATA.title;
-    document.getElementById("no-load").hidden = DATA.load.length > 0;
-    const q = document.getElementById("load-percentile").value;
-    const ttftTarget = Number(document.getElementById("ttft-target").value);
-    const latencyTarget = Number(document.getElementById("latency-target").value);
-    document.getElementById("ttft-target-text").textContent = String(ttftTarget);
-    document.getElementById("latency-target-text").textContent = String(latencyTarget);
-    const models = loadModels();
-    const holdsTable = document.getElementById("holds");
-    const head = el("tr");
-    ["provider", "model", "in flight held", "requests/s there", "output tokens/s there", "TTFT ms " + q,
-     "latency ms " + q].forEach((name) => head.appendChild(el("th", name)));
-    holdsTable.tHead.replaceChildren(head);
-    const summary = [];
-    for (const [key, levels] of models) {
-      let held = null;
-      for (const level of levels) {
-        if (!holds(level, q, ttftTarget, latencyTarget)) break;
-        held = level;
-      }
-      const tr = el("tr", null, {"data-key": key});
-      const first = levels[0];
-      [first.provider, first.model, held ? held.concurrency : "none", held ? held.requests_per_s : null,
-       held ? held.output_tokens_per_s : null, held ? held["ttft_" + q + "_ms"] : null,
-       held ? held["latency_" + q + "_ms"] : null].forEach((cell) => tr.appendChild(el("td", shown(cell))));
-      summary.push(tr);
-    }
-    holdsTable.tBodies[0].replaceChildren(...summary);
-    const levelsTable = document.getElementById("levels");
-    const levelHead = el("tr");
-    ["provider", "model", "in flight", "requests", "requests/s", "TTFT ms " + q, "latency ms " + q, "errors %",
-     "holds"].forEach((name) => levelHead.appendChild(el("th", name)));
-    levelsTable.tHead.replaceChildren(levelHead);
-    levelsTable.tBodies[0].replaceChildren(...DATA.load.map((level) => {
-      const ok = holds(level, q, ttftTarget, latencyTarget);
-      const tr = el("tr", null, {"class": ok ? "better" : "worse"});
-      [level.provider, level.model, level.concurrency, level.requests, level.requests_per_s,
-       level["ttft_" + q + "_ms"], level["latency_" + q + "_ms"], percent(level.error_rate), ok ? "yes" : "no"]
-        .forEach((cell) => tr.appendChild(el("td", shown(cell))));
-      return tr;
-    }));
-    charts.splice(0).forEach((chart) => chart.destroy());
-    const levelsSeen = [...new Set(DATA.load.map((l) => l.concurrency))].sort((a, b) => a - b);
-    const node = document.getElementById("chart-load");
-    node.replaceChildren();
-    if (levelsSeen.length === 0) return;
-    const data = [levelsSeen];
-    const lines = [{label: "in flight"}];
-    for (const [key, levels] of models) {
-      const byLevel = new Map(levels.map((l) => [l.concurrency, l["latency_" + q + "_ms"]]));
-      data.push(levelsSeen.map((c) => (byLevel.has(c) ? byLevel.get(c) : null)));
-      lines.push({label: levels[0].provider + " / " + levels[0].model, stroke: modelColour(key), width: 1.5,
-                  spanGaps: true, points: {show: true, size: 6}});
-    }
-    charts.push(new uPlot({width: Math.max(320, Math.min(node.clientWidth || 900, 1200)), height: 280,
-                           series: lines, scales: {x: {time: false, distr: 3, log: 2}},
-                           axes: [{label: "requests in flight", splits: () => levelsSeen},
-                                                                            {label: "ms", size: 60}]},
-                          data, node));
-  }
-
-  function figure(value) {
-    if (value === null || value === undefined) return null;
-    return Math.abs(value) < 0.01 && value !== 0 ? value.toPrecision(3) : value.toFixed(2);
-  }
-
   function draw() {
     const state = new URLSearchParams({window: windowSelect.value, percentile: percentileSelect.value});
     history.replaceState(null, "", "#" + state.toString());
     if (page === "load") {
-      drawLoadPage();
+      site.drawLoadPage();
     } else if (page === "compare") {
-      drawComparePage();
+      site.drawComparePage();
     } else if (page === "model") {
       drawModelPage();
     } else {
@@ -407,7 +217,7 @@
     windowSelect.value = DATA.windows[asked.get("window")] ? asked.get("window") : (firstWithResults || "24h");
     const q = asked.get("percentile");
     if (q && Array.from(percentileSelect.options).some((o) => o.value === q)) percentileSelect.value = q;
-    if (page === "load") setUpSliders();
+    if (page === "load") site.setUpSliders();
     windowSelect.addEventListener("change", draw);
     const heatmapMetric = document.getElementById("heatmap-metric");
     if (heatmapMetric) heatmapMetric.addEventListener("change", drawHeatmap);
