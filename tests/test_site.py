@@ -450,3 +450,29 @@ def test_the_load_page_finds_the_highest_load_each_model_holds_for_the_targets_s
     assert held("p90", 10_000, groq_latency + 1)["openai"] == "none"  # groq's latency: too tight for openai
     assert held("p50", 1, 10_000) == {"groq": "none", "openai": "none"}  # a 1 ms TTFT: nobody
     assert page.problems == []
+
+
+def test_the_prefill_chart_shows_ttft_at_each_input_tier_as_report_by_tier_gives_it(tmp_path, browser_page, capsys,
+                                                                                   monkeypatch):
+    from test_cli import run_main
+
+    done = run_main(tmp_path, "--simulate", "--providers", "groq", "--input-tokens", "100,10000")
+    assert done.returncode == 0, done.stderr
+    for name in list(os.environ):
+        if any(part in name for part in ("DATABASE_URL", "SUPABASE_", "BENCHMARK_")) and name != \
+                "BENCHMARK_REQUIRE_CHROMIUM":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--site", "site", "--include-simulated"]) == 0
+    tiers = {p["tier"]: p["ttft_p50_ms"]
+             for p in report_json(capsys, "--by", "tier", "--include-simulated")["providers"]}
+    page = browser_page
+    page.goto((tmp_path / "site" / "load.html").as_uri())
+    page.wait_for_selector("#prefill tbody tr")
+    shown_rows = page.eval_on_selector_all("#prefill tbody tr",
+                                           "rows => rows.map(r => Array.from(r.cells, c => c.textContent))")
+    assert {int(tier): float(ttft) for _, _, tier, _, ttft in shown_rows} == tiers
+    assert tiers[10000] > tiers[100]  # the simulator's prefill: a longer prompt, a later first token
+    assert page.is_hidden("#sweep") and page.is_visible("#no-load")  # no load run here
+    assert page.eval_on_selector_all("#chart-prefill canvas", "nodes => nodes.length") >= 1
+    assert page.problems == []

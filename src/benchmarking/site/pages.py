@@ -121,7 +121,7 @@ LOAD_MAIN = """<section>
 <p class="hint">The levels of the load runs (<code>python main.py --concurrency 1,2,4,8</code>), as <code>report --by
 concurrency</code> gives them. Set the targets: a level holds when its TTFT and latency at the chosen percentile are
 within them and at most 1 % of its requests failed; a model holds a load when that level and every lighter one hold.</p>
-<p class="sliders">
+<p class="sliders" id="sliders">
 <label>Percentile <select id="load-percentile"><option value="p50">p50</option><option value="p90"
 selected>p90</option><option value="p99">p99</option></select></label>
 <label>TTFT target <input type="range" id="ttft-target" min="0" max="1000" step="1"> <output
@@ -130,12 +130,22 @@ id="ttft-target-text"></output> ms</label>
 id="latency-target-text"></output> ms</label>
 </p>
 <p id="no-load" hidden>No load runs in the selection's last 30 days.</p>
+<div id="sweep">
 <h2>The highest load each model holds</h2>
 <div class="scroll"><table id="holds"><thead></thead><tbody></tbody></table></div>
 <h2>Latency by requests in flight</h2>
 <div class="chart" id="chart-load"></div>
 <h2>Every level</h2>
 <div class="scroll"><table id="levels"><thead></thead><tbody></tbody></table></div>
+</div>
+</section>
+<section>
+<h2>Time to first token against input size (prefill)</h2>
+<p class="hint">The median TTFT at each input size (<code>python main.py --input-tokens 100,1000,10000</code>), one
+request at a time, as <code>report --plot</code> draws it; a model measured at one size is left out.</p>
+<p id="no-prefill" hidden>No provider and model measured at two input sizes or more in the last 30 days.</p>
+<div class="chart" id="chart-prefill"></div>
+<div class="scroll"><table id="prefill"><thead></thead><tbody></tbody></table></div>
 </section>"""
 
 

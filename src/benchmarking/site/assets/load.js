@@ -38,6 +38,8 @@
     document.getElementById("controls").hidden = true;
     document.getElementById("title").textContent = DATA.title;
     document.getElementById("no-load").hidden = DATA.load.length > 0;
+    document.getElementById("sweep").hidden = DATA.load.length === 0;
+    document.getElementById("sliders").hidden = DATA.load.length === 0;
     const q = document.getElementById("load-percentile").value;
     const ttftTarget = Number(document.getElementById("ttft-target").value);
     const latencyTarget = Number(document.getElementById("latency-target").value);
@@ -78,6 +80,7 @@
       return tr;
     }));
     charts.splice(0).forEach((chart) => chart.destroy());
+    drawPrefill();
     const levelsSeen = [...new Set(DATA.load.map((l) => l.concurrency))].sort((a, b) => a - b);
     const node = document.getElementById("chart-load");
     node.replaceChildren();
@@ -97,6 +100,42 @@
                           data, node));
   }
 
+  function drawPrefill() {
+    document.getElementById("no-prefill").hidden = DATA.prefill.length > 0;
+    const table = document.getElementById("prefill");
+    const head = el("tr");
+    ["provider / model", "input tokens", "input tier", "requests", "TTFT ms p50"].forEach((name) =>
+      head.appendChild(el("th", name)));
+    table.tHead.replaceChildren(head);
+    const rows = [];
+    for (const series of DATA.prefill) {
+      for (const point of series.points) {
+        const tr = el("tr");
+        [series.label, point.input_tokens, point.input_tier, point.requests, point.ttft_p50_ms].forEach((cell) =>
+          tr.appendChild(el("td", shown(cell))));
+        rows.push(tr);
+      }
+    }
+    table.tBodies[0].replaceChildren(...rows);
+    const node = document.getElementById("chart-prefill");
+    node.replaceChildren();
+    if (DATA.prefill.length === 0) return;
+    const sizes = [...new Set(DATA.prefill.flatMap((s) => s.points.map((p) => p.input_tokens)))].sort((a, b) => a - b);
+    const data = [sizes];
+    const lines = [{label: "input tokens"}];
+    DATA.prefill.forEach((series, index) => {
+      const bySize = new Map(series.points.map((p) => [p.input_tokens, p.ttft_p50_ms]));
+      data.push(sizes.map((size) => (bySize.has(size) ? bySize.get(size) : null)));
+      lines.push({label: series.label, stroke: site.COLOURS[index % site.COLOURS.length], width: 1.5,
+                  spanGaps: true, points: {show: true, size: 6}});
+    });
+    const spread = sizes[sizes.length - 1] / Math.max(sizes[0], 1);
+    charts.push(new uPlot({width: Math.max(320, Math.min(node.clientWidth || 900, 1200)), height: 280,
+                           series: lines, scales: {x: spread > 20 ? {time: false, distr: 3} : {time: false}},
+                           axes: [{label: "input tokens"}, {label: "TTFT ms", size: 60}]}, data, node));
+  }
+
+  site.drawPrefill = drawPrefill;
   site.setUpSliders = setUpSliders;
   site.drawLoadPage = drawLoadPage;
 })(window.BenchSite);
