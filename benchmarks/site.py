@@ -17,6 +17,7 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -33,21 +34,34 @@ SIX_PROVIDERS = storage.PROVIDERS + (
 )
 
 
+def timed(url: str, args: list[str], workdir: str) -> tuple[float, float]:
+    """Wall time of `main.py report ARGS`, and the CPU time (user + system) its process used: on a machine busy with
+    other work the wall time grows, the CPU time much less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time_report(url, args, workdir)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def measure(count: int) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "benchmarks.db"
-        with SQLiteStorage(path) as storage:
-            storage.prepare()  # the tables and their indexes, before the history fills them
+        with SQLiteStorage(path) as store:
+            store.prepare()  # the tables and their indexes, before the history fills them
         fill_sqlite(path, 0, count, datetime.now(timezone.utc))
         url = f"sqlite:///{path}"
-        times = [time_report(url, ["--site", "site"], workdir) for _ in range(3)]
-        plain = statistics.median(time_report(url, [], workdir) for _ in range(3))  # the same machine, same moment
+        runs = [timed(url, ["--site", "site"], workdir) for _ in range(3)]
+        times = [wall for wall, _ in runs]
+        cpu = statistics.median(used for _, used in runs)
+        plain_runs = [timed(url, [], workdir) for _ in range(3)]  # the same machine, the same moment
+        plain = statistics.median(wall for wall, _ in plain_runs)
+        plain_cpu = statistics.median(used for _, used in plain_runs)
         site = Path(workdir) / "site"
         data_kb = (site / "data.js").stat().st_size / 1024
         total_kb = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 1024
-        print(f"{count:>9,} results: report --site {statistics.median(times):.2f} s (median of 3; "
-              f"{', '.join(f'{t:.2f}' for t in times)}; plain `report` {plain:.2f} s), data.js {data_kb:,.0f} kB, "
-              f"the whole site {total_kb:,.0f} kB")
+        print(f"{count:>9,} results: report --site {statistics.median(times):.2f} s, CPU {cpu:.2f} s (median of 3; "
+              f"{', '.join(f'{t:.2f}' for t in times)}); plain `report` {plain:.2f} s, CPU {plain_cpu:.2f} s; "
+              f"data.js {data_kb:,.0f} kB, the whole site {total_kb:,.0f} kB")
 
 
 def render() -> None:

@@ -234,7 +234,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         model["failures"] = failures.get(key, [])
         model["alerts"] = firing.get(key, [])
     data = {
-        "comparisons": comparisons(rows, selection, end),
+        "comparisons": comparisons(rows, selection),
         "load": load_levels(rows, slo),
         "prefill": prefill(rows),
         "generated_at": end.isoformat(timespec="seconds"),
