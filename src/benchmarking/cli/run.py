@@ -11,9 +11,10 @@ from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
 from ..app.plan import print_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
+from ..app.site import rebuild_site
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
-from .site import add_site_argument, checked_site, rebuild_site
+from .site import add_site_argument, checked_site
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,12 @@ from ..settings.values import DEFAULT_RUN_NAME, whole_number
 from ..stopping import GracefulStop
 from ..app.plan import print_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
+from ..app.site import rebuild_site
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .metrics import (
     add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
 )
-from .site import add_site_argument, checked_site, rebuild_site
+from .site import add_site_argument, checked_site
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:

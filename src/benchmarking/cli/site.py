@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from ..report.selection import Selection
     from ..safe_files import OwnFiles
     from ..settings.model import Settings
-    from ..storage import Storage
 
 # What the site chooses for itself, so a flag for it would be ignored: refused instead.
 _NOT_WITH_SITE = (("compare", "--compare"), ("window", "--window (the site has 1h, 24h, 7d and 30d windows)"),
@@ -61,20 +60,3 @@ def checked_site(args: argparse.Namespace, settings: "Settings") -> tuple[str, "
     own = own_files(settings, args)
     check_site_directory(args.site, "--site", own)
     return args.site, own
-
-
-def rebuild_site(storage: "Storage", settings: "Settings", site: tuple[str, "OwnFiles"] | None) -> None:
-    """The site over what is stored now, after a run. Whatever goes wrong is one line: the run and its results
-    stand as they are, and the next run tries again."""
-    if site is None:
-        return
-    from ..report.selection import Selection
-    from ..site.build import build_site
-    from ..site.write import check_site_directory
-
-    directory, own = site
-    try:
-        check_site_directory(directory, "--site", own)  # again: hours of a schedule may have put files there
-        build_site(storage, Selection(include_simulated=settings.mode == "simulated"), settings.slo, directory)
-    except Exception as exc:  # noqa: BLE001 - the site is a view: it never fails the run that measured
-        print(f"warning: --site {directory} not rebuilt: {exc}", file=sys.stderr)
