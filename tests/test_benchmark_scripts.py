@@ -86,3 +86,10 @@ def test_metrics_quick_times_the_history_read_and_the_textfile():
         assert not os.environ.get("BENCHMARK_REQUIRE_POSTGRES")
     else:
         assert re.search(rf"history_metrics\(\) on 100 results: {NUMBER} s", out.split("\nPostgreSQL\n", 1)[1])
+
+
+def test_site_quick_times_report_site_beside_plain_report():
+    out = run_script("site.py", "--quick")
+    assert "machine: " in out
+    assert re.search(rf"^\s+1,000 results: report --site {NUMBER} s, CPU {NUMBER} s \(median of 3; .*\); plain "
+                     rf"`report` {NUMBER} s, CPU {NUMBER} s; data.js \d+ kB, the whole site \d+ kB$", out, re.M), out
