@@ -116,6 +116,17 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
     assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes
 
 
+def test_with_slo_targets_the_leaderboard_holds_the_reports_attainment(here, capsys):
+    (here / "slo.toml").write_text("[slo]\nttft_ms = 250\n")
+    assert main(["report", "--site", "site", "--config", "slo.toml"]) == 0
+    data = site_data(here / "site")
+    for window, flags in (("7d", ["--window", "7d"]), ("all", [])):
+        expected = {p["model"]: p["slo_attainment"]
+                    for p in report_json(capsys, "--config", "slo.toml", *flags)["providers"]}
+        assert {r["model"]: r["slo_attainment"] for r in data["windows"][window]["models"]} == expected, window
+    assert 0 < expected["gpt"] < 1  # some of gpt's requests within 250 ms, some not
+
+
 def test_the_compare_page_holds_what_report_compare_gives(here, capsys):
     assert main(["report", "--site", "site", "--provider", "groq", "--provider", "openai"]) == 0
     (newest,) = site_data(here / "site")["comparisons"]
