@@ -318,6 +318,13 @@ def test_hostile_names_stay_text_and_nothing_is_fetched_from_outside_the_site(he
     message = page.text_content("#failures tbody tr td:last-child")
     assert message.startswith("<b>upstream</b> said no; key ") and SECRET not in message
     assert page.evaluate("() => document.querySelectorAll('#failures b').length") == 0
+    for other in ("compare.html", "load.html"):  # every page draws the names: as text everywhere
+        page.goto((site / other).as_uri())
+        page.wait_for_selector("#title:not(:empty)")
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.evaluate("() => document.querySelectorAll('main img, main b, main script').length") == 0
+        if other == "compare.html":
+            assert HOSTILE_MODEL in page.text_content("#comparisons")  # compared, and shown as it is
     inside = site.resolve().as_uri() + "/"
     assert page.requests and all(url.startswith(inside) for url in page.requests), page.requests
     assert page.problems == []
