@@ -101,13 +101,17 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
         expected = report_json(capsys, "--provider", "groq", "--provider", "openai", *flags)["providers"]
         shown = [{k: v for k, v in row.items() if k in expected[0]} for row in data["windows"][window]["models"]]
         assert shown == expected, window
+    fast = next(r for r in data["windows"]["7d"]["models"] if r["model"] == "fast")
+    rolled = [v for v in data["windows"]["7d"]["series"]["models"][fast["key"]]["latency_rolling_ms"] if v is not None]
+    day = next(p for p in report_json(capsys, "--window", "24h")["providers"] if p["model"] == "fast")
+    assert rolled[-1] == day["latency_p50_ms"]  # the rolling day's median at the newest run: the last 24 h's median
     counts = {name: window["results"] for name, window in data["windows"].items()}
     assert counts == {"1h": 8, "24h": 16, "7d": 24, "30d": 32, "all": 40}  # the simulated row left out
     gpt = next(r for r in data["windows"]["1h"]["models"] if r["model"] == "gpt")
     assert (gpt["cost_mean_text"], gpt["cost_per_1m_output_tokens_text"]) == ("$0.0003", "$3.00")
     failures = data["models"][gpt["key"]]["failures"]
-    assert len(failures) == 4 and failures[0]["http_status"] == 503  # those of the last 30 days, newest first
-    assert failures[0]["time"] > failures[1]["time"] and failures[0]["http_status"] == 503 and failures[0]["error_type"] == "server_error"
+    assert len(failures) == 4 and failures[0]["time"] > failures[1]["time"]  # the last 30 days', newest first
+    assert (failures[0]["http_status"], failures[0]["error_type"]) == (503, "server_error")
     assert SECRET not in (here / "site" / "data.js").read_text() and "****" in failures[0]["message"]
     fast = next(r for r in data["windows"]["1h"]["models"] if r["model"] == "fast")
     assert [(a["rule"], a["metric"]) for a in data["models"][fast["key"]]["alerts"]] == [("slo_breach", "ttft_ms")]
@@ -263,6 +267,9 @@ def test_the_leaderboard_in_chromium_shows_the_reports_figures_for_each_window_a
             cost = figures["cost_mean_usd"]
             assert row["$ per request"] == (format_usd(Decimal(cost)) if cost else "-")
     page.select_option("#window", "7d")
+    page.check("#rolling")
+    assert page.text_content("#rolling-length") == "24 h"
+    page.uncheck("#rolling")
     sevens = leaderboard(page)
     page.select_option("#window", "1h")
     assert leaderboard(page)["fast"]["TTFT ms p50"] != sevens["fast"]["TTFT ms p50"]  # the switch changed them

@@ -16,7 +16,7 @@ from ..pricing import format_usd
 from ..redaction import scrub
 from ..report.formats import report_title, summary_fields
 from ..report.selection import Row, Selection, select, span_of
-from ..report.statistics import PERCENTILES, Summary
+from ..report.statistics import PERCENTILES, Summary, rolling_median
 from ..report.views import summarise, summarise_stored, with_slo
 from ..slo import SloConfig
 from ..errors import StorageRejected
@@ -28,6 +28,9 @@ from .load_data import load_levels, prefill
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
                                  "30d": timedelta(days=30)}
+# The rolling median a chart can draw in each window, like a leaderboard's "median over the past 72 hours".
+ROLLING: dict[str, timedelta] = {"1h": timedelta(minutes=15), "24h": timedelta(hours=3), "7d": timedelta(days=1),
+                                 "30d": timedelta(hours=72), "all": timedelta(hours=72)}
 # Uptime as OpenRouter shows it: the share of successful requests over the last 5 minutes, 30 minutes and a day.
 UPTIME_SPANS: dict[str, timedelta] = {"5m": timedelta(minutes=5), "30m": timedelta(minutes=30), "1d": timedelta(days=1)}
 # A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
@@ -87,8 +90,26 @@ def _usd(amount: Decimal | None) -> str | None:
     return None if amount is None else format_usd(amount)
 
 
-def _series(rows: Sequence[Row], start: datetime, end: datetime) -> dict[str, Any]:
-    """Medians of TTFT and latency per time bucket and model, aligned on one time axis (seconds since 1970)."""
+def _rolled(rows: Sequence[Row], step: int, rolling_s: float) -> dict[str, dict[str, dict[int, float]]]:
+    """Per model key and metric: the rolling median over `rolling_s` (statistics.rolling_median, as `report --window
+    --plot` draws it) at the last successful request of each time bucket."""
+    points: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for row in rows:
+        m = row.result.measurement
+        if m.success:
+            when = row.result.created_at.timestamp()
+            by_metric = points.setdefault(model_key(m.provider, m.model), {"ttft_ms": [], "latency_ms": []})
+            for name, value in (("ttft_ms", m.ttft_ms), ("latency_ms", m.latency_ms)):
+                if value is not None:
+                    by_metric[name].append((when, value))
+    return {key: {name: {int(when) // step * step: value for when, value in rolling_median(series, rolling_s)}
+                  for name, series in by_metric.items()}
+            for key, by_metric in points.items()}
+
+
+def _series(rows: Sequence[Row], start: datetime, end: datetime, rolling: timedelta) -> dict[str, Any]:
+    """Medians of TTFT and latency per time bucket and model, aligned on one time axis (seconds since 1970), and
+    the rolling median over `rolling` at each bucket."""
     step = bucket_seconds((end - start).total_seconds())
     first = int(start.timestamp()) // step * step
     count = int(end.timestamp()) // step * step
@@ -104,6 +125,7 @@ def _series(rows: Sequence[Row], start: datetime, end: datetime) -> dict[str, An
         if m.latency_ms is not None:
             latencies.append(m.latency_ms)
     used = sorted({at for by_time in buckets.values() for at in by_time})
+    rolled = _rolled(rows, step, rolling.total_seconds())
     series = {}
     for key, by_time in buckets.items():
         ttft, latency = [], []
@@ -112,7 +134,11 @@ def _series(rows: Sequence[Row], start: datetime, end: datetime) -> dict[str, An
             ttft.append(round_ms(quantiles(ttfts, (50,))[50]))
             latency.append(round_ms(quantiles(latencies, (50,))[50]))
         series[key] = {"ttft_p50_ms": ttft, "latency_p50_ms": latency}
-    return {"step_s": step, "start": first, "end": count + step, "times": used, "models": series}
+        for name in ("ttft_ms", "latency_ms"):
+            by_bucket = rolled.get(key, {}).get(name, {})
+            series[key][f"{name[:-3]}_rolling_ms"] = [round_ms(by_bucket.get(at)) for at in used]
+    return {"step_s": step, "start": first, "end": count + step, "times": used, "models": series,
+            "rolling_s": rolling.total_seconds()}
 
 
 def _hours(rows: Sequence[Row]) -> dict[str, dict[str, list]]:
@@ -218,13 +244,14 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         in_window = _since(rows, times, end - length)
         narrowed = replace(selection, since=end - length, until=end, window=length)
         windows[name] = {"title": _title(in_window, narrowed), "results": len(in_window),
-                         "models": _leaderboard(in_window, slo), "series": _series(in_window, end - length, end),
+                         "models": _leaderboard(in_window, slo),
+                         "series": _series(in_window, end - length, end, ROLLING[name]),
                          "hours": _hours(in_window)}
     leaders, title, results = _whole(storage, selection, slo)
     # The whole selection's chart: its last 30 days (reading every row of a year's history for it would be most
     # of the build).
     windows["all"] = {"title": title, "results": results, "models": leaders,
-                      "series": _series(rows, times[0] if rows else end, end), "hours": _hours(rows)}
+                      "series": _series(rows, times[0] if rows else end, end, ROLLING["all"]), "hours": _hours(rows)}
     models = {row["key"]: {"provider": row["provider"], "model": row["model"]} for row in leaders}
     uptime = _uptime(rows, times, end)
     failures = _failures(storage, rows)

@@ -47,6 +47,7 @@ def _page(title: str, body_attributes: str, main: str) -> str:
 <nav id="controls">
 <label>Window <select id="window">{_options(WINDOW_LABELS)}</select></label>
 <label>Percentile <select id="percentile">{_options({f"p{q}": f"p{q}" for q in (50, 90, 95, 99)})}</select></label>
+<label><input type="checkbox" id="rolling"> charts: rolling median over <span id="rolling-length"></span></label>
 </nav>
 <main>
 {main}
@@ -77,7 +78,7 @@ INDEX_MAIN = """<section>
 </section>
 <section>
 <h2>TTFT over time</h2>
-<p class="hint">Median per time bucket; drag to zoom, double-click to reset.</p>
+<p class="hint">The median of each time bucket, or the rolling median (above); drag to zoom, double-click to reset.</p>
 <div class="chart" id="chart-ttft"></div>
 <h2>Latency over time</h2>
 <div class="chart" id="chart-latency"></div>
@@ -99,7 +100,7 @@ MODEL_MAIN = """<section>
 </section>
 <section>
 <h2>TTFT and latency over time</h2>
-<p class="hint">Median per time bucket; drag to zoom, double-click to reset.</p>
+<p class="hint">The median of each time bucket, or the rolling median (above); drag to zoom, double-click to reset.</p>
 <div class="chart" id="chart-model"></div>
 </section>
 <section>

@@ -100,12 +100,24 @@
     document.getElementById("title").textContent = chosen.title;
   }
 
+  // What the charts draw: the median of each time bucket, or the rolling median at each bucket.
+  function chartField(metric) {
+    const rolling = document.getElementById("rolling").checked;
+    return metric + (rolling ? "_rolling_ms" : "_p50_ms");
+  }
+
+  function rollingLength() {
+    const hours = DATA.windows[windowSelect.value].series.rolling_s / 3600;
+    document.getElementById("rolling-length").textContent = hours < 1 ? Math.round(hours * 60) + " min"
+                                                                      : hours + " h";
+  }
+
   function drawIndexCharts() {
     const chosen = DATA.windows[windowSelect.value];
     const keys = chosen.models.map((r) => r.key);
     charts.splice(0).forEach((chart) => chart.destroy());
-    drawChart("chart-ttft", chosen.series, keys, [{field: "ttft_p50_ms"}], 280);
-    drawChart("chart-latency", chosen.series, keys, [{field: "latency_p50_ms"}], 280);
+    drawChart("chart-ttft", chosen.series, keys, [{field: chartField("ttft")}], 280);
+    drawChart("chart-latency", chosen.series, keys, [{field: chartField("latency")}], 280);
   }
 
   function drawHeatmap() {
@@ -188,12 +200,13 @@
     document.getElementById("title").textContent = chosen.title;
     charts.splice(0).forEach((chart) => chart.destroy());
     drawChart("chart-model", chosen.series, [key], [
-      {field: "ttft_p50_ms", label: "TTFT", colour: COLOURS[0]},
-      {field: "latency_p50_ms", label: "latency", colour: COLOURS[1]},
+      {field: chartField("ttft"), label: "TTFT", colour: COLOURS[0]},
+      {field: chartField("latency"), label: "latency", colour: COLOURS[1]},
     ], 300);
   }
 
   function draw() {
+    rollingLength();
     const state = new URLSearchParams({window: windowSelect.value, percentile: percentileSelect.value});
     history.replaceState(null, "", "#" + state.toString());
     if (page === "load") {
@@ -222,6 +235,7 @@
     const heatmapMetric = document.getElementById("heatmap-metric");
     if (heatmapMetric) heatmapMetric.addEventListener("change", drawHeatmap);
     percentileSelect.addEventListener("change", draw);
+    document.getElementById("rolling").addEventListener("change", draw);
     draw();
     performance.mark("site-drawn");  // what benchmarks/site.py reads: the first render's time
   }
