@@ -120,6 +120,29 @@ def test_every_window_holds_the_figures_report_gives_for_it(here, capsys):
     assert uptime["1d"] == 0.75 and "5m" not in uptime  # 6 of the day's 8 requests; none in the last 5 minutes
 
 
+def test_the_site_reads_the_same_figures_on_every_backend(open_backend):
+    from benchmarking.report.formats import summary_fields
+    from benchmarking.report.selection import Selection, select, window_selection
+    from benchmarking.report.views import summarise
+    from benchmarking.site.data import site_data as build_data
+    from benchmarking.slo import SloConfig
+
+    now = datetime.now(timezone.utc)
+    with open_backend() as storage:
+        history(storage, now)
+    with open_backend() as storage:
+        data = build_data(storage, Selection(), SloConfig(), now)
+        week = select(storage, window_selection(Selection(), timedelta(days=7), now))
+        everything = select(storage, Selection())
+    for window, rows in (("7d", week), ("all", everything)):
+        expected = [summary_fields(s) for s in summarise(rows)]
+        assert [{k: v for k, v in row.items() if k in expected[0]} for row in data["windows"][window]["models"]] \
+            == expected, window
+    assert data["windows"]["all"]["results"] == 45 and data["windows"]["7d"]["results"] == 27
+    gpt = next(m for m in data["models"].values() if m["model"] == "gpt")
+    assert len(gpt["failures"]) == 4 and gpt["failures"][0]["message"] == "<b>upstream</b> said no; key ****"
+
+
 def test_with_slo_targets_the_leaderboard_holds_the_reports_attainment(here, capsys):
     (here / "slo.toml").write_text("[slo]\nttft_ms = 250\n")
     assert main(["report", "--site", "site", "--config", "slo.toml"]) == 0
