@@ -370,6 +370,9 @@ def test_a_run_with_site_rebuilds_it_and_a_site_it_cannot_write_never_fails_the_
     data = site_data(tmp_path / "site")
     assert data["windows"]["1h"]["results"] == 2  # a simulated run's site shows simulated runs
     assert {m["provider"] for m in data["models"].values()} == {"groq", "openai"}
+    done = run_main(tmp_path, "report", "--site", "live")
+    assert done.returncode == 0 and "(0 results; live runs only) (simulated results match: add " \
+                                   "--include-simulated to see them): open live/index.html" in done.stderr
     done = run_main(tmp_path, "--simulate", "--providers", "groq", "--site", "benchmarks.db")
     assert done.returncode == 2 and "SQLite database" in done.stderr and "Testing" not in done.stdout
 

@@ -34,10 +34,18 @@ def site_main(directory: str, selection: "Selection", settings: "Settings", own:
     from ..site.write import check_site_directory
     from ..storage import open_backend
 
+    from dataclasses import replace
+
+    from ..report.selection import select
+
     check_site_directory(directory, "--site", own)
+    hint = ""
     with open_backend(settings) as storage:
         results = build_site(storage, selection, settings.slo, directory)
-    print(f"site written to {directory} ({results} results; {selection.describe()}): open "
+        if not results and not selection.include_simulated and select(storage, replace(selection,
+                                                                                        include_simulated=True)):
+            hint = " (simulated results match: add --include-simulated to see them)"
+    print(f"site written to {directory} ({results} results; {selection.describe()}){hint}: open "
           f"{directory.rstrip('/')}/index.html", file=sys.stderr)
     return ExitStatus.OK
 
