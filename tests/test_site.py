@@ -287,6 +287,8 @@ def test_the_leaderboard_in_chromium_shows_the_reports_figures_for_each_window_a
             assert row[f"TTFT ms p{q}"] == shown(figures[f"ttft_p{q}_ms"]), (window, q, model)
             assert row[f"latency ms p{q}"] == shown(figures[f"latency_p{q}_ms"]), (window, q, model)
             assert row["requests"] == str(figures["requests"])
+            marks = " ".join(mark for mark in ("fastest", "cheapest") if figures[mark]) or "-"
+            assert row["marks"] == marks, (window, model)
             cost = figures["cost_mean_usd"]
             assert row["$ per request"] == (format_usd(Decimal(cost)) if cost else "-")
     page.select_option("#window", "7d")

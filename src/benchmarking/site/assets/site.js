@@ -34,6 +34,8 @@
     }
     list.push({name: "firing alerts", value: (r) => alertText(r.key), id: "alerts"});
     list.push({name: "errors", value: (r) => r.top_errors});
+    list.push({name: "marks", value: (r) => [r.fastest ? "fastest" : "", r.cheapest ? "cheapest" : ""]
+      .filter(Boolean).join(" ") || null});
     return list;
   }
 
