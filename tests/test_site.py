@@ -178,6 +178,14 @@ def test_the_site_replaces_only_a_site_and_never_the_tools_own_files(here, capsy
     assert main(["report", "--site", "site", "--provider", "groq"]) == 0
     assert not stale.exists() and (here / "site" / MARKER).exists()  # replaced whole
     assert [p.name for p in here.iterdir() if p.name.startswith(".site.")] == []  # no staging left behind
+    killed, recent = here / ".site.new-killed", here / ".site.new-building"  # a build killed an hour ago; one now
+    for directory, age_s in ((killed, 7200), (recent, 0)):
+        directory.mkdir()
+        (directory / "index.html").write_text("half")
+        os.utime(directory, (directory.stat().st_atime - age_s, directory.stat().st_mtime - age_s))
+    assert main(["report", "--site", "site"]) == 0
+    assert not killed.exists() and recent.exists()
+    shutil.rmtree(recent)
     (here / "notes").mkdir()
     (here / "notes" / "mine.txt").write_text("keep me")
     capsys.readouterr()

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 import shutil
 import tempfile
+import time
 from typing import Mapping
 
 from ..errors import ConfigError, OutputUnwritable
-from ..safe_files import OwnFiles, real, write_file
+from ..safe_files import STALE_TEMPORARY_S, OwnFiles, real, write_file
 
 MARKER = ".benchmark-site"  # in every site this tool writes: the one kind of directory it replaces
 _RENAME_EXCHANGE = 2  # renameat2's flag: swap two paths in one step (Linux 3.15)
@@ -64,6 +65,18 @@ def _exchange(a: str, b: str) -> bool:
     return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
+def _remove_stale(parent: str, name: str) -> None:
+    """Staging directories of a build that was killed (older than safe_files' STALE_TEMPORARY_S): no build takes an
+    hour, and each would otherwise stay beside the site for good."""
+    prefixes = (f".{name}.new-", f".{name}.old-")
+    with suppress(OSError):
+        for entry in os.scandir(parent):
+            if entry.name.startswith(prefixes) and entry.is_dir(follow_symlinks=False):
+                with suppress(OSError):
+                    if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_S:
+                        shutil.rmtree(entry.path)
+
+
 def write_site(directory: str | os.PathLike[str], files: Mapping[str, bytes | str], flag: str) -> None:
     """Write `files` (relative path -> content) as the whole site at `directory`, replacing any earlier site there
     in one step; on a failure the earlier site stays as it was."""
@@ -72,6 +85,7 @@ def write_site(directory: str | os.PathLike[str], files: Mapping[str, bytes | st
     name = os.path.basename(target)
     try:
         os.makedirs(parent, exist_ok=True)
+        _remove_stale(parent, name)
         staging = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
     except OSError as exc:
         raise OutputUnwritable(f"{flag} {os.fspath(directory)} not written: {exc.strerror or exc}") from None
