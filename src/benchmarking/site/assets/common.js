@@ -28,6 +28,8 @@ window.BenchSite = (function () {
     return COLOURS[Object.keys(DATA.models).indexOf(key) % COLOURS.length];
   }
 
+  // One uPlot chart over time in the element `target`: for each model key, a line per entry of `metric` ({field,
+  // label, colour}) from the window's series (times in seconds, UTC).
   function drawChart(target, series, keys, metric, height) {
     const times = series.times;
     const data = [times];
@@ -61,6 +63,7 @@ window.BenchSite = (function () {
     charts.push(new uPlot(options, data, node));
   }
 
+  // A compared figure: two decimals, or three significant figures for a small one (a cost).
   function figure(value) {
     if (value === null || value === undefined) return null;
     return Math.abs(value) < 0.01 && value !== 0 ? value.toPrecision(3) : value.toFixed(2);
