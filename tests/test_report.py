@@ -106,6 +106,29 @@ def test_filters(open_backend):
         assert count(run_ids=frozenset({uuid4()})) == 0
 
 
+def test_a_selection_in_time_reads_only_its_runs_and_gives_the_rows_the_whole_read_gives(open_backend, monkeypatch):
+    import benchmarking.report.selection as selection
+
+    with open_backend() as storage:
+        storage.prepare()
+        known_rows(storage)
+        read = []
+        for name in ("read_report_runs", "read_runs_by_id"):
+            monkeypatch.setattr(storage, name, lambda *a, _name=name, _real=getattr(storage, name): (
+                read.append(_name), _real(*a))[1])
+        for simulated in (False, True):
+            for since in (T0 + timedelta(hours=12), T0 + timedelta(days=1, seconds=2), T0 - timedelta(days=1)):
+                whole = [r for r in select(storage, Selection(include_simulated=simulated))
+                         if r.result.created_at >= since]
+                read.clear()
+                rows = select(storage, Selection(since=since, include_simulated=simulated))
+                assert read == ["read_runs_by_id"]  # only the runs of the results found
+                assert [(r.result.id, r.run.info.id) for r in rows] == [(r.result.id, r.run.info.id) for r in whole]
+        monkeypatch.setattr(selection, "NARROW_RUNS", 1)  # more runs than that: every run read, as before
+        read.clear()
+        assert len(select(storage, Selection(since=T0 - timedelta(days=1)))) == 11 and read == ["read_report_runs"]
+
+
 def test_compare_marks_a_change_beyond_the_noise_and_not_one_within_it():
     steady = [100.0, 102.0, 98.0, 101.0, 99.0, 100.5]
     slower = [v + 50 for v in steady]
