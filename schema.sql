@@ -69,6 +69,10 @@ alter table benchmark_results add column if not exists concurrency integer;   --
 alter table benchmark_results add column if not exists level_started_at timestamptz;
 alter table benchmark_results add column if not exists start_lag_ms double precision; -- harness delay in load runs
 alter table benchmark_results add column if not exists node text;             -- host (and Ray node) of a load request
+alter table benchmark_results add column if not exists api text;              -- chat_completions (also when NULL) |
+                                                                               -- responses | messages | generate_content
+alter table benchmark_results add column if not exists cache_write_tokens integer; -- input written to the prompt cache
+alter table benchmark_results add column if not exists price_cache_write_per_mtok numeric;
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

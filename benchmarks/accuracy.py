@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from benchmarking.benchmark_runner import BENCHMARK_PROMPT, PROVIDERS  # noqa: E402
 from benchmarking.settings.model import ProviderSettings  # noqa: E402
 from benchmarking.settings.values import Secret  # noqa: E402
-from benchmarking.providers.openai_compatible import kept_clients  # noqa: E402
+from benchmarking.providers.client import kept_clients  # noqa: E402
 from benchmarking.simulator import ModelProfile, Simulator  # noqa: E402
 from machine import machine_line  # noqa: E402
 
@@ -189,7 +189,7 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
     from datetime import datetime, timezone
 
     from benchmarking.benchmark_runner import Cell
-    from benchmarking.load import LevelStats
+    from benchmarking.load.levels import LevelStats
     from benchmarking.executors.local import LocalExecutor
     from benchmarking.executors.tickets import Ticket
     from benchmarking.workloads import default_workload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from benchmarking.settings.urls import redact_url
 from benchmarking.errors import ConfigError
 from benchmarking.providers.custom_provider import call_custom
 from benchmarking.providers.groq_provider import WIRE as GROQ
-from benchmarking.providers.openai_compatible import normalise_base_url, scrub
+from benchmarking.providers.client import normalise_base_url, scrub
 from benchmarking.providers.together_provider import WIRE as TOGETHER
 
 BUILTIN = [(name, model) for name, _, model in PROVIDERS]
@@ -26,8 +27,8 @@ def settings(environ=None, **kwargs):
 
 def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
-    assert dict(s.models) == {"openai": ("gpt-4o-mini",), "groq": ("openai/gpt-oss-20b",),
-                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-4o-mini",)}
+    assert dict(s.models) == {"openai": ("gpt-6-luna",), "groq": ("openai/gpt-oss-20b",),
+                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():
@@ -56,9 +57,10 @@ def test_base_url_variables_and_what_each_sdk_expects():
     assert normalise_base_url(TOGETHER, None) == "https://api-inference.together.ai"
 
 
-def test_unknown_benchmark_variable_warns():
-    s = settings({"BENCHMARK_REGON": "eu"})
-    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (a typo?)",)
+def test_unknown_benchmark_variable_warns_naming_the_closest_known_one():
+    s = settings({"BENCHMARK_REGON": "eu", "BENCHMARK_ZZZZZZZZZZZZZZZZZ": "1"})
+    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (did you mean BENCHMARK_REGION?)",
+                          "unknown variable BENCHMARK_ZZZZZZZZZZZZZZZZZ is set and ignored (a typo?)")
 
 
 def test_custom_endpoints_from_toml(tmp_path):
@@ -86,13 +88,15 @@ def test_custom_endpoints_from_toml(tmp_path):
         ('[[providers]]\nname = "x"\nbase_url = "ftp://a"\nmodel = "m"\n', "must start with http"),
         ('[[providers]]\nname = "x"\nbase_url = "http://a"\nmodel = "m"\ninput_price = "1"\n', "output_price"),
         ("[[providers]\n", "not valid TOML"),
-        ('[bench]\nx = 1\n', "unknown section 'bench'"),
+        ('[bench]\nx = 1\n', "unknown section 'bench'; the sections read are [[providers]], [slo], [alerts] and "),
+        ('[alert]\nwindow = "1h"\n', "unknown section 'alert' (did you mean [alerts]?); the sections read are "),
+        ('[[provider]]\nname = "x"\n', "unknown section 'provider' (did you mean [[providers]]?)"),
     ],
 )
 def test_bad_toml_is_a_config_error(tmp_path, text, message):
     toml = tmp_path / "b.toml"
     toml.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         settings(config_path=str(toml))
 
 
@@ -130,7 +134,7 @@ ENTRY = '[[providers]]\nname = "x"\nbase_url = "http://127.0.0.1:8000/v1"\nmodel
         (ENTRY + 'api_key_env = "sk-not-a-variable"\n', "api_key_env must name an environment variable"),
         ('[[providers]]\nname = "x"\nbase_url = 8000\nmodel = "m"\n', "base_url must be one string in quotes"),
         ('[[providers]]\nname = "x"\nbaseurl = "http://a"\nmodel = "m"\n',
-         "#1: unknown key 'baseurl' (did you mean base_url?); allowed: api_key_env, base_url, cached_input_price, "
+         "#1: unknown key 'baseurl' (did you mean base_url?); allowed: api, api_key_env, base_url, cached_input_price, "
          "headers, input_price, model, models, name, output_price, price_as_of, token_count"),
         (ENTRY + 'input_price = -1\noutput_price = "0.2"\n',
          'input_price must be a number of USD per 1M tokens, 0 or more, like input_price = "0.10", not -1'),
@@ -170,12 +174,13 @@ def test_every_allowed_toml_key_is_read_and_token_count_is_accepted(tmp_path):
 
     toml = tmp_path / "b.toml"
     toml.write_text(ENTRY + 'api_key_env = "X_KEY"\ninput_price = 0.1\noutput_price = "0.2"\ncached_input_price = 0\n'
-                    'price_as_of = 2026-11-28\ntoken_count = "usage"\n[providers.headers]\nX-Team = "bench"\n')
+                    'price_as_of = 2026-11-28\ntoken_count = "usage"\napi = "responses"\n[providers.headers]\nX-Team = "bench"\n')
     # every key but `models`, which stands instead of `model` (a test of its own below)
     assert set(__import__("tomllib").loads(toml.read_text())["providers"][0]) == PROVIDER_TABLE_KEYS - {"models"}
     (endpoint,) = [p for p in settings({"X_KEY": "k"}, config_path=str(toml)).providers if p.name == "x"]
     assert endpoint.price.input == Decimal("0.1") and endpoint.price.cached_input == Decimal(0)
     assert endpoint.price.as_of == str(date(2026, 11, 28)) and endpoint.headers == (("X-Team", "bench"),)
+    assert endpoint.api == "responses"
 
 
 def test_the_example_toml_holds_only_allowed_keys():

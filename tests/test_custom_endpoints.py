@@ -160,9 +160,9 @@ def test_values_that_make_no_sense_are_dropped_with_a_warning_and_json_stays_jso
 
 
 def test_a_retry_after_that_is_negative_or_not_a_number_falls_back_to_backoff(monkeypatch):
-    from benchmarking.providers import openai_compatible
+    from benchmarking.providers import client
 
-    monkeypatch.setattr(openai_compatible, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(client, "BACKOFF_BASE_S", 0.01)
     limited = Reply([(0.0, b'{"error": {"message": "slow down", "code": "rate_limit_exceeded"}}')], 429,
                     {"content-type": "application/json", "retry-after": "-30", "retry-after-ms": "NaN"}, chunked=False)
     with WireServer() as server:

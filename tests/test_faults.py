@@ -139,8 +139,8 @@ def test_an_endpoint_that_accepts_but_never_answers_costs_at_most_its_timeout(si
 
 
 def test_connection_errors_are_retried_with_backoff_and_counted(sim, monkeypatch):
-    from benchmarking.providers import openai_compatible
+    from benchmarking.providers import client
 
-    monkeypatch.setattr(openai_compatible, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(client, "BACKOFF_BASE_S", 0.01)
     m = CALLS["groq"]("hello", "m", settings_for(sim, "groq", base_url="http://127.0.0.1:9", retries=2))
     assert (m.success, m.error_type, m.attempts) == (False, "connection", 3)

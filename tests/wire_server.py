@@ -76,6 +76,7 @@ class WireServer:
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
         self.models = ["m"]
+        self.answer_paths = ("/chat/completions", "/responses")  # POSTs answered from `replies`; others, `routes`
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,7 +108,7 @@ class WireServer:
                 received_at = time.perf_counter()
                 body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                if not path.endswith("/chat/completions"):
+                if not path.endswith(outer.answer_paths):
                     route = outer.routes.get(path)
                     if route is None:
                         self._json(404, {"error": {"message": f"no route for POST {self.path}"}})

@@ -20,13 +20,13 @@ from .settings.model import ProviderSettings, Settings
 from .deferred import finishing_now
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
-from .pricing import Price, cost_usd
+from .pricing import Price, upper_bound_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers.custom_provider import call_custom
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.openai_compatible import PromptInput, kept_clients, prepare_client
+from .providers.client import PromptInput, Wire, kept_clients, prepare_client
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap
@@ -42,10 +42,10 @@ BENCHMARK_PROMPT = (
 # (name, call_fn, default model). Sequential on purpose: one request at a time, so results do not disturb each other.
 # The MVP's defaults were retired by their providers; README's "Supported providers" says which replaced which.
 PROVIDERS: list[tuple[str, CallFn, str]] = [
-    ("openai", call_openai, "gpt-4o-mini"),
+    ("openai", call_openai, "gpt-6-luna"),
     ("groq", call_groq, "openai/gpt-oss-20b"),
     ("together", call_together, "openai/gpt-oss-120b"),
-    ("openrouter", call_openrouter, "openai/gpt-4o-mini"),
+    ("openrouter", call_openrouter, "openai/gpt-6-luna"),
 ]
 
 
@@ -60,6 +60,14 @@ PROVIDER_MODULES: dict[str, ModuleType] = {
 
 def provider_module(name: str) -> ModuleType:
     return PROVIDER_MODULES.get(name, custom_provider)
+
+
+def provider_wire(name: str, settings: ProviderSettings) -> Wire:
+    """The Wire a provider's requests go through: the one of the API its settings choose, where it speaks several
+    (its module's wire_for), else its module's WIRE."""
+    module = provider_module(name)
+    wire_for = getattr(module, "wire_for", None)
+    return wire_for(settings) if wire_for is not None else module.WIRE
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,12 @@ def price_of(cell: Cell) -> Price | None:
 
 def prepare_cell(cell: Cell) -> None:
     """Build, rehearse and warm the cell's client before any clock starts (inside kept_clients: kept for later)."""
-    prepare_client(provider_module(cell.provider).WIRE, cell.settings)
+    prepare_client(provider_wire(cell.provider, cell.settings), cell.settings)
+
+
+def sent_output_cap(cell: Cell, max_tokens: int) -> int:
+    """The output cap a request goes with: raised to the least its API takes (the Responses API's 16)."""
+    return max(max_tokens, getattr(provider_wire(cell.provider, cell.settings).dialect, "MIN_OUTPUT_TOKENS", 1))
 
 
 @dataclass(frozen=True)
@@ -164,9 +177,9 @@ def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound
         input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
         cost = None
         if price is not None:
-            cost = cost_usd(price, input_tokens, cell.settings.max_tokens) * repeat
+            cost = upper_bound_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
             if cache_mode == "warm":
-                cost += cost_usd(price, input_tokens, 1) * repeat
+                cost += upper_bound_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
         requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
         per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
                                                 else total + cost)

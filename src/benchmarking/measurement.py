@@ -29,7 +29,8 @@ class Measurement:
     latency_ms: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cached_tokens: int | None = None
+    cached_tokens: int | None = None  # of the input, read from the provider's prompt cache
+    cache_write_tokens: int | None = None  # of the input, written to the provider's prompt cache (Anthropic)
     reasoning_tokens: int | None = None
     tokens_per_second: float | None = None
     finish_reason: str | None = None
@@ -43,9 +44,11 @@ class Measurement:
     cost_source: str | None = None
     price_input_per_mtok: Decimal | None = None
     price_cached_input_per_mtok: Decimal | None = None
+    price_cache_write_per_mtok: Decimal | None = None
     price_output_per_mtok: Decimal | None = None
     price_as_of: str | None = None
     endpoint: str | None = None
+    api: str | None = None  # the API spoken: 'chat_completions' | 'responses' | 'messages' | 'generate_content'
     upstream_provider: str | None = None  # OpenRouter: the provider that served the request
     token_source: str | None = None  # "usage" (the provider's report) | "tokenize" (the server's tokenizer)
     workload: str | None = None  # 'default' | 'tiers' | the prompt file's name

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..safe_files import OwnFiles
-    from ..settings.model import Settings
-    from ..storage import Storage
+    from .runs import RunContext
 
 
-def rebuild_site(storage: "Storage", settings: "Settings", site: tuple[str, "OwnFiles"] | None) -> None:
-    """The site over what is stored now, after a run. Whatever goes wrong is one line: the run and its results
-    stand as they are, and the next run tries again."""
+def rebuild_site(context: "RunContext", site: tuple[str, "OwnFiles"] | None) -> None:
+    """The site over what is stored now, after a run. Whatever goes wrong is one warning line: the run and its
+    results stand as they are, and the next run tries again."""
     if site is None:
         return
     from ..report.selection import Selection
@@ -21,8 +19,10 @@ def rebuild_site(storage: "Storage", settings: "Settings", site: tuple[str, "Own
     from ..site.write import check_site_directory
 
     directory, own = site
+    settings = context.settings
     try:
         check_site_directory(directory, "--site", own)  # again: hours of a schedule may have put files there
-        build_site(storage, Selection(include_simulated=settings.mode == "simulated"), settings.slo, directory)
+        build_site(context.storage, Selection(include_simulated=settings.mode == "simulated"), settings.slo,
+                   directory)
     except Exception as exc:  # noqa: BLE001 - the site is a view: it never fails the run that measured
-        print(f"warning: --site {directory} not rebuilt: {exc}", file=sys.stderr)
+        context.reporter.warn(f"warning: --site {directory} not rebuilt: {exc}")

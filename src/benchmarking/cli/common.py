@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 import os
 from pathlib import Path
-import socket
 from typing import TYPE_CHECKING
 
 from ..settings.environment import load_dotenv_file
@@ -20,7 +19,7 @@ from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
 
 if TYPE_CHECKING:
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..workloads import Workload
 
 
@@ -48,6 +47,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
     what.add_argument(
         "--model", action="append", default=[], metavar="PROVIDER=MODEL",
         help="use another model for one provider; repeatable (also OPENAI_MODEL, GROQ_MODEL, ...)",
+    )
+    what.add_argument(
+        "--api", action="append", default=[], metavar="PROVIDER=API",
+        help="the API a provider is measured through, e.g. openai=responses (also OPENAI_API; default "
+             "chat_completions); repeatable",
     )
     prompt = what.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
@@ -148,7 +152,7 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
     from ..executors.capacity import check_local_load
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..executors.tickets import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
@@ -233,6 +237,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         environ=os.environ,
         provider_selection=args.providers,
         model_overrides=args.model,
+        api_overrides=args.api,
         config_path=args.config,
         max_tokens=whole_number(args.max_tokens, "--max-tokens") if args.max_tokens is not None else None,
         timeout_s=positive_float(args.timeout, "--timeout"),
@@ -253,13 +258,7 @@ def storage_only_settings(config_path: str | None = None, watching: bool = False
                           ) -> Settings:
     """Settings that name only where results are stored (report, flush): .env and the environment; with `watching`,
     benchmark.toml's [slo] and [alerts] too (report, watch), and with `notify` its notify URLs (watch)."""
-    from ..settings.environment import storage_settings
-    from ..settings.model import Watching
-    from ..settings.toml_file import config_file
-    from ..settings.watching import load_watching
+    from ..settings.load import load_storage_settings
 
     load_dotenv_file()
-    # The host as a run records it, so that `flush` can judge this host's runs left running (load_settings' rule).
-    host = os.environ.get("BENCHMARK_HOST") or socket.gethostname()
-    watched = load_watching(config_file(config_path, os.environ), os.environ, notify) if watching else Watching()
-    return Settings(prompt="", providers=(), models={}, host=host, watching=watched, **storage_settings(os.environ))
+    return load_storage_settings(os.environ, config_path, watching, notify)

@@ -75,7 +75,7 @@ class _Slots:
                                counted_later=True))
 
     def _slot(self, index: int) -> None:
-        from ..providers.openai_compatible import kept_clients
+        from ..providers.client import kept_clients
 
         with kept_clients():  # this slot's own clients: one connection per endpoint, kept for the whole run
             for cell in {client_key_of(cell): cell for cell in self._cells}.values():

@@ -87,7 +87,7 @@ class SlotsActor:
 
     def _slot(self, index: int) -> None:
         """One slot: its own clients, built and warmed for every endpoint, then one request at a time."""
-        from ..providers.openai_compatible import kept_clients
+        from ..providers.client import kept_clients
 
         jobs, results = self._jobs[index], self._results[index]
         with kept_clients():

@@ -60,7 +60,9 @@ class Tokens:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cached_tokens: int | None = None
+    cached_tokens: int | None = None  # read from the prompt cache, part of input_tokens
+    cache_write_tokens: int | None = None  # written to the prompt cache, part of input_tokens (Anthropic)
+    cache_write_1h_tokens: int | None = None  # the part of those writes kept for an hour (billed higher)
     reasoning_tokens: int | None = None
     reported_cost_usd: Decimal | None = None
 

@@ -3,7 +3,7 @@ Measurement that is stored: times from the wire, tokens from the dialect's usage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..settings.model import ProviderSettings
@@ -40,6 +40,8 @@ def measurement_of(
     input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
     cached_tokens, reasoning_tokens = counts.cached_tokens, counts.reasoning_tokens
     cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
+    cache_write_tokens = part_of(counts.cache_write_tokens, input_tokens, ("cache_write_tokens", "input_tokens"),
+                                 problems)
     token_source = "usage" if usage is not None else None
     if counted is not None:
         if counted.output_tokens is not None:
@@ -55,10 +57,11 @@ def measurement_of(
     else:
         ttft_ms = answer_ttft_ms = None
         latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
-    fields, warnings = cost_fields(
-        provider, model, settings, pricing, pricing_file, counts.reported_cost_usd,
-        input_tokens, output_tokens, cached_tokens,
-    )
+    cache_write_1h_tokens = part_of(counts.cache_write_1h_tokens, cache_write_tokens,
+                                    ("cache_write_1h_tokens", "cache_write_tokens"), problems)
+    fields, warnings = cost_fields(provider, model, settings, pricing, pricing_file, replace(
+        counts, input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens))
     if failure is None and usage is None and token_source is None:
         warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
@@ -77,6 +80,7 @@ def measurement_of(
         model=model,
         stream=settings.stream,
         endpoint=endpoint,
+        api=dialect.API,
         started_at=started_at,
         success=failure is None,
         attempts=attempts,
@@ -86,6 +90,7 @@ def measurement_of(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         tokens_per_second=decode_tokens_per_second(decoded, ttft_ms, latency_ms) if failure is None else None,
         finish_reason=answer.finish_reason,

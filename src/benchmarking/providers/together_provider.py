@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement
 from ..pricing import price
-from .openai_compatible import PromptInput, Wire, measure
+from .client import PromptInput, Wire, measure
 
 # USD per 1M tokens. Mixtral-8x7B was the MVP's model; Together deprecated it on 2026-04-16 (kept for old rows).
 PRICING = {

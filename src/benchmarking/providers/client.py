@@ -1,5 +1,5 @@
-"""What every provider reached through an SDK shares: client set-up, warm-up, the timed request and retries; the
-API it speaks is its Wire's dialect (dialects/), and what came back becomes a Measurement in outcome.py.
+"""What every provider reached through an SDK shares, whatever its API: client set-up, warm-up, the timed request and
+retries; the API it speaks is its Wire's dialect (dialects/), and what came back becomes a Measurement in outcome.py.
 
 The real SDK makes each request and raises its own errors; the times, and what the answer said, are read from the
 bytes on the wire under it (wire.py, reader.py, the dialect), so that an SDK's parsing can neither delay the clock
@@ -11,9 +11,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 import importlib
 import threading
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 import urllib.request
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -44,14 +45,19 @@ class Wire:
     client_class: str
     httpx_module: str
     default_base_url: str
-    api_root: str = ""  # what the SDK puts between base_url and /chat/completions
+    api_root: str = ""  # what the SDK puts between base_url and the API's paths (/chat/completions, /models)
     usage_request: str = "stream_options"  # "stream_options" | "extra_body" | "none" (the API sends usage anyway)
     dialect: Dialect = chat_completions  # the API it speaks: the request's body, how its answer reads
+    models_path: str = "/models"  # the free model listing, after api_root: the warm-up's and `check`'s request
+    # How the SDK's client is made, for an SDK whose constructor is not OpenAI's shape (api_key, base_url, timeout,
+    # max_retries, default_headers, http_client): called with the module and those same keyword arguments.
+    build_client: Callable[..., Any] | None = None
 
 
-def auth_headers(settings: ProviderSettings) -> dict[str, str]:
-    """The headers the SDK would send for this provider's own requests (the key, and any configured ones)."""
-    headers = {"Authorization": f"Bearer {settings.api_key.reveal()}"} if settings.api_key else {}
+def auth_headers(settings: ProviderSettings, dialect: Dialect = chat_completions) -> dict[str, str]:
+    """The headers the SDK would send for this provider's own requests (the key in its API's header, and any
+    configured ones)."""
+    headers = dialect.auth_headers(settings.api_key.reveal()) if settings.api_key else {}
     return {**headers, **dict(settings.headers)}
 
 
@@ -109,7 +115,8 @@ class _Client:
             params=base_query(settings.base_url),  # on the SDK's requests, the warm-up and the tokenizer's alike
             trust_env=False,
         )
-        self.sdk = getattr(sdk, wire.client_class)(
+        make = getattr(sdk, wire.client_class) if wire.build_client is None else partial(wire.build_client, sdk)
+        self.sdk = make(
             api_key=settings.api_key.reveal() if settings.api_key else "not-needed",
             base_url=self.base_url,
             timeout=settings.timeout_s,
@@ -120,11 +127,12 @@ class _Client:
 
     @property
     def models_url(self) -> str:
-        return self.base_url + self.wire.api_root + "/models"
+        return self.base_url + self.wire.api_root + self.wire.models_path
 
     def warm(self) -> Any:
         """Open the connection with a free GET /models; any HTTP answer will do, no answer raises. Returns it."""
-        response = self.http.get(self.models_url, headers=auth_headers(self.settings), timeout=self.settings.timeout_s)
+        response = self.http.get(self.models_url, headers=auth_headers(self.settings, self.wire.dialect),
+                                 timeout=self.settings.timeout_s)
         response.read()
         self.warmed = True
         return response
@@ -277,7 +285,8 @@ def _server_count(client: _Client, attempt: Attempt, model: str, prompt: PromptI
     answer = attempt.answer
     if not _counts(attempt, settings):
         return None
-    return count_tokens(http or client.http, client.base_url, auth_headers(settings), settings.timeout_s, model,
+    return count_tokens(http or client.http, client.base_url, auth_headers(settings, client.wire.dialect),
+                        settings.timeout_s, model,
                         messages_of(prompt), answer)
 
 
