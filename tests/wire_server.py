@@ -76,6 +76,9 @@ class WireServer:
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
         self.models = ["m"]
+        self.answer_paths: tuple[str, ...] = ("/chat/completions",)  # POST paths answered with the replies
+        self.listing: Callable[[list[str]], object] = lambda models: {
+            "object": "list", "data": [{"id": m, "object": "model"} for m in models]}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,7 +101,7 @@ class WireServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                    self._json(200, outer.listing(outer.models))
                 else:
                     self._json(404, {"error": {"message": f"no route for GET {self.path}"}})
 
@@ -107,7 +110,7 @@ class WireServer:
                 received_at = time.perf_counter()
                 body = json.loads(raw or b"{}")
                 path = self.path.split("?")[0]
-                if not path.endswith("/chat/completions"):
+                if not path.endswith(outer.answer_paths):
                     route = outer.routes.get(path)
                     if route is None:
                         self._json(404, {"error": {"message": f"no route for POST {self.path}"}})

@@ -69,6 +69,11 @@ def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
     return sdk.chat.completions.with_streaming_response.create(**request)
 
 
+def listed_models(body: Any) -> dict[str, str | None]:
+    """GET /models: {"data": [{"id": ...}]}, each with the shutdown date it announces (OpenAI's, YYYY-MM-DD)."""
+    return {str(item["id"]): item.get("shutdown_date") for item in body["data"]}
+
+
 def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:
     """The error a chunk or body carries, in any of the shapes seen: `{"error": {...}}` (OpenAI, OpenRouter, Groq's
     `event: error`) or a top-level `{"object": "error", "message": ...}` (older vLLM). None if it carries none."""

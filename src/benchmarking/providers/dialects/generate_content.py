@@ -1,0 +1,295 @@
+"""Google's Gemini API (generate_content): the request the google-genai SDK takes, the stream's chunks read into an
+Answer, the failures it carries (a finishReason other than STOP, a blocked prompt, an error object inside the
+stream, the SDK's APIError), and its model listing's shape.
+
+Each SSE `data:` is a whole response object: `candidates[].content.parts[]` (text; a thought when `thought` is true;
+a `functionCall`), `finishReason` on the last, `usageMetadata` (cumulative, on every chunk) and `responseId`; no
+`[DONE]` and no named events. One chunk often carries many tokens.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+import json
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from ..answer import JOIN_PARTS, KEPT_CHARS, MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..numbers import usage_count
+from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..wire import WireRecord, json_object
+from . import PromptInput
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+
+API = "generate_content"
+
+REHEARSAL_STREAM = b"data: " + json.dumps({
+    "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
+    "modelVersion": "r", "responseId": "r",
+}).encode() + b"\r\n\r\n"
+
+# Gemini's finishReason, as the finish_reason stored (the other providers' words where they mean the same);
+# any other reason is stored in lower case.
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Reasons that mean the answer was stopped for what it said (not retried: the same prompt meets the same filter).
+_FILTERED = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")
+_BAD_TOOL_CALL = ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+                  "MALFORMED_RESPONSE", "MISSING_THOUGHT_SIGNATURE")
+# google.rpc status names, as an error object inside a stream may carry them without a number.
+_STATUS_KINDS = {
+    "RESOURCE_EXHAUSTED": "rate_limit", "UNAVAILABLE": "server", "INTERNAL": "server", "DEADLINE_EXCEEDED": "server",
+    "UNKNOWN": "server", "ABORTED": "server", "INVALID_ARGUMENT": "bad_request", "FAILED_PRECONDITION":
+    "bad_request", "OUT_OF_RANGE": "bad_request", "UNAUTHENTICATED": "auth", "PERMISSION_DENIED": "auth",
+    "NOT_FOUND": "not_found",
+}
+MODEL_PREFIX = "models/"
+
+
+def bare_model(model: str) -> str:
+    """A Gemini model's name without the `models/` its listing puts before it: both forms name the same model."""
+    return model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"x-goog-api-key": api_key}
+
+
+def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
+    """The SDK's arguments: the contents, a system instruction from a ("system", ...) message, and the output cap.
+    Usage always comes (usageMetadata): usage_request is not needed."""
+    turns = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    system = "\n\n".join(content for role, content in turns if role == "system")
+    contents = [{"role": "model" if role == "assistant" else "user", "parts": [{"text": content}]}
+                for role, content in turns if role != "system"]
+    # The SDK's own follow-ups (calling functions, continuing a stream) would be requests inside the timed one.
+    config: dict[str, Any] = {"max_output_tokens": max_tokens, "automatic_function_calling": {"disable": True},
+                              "automatic_continuation": False}
+    if system:
+        config["system_instruction"] = system
+    return {"model": bare_model(model), "contents": contents, "config": config, "stream": stream}
+
+
+class _Response:
+    """What client.send reads: the SDK's stream of parsed chunks (read to its end), as bytes it need not look at."""
+
+    def __init__(self, sdk: Any, request: Mapping[str, Any]) -> None:
+        self._sdk, self._request = sdk, request
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        args = {k: v for k, v in self._request.items() if k != "stream"}
+        if not self._request["stream"]:
+            self._sdk.models.generate_content(**args)
+            return
+        for _ in self._sdk.models.generate_content_stream(**args):
+            yield b""
+
+
+@contextmanager
+def open_stream(sdk: Any, request: Mapping[str, Any]) -> Iterator[_Response]:
+    """The request, made by the SDK as its users make it (the wire records the bytes under its parsing)."""
+    yield _Response(sdk, request)
+
+
+def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The error object a chunk or body carries (`{"error": {"code", "message", "status"}}`), or a blocked prompt
+    (`promptFeedback.blockReason`, given as an error with `blockReason`); None if neither."""
+    error = payload.get("error")
+    if isinstance(error, Mapping) and error:
+        return error
+    if error is not None and error != {}:
+        return {"message": name_of(error)}
+    feedback = payload.get("promptFeedback")
+    if isinstance(feedback, Mapping) and feedback.get("blockReason"):
+        message = feedback.get("blockReasonMessage")
+        return {"blockReason": name_of(feedback["blockReason"]),
+                "message": name_of(message) if message else "the prompt was blocked"}
+    return None
+
+
+class _Builder:
+    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.parts: list[str] = []
+        self.thoughts: list[str] = []
+        self.kept = {id(self.parts): 0, id(self.thoughts): 0}
+        self.cut: set[int] = set()
+        self.output_events = 0
+
+    def _keep(self, into: list[str], text: str) -> None:
+        room = KEPT_CHARS - self.kept[id(into)]
+        if len(text) > room:
+            text = text[:max(room, 0)]
+            self.cut.add(id(into))
+        if text:
+            into.append(text)
+            self.kept[id(into)] += len(text)
+            if len(into) >= JOIN_PARTS:
+                into[:] = ["".join(into)]
+
+    def chunk(self, payload: Mapping[str, Any], at: float | None) -> None:
+        f = self.fields
+        if isinstance(payload.get("responseId"), str) and payload["responseId"]:
+            f.setdefault("response_id", payload["responseId"][:MAX_NAME_CHARS])
+        if isinstance(payload.get("usageMetadata"), Mapping):
+            f["usage"] = payload["usageMetadata"]  # cumulative: the last one counts
+        candidates = payload.get("candidates")
+        carried_output = False
+        for candidate in candidates if isinstance(candidates, list) else ():
+            if not isinstance(candidate, Mapping):
+                continue
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            for part in parts if isinstance(parts, list) else ():
+                if not isinstance(part, Mapping):
+                    continue
+                text = text_of(part.get("text"))
+                if part.get("thought") is True:
+                    if text:
+                        self._keep(self.thoughts, text)
+                        f["reasoning_streamed"] = True
+                        carried_output = True
+                    continue
+                call = part.get("functionCall")
+                if text:
+                    self._keep(self.parts, text)
+                if text or (isinstance(call, Mapping) and call):
+                    f.setdefault("first_answer_at", at)
+                    carried_output = True
+            reason = candidate.get("finishReason")
+            if reason:
+                name = name_of(reason)
+                f["finish_reason"] = FINISH_REASONS.get(name, name.lower())
+                f["gemini_finish"] = name
+        if carried_output:
+            self.output_events += 1
+            f.setdefault("first_output_at", at)
+            f["last_output_at"] = at
+
+    def build(self, **extra: Any) -> Answer:
+        fields = dict(self.fields)
+        finish = fields.pop("gemini_finish", None)
+        error = extra.pop("error", None)
+        if error is None and finish is not None and finish not in FINISH_REASONS:
+            error = {"finishReason": finish}  # a stop that is a failure; judged below
+        return Answer(**fields, **extra, error=error, output_events=self.output_events, text="".join(self.parts),
+                      reasoning_text="".join(self.thoughts), text_truncated=id(self.parts) in self.cut,
+                      reasoning_truncated=id(self.thoughts) in self.cut)
+
+
+class EventReader:
+    """A stream's chunks in order, up to an error or an unreadable event (what comes after is not read)."""
+
+    def __init__(self) -> None:
+        self._builder = _Builder()
+        self.ending: dict[str, Any] | None = None
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+                continue
+            payload = json_object(event.data)
+            if payload is None:
+                self.ending = {"unreadable": event.data[:80]}
+                continue
+            self._builder.chunk(payload, event.arrived_at)
+            error = error_in(payload)
+            if error is not None:
+                self.ending = {"error": error}
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
+
+
+def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
+    """A whole JSON answer (generateContent, or a stream answered as one body)."""
+    builder = _Builder()
+    builder.chunk(body, record.last_byte_at)
+    return builder.build(error=error_in(body), done=True)
+
+
+def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
+    """usageMetadata's counts: thoughts are counted apart from candidates, and both are output."""
+    candidates = usage_count(usage, ("candidatesTokenCount",), problems)
+    thoughts = usage_count(usage, ("thoughtsTokenCount",), problems)
+    output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+    cached = usage_count(usage, ("cachedContentTokenCount",), problems)
+    return Tokens(
+        input_tokens=usage_count(usage, ("promptTokenCount",), problems),
+        output_tokens=output,
+        cached_tokens=cached if cached is not None or usage is None else 0,
+        reasoning_tokens=thoughts if thoughts is not None or usage is None else 0,
+    )
+
+
+def listed_models(body: Any) -> dict[str, str | None]:
+    """GET {version}/models: {"models": [{"name": "models/..."}]}, names without their prefix; no shutdown dates."""
+    return {bare_model(str(item["name"])): None for item in body["models"]}
+
+
+def _error_failure(error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
+                   ) -> Failure:
+    secrets = known_secrets(settings)
+    if "finishReason" in error:
+        reason = error["finishReason"]
+        kind = ("bad_request" if reason in _FILTERED else "bad_response" if reason in _BAD_TOOL_CALL else "server")
+        return Failure(kind, None, scrub(f"the answer was stopped with finishReason {reason}", secrets), request_id)
+    if "blockReason" in error:
+        return Failure("bad_request", None, scrub(f"the prompt was blocked (blockReason {error['blockReason']}): "
+                                                  f"{error['message']}", secrets), request_id)
+    code, status = error.get("code"), error.get("status")
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        kind, number = kind_for_status(code), code
+    else:
+        kind, number = _STATUS_KINDS.get(str(status), "server"), None
+    label = " ".join(str(x) for x in (number, status) if x is not None)
+    message = f"HTTP 200 carrying error{' ' + label if label else ''}: {error.get('message') or dict(error)}"
+    return Failure(kind, number, scrub(message + settings_hint(kind, settings, model), secrets), request_id)
+
+
+def _status_error(error: BaseException) -> BaseException:
+    """The SDK's APIError carries its HTTP status as `.code` and its body as `.details`: named as classify reads
+    them (status_code, body)."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int) and not isinstance(code, bool) and getattr(error, "status_code", None) is None:
+        error.status_code = code  # type: ignore[attr-defined]
+        error.body = getattr(error, "details", None)  # type: ignore[attr-defined]
+    return error
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
+    request_id = request_id_of(record, answer)
+    answered = record is not None and record.status is not None and record.status < 400
+    if answered and answer.error is not None:
+        return _error_failure(answer.error, settings, model, request_id)  # the SDK raised it as an HTTP error
+    if error is not None:
+        failure = classify(_status_error(error), settings, model, endpoint)
+        return failure if failure.request_id else replace(failure, request_id=request_id)
+    if answer.too_large is not None:
+        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
+                       request_id)
+    if answer.unreadable is not None:
+        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+                                                   known_secrets(settings)), request_id)
+    if settings.stream and answer.plain_json:
+        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
+    if not answer.has_output:
+        return Failure("empty_answer", None, "the answer had no output (no text, thought or function call; "
+                       f"finish_reason {answer.finish_reason!r})", request_id)
+    if not answer.complete:
+        return Failure("incomplete", None, "stream ended before the answer was complete (no finishReason)",
+                       request_id)
+    return None
