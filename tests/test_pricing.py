@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from benchmarking.pricing import cost_usd, price
-from benchmarking.providers import groq_provider, openai_provider, openrouter_provider, together_provider
+from benchmarking.providers import gemini_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from benchmarking.simulator import ModelProfile
 
 from conftest import CALLS, settings_for
@@ -34,7 +34,8 @@ def test_every_default_and_mvp_model_has_a_dated_price():
     from benchmarking.benchmark_runner import PROVIDERS
 
     tables = {"openai": openai_provider.PRICING, "groq": groq_provider.PRICING,
-              "together": together_provider.PRICING, "openrouter": openrouter_provider.PRICING}
+              "together": together_provider.PRICING, "openrouter": openrouter_provider.PRICING,
+              "gemini": gemini_provider.PRICING}
     for name, _, model in PROVIDERS:
         assert model in tables[name], f"{name} default {model} has no price"
     for name, model in [("groq", "llama-3.1-8b-instant"), ("together", "mistralai/Mixtral-8x7B-Instruct-v0.1")]:

@@ -22,7 +22,9 @@ from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
 from .pricing import Price, cost_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
+from .providers import gemini_provider
 from .providers.custom_provider import call_custom
+from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
@@ -46,6 +48,7 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
     ("groq", call_groq, "openai/gpt-oss-20b"),
     ("together", call_together, "openai/gpt-oss-120b"),
     ("openrouter", call_openrouter, "openai/gpt-4o-mini"),
+    ("gemini", call_gemini, gemini_provider.DEFAULT_MODEL),
 ]
 
 
@@ -55,6 +58,7 @@ PROVIDER_MODULES: dict[str, ModuleType] = {
     "groq": groq_provider,
     "together": together_provider,
     "openrouter": openrouter_provider,
+    "gemini": gemini_provider,
 }
 
 
