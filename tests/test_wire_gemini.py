@@ -235,3 +235,23 @@ def test_a_key_never_reaches_a_stored_message():
         m = measure(server)
     assert m.error_type == "bad_request" and FAKE_KEY not in m.error_message and "****" in m.error_message
 
+
+
+def test_main_measures_gemini_and_check_finds_its_model_by_either_name(tmp_path):
+    from test_cli import rows, run_main
+
+    with gemini_server(WireServer()) as server:
+        server.models = [MODEL]
+        server.reply(recorded("thoughts"))
+        env = {"GEMINI_API_KEY": FAKE_KEY, "GEMINI_BASE_URL": server.url, "GEMINI_MODEL": f"models/{MODEL}"}
+        ran = run_main(tmp_path, "--providers", "gemini", **env)
+        checked = run_main(tmp_path, "check", "--providers", "gemini", **env)
+        missing = run_main(tmp_path, "check", "--providers", "gemini", **{**env, "GEMINI_MODEL": "gemini-nope"})
+    assert ran.returncode == 0, ran.stderr
+    stored = rows(tmp_path / "benchmarks.db", "select provider, model, api, success, output_tokens, reasoning_tokens "
+                                              "from benchmark_results")
+    assert [tuple(r) for r in stored] == [("gemini", MODEL, "generate_content", 1, 1256, 787)]
+    assert f"ok       gemini: key set (GEMINI_API_KEY), model models/{MODEL} is listed" in checked.stdout
+    assert "PROBLEM  gemini: model gemini-nope is not among the 1 models" in missing.stdout
+    for done in (ran, checked, missing):
+        assert "Traceback" not in done.stderr and FAKE_KEY not in done.stdout + done.stderr
