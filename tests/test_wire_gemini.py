@@ -255,3 +255,22 @@ def test_main_measures_gemini_and_check_finds_its_model_by_either_name(tmp_path)
     assert "PROBLEM  gemini: model gemini-nope is not among the 1 models" in missing.stdout
     for done in (ran, checked, missing):
         assert "Traceback" not in done.stderr and FAKE_KEY not in done.stdout + done.stderr
+
+
+def test_a_stalled_stream_is_cut_at_the_timeout_and_a_closed_port_is_a_connection_failure():
+    import socket
+    import time
+
+    first = (GEMINI_FIXTURES / "text.sse").read_bytes().split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    with gemini_server(WireServer()) as server:
+        server.reply(Reply([(0.005, first), (3.0, b"")]))
+        started = time.perf_counter()
+        m = measure(server, timeout_s=0.5)
+        elapsed = time.perf_counter() - started
+    assert (m.success, m.error_type, m.response_text) == (False, "timeout", "The")
+    assert elapsed < 2.5  # 0.5 s and the set-up around it, not the server's 3 s
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    refused = call_gemini("hello", MODEL, settings_for(At(f"http://127.0.0.1:{port}"), "gemini"))
+    assert (refused.success, refused.error_type) == (False, "connection")
