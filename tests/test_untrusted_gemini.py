@@ -102,3 +102,20 @@ def test_a_recording_cut_at_any_byte_is_never_a_success_without_its_finish(name)
         assert (failure is None) == (cut > last and answer.complete), cut
         if cut <= last:
             assert failure.error_type in ("incomplete", "empty_answer")
+
+
+@pytest.mark.parametrize("usage, expected", [
+    ({"promptTokenCount": 5, "candidatesTokenCount": 3}, (5, 3, 0, 0)),
+    ({"promptTokenCount": 5, "candidatesTokenCount": 3, "thoughtsTokenCount": 4}, (5, 7, 0, 4)),
+    ({"promptTokenCount": 5, "thoughtsTokenCount": 4}, (5, 4, 0, 4)),  # all thoughts so far
+    ({"promptTokenCount": 5}, (5, None, 0, 0)),
+    ({"promptTokenCount": 5, "candidatesTokenCount": -3, "thoughtsTokenCount": 4}, (5, None, 0, 4)),
+    ({"promptTokenCount": 5, "candidatesTokenCount": 3, "cachedContentTokenCount": "many"}, (5, 3, None, 0)),
+    ({"promptTokenCount": 5, "candidatesTokenCount": 3, "thoughtsTokenCount": 1.5}, (5, None, 0, None)),
+    (None, (None, None, None, None)),
+])
+def test_a_count_gemini_leaves_out_is_0_and_one_that_makes_no_sense_is_empty(usage, expected):
+    problems: list[str] = []
+    counts = generate_content.tokens(usage, problems)
+    assert (counts.input_tokens, counts.output_tokens, counts.cached_tokens, counts.reasoning_tokens) == expected
+    assert bool(problems) == (usage is not None and any(not isinstance(v, int) or v < 0 for v in usage.values()))

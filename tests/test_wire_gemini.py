@@ -189,6 +189,34 @@ def test_the_model_listing_is_read_in_gemini_shape_under_the_sdks_api_version():
     assert models == {MODEL: None, "gemini-2.5-flash-lite": None}
 
 
+def test_the_warm_up_lists_models_under_the_api_version_the_sdk_posts_to():
+    with gemini_server(WireServer()) as server:
+        server.reply(recorded("text"))
+        settings = settings_for(At(server.url), "gemini")
+        assert measure(server).success
+        posted = server.served[0].path
+        made = client._Client(WIRE, settings)
+        try:
+            listing = made.models_url
+        finally:
+            made.close()
+    assert listing == server.url + posted.split("/models/")[0] + "/models"
+
+
+@pytest.mark.parametrize("event, error_type", [
+    (b"data: not json\r\n\r\n", "bad_response"),
+    (b'data: {"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}\r\n\r\ndata: {"candidates": 5}\r\n\r\n',
+     "bad_response"),
+    (b'data: {"candidates": []}\r\n\r\n', "empty_answer"),
+])
+def test_a_stream_no_one_can_read_is_a_failure_through_the_sdk(event, error_type):
+    with gemini_server(WireServer()) as server:
+        server.reply(Reply(sse_parts(event)))
+        m = measure(server)
+    assert (m.success, m.error_type) == (False, error_type), m.error_message
+    assert "\n" not in m.error_message
+
+
 def test_a_listing_in_another_shape_is_a_clear_error():
     with WireServer() as server:  # OpenAI's shape, not Gemini's
         with pytest.raises(ModelListError, match="did not answer with a model list"):

@@ -101,8 +101,8 @@ def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     error = payload.get("error")
     if isinstance(error, Mapping) and error:
         return error
-    if error is not None and error != {}:
-        return {"message": name_of(error)}
+    if isinstance(error, str) and error:
+        return {"message": error}
     feedback = payload.get("promptFeedback")
     if isinstance(feedback, Mapping) and feedback.get("blockReason"):
         message = feedback.get("blockReasonMessage")
@@ -220,16 +220,25 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
 
 
 def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
-    """usageMetadata's counts: thoughts are counted apart from candidates, and both are output."""
-    candidates = usage_count(usage, ("candidatesTokenCount",), problems)
-    thoughts = usage_count(usage, ("thoughtsTokenCount",), problems)
-    output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
-    cached = usage_count(usage, ("cachedContentTokenCount",), problems)
+    """usageMetadata's counts: thoughts are counted apart from candidates, and both are output. Gemini leaves out a
+    count that is 0; a count sent that makes no sense is left empty, and so is a sum that needs it."""
+    counts = {key: usage_count(usage, (key,), problems) for key in
+              ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount")}
+    sent = usage if isinstance(usage, Mapping) else {}
+    bad = {key for key, count in counts.items() if count is None and sent.get(key) is not None}
+
+    def absent_is_zero(key: str) -> int | None:
+        return None if usage is None or key in bad else counts[key] or 0
+
+    candidates, thoughts = counts["candidatesTokenCount"], counts["thoughtsTokenCount"]
+    output = None
+    if not {"candidatesTokenCount", "thoughtsTokenCount"} & bad and (candidates is not None or thoughts is not None):
+        output = (candidates or 0) + (thoughts or 0)
     return Tokens(
-        input_tokens=usage_count(usage, ("promptTokenCount",), problems),
+        input_tokens=counts["promptTokenCount"],
         output_tokens=output,
-        cached_tokens=cached if cached is not None or usage is None else 0,
-        reasoning_tokens=thoughts if thoughts is not None or usage is None else 0,
+        cached_tokens=absent_is_zero("cachedContentTokenCount"),
+        reasoning_tokens=absent_is_zero("thoughtsTokenCount"),
     )
 
 
