@@ -302,3 +302,17 @@ def test_a_stalled_stream_is_cut_at_the_timeout_and_a_closed_port_is_a_connectio
         port = free.getsockname()[1]
     refused = call_gemini("hello", MODEL, settings_for(At(f"http://127.0.0.1:{port}"), "gemini"))
     assert (refused.success, refused.error_type) == (False, "connection")
+
+
+@pytest.mark.parametrize("written", [MODEL, f"models/{MODEL}"])
+def test_a_model_with_or_without_its_prefix_is_planned_and_bounded_in_cost_under_one_name(written):
+    from benchmarking.benchmark_runner import PROVIDERS, cost_bound, plan
+    from benchmarking.settings.load import load_settings
+
+    settings = load_settings(prompt="hi", builtin=[(name, model) for name, _, model in PROVIDERS],
+                             environ={"GEMINI_API_KEY": FAKE_KEY, "GEMINI_MODEL": written},
+                             provider_selection="gemini")
+    cells = plan(settings)
+    bound = cost_bound(cells, 1, "off")
+    assert [(c.provider, c.model) for c in cells] == [("gemini", MODEL)]
+    assert bound.unpriced == () and bound.usd > 0  # a prefixed name must not slip past --max-cost unpriced

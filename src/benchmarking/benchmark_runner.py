@@ -66,6 +66,12 @@ def provider_module(name: str) -> ModuleType:
     return PROVIDER_MODULES.get(name, custom_provider)
 
 
+def model_name(provider: str, model: str) -> str:
+    """A model as its API's listings and prices name it, however it was written (Gemini's with or without
+    `models/`): the name planned, priced, checked and stored."""
+    return getattr(provider_module(provider).WIRE.dialect, "bare_model", str)(model)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One provider, model and prompt: what one request of each round measures."""
@@ -123,7 +129,7 @@ def plan(settings: Settings) -> list[Cell]:
     call_fns = {name: fn for name, fn, _ in PROVIDERS}
     flag = settings.max_tokens if settings.max_tokens_given else None
     return [
-        Cell(p.name, call_fns.get(p.name, call_custom), model,
+        Cell(p.name, call_fns.get(p.name, call_custom), model_name(p.name, model),
              replace(p, max_tokens=output_cap(prompt, flag, settings.max_tokens)), prompt)
         for p in settings.providers
         for model in settings.models[p.name]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
-from .benchmark_runner import provider_module
+from .benchmark_runner import model_name, provider_module
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
-from .providers.client import ModelListError, Wire, list_models
+from .providers.client import ModelListError, list_models
 from .storage import open_backend
 from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
 
@@ -79,11 +79,6 @@ def shutdown_warning(name: str, model: str, shutdown: str | None, hint: str, tod
     return f"{name}: model {model} {when}: {hint}"
 
 
-def listed_as(wire: Wire, model: str) -> str:
-    """A model's name as its API's listing gives it (Gemini's without `models/`), however the user wrote it."""
-    return getattr(wire.dialect, "bare_model", str)(model)
-
-
 def check_providers(settings: Settings, today: date | None = None) -> list[CheckLine]:
     today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
@@ -96,13 +91,13 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
             continue
         key = f"key set ({provider.key_env})" if provider.key_env else "no key configured"
         for model in settings.models[provider.name]:
-            if listed_as(wire, model) not in listed:
+            name = model_name(provider.name, model)
+            if name not in listed:
                 lines.append(CheckLine(False, f"{provider.name}: model {model} is not among the {len(listed)} models "
                                               f"GET /models lists: {provider.model_hint}"))
                 continue
             lines.append(CheckLine(True, f"{provider.name}: {key}, model {model} is listed"))
-            warning = shutdown_warning(provider.name, model, listed[listed_as(wire, model)], provider.model_hint,
-                                       today)
+            warning = shutdown_warning(provider.name, model, listed[name], provider.model_hint, today)
             if warning:
                 lines.append(CheckLine(True, warning, warning=True))
     return lines
@@ -118,14 +113,14 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
     today = datetime.now(timezone.utc).date()
 
     def one(provider: ProviderSettings) -> list[str]:
-        wire = provider_module(provider.name).WIRE
         try:
-            listed = list_models(wire, replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
+            listed = list_models(provider_module(provider.name).WIRE,
+                                 replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
         except ModelListError:
             return []
-        return [line for model in settings.models[provider.name] if listed_as(wire, model) in listed
-                if (line := shutdown_warning(provider.name, model, listed[listed_as(wire, model)],
-                                             provider.model_hint, today))]
+        names = {model: model_name(provider.name, model) for model in settings.models[provider.name]}
+        return [line for model, name in names.items() if name in listed
+                if (line := shutdown_warning(provider.name, model, listed[name], provider.model_hint, today))]
 
     if not settings.providers:
         return []
