@@ -119,3 +119,25 @@ def test_a_count_gemini_leaves_out_is_0_and_one_that_makes_no_sense_is_empty(usa
     counts = generate_content.tokens(usage, problems)
     assert (counts.input_tokens, counts.output_tokens, counts.cached_tokens, counts.reasoning_tokens) == expected
     assert bool(problems) == (usage is not None and any(not isinstance(v, int) or v < 0 for v in usage.values()))
+
+
+@pytest.mark.parametrize("dialect", ["chat_completions", "generate_content"])
+def test_a_lone_surrogate_escaped_in_an_answer_is_stored_as_whole_text(dialect):
+    # JSON may escape half of a UTF-16 pair alone ("\ud800"); no UTF-8 text, and no database, can hold it.
+    from test_wire_gemini import MODEL, gemini_server, measure as measure_gemini
+    from test_wire_truth import measure as measure_chat
+    from wire_server import Reply, WireServer, sse_parts
+
+    text = r'x\ud800y \ud83d\ude00'
+    if dialect == "chat_completions":
+        body = ('data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "%s"}, "finish_reason": "stop"}]}'
+                '\n\ndata: [DONE]\n\n' % text)
+    else:
+        body = ('data: {"candidates": [{"content": {"parts": [{"text": "%s"}]}, "finishReason": "STOP"}], '
+                '"responseId": "r\\udfff"}\r\n\r\n' % text)
+    with gemini_server(WireServer()) as server:
+        server.answer_paths += ("/chat/completions",)
+        server.reply(Reply(sse_parts(body.encode())))
+        m = measure_chat(server, "openai") if dialect == "chat_completions" else measure_gemini(server, MODEL)
+    assert m.success and m.response_text == "x\ufffdy \U0001F600"
+    assert (m.request_id or "").encode("utf-8")  # every stored string is UTF-8 text

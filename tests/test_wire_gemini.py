@@ -48,6 +48,7 @@ EXPECT = {
     "function_call": (True, None, None, "stop", 29, 212, 0, 202, ""),
     "cached_content": (True, None, None, "stop", 3520, 44, 3512, 42, "Paris."),
     "max_tokens": (True, None, None, "length", 15, 5, 0, 0, "The capital of France is"),
+    "max_tokens_all_thoughts": (False, "empty_answer", None, "length", 15, 2, 0, 2, ""),
     "safety": (False, "bad_request", None, "safety", 14, None, 0, 0, ""),
     "prompt_blocked": (False, "bad_request", None, None, None, None, 0, 0, ""),
     "cut": (False, "incomplete", None, None, 15, None, 0, 0, "The capital of France"),
@@ -80,10 +81,12 @@ def test_every_recorded_gemini_shape_is_stored_as_what_it_was(name):
     assert served.path.endswith(f"/models/{MODEL}:streamGenerateContent")
     assert served.body["contents"] == [{"role": "user", "parts": [{"text": "hello"}]}]
     assert served.body["generationConfig"]["maxOutputTokens"] == 256
+    if name == "safety" or name == "prompt_blocked":
+        assert ("SAFETY" if name == "safety" else "blockReason MODEL_ARMOR") in m.error_message
     if success:
         assert 0 < m.ttft_ms <= m.answer_ttft_ms <= m.latency_ms and m.cost_usd is not None
-    else:
-        assert m.tokens_per_second is None and m.cost_usd is None and m.error_message
+    else:  # what was billed is kept; nothing is derived
+        assert m.tokens_per_second is None and (m.cost_usd is None) == (m.output_tokens is None) and m.error_message
         assert FAKE_KEY not in m.error_message
 
 

@@ -48,6 +48,8 @@ _STATUS_KINDS = {
     "NOT_FOUND": "not_found",
 }
 MODEL_PREFIX = "models/"
+# How Answer.error carries a failure that is no error object: a finishReason that is a failure, a blocked prompt.
+STOPPED, BLOCKED = "finishReason (a failure)", "promptFeedback.blockReason"
 
 
 def bare_model(model: str) -> str:
@@ -97,7 +99,7 @@ def open_stream(sdk: Any, request: Mapping[str, Any]) -> Iterator[_Response]:
 
 def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The error object a chunk or body carries (`{"error": {"code", "message", "status"}}`), or a blocked prompt
-    (`promptFeedback.blockReason`, given as an error with `blockReason`); None if neither."""
+    (`promptFeedback.blockReason`, given as an error under BLOCKED); None if neither."""
     error = payload.get("error")
     if isinstance(error, Mapping) and error:
         return error
@@ -106,7 +108,7 @@ def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     feedback = payload.get("promptFeedback")
     if isinstance(feedback, Mapping) and feedback.get("blockReason"):
         message = feedback.get("blockReasonMessage")
-        return {"blockReason": name_of(feedback["blockReason"]),
+        return {BLOCKED: name_of(feedback["blockReason"]),
                 "message": name_of(message) if message else "the prompt was blocked"}
     return None
 
@@ -177,7 +179,7 @@ class _Builder:
         finish = fields.pop("gemini_finish", None)
         error = extra.pop("error", None)
         if error is None and finish is not None and finish not in FINISH_REASONS:
-            error = {"finishReason": finish}  # a stop that is a failure; judged below
+            error = {STOPPED: finish}  # a stop that is a failure; judged below
         return Answer(**fields, **extra, error=error, output_events=self.output_events, text="".join(self.parts),
                       reasoning_text="".join(self.thoughts), text_truncated=id(self.parts) in self.cut,
                       reasoning_truncated=id(self.thoughts) in self.cut)
@@ -250,13 +252,13 @@ def listed_models(body: Any) -> dict[str, str | None]:
 def _error_failure(error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
                    ) -> Failure:
     secrets = known_secrets(settings)
-    if "finishReason" in error:
-        reason = error["finishReason"]
+    if STOPPED in error:
+        reason = error[STOPPED]
         kind = ("bad_request" if reason in _FILTERED else "bad_response" if reason in _BAD_TOOL_CALL else "server")
         return Failure(kind, None, scrub(f"the answer was stopped with finishReason {reason}", secrets), request_id)
-    if "blockReason" in error:
-        return Failure("bad_request", None, scrub(f"the prompt was blocked (blockReason {error['blockReason']}): "
-                                                  f"{error['message']}", secrets), request_id)
+    if BLOCKED in error:
+        return Failure("bad_request", None, scrub(f"the prompt was blocked (blockReason {error[BLOCKED]}): "
+                                                  f"{error.get('message')}", secrets), request_id)
     code, status = error.get("code"), error.get("status")
     if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
         kind, number = kind_for_status(code), code
@@ -281,9 +283,8 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
           model: str, endpoint: str) -> Failure | None:
     """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
     request_id = request_id_of(record, answer)
-    answered = record is not None and record.status is not None and record.status < 400
-    if answered and answer.error is not None:
-        return _error_failure(answer.error, settings, model, request_id)  # the SDK raised it as an HTTP error
+    if answer.error is not None:  # read from a 200's bytes (the SDK raises an error object as if it were an HTTP error)
+        return _error_failure(answer.error, settings, model, request_id)
     if error is not None:
         failure = classify(_status_error(error), settings, model, endpoint)
         return failure if failure.request_id else replace(failure, request_id=request_id)
