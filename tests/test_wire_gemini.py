@@ -319,3 +319,17 @@ def test_a_model_with_or_without_its_prefix_is_planned_and_bounded_in_cost_under
     bound = cost_bound(cells, 1, "off")
     assert [(c.provider, c.model) for c in cells] == [("gemini", MODEL)]
     assert bound.unpriced == () and bound.usd > 0  # a prefixed name must not slip past --max-cost unpriced
+
+
+def test_hidden_thoughts_are_output_tokens_but_not_decoded_after_the_first_visible_one():
+    def chunk(text: str, finish: str | None = None) -> bytes:
+        candidate = {"content": {"parts": [{"text": text}], "role": "model"}, **({"finishReason": finish} if finish
+                                                                                else {})}
+        usage = {"promptTokenCount": 4, "candidatesTokenCount": 10, "thoughtsTokenCount": 50}
+        return b"data: " + json.dumps({"candidates": [candidate], "usageMetadata": usage}).encode() + b"\r\n\r\n"
+
+    with gemini_server(WireServer()) as server:
+        server.reply(Reply([(0.01, chunk("one")), (0.03, chunk(" two", "STOP"))]))
+        m = measure(server)
+    assert m.success and (m.output_tokens, m.reasoning_tokens) == (60, 50)
+    assert m.tokens_per_second == pytest.approx(9 / ((m.latency_ms - m.ttft_ms) / 1000))
