@@ -33,13 +33,17 @@ CANDIDATE = st.one_of(st.fixed_dictionaries(
     optional={"finishReason": REASON, "index": ANY}), ANY)
 USAGE = st.one_of(st.dictionaries(st.sampled_from(["promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
                                                    "cachedContentTokenCount", "totalTokenCount"]), NUMBERS), ANY)
+RETRY_INFO = st.one_of(st.lists(st.fixed_dictionaries(
+    {"@type": st.just("type.googleapis.com/google.rpc.RetryInfo"),
+     "retryDelay": st.one_of(st.sampled_from(["19s", "0.5s", "1e9s", "-1s", "nan", "s", "9" * 30 + "s"]), ANY)}),
+    max_size=2), ANY)
 CHUNK = st.one_of(
     st.fixed_dictionaries({"candidates": st.one_of(st.lists(CANDIDATE, max_size=2), ANY)},
                           optional={"usageMetadata": USAGE, "responseId": st.one_of(TEXT, ANY),
                                     "promptFeedback": st.one_of(st.fixed_dictionaries({"blockReason": REASON}), ANY),
                                     "error": st.one_of(st.fixed_dictionaries(
                                         {"code": st.one_of(NUMBERS, ANY), "status": st.one_of(TEXT, ANY),
-                                         "message": st.one_of(TEXT, ANY)}), ANY)}),
+                                         "message": st.one_of(TEXT, ANY)}, optional={"details": RETRY_INFO}), ANY)}),
     ANY)
 
 
@@ -81,6 +85,7 @@ def test_any_gemini_stream_is_read_and_judged_never_a_traceback(body):
         assert failure.error_type in ("bad_request", "bad_response", "server", "rate_limit", "auth", "not_found",
                                       "empty_answer", "incomplete")
         assert "\n" not in failure.message and FAKE_KEY not in failure.message
+        assert failure.retry_after_s is None or 0 <= failure.retry_after_s < 10**10
     m = measurement_of("gemini", "gemini-2.5-flash", provider, PRICING, "gemini_prices.py", "http://127.0.0.1:9",
                        datetime.now(timezone.utc), 1, Attempt(None, answer, failure), None, generate_content)
     assert isinstance(m, Measurement) and m.success == (failure is None) and m.api == "generate_content"

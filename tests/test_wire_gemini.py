@@ -333,3 +333,22 @@ def test_hidden_thoughts_are_output_tokens_but_not_decoded_after_the_first_visib
         m = measure(server)
     assert m.success and (m.output_tokens, m.reasoning_tokens) == (60, 50)
     assert m.tokens_per_second == pytest.approx(9 / ((m.latency_ms - m.ttft_ms) / 1000))
+
+
+@pytest.mark.parametrize("where", ["http", "stream"])
+def test_the_wait_google_asks_for_in_retry_info_is_the_engines_backoff(where, monkeypatch):
+    # the 429 body as Gemini sends it: QuotaFailure and RetryInfo in `details`
+    error = {"code": 429, "message": "You exceeded your current quota, please retry in 0.05s.",
+             "status": "RESOURCE_EXHAUSTED", "details": [
+                 {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                     {"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.05s"}]}
+    waits: list[float] = []
+    monkeypatch.setattr(client, "pause", lambda s: waits.append(s) or False)
+    busy = Reply([(0.005, json.dumps({"error": error}).encode())], 429, {"content-type": "application/json"},
+                 chunked=False) if where == "http" else Reply(sse_parts(b"data: " + json.dumps({"error": error}).encode()
+                                                                        + b"\r\n\r\n"))
+    with gemini_server(WireServer()) as server:
+        server.reply(busy, recorded("text"))
+        m = measure(server, retries=1)
+    assert (m.success, m.attempts, waits) == (True, 2, [0.05])

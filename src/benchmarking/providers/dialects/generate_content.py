@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import replace
 import json
+import re
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..answer import JOIN_PARTS, KEPT_CHARS, MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
@@ -50,6 +51,7 @@ _STATUS_KINDS = {
 MODEL_PREFIX = "models/"
 # How Answer.error carries a failure that is no error object: a finishReason that is a failure, a blocked prompt.
 STOPPED, BLOCKED = "finishReason (a failure)", "promptFeedback.blockReason"
+_DELAY = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)s")  # a google.protobuf.Duration in JSON: "19s", "45.25s"
 
 
 def bare_model(model: str) -> str:
@@ -249,6 +251,17 @@ def listed_models(body: Any) -> dict[str, str | None]:
     return {bare_model(str(item["name"])): None for item in body["models"]}
 
 
+def retry_delay_s(error: Any) -> float | None:
+    """The wait a Google error object asks for (`details: [{"@type": ".../google.rpc.RetryInfo", "retryDelay":
+    "19s"}]`, its Retry-After), or None."""
+    details = error.get("details") if isinstance(error, Mapping) else None
+    for item in details if isinstance(details, list) else ():
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DELAY.fullmatch(str(item.get("retryDelay", "")))
+            return float(match.group(1)) if match else None
+    return None
+
+
 def _error_failure(error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
                    ) -> Failure:
     secrets = known_secrets(settings)
@@ -266,7 +279,8 @@ def _error_failure(error: Mapping[str, Any], settings: ProviderSettings, model: 
         kind, number = _STATUS_KINDS.get(str(status), "server"), None
     label = " ".join(str(x) for x in (number, status) if x is not None)
     message = f"HTTP 200 carrying error{' ' + label if label else ''}: {error.get('message') or dict(error)}"
-    return Failure(kind, number, scrub(message + settings_hint(kind, settings, model), secrets), request_id)
+    return Failure(kind, number, scrub(message + settings_hint(kind, settings, model), secrets), request_id,
+                   retry_delay_s(error) if kind in ("rate_limit", "server") else None)
 
 
 def _status_error(error: BaseException) -> BaseException:
@@ -287,6 +301,10 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
         return _error_failure(answer.error, settings, model, request_id)
     if error is not None:
         failure = classify(_status_error(error), settings, model, endpoint)
+        if failure.retry_after_s is None and failure.error_type in ("rate_limit", "server"):
+            body = getattr(error, "details", None)
+            failure = replace(failure, retry_after_s=retry_delay_s(body.get("error") if isinstance(body, Mapping)
+                                                                     else None))
         return failure if failure.request_id else replace(failure, request_id=request_id)
     if answer.too_large is not None:
         return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
