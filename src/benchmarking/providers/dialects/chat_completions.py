@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 from ..answer import JOIN_PARTS, KEPT_CHARS, MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..json_text import json_object
 from ..numbers import provider_cost, usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
-from ..wire import WireRecord, json_object
+from ..wire import WireRecord
 from . import PromptInput
 
 if TYPE_CHECKING:
