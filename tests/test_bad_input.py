@@ -75,8 +75,21 @@ RUN_CASES = [
     ([], {}, {"benchmark.toml": TOML_ENTRY.encode() + b"api_key_env = 5\n"},
      "benchmark.toml [[providers]] #1: api_key_env must be one string in quotes"),
     ([], {}, {"benchmark.toml": TOML_ENTRY.replace("base_url", "baseurl").encode()},
-     "benchmark.toml [[providers]] #1: unknown key 'baseurl' (did you mean base_url?); allowed: api_key_env, "
+     "benchmark.toml [[providers]] #1: unknown key 'baseurl' (did you mean base_url?); allowed: api, api_key_env, "
      "base_url, cached_input_price, headers, input_price, model, models, name, output_price, price_as_of, token_count"),
+    # the API an endpoint or a provider speaks
+    ([], {}, {"benchmark.toml": TOML_ENTRY.encode() + b'api = "grpc"\n'},
+     "benchmark.toml [[providers]] #1: api must be one of chat_completions, responses, messages, generate_content, "
+     "not 'grpc'"),
+    ([], {}, {"benchmark.toml": TOML_ENTRY.encode() + b'api = ["responses"]\n'},
+     "benchmark.toml [[providers]] #1: api must be one of chat_completions, responses, messages, generate_content, "
+     "not ['responses']"),
+    (["--api", "openai=grpc"], {}, {}, "--api openai=API: API must be one of chat_completions, responses, not 'grpc'"),
+    (["--api", "groq=responses"], {}, {}, "--api groq=...: groq speaks one API (chat_completions)"),
+    (["--api", "nobody=responses"], {}, {}, "--api: unknown provider 'nobody'"),
+    (["--api", "openai"], {}, {}, "--api takes provider=api, like --api openai=responses, not 'openai'"),
+    ([], {"OPENAI_API": "Responses"}, {}, "OPENAI_API must be one of chat_completions, responses, not 'Responses'"),
+    ([], {"GROQ_API": "responses"}, {}, "GROQ_API is set, but groq speaks one API (chat_completions): unset it"),
     # prices
     ([], {}, {"benchmark.toml": TOML_ENTRY.encode() + b'input_price = -0.1\noutput_price = "1"\n'},
      "input_price must be a number of USD per 1M tokens, 0 or more, like input_price = \"0.10\", not -0.1"),

@@ -27,9 +27,9 @@ def settings(environ=None, **kwargs):
 
 def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
-    assert dict(s.models) == {"openai": ("gpt-4o-mini",), "groq": ("openai/gpt-oss-20b",),
-                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-4o-mini",),
-                              "gemini": ("gemini-2.5-flash-lite",)}
+    assert dict(s.models) == {"openai": ("gpt-6-luna",), "groq": ("openai/gpt-oss-20b",),
+                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",),
+                              "gemini": ("gemini-3.5-flash-lite",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():
@@ -132,7 +132,7 @@ ENTRY = '[[providers]]\nname = "x"\nbase_url = "http://127.0.0.1:8000/v1"\nmodel
         (ENTRY + 'api_key_env = "sk-not-a-variable"\n', "api_key_env must name an environment variable"),
         ('[[providers]]\nname = "x"\nbase_url = 8000\nmodel = "m"\n', "base_url must be one string in quotes"),
         ('[[providers]]\nname = "x"\nbaseurl = "http://a"\nmodel = "m"\n',
-         "#1: unknown key 'baseurl' (did you mean base_url?); allowed: api_key_env, base_url, cached_input_price, "
+         "#1: unknown key 'baseurl' (did you mean base_url?); allowed: api, api_key_env, base_url, cached_input_price, "
          "headers, input_price, model, models, name, output_price, price_as_of, token_count"),
         (ENTRY + 'input_price = -1\noutput_price = "0.2"\n',
          'input_price must be a number of USD per 1M tokens, 0 or more, like input_price = "0.10", not -1'),
@@ -172,12 +172,13 @@ def test_every_allowed_toml_key_is_read_and_token_count_is_accepted(tmp_path):
 
     toml = tmp_path / "b.toml"
     toml.write_text(ENTRY + 'api_key_env = "X_KEY"\ninput_price = 0.1\noutput_price = "0.2"\ncached_input_price = 0\n'
-                    'price_as_of = 2026-11-28\ntoken_count = "usage"\n[providers.headers]\nX-Team = "bench"\n')
+                    'price_as_of = 2026-11-28\ntoken_count = "usage"\napi = "responses"\n[providers.headers]\nX-Team = "bench"\n')
     # every key but `models`, which stands instead of `model` (a test of its own below)
     assert set(__import__("tomllib").loads(toml.read_text())["providers"][0]) == PROVIDER_TABLE_KEYS - {"models"}
     (endpoint,) = [p for p in settings({"X_KEY": "k"}, config_path=str(toml)).providers if p.name == "x"]
     assert endpoint.price.input == Decimal("0.1") and endpoint.price.cached_input == Decimal(0)
     assert endpoint.price.as_of == str(date(2026, 11, 28)) and endpoint.headers == (("X-Team", "bench"),)
+    assert endpoint.api == "responses"
 
 
 def test_the_example_toml_holds_only_allowed_keys():

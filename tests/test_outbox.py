@@ -187,7 +187,7 @@ def test_check_reports_backend_tables_outbox_keys_and_models(tmp_path, pg_url, m
                                           "BENCHMARK_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    with Simulator(profiles={"gpt-4o-mini": ModelProfile()}) as sim:
+    with Simulator(profiles={"gpt-6-luna": ModelProfile()}) as sim:
         monkeypatch.setenv("DATABASE_URL", pg_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-" + "test-check-0123456789")
         monkeypatch.setenv("OPENAI_BASE_URL", sim.base_url("openai"))
@@ -200,7 +200,7 @@ def test_check_reports_backend_tables_outbox_keys_and_models(tmp_path, pg_url, m
     assert status == 1
     assert "PROBLEM  storage: postgres: connect: postgresql://127.0.0.1:5432/" in out and "run schema.sql" in out
     assert "ok       outbox: empty" in out
-    assert "ok       openai: key set (OPENAI_API_KEY), model gpt-4o-mini is listed" in out
+    assert "ok       openai: key set (OPENAI_API_KEY), model gpt-6-luna is listed" in out
     assert "PROBLEM  groq: model openai/gpt-oss-20b is not among the 1 models GET /models lists: set GROQ_MODEL" in out
     assert "PROBLEM  skipping together: set TOGETHER_API_KEY" in out
     assert "PROBLEM  openrouter: cannot list models: connection: connection to http://127.0.0.1:9/api/v1/models" in out

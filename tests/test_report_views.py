@@ -64,6 +64,10 @@ def history(seed=3):
                     (started + timedelta(seconds=2),
                      measured("openrouter", "openai/gpt-4o-mini", rng.uniform(200, 300), rng.uniform(700, 900),
                               upstream_provider=rng.choice(("Google", "Azure", None)), input_tier=tier)),
+                    # a provider's native API beside its OpenAI-compatible endpoint, and a row from before the column
+                    (started + timedelta(seconds=4),
+                     measured("anthropic", "claude-haiku-5-5", rng.uniform(300, 400), rng.uniform(900, 1100),
+                              api=rng.choice(("messages", "chat_completions", None)))),
                 ]
                 if hour == 9 and host == "laptop":
                     results.append((started + timedelta(seconds=3), Measurement(
@@ -93,6 +97,7 @@ VALUE_OF = {
     "tier": lambda created, region, host, m: m.input_tier,
     "prompt": lambda created, region, host, m: m.prompt_id,
     "model": lambda created, region, host, m: m.model,
+    "api": lambda created, region, host, m: m.api or "chat_completions",  # older rows: the API there was
 }
 
 
@@ -151,17 +156,35 @@ def test_every_format_carries_the_grouping(report_dir, capsys):
     assert main(["report", "--by", "region", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("region,provider,model,requests,")
-    assert sum(line.startswith(",") for line in lines[1:]) == 2  # the probe with no region: an empty cell
+    assert sum(line.startswith(",") for line in lines[1:]) == 3  # the probe with no region: an empty cell
 
     assert main(["report", "--by", "hour"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert ", by hour UTC" in table[0] and table[1].startswith("hour UTC")
-    assert [line[:5] for line in table[2:-1]] == ["02:00"] * 2 + ["09:00"] * 2 + ["17:00"] * 2
+    assert [line[:5] for line in table[2:-1]] == ["02:00"] * 3 + ["09:00"] * 3 + ["17:00"] * 3
 
     assert main(["report", "--by", "upstream", "--format", "markdown"]) == 0
     markdown = capsys.readouterr().out
     assert "| served by | provider |" in markdown and f"| {NO_VALUE} | groq |" in markdown
     assert "| Google | openrouter |" in markdown
+
+
+def test_by_api_puts_a_native_api_beside_the_openai_compatible_endpoint_and_older_rows_with_it(report_dir, capsys):
+    assert main(["report", "--by", "api", "--format", "json"]) == 0
+    got = {(p["api"], p["provider"]): p["requests"] for p in json.loads(capsys.readouterr().out)["providers"]}
+    rows = [m for *_, results in report_dir for _, m in results]
+    assert got == {
+        ("chat_completions", "anthropic"): sum(m.provider == "anthropic" and m.api != "messages" for m in rows),
+        ("messages", "anthropic"): sum(m.provider == "anthropic" and m.api == "messages" for m in rows),
+        ("chat_completions", "groq"): sum(m.provider == "groq" for m in rows),
+        ("chat_completions", "openrouter"): sum(m.provider == "openrouter" for m in rows),
+    }
+    assert any(m.api is None for m in rows) and NO_VALUE not in {api for api, _ in got}
+    assert main(["report", "--by", "api"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert ", by api" in table[0] and table[1].startswith("api")
+    assert [line.split()[:2] for line in table[2:-1] if "anthropic" in line] == [
+        ["chat_completions", "anthropic"], ["messages", "anthropic"]]
 
 
 def test_a_line_break_in_a_name_keeps_each_table_row_on_one_line(tmp_path, monkeypatch, capsys):

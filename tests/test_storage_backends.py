@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+import json
 from uuid import uuid4
 
 import pytest
@@ -286,3 +287,148 @@ def test_reads_narrow_by_run_and_time_and_can_leave_the_answer_text_out(open_bac
         bare = storage.read_results(first.id, with_text=False)
         assert bare[0].measurement.response_text is None
         assert bare[0].measurement == replace(full_measurement(), response_text=None)
+
+
+# ---- The native APIs' columns (api, cache_write_tokens, price_cache_write_per_mtok): fresh, upgraded, replayed,
+# exported, on every backend ---------------------------------------------------------------------------------------
+
+NATIVE_COLUMNS = ("api", "cache_write_tokens", "price_cache_write_per_mtok")
+
+
+def native() -> Measurement:
+    """An Anthropic answer through its own API: reads and writes of the prompt cache, the cache-write price paid."""
+    from decimal import Decimal
+
+    return replace(full_measurement(), provider="anthropic", model="claude-haiku-5-5", api="messages",
+                   input_tokens=5_000, cached_tokens=1_000, cache_write_tokens=3_000,
+                   price_input_per_mtok=Decimal("0.10"), price_cached_input_per_mtok=Decimal("0.01"),
+                   price_cache_write_per_mtok=Decimal("0.125"), price_output_per_mtok=Decimal("0.50"),
+                   cost_usd=Decimal("0.000419"))
+
+
+def test_the_native_api_columns_round_trip_exactly_on_a_fresh_database_of_every_backend(open_backend):
+    from decimal import Decimal
+
+    run, result_id = run_info(), uuid4()
+    with open_backend() as storage:
+        storage.prepare()
+        storage.create_run(run)
+        storage.save_result(run.id, result_id, datetime(2026, 12, 7, 19, tzinfo=timezone.utc), native())
+    with open_backend() as storage:
+        (stored,) = storage.read_results(run.id)
+        m = stored.measurement
+        assert (m.api, m.cache_write_tokens, m.price_cache_write_per_mtok) == ("messages", 3_000, Decimal("0.125"))
+        assert isinstance(m.price_cache_write_per_mtok, Decimal) and m == native()
+        from benchmarking.storage.base import ResultFilters
+
+        (reported,) = storage.read_report_results(ResultFilters())
+        assert reported.measurement.api == "messages"  # what report --by api reads
+
+
+def test_an_outbox_entry_of_an_older_version_without_the_new_columns_replays_as_null_on_every_backend(open_backend):
+    from benchmarking.storage.outbox.entries import apply_entry, encode_create_run, encode_save_result
+
+    run, old_id, new_id = run_info(), uuid4(), uuid4()
+    at = datetime(2026, 12, 7, 19, tzinfo=timezone.utc)
+    older = encode_save_result(run.id, old_id, at, full_measurement())
+    for name in NATIVE_COLUMNS:  # what the version before these columns wrote to its outbox
+        del older["row"][name]
+    newer = json.loads(json.dumps(encode_save_result(run.id, new_id, at, native())))  # as read back from the file
+    assert newer["row"]["price_cache_write_per_mtok"] == "0.125"  # exact text, not a float
+    with open_backend() as storage:
+        storage.prepare()
+        for entry in (encode_create_run(run), older, newer):
+            apply_entry(storage, entry)
+        stored = {r.id: r.measurement for r in storage.read_results(run.id)}
+    assert stored[old_id] == replace(full_measurement(), api=None, cache_write_tokens=None,
+                                     price_cache_write_per_mtok=None)
+    assert stored[new_id] == native()
+
+
+def test_exports_carry_the_new_columns_from_every_backend(open_backend, tmp_path):
+    import csv
+
+    from benchmarking.report.formats import export
+    from benchmarking.report.selection import Selection, select
+
+    run = run_info()
+    with open_backend() as storage:
+        storage.prepare()
+        storage.create_run(run)
+        storage.save_result(run.id, uuid4(), datetime(2026, 12, 7, 19, tzinfo=timezone.utc), native())
+        storage.save_result(run.id, uuid4(), datetime(2026, 12, 7, 19, 1, tzinfo=timezone.utc),
+                            replace(full_measurement(), api=None, cache_write_tokens=None,
+                                    price_cache_write_per_mtok=None))
+        rows = select(storage, Selection(include_simulated=True), with_text=True)
+    assert export(rows, tmp_path / "rows.jsonl") == 2 and export(rows, tmp_path / "rows.csv") == 2
+    records = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [tuple(r[name] for name in NATIVE_COLUMNS) for r in records] == [("messages", 3000, "0.125"),
+                                                                          (None, None, None)]
+    with (tmp_path / "rows.csv").open(newline="") as f:
+        cells = [tuple(r[name] for name in NATIVE_COLUMNS) for r in csv.DictReader(f)]
+    assert cells == [("messages", "3000", "0.125"), ("", "", "")]
+
+
+def test_a_database_from_before_the_new_columns_is_upgraded_keeping_its_rows(pg_url, tmp_path):
+    import sqlite3
+
+    import psycopg
+
+    from benchmarking.storage.postgres import PostgresStorage
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    def drop_in_sqlite() -> None:
+        with sqlite3.connect(tmp_path / "b.db") as db:
+            for name in NATIVE_COLUMNS:
+                db.execute(f"alter table benchmark_results drop column {name}")
+        db.close()
+
+    def drop_in_postgres() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for name in NATIVE_COLUMNS:
+                conn.execute(f"alter table benchmark_results drop column {name}")
+
+    def sqlite_columns() -> list[str]:
+        with sqlite3.connect(tmp_path / "b.db") as db:
+            names = [row[1] for row in db.execute("PRAGMA table_info(benchmark_results)")]
+        db.close()
+        return names
+
+    run, old_id, new_id = run_info(), uuid4(), uuid4()
+    at = datetime(2026, 12, 7, 19, tzinfo=timezone.utc)
+    older = replace(full_measurement(), api=None, cache_write_tokens=None, price_cache_write_per_mtok=None)
+    for open_storage, drop, names in (
+        (lambda: SQLiteStorage(tmp_path / "b.db"), drop_in_sqlite, sqlite_columns),
+        (lambda: PostgresStorage(pg_url, timeout_s=5), drop_in_postgres, lambda: columns(pg_url, "benchmark_results")),
+    ):
+        with open_storage() as storage:
+            storage.prepare()
+            storage.create_run(run)
+            storage.save_result(run.id, old_id, at, older)
+        drop()  # the database as the version before these columns left it: its row, none of the columns
+        assert not set(names()) & set(NATIVE_COLUMNS)
+        with open_storage() as storage:  # this version opens it: the columns come back, the row stays
+            storage.prepare()
+            storage.save_result(run.id, new_id, at, native())
+            stored = {r.id: r.measurement for r in storage.read_results(run.id)}
+        assert names()[-3:] == list(NATIVE_COLUMNS)
+        assert stored == {old_id: older, new_id: native()}
+
+
+def test_supabase_on_a_database_from_before_the_new_columns_names_one_of_them(pg_url):
+    import psycopg
+
+    from fake_postgrest import FakePostgrest
+
+    from benchmarking.settings.values import Secret
+    from benchmarking.storage.supabase import SupabaseStorage
+
+    apply_schema(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("alter table benchmark_results drop column price_cache_write_per_mtok")
+    with FakePostgrest(pg_url, SERVICE_KEY) as api:
+        with pytest.raises(ConfigError, match="price_cache_write_per_mtok.*run schema.sql"):
+            SupabaseStorage(api.url, Secret(SERVICE_KEY)).prepare()
+    apply_schema(pg_url)  # what the message asks for: schema.sql, run again, adds it back
+    with FakePostgrest(pg_url, SERVICE_KEY) as api:
+        SupabaseStorage(api.url, Secret(SERVICE_KEY)).prepare()

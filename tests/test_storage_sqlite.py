@@ -51,6 +51,7 @@ def full_measurement() -> Measurement:
         price_input_per_mtok=Decimal("0.15"), price_cached_input_per_mtok=Decimal("0.075"),
         price_output_per_mtok=Decimal("0.60"), price_as_of="2026-11-28", endpoint="http://127.0.0.1:1/v1",
         upstream_provider="Google", token_source="usage",
+        api="chat_completions", cache_write_tokens=3, price_cache_write_per_mtok=Decimal("0.1875"),
     )
 
 

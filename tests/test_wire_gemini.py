@@ -16,7 +16,7 @@ from conftest import FAKE_KEY, settings_for
 from wire_server import FIXTURES, Reply, WireServer, sse_parts
 
 GEMINI_FIXTURES = FIXTURES.parent / "gemini"
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash-lite"
 
 
 class At:

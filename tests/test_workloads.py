@@ -81,7 +81,7 @@ def test_a_tiers_run_stores_the_tier_and_the_providers_count_with_caps_that_fit(
     stored = json.loads(run_row["settings"])["workload"]
     assert stored["name"] == "tiers" and [p["tier"] for p in stored["prompts"]] == [100, 1000, 10000]
     assert "messages" not in stored["prompts"][2] and len(stored["prompts"][2]["sha256"]) == 64  # not the text
-    assert "Testing → openai / gpt-4o-mini · tier-1000" in done.stdout
+    assert "Testing → openai / gpt-6-luna · tier-1000" in done.stdout
 
 
 def test_output_caps_come_from_the_prompt_then_the_flag_then_the_tier(tmp_path):
@@ -203,16 +203,26 @@ def test_several_models_per_provider_from_flags_environment_and_toml(tmp_path):
 
 
 def test_a_model_that_shuts_down_soon_is_named_by_check_and_at_a_runs_start(tmp_path):
-    done = run(tmp_path, "--simulate", "--providers", "openai,groq")
-    first = done.stderr.splitlines()[0]
+    # OpenAI's listing announces gpt-4o-mini's date; OpenRouter's does not, and its module knows it (SHUTDOWNS)
+    old = ("--model", "openai=gpt-4o-mini", "--model", "openrouter=openai/gpt-4o-mini")
+    done = run(tmp_path, "--simulate", "--providers", "openai,groq,openrouter", *old)
+    first, second = done.stderr.splitlines()[:2]
     assert first.startswith("warning: openai: model gpt-4o-mini shuts down on 2027-01-14 (in ")
     assert first.endswith("days): set OPENAI_MODEL or --model openai=MODEL")
+    assert second.startswith("warning: openrouter: model openai/gpt-4o-mini shuts down on 2027-01-14 (in ")
     assert "groq" not in done.stderr  # no shutdown announced for it
+    defaults = run(tmp_path, "--simulate", "--providers", "openai,openrouter")
+    assert "shuts down" not in defaults.stderr  # the defaults moved to a model that stays
     with Simulator() as sim:
-        checked = run(tmp_path, "check", "--providers", "openai", OPENAI_API_KEY=KEYS["OPENAI_API_KEY"],
-                      OPENAI_BASE_URL=sim.base_url("openai"))
+        keys = dict(OPENAI_API_KEY=KEYS["OPENAI_API_KEY"], OPENAI_BASE_URL=sim.base_url("openai"),
+                    OPENROUTER_API_KEY=KEYS["OPENROUTER_API_KEY"], OPENROUTER_BASE_URL=sim.base_url("openrouter"))
+        checked = run(tmp_path, "check", "--providers", "openai,openrouter", *old, **keys)
+        current = run(tmp_path, "check", "--providers", "openai,openrouter", **keys)
     assert "warning  openai: model gpt-4o-mini shuts down on 2027-01-14" in checked.stdout
     assert "ok       openai: key set (OPENAI_API_KEY), model gpt-4o-mini is listed" in checked.stdout
+    assert "warning  openrouter: model openai/gpt-4o-mini shuts down on 2027-01-14" in checked.stdout
+    assert "ok       openai: key set (OPENAI_API_KEY), model gpt-6-luna is listed" in current.stdout
+    assert "shuts down" not in current.stdout
 
 
 def test_shutdown_dates_far_away_or_unknown_say_nothing():
@@ -299,7 +309,7 @@ def test_dry_run_prints_the_plan_and_its_cost_bound_and_sends_nothing(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0] == ("Plan (tiers workload, cache bust): 1 providers, 1 models, 2 prompts = 2 cells; 3 rounds = "
                         "6 requests")
-    assert lines[1].split() == ["openai", "/", "gpt-4o-mini", "6", "requests", "up", "to", lines[1].split()[-1]]
+    assert lines[1].split() == ["openai", "/", "gpt-6-luna", "6", "requests", "up", "to", lines[1].split()[-1]]
     assert lines[-1] == "Nothing was sent (--dry-run)." and "Within --max-cost $1.00." in done.stdout
     assert not (tmp_path / "benchmarks.db").exists()
 

@@ -76,7 +76,7 @@ class WireServer:
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
         self.models = ["m"]
-        self.answer_paths: tuple[str, ...] = ("/chat/completions",)  # POST paths answered with the replies
+        self.answer_paths = ("/chat/completions", "/responses")  # POSTs answered from `replies`; others, `routes`
         self.listing: Callable[[list[str]], object] = lambda models: {
             "object": "list", "data": [{"id": m, "object": "model"} for m in models]}
         outer = self

@@ -20,7 +20,7 @@ from .settings.model import ProviderSettings, Settings
 from .deferred import finishing_now
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
-from .pricing import Price, cost_usd
+from .pricing import Price, upper_bound_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers import gemini_provider
 from .providers.custom_provider import call_custom
@@ -28,7 +28,7 @@ from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.client import PromptInput, kept_clients, prepare_client
+from .providers.client import PromptInput, Wire, kept_clients, prepare_client
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
 from .workloads import Prompt, cache_marker, output_cap
@@ -44,10 +44,10 @@ BENCHMARK_PROMPT = (
 # (name, call_fn, default model). Sequential on purpose: one request at a time, so results do not disturb each other.
 # The MVP's defaults were retired by their providers; README's "Supported providers" says which replaced which.
 PROVIDERS: list[tuple[str, CallFn, str]] = [
-    ("openai", call_openai, "gpt-4o-mini"),
+    ("openai", call_openai, "gpt-6-luna"),
     ("groq", call_groq, "openai/gpt-oss-20b"),
     ("together", call_together, "openai/gpt-oss-120b"),
-    ("openrouter", call_openrouter, "openai/gpt-4o-mini"),
+    ("openrouter", call_openrouter, "openai/gpt-6-luna"),
     ("gemini", call_gemini, gemini_provider.DEFAULT_MODEL),
 ]
 
@@ -66,10 +66,18 @@ def provider_module(name: str) -> ModuleType:
     return PROVIDER_MODULES.get(name, custom_provider)
 
 
-def model_name(provider: str, model: str) -> str:
+def provider_wire(name: str, settings: ProviderSettings) -> Wire:
+    """The Wire a provider's requests go through: the one of the API its settings choose, where it speaks several
+    (its module's wire_for), else its module's WIRE."""
+    module = provider_module(name)
+    wire_for = getattr(module, "wire_for", None)
+    return wire_for(settings) if wire_for is not None else module.WIRE
+
+
+def model_name(settings: ProviderSettings, model: str) -> str:
     """A model as its API's listings and prices name it, however it was written (Gemini's with or without
     `models/`): the name planned, priced, checked and stored."""
-    return getattr(provider_module(provider).WIRE.dialect, "bare_model", str)(model)
+    return getattr(provider_wire(settings.name, settings).dialect, "bare_model", str)(model)
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ def plan(settings: Settings) -> list[Cell]:
     call_fns = {name: fn for name, fn, _ in PROVIDERS}
     flag = settings.max_tokens if settings.max_tokens_given else None
     return [
-        Cell(p.name, call_fns.get(p.name, call_custom), model_name(p.name, model),
+        Cell(p.name, call_fns.get(p.name, call_custom), model_name(p, model),
              replace(p, max_tokens=output_cap(prompt, flag, settings.max_tokens)), prompt)
         for p in settings.providers
         for model in settings.models[p.name]
@@ -151,7 +159,12 @@ def price_of(cell: Cell) -> Price | None:
 
 def prepare_cell(cell: Cell) -> None:
     """Build, rehearse and warm the cell's client before any clock starts (inside kept_clients: kept for later)."""
-    prepare_client(provider_module(cell.provider).WIRE, cell.settings)
+    prepare_client(provider_wire(cell.provider, cell.settings), cell.settings)
+
+
+def sent_output_cap(cell: Cell, max_tokens: int) -> int:
+    """The output cap a request goes with: raised to the least its API takes (the Responses API's 16)."""
+    return max(max_tokens, getattr(provider_wire(cell.provider, cell.settings).dialect, "MIN_OUTPUT_TOKENS", 1))
 
 
 @dataclass(frozen=True)
@@ -174,9 +187,9 @@ def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound
         input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
         cost = None
         if price is not None:
-            cost = cost_usd(price, input_tokens, cell.settings.max_tokens) * repeat
+            cost = upper_bound_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
             if cache_mode == "warm":
-                cost += cost_usd(price, input_tokens, 1) * repeat
+                cost += upper_bound_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
         requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
         per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
                                                 else total + cost)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
+from typing import Mapping
 
-from .benchmark_runner import model_name, provider_module
+from .benchmark_runner import model_name, provider_module, provider_wire
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models
 from .storage import open_backend
 from .storage.outbox import CORRUPT, PENDING, REJECTED, Outbox
-
-
 
 # A model whose provider announces its shutdown this close is warned of, by `check` and at a run's start.
 SHUTDOWN_WARNING_DAYS = 60
@@ -79,11 +78,17 @@ def shutdown_warning(name: str, model: str, shutdown: str | None, hint: str, tod
     return f"{name}: model {model} {when}: {hint}"
 
 
+def shutdown_of(provider: str, model: str, listed: Mapping[str, str | None]) -> str | None:
+    """The shutdown date a model's provider announces in its listing, else the one its module knows (SHUTDOWNS: a
+    listing that announces none, as OpenRouter's for the OpenAI models it passes on)."""
+    return listed.get(model) or getattr(provider_module(provider), "SHUTDOWNS", {}).get(model)
+
+
 def check_providers(settings: Settings, today: date | None = None) -> list[CheckLine]:
     today = today or datetime.now(timezone.utc).date()
     lines = [CheckLine(False, line) for line in settings.skipped]
     for provider in settings.providers:
-        wire = provider_module(provider.name).WIRE
+        wire = provider_wire(provider.name, provider)
         try:
             listed = list_models(wire, provider)
         except ModelListError as exc:
@@ -91,13 +96,14 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
             continue
         key = f"key set ({provider.key_env})" if provider.key_env else "no key configured"
         for model in settings.models[provider.name]:
-            name = model_name(provider.name, model)
+            name = model_name(provider, model)
             if name not in listed:
                 lines.append(CheckLine(False, f"{provider.name}: model {model} is not among the {len(listed)} models "
                                               f"GET /models lists: {provider.model_hint}"))
                 continue
             lines.append(CheckLine(True, f"{provider.name}: {key}, model {model} is listed"))
-            warning = shutdown_warning(provider.name, model, listed[name], provider.model_hint, today)
+            warning = shutdown_warning(provider.name, model, shutdown_of(provider.name, name, listed),
+                                       provider.model_hint, today)
             if warning:
                 lines.append(CheckLine(True, warning, warning=True))
     return lines
@@ -114,13 +120,14 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
 
     def one(provider: ProviderSettings) -> list[str]:
         try:
-            listed = list_models(provider_module(provider.name).WIRE,
+            listed = list_models(provider_wire(provider.name, provider),
                                  replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
         except ModelListError:
             return []
-        names = {model: model_name(provider.name, model) for model in settings.models[provider.name]}
+        names = {model: model_name(provider, model) for model in settings.models[provider.name]}
         return [line for model, name in names.items() if name in listed
-                if (line := shutdown_warning(provider.name, model, listed[name], provider.model_hint, today))]
+                if (line := shutdown_warning(provider.name, model, shutdown_of(provider.name, name, listed),
+                                             provider.model_hint, today))]
 
     if not settings.providers:
         return []

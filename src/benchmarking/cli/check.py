@@ -23,13 +23,16 @@ def check_main(argv: list[str]) -> int:
     parser.add_argument("--providers", metavar="LIST", help="check only these providers, e.g. openai,groq")
     parser.add_argument("--model", action="append", default=[], metavar="PROVIDER=MODEL",
                         help="check another model for one provider; repeatable")
+    parser.add_argument("--api", action="append", default=[], metavar="PROVIDER=API",
+                        help="the API a provider is checked through, e.g. openai=responses (also OPENAI_API)")
     parser.add_argument("--config", metavar="PATH", help="benchmark.toml with extra endpoints")
     parser.add_argument("--timeout", default="10", metavar="SECONDS", help="per request (default 10)")
     args = parser.parse_args(argv)
     load_dotenv_file()
     settings = load_settings(
         prompt=BENCHMARK_PROMPT, builtin=builtin_providers(), environ=os.environ,
-        provider_selection=args.providers, model_overrides=args.model, config_path=args.config,
+        provider_selection=args.providers, model_overrides=args.model, api_overrides=args.api,
+        config_path=args.config,
         timeout_s=positive_float(args.timeout, "--timeout"),
     )
     for line in settings.warnings:

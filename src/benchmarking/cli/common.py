@@ -49,6 +49,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
         "--model", action="append", default=[], metavar="PROVIDER=MODEL",
         help="use another model for one provider; repeatable (also OPENAI_MODEL, GROQ_MODEL, ...)",
     )
+    what.add_argument(
+        "--api", action="append", default=[], metavar="PROVIDER=API",
+        help="the API a provider is measured through, e.g. openai=responses (also OPENAI_API; default "
+             "chat_completions); repeatable",
+    )
     prompt = what.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
     prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a file")
@@ -233,6 +238,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         environ=os.environ,
         provider_selection=args.providers,
         model_overrides=args.model,
+        api_overrides=args.api,
         config_path=args.config,
         max_tokens=whole_number(args.max_tokens, "--max-tokens") if args.max_tokens is not None else None,
         timeout_s=positive_float(args.timeout, "--timeout"),

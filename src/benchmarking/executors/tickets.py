@@ -104,7 +104,7 @@ class Level:
 
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:
-    from ..benchmark_runner import provider_module
+    from ..benchmark_runner import provider_wire
     from ..providers.client import client_key
 
-    return client_key(provider_module(cell.provider).WIRE, cell.settings)
+    return client_key(provider_wire(cell.provider, cell.settings), cell.settings)

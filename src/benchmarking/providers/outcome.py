@@ -3,7 +3,7 @@ Measurement that is stored: times from the wire, tokens from the dialect's usage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..settings.model import ProviderSettings
@@ -57,10 +57,11 @@ def measurement_of(
     else:
         ttft_ms = answer_ttft_ms = None
         latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
-    fields, warnings = cost_fields(
-        provider, model, settings, pricing, pricing_file, counts.reported_cost_usd,
-        input_tokens, output_tokens, cached_tokens,
-    )
+    cache_write_1h_tokens = part_of(counts.cache_write_1h_tokens, cache_write_tokens,
+                                    ("cache_write_1h_tokens", "cache_write_tokens"), problems)
+    fields, warnings = cost_fields(provider, model, settings, pricing, pricing_file, replace(
+        counts, input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens))
     if failure is None and usage is None and token_source is None:
         warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)

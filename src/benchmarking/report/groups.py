@@ -1,4 +1,4 @@
-"""The ways to split a report (`--by NAME`): provider, model, hour, region, host, upstream, tier, prompt."""
+"""The ways to split a report (`--by NAME`): provider, model, hour, region, host, upstream, tier, prompt, api."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class GroupKey:
 
 
 NO_VALUE = "(none)"
+DEFAULT_API = "chat_completions"
 GROUP_KEYS: dict[str, GroupKey] = {key.name: key for key in (
     GroupKey("provider", "", None),
     GroupKey("model", "model", lambda row: row.result.measurement.model, "b.model", column=False),
@@ -35,6 +36,10 @@ GROUP_KEYS: dict[str, GroupKey] = {key.name: key for key in (
     GroupKey("tier", "input tier", lambda row: row.result.measurement.input_tier, "b.input_tier",
              label=lambda tier: f"{tier:,}"),
     GroupKey("prompt", "prompt", lambda row: row.result.measurement.prompt_id, "b.prompt_id"),
+    # A provider's native API beside its OpenAI-compatible endpoint; rows stored before the column read as the one
+    # API there was then.
+    GroupKey("api", "api", lambda row: row.result.measurement.api or DEFAULT_API,
+             f"coalesce(b.api, '{DEFAULT_API}')"),
 )}
 # Keys whose report is a table of its own (the load report's `concurrency`) are dispatched in cli/report.py.
 

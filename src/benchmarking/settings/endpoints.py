@@ -1,4 +1,5 @@
-"""benchmark.toml's [[providers]] tables: OpenAI-compatible endpoints, their prices and headers."""
+"""benchmark.toml's [[providers]] tables: endpoints (OpenAI-compatible, or in the API their `api` names), their prices
+and headers."""
 
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
                 raise ConfigError(f"{where}: api_key_env must name an environment variable (letters, digits and _), "
                                   "like VLLM_API_KEY, not hold the key itself")
         token_count = table.get("token_count", "usage")
+        api = table.get("api", "chat_completions")
         endpoints.append(
             CustomEndpoint(
                 name=name,
@@ -130,6 +132,7 @@ def load_custom_endpoints(path: Path, builtin_names: Sequence[str]) -> tuple[Cus
                 price=_price_from_table(table, where),
                 headers=_toml_headers(table, where),
                 token_count=token_count,
+                api=api,
             )
         )
     return tuple(endpoints)

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 from ..errors import ConfigError
 from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import Workload
+from .apis import builtin_api, parse_api_overrides
 from .endpoints import load_custom_endpoints
 from .environment import model_list, parse_model_overrides, parse_provider_selection, storage_settings
 from .environment import unknown_benchmark_variables
@@ -27,6 +28,7 @@ def load_settings(
     environ: Mapping[str, str],
     provider_selection: str | None = None,
     model_overrides: Sequence[str] = (),
+    api_overrides: Sequence[str] = (),
     config_path: str | None = None,
     max_tokens: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -60,6 +62,7 @@ def load_settings(
     known = builtin_names + [e.name for e in custom]
     selected = parse_provider_selection(provider_selection, known)
     overrides = parse_model_overrides(model_overrides, known)
+    apis = parse_api_overrides(api_overrides, builtin_names, [e.name for e in custom])
 
     default_max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     common = dict(timeout_s=timeout_s, max_tokens=default_max_tokens, stream=stream, retries=retries)
@@ -81,6 +84,7 @@ def load_settings(
                 key_env=f"{upper}_API_KEY",
                 model_hint=f"set {upper}_MODEL or --model {name}=MODEL",
                 base_url=checked_base_url(base_url, f"{upper}_BASE_URL", f"{upper}_API_KEY") if base_url else None,
+                api=builtin_api(name, environ, apis),
                 **common,
             )
         )
@@ -99,6 +103,7 @@ def load_settings(
                 headers=endpoint.headers,
                 price=endpoint.price,
                 token_count=endpoint.token_count,
+                api=apis.get(endpoint.name, endpoint.api),
                 **common,
             )
         )

@@ -33,11 +33,13 @@ class ProviderSettings:
     # Open the connection with a free GET /models before every request (one at a time), or only before a client's
     # first (a load run: its connections stay open, and a warm-up per request would double the requests).
     warm_each_request: bool = True
+    # The API spoken, where the provider speaks several (openai, an endpoint of benchmark.toml); None: its one API.
+    api: str | None = None
 
 
 @dataclass(frozen=True)
 class CustomEndpoint:
-    """An OpenAI-compatible endpoint declared in benchmark.toml."""
+    """An endpoint declared in benchmark.toml, speaking one of the APIs (OpenAI-compatible by default)."""
 
     name: str
     base_url: str
@@ -46,6 +48,7 @@ class CustomEndpoint:
     price: Price | None = None
     headers: tuple[tuple[str, str], ...] = ()
     token_count: str = "usage"
+    api: str = "chat_completions"  # the API it speaks: one of settings.apis.APIS
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,10 @@ class ProviderTable(_Table):
 
     The keys are in the order an unknown key's message lists them: alphabetical."""
 
+    # The API the endpoint speaks (settings/apis.py APIS).
+    api: Literal["chat_completions", "responses", "messages", "generate_content"] | None = _rule(
+        "must be one of chat_completions, responses, messages, generate_content",
+        type_rule='must be one string in quotes, like api = "responses"')
     api_key_env: str | None = _string('api_key_env = "VLLM_API_KEY"')
     base_url: str | None = _string('base_url = "http://127.0.0.1:8000/v1"')
     # Prices and price_as_of take several TOML types each (a string, a number; a string, a date): endpoints.py reads

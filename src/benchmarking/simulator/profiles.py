@@ -47,6 +47,7 @@ class ModelProfile:
 # Prompts are counted (about 4 characters a token) and prefilled at a rate of the model's own, so TTFT grows with the
 # prompt, and a repeated prefix is served from the cache.
 DEFAULT_PROFILES: dict[str, ModelProfile] = {
+    "gpt-6-luna": ModelProfile(ttft_ms=160, itl_ms=8, output_tokens=48, prefill_tokens_per_s=30_000),
     "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000,
                                 shutdown_date="2027-01-14"),
     "openai/gpt-oss-20b": ModelProfile(
@@ -57,6 +58,7 @@ DEFAULT_PROFILES: dict[str, ModelProfile] = {
         ttft_ms=150, itl_ms=5, output_tokens=64, tokens_per_chunk=2, reasoning_tokens=16,
         prefill_tokens_per_s=50_000,
     ),
+    "openai/gpt-6-luna": ModelProfile(ttft_ms=230, itl_ms=8, output_tokens=48, prefill_tokens_per_s=30_000),
     "openai/gpt-4o-mini": ModelProfile(ttft_ms=250, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000),
 }
 DEFAULT_PROFILE = ModelProfile(ttft_ms=100, itl_ms=5, output_tokens=32)

@@ -20,7 +20,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "id", "run_id", "created_at", "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "error_type", "http_status", "upstream_provider",
     "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
-    "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens",
+    "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
 # texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.

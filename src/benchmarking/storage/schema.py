@@ -110,6 +110,7 @@ ALERTS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 NUMBER_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind in ("double precision", "numeric"))
+PRICE_FIELDS = tuple(name for name, kind in RESULTS_COLUMNS if kind == "numeric")  # Decimal in a Measurement
 _MEASUREMENT_FIELDS = tuple(name for name, _ in RESULTS_COLUMNS if name not in ("id", "run_id", "created_at"))
 
 # PostgreSQL's text and jsonb cannot hold NUL, and no backend can encode a lone UTF-16 surrogate (what a provider's
@@ -258,7 +259,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
             values[name] = None
     if values["cost_usd"] is not None:
         values["cost_usd"] = Decimal(str(values["cost_usd"]))
-    for name in ("price_input_per_mtok", "price_cached_input_per_mtok", "price_output_per_mtok"):
+    for name in PRICE_FIELDS:
         if values[name] is not None and not isinstance(values[name], Decimal):
             values[name] = Decimal(str(values[name]))
     for name in ("success", "stream", "response_truncated", "answer_ok"):

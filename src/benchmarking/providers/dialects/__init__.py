@@ -1,11 +1,13 @@
 """What an API dialect is: the request body one API takes, and how its recorded events read into an Answer.
 
 A dialect is one module here (chat_completions is the first), whose module-level names are what Dialect lists, plus
-its recorded fixtures in tests/fixtures/; a provider speaks it by naming it in its Wire.
+its recorded fixtures in tests/fixtures/, and an entry in DIALECTS; a provider speaks it by naming it in its Wire.
+common.py holds what the dialects share (the text kept as it streams, errors inside an HTTP 200, the judging).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
@@ -14,6 +16,16 @@ if TYPE_CHECKING:
     from ..failures import Failure
     from ..sse import SseEvent
     from ..wire import WireRecord
+
+# Each API, by the name rows store in `api` (and benchmark.toml's `api = ...` takes), and the module here that speaks
+# it, imported when first spoken. settings/apis.py lists the same names for the settings to check (a test keeps them
+# equal).
+DIALECTS = {
+    "chat_completions": "chat_completions",
+    "responses": "responses",
+    "messages": "messages",
+    "generate_content": "generate_content",
+}
 
 # What a call sends: a prompt's text (one user message), or its (role, content) messages.
 PromptInput = str | Sequence[tuple[str, str]]
@@ -51,3 +63,9 @@ class Dialect(Protocol):
               settings: ProviderSettings, model: str, endpoint: str) -> Failure | None: ...
 
     def tokens(self, usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens: ...
+
+
+def dialect_named(api: str) -> Dialect:
+    """The dialect module that speaks `api` (a key of DIALECTS)."""
+    module: Dialect = importlib.import_module(f"{__name__}.{DIALECTS[api]}")  # type: ignore[assignment]
+    return module

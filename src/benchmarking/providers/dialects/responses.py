@@ -1,0 +1,220 @@
+"""OpenAI's Responses API (`POST /responses`): the request body, the answer's typed events (`response.*`, or a whole
+body's `output` items) read into an Answer, and its failure shapes: `response.failed`, an `error` event, and
+`response.incomplete` (a success cut short when its reason is max_output_tokens, as Chat Completions' `length` is;
+a failure for any other reason).
+
+Spoken by OpenAI (OPENAI_API=responses) and by any endpoint declared with `api = "responses"` (vLLM, LiteLLM, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ContextManager, Mapping
+
+from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..failures import Failure, known_secrets, scrub
+from ..json_text import json_object
+from ..numbers import usage_count
+from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..wire import WireRecord
+from . import PromptInput
+from . import common
+from .common import Accumulated
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+
+API = "responses"
+
+# The API refuses a max_output_tokens below 16 (HTTP 400; CreateResponse in OpenAI's OpenAPI spec).
+MIN_OUTPUT_TOKENS = 16
+
+# Events whose delta is output, and what kind: the visible answer, a tool call's arguments, or reasoning.
+ANSWER_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
+TOOL_DELTAS = frozenset({"response.function_call_arguments.delta", "response.custom_tool_call_input.delta"})
+REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
+# The events that end a response, and the finish_reason each gives (response.incomplete: its reason).
+ENDINGS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
+# An incomplete response that is an answer all the same: cut at the output cap the request set.
+CUT_SUCCESS = "max_output_tokens"
+
+REHEARSAL_STREAM = b"".join(
+    b"event: " + event["type"].encode() + b"\ndata: " + json.dumps(event).encode() + b"\n\n"
+    for event in (
+        {"type": "response.created", "sequence_number": 0,
+         "response": {"id": "r", "object": "response", "status": "in_progress", "output": []}},
+        {"type": "response.output_text.delta", "sequence_number": 1, "item_id": "m", "output_index": 0,
+         "content_index": 0, "delta": "ok"},
+        {"type": "response.completed", "sequence_number": 2,
+         "response": {"id": "r", "object": "response", "status": "completed", "output": [],
+                      "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}},
+    )
+)
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
+    """The SDK's arguments for one request: leading system messages become `instructions`, the rest `input` items.
+    The API always sends usage (usage_request is not needed); `store: false` leaves nothing kept in the account."""
+    messages = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    leading = 0
+    while leading < len(messages) and messages[leading][0] == "system":
+        leading += 1
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "input": [{"role": role, "content": content} for role, content in messages[leading:]],
+        "max_output_tokens": max(max_tokens, MIN_OUTPUT_TOKENS),
+        "stream": stream,
+        "store": False,
+    }
+    if leading:
+        kwargs["instructions"] = "\n\n".join(content for _, content in messages[:leading])
+    return kwargs
+
+
+def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
+    """The request, made by the SDK; its answer's bytes are read off unparsed (the wire records them)."""
+    return sdk.responses.with_streaming_response.create(**request)
+
+
+def _error_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An `error` event's error: nested (`{"error": {...}}`, as OpenAI streams it) or the event's own fields."""
+    inner = payload.get("error")
+    if isinstance(inner, Mapping) and inner:
+        return inner
+    fields = {k: v for k, v in payload.items() if k in ("code", "message", "param", "status")}
+    return fields or {"message": "error event without details"}
+
+
+class _Builder(Accumulated):
+    """Accumulates an Answer event by event, or from a whole response object when not streamed."""
+
+    def delta(self, kind: str, text: str, at: float | None) -> None:
+        if not text:
+            return
+        f = self.fields
+        if kind in REASONING_DELTAS:
+            self._keep(self.reasoning, text)
+            # A summary is not the reasoning: the reasoning tokens behind it stay hidden from the decode.
+            f["reasoning_streamed"] = f.get("reasoning_streamed", False) or kind == "response.reasoning_text.delta"
+        else:
+            if kind in ANSWER_DELTAS:
+                self._keep(self.parts, text)
+            f.setdefault("first_answer_at", at)
+        self.output_events += 1
+        f.setdefault("first_output_at", at)
+        f["last_output_at"] = at
+
+    def response(self, response: Mapping[str, Any], ending: str | None) -> None:
+        """A response object (an event's `response`, or a whole body): its id, usage, and how it ended."""
+        f = self.fields
+        if isinstance(response.get("id"), str) and response["id"]:
+            f.setdefault("response_id", response["id"][:MAX_NAME_CHARS])
+        if isinstance(response.get("usage"), Mapping):
+            f["usage"] = response["usage"]
+        if ending == "incomplete":
+            details = response.get("incomplete_details")
+            reason = details.get("reason") if isinstance(details, Mapping) else None
+            f["finish_reason"] = name_of(reason) if reason else "incomplete"
+        elif ending is not None:
+            f["finish_reason"] = ending
+        if ending == "failed":
+            error = response.get("error")
+            f["error"] = error if isinstance(error, Mapping) and error else {"message": "the response failed"}
+
+    def output(self, response: Mapping[str, Any], at: float | None) -> None:
+        """A whole response's `output` items (no stream): each part's text, as one output event at `at`."""
+        items = response.get("output")
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, Mapping):
+                continue
+            kind = item.get("type")
+            if kind == "message":
+                for part in item.get("content") or ():
+                    if isinstance(part, Mapping):
+                        self.delta("response.output_text.delta", text_of(part.get("text")) +
+                                   text_of(part.get("refusal")), at)
+            elif kind == "reasoning":
+                for name in ("summary", "content"):
+                    for part in item.get(name) or ():
+                        if isinstance(part, Mapping):
+                            self.delta("response.reasoning_text.delta", text_of(part.get("text")), at)
+            elif kind in ("function_call", "custom_tool_call"):
+                self.delta("response.function_call_arguments.delta",
+                           text_of(item.get("arguments")) or text_of(item.get("input")) or kind, at)
+
+
+class EventReader:
+    """A stream's events in order, up to the one that ends the response (or an error, an unreadable event)."""
+
+    def __init__(self) -> None:
+        self._builder = _Builder()
+        self.ending: dict[str, Any] | None = None  # how the events ended, once they did
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+                continue
+            if event.data.strip() == "[DONE]":  # not the API's, but a compatible server may end with it
+                self.ending = {"done": True}
+                continue
+            payload = json_object(event.data)
+            if payload is None:
+                self.ending = {"unreadable": event.data[:80]}
+                continue
+            kind = payload.get("type") if isinstance(payload.get("type"), str) else event.event or ""
+            if kind in ANSWER_DELTAS or kind in TOOL_DELTAS or kind in REASONING_DELTAS:
+                self._builder.delta(kind, text_of(payload.get("delta")), event.arrived_at)
+            elif kind == "error":
+                self.ending = {"error": _error_of(payload)}
+            elif isinstance(payload.get("response"), Mapping):  # created, in_progress, and the endings
+                self._builder.response(payload["response"], ENDINGS.get(kind))
+                if kind in ENDINGS:
+                    self.ending = {"done": True}
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
+
+
+def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
+    """A whole response object (no stream): its output, usage and status; its time is when its last byte came."""
+    builder = _Builder()
+    status = body.get("status")
+    error = body.get("error")
+    if isinstance(error, Mapping) and error and status != "failed":  # an error body, not a response
+        return builder.build(error=error)
+    builder.output(body, record.last_byte_at)
+    builder.response(body, {"completed": "completed", "incomplete": "incomplete", "failed": "failed"}.get(
+        status if isinstance(status, str) else ""))
+    return builder.build(done=status in ("completed", "incomplete"))
+
+
+def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
+    """The counts in `response.usage` (input includes the cached part; output includes reasoning)."""
+    return Tokens(
+        input_tokens=usage_count(usage, ("input_tokens",), problems),
+        output_tokens=usage_count(usage, ("output_tokens",), problems),
+        cached_tokens=usage_count(usage, ("input_tokens_details", "cached_tokens"), problems),
+        cache_write_tokens=usage_count(usage, ("input_tokens_details", "cache_write_tokens"), problems),
+        reasoning_tokens=usage_count(usage, ("output_tokens_details", "reasoning_tokens"), problems),
+    )
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: as every dialect judges, and a response that ended incomplete for any
+    reason but its output cap fails."""
+    failure = common.judge(record, answer, error, settings, model, endpoint)
+    cut_for_another_reason = answer.finish_reason not in (None, "completed", CUT_SUCCESS)
+    if cut_for_another_reason and (failure is None or failure.error_type == "empty_answer"):
+        return Failure("incomplete", None, scrub(f"the response ended incomplete: {answer.finish_reason}",
+                                                 known_secrets(settings)), request_id_of(record, answer))
+    return failure
