@@ -75,7 +75,7 @@ def read(body: bytes):
 def test_any_gemini_stream_is_read_and_judged_never_a_traceback(body):
     provider = settings_for(type("At", (), {"base_url": lambda self, p: "http://127.0.0.1:9"})(), "gemini")
     answer = read(body)
-    failure = generate_content.judge(None, answer, None, provider, "gemini-2.5-flash", "http://127.0.0.1:9")
+    failure = generate_content.judge(None, answer, None, provider, "gemini-3.5-flash-lite", "http://127.0.0.1:9")
     if answer.first_output_at is not None:
         assert answer.first_output_at <= answer.last_output_at
         assert answer.first_answer_at is None or answer.first_answer_at >= answer.first_output_at
@@ -86,7 +86,7 @@ def test_any_gemini_stream_is_read_and_judged_never_a_traceback(body):
                                       "empty_answer", "incomplete")
         assert "\n" not in failure.message and FAKE_KEY not in failure.message
         assert failure.retry_after_s is None or 0 <= failure.retry_after_s < 10**10
-    m = measurement_of("gemini", "gemini-2.5-flash", provider, PRICING, "gemini_prices.py", "http://127.0.0.1:9",
+    m = measurement_of("gemini", "gemini-3.5-flash-lite", provider, PRICING, "gemini_prices.py", "http://127.0.0.1:9",
                        datetime.now(timezone.utc), 1, Attempt(None, answer, failure), None, generate_content)
     assert isinstance(m, Measurement) and m.success == (failure is None) and m.api == "generate_content"
     for count in (m.input_tokens, m.output_tokens, m.cached_tokens, m.reasoning_tokens):

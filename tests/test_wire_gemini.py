@@ -187,9 +187,9 @@ def test_a_plain_request_reads_the_whole_body():
 
 def test_the_model_listing_is_read_in_gemini_shape_under_the_sdks_api_version():
     with gemini_server(WireServer()) as server:
-        server.models = [MODEL, "gemini-2.5-flash-lite"]
+        server.models = [MODEL, "gemini-3.1-flash-lite"]
         models = list_models(WIRE, settings_for(At(server.url), "gemini"))
-    assert models == {MODEL: None, "gemini-2.5-flash-lite": None}
+    assert models == {MODEL: None, "gemini-3.1-flash-lite": None}
 
 
 def test_the_warm_up_lists_models_under_the_api_version_the_sdk_posts_to():
@@ -352,3 +352,24 @@ def test_the_wait_google_asks_for_in_retry_info_is_the_engines_backoff(where, mo
         server.reply(busy, recorded("text"))
         m = measure(server, retries=1)
     assert (m.success, m.attempts, waits) == (True, 2, [0.05])
+
+
+def test_an_endpoint_declared_with_api_generate_content_is_measured_through_google_genai(tmp_path):
+    # a Gemini-compatible server (a proxy, LiteLLM) in benchmark.toml, measured in its own dialect
+    from benchmarking.benchmark_runner import plan
+    from benchmarking.settings.load import load_settings
+
+    with gemini_server(WireServer()) as server:
+        server.reply(recorded("text"))
+        toml = tmp_path / "benchmark.toml"
+        toml.write_text(f'[[providers]]\nname = "gemini-proxy"\nbase_url = "{server.url}/proxy"\n'
+                        f'model = "models/{MODEL}"\napi = "generate_content"\napi_key_env = "PROXY_KEY"\n'
+                        'input_price = "0.10"\noutput_price = "0.40"\nprice_as_of = "2026-12-07"\n')
+        settings = load_settings(prompt="hello", builtin=[], environ={"PROXY_KEY": FAKE_KEY},
+                                 config_path=str(toml), provider_selection="gemini-proxy")
+        [cell] = plan(settings)
+        m = cell.call_fn(cell.prompt.messages, cell.model, cell.settings)
+        served = server.served[0]
+    assert (cell.model, m.model, m.api, m.success) == (MODEL, MODEL, "generate_content", True)
+    assert served.path.startswith("/proxy/") and served.path.endswith(f"/models/{MODEL}:streamGenerateContent")
+    assert m.cost_usd == (Decimal(13) * Decimal("0.10") + Decimal(8) * Decimal("0.40")) / Decimal(1_000_000)
