@@ -15,13 +15,13 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from ..answer import JOIN_PARTS, KEPT_CHARS, MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..json_text import json_object
 from ..numbers import usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord
-from . import PromptInput
+from . import PromptInput, common
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -116,27 +116,10 @@ def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-class _Builder:
+class _Builder(common.Accumulated):
     """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
 
-    def __init__(self) -> None:
-        self.fields: dict[str, Any] = {}
-        self.parts: list[str] = []
-        self.thoughts: list[str] = []
-        self.kept = {id(self.parts): 0, id(self.thoughts): 0}
-        self.cut: set[int] = set()
-        self.output_events = 0
-
-    def _keep(self, into: list[str], text: str) -> None:
-        room = KEPT_CHARS - self.kept[id(into)]
-        if len(text) > room:
-            text = text[:max(room, 0)]
-            self.cut.add(id(into))
-        if text:
-            into.append(text)
-            self.kept[id(into)] += len(text)
-            if len(into) >= JOIN_PARTS:
-                into[:] = ["".join(into)]
+    finish: str | None = None  # the last finishReason, as Gemini named it
 
     def chunk(self, payload: Mapping[str, Any], at: float | None) -> None:
         f = self.fields
@@ -157,7 +140,7 @@ class _Builder:
                 text = text_of(part.get("text"))
                 if part.get("thought") is True:
                     if text:
-                        self._keep(self.thoughts, text)
+                        self._keep(self.reasoning, text)
                         f["reasoning_streamed"] = True
                         carried_output = True
                     continue
@@ -171,21 +154,16 @@ class _Builder:
             if reason:
                 name = name_of(reason)
                 f["finish_reason"] = FINISH_REASONS.get(name, name.lower())
-                f["gemini_finish"] = name
+                self.finish = name
         if carried_output:
             self.output_events += 1
             f.setdefault("first_output_at", at)
             f["last_output_at"] = at
 
     def build(self, **extra: Any) -> Answer:
-        fields = dict(self.fields)
-        finish = fields.pop("gemini_finish", None)
-        error = extra.pop("error", None)
-        if error is None and finish is not None and finish not in FINISH_REASONS:
-            error = {STOPPED: finish}  # a stop that is a failure; judged below
-        return Answer(**fields, **extra, error=error, output_events=self.output_events, text="".join(self.parts),
-                      reasoning_text="".join(self.thoughts), text_truncated=id(self.parts) in self.cut,
-                      reasoning_truncated=id(self.thoughts) in self.cut)
+        if extra.get("error") is None and self.finish is not None and self.finish not in FINISH_REASONS:
+            extra["error"] = {STOPPED: self.finish}  # a stop that is a failure; judged below
+        return super().build(**extra)
 
 
 class EventReader:
@@ -307,18 +285,4 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
             failure = replace(failure, retry_after_s=retry_delay_s(body.get("error") if isinstance(body, Mapping)
                                                                      else None))
         return failure if failure.request_id else replace(failure, request_id=request_id)
-    if answer.too_large is not None:
-        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
-                       request_id)
-    if answer.unreadable is not None:
-        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
-                                                   known_secrets(settings)), request_id)
-    if settings.stream and answer.plain_json:
-        return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
-    if not answer.has_output:
-        return Failure("empty_answer", None, "the answer had no output (no text, thought or function call; "
-                       f"finish_reason {answer.finish_reason!r})", request_id)
-    if not answer.complete:
-        return Failure("incomplete", None, "stream ended before the answer was complete (no finishReason)",
-                       request_id)
-    return None
+    return common.judge(record, answer, None, settings, model, endpoint)  # what every dialect judges alike
