@@ -189,7 +189,7 @@ def load_in_this_process(levels: list[int], requests_per_slot: int) -> None:
     from datetime import datetime, timezone
 
     from benchmarking.benchmark_runner import Cell
-    from benchmarking.load import LevelStats
+    from benchmarking.load.levels import LevelStats
     from benchmarking.executors.local import LocalExecutor
     from benchmarking.executors.tickets import Ticket
     from benchmarking.workloads import default_workload

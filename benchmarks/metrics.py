@@ -24,7 +24,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from benchmarking.prometheus import Metrics, history_metrics, write_textfile  # noqa: E402
+from benchmarking.watch.exposition import write_textfile  # noqa: E402
+from benchmarking.watch.metrics import Metrics, history_metrics  # noqa: E402
 from benchmarking.storage import Storage  # noqa: E402
 from benchmarking.storage.postgres import PostgresStorage  # noqa: E402
 from benchmarking.storage.sqlite import SQLiteStorage  # noqa: E402

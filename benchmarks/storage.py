@@ -215,7 +215,7 @@ def time_reports(storage: Storage, database_url: str, workdir: str, count: int) 
 def measure_watch(open_storage: Callable[[], Storage], fill: Callable[[int, int, datetime], None],
                   database_url: str, rows: int, workdir: str) -> None:
     """The evaluation after a run, and `main.py watch`, on `rows` stored results (all rules on, an [slo] set)."""
-    from benchmarking.alerts import evaluate
+    from benchmarking.watch.alerts import evaluate
     from benchmarking.settings.model import Watching
     from benchmarking.slo import SloConfig, Targets
 

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from benchmarking.alerts import apply, evaluate, judge_slo, notify_pending
+from benchmarking.watch.alerts import apply, evaluate, notify_pending
+from benchmarking.watch.rules import judge_slo
 from benchmarking.settings.model import AlertRules, Watching
 from benchmarking.settings.values import Secret
 from benchmarking.report.selection import Row
@@ -204,7 +205,7 @@ def test_a_receiver_that_never_finishes_answering_holds_the_evaluation_no_longer
                                                                                                      monkeypatch):
     """A webhook that answers a byte every 0.2 s never trips a socket timeout: before the bound on the whole send,
     it held a run (and its SIGTERM) for as long as it kept answering."""
-    from benchmarking import notify
+    from benchmarking.watch import notify
 
     monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 2.0, raising=False)
     write_results(storage, "groq", "m", [FAIL] * 3, NOW)
@@ -223,7 +224,7 @@ def test_a_receiver_that_trickles_costs_one_bound_per_evaluation_not_one_per_ale
     """Five alerts opened at once, one receiver that never finishes answering: each message waited the whole bound
     in turn (5 x 15 s). A URL that did not take a message is not tried again in the same evaluation: the others stay
     pending for the next one, each with its line."""
-    from benchmarking import notify
+    from benchmarking.watch import notify
 
     monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 2.0)
     for index in range(5):
@@ -258,7 +259,7 @@ def test_ctrl_c_while_a_notification_is_sent_gives_it_back_for_the_next_evaluati
     beyond the test's own time, so only the Ctrl-C can end the send."""
     import signal
 
-    from benchmarking import notify
+    from benchmarking.watch import notify
 
     monkeypatch.setattr(notify, "SEND_TIMEOUT_S", 600.0)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -284,7 +285,7 @@ def test_a_receiver_answering_gigabytes_costs_the_send_bounded_memory_and_it_sta
     from pathlib import Path
 
     script = ("import json, resource, sys\n"
-              "from benchmarking.notify import send\n"
+              "from benchmarking.watch.notify import send\n"
               "failed = send([sys.argv[1]], 'title', 'body')\n"
               # VmHWM: this process's own peak (ru_maxrss of SELF keeps pytest's across exec)
               "own = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
@@ -303,7 +304,7 @@ def test_a_receiver_answering_gigabytes_costs_the_send_bounded_memory_and_it_sta
 def test_two_machines_on_one_postgresql_open_resolve_and_announce_each_alert_once(pg_url):
     """Both machines judge the same data from the same read of the alerts table, and both act on it: the database
     lets exactly one open the alert, one resolve it, and one send each notification."""
-    from benchmarking.alerts import judge
+    from benchmarking.watch.rules import judge
     from benchmarking.storage.postgres import PostgresStorage
 
     with Receiver() as receiver, PostgresStorage(pg_url) as a, PostgresStorage(pg_url) as b:

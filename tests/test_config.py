@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+import re
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,10 @@ def test_base_url_variables_and_what_each_sdk_expects():
     assert normalise_base_url(TOGETHER, None) == "https://api-inference.together.ai"
 
 
-def test_unknown_benchmark_variable_warns():
-    s = settings({"BENCHMARK_REGON": "eu"})
-    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (a typo?)",)
+def test_unknown_benchmark_variable_warns_naming_the_closest_known_one():
+    s = settings({"BENCHMARK_REGON": "eu", "BENCHMARK_ZZZZZZZZZZZZZZZZZ": "1"})
+    assert s.warnings == ("unknown variable BENCHMARK_REGON is set and ignored (did you mean BENCHMARK_REGION?)",
+                          "unknown variable BENCHMARK_ZZZZZZZZZZZZZZZZZ is set and ignored (a typo?)")
 
 
 def test_custom_endpoints_from_toml(tmp_path):
@@ -88,13 +90,15 @@ def test_custom_endpoints_from_toml(tmp_path):
         ('[[providers]]\nname = "x"\nbase_url = "ftp://a"\nmodel = "m"\n', "must start with http"),
         ('[[providers]]\nname = "x"\nbase_url = "http://a"\nmodel = "m"\ninput_price = "1"\n', "output_price"),
         ("[[providers]\n", "not valid TOML"),
-        ('[bench]\nx = 1\n', "unknown section 'bench'"),
+        ('[bench]\nx = 1\n', "unknown section 'bench'; the sections read are [[providers]], [slo], [alerts] and "),
+        ('[alert]\nwindow = "1h"\n', "unknown section 'alert' (did you mean [alerts]?); the sections read are "),
+        ('[[provider]]\nname = "x"\n', "unknown section 'provider' (did you mean [[providers]]?)"),
     ],
 )
 def test_bad_toml_is_a_config_error(tmp_path, text, message):
     toml = tmp_path / "b.toml"
     toml.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         settings(config_path=str(toml))
 
 

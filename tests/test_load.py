@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from benchmarking.load import Done, LevelStats, sweep_stop
+from benchmarking.executors.tickets import Done
+from benchmarking.load.levels import LevelStats, sweep_stop
 from benchmarking.measurement import Measurement
 from benchmarking.simulator import ModelProfile, Simulator
 
@@ -431,7 +432,7 @@ def test_rows_kept_in_an_outbox_that_cannot_be_read_at_the_end_are_never_said_to
     from uuid import uuid4
 
     from benchmarking.benchmark_runner import SavedMeasurement
-    from benchmarking.delivery import settle_notes
+    from benchmarking.app.delivery import settle_notes
     from benchmarking.measurement import Measurement, utc_now
     from benchmarking.storage.outbox import Outbox
 

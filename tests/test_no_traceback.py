@@ -88,15 +88,15 @@ def test_ctrl_c_twice_while_starting_stops_at_once_in_one_line(tmp_path):
 
 
 def test_ctrl_c_while_the_rules_are_judged_after_a_run_is_exit_130_and_the_run_stands(tmp_path):
-    """benchmarking.alerts is first imported by the evaluation that follows a run. One Ctrl-C there used to end
+    """benchmarking.watch.alerts is first imported by the evaluation that follows a run. One Ctrl-C there used to end
     main.py with 0 (the run was over); two said "interrupted before the run started: nothing measured" of a run whose
     results were stored."""
-    status, err = ctrl_c_while_importing(tmp_path, "benchmarking.alerts", "main.py", "--simulate", "--providers",
+    status, err = ctrl_c_while_importing(tmp_path, "benchmarking.watch.alerts", "main.py", "--simulate", "--providers",
                                          "groq")
     assert status == 130 and "Traceback" not in err and "nothing measured" not in err, err
     assert stored_runs(tmp_path / "benchmarks.db") == [("benchmark-run", "completed")]
 
-    status, err = ctrl_c_while_importing(tmp_path, "benchmarking.alerts", "main.py", "--simulate", "--providers",
+    status, err = ctrl_c_while_importing(tmp_path, "benchmarking.watch.alerts", "main.py", "--simulate", "--providers",
                                          "groq", times=2)
     assert status == 130 and "Traceback" not in err and "nothing measured" not in err, err
     assert re.search(r"\ninterrupted while judging the alert rules after run [0-9a-f-]{36}: the run and its results "

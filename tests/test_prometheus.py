@@ -16,8 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarking.cli import scheduled_main
-from benchmarking.prometheus import (
-    DECODE_BUCKETS, SECONDS_BUCKETS, FiringAlert, Metrics, firing_alerts, history_metrics, serve, write_textfile,
+from benchmarking.watch.exposition import serve, write_textfile
+from benchmarking.watch.metrics import (
+    DECODE_BUCKETS, SECONDS_BUCKETS, FiringAlert, Metrics, firing_alerts, history_metrics,
 )
 
 from conftest import FAKE_KEY

@@ -197,7 +197,7 @@ def test_credentials_in_a_base_url_are_refused_naming_where_the_key_goes(url):
 
 def test_a_notification_leaves_the_process_scrubbed():
     from echo_server import EchoServer
-    from benchmarking.notify import send
+    from benchmarking.watch.notify import send
 
     with EchoServer(status=200) as receiver:
         send([f"json://{receiver.url[7:]}/hook"], f"alert {SECRET}", f"error: {quote(SECRET, safe='')} refused")

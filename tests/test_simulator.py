@@ -1,5 +1,6 @@
 """The simulator's own surface: its routes (one table, anything else a 404) and its command line."""
 
+import http.client
 import json
 from pathlib import Path
 import subprocess
@@ -7,9 +8,10 @@ import sys
 import urllib.error
 import urllib.request
 
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from benchmarking.simulator import Simulator
+from benchmarking.simulator import ModelProfile, Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +52,39 @@ def test_the_command_line_checks_its_flags():
     assert shown.returncode == 0 and shown.stdout.startswith("usage: simulator.py")
     refused = subprocess.run([*command, "--over-capacity-429"], capture_output=True, text=True, env=env, timeout=30)
     assert refused.returncode == 2 and "--over-capacity-429 needs --capacity N" in refused.stderr
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2**40) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+# Keys each API reads, so that the bodies drawn reach the code that reads them.
+KEYS = st.sampled_from(["model", "stream", "messages", "max_tokens", "max_completion_tokens", "stream_options",
+                        "system", "input", "instructions", "max_output_tokens", "reasoning", "contents",
+                        "systemInstruction", "generationConfig", "content", "parts", "text"])
+BODIES = st.dictionaries(KEYS, JSON, max_size=6) | JSON
+PATHS = ["/v1/chat/completions", "/anthropic/v1/messages", "/v1/responses",
+         "/gemini/v1beta/models/m:streamGenerateContent?alt=sse", "/gemini/v1/models/m:generateContent"]
+
+
+@pytest.fixture(scope="module")
+def quick_sim():
+    with Simulator(profiles={}, default=ModelProfile(ttft_ms=0, itl_ms=0, output_tokens=3)) as sim:
+        yield sim
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODIES, path=st.sampled_from(PATHS))
+def test_any_json_body_gets_a_whole_answer_from_every_api(quick_sim, body, path):
+    host, port = quick_sim.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        text = answer.read()  # the whole body, streamed or not: a handler that broke would cut it short
+    finally:
+        connection.close()
+    assert answer.status in (200, 400), (answer.status, text[:200])
+    if answer.status == 400:  # only a body that is not a JSON object is refused, and said so in the API's shape
+        assert not isinstance(body, dict) and b"request body is not a JSON object" in text

@@ -223,7 +223,7 @@ def test_a_benchmark_notify_that_is_not_utf8_is_refused_in_one_line(tmp_path):
 
 def test_a_url_apprise_raises_on_is_refused_like_one_it_cannot_load():
     from benchmarking.errors import ConfigError
-    from benchmarking.notify import check_url
+    from benchmarking.settings.notify_urls import check_url
 
     with pytest.raises(ConfigError, match=r"^\[notify\] urls: URL 1 of 1 \(json://…\) is not a URL Apprise can use"):
         check_url("json://127.0.0.1:1/\udcff", "[notify] urls: URL 1 of 1")

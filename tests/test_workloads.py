@@ -72,8 +72,9 @@ def test_a_tiers_run_stores_the_tier_and_the_providers_count_with_caps_that_fit(
     assert [(r["provider"], r["input_tier"]) for r in results] == [
         ("openai", 100), ("openai", 1000), ("openai", 10000), ("groq", 100), ("groq", 1000), ("groq", 10000)]
     assert {(r["workload"], r["cache_mode"]) for r in results} == {("tiers", "bust")}
-    for r in results:  # the simulator counts about 4 characters a token: more than the tier, never a tier's size
-        assert r["input_tokens"] > r["input_tier"] and r["prompt_id"] == f"tier-{r['input_tier']}"
+    for r in results:  # the simulator counts as the tiers are built (a word or a mark a token): the tier's size
+        assert abs(r["input_tokens"] - r["input_tier"]) <= 0.03 * r["input_tier"] + 5, r
+        assert r["prompt_id"] == f"tier-{r['input_tier']}"
     # the simulator prefills at a model's rate: a bigger prompt takes longer to its first token
     openai = [r["ttft_ms"] for r in results if r["provider"] == "openai"]
     assert openai[0] < openai[1] < openai[2]

@@ -17,7 +17,7 @@ from .scheduler import format_duration
 from .storage.schema import json_default, result_row
 
 if TYPE_CHECKING:
-    from .load import LevelStats, LoadSettings
+    from .load.levels import LevelStats, LoadSettings
 
 
 def _ms(value: float | None) -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 from ..settings.model import Settings
@@ -11,7 +10,8 @@ from ..errors import ConfigError, NoProvidersError
 from ..pricing import format_usd
 
 if TYPE_CHECKING:
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
+    from .reporter import Reporter
 
 
 def no_provider_left(settings: Settings) -> None:
@@ -33,25 +33,24 @@ def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int
     return -(-sum(counts) // prompts) * runs  # a level's requests go round its prompts
 
 
-def print_plan(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> None:
+def show_plan(settings: Settings, reporter: "Reporter", runs: int = 1, load: "LoadSettings | None" = None) -> None:
     """`--dry-run`: what the run would send, and the most it could cost; nothing is sent."""
     from ..benchmark_runner import cost_bound, plan
     from ..console import plan_json, plan_lines
 
     for line in settings.warnings + settings.skipped:
-        print(line, file=sys.stderr)
+        reporter.warn(line)
     no_provider_left(settings)
     cells = plan(settings)
     each = requests_per_cell(settings, load, runs)
     bound = cost_bound(cells, each, settings.measured_workload.cache_mode) if each is not None else None
     # With --json, stdout is the plan as json, whatever else is said; the lines for people go to stderr.
-    print("\n".join(plan_lines(settings, cells, bound, runs, load)),
-          file=sys.stderr if settings.json_output else sys.stdout)
+    reporter.say("\n".join(plan_lines(settings, cells, bound, runs, load)))
     if settings.json_output:
-        print(plan_json(settings, cells, bound, runs, load))
+        reporter.data(plan_json(settings, cells, bound, runs, load))
 
 
-def guard_cost(settings: Settings, runs: int = 1, load: "LoadSettings | None" = None) -> None:
+def guard_cost(settings: Settings, reporter: "Reporter", runs: int = 1, load: "LoadSettings | None" = None) -> None:
     """A live run that could cost more than --max-cost stops here, before anything is sent."""
     from ..benchmark_runner import cost_bound, plan
 
@@ -59,8 +58,7 @@ def guard_cost(settings: Settings, runs: int = 1, load: "LoadSettings | None" = 
         return
     each = requests_per_cell(settings, load, runs)
     if each is None:
-        print("warning: --duration puts no upper bound on what a load run costs (give --requests for one)",
-              file=sys.stderr)
+        reporter.warn("warning: --duration puts no upper bound on what a load run costs (give --requests for one)")
         return
     bound = cost_bound(plan(settings), each, settings.measured_workload.cache_mode)
     if bound.usd > settings.max_cost_usd:

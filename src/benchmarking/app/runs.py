@@ -5,75 +5,73 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from ..settings.model import Settings
 from ..errors import EvaluationInterrupted
 from ..stopping import GracefulStop
 from .plan import guard_cost, no_provider_left
-from .storage import open_storage, print_lost
+from .reporter import Reporter
+from .storage import lost_lines, open_storage
 
 if TYPE_CHECKING:
     from ..benchmark_runner import RunOutcome
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..storage.outbox import ResilientStorage
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every run of a process shares: the final settings, the storage, where human lines go."""
+    """What every run of a process shares: the final settings, the storage, where its lines go."""
 
     settings: Settings
     storage: "ResilientStorage"
-    human: TextIO
+    reporter: Reporter
     json_lines: bool = False  # --json of several runs: one line of json each, so that stdout stays readable json lines
 
 
-def prepare_runs(settings: Settings, stack: ExitStack, runs: int = 1, load: "LoadSettings | None" = None
-                 ) -> RunContext:
-    """Warnings printed, the cost checked, the simulator started if asked, a provider left to measure, models that
+def prepare_runs(settings: Settings, stack: ExitStack, reporter: Reporter, runs: int = 1,
+                 load: "LoadSettings | None" = None) -> RunContext:
+    """Warnings said, the cost checked, the simulator started if asked, a provider left to measure, models that
     are about to shut down named, storage opened and replayed."""
     from ..check import retiring_models
 
-    human = sys.stderr if settings.json_output else sys.stdout
     for line in settings.warnings + settings.skipped:
-        print(line, file=sys.stderr)
+        reporter.warn(line)
     no_provider_left(settings)
-    guard_cost(settings, runs, load)
+    guard_cost(settings, reporter, runs, load)
     if settings.simulate:
         from ..simulator import Simulator
 
         sim = stack.enter_context(Simulator())
         settings = settings.pointed_at({p.name: sim.base_url(p.name) for p in settings.providers}, "sim-key")
     for line in retiring_models(settings):
-        print(f"warning: {line}", file=sys.stderr)
-    storage = open_storage(settings, stack, lambda line: print(line, file=sys.stderr))
-    return RunContext(settings, storage, human)
+        reporter.warn(f"warning: {line}")
+    storage = open_storage(settings, stack, reporter.warn)
+    return RunContext(settings, storage, reporter)
 
 
 def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", stop: GracefulStop) -> RunOutcome:
     """A load run (--concurrency): its levels' lines, and its JSON if asked for."""
     from ..benchmark_runner import RunOutcome
-    from ..console import ConsoleReporter, outcome_json
-    from ..delivery import settle_notes
-    from ..load import run_load
+    from ..console import outcome_json
+    from ..load.closed import run_load
+    from .delivery import settle_notes
 
+    reporter = context.reporter
     try:
-        run, status, results, notes = run_load(settings, load, context.storage, ConsoleReporter(context.human),
-                                               stop.requested)
+        run, status, results, notes = run_load(settings, load, context.storage, reporter.progress(), stop.requested)
     finally:
         lost = context.storage.settle()
-        if lost:
-            print_lost(lost, settings.outbox_dir)
+        for line in lost_lines(lost, settings.outbox_dir) if lost else ():
+            reporter.warn(line)
     storage = context.storage
     delivery = settle_notes(run.id, results, notes, storage.outbox.waiting_ids(storage.database), lost)
     notes = (*delivery.run_notes, *([f"{len(lost)} writes only printed on stderr"] if lost else []))
     outcome = RunOutcome(run=run, status=status, results=delivery.results, run_notes=notes)
-    print(f"\nLoad run {run.id} {status}: {len(results)} requests, {delivery.stored_line(settings.outbox_dir)}",
-          file=context.human)
+    reporter.say(f"\nLoad run {run.id} {status}: {len(results)} requests, {delivery.stored_line(settings.outbox_dir)}")
     if settings.json_output:
-        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
+        reporter.data(outcome_json(outcome, None if context.json_lines else 2))
     watch_after_run(context, settings, outcome)
     return outcome
 
@@ -81,22 +79,23 @@ def one_load_run(context: RunContext, settings: Settings, load: "LoadSettings", 
 def one_run(context: RunContext, settings: Settings, stop: GracefulStop) -> RunOutcome:
     """One run, its summary table, and its JSON if asked for."""
     from ..benchmark_runner import run_benchmark
-    from ..console import ConsoleReporter, outcome_json, summary_table
+    from ..console import outcome_json, summary_table
 
+    reporter = context.reporter
     lost: list[dict[str, object]] = []
     try:
-        outcome = run_benchmark(settings, context.storage, ConsoleReporter(context.human), stop.requested)
+        outcome = run_benchmark(settings, context.storage, reporter.progress(), stop.requested)
     finally:
         # Writes held in memory (the database and the outbox both failed) get a last try, even on Ctrl-C.
         lost = context.storage.settle()
-        if lost:
-            print_lost(lost, settings.outbox_dir)
+        for line in lost_lines(lost, settings.outbox_dir) if lost else ():
+            reporter.warn(line)
     if lost:
         outcome = replace(outcome, run_notes=(*outcome.run_notes, f"{len(lost)} writes only printed on stderr"))
-    print(file=context.human)
-    print(summary_table(outcome), file=context.human)
+    reporter.say()
+    reporter.say(summary_table(outcome))
     if settings.json_output:
-        print(outcome_json(outcome, None if context.json_lines else 2), flush=True)
+        reporter.data(outcome_json(outcome, None if context.json_lines else 2))
     watch_after_run(context, settings, outcome)
     return outcome
 
@@ -107,9 +106,9 @@ def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome
     Only Ctrl-C does, as it would at any other moment."""
     if outcome.status == "interrupted":
         return
-    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    say = context.reporter.warn
     try:
-        from ..alerts import describe, evaluate
+        from ..watch.alerts import describe, evaluate
 
         evaluation = evaluate(context.storage, settings.watching, run_id=outcome.run.id, host=settings.host,
                               include_simulated=settings.simulate, say=say)
@@ -121,6 +120,6 @@ def watch_after_run(context: RunContext, settings: Settings, outcome: RunOutcome
                                     "and its results are stored; `python main.py watch` judges the rules again"
                                     ) from None
     for alert in evaluation.opened:
-        print(f"alert FIRING: {describe(alert)}", file=context.human)
+        context.reporter.say(f"alert FIRING: {describe(alert)}")
     for alert in evaluation.resolved:
-        print(f"alert resolved: {describe(alert)}", file=context.human)
+        context.reporter.say(f"alert resolved: {describe(alert)}")

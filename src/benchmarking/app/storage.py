@@ -1,12 +1,11 @@
 """Opening storage for a run or flush: the backend behind the outbox, checked, earlier runs' waiting writes replayed,
-runs a dead process left running marked abandoned; and writes that nothing could take, printed so none is lost."""
+runs a dead process left running marked abandoned; and writes that nothing could take, said as lines so none is lost."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 import json
 from pathlib import Path
-import sys
 from typing import TYPE_CHECKING, Callable
 
 from ..settings.model import Settings
@@ -76,11 +75,10 @@ def open_storage(settings: Settings, stack: ExitStack, say: Callable[[str], None
     return storage
 
 
-def print_lost(lost: list[dict[str, object]], outbox_dir: str) -> None:
-    """Writes that neither the database nor the outbox took, on stderr as outbox lines, so that nothing is lost."""
-    print(f"error: {len(lost)} writes could be stored neither in the database nor in the outbox ({outbox_dir}/); "
-          f"they follow, one JSON line each: once the outbox can be written, append them to "
-          f"{outbox_dir}/pending.jsonl and run `python main.py flush`", file=sys.stderr)
-    for entry in lost:
-        print(json.dumps(entry), file=sys.stderr)
-    sys.stderr.flush()
+def lost_lines(lost: list[dict[str, object]], outbox_dir: str) -> list[str]:
+    """Writes that neither the database nor the outbox took, as outbox lines to say on stderr, so that nothing is
+    lost."""
+    return [f"error: {len(lost)} writes could be stored neither in the database nor in the outbox ({outbox_dir}/); "
+            f"they follow, one JSON line each: once the outbox can be written, append them to "
+            f"{outbox_dir}/pending.jsonl and run `python main.py flush`",
+            *(json.dumps(entry) for entry in lost)]

@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 import os
 from pathlib import Path
-import socket
 from typing import TYPE_CHECKING
 
 from ..settings.environment import load_dotenv_file
@@ -20,7 +19,7 @@ from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
 
 if TYPE_CHECKING:
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..workloads import Workload
 
 
@@ -153,7 +152,7 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
 def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -> "LoadSettings | None":
     """--concurrency and its company, checked (within what this machine can hold); None for a sequential run."""
     from ..executors.capacity import check_local_load
-    from ..load import LoadSettings
+    from ..load.levels import LoadSettings
     from ..executors.tickets import SLOTS_PER_WORKER
     from ..scheduler import parse_duration
 
@@ -259,13 +258,7 @@ def storage_only_settings(config_path: str | None = None, watching: bool = False
                           ) -> Settings:
     """Settings that name only where results are stored (report, flush): .env and the environment; with `watching`,
     benchmark.toml's [slo] and [alerts] too (report, watch), and with `notify` its notify URLs (watch)."""
-    from ..settings.environment import storage_settings
-    from ..settings.model import Watching
-    from ..settings.toml_file import config_file
-    from ..settings.watching import load_watching
+    from ..settings.load import load_storage_settings
 
     load_dotenv_file()
-    # The host as a run records it, so that `flush` can judge this host's runs left running (load_settings' rule).
-    host = os.environ.get("BENCHMARK_HOST") or socket.gethostname()
-    watched = load_watching(config_file(config_path, os.environ), os.environ, notify) if watching else Watching()
-    return Settings(prompt="", providers=(), models={}, host=host, watching=watched, **storage_settings(os.environ))
+    return load_storage_settings(os.environ, config_path, watching, notify)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
-    from ..prometheus import Metrics
+    from ..watch.metrics import Metrics
     from ..storage import Storage
     from ..storage.outbox import ResilientStorage
 
@@ -38,7 +38,7 @@ def add_metrics_port_argument(parser: argparse.ArgumentParser) -> None:
 
 def checked_metrics_file(args: argparse.Namespace, settings: "Settings") -> Path | None:
     """--metrics-file, checked: its directory exists and takes a file, and the file is none the tool keeps."""
-    from ..prometheus import check_textfile
+    from ..watch.exposition import check_textfile
     from .outputs import own_files
 
     return check_textfile(args.metrics_file, own_files(settings, args)) if args.metrics_file is not None else None
@@ -51,7 +51,8 @@ def write_metrics_file(storage: "Storage", path: Path | None) -> bool:
     if path is None:
         return True
     from ..errors import OutputUnwritable, StorageError
-    from ..prometheus import history_metrics, write_textfile
+    from ..watch.exposition import write_textfile
+    from ..watch.metrics import history_metrics
 
     try:
         write_textfile(path, history_metrics(storage))
@@ -81,7 +82,7 @@ class LiveMetrics:
     def refresh_alerts(self, storage: "Storage") -> None:
         """The firing alerts as the database has them now (after a run: after its rules were evaluated)."""
         from ..errors import StorageError
-        from ..prometheus import firing_alerts
+        from ..watch.metrics import firing_alerts
 
         try:
             self.metrics.set_alerts(firing_alerts(storage))
@@ -93,7 +94,8 @@ def serve_metrics(args: argparse.Namespace, stack: ExitStack) -> LiveMetrics | N
     """--metrics-port: listening before anything is measured, closed when the stack closes."""
     if args.metrics_port is None:
         return None
-    from ..prometheus import Metrics, parse_metrics_address, serve
+    from ..watch.exposition import parse_metrics_address, serve
+    from ..watch.metrics import Metrics
 
     metrics = Metrics()
     server = serve(metrics, *parse_metrics_address(args.metrics_port))

@@ -9,9 +9,10 @@ import sys
 from .. import __version__
 from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
-from ..app.plan import print_plan
+from ..app.plan import show_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
+from .lines import ConsoleLines
 from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
 
 
@@ -57,11 +58,12 @@ def run_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        lines = ConsoleLines(settings.json_output)
         if settings.dry_run:
-            print_plan(settings, load=load)
+            show_plan(settings, lines, load=load)
             return ExitStatus.OK
         connect_engine(load)
-        context = prepare_runs(settings, stack, load=load)
+        context = prepare_runs(settings, stack, lines, load=load)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the run started: nothing measured", file=sys.stderr)
             return stop.exit_status

@@ -12,9 +12,10 @@ from ..benchmark_runner import RunInterrupted
 from ..settings.model import Settings
 from ..settings.values import DEFAULT_RUN_NAME, whole_number
 from ..stopping import GracefulStop
-from ..app.plan import print_plan
+from ..app.plan import show_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
+from .lines import ConsoleLines
 from .metrics import (
     add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
 )
@@ -63,19 +64,20 @@ def schedule_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        lines = ConsoleLines(settings.json_output)
         if settings.dry_run:
-            print_plan(settings, runs=schedule.runs, load=load)
+            show_plan(settings, lines, runs=schedule.runs, load=load)
             return ExitStatus.OK
         live = serve_metrics(args, stack)
         connect_engine(load)
-        context = replace(prepare_runs(settings, stack, runs=schedule.runs, load=load), json_lines=True)
+        context = replace(prepare_runs(settings, stack, lines, runs=schedule.runs, load=load), json_lines=True)
         if live is not None:
             live.watch(context.settings, context.storage)
         if stop.requested():  # Ctrl-C or SIGTERM while starting: no run is created, nothing is measured
             print("interrupted before the first run: nothing measured", file=sys.stderr)
             return stop.exit_status
         print(f"schedule: {schedule.runs} runs, one every {args.interval} (Ctrl-C stops after the current request)",
-              file=context.human, flush=True)
+              file=lines.human, flush=True)
 
         metrics_failures: list[str] = []  # runs after which --metrics-file could not be written (a disk that failed)
 
@@ -97,7 +99,7 @@ def schedule_main(argv: list[str]) -> int:
 
         outcome = run_schedule(
             schedule, context.settings, guarded_run, stop.wait, stop.requested,
-            lambda line: print(line, file=context.human, flush=True),
+            lambda line: print(line, file=lines.human, flush=True),
         )
         # Writes still in the outbox when the schedule ends have not reached the database: not all is well.
         waiting = context.storage.outbox.waiting_ids(context.storage.database)

@@ -15,7 +15,7 @@ def _when(moment: datetime | None) -> str:
 
 def watch_main(argv: list[str]) -> int:
     """Evaluate, print, and exit 3 with --fail-on-firing when an alert is firing."""
-    from ..alerts import describe, evaluate, test_message
+    from ..watch.alerts import describe, evaluate, test_message
     from ..scheduler import format_duration
     from ..storage import open_backend
 
@@ -34,7 +34,7 @@ def watch_main(argv: list[str]) -> int:
     settings = storage_only_settings(args.config, watching=True, notify=True)
     watching = settings.watching
     if args.test_notify:
-        from ..notify import scheme_of
+        from ..settings.notify_urls import scheme_of
 
         if not watching.notify_urls:
             raise ConfigError("--test-notify: no notify URL is set: set BENCHMARK_NOTIFY or [notify] urls in "

@@ -50,15 +50,10 @@ def parse_api_overrides(items: Sequence[str], builtin: Sequence[str], custom: Se
     return overrides
 
 
-def builtin_api(name: str, environ: Mapping[str, str], overrides: Mapping[str, str]) -> str | None:
-    """The API a built-in provider speaks: --api, else <PROVIDER>_API, else its default; None where it speaks one
-    (its module knows which)."""
+def builtin_api(name: str, variable: str | None, overrides: Mapping[str, str]) -> str | None:
+    """The API a built-in provider speaks: --api, else <PROVIDER>_API (`variable`, checked by settings/variables.py),
+    else its default; None where it speaks one (its module knows which)."""
     allowed = apis_of(name)
-    variable = f"{name.upper()}_API"
     if len(allowed) == 1:
-        if environ.get(variable):
-            raise ConfigError(f"{variable} is set, but {name} speaks one API ({allowed[0]}): unset it")
         return None
-    if name in overrides:
-        return overrides[name]
-    return checked_api(environ[variable], allowed, variable) if environ.get(variable) else allowed[0]
+    return overrides.get(name) or variable or allowed[0]

@@ -38,7 +38,10 @@ def read_toml(path: Path) -> dict[str, object]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     unknown = set(data) - set(TOML_SECTIONS)
     if unknown:
-        raise ConfigError(f"{path}: unknown section {sorted(unknown)[0]!r}; the sections read are "
+        section = sorted(unknown)[0]
+        close = difflib.get_close_matches(section, TOML_SECTIONS, n=1)
+        hint = f" (did you mean {'[[providers]]' if close[0] == 'providers' else f'[{close[0]}]'}?)" if close else ""
+        raise ConfigError(f"{path}: unknown section {section!r}{hint}; the sections read are "
                           "[[providers]], [slo], [alerts] and [notify]")
     return data
 

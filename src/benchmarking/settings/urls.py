@@ -59,27 +59,34 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def checked_database_url(url: str) -> str:
+def checked_database_url(url: str, variable: str = "DATABASE_URL") -> str:
     """DATABASE_URL, refused in one line when it cannot work. The URL is never printed: it holds the password."""
+    redaction.register_database_url(url)
+    if not url.startswith(("sqlite:///", "postgres://", "postgresql://")):
+        scheme, colon, _ = url.partition(":")
+        # Only a scheme is named: the rest (a key=value string, a typo'd URL) may hold the password.
+        named = f", not {scheme!r}" if colon and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else (
+            " (a key=value connection string is not read: write it as a URL)")
+        raise ConfigError(f"{variable} must start with sqlite:/// or postgresql://{named}")
     example = "like postgresql://user:password@host:5432/dbname"
     if url.startswith("sqlite:///"):
         if url.removeprefix("sqlite:///") == ":memory:":
-            raise ConfigError("DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, "
+            raise ConfigError(f"{variable}=sqlite:///:memory: would keep nothing after the run: give a file, "
                               "like sqlite:///benchmarks.db")
         return url
-    parts = split_url(url, "DATABASE_URL", "like postgresql://user:password@[::1]:5432/dbname")
+    parts = split_url(url, variable, "like postgresql://user:password@[::1]:5432/dbname")
     after_host = url.split("//", 1)[1][len(parts.netloc):]
     if "@" not in parts.netloc and "@" in after_host:
         # user:pa/ss@host: the URL's host part ends at the /, ? or #, so the password's tail looks like a path.
-        raise ConfigError("DATABASE_URL: the password (or user name) holds a /, ? or # that is not percent-encoded: "
+        raise ConfigError(f"{variable}: the password (or user name) holds a /, ? or # that is not percent-encoded: "
                           "write / as %2F, ? as %3F and # as %23")
     if re.search(r"%(?![0-9A-Fa-f]{2})", parts.netloc.rpartition("@")[0]):
-        raise ConfigError("DATABASE_URL: the password (or user name) holds a % that does not start a percent-escape "
+        raise ConfigError(f"{variable}: the password (or user name) holds a % that does not start a percent-escape "
                           "like %2F: write % as %25")
     if "," in parts.netloc.rpartition("@")[2]:
-        raise ConfigError(f"DATABASE_URL names several hosts; give one, {example}")
+        raise ConfigError(f"{variable} names several hosts; give one, {example}")
     if not port_is_valid(parts.netloc):
-        raise ConfigError(f"DATABASE_URL has a port that is not a number from 1 to 65535: write it {example}")
+        raise ConfigError(f"{variable} has a port that is not a number from 1 to 65535: write it {example}")
     if not parts.hostname and "host=" not in parts.query:
-        raise ConfigError(f"DATABASE_URL has no host: give one, {example}")
+        raise ConfigError(f"{variable} has no host: give one, {example}")
     return url

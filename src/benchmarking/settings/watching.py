@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import redaction
-from ..durations import parse_duration
 from ..errors import ConfigError
 from ..slo import SloConfig, Targets
 from .model import AlertRules, Watching
@@ -63,15 +62,15 @@ def _alert_rules(table: Mapping[str, object], where: str) -> AlertRules:
         if key == "rules":
             rules = replace(rules, rules=tuple(dict.fromkeys(value)))
         elif key in ("window", "baseline"):
-            rules = replace(rules, **{f"{key}_s": parse_duration(value, f"{where}: {key}")})
+            rules = replace(rules, **{f"{key}_s": value})  # in seconds
         else:
             rules = replace(rules, **{key: value})
     return rules
 
 
 def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, str]) -> tuple[Secret, ...]:
-    """BENCHMARK_NOTIFY if set (split as notify_env.py says), else [notify] urls; each checked by Apprise itself."""
-    from ..notify_env import environment_urls
+    """BENCHMARK_NOTIFY if set (split as notify_urls.py says), else [notify] urls; each checked by Apprise itself."""
+    from .notify_urls import environment_urls
 
     for key in table:
         if key != "urls":
@@ -87,7 +86,7 @@ def _notify_urls(table: Mapping[str, object], where: str, environ: Mapping[str, 
     for url in urls:
         redaction.register(url)
     if urls:
-        from ..notify import check_url
+        from .notify_urls import check_url
 
         for index, url in enumerate(urls, start=1):
             check_url(url, f"{source}: URL {index} of {len(urls)}")

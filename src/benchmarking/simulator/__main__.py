@@ -12,7 +12,11 @@ from .server import Simulator
 def main(argv: list[str] | None = None) -> int:
     """Serve the simulator in the foreground, for trying the tool or another client against it."""
     # prog: the name its usage line had when the simulator was one file, simulator.py
-    parser = argparse.ArgumentParser(prog="simulator.py", description="OpenAI-compatible simulator with known timing.")
+    parser = argparse.ArgumentParser(
+        prog="simulator.py",
+        description="The providers' APIs (OpenAI Chat Completions and Responses, Anthropic Messages, Gemini) with "
+                    "known timing.",
+    )
     parser.add_argument("--port", type=int, default=8000, help="loopback port to listen on (default 8000)")
     parser.add_argument("--ttft-ms", type=float, help="TTFT for models not in the built-in table")
     parser.add_argument("--capacity", type=int, metavar="N",
@@ -28,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     default = replace(DEFAULT_PROFILE, ttft_ms=DEFAULT_PROFILE.ttft_ms if args.ttft_ms is None else args.ttft_ms,
                       capacity=args.capacity, over_capacity_429=args.over_capacity_429)
     sim = Simulator(default=default, port=args.port)
-    print(f"simulator listening on {sim.url} (OpenAI base URL: {sim.base_url('openai')}); Ctrl-C stops it")
+    print(f"simulator listening on {sim.url} (base URLs: OpenAI {sim.base_url('openai')}, Anthropic "
+          f"{sim.base_url('anthropic')}, Gemini {sim.base_url('gemini')}); Ctrl-C stops it")
     try:
         sim.serve_forever()
     except KeyboardInterrupt:

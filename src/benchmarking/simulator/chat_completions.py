@@ -9,30 +9,19 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import socket
 import time
-from typing import Any
+from typing import Callable
 
-from .exchange import Exchange, sleep_until, ttft_ms, words
+from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
+from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
-
-FLOOD_EVENT_BYTES = 64 * 1024  # the content each event of a flood carries
-LONG_LINE_PIECE_BYTES = 1024 * 1024  # a long line leaves in HTTP chunks of this size
 
 
 def prompt_text(body: dict) -> str:
     """The text of every message, in order (content as text, or as a list of text parts)."""
-    parts = []
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "\n".join(parts)
+    return "\n".join(text_of(message.get("content")) for message in dicts(body.get("messages")))
 
 
 def _flavour(path: str) -> str:
@@ -51,51 +40,7 @@ def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
     http.send_json(200, {"object": "list", "data": models})
 
 
-def chat_completions(http: Exchange, raw: bytes, received_at: float) -> None:
-    """POST .../chat/completions: the model's answer, its fault, or its place in the queue first."""
-    sim = http.simulator
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        http.send_json(400, {"error": {"message": "request body is not JSON"}})
-        return
-    record = RequestRecord(
-        request_id=http.request_id,
-        path=http.path,
-        model=body.get("model"),
-        stream=bool(body.get("stream")),
-        received_at=received_at,
-        client_port=http.client_address[1],
-        authorization=http.headers.get("Authorization"),
-        body=body,
-    )
-    sim.record(record)
-    profile = sim.profile_for(record.model)
-    if profile is None:
-        record.status = 404
-        http.send_json(404, _error(f"The model `{record.model}` does not exist.", "model_not_found"))
-        return
-    record.prompt_tokens, record.cached_tokens = sim.count_prompt(record.model, profile, prompt_text(body))
-    fault = sim.fault_for(record.model, profile)
-    with sim.serving(record.model, profile) as admitted:
-        if not admitted:
-            fault = "rate_limit"
-        if admitted and admitted is not True:  # it waited for a place: its times start now
-            record.received_at = admitted
-        if fault in ("auth", "not_found", "rate_limit", "server", "hang"):
-            _fail(http, record, profile, fault)
-            return
-        if record.stream:
-            _stream(http, record, profile, body, fault)
-        else:
-            _complete(http, record, profile, body)
-
-
-def _fail(http: Exchange, record: RequestRecord, profile: ModelProfile, fault: str) -> None:
-    if fault == "hang":
-        http.simulator.stopping.wait(profile.hang_s)
-        http.close_connection = True
-        return
+def _refuse(http: Exchange, record: RequestRecord, profile: ModelProfile, fault: str) -> None:
     if fault == "auth":
         # Echo the credential the way careless servers do, so that the client's scrubbing is put to the test.
         record.status = 401
@@ -108,57 +53,80 @@ def _fail(http: Exchange, record: RequestRecord, profile: ModelProfile, fault: s
         record.status = 429
         headers = {"retry-after-ms": str(profile.retry_after_ms), "retry-after": "1"}
         http.send_json(429, _error("Rate limit reached, slow down.", "rate_limit_exceeded"), headers)
+    elif fault == "overloaded":
+        record.status = 503
+        http.send_json(503, _error("The engine is currently overloaded, please try again later.", "overloaded"))
     else:
         record.status = 500
         http.send_json(500, _error("The server had an error while processing your request.", "server_error"))
 
 
-def _usage(record: RequestRecord, profile: ModelProfile, output_tokens: int, body: dict) -> dict:
-    prompt_tokens = record.prompt_tokens
+API = Api(
+    name="chat_completions",
+    model=lambda http, body: body.get("model"),
+    stream=lambda http, body: bool(body.get("stream")),
+    prompt=prompt_text,
+    cap=lambda body: body.get("max_tokens") or body.get("max_completion_tokens"),
+    refuse=_refuse,
+    bad_request=lambda http, message: http.send_json(400, {"error": {"message": message}}),
+)
+
+
+def chat_completions(http: Exchange, raw: bytes, received_at: float) -> None:
+    """POST .../chat/completions: the model's answer, its fault, or its place in the queue first."""
+    with admitted(http, raw, received_at, API) as request:
+        if request is None:
+            return
+        if request.record.stream:
+            _stream(http, request)
+        else:
+            _complete(http, request)
+
+
+def _usage(request: Request, output_tokens: int) -> dict:
+    record = request.record
     usage: dict[str, object] = {
-        "prompt_tokens": prompt_tokens,
+        "prompt_tokens": record.prompt_tokens,
         "completion_tokens": output_tokens,
-        "total_tokens": prompt_tokens + output_tokens,
+        "total_tokens": record.prompt_tokens + output_tokens,
         "prompt_tokens_details": {"cached_tokens": record.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": min(profile.reasoning_tokens, output_tokens)},
+        "completion_tokens_details": {"reasoning_tokens": min(request.reasoning, output_tokens)},
     }
     if _flavour(record.path) == "openrouter":
-        usage["cost"] = float(profile.cost_usd)
+        usage["cost"] = float(request.profile.cost_usd)
     return usage
 
 
-def _planned_tokens(profile: ModelProfile, body: dict) -> tuple[int, str]:
-    limit = body.get("max_tokens") or body.get("max_completion_tokens")
-    if limit is not None and int(limit) < profile.output_tokens:
-        return int(limit), "length"
-    return profile.output_tokens, "stop"
+def _finish_reason(request: Request) -> str:
+    return "content_filter" if request.fault == "refusal" else "length" if request.capped else "stop"
 
 
-def _complete(http: Exchange, record: RequestRecord, profile: ModelProfile, body: dict) -> None:
-    tokens, finish = _planned_tokens(profile, body)
-    chunks = max(1, -(-tokens // profile.tokens_per_chunk))
-    sleep_until(record.received_at + (ttft_ms(record, profile) + (chunks - 1) * profile.itl_ms) / 1000)
-    reasoning = min(profile.reasoning_tokens, tokens)
-    message: dict[str, object] = {"role": "assistant", "content": words(reasoning, tokens)}
-    if reasoning:
-        message["reasoning"] = words(0, reasoning)
+def _complete(http: Exchange, request: Request) -> None:
+    if played_whole(http, request, API):
+        return
+    record, tokens = request.record, request.tokens
+    sleep_until(answer_time(record, request.profile, tokens))
+    message: dict[str, object] = {"role": "assistant", "content": words(request.reasoning, tokens)}
+    if request.reasoning:
+        message["reasoning"] = words(0, request.reasoning)
     payload = {
         "id": f"chatcmpl-{http.request_id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": record.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": _usage(record, profile, tokens, body),
+        "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(request)}],
+        "usage": _usage(request, tokens),
     }
-    record.first_token_at = record.last_token_at = time.perf_counter()  # as the bytes leave
+    record.first_token_at = record.first_answer_at = record.last_token_at = time.perf_counter()  # as it leaves
     record.output_tokens = tokens
     http.send_json(200, payload)
 
 
-def _stream(http: Exchange, record: RequestRecord, profile: ModelProfile, body: dict, fault: str | None) -> None:
+def _stream(http: Exchange, request: Request) -> None:
+    record, profile, body, fault, tokens = request.record, request.profile, request.body, request.fault, request.tokens
     flavour = _flavour(record.path)
-    tokens, finish = _planned_tokens(profile, body)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     base = {
         "id": f"chatcmpl-{http.request_id}",
         "object": "chat.completion.chunk",
@@ -170,83 +138,62 @@ def _stream(http: Exchange, record: RequestRecord, profile: ModelProfile, body: 
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
         return {**base, "choices": [choice], **extra}
 
-    http.send_response(200)
-    http.send_header("Content-Type", "text/event-stream")
-    http.send_header("Cache-Control", "no-cache")
-    http.send_header("Transfer-Encoding", "chunked")
-    http.send_header("x-request-id", http.request_id)
-    http.end_headers()
+    http.start_stream()
     # The role-only chunk comes at once and carries no token: a client that starts TTFT here is wrong.
     http.sse(chunk({"role": "assistant", "content": ""}))
     if flavour == "openrouter":
         http.write_chunk(b": OPENROUTER PROCESSING\n\n")
 
     if fault in ("flood", "long_line"):
-        _flood(http, record, profile, chunk, fault)
+        flood(http, record, profile, fault,
+              lambda text: b"data: " + json.dumps(chunk({"content": text})).encode() + b"\n\n")
+        http.sse(chunk({}, "stop"))
+        http.write_chunk(b"data: [DONE]\n\n")
+        http.end_stream(record)
         return
-    reasoning = min(profile.reasoning_tokens, tokens)
-    sent = 0
-    start = record.received_at + ttft_ms(record, profile) / 1000
-    for index in itertools.count():
-        if sent >= tokens:
-            break
-        sleep_until(start + index * profile.itl_ms / 1000)
-        if fault == "malformed" and sent > 0:
+    for first, count in paced(record, profile, tokens):
+        if fault == "malformed" and first > 0:
             http.write_chunk(b'data: {"id": "broken", "choices": [\n\n')
             http.end_stream(record)
             return
-        if fault == "cut" and sent >= profile.cut_after_tokens:
-            record.last_token_at = time.perf_counter()
-            http.close_connection = True
-            http.connection.shutdown(socket.SHUT_RDWR)
+        if fault in MID_STREAM and first >= profile.cut_after_tokens:
+            _play(http, request, chunk, first)
             return
-        count = min(profile.tokens_per_chunk, tokens - sent)
-        # A chunk never mixes reasoning and answer, as real servers send them.
-        if sent < reasoning:
-            count = min(count, reasoning - sent)
-            delta = {"reasoning": words(sent, sent + count)}
-        else:
-            delta = {"content": words(sent, sent + count)}
-        sent += count
-        last = sent >= tokens
+        text = words(first, first + count)
+        delta = {"reasoning": text} if first < request.reasoning else {"content": text}
+        last = first + count >= tokens
         extra: dict[str, object] = {}
-        if last and fault != "no_usage":
+        if last and fault not in ("no_usage", *MID_STREAM):
             if flavour == "together":
-                extra["usage"] = _usage(record, profile, tokens, body)
+                extra["usage"] = _usage(request, tokens)
             elif flavour == "groq":
-                extra["x_groq"] = {"id": base["id"], "usage": _usage(record, profile, tokens, body)}
-        now = http.sse(chunk(delta, finish if last else None, **extra))
-        if record.first_token_at is None:
-            record.first_token_at = now
-        record.last_token_at = now
-        record.output_tokens = sent
-        record.chunk_count += 1
-
+                extra["x_groq"] = {"id": base["id"], "usage": _usage(request, tokens)}
+        finish = _finish_reason(request) if last and fault not in MID_STREAM else None
+        now = http.sse(chunk(delta, finish, **extra))
+        record.sent(now, first + count, thinking=first < request.reasoning)
+    if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
+        _play(http, request, chunk, tokens)
+        return
     wants_usage_chunk = include_usage or flavour == "openrouter"
     if wants_usage_chunk and flavour != "together" and fault != "no_usage":
-        http.sse({**base, "choices": [], "usage": _usage(record, profile, tokens, body)})
+        http.sse({**base, "choices": [], "usage": _usage(request, tokens)})
     http.write_chunk(b"data: [DONE]\n\n")
     http.end_stream(record)
 
 
-def _flood(http: Exchange, record: RequestRecord, profile: ModelProfile, chunk: Any, fault: str) -> None:
-    """An enormous answer, generated as it is sent (the simulator never holds it): many events, or one line."""
-    record.first_token_at = time.perf_counter()
-    if fault == "flood":
-        event = b"data: " + json.dumps(chunk({"content": "x" * FLOOD_EVENT_BYTES})).encode() + b"\n\n"
-        for _ in range(max(1, profile.flood_bytes // FLOOD_EVENT_BYTES)):
-            http.write_chunk(event)
-    else:
-        head, tail = json.dumps(chunk({"content": "<>"})).encode().split(b"<>")
-        http.write_chunk(b"data: " + head)
-        piece = b"x" * LONG_LINE_PIECE_BYTES
-        for _ in range(max(1, profile.flood_bytes // LONG_LINE_PIECE_BYTES)):
-            http.write_chunk(piece)
-        http.write_chunk(tail + b"\n\n")
-    record.last_token_at = time.perf_counter()
-    http.sse(chunk({}, "stop"))
+def _play(http: Exchange, request: Request, chunk: Callable[..., dict], sent: int) -> None:
+    """The stream's fault, once cut_after_tokens tokens are out."""
+    if request.fault == "cut":
+        http.cut(request.record)
+        return
+    if request.fault == "refusal":
+        http.sse(chunk({}, "content_filter", usage=_usage(request, sent)))
+    elif request.fault == "malformed":
+        http.write_chunk(b'data: {"id": "broken", "choices": [\n\n')
+    else:  # stream_error, failed: an error object inside the 200 stream, as OpenRouter and vLLM send them
+        http.sse(_error("The server had an error while processing your request.", "server_error"))
     http.write_chunk(b"data: [DONE]\n\n")
-    http.end_stream(record)
+    http.end_stream(request.record)
 
 
 def _error(message: str, code: str) -> dict:

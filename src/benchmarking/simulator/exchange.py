@@ -7,10 +7,13 @@ from http.server import BaseHTTPRequestHandler
 import json
 import socket
 import time
+from typing import Callable, Iterator
 
 from .profiles import ModelProfile
 from .state import RequestRecord, SimulatorState
 
+FLOOD_EVENT_BYTES = 64 * 1024  # the content each event of a flood carries
+LONG_LINE_PIECE_BYTES = 1024 * 1024  # a long line leaves in HTTP chunks of this size
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
 
@@ -53,8 +56,33 @@ class Exchange(BaseHTTPRequestHandler):
         self.wfile.flush()
         return sent_at
 
-    def sse(self, payload: object) -> float:
-        return self.write_chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
+    def sse(self, payload: object, event: str | None = None) -> float:
+        """One server-sent event (named, for the APIs that name theirs); returns when its bytes left."""
+        named = b"event: %s\n" % event.encode() if event else b""
+        return self.write_chunk(named + b"data: " + json.dumps(payload).encode() + b"\n\n")
+
+    def start_stream(self, headers: dict[str, str] | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", self.request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def credential(self) -> str | None:
+        """The key as the request carried it, in whichever header its API uses."""
+        for header in ("Authorization", "x-api-key", "x-goog-api-key"):
+            if self.headers.get(header) is not None:
+                return self.headers.get(header)
+        return None
+
+    def cut(self, record: RequestRecord) -> None:
+        """Close the connection mid-stream, as a dropped connection does: no end of stream, no last event."""
+        record.last_token_at = time.perf_counter()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
     def end_stream(self, record: RequestRecord) -> None:
         self.wfile.write(b"0\r\n\r\n")
@@ -66,6 +94,47 @@ def ttft_ms(record: RequestRecord, profile: ModelProfile) -> float:
     if not profile.prefill_tokens_per_s:
         return profile.ttft_ms
     return profile.ttft_ms + (record.prompt_tokens - record.cached_tokens) / profile.prefill_tokens_per_s * 1000
+
+
+def paced(record: RequestRecord, profile: ModelProfile, tokens: int) -> Iterator[tuple[int, int]]:
+    """(first token, count) of each chunk of an answer, each when its time has come: the first after the TTFT, then
+    one every itl_ms. Tokens below the profile's reasoning_tokens are thinking; a chunk never mixes the two."""
+    reasoning = min(profile.reasoning_tokens, tokens)
+    start = record.received_at + ttft_ms(record, profile) / 1000
+    sent, index = 0, 0
+    while sent < tokens:
+        sleep_until(start + index * profile.itl_ms / 1000)
+        count = min(profile.tokens_per_chunk, tokens - sent)
+        if sent < reasoning:
+            count = min(count, reasoning - sent)
+        yield sent, count
+        sent, index = sent + count, index + 1
+
+
+def answer_time(record: RequestRecord, profile: ModelProfile, tokens: int) -> float:
+    """When a non-streamed answer is ready: as its last chunk would have been sent."""
+    chunks = max(1, -(-tokens // profile.tokens_per_chunk))
+    return record.received_at + (ttft_ms(record, profile) + (chunks - 1) * profile.itl_ms) / 1000
+
+
+def flood(
+    http: Exchange, record: RequestRecord, profile: ModelProfile, fault: str, event: Callable[[str], bytes]
+) -> None:
+    """An enormous answer, generated as it is sent (the simulator never holds it): many events of 64 KiB of text, or
+    one event whose data line is `flood_bytes` long. `event(text)` is the API's text event, as bytes."""
+    record.first_token_at = record.first_answer_at = time.perf_counter()
+    if fault == "flood":
+        framed = event("x" * FLOOD_EVENT_BYTES)
+        for _ in range(max(1, profile.flood_bytes // FLOOD_EVENT_BYTES)):
+            http.write_chunk(framed)
+    else:
+        head, tail = event("<>").split(b"<>")
+        http.write_chunk(head)
+        piece = b"x" * LONG_LINE_PIECE_BYTES
+        for _ in range(max(1, profile.flood_bytes // LONG_LINE_PIECE_BYTES)):
+            http.write_chunk(piece)
+        http.write_chunk(tail)
+    record.last_token_at = time.perf_counter()
 
 
 def sleep_until(deadline: float) -> None:

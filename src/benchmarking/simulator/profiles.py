@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-FAULTS = ("auth", "not_found", "rate_limit", "server", "hang", "malformed", "cut", "no_usage", "flood", "long_line")
+FAULTS = (
+    "auth", "not_found", "rate_limit", "server", "overloaded", "hang", "malformed", "cut", "no_usage", "flood",
+    "long_line", "stream_error", "failed", "refusal",
+)
 
 
 @dataclass(frozen=True)
@@ -17,8 +20,11 @@ class ModelProfile:
     output_tokens: int = 20
     tokens_per_chunk: int = 1
     reasoning_tokens: int = 0
-    input_tokens: int | None = None  # None: counted from the prompt, about 4 characters a token
+    input_tokens: int | None = None  # None: counted from the prompt, a word or punctuation mark a token
     cached_tokens: int = 0  # reported as cached whatever the prompt (a counted prompt uses the prefix cache instead)
+    # reported as written to the cache (Anthropic's cache_creation_input_tokens) with a fixed input_tokens; a counted
+    # prompt that asks for caching (cache_control) writes what was not read
+    cache_write_tokens: int = 0
     prefill_tokens_per_s: float | None = None  # None: TTFT does not grow with the prompt
     shutdown_date: str | None = None  # announced in OpenAI's GET /models (`shutdown_date`, YYYY-MM-DD)
     # Requests the model serves at once; more wait their turn (a saturated server), or get 429 if over_capacity_429
@@ -30,7 +36,7 @@ class ModelProfile:
     fail_first: int = 0
     retry_after_ms: int = 50
     hang_s: float = 30.0
-    cut_after_tokens: int = 3
+    cut_after_tokens: int = 3  # faults "cut", "stream_error", "failed" and "refusal" play after this many tokens
     cost_usd: Decimal = Decimal("0.000042")
     # fault "flood": an answer of this many bytes of content, in events of 64 KiB, as fast as the socket takes them;
     # fault "long_line": one event whose data line is this long (a client must not hold either whole)
@@ -41,11 +47,13 @@ class ModelProfile:
             raise ValueError(f"unknown fault {self.fault!r}; known: {', '.join(FAULTS)}")
         if not 0 <= self.reasoning_tokens <= self.output_tokens:
             raise ValueError("reasoning_tokens must be between 0 and output_tokens")
+        if self.tokens_per_chunk < 1:
+            raise ValueError("tokens_per_chunk must be 1 or more")
 
 
 # What `python main.py --simulate` serves for the default models: distinct, realistic, and quick.
-# Prompts are counted (about 4 characters a token) and prefilled at a rate of the model's own, so TTFT grows with the
-# prompt, and a repeated prefix is served from the cache.
+# Prompts are counted (a word or a punctuation mark a token, as the tier builder sizes them) and prefilled at a rate of
+# the model's own, so TTFT grows with the prompt, and a repeated prefix is served from the cache.
 DEFAULT_PROFILES: dict[str, ModelProfile] = {
     "gpt-6-luna": ModelProfile(ttft_ms=160, itl_ms=8, output_tokens=48, prefill_tokens_per_s=30_000),
     "gpt-4o-mini": ModelProfile(ttft_ms=180, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000,

@@ -9,29 +9,67 @@ token earlier than its logged time.
 from __future__ import annotations
 
 from http.server import ThreadingHTTPServer
+import re
 import sys
 import threading
 import time
 from typing import Callable
 
-from .chat_completions import chat_completions, list_models
+from .chat_completions import chat_completions, list_models as chat_models
 from .exchange import Exchange
+from .generate_content import generate_content, get_model as gemini_model, list_models as gemini_models
+from .generate_content import stream_generate_content
+from .messages import get_model as anthropic_model, list_models as anthropic_models, messages
 from .profiles import DEFAULT_PROFILE, ModelProfile
+from .responses import responses
 from .state import RequestRecord, SimulatorState
 
 Handler = Callable[[Exchange, bytes, float], None]  # (the exchange, the request's body, when it arrived)
 
-# (method, how the path ends, handler): the first match answers, anything else is a 404. The path may carry any
-# prefix: its first segment picks a provider's habits (see chat_completions). An API is one module and its rows here.
+
+def _api(http: Exchange) -> str:
+    """Which API a GET of the models speaks: the path's first segment, else the headers only its SDK sends."""
+    first = http.path.lstrip("/").split("/", 1)[0]
+    if first == "anthropic" or http.headers.get("anthropic-version"):
+        return "messages"
+    if first == "gemini" or http.headers.get("x-goog-api-key"):
+        return "generate_content"
+    return "chat_completions"
+
+
+def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
+    listing = {"messages": anthropic_models, "generate_content": gemini_models}
+    listing.get(_api(http), chat_models)(http, raw, received_at)
+
+
+def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
+    api = _api(http)
+    if api == "messages":
+        anthropic_model(http, raw, received_at)
+    elif api == "generate_content":
+        gemini_model(http, raw, received_at)
+    else:  # OpenAI's models.retrieve: no client of ours asks
+        http.send_json(404, {"error": {"message": f"no route for GET {http.path}"}})
+
+
+# (method, how the path ends (a regular expression; the query string aside), handler): the first match answers,
+# anything else is a 404. The path may carry any prefix: its first segment picks a provider's habits (see
+# chat_completions and _api). An API is one module and its rows here.
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/models", list_models),
-    ("POST", "/chat/completions", chat_completions),
+    ("GET", r"/models", list_models),
+    ("GET", r"/models/[^:]+", get_model),  # Gemini's models.get, Anthropic's models.retrieve
+    ("POST", r"/chat/completions", chat_completions),
+    ("POST", r"/v1/messages", messages),
+    ("POST", r"/responses", responses),
+    ("POST", r"/models/.+:streamGenerateContent", stream_generate_content),
+    ("POST", r"/models/.+:generateContent", generate_content),
 )
+_COMPILED = tuple((method, re.compile(f"(?:{ending})$"), handler) for method, ending, handler in ROUTES)
 
 
 def route(method: str, path: str) -> Handler | None:
-    path = path.rstrip("/")
-    return next((handler for m, ending, handler in ROUTES if m == method and path.endswith(ending)), None)
+    path = path.split("?", 1)[0].rstrip("/")
+    return next((handler for m, ending, handler in _COMPILED if m == method and ending.search(path)), None)
 
 
 class _Server(ThreadingHTTPServer):
@@ -57,7 +95,7 @@ class _Handler(Exchange):
         sim.record(
             RequestRecord(
                 path=self.path, model=None, stream=False, received_at=received_at,
-                client_port=self.client_address[1], authorization=self.headers.get("Authorization"),
+                client_port=self.client_address[1], authorization=self.credential(), api=_api(self),
             )
         )
         handler = route("GET", self.path)
@@ -102,7 +140,11 @@ class Simulator(SimulatorState):
 
     def base_url(self, provider: str) -> str:
         """The base URL to give each provider's SDK so that its requests land on its own flavour."""
-        suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1"}
+        # anthropic's SDK appends /v1/messages to its base URL, google-genai /{version}/models/...
+        suffix = {
+            "openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1",
+            "anthropic": "/anthropic", "gemini": "/gemini",
+        }
         return self.url + suffix.get(provider, "/v1")
 
     def start(self) -> "Simulator":

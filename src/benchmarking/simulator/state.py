@@ -7,13 +7,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 import hashlib
 import itertools
+import re
 import threading
 import time
 from typing import Iterator
 
 from .profiles import DEFAULT_PROFILE, DEFAULT_PROFILES, ModelProfile
 
-CHARS_PER_TOKEN = 4
+# A token is a word or a punctuation mark, as the BPE vocabularies mostly split English prose, and as workloads.py sizes
+# its tiers (a 1,000-token tier reads about 1,000 tokens here, as it does at OpenAI).
+TOKEN = re.compile(r"\w+|[^\w\s]")
 TEMPLATE_TOKENS = 7  # what a chat template adds around the messages
 CACHE_BLOCK_TOKENS = 128  # a prompt cache matches prefixes in blocks (OpenAI's: 128 tokens, from 1,024 up)
 CACHE_MIN_TOKENS = 1024
@@ -28,14 +31,17 @@ class RequestRecord:
     stream: bool
     received_at: float
     status: int = 200
-    first_token_at: float | None = None
+    first_token_at: float | None = None  # the first output event, thinking or answer
+    first_answer_at: float | None = None  # the first event of the answer itself (not thinking)
     last_token_at: float | None = None
     output_tokens: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     chunk_count: int = 0
     client_port: int = 0
-    authorization: str | None = None
+    authorization: str | None = None  # the key's header as it came: Authorization, x-api-key or x-goog-api-key
+    api: str = "chat_completions"  # which API the request spoke
     body: dict = field(default_factory=dict)
     request_id: str = ""  # the x-request-id it answered with
 
@@ -44,8 +50,22 @@ class RequestRecord:
         return None if self.first_token_at is None else (self.first_token_at - self.received_at) * 1000
 
     @property
+    def answer_ttft_ms(self) -> float | None:
+        return None if self.first_answer_at is None else (self.first_answer_at - self.received_at) * 1000
+
+    @property
     def latency_ms(self) -> float | None:
         return None if self.last_token_at is None else (self.last_token_at - self.received_at) * 1000
+
+
+    def sent(self, at: float, output_tokens: int, thinking: bool) -> None:
+        """An output event left at `at` (perf_counter), bringing the answer to `output_tokens` tokens."""
+        self.first_token_at = self.first_token_at or at
+        if not thinking:
+            self.first_answer_at = self.first_answer_at or at
+        self.last_token_at = at
+        self.output_tokens = output_tokens
+        self.chunk_count += 1
 
 
 class SimulatorState:
@@ -97,21 +117,20 @@ class SimulatorState:
         `text` is the prompt as the request's API spells it out (each handler knows where its API keeps it)."""
         if profile.input_tokens is not None:
             return profile.input_tokens, min(profile.cached_tokens, profile.input_tokens)
-        tokens = -(-len(text) // CHARS_PER_TOKEN) + TEMPLATE_TOKENS
-        block = CACHE_BLOCK_TOKENS * CHARS_PER_TOKEN
+        tokens = TOKEN.findall(text)
         now = time.monotonic()
         digest = hashlib.sha256(str(model).encode())
         cached_blocks, matching = 0, True
         with self._lock:
-            for start in range(0, len(text) - block + 1, block):
-                digest.update(text[start : start + block].encode())
+            for start in range(0, len(tokens) - CACHE_BLOCK_TOKENS + 1, CACHE_BLOCK_TOKENS):
+                digest.update("\0".join(tokens[start : start + CACHE_BLOCK_TOKENS]).encode())
                 key = digest.hexdigest()
                 seen = self._prefixes.get(key)
                 matching = matching and seen is not None and now - seen <= profile.cache_window_s
                 cached_blocks += matching
                 self._prefixes[key] = now
         cached = cached_blocks * CACHE_BLOCK_TOKENS
-        return tokens, (cached if cached >= CACHE_MIN_TOKENS else 0)
+        return len(tokens) + TEMPLATE_TOKENS, (cached if cached >= CACHE_MIN_TOKENS else 0)
 
     def next_request_id(self) -> str:
         return f"req_sim_{next(self._ids)}"

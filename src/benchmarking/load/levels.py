@@ -1,11 +1,6 @@
-"""Load: requests in flight together, per provider and model, at one concurrency level or a sweep of them.
-
-Closed loop: each of a level's slots sends its next request as soon as its last one ended, until the level's
-requests (or its time) are done. Every request is measured by the same function as a sequential run's (the cell's
-call_fn, through measure_cell), so its times are the wire's by the same definitions; the executor only decides when
-requests start. Rows come back to this process, which stores them as a run does (outbox included). The levels of a
-sweep go in order, one after another, for each provider and model, and a sweep stops early when the error rate
-passes --max-error-rate or the throughput stops rising.
+"""A load level: how a load run loads each provider and model (its levels, in order), what one level did (rates,
+percentiles, start lags, the harness's own CPU), and when a sweep of levels stops early. Shared by every loop that
+drives levels: the closed loop (closed.py) now, an open loop beside it later.
 
 The harness never passes its own limit off as the provider's: each row stores its start lag (from when its slot was
 free to when its request started), the workers report the CPU they used, and a level where either shows the harness
@@ -15,25 +10,16 @@ was busy says so.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 import math
-import queue
-import threading
-import time
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Sequence
 
-from .benchmark_runner import Cell, RunInterrupted, RunOutcome, SavedMeasurement, _save, new_run, plan
-from .settings.model import Settings
-from .errors import StorageError
-from .figures import (
+from ..executors.tickets import Done
+from ..figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
     round_s,
 )
-from .measurement import utc_now
-from .executors.local import LocalExecutor
-from .executors.tickets import Done, Executor, ExecutorLost, Ticket
-from .storage import Storage
 
 SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best before it: the provider is saturated
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
@@ -188,130 +174,3 @@ def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | Non
         return (f"throughput stopped rising at concurrency {last.concurrency}: {rate_text(throughput)} "
                 f"output tokens/s, against {rate_text(max(earlier))} before (saturation)")
     return None
-
-
-def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
-    if load.engine == "ray":
-        from .executors.ray_actors import RayExecutor
-
-        return RayExecutor(cells, max(load.levels), load.ray_address)
-    return LocalExecutor(cells, max(load.levels), load.workers)
-
-
-# ---- the driver ----------------------------------------------------------------------------------------------------
-
-_FINISHED = object()
-
-
-def in_background(done: Iterator[Done]) -> Iterator[tuple[Done, float]]:
-    """Run the executor's loop on a thread of its own, handing each request on with when it came back, so that
-    storing rows (an fsync each, on SQLite) never holds up the next ticket of the closed loop."""
-    handed: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def pump() -> None:
-        try:
-            for item in done:
-                handed.put((item, time.perf_counter()))
-        except BaseException as exc:  # raised again on the storing side
-            handed.put(exc)
-        else:
-            handed.put(_FINISHED)
-
-    thread = threading.Thread(target=pump, name="load-dispatch", daemon=True)
-    thread.start()
-    while (item := handed.get()) is not _FINISHED:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
-
-class LoadReporter(Protocol):
-    def run_started(self, run: Any, storage: Storage, storage_note: str | None = None, requests: int = 0) -> None: ...
-
-    def level_done(self, provider: str, model: str, stats: LevelStats, stopped: str | None) -> None: ...
-
-    def run_finished(self, status: str, storage_note: str | None) -> None: ...
-
-
-def _tickets(cells: Sequence[Cell], settings: Settings, concurrency: int, requests: int | None,
-             deadline: float | None, level_started_at: datetime, level_started: float,
-             stop_requested: Callable[[], bool]) -> Iterator[Ticket]:
-    """The level's requests: its prompts in turn, until `requests` are given out, the deadline passes or a stop."""
-    count = 0
-    while ((requests is None or count < requests) and (deadline is None or time.perf_counter() < deadline)
-           and not stop_requested()):
-        yield Ticket(cells[count % len(cells)], settings.measured_workload.cache_mode, concurrency,
-                     level_started_at, level_started, ramp=count < concurrency)
-        count += 1
-
-
-def run_load(
-    settings: Settings, load: LoadSettings, storage: Storage, reporter: LoadReporter,
-    stop_requested: Callable[[], bool] = lambda: False, executor: Executor | None = None,
-) -> tuple[Any, str, tuple[SavedMeasurement, ...], tuple[str, ...]]:
-    """A load run: for each provider and model, its levels in order; every request stored as it comes back.
-
-    Returns (run, status, results, notes) as the sequential runner's outcome has them.
-    """
-    run = new_run(settings)
-    load_record = {"levels": list(load.levels), "requests": load.requests, "duration_s": load.duration_s,
-                   "max_error_rate": load.max_error_rate, "engine": load.engine}
-    run = replace(run, kind="load", settings={**run.settings, "load": load_record})
-    # Connections stay open between a slot's requests: warmed once, not before each one (that would double them).
-    cells = [replace(cell, settings=replace(cell.settings, warm_each_request=False)) for cell in plan(settings)]
-    groups: dict[tuple[str, str], list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault((cell.provider, cell.model), []).append(cell)
-    executor = executor or make_executor(load, cells)  # its slots ready before the run is created
-    notes = [storage.create_run(run)]
-    reporter.run_started(run, storage, notes[0])
-    results: list[SavedMeasurement] = []
-    sweeps: list[dict[str, object]] = []
-    status = "failed"
-    try:
-        for (provider, model), group in groups.items():
-            levels: list[LevelStats] = []
-            stopped = None
-            for concurrency in load.levels:
-                if stop_requested():
-                    break
-                stats = LevelStats(concurrency, cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
-                began = time.perf_counter()
-                deadline = began + load.duration_s if load.duration_s is not None else None
-                tickets = _tickets(group, settings, concurrency, load.requests_at(concurrency), deadline, utc_now(),
-                                   began, stop_requested)
-                last_received = began
-                for done, last_received in in_background(executor.run_level(tickets, concurrency)):
-                    saved = _save(storage, run.id, done.measurement)
-                    stats.add(done, saved.created_at)
-                    # A count after the request is not part of the level's load: its request ended at `ended`
-                    # (perf_counter: one clock for this host's processes, and only local workers count later).
-                    stats.held_s = max(stats.held_s, (done.ended if done.counted_later else last_received) - began)
-                    results.append(saved)
-                stats.wall_s = last_received - began
-                executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
-                levels.append(stats)
-                stopped = sweep_stop(levels, load.max_error_rate) if concurrency != load.levels[-1] else None
-                reporter.level_done(provider, model, stats, stopped)
-                if stopped:
-                    break
-            sweeps.append({"provider": provider, "model": model, "levels": [s.summary() for s in levels],
-                           "stopped": stopped})
-        status = "interrupted" if stop_requested() else (
-            "completed" if all(r.measurement.success for r in results) else "failed")
-    except ExecutorLost as exc:  # its rows came back and are stored: the run ends here, with its status
-        status = "failed"
-        notes.append(str(exc))
-    except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted
-        status = "interrupted"
-        raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None
-    finally:
-        executor.close()
-        summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps}}
-        try:
-            notes.append(storage.finish_run(run.id, status, utc_now(), summary))
-        except StorageError as exc:
-            notes.append(str(exc))
-        reporter.run_finished(status, notes[-1])
-    return run, status, tuple(results), tuple(n for n in notes if n)
-

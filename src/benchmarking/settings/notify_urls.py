@@ -1,4 +1,5 @@
-"""BENCHMARK_NOTIFY's URLs, split where Apprise itself splits a list of URLs, so that a URL holding a comma stays whole.
+"""Notify URLs as settings read them: BENCHMARK_NOTIFY's split where Apprise itself splits a list of URLs, so that a
+URL holding a comma stays whole; each URL checked by Apprise itself; and named by its scheme only wherever it is said.
 
 A URL cannot hold whitespace, so whitespace always separates. It can hold a comma or a semicolon (Apprise's
 `mailto://…?to=a@example.com,b@example.com`), so those separate only where a new URL (`scheme://`) follows them:
@@ -8,10 +9,12 @@ that would be cut here could not be used through Apprise at all.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+import logging
 import re
-from typing import Mapping
+from typing import Iterator, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 VARIABLE = "BENCHMARK_NOTIFY"
 # As Apprise's URL_DETECTION_RE: a run of , ; before a scheme of up to 32 letters and digits and ://
@@ -37,3 +40,35 @@ def environment_urls(environ: Mapping[str, str]) -> list[str] | None:
         raise ConfigError(f"{VARIABLE} names no URL: give Apprise URLs separated by commas, or unset it to use "
                           "[notify] urls in benchmark.toml")
     return urls
+
+
+def scheme_of(url: str) -> str:
+    """The part of a notify URL fit to print: 'slack://…' (or '…' when it has no scheme)."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://…" if sep and scheme.isascii() and scheme.replace("+", "").isalnum() else "…"
+
+
+@contextmanager
+def _quiet_apprise() -> Iterator[None]:
+    """Apprise's log lines carry URLs with their tokens: none of them may reach stderr."""
+    logger = logging.getLogger("apprise")
+    disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
+def check_url(url: str, what: str) -> None:
+    """Refuse a URL that Apprise itself cannot load, naming it by its scheme only."""
+    import apprise
+
+    with _quiet_apprise():
+        try:
+            loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        except Exception:  # suppress_exceptions does not cover its URL parser (a lone surrogate): refused the same
+            loaded = None
+    if loaded is None:
+        raise ConfigError(f"{what} ({scheme_of(url)}) is not a URL Apprise can use: check it against "
+                          "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")

@@ -2,7 +2,8 @@
 
 One aggregate (`Metrics`) feeds both ways out: the live `/metrics` endpoint of `run_scheduled.py --metrics-port`,
 which adds each result as it is stored, and the textfile of `--metrics-file`, written over the whole stored history
-for node_exporter's textfile collector. Both therefore say the same thing in the same names (docs/prometheus.md).
+for node_exporter's textfile collector (both in exposition.py). Both therefore say the same thing in the same names
+(docs/prometheus.md).
 
 TTFT and latency are observed for successful requests only (a failure's time to its error is no latency), and every
 request, failed or not, is counted in `benchmark_engine_requests_total` by outcome and error_type.
@@ -14,20 +15,15 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 import math
-import os
-from pathlib import Path
 import threading
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .errors import ConfigError, StorageRejected
-from .measurement import Measurement
-from .redaction import scrub
-from .safe_files import OwnFiles, check_target, write_file
+from ..errors import StorageRejected
+from ..measurement import Measurement
+from ..redaction import scrub
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
-    from .storage import Storage
+    from ..storage import Storage
 
 PREFIX = "benchmark_engine"
 # Seconds, doubling from 10 ms to 81.92 s: the boundaries OpenTelemetry's GenAI conventions prescribe for
@@ -42,7 +38,6 @@ DECODE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0,
 RESULT_COLUMNS = ("run_id", "provider", "model", "success", "error_type", "ttft_ms", "latency_ms",
                   "tokens_per_second", "cost_usd", "created_at")
 ALERT_COLUMNS = ("rule", "provider", "model", "metric")
-DEFAULT_METRICS_HOST = "0.0.0.0"
 
 
 @dataclass
@@ -221,61 +216,3 @@ def history_metrics(storage: "Storage") -> Metrics:
         metrics.add(provider, model, modes.get(str(run_id), "live"), bool(success), *rest)
     metrics.set_alerts(firing_alerts(storage))
     return metrics
-
-
-# ---- the two ways out ---------------------------------------------------------------------------------------------
-
-def check_textfile(path: str, own: OwnFiles) -> Path:
-    """--metrics-file: a file of its own (never one the tool keeps, a directory or a device) in a directory that
-    exists and takes writes (tried, not guessed: root passes every permission check), checked before anything is
-    measured."""
-    if not path.strip():
-        raise ConfigError("--metrics-file needs a path, like benchmark.prom")
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"--metrics-file {path} is a directory: give a file in it, like {target / 'benchmark.prom'}")
-    directory = target.parent
-    if not directory.is_dir():
-        raise ConfigError(f"--metrics-file {path}: directory {directory} does not exist")
-    probe = directory / f".{target.name}.{os.getpid()}.check"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"--metrics-file {path}: cannot write in {directory}: {exc.strerror or exc}") from None
-    return check_target(path, "--metrics-file", own)
-
-
-def write_textfile(path: Path, metrics: Metrics) -> None:
-    """The metrics in the text format, through the safe writer: a temporary file beside the target (its name ends in
-    .tmp, so node_exporter's textfile collector never reads it) renamed over the target, so that the collector never
-    reads half a file and a full disk leaves the earlier file whole."""
-    from prometheus_client import generate_latest
-    from prometheus_client.openmetrics.exposition import ALLOWUTF8
-
-    write_file(path, generate_latest(metrics.registry(), ALLOWUTF8), "--metrics-file")
-
-
-def parse_metrics_address(text: str) -> tuple[str, int]:
-    """--metrics-port: PORT, or HOST:PORT to listen on one address only (default every address)."""
-    host, _, port_text = text.strip().rpartition(":")
-    host = host.strip("[]") or DEFAULT_METRICS_HOST
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"--metrics-port takes a port from 1 to 65535 (or HOST:PORT), not {text!r}")
-    return host, port
-
-
-def serve(metrics: Metrics, host: str, port: int) -> "WSGIServer":
-    """Serve /metrics from a thread; a port in use or an address not on this machine is one line, before anything
-    is measured. Stop it with .shutdown() and .server_close()."""
-    from prometheus_client import start_http_server
-
-    try:
-        server, _ = start_http_server(port, addr=host, registry=metrics.registry())
-    except OSError as exc:
-        raise ConfigError(f"--metrics-port {host}:{port}: cannot listen there: {exc.strerror or exc}") from None
-    return server

@@ -2,26 +2,24 @@
 
 A notify URL holds its service's token, so it is never printed, logged or stored: messages name a URL by its scheme
 only ("slack://…"). Apprise's own log names URLs in full, so it is silenced while Apprise works. Apprise is imported
-only here and in the child that sends (notify_child.py), and only when a URL is set.
+only here, in the child that sends (notify_child.py) and in the URL check that settings run when they read the URLs
+(settings/notify_urls.py), and only when a URL is set.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 import select
 import subprocess
 import sys
 import time
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from .errors import ConfigError
-from .redaction import scrub
-from .stopping import stop_requested
+from ..redaction import scrub
+from ..stopping import stop_requested
 
 # The most one message may hold a run, for all its URLs together, from starting the child that sends it to its end.
 # Apprise's socket timeouts (4 s) bound each wait for a byte, not the answer: a receiver that sends a byte every few
@@ -31,38 +29,6 @@ SEND_TIMEOUT_S = 15.0
 STOP_CHECK_S = 0.2
 
 
-def scheme_of(url: str) -> str:
-    """The part of a notify URL fit to print: 'slack://…' (or '…' when it has no scheme)."""
-    scheme, sep, _ = url.partition("://")
-    return f"{scheme}://…" if sep and scheme.isascii() and scheme.replace("+", "").isalnum() else "…"
-
-
-@contextmanager
-def _quiet_apprise() -> Iterator[None]:
-    """Apprise's log lines carry URLs with their tokens: none of them may reach stderr."""
-    logger = logging.getLogger("apprise")
-    disabled = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
-
-
-def check_url(url: str, what: str) -> None:
-    """Refuse a URL that Apprise itself cannot load, naming it by its scheme only."""
-    import apprise
-
-    with _quiet_apprise():
-        try:
-            loaded = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-        except Exception:  # suppress_exceptions does not cover its URL parser (a lone surrogate): refused the same
-            loaded = None
-    if loaded is None:
-        raise ConfigError(f"{what} ({scheme_of(url)}) is not a URL Apprise can use: check it against "
-                          "https://github.com/caronc/apprise/wiki (the URL is not printed: it holds a token)")
-
-
 def fingerprint(url: str) -> str:
     """A notify URL as it may be stored: a short hash, which tells URLs apart and does not give the token away."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -70,7 +36,7 @@ def fingerprint(url: str) -> str:
 
 def send(urls: Sequence[str], title: str, body: str, kind: str = "info") -> list[str]:
     """Send one message to every URL; returns those that did not take it (empty: all delivered). They are secrets:
-    print them with scheme_of.
+    print them with settings.notify_urls.scheme_of.
 
     `kind`: firing (Apprise's failure type), resolved (success), anything else info; services colour by it.
     The send runs in a child process (notify_child.py), killed at the bound or when this one is interrupted: nothing

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
-from .benchmark_runner import SavedMeasurement
-from .storage.outbox.entries import entry_id
+from ..benchmark_runner import SavedMeasurement
+from ..storage.outbox.entries import entry_id
 
 
 @dataclass(frozen=True)

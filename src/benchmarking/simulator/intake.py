@@ -1,0 +1,133 @@
+"""A request's way in, the same for every API: its body read, logged, its model's profile, its prompt counted, the
+fault to play and its place among the model's capacity. Each API's module says where its API keeps these, and how it
+refuses a request."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+import json
+from typing import Callable, Iterator
+
+from .exchange import Exchange
+from .profiles import ModelProfile
+from .state import RequestRecord
+
+# Faults answered with an HTTP error before any token, by each API in its own shape.
+REFUSED = ("auth", "not_found", "rate_limit", "server", "overloaded")
+# Faults played in the stream once the profile's cut_after_tokens tokens are out (at its end, if the answer is shorter).
+MID_STREAM = ("cut", "malformed", "stream_error", "failed", "refusal")
+
+
+@dataclass
+class Request:
+    """An admitted request: what the model will answer, and the fault it plays."""
+
+    record: RequestRecord
+    profile: ModelProfile
+    body: dict
+    fault: str | None
+    tokens: int  # output tokens to send, thinking included
+    capped: bool  # the request's own cap cut the answer short
+
+    @property
+    def reasoning(self) -> int:
+        return min(self.profile.reasoning_tokens, self.tokens)
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where one API keeps what the intake needs, and how it refuses."""
+
+    name: str  # as the `api` column names it
+    model: Callable[[Exchange, dict], str | None]
+    stream: Callable[[Exchange, dict], bool]
+    prompt: Callable[[dict], str]  # the prompt's text, every message in order
+    cap: Callable[[dict], object]  # the request's output cap, None for none
+    refuse: Callable[[Exchange, RequestRecord, ModelProfile, str], None]  # answer one of REFUSED, setting status
+    bad_request: Callable[[Exchange, str], None]  # answer 400, not logged
+
+
+@contextmanager
+def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterator[Request | None]:
+    """The request, admitted and holding its place while the answer is sent; None if it was answered already (an
+    error, a refusal, a hang)."""
+    sim = http.simulator
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        api.bad_request(http, "request body is not JSON")
+        yield None
+        return
+    if not isinstance(body, dict):
+        api.bad_request(http, "request body is not a JSON object")
+        yield None
+        return
+    model = api.model(http, body)
+    record = RequestRecord(
+        request_id=http.request_id, path=http.path, model=model if isinstance(model, str) else None,
+        stream=api.stream(http, body), received_at=received_at, client_port=http.client_address[1],
+        authorization=http.credential(), body=body, api=api.name,
+    )
+    sim.record(record)
+    profile = sim.profile_for(record.model)
+    if profile is None:
+        api.refuse(http, record, sim.default or ModelProfile(), "not_found")
+        yield None
+        return
+    record.prompt_tokens, record.cached_tokens = sim.count_prompt(record.model, profile, api.prompt(body))
+    fault = sim.fault_for(record.model, profile)
+    with sim.serving(record.model, profile) as place:
+        if not place:
+            fault = "rate_limit"
+        if place and place is not True:  # it waited for a place: its times start now
+            record.received_at = place
+        if fault == "hang":
+            sim.stopping.wait(profile.hang_s)
+            http.close_connection = True
+            yield None
+            return
+        if fault in REFUSED:
+            api.refuse(http, record, profile, fault)
+            yield None
+            return
+        tokens, capped = profile.output_tokens, False
+        cap = api.cap(body)
+        if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < tokens:
+            tokens, capped = cap, True
+        yield Request(record, profile, body, fault, tokens, capped)
+
+
+def played_whole(http: Exchange, request: Request, api: Api) -> bool:
+    """A stream's fault as a non-streamed answer has it: a cut closes the connection with no answer, a malformed one
+    is broken JSON, an error in the stream is a 500. True if one was played (the answer is not to be sent)."""
+    fault = request.fault
+    if fault == "cut":
+        http.cut(request.record)
+    elif fault == "malformed":
+        body = b'{"id": "broken", '
+        http.send_response(200)
+        http.send_header("Content-Type", "application/json")
+        http.send_header("Content-Length", str(len(body)))
+        http.end_headers()
+        http.wfile.write(body)
+        http.wfile.flush()
+    elif fault in ("stream_error", "failed"):
+        api.refuse(http, request.record, request.profile, "server")
+    else:
+        return False
+    return True
+
+
+def dicts(value: object) -> list[dict]:
+    """The objects of a list in a request's body (messages, parts): anything else in it, or no list, is nothing."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def text_of(content: object) -> str:
+    """A message's content as text: a string, or a list of parts each with a `text`."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in dicts(content))
+    return ""
