@@ -5,12 +5,13 @@
 
 For each provider (openai, groq and together through their own SDKs, openrouter through the openai SDK on its own
 wire format, gemini through google-genai in its own API) a fresh process calls `call_<provider>` as a run does
-(client built and warmed, then the timed request read at the wire), against the simulator running in a process of its own with known TTFT and delay per token. The
-simulator logs its own perf_counter times, which on Linux is the system's monotonic clock, the same in both
-processes; after each request the client asks it for its record. Error = measured - server truth, where the server's
-TTFT is first content chunk written - request read, and its latency last content chunk written - request read (each
-stamped just before the write). The client's clock starts before the request is written and the server's after it
-has read it, so the errors are positive: the loopback trip of the request and of the chunk.
+(client built and warmed, then the timed request read at the wire), against the simulator running in a process of its
+own with known TTFT and delay per token. The simulator logs its own perf_counter times, which on Linux is the
+system's monotonic clock, the same in both processes; after each request the client asks it for its record. Error =
+measured - server truth, where the server's TTFT is first content chunk written - request read, and its latency last
+content chunk written - request read (each stamped just before the write). The client's clock starts before the
+request is written and the server's after it has read it, so the errors are positive: the loopback trip of the
+request and of the chunk.
 
 CPU per request: time.thread_time() of the calling thread (warm-up, the SDK, our parsing), which leaves out the
 wire's reader thread; process_time, with it, is shown next to it (the simulator's own CPU is in its own process).
