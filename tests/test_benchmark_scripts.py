@@ -27,7 +27,8 @@ def test_accuracy_quick_prints_a_table_per_provider():
     out = run_script("accuracy.py", "--quick")
     assert out.startswith("accuracy: measured minus the simulator's own record")
     assert "machine: " in out
-    for provider, sdk in (("openai", "openai"), ("groq", "groq"), ("together", "together"), ("openrouter", "openai")):
+    for provider, sdk in (("openai", "openai"), ("groq", "groq"), ("together", "together"), ("openrouter", "openai"),
+                          ("gemini", "google-genai")):
         section = out.split(f"\n{provider} (SDK: {sdk})\n", 1)[1].split("\n\n", 1)[0]
         total = re.search(rf"all targeted\s+3\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+3/3\s+"
                           rf"({NUMBER})\s+({NUMBER})", section)

@@ -18,7 +18,8 @@ from benchmarking.providers.client import normalise_base_url, scrub
 from benchmarking.providers.together_provider import WIRE as TOGETHER
 
 BUILTIN = [(name, model) for name, _, model in PROVIDERS]
-KEYS = {"OPENAI_API_KEY": "k1", "GROQ_API_KEY": "k2", "TOGETHER_API_KEY": "k3", "OPENROUTER_API_KEY": "k4"}
+KEYS = {"OPENAI_API_KEY": "k1", "GROQ_API_KEY": "k2", "TOGETHER_API_KEY": "k3", "OPENROUTER_API_KEY": "k4",
+        "GEMINI_API_KEY": "k5"}
 
 
 def settings(environ=None, **kwargs):
@@ -28,7 +29,8 @@ def settings(environ=None, **kwargs):
 def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
     assert dict(s.models) == {"openai": ("gpt-6-luna",), "groq": ("openai/gpt-oss-20b",),
-                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",)}
+                              "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",),
+                              "gemini": ("gemini-3.5-flash-lite",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():
@@ -73,7 +75,7 @@ def test_custom_endpoints_from_toml(tmp_path):
     )
     s = settings(config_path=str(toml), model_overrides=["local-vllm=llama-2"])
     names = [p.name for p in s.providers]
-    assert names == ["openai", "groq", "together", "openrouter", "local-vllm"]
+    assert names == ["openai", "groq", "together", "openrouter", "gemini", "local-vllm"]
     assert s.skipped == ("skipping keyed: set KEYED_KEY in .env or the environment to measure it",)
     local = s.providers[-1]
     assert local.price.input == Decimal("0.10") and local.headers == (("X-Team", "bench"),)

@@ -70,16 +70,16 @@ def test_database_down_mid_run_then_flush_leaves_it_complete_without_duplicates(
         storage.prepare()
         outcome = run_benchmark(simulated_settings(sim, tmp_path), storage, reporter)
 
-    assert outcome.status == "completed" and len(outcome.results) == 4
+    assert outcome.status == "completed" and len(outcome.results) == 5
     assert reporter.notes[0] is None and all("kept in" in note for note in reporter.notes[1:])
     assert pg_rows(url, "select count(*) from benchmark_results") == [(1,)]
-    assert outbox.counts() == (4, 0)  # three results and the run's finish
+    assert outbox.counts() == (5, 0)  # four results and the run's finish
     assert pg_rows(url, "select status, finished_at from runs") == [("running", None)]
 
     up()
     with open_backend() as backend:
         report = outbox.replay(backend, include_rejected=True)
-        assert (report.written, report.pending, report.rejected) == (4, 0, 0)
+        assert (report.written, report.pending, report.rejected) == (5, 0, 0)
         again = outbox.replay(backend, include_rejected=True)
         assert again.written == 0
     ids = {str(r.id) for r in outcome.results}
@@ -104,7 +104,7 @@ def test_a_rejected_row_is_kept_reported_not_retried_by_runs_and_flushed_once_fi
         assert storage.replay().written == 0  # the next run's replay leaves rejected rows alone
     notes = {r.measurement.provider: r.storage_note for r in outcome.results}
     assert "no_groq" in notes["groq"] and "rejected.jsonl" in notes["groq"]
-    assert [notes[p] for p in ("openai", "together", "openrouter")] == [None, None, None]
+    assert [notes[p] for p in ("openai", "together", "openrouter", "gemini")] == [None, None, None, None]
     assert outbox.counts() == (0, 1)
     (kept,) = (tmp_path / "outbox" / "rejected.jsonl").read_text().splitlines()
     assert "no_groq" in json.loads(kept)["rejected_because"]
@@ -114,7 +114,7 @@ def test_a_rejected_row_is_kept_reported_not_retried_by_runs_and_flushed_once_fi
     with PostgresStorage(pg_url) as backend:
         assert outbox.replay(backend, include_rejected=True).written == 1
     assert pg_rows(pg_url, "select provider from benchmark_results order by provider") == [
-        ("groq",), ("openai",), ("openrouter",), ("together",)]
+        ("gemini",), ("groq",), ("openai",), ("openrouter",), ("together",)]
     assert outbox.counts() == (0, 0)
 
 

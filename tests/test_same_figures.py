@@ -151,7 +151,7 @@ def test_json_dry_run_prints_json(tmp_path, script):
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
-    assert plan["dry_run"] is True and plan["requests"] == (4 if script == "main.py" else 8)
+    assert plan["dry_run"] is True and plan["requests"] == (5 if script == "main.py" else 10)
     assert plan["cost_bound_usd"] and Decimal(plan["cost_bound_usd"]) > 0
     assert "Nothing was sent (--dry-run)." in done.stderr
 

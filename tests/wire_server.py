@@ -77,6 +77,8 @@ class WireServer:
         self.served: list[Served] = []
         self.models = ["m"]
         self.answer_paths = ("/chat/completions", "/responses")  # POSTs answered from `replies`; others, `routes`
+        self.listing: Callable[[list[str]], object] = lambda models: {
+            "object": "list", "data": [{"id": m, "object": "model"} for m in models]}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,7 +101,7 @@ class WireServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                    self._json(200, outer.listing(outer.models))
                 else:
                     self._json(404, {"error": {"message": f"no route for GET {self.path}"}})
 

@@ -22,7 +22,9 @@ from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
 from .pricing import Price, upper_bound_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
+from .providers import gemini_provider
 from .providers.custom_provider import call_custom
+from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
@@ -46,6 +48,7 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
     ("groq", call_groq, "openai/gpt-oss-20b"),
     ("together", call_together, "openai/gpt-oss-120b"),
     ("openrouter", call_openrouter, "openai/gpt-6-luna"),
+    ("gemini", call_gemini, gemini_provider.DEFAULT_MODEL),
 ]
 
 
@@ -55,6 +58,7 @@ PROVIDER_MODULES: dict[str, ModuleType] = {
     "groq": groq_provider,
     "together": together_provider,
     "openrouter": openrouter_provider,
+    "gemini": gemini_provider,
 }
 
 
@@ -68,6 +72,12 @@ def provider_wire(name: str, settings: ProviderSettings) -> Wire:
     module = provider_module(name)
     wire_for = getattr(module, "wire_for", None)
     return wire_for(settings) if wire_for is not None else module.WIRE
+
+
+def model_name(settings: ProviderSettings, model: str) -> str:
+    """A model as its API's listings and prices name it, however it was written (Gemini's with or without
+    `models/`): the name planned, priced, checked and stored."""
+    return getattr(provider_wire(settings.name, settings).dialect, "bare_model", str)(model)
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,7 @@ def plan(settings: Settings) -> list[Cell]:
     call_fns = {name: fn for name, fn, _ in PROVIDERS}
     flag = settings.max_tokens if settings.max_tokens_given else None
     return [
-        Cell(p.name, call_fns.get(p.name, call_custom), model,
+        Cell(p.name, call_fns.get(p.name, call_custom), model_name(p, model),
              replace(p, max_tokens=output_cap(prompt, flag, settings.max_tokens)), prompt)
         for p in settings.providers
         for model in settings.models[p.name]
