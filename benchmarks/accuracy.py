@@ -1,16 +1,17 @@
 """How far are the engine's timings from the truth? Each SDK against the simulator: measured minus server truth.
 
-    python benchmarks/accuracy.py            # four providers, seven settings each (about 90 s)
+    python benchmarks/accuracy.py            # every provider, seven settings each (about two minutes)
     python benchmarks/accuracy.py --quick    # a smoke run (a few seconds)
 
 For each provider (openai, groq and together through their own SDKs, openrouter through the openai SDK on its own
-wire format) a fresh process calls `call_<provider>` as a run does (client built and warmed, then the timed request
-read at the wire), against the simulator running in a process of its own with known TTFT and delay per token. The
-simulator logs its own perf_counter times, which on Linux is the system's monotonic clock, the same in both
-processes; after each request the client asks it for its record. Error = measured - server truth, where the server's
-TTFT is first content chunk written - request read, and its latency last content chunk written - request read (each
-stamped just before the write). The client's clock starts before the request is written and the server's after it
-has read it, so the errors are positive: the loopback trip of the request and of the chunk.
+wire format, gemini through google-genai in its own API) a fresh process calls `call_<provider>` as a run does
+(client built and warmed, then the timed request read at the wire), against the simulator running in a process of its
+own with known TTFT and delay per token. The simulator logs its own perf_counter times, which on Linux is the
+system's monotonic clock, the same in both processes; after each request the client asks it for its record. Error =
+measured - server truth, where the server's TTFT is first content chunk written - request read, and its latency last
+content chunk written - request read (each stamped just before the write). The client's clock starts before the
+request is written and the server's after it has read it, so the errors are positive: the loopback trip of the
+request and of the chunk.
 
 CPU per request: time.thread_time() of the calling thread (warm-up, the SDK, our parsing), which leaves out the
 wire's reader thread; process_time, with it, is shown next to it (the simulator's own CPU is in its own process).
@@ -58,7 +59,8 @@ LOAD_P99_TARGET_MS = 10.0
 LOAD_LEVELS = (32, 64, 128)
 BURST_SPEED_TARGET = 0.03  # decode speed within 3 % of the server's
 INPUT_TOKENS = 21  # what the simulator reports as prompt_tokens, to check input_tokens against
-SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai", "anthropic": "anthropic"}
+SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai", "anthropic": "anthropic",
+          "gemini": "google-genai"}
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def measure_in_this_process(provider: str, plan: list[Setting]) -> None:
     pin(CLIENT_CPU)
     url = ours.recv()
     suffix = {"openai": "/v1", "groq": "/groq", "together": "/together", "openrouter": "/openrouter/api/v1",
-              "anthropic": "/anthropic"}
+              "anthropic": "/anthropic", "gemini": "/gemini"}
     # What load_settings(...).pointed_at(simulator) gives a --simulate run, with room for the longest answer.
     settings = ProviderSettings(
         name=provider, api_key=Secret("sim-key"), key_env=f"{provider.upper()}_API_KEY",

@@ -28,7 +28,7 @@ def test_accuracy_quick_prints_a_table_per_provider():
     assert out.startswith("accuracy: measured minus the simulator's own record")
     assert "machine: " in out
     for provider, sdk in (("openai", "openai"), ("groq", "groq"), ("together", "together"), ("openrouter", "openai"),
-                          ("anthropic", "anthropic")):
+                          ("anthropic", "anthropic"), ("gemini", "google-genai")):
         section = out.split(f"\n{provider} (SDK: {sdk})\n", 1)[1].split("\n\n", 1)[0]
         total = re.search(rf"all targeted\s+3\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+3/3\s+"
                           rf"({NUMBER})\s+({NUMBER})", section)
@@ -87,3 +87,10 @@ def test_metrics_quick_times_the_history_read_and_the_textfile():
         assert not os.environ.get("BENCHMARK_REQUIRE_POSTGRES")
     else:
         assert re.search(rf"history_metrics\(\) on 100 results: {NUMBER} s", out.split("\nPostgreSQL\n", 1)[1])
+
+
+def test_site_quick_times_report_site_beside_plain_report():
+    out = run_script("site.py", "--quick")
+    assert "machine: " in out
+    assert re.search(rf"^\s+1,000 results: report --site {NUMBER} s, CPU {NUMBER} s \(median of 3; .*\); plain "
+                     rf"`report` {NUMBER} s, CPU {NUMBER} s; data.js \d+ kB, the whole site \d+ kB$", out, re.M), out

@@ -127,7 +127,8 @@ def test_no_marker_reaches_any_output_of_any_command(tmp_path):
         run("--timeout", "10", "--max-cost", "100", "--retries", "1", "--providers", "groq", "--no-stream")
         run.many(("check",), ("report",), ("report", "--format", "json"), ("report", "--format", "csv"),
                  ("report", "--export", "rows.csv"), ("report", "--export", "rows.jsonl"),
-                 ("report", "--plot", "chart.png"), ("report", "--plot", "chart.html"), ("watch", "--test-notify"))
+                 ("report", "--plot", "chart.png"), ("report", "--plot", "chart.html"), ("watch", "--test-notify"),
+                 ("report", "--site", "site"))
         run("watch")
         run("flush")
         run("--runs", "1", "--interval", "1s", "--timeout", "10", "--max-cost", "100", "--providers", "openai",
@@ -136,7 +137,7 @@ def test_no_marker_reaches_any_output_of_any_command(tmp_path):
 
         # What echoed the secrets reached the database and every file, and was shown (a run with failures: exit 1).
         assert live.returncode == 1 and "****" in live.stdout + live.stderr
-        for name in ("bench.db", "rows.csv", "rows.jsonl", "chart.png", "chart.html", "metrics.prom"):
+        for name in ("bench.db", "rows.csv", "rows.jsonl", "chart.png", "chart.html", "metrics.prom", "site/data.js"):
             assert (tmp_path / name).is_file(), name
     assert not run.leaks, "\n".join(run.leaks)
     assert not files_leaking(tmp_path), "\n".join(files_leaking(tmp_path))

@@ -58,7 +58,7 @@ def test_simulated_run_stores_every_result_in_sqlite(tmp_path):
     assert settings["providers"]["together"] == "openai/gpt-oss-120b"
 
     results = rows(tmp_path / "benchmarks.db", "select * from benchmark_results order by created_at")
-    assert [r["provider"] for r in results] == ["openai", "groq", "together", "openrouter", "anthropic"]
+    assert [r["provider"] for r in results] == ["openai", "groq", "together", "openrouter", "anthropic", "gemini"]
     for r in results:
         assert r["run_id"] == run["id"] and r["success"] == 1
         assert r["ttft_ms"] > 0 and r["latency_ms"] > r["ttft_ms"] and r["output_tokens"] > 0
@@ -142,7 +142,8 @@ def test_a_failing_provider_is_recorded_and_the_run_goes_on(sim, storage, tmp_pa
     assert outcome.status == "failed" and not outcome.all_succeeded
     stored = storage.read_results()
     assert [(r.measurement.provider, r.measurement.success) for r in stored] == [
-        ("openai", True), ("groq", False), ("together", True), ("openrouter", True), ("anthropic", True)]
+        ("openai", True), ("groq", False), ("together", True), ("openrouter", True), ("anthropic", True),
+        ("gemini", True)]
     assert storage.read_runs()[0].status == "failed"
     out = capsys.readouterr().out
     assert "Failed (groq): auth" in out and FAKE_KEY not in out

@@ -19,7 +19,7 @@ from benchmarking.providers.together_provider import WIRE as TOGETHER
 
 BUILTIN = [(name, model) for name, _, model in PROVIDERS]
 KEYS = {"OPENAI_API_KEY": "k1", "GROQ_API_KEY": "k2", "TOGETHER_API_KEY": "k3", "OPENROUTER_API_KEY": "k4",
-        "ANTHROPIC_API_KEY": "k5"}
+        "ANTHROPIC_API_KEY": "k5", "GEMINI_API_KEY": "k6"}
 
 
 def settings(environ=None, **kwargs):
@@ -30,7 +30,7 @@ def test_default_models_replace_the_retired_mvp_ones():
     s = settings()
     assert dict(s.models) == {"openai": ("gpt-6-luna",), "groq": ("openai/gpt-oss-20b",),
                               "together": ("openai/gpt-oss-120b",), "openrouter": ("openai/gpt-6-luna",),
-                              "anthropic": ("claude-haiku-5-5",)}
+                              "anthropic": ("claude-haiku-5-5",), "gemini": ("gemini-3.5-flash-lite",)}
 
 
 def test_model_flag_beats_model_variable_beats_default():
@@ -75,7 +75,7 @@ def test_custom_endpoints_from_toml(tmp_path):
     )
     s = settings(config_path=str(toml), model_overrides=["local-vllm=llama-2"])
     names = [p.name for p in s.providers]
-    assert names == ["openai", "groq", "together", "openrouter", "anthropic", "local-vllm"]
+    assert names == ["openai", "groq", "together", "openrouter", "anthropic", "gemini", "local-vllm"]
     assert s.skipped == ("skipping keyed: set KEYED_KEY in .env or the environment to measure it",)
     local = s.providers[-1]
     assert local.price.input == Decimal("0.10") and local.headers == (("X-Team", "bench"),)

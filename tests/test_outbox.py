@@ -105,7 +105,7 @@ def test_a_rejected_row_is_kept_reported_not_retried_by_runs_and_flushed_once_fi
         assert storage.replay().written == 0  # the next run's replay leaves rejected rows alone
     notes = {r.measurement.provider: r.storage_note for r in outcome.results}
     assert "no_groq" in notes["groq"] and "rejected.jsonl" in notes["groq"]
-    assert [notes[p] for p in ("openai", "together", "openrouter", "anthropic")] == [None, None, None, None]
+    assert [notes[p] for p in ("openai", "together", "openrouter", "anthropic", "gemini")] == [None] * 5
     assert outbox.counts() == (0, 1)
     (kept,) = (tmp_path / "outbox" / "rejected.jsonl").read_text().splitlines()
     assert "no_groq" in json.loads(kept)["rejected_because"]
@@ -115,7 +115,7 @@ def test_a_rejected_row_is_kept_reported_not_retried_by_runs_and_flushed_once_fi
     with PostgresStorage(pg_url) as backend:
         assert outbox.replay(backend, include_rejected=True).written == 1
     assert pg_rows(pg_url, "select provider from benchmark_results order by provider") == [
-        ("anthropic",), ("groq",), ("openai",), ("openrouter",), ("together",)]
+        ("anthropic",), ("gemini",), ("groq",), ("openai",), ("openrouter",), ("together",)]
     assert outbox.counts() == (0, 0)
 
 

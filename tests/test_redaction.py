@@ -101,6 +101,9 @@ def test_values_too_short_to_scrub_safely_are_not_registered():
 def test_key_shapes_nobody_registered_are_scrubbed_too():
     text = "Authorization: Basic dXNlcjpwYXNz; password=hunter2hunter; api_key=abc123"
     assert scrub(text) == "Authorization: Basic ****; password=****; api_key=****"
+    google = "AIzaSyD" + "x7Q-2b_Kp9" * 3 + "Lm"  # the shape of a Google API key, 39 characters
+    assert scrub(f"API key not valid: {google}. Please pass a valid API key.") == \
+        "API key not valid: ****. Please pass a valid API key."
 
 
 def test_inert_removes_escape_sequences_and_control_characters_keeping_newline_tab_and_crlf():

@@ -62,10 +62,11 @@ def known_rows(storage):
     return first, second
 
 
-def test_percentiles_interpolate_between_closest_ranks_and_need_two_samples():
+def test_percentiles_interpolate_between_closest_ranks_and_need_two_samples_but_the_median_one():
     values = [100, 200, 300, 400, 1000]
     assert [percentile(values, q) for q in (50, 90, 95, 99)] == pytest.approx([300, 760, 880, 976])
-    assert percentile([7.0], 50) is None and percentile([], 99) is None
+    assert percentile([7.0], 50) == 7.0  # the median of one request is that request
+    assert percentile([7.0], 90) is None and percentile([], 50) is None and percentile([], 99) is None
     assert percentile([1, 2], 50) == 1.5
 
 
@@ -103,6 +104,29 @@ def test_filters(open_backend):
         assert count(providers=frozenset({"groq"})) == 5
         assert count(models=frozenset({"gpt-4o-mini"}), run_ids=frozenset({second})) == 2
         assert count(run_ids=frozenset({uuid4()})) == 0
+
+
+def test_a_selection_in_time_reads_only_its_runs_and_gives_the_rows_the_whole_read_gives(open_backend, monkeypatch):
+    import benchmarking.report.selection as selection
+
+    with open_backend() as storage:
+        storage.prepare()
+        known_rows(storage)
+        read = []
+        for name in ("read_report_runs", "read_runs_by_id"):
+            monkeypatch.setattr(storage, name, lambda *a, _name=name, _real=getattr(storage, name): (
+                read.append(_name), _real(*a))[1])
+        for simulated in (False, True):
+            for since in (T0 + timedelta(hours=12), T0 + timedelta(days=1, seconds=2), T0 - timedelta(days=1)):
+                whole = [r for r in select(storage, Selection(include_simulated=simulated))
+                         if r.result.created_at >= since]
+                read.clear()
+                rows = select(storage, Selection(since=since, include_simulated=simulated))
+                assert read == ["read_runs_by_id"]  # only the runs of the results found
+                assert [(r.result.id, r.run.info.id) for r in rows] == [(r.result.id, r.run.info.id) for r in whole]
+        monkeypatch.setattr(selection, "NARROW_RUNS", 1)  # more runs than that: every run read, as before
+        read.clear()
+        assert len(select(storage, Selection(since=T0 - timedelta(days=1)))) == 11 and read == ["read_report_runs"]
 
 
 def test_compare_marks_a_change_beyond_the_noise_and_not_one_within_it():
@@ -187,6 +211,39 @@ def test_compare_two_runs_from_the_command_line(report_dir, capsys):
     assert "latency: 200.0 -> 700.0 ms (+500.0" in out and "SLOWER" in out
     assert main(["report", "--compare", "2026-11-20..2026-11-21", "2026-11-21.."]) == 0
     assert "groq / openai/gpt-oss-20b" in capsys.readouterr().out
+
+
+def test_compare_of_two_single_request_runs_gives_their_medians(report_here, capsys):
+    """Two `python main.py` runs of one request each: their medians are those requests, not dashes."""
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        first = store(storage, [ok("groq", "m", 10, 100, "0.001", 50)], T0)
+        second = store(storage, [ok("groq", "m", 12, 130, "0.002", 50)], T0 + timedelta(hours=1))
+    assert main(["report", "--compare", str(first), str(second), "--format", "json"]) == 0
+    (groq,) = json.loads(capsys.readouterr().out)["comparisons"]
+    latency = next(change for change in groq["changes"] if change["metric"] == "latency")
+    assert (latency["median_a"], latency["median_b"], latency["difference"]) == (100.0, 130.0, 30.0)
+    assert latency["interval"] is None  # one sample a side: no interval, so no verdict
+
+
+def test_tables_show_costs_to_three_significant_figures_and_json_and_csv_keep_them_exact(report_here, capsys):
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        store(storage, [ok("groq", "openai/gpt-oss-20b", 61, 123, "0.000021675", 64)], T0)
+    assert main(["report"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[1:3]
+    assert "$ per 1M out" in header
+    assert row.split()[-4:-1] == ["$0.0000217", "$0.0000217", "$0.339"]  # mean, total, per 1M output tokens
+    assert main(["report", "--format", "markdown"]) == 0
+    assert "| $0.0000217 | $0.0000217 | $0.339 |" in capsys.readouterr().out
+    assert main(["report", "--format", "json"]) == 0
+    (groq,) = json.loads(capsys.readouterr().out)["providers"]
+    assert (groq["cost_mean_usd"], groq["cost_per_1k_output_tokens_usd"]) == ("0.000021675", "0.000338671875")
+    assert main(["report", "--format", "csv"]) == 0
+    (record,) = csv.DictReader(capsys.readouterr().out.splitlines())
+    assert record["cost_total_usd"] == "0.000021675"
 
 
 def test_compare_as_json_carries_the_same_changes_as_the_text(report_dir, capsys):

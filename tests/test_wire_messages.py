@@ -356,7 +356,7 @@ def test_a_whole_message_to_a_stream_request_is_a_bad_response_that_keeps_its_te
 
 
 @pytest.mark.parametrize("api", ["messages", "chat_completions"])
-def test_half_a_character_in_an_answer_is_stored_as_a_question_mark_never_a_crash(api, tmp_path):
+def test_half_a_character_in_an_answer_is_stored_as_a_replacement_character_never_a_crash(api, tmp_path):
     from benchmarking.storage.sqlite import SQLiteStorage
     from test_wire_truth import USAGE, chunk, measure as measure_chat, stream
 
@@ -368,7 +368,7 @@ def test_half_a_character_in_an_answer_is_stored_as_a_question_mark_never_a_cras
         else:
             server.reply(stream(chunk({"content": "Hello there!\ud800"}, "stop"), chunk(None, usage=USAGE)))
             m = measure_chat(server, "openai")
-    assert m.success and m.response_text == "Hello there!?"
+    assert m.success and m.response_text == "Hello there!\ufffd"
     from datetime import datetime, timezone
     from uuid import uuid4
 
@@ -378,7 +378,7 @@ def test_half_a_character_in_an_answer_is_stored_as_a_question_mark_never_a_cras
         run = run_info()
         storage.create_run(run)
         storage.save_result(run.id, uuid4(), datetime.now(timezone.utc), m)
-        assert storage.read_results(run.id)[0].measurement.response_text == "Hello there!?"
+        assert storage.read_results(run.id)[0].measurement.response_text == "Hello there!\ufffd"
 
 
 def test_an_endpoint_that_speaks_messages_is_measured_through_the_anthropic_sdk():

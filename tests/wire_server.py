@@ -76,10 +76,11 @@ class WireServer:
         self.routes: dict[str, Callable[[dict], tuple[int, object]]] = {}
         self.served: list[Served] = []
         self.models = ["m"]
-        self.model_list: Callable[[str], object] | None = None  # GET .../models's answer by path, if not `models`
+        self.answer_paths = ("/chat/completions", "/responses", "/v1/messages")  # POSTs answered from `replies`
+        self.listing: Callable[[list[str]], object] = lambda models: {
+            "object": "list", "data": [{"id": m, "object": "model"} for m in models]}
+        self.model_list: Callable[[str], object] | None = None  # GET .../models's answer by its path, if given
         self.listed: list[tuple[str, dict]] = []  # each GET .../models: its path and headers
-        # POSTs answered from `replies`; others, `routes`
-        self.answer_paths = ("/chat/completions", "/responses", "/v1/messages")
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,8 +104,7 @@ class WireServer:
             def do_GET(self) -> None:
                 if self.path.split("?")[0].rstrip("/").endswith("/models"):
                     outer.listed.append((self.path, dict(self.headers)))
-                    self._json(200, outer.model_list(self.path) if outer.model_list else
-                               {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+                    self._json(200, outer.model_list(self.path) if outer.model_list else outer.listing(outer.models))
                 else:
                     self._json(404, {"error": {"message": f"no route for GET {self.path}"}})
 

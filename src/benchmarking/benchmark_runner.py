@@ -24,7 +24,9 @@ from .pricing import Price, upper_bound_usd
 from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
 from .providers import anthropic_provider
 from .providers.anthropic_provider import call_anthropic
+from .providers import gemini_provider
 from .providers.custom_provider import call_custom
+from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
@@ -49,6 +51,7 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
     ("together", call_together, "openai/gpt-oss-120b"),
     ("openrouter", call_openrouter, "openai/gpt-6-luna"),
     ("anthropic", call_anthropic, anthropic_provider.DEFAULT_MODEL),
+    ("gemini", call_gemini, gemini_provider.DEFAULT_MODEL),
 ]
 
 
@@ -59,6 +62,7 @@ PROVIDER_MODULES: dict[str, ModuleType] = {
     "together": together_provider,
     "openrouter": openrouter_provider,
     "anthropic": anthropic_provider,
+    "gemini": gemini_provider,
 }
 
 
@@ -72,6 +76,12 @@ def provider_wire(name: str, settings: ProviderSettings) -> Wire:
     module = provider_module(name)
     wire_for = getattr(module, "wire_for", None)
     return wire_for(settings) if wire_for is not None else module.WIRE
+
+
+def model_name(settings: ProviderSettings, model: str) -> str:
+    """A model as its API's listings and prices name it, however it was written (Gemini's with or without
+    `models/`): the name planned, priced, checked and stored."""
+    return getattr(provider_wire(settings.name, settings).dialect, "bare_model", str)(model)
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def plan(settings: Settings) -> list[Cell]:
     call_fns = {name: fn for name, fn, _ in PROVIDERS}
     flag = settings.max_tokens if settings.max_tokens_given else None
     return [
-        Cell(p.name, call_fns.get(p.name, call_custom), model,
+        Cell(p.name, call_fns.get(p.name, call_custom), model_name(p, model),
              replace(p, max_tokens=output_cap(prompt, flag, settings.max_tokens)), prompt)
         for p in settings.providers
         for model in settings.models[p.name]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Mapping
 
-from .benchmark_runner import provider_module, provider_wire
+from .benchmark_runner import model_name, provider_module, provider_wire
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models
@@ -96,12 +96,13 @@ def check_providers(settings: Settings, today: date | None = None) -> list[Check
             continue
         key = f"key set ({provider.key_env})" if provider.key_env else "no key configured"
         for model in settings.models[provider.name]:
-            if model not in listed:
+            name = model_name(provider, model)
+            if name not in listed:
                 lines.append(CheckLine(False, f"{provider.name}: model {model} is not among the {len(listed)} models "
                                               f"GET /models lists: {provider.model_hint}"))
                 continue
             lines.append(CheckLine(True, f"{provider.name}: {key}, model {model} is listed"))
-            warning = shutdown_warning(provider.name, model, shutdown_of(provider.name, model, listed),
+            warning = shutdown_warning(provider.name, model, shutdown_of(provider.name, name, listed),
                                        provider.model_hint, today)
             if warning:
                 lines.append(CheckLine(True, warning, warning=True))
@@ -123,8 +124,9 @@ def retiring_models(settings: Settings, timeout_s: float = 5.0) -> list[str]:
                                  replace(provider, timeout_s=min(provider.timeout_s, timeout_s)))
         except ModelListError:
             return []
-        return [line for model in settings.models[provider.name] if model in listed
-                if (line := shutdown_warning(provider.name, model, shutdown_of(provider.name, model, listed),
+        names = {model: model_name(provider, model) for model in settings.models[provider.name]}
+        return [line for model, name in names.items() if name in listed
+                if (line := shutdown_warning(provider.name, model, shutdown_of(provider.name, name, listed),
                                              provider.model_hint, today))]
 
     if not settings.providers:

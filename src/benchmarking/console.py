@@ -179,7 +179,7 @@ def summary_table(outcome: RunOutcome) -> str:
                 *((str(s.group[1] or ""),) if by_prompt and s.group else ()),
                 f"{s.successes}/{s.requests}",
                 *(number_text(fields[name]) for name in ("ttft_p50_ms", "latency_p50_ms", "tokens_per_second_p50")),
-                str(fields["cost_mean_usd"] or "-"),
+                "-" if s.cost_mean_usd is None else format_usd(s.cost_mean_usd),
                 *((f"{s.answers_correct}/{s.answers_judged}" if s.answers_judged else "-",) if checked else ()),
                 ",".join(sorted(errors[key])) or "-",  # type: ignore[index]
             )

@@ -23,9 +23,10 @@ LEVEL_PERCENTILES = (50, 90, 99)  # of a load level's TTFT and latency
 
 
 def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float | None:
-    """The q-th percentile by linear interpolation between closest ranks; None for fewer than 2 values."""
+    """The q-th percentile by linear interpolation between closest ranks; None for no value, and for one value at any
+    percentile but the median (the median of one request is that request)."""
     if len(values) < 2:
-        return None
+        return values[0] if len(values) == 1 and q == 50 else None
     ordered = values if presorted else sorted(values)
     position = (len(ordered) - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
@@ -33,10 +34,8 @@ def percentile(values: Sequence[float], q: float, presorted: bool = False) -> fl
 
 
 def quantiles(values: Iterable[float], qs: Sequence[int]) -> dict[int, float | None]:
-    """The percentiles qs of the values, sorted once; the median of a single value is that value."""
+    """The percentiles qs of the values, sorted once."""
     ordered = sorted(values)
-    if len(ordered) == 1:
-        return {q: ordered[0] if q == 50 else None for q in qs}
     return {q: percentile(ordered, q, presorted=True) for q in qs}
 
 

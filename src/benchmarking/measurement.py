@@ -83,9 +83,8 @@ def decode_tokens_per_second(
 
 
 def cap_text(text: str, cap_bytes: int = RESPONSE_TEXT_CAP_BYTES) -> tuple[str, bool]:
-    """Return text cut to at most cap_bytes of UTF-8, and whether it was cut. Half a character (a lone surrogate, which
-    JSON can send escaped as \\ud800) becomes '?': no UTF-8 holds it, so no database could store it."""
-    encoded = text.encode("utf-8", errors="replace")
+    """Return text cut to at most cap_bytes of UTF-8, and whether it was cut."""
+    encoded = text.encode("utf-8")
     if len(encoded) <= cap_bytes:
-        return encoded.decode("utf-8"), False
+        return text, False
     return encoded[:cap_bytes].decode("utf-8", errors="ignore"), True

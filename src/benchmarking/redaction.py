@@ -36,6 +36,7 @@ _KEY_PATTERNS = (
     (re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}"), REDACTED),
     (re.compile(r"\bgsk_[A-Za-z0-9*]{6,}"), REDACTED),
     (re.compile(r"\bsb_secret_[A-Za-z0-9_\-]{6,}"), REDACTED),
+    (re.compile(r"\bAIza[A-Za-z0-9_\-]{30,}"), REDACTED),  # a Google API key (Gemini's): AIza and 35 more
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), REDACTED),
     (re.compile(r"(?i)\b(bearer\s+)" + _VALUE), r"\1" + REDACTED),
     (re.compile(r"(?i)\b(api[_-]?key[\"']?\s*[:=]\s*[\"']?)" + _VALUE), r"\1" + REDACTED),
@@ -43,7 +44,7 @@ _KEY_PATTERNS = (
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|digest|token)\s+)" + _VALUE), r"\1" + REDACTED),
 )
 # Cheap test of whether any of _KEY_PATTERNS can match at all.
-_ANY_KEY_SHAPE = re.compile(r"(?i)sk-|gsk_|sb_secret_|eyJ|bearer|api[_-]?key|password|authorization")
+_ANY_KEY_SHAPE = re.compile(r"(?i)sk-|gsk_|sb_secret_|aiza|eyJ|bearer|api[_-]?key|password|authorization")
 # Header and query names whose values are credentials (Authorization, api-key, X-Goog-Api-Key, token, a cookie, sig).
 _CREDENTIAL_HEADER = re.compile(r"(?i)auth|key|token|secret|cookie|session|pass|sig|credential")
 # A path segment or host of a notification URL that looks like a token: long, letters and digits mixed.

@@ -1,7 +1,7 @@
 """The command line: one module per command, and one place that maps exceptions to one line and an exit status.
 
-main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush|watch` pick a
-subcommand.
+main.py runs `main`, run_scheduled.py runs `scheduled_main`; `python main.py report|check|flush|serve|watch` pick
+a subcommand.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["ExitStatus", "main", "scheduled_main"]
 
 # Each command's module is imported when it runs: `report` and `watch` start without loading the runner and every
 # provider's HTTP code (a tenth of a second, on every report).
-SUBCOMMANDS = ("check", "flush", "report", "watch")
+SUBCOMMANDS = ("check", "flush", "report", "serve", "watch")
 
 
 def command(name: str) -> Callable[[list[str]], int] | None:

@@ -69,7 +69,7 @@ def report_main(argv: list[str]) -> int:
 
     parser = Parser(prog="main.py report", description=(
         "Per provider and model: requests, success rate, TTFT and latency p50/p90/p95/p99, median tokens/s, "
-        "mean and total cost, cost per 1k output tokens and the most common errors, sorted by median TTFT. "
+        "mean and total cost, cost per 1M output tokens and the most common errors, sorted by median TTFT. "
         "Simulated runs are left out unless --include-simulated."))
     which = parser.add_argument_group("which results")
     which.add_argument("--run", metavar="ID", help="one run, by the id printed at its start")
@@ -96,6 +96,11 @@ def report_main(argv: list[str]) -> int:
                           "--compare prints a table or json")
     out.add_argument("--export", metavar="PATH", help="write every matching result row to PATH (.csv or .jsonl)")
     out.add_argument("--plot", metavar="PATH", help="write a chart to PATH.png, or a self-contained PATH.html")
+    out.add_argument("--site", metavar="DIR",
+                     help="write a static results site to DIR (a new or empty directory, or an earlier site, "
+                          "replaced whole) instead of printing: a leaderboard with 1h/24h/7d/30d windows and a "
+                          "percentile selector, charts over time, a page per provider and model with its recent "
+                          "failures; open DIR/index.html (docs/site.md)")
     out.add_argument("--config", metavar="PATH",
                      help="benchmark.toml whose [slo] adds SLO attainment and goodput per provider and model")
     out.add_argument("--compare", nargs=2, metavar=("A", "B"),
@@ -130,6 +135,11 @@ def report_main(argv: list[str]) -> int:
     sides = [_compare_side(text, base) for text in args.compare] if args.compare else []
     settings = storage_only_settings(args.config, watching=True)
     own = own_files(settings, args)
+    if args.site is not None:
+        from .site import check_site_flags, site_main
+
+        check_site_flags(args)
+        return site_main(args.site, base, settings, own)
     for flag, path, _ in outputs:  # before anything is read: never over a file the tool keeps, nor a device
         if path is not None:
             check_target(path, flag, own)

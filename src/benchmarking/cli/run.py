@@ -11,9 +11,11 @@ from ..benchmark_runner import RunOutcome
 from ..stopping import GracefulStop
 from ..app.plan import show_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
+from ..app.site import rebuild_site
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .lines import ConsoleLines
 from .metrics import add_metrics_file_argument, checked_metrics_file, write_metrics_file
+from .site import add_site_argument, checked_site
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
             "decode speed and cost, every result stored (SQLite ./benchmarks.db by default)."
         ),
         epilog=(
-            "Other commands: `main.py report` (percentiles, costs, charts, exports), `main.py check` (is everything "
-            "ready?), `main.py flush` (write the outbox to the database), `main.py watch` (alerts); each has --help. "
+            "Other commands: `main.py report` (percentiles, costs, charts, exports, --site), `main.py serve` (the "
+            "results site), `main.py check` (is everything ready?), `main.py flush` (write the outbox to the "
+            "database), `main.py watch` (alerts); each has --help. "
             "Keys and storage come from the environment or .env (see .env.example). "
             "Exit status: 0 all succeeded and stored, 1 a provider failed or a result is only in the outbox, "
             "2 usage error, 130 Ctrl-C, 143 SIGTERM (the first one lets the request in flight finish)."
@@ -33,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_run_arguments(parser)
-    add_metrics_file_argument(parser.add_argument_group("Prometheus"))
+    outputs = parser.add_argument_group("Prometheus and the site")
+    add_metrics_file_argument(outputs)
+    add_site_argument(outputs)
     return parser
 
 
@@ -58,6 +63,7 @@ def run_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        site = checked_site(args, settings)
         lines = ConsoleLines(settings.json_output)
         if settings.dry_run:
             show_plan(settings, lines, load=load)
@@ -72,5 +78,6 @@ def run_main(argv: list[str]) -> int:
         else:
             outcome = one_run(context, context.settings, stop)
         written = write_metrics_file(context.storage, metrics_file)
+        rebuild_site(context, site)
         status = run_status(outcome, stop)
         return ExitStatus.FAILURES if status == ExitStatus.OK and not written else status

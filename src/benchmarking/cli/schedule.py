@@ -14,11 +14,13 @@ from ..settings.values import DEFAULT_RUN_NAME, whole_number
 from ..stopping import GracefulStop
 from ..app.plan import show_plan
 from ..app.runs import one_load_run, one_run, prepare_runs
+from ..app.site import rebuild_site
 from .common import ExitStatus, Parser, add_run_arguments, connect_engine, load_from_args, settings_from_args
 from .lines import ConsoleLines
 from .metrics import (
     add_metrics_file_argument, add_metrics_port_argument, checked_metrics_file, serve_metrics, write_metrics_file,
 )
+from .site import add_site_argument, checked_site
 
 
 def build_scheduled_parser() -> argparse.ArgumentParser:
@@ -41,9 +43,10 @@ def build_scheduled_parser() -> argparse.ArgumentParser:
     timing.add_argument("--duration", default="4h", help="how long to keep going, like 30m, 4h (default 4h)")
     timing.add_argument("--runs", metavar="N", help="number of runs (default: as many intervals as fit the duration)")
     add_run_arguments(parser, level_duration_flag="--level-duration")
-    prometheus = parser.add_argument_group("Prometheus")
+    prometheus = parser.add_argument_group("Prometheus and the site")
     add_metrics_port_argument(prometheus)
     add_metrics_file_argument(prometheus)
+    add_site_argument(prometheus)
     return parser
 
 
@@ -64,6 +67,7 @@ def schedule_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
         load = load_from_args(args, settings)
         metrics_file = checked_metrics_file(args, settings)
+        site = checked_site(args, settings)
         lines = ConsoleLines(settings.json_output)
         if settings.dry_run:
             show_plan(settings, lines, runs=schedule.runs, load=load)
@@ -96,6 +100,7 @@ def schedule_main(argv: list[str]) -> int:
                     live.refresh_alerts(context.storage)
                 if not write_metrics_file(context.storage, metrics_file):
                     metrics_failures.append(settings.run_name)
+                rebuild_site(context, site)
 
         outcome = run_schedule(
             schedule, context.settings, guarded_run, stop.wait, stop.requested,

@@ -18,7 +18,6 @@ WIRE = Wire(
     api_root="/v1",  # the SDK posts to {base}/v1/messages and lists models at {base}/v1/models
     usage_request="none",  # usage comes in message_start and message_delta unasked
     dialect=messages,
-    model_names=messages.model_names,
 )
 
 

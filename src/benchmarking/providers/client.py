@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 import importlib
 import threading
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 import urllib.request
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -53,9 +53,8 @@ class Wire:
     # How the SDK's client is made, for an SDK whose constructor is not OpenAI's shape (api_key, base_url, timeout,
     # max_retries, default_headers, http_client): called with the module and those same keyword arguments.
     build_client: Callable[..., Any] | None = None
-    # The (name, shutdown date) pairs one model of the listing answers to, where they are not its `id` and
-    # `shutdown_date` (OpenAI's): Anthropic names a retirement `retires_at`, and lists no aliases.
-    model_names: Callable[[Mapping[str, Any]], Iterable[tuple[str, str | None]]] | None = None
+    # The API root the built SDK client chose, for an SDK that picks its API version itself (google-genai).
+    api_root_of: Callable[[Any], str] | None = None
 
 
 def auth_headers(settings: ProviderSettings, dialect: Dialect = chat_completions) -> dict[str, str]:
@@ -113,7 +112,8 @@ class _Client:
         httpx = importlib.import_module(wire.httpx_module)
         httpcore = importlib.import_module(wire.httpx_module.replace("httpx", "httpcore"))  # httpx2 sits on httpcore2
         # identity: the transport reads the bytes as sent; a compressed stream could not be split into events.
-        self.http = sdk.DefaultHttpxClient(
+        # An SDK without a client class of its own (google-genai) takes a plain httpx client.
+        self.http = getattr(sdk, "DefaultHttpxClient", httpx.Client)(
             transport=timing_transport(httpx, httpcore, self.clock, _proxy_for(self.base_url)),
             headers={"Accept-Encoding": "identity"},
             params=base_query(settings.base_url),  # on the SDK's requests, the warm-up and the tokenizer's alike
@@ -128,10 +128,11 @@ class _Client:
             default_headers=dict(settings.headers) or None,
             http_client=self.http,
         )
+        self.api_root = wire.api_root if wire.api_root_of is None else wire.api_root_of(self.sdk)
 
     @property
     def models_url(self) -> str:
-        return self.base_url + self.wire.api_root + self.wire.models_path
+        return self.base_url + self.api_root + self.wire.models_path
 
     def warm(self) -> Any:
         """Open the connection with a free GET /models; any HTTP answer will do, no answer raises. Returns it."""
@@ -370,12 +371,12 @@ def list_models(wire: Wire, settings: ProviderSettings) -> dict[str, str | None]
             raise ModelListError(
                 f"GET {redact_url(client.models_url)} answered HTTP {response.status_code}: {detail} ({fix})"
             )
-        names = wire.model_names or (lambda item: ((str(item["id"]), item.get("shutdown_date")),))
-        listed: dict[str, str | None] = {}
         try:
-            for page in range(MAX_MODEL_PAGES):
+            listed: dict[str, str | None] = {}
+            listing = getattr(wire.dialect, "listed_models", chat_completions.listed_models)
+            for _ in range(MAX_MODEL_PAGES):
                 body = response.json()
-                listed.update(pair for item in body["data"] for pair in names(item))
+                listed.update(listing(body))
                 # Anthropic's list comes in pages of 20: the next one starts after the last id.
                 if body.get("has_more") is not True or not isinstance(body.get("last_id"), str):
                     break

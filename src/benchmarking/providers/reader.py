@@ -14,7 +14,8 @@ from typing import Any, Mapping
 from .answer import Answer
 from .dialects import Dialect
 from .sse import MAX_EVENT_BYTES, SseSplitter
-from .wire import WireRecord, json_object
+from .json_text import json_object
+from .wire import WireRecord
 
 
 class AnswerReader:

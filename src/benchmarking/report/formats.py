@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 from ..csv_cells import safe_records
 from ..errors import ConfigError
+from ..pricing import format_usd
 from ..safe_files import atomic_file
 from ..slo import Attainment
 from ..storage import GroupValues, SelectionSpan
@@ -68,6 +69,12 @@ def _decimal(value: Decimal | None) -> str | None:
     return format(value.quantize(Decimal("1e-12")).normalize(), "f")
 
 
+def usd_text(amount: Decimal | None) -> str:
+    """An amount as a table shows it: three significant figures ($0.0000217, $0.339), '-' where unknown; json and
+    csv keep the exact value."""
+    return "-" if amount is None else format_usd(amount)
+
+
 def cell_text(value: object) -> str:
     """A figure as a table shows it: '-' where undefined, a float to one decimal."""
     if value is None:
@@ -92,7 +99,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
     slo = any(s.slo for s in summaries)  # and only when an [slo] sets per-request targets
     key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
     header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}",
-              f"latency ms {quantiles}", "tokens/s", "mean $", "total $", "$ per 1k out", "errors"]
+              f"latency ms {quantiles}", "tokens/s", "mean $", "total $", "$ per 1M out", "errors"]
               + (["served by"] if served_by else []) + (["correct %"] if judged else [])
               + (["SLO met %", "goodput/h"] if slo else []) + [""])
     rows = []
@@ -102,7 +109,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
             ([group_label(s.group[1], key)] if key else [])
             + [s.provider, s.model, str(s.requests), f"{s.success_rate * 100:.0f}",
                _quantiles(s.ttft_ms), _quantiles(s.latency_ms), cell_text(s.tokens_per_second_p50)]
-            + [cell_text(_decimal(v)) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1k_output_tokens_usd)]
+            + [usd_text(v) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1m_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
             + ([_percent(s.correct_rate)] if judged else []) + (_slo_cells(s.slo) if slo else []) + [marks]
         )
@@ -153,8 +160,8 @@ def format_table(summaries: Sequence[Summary], title: str) -> str:
     header, rows = _table_rows(summaries)
     lines = [title, *aligned_lines(header, rows, ("provider", "model", "errors", "served by", ""))]
     lines.append("times over successful requests; tokens/s is the median decode speed; percentiles by linear "
-                 "interpolation, '-' below 2 samples (the median: 1); fastest = lowest median latency, cheapest = "
-                 "lowest mean cost")
+                 "interpolation, '-' below 2 samples (the median: 1); costs to 3 significant figures (json and csv: "
+                 "exact); fastest = lowest median latency, cheapest = lowest mean cost")
     return "\n".join(lines)
 
 

@@ -64,6 +64,12 @@ class Summary:
         return self.successes / self.requests if self.requests else 0.0
 
     @property
+    def cost_per_1m_output_tokens_usd(self) -> Decimal | None:
+        """What a leaderboard shows: the cost of a million output tokens."""
+        per_1k = self.cost_per_1k_output_tokens_usd
+        return None if per_1k is None else per_1k * 1000
+
+    @property
     def correct_rate(self) -> float | None:
         """The share of judged answers that met their prompt's `expect`; None where nothing was judged."""
         return self.answers_correct / self.answers_judged if self.answers_judged else None

@@ -11,9 +11,10 @@ import json
 from typing import Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, text_of
+from ..json_text import json_object
 from ..numbers import provider_cost, usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
-from ..wire import WireRecord, json_object
+from ..wire import WireRecord
 from . import PromptInput
 from .common import Accumulated, in_body_failure, judge  # noqa: F401 (judge and in_body_failure: this dialect's)
 
@@ -63,6 +64,11 @@ def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usag
 def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
     """The request, made by the SDK; its answer's bytes are read off unparsed (the wire records them)."""
     return sdk.chat.completions.with_streaming_response.create(**request)
+
+
+def listed_models(body: Any) -> dict[str, str | None]:
+    """GET /models: {"data": [{"id": ...}]}, each with the shutdown date it announces (OpenAI's, YYYY-MM-DD)."""
+    return {str(item["id"]): item.get("shutdown_date") for item in body["data"]}
 
 
 def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:

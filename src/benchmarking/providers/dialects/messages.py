@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 import json
 import re
-from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
@@ -86,14 +86,16 @@ def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
     return sdk.messages.with_streaming_response.create(**request)
 
 
-def model_names(item: Mapping[str, Any]) -> Iterable[tuple[str, str | None]]:
-    """The names one model of GET /v1/models answers to, with its retirement date: its id, and the alias without
-    the id's date (claude-haiku-4-5 for claude-haiku-4-5-20251001), which the list does not name."""
-    model_id = str(item["id"])
-    retires = item.get("retires_at")
-    retires = retires if isinstance(retires, str) else None
-    alias = re.sub(r"-\d{8}$", "", model_id)
-    return ((model_id, retires),) if alias == model_id else ((model_id, retires), (alias, retires))
+def listed_models(body: Any) -> dict[str, str | None]:
+    """One page of GET /v1/models ({"data": [{"id": ..., "retires_at": ...}]}): each model's names with its
+    retirement date, its id and the alias without the id's date (claude-haiku-4-5 for claude-haiku-4-5-20251001),
+    which the list does not name."""
+    listed: dict[str, str | None] = {}
+    for item in body["data"]:
+        model_id, retires = str(item["id"]), item.get("retires_at")
+        retires = retires if isinstance(retires, str) else None
+        listed[model_id] = listed[re.sub(r"-\d{8}$", "", model_id)] = retires
+    return listed
 
 
 # The usage fields read (tokens()): only these are kept, so that usage objects of ever new names, one per event,

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, known_secrets, scrub
+from ..json_text import json_object
 from ..numbers import usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
-from ..wire import WireRecord, json_object
+from ..wire import WireRecord
 from . import PromptInput
 from . import common
 from .common import Accumulated

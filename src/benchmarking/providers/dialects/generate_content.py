@@ -1,0 +1,288 @@
+"""Google's Gemini API (generate_content): the request the google-genai SDK takes, the stream's chunks read into an
+Answer, the failures it carries (a finishReason other than STOP, a blocked prompt, an error object inside the
+stream, the SDK's APIError), and its model listing's shape.
+
+Each SSE `data:` is a whole response object: `candidates[].content.parts[]` (text; a thought when `thought` is true;
+a `functionCall`), `finishReason` on the last, `usageMetadata` (cumulative, on every chunk) and `responseId`; no
+`[DONE]` and no named events. One chunk often carries many tokens.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+import json
+import re
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
+from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..json_text import json_object
+from ..numbers import usage_count
+from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..wire import WireRecord
+from . import PromptInput, common
+
+if TYPE_CHECKING:
+    from ...settings.model import ProviderSettings
+
+API = "generate_content"
+
+REHEARSAL_STREAM = b"data: " + json.dumps({
+    "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
+    "modelVersion": "r", "responseId": "r",
+}).encode() + b"\r\n\r\n"
+
+# Gemini's finishReason, as the finish_reason stored (the other providers' words where they mean the same);
+# any other reason is stored in lower case.
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Reasons that mean the answer was stopped for what it said (not retried: the same prompt meets the same filter).
+_FILTERED = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE")
+_BAD_TOOL_CALL = ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+                  "MALFORMED_RESPONSE", "MISSING_THOUGHT_SIGNATURE")
+# google.rpc status names, as an error object inside a stream may carry them without a number.
+_STATUS_KINDS = {
+    "RESOURCE_EXHAUSTED": "rate_limit", "UNAVAILABLE": "server", "INTERNAL": "server", "DEADLINE_EXCEEDED": "server",
+    "UNKNOWN": "server", "ABORTED": "server", "INVALID_ARGUMENT": "bad_request", "FAILED_PRECONDITION":
+    "bad_request", "OUT_OF_RANGE": "bad_request", "UNAUTHENTICATED": "auth", "PERMISSION_DENIED": "auth",
+    "NOT_FOUND": "not_found",
+}
+MODEL_PREFIX = "models/"
+# How Answer.error carries a failure that is no error object: a finishReason that is a failure, a blocked prompt.
+STOPPED, BLOCKED = "finishReason (a failure)", "promptFeedback.blockReason"
+_DELAY = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)s")  # a google.protobuf.Duration in JSON: "19s", "45.25s"
+
+
+def bare_model(model: str) -> str:
+    """A Gemini model's name without the `models/` its listing puts before it: both forms name the same model."""
+    return model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"x-goog-api-key": api_key}
+
+
+def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
+    """The SDK's arguments: the contents, a system instruction from a ("system", ...) message, and the output cap.
+    Usage always comes (usageMetadata): usage_request is not needed."""
+    turns = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    system = "\n\n".join(content for role, content in turns if role == "system")
+    contents = [{"role": "model" if role == "assistant" else "user", "parts": [{"text": content}]}
+                for role, content in turns if role != "system"]
+    # The SDK's own follow-ups (calling functions, continuing a stream) would be requests inside the timed one.
+    config: dict[str, Any] = {"max_output_tokens": max_tokens, "automatic_function_calling": {"disable": True},
+                              "automatic_continuation": False}
+    if system:
+        config["system_instruction"] = system
+    return {"model": bare_model(model), "contents": contents, "config": config, "stream": stream}
+
+
+class _Response:
+    """What client.send reads: the SDK's stream of parsed chunks (read to its end), as bytes it need not look at."""
+
+    def __init__(self, sdk: Any, request: Mapping[str, Any]) -> None:
+        self._sdk, self._request = sdk, request
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        args = {k: v for k, v in self._request.items() if k != "stream"}
+        if not self._request["stream"]:
+            self._sdk.models.generate_content(**args)
+            return
+        for _ in self._sdk.models.generate_content_stream(**args):
+            yield b""
+
+
+@contextmanager
+def open_stream(sdk: Any, request: Mapping[str, Any]) -> Iterator[_Response]:
+    """The request, made by the SDK as its users make it (the wire records the bytes under its parsing)."""
+    yield _Response(sdk, request)
+
+
+def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The error object a chunk or body carries (`{"error": {"code", "message", "status"}}`), or a blocked prompt
+    (`promptFeedback.blockReason`, given as an error under BLOCKED); None if neither."""
+    error = payload.get("error")
+    if isinstance(error, Mapping) and error:
+        return error
+    if isinstance(error, str) and error:
+        return {"message": error}
+    feedback = payload.get("promptFeedback")
+    if isinstance(feedback, Mapping) and feedback.get("blockReason"):
+        message = feedback.get("blockReasonMessage")
+        return {BLOCKED: name_of(feedback["blockReason"]),
+                "message": name_of(message) if message else "the prompt was blocked"}
+    return None
+
+
+class _Builder(common.Accumulated):
+    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+
+    finish: str | None = None  # the last finishReason, as Gemini named it
+
+    def chunk(self, payload: Mapping[str, Any], at: float | None) -> None:
+        f = self.fields
+        if isinstance(payload.get("responseId"), str) and payload["responseId"]:
+            f.setdefault("response_id", payload["responseId"][:MAX_NAME_CHARS])
+        if isinstance(payload.get("usageMetadata"), Mapping):
+            f["usage"] = payload["usageMetadata"]  # cumulative: the last one counts
+        candidates = payload.get("candidates")
+        carried_output = False
+        for candidate in candidates if isinstance(candidates, list) else ():
+            if not isinstance(candidate, Mapping):
+                continue
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            for part in parts if isinstance(parts, list) else ():
+                if not isinstance(part, Mapping):
+                    continue
+                text = text_of(part.get("text"))
+                if part.get("thought") is True:
+                    if text:
+                        self._keep(self.reasoning, text)
+                        f["reasoning_streamed"] = True
+                        carried_output = True
+                    continue
+                call = part.get("functionCall")
+                if text:
+                    self._keep(self.parts, text)
+                if text or (isinstance(call, Mapping) and call):
+                    f.setdefault("first_answer_at", at)
+                    carried_output = True
+            reason = candidate.get("finishReason")
+            if reason:
+                name = name_of(reason)
+                f["finish_reason"] = FINISH_REASONS.get(name, name.lower())
+                self.finish = name
+        if carried_output:
+            self.output_events += 1
+            f.setdefault("first_output_at", at)
+            f["last_output_at"] = at
+
+    def build(self, **extra: Any) -> Answer:
+        if extra.get("error") is None and self.finish is not None and self.finish not in FINISH_REASONS:
+            extra["error"] = {STOPPED: self.finish}  # a stop that is a failure; judged below
+        return super().build(**extra)
+
+
+class EventReader:
+    """A stream's chunks in order, up to an error or an unreadable event (what comes after is not read)."""
+
+    def __init__(self) -> None:
+        self._builder = _Builder()
+        self.ending: dict[str, Any] | None = None
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+                continue
+            payload = json_object(event.data)
+            if payload is None:
+                self.ending = {"unreadable": event.data[:80]}
+                continue
+            self._builder.chunk(payload, event.arrived_at)
+            error = error_in(payload)
+            if error is not None:
+                self.ending = {"error": error}
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
+
+
+def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
+    """A whole JSON answer (generateContent, or a stream answered as one body)."""
+    builder = _Builder()
+    builder.chunk(body, record.last_byte_at)
+    return builder.build(error=error_in(body), done=True)
+
+
+def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
+    """usageMetadata's counts: thoughts are counted apart from candidates, and both are output. Gemini leaves out a
+    count that is 0; a count sent that makes no sense is left empty, and so is a sum that needs it."""
+    counts = {key: usage_count(usage, (key,), problems) for key in
+              ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount")}
+    sent = usage if isinstance(usage, Mapping) else {}
+    bad = {key for key, count in counts.items() if count is None and sent.get(key) is not None}
+
+    def absent_is_zero(key: str) -> int | None:
+        return None if usage is None or key in bad else counts[key] or 0
+
+    candidates, thoughts = counts["candidatesTokenCount"], counts["thoughtsTokenCount"]
+    output = None
+    if not {"candidatesTokenCount", "thoughtsTokenCount"} & bad and (candidates is not None or thoughts is not None):
+        output = (candidates or 0) + (thoughts or 0)
+    return Tokens(
+        input_tokens=counts["promptTokenCount"],
+        output_tokens=output,
+        cached_tokens=absent_is_zero("cachedContentTokenCount"),
+        reasoning_tokens=absent_is_zero("thoughtsTokenCount"),
+    )
+
+
+def listed_models(body: Any) -> dict[str, str | None]:
+    """GET {version}/models: {"models": [{"name": "models/..."}]}, names without their prefix; no shutdown dates."""
+    return {bare_model(str(item["name"])): None for item in body["models"]}
+
+
+def retry_delay_s(error: Any) -> float | None:
+    """The wait a Google error object asks for (`details: [{"@type": ".../google.rpc.RetryInfo", "retryDelay":
+    "19s"}]`, its Retry-After), or None."""
+    details = error.get("details") if isinstance(error, Mapping) else None
+    for item in details if isinstance(details, list) else ():
+        if isinstance(item, Mapping) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DELAY.fullmatch(str(item.get("retryDelay", "")))
+            return float(match.group(1)) if match else None
+    return None
+
+
+def _error_failure(error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
+                   ) -> Failure:
+    secrets = known_secrets(settings)
+    if STOPPED in error:
+        reason = error[STOPPED]
+        kind = ("bad_request" if reason in _FILTERED else "bad_response" if reason in _BAD_TOOL_CALL else "server")
+        return Failure(kind, None, scrub(f"the answer was stopped with finishReason {reason}", secrets), request_id)
+    if BLOCKED in error:
+        return Failure("bad_request", None, scrub(f"the prompt was blocked (blockReason {error[BLOCKED]}): "
+                                                  f"{error.get('message')}", secrets), request_id)
+    code, status = error.get("code"), error.get("status")
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+        kind, number = kind_for_status(code), code
+    else:
+        kind, number = _STATUS_KINDS.get(str(status), "server"), None
+    label = " ".join(str(x) for x in (number, status) if x is not None)
+    message = f"HTTP 200 carrying error{' ' + label if label else ''}: {error.get('message') or dict(error)}"
+    return Failure(kind, number, scrub(message + settings_hint(kind, settings, model), secrets), request_id,
+                   retry_delay_s(error) if kind in ("rate_limit", "server") else None)
+
+
+def _status_error(error: BaseException) -> BaseException:
+    """The SDK's APIError carries its HTTP status as `.code` and its body as `.details`: named as classify reads
+    them (status_code, body)."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int) and not isinstance(code, bool) and getattr(error, "status_code", None) is None:
+        error.status_code = code  # type: ignore[attr-defined]
+        error.body = getattr(error, "details", None)  # type: ignore[attr-defined]
+    return error
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
+    request_id = request_id_of(record, answer)
+    if answer.error is not None:  # read from a 200's bytes (the SDK raises an error object as if it were an HTTP error)
+        return _error_failure(answer.error, settings, model, request_id)
+    if error is not None:
+        failure = classify(_status_error(error), settings, model, endpoint)
+        if failure.retry_after_s is None and failure.error_type in ("rate_limit", "server"):
+            body = getattr(error, "details", None)
+            failure = replace(failure, retry_after_s=retry_delay_s(body.get("error") if isinstance(body, Mapping)
+                                                                     else None))
+        return failure if failure.request_id else replace(failure, request_id=request_id)
+    return common.judge(record, answer, None, settings, model, endpoint)  # what every dialect judges alike

@@ -1,0 +1,36 @@
+"""The site's compare page: the newest run against the one before, with the medians, bootstrap intervals and
+verdicts `report --compare A B --format json` gives.
+
+Only runs: a bootstrap over a day or a week of results (2,000 resamples a metric, provider and model) took most of a
+build at 100,000 stored results, and the site is rebuilt after every run; `report --compare 48h..24h 24h..` gives
+those on demand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import json
+from typing import Any, Sequence
+
+from ..report.compare import compare, comparison_json
+from ..report.formats import title_for
+from ..report.selection import Row, Selection
+
+def _side(rows: Sequence[Row], selection: Selection) -> tuple[Sequence[Row], str]:
+    return rows, title_for(rows, selection) if rows else f"no results match {selection.describe()}"
+
+
+def comparisons(rows: Sequence[Row], selection: Selection) -> list[dict[str, Any]]:
+    """Each comparison as `report --compare --format json` gives it, with its name; rows oldest first."""
+    pairs = []
+    runs: dict[object, list[Row]] = {}
+    for row in rows:
+        runs.setdefault(row.run.info.id, []).append(row)
+    newest = sorted(runs, key=lambda run_id: runs[run_id][0].run.info.started_at)[-2:]
+    if len(newest) == 2:
+        sides = [_side(runs[run_id], replace(selection, run_ids=frozenset({run_id}))) for run_id in newest]
+        pairs.append(("the newest run against the one before", sides))
+    found = []
+    for name, ((before, title_a), (after, title_b)) in pairs:
+        changes = compare(before, after) if before and after else []
+        found.append({"name": name, **json.loads(comparison_json(changes, title_a, title_b))})
+    return found
