@@ -68,5 +68,9 @@ DEFAULT_PROFILES: dict[str, ModelProfile] = {
     ),
     "openai/gpt-6-luna": ModelProfile(ttft_ms=230, itl_ms=8, output_tokens=48, prefill_tokens_per_s=30_000),
     "openai/gpt-4o-mini": ModelProfile(ttft_ms=250, itl_ms=12, output_tokens=48, prefill_tokens_per_s=20_000),
+    # The native APIs' defaults: Anthropic streams a token an event; Gemini sends several tokens a chunk.
+    "claude-haiku-5-5": ModelProfile(ttft_ms=120, itl_ms=6, output_tokens=48, prefill_tokens_per_s=40_000),
+    "gemini-3.5-flash-lite": ModelProfile(ttft_ms=90, itl_ms=12, output_tokens=60, tokens_per_chunk=6,
+                                          prefill_tokens_per_s=60_000),
 }
 DEFAULT_PROFILE = ModelProfile(ttft_ms=100, itl_ms=5, output_tokens=32)
