@@ -4,7 +4,8 @@
     python benchmarks/accuracy.py --quick    # a smoke run (a few seconds)
 
 For each provider (openai, groq and together through their own SDKs, openrouter through the openai SDK on its own
-wire format, gemini through google-genai in its own API) a fresh process calls `call_<provider>` as a run does
+wire format, anthropic and gemini through their own SDKs in their own APIs, and openai:responses, OpenAI's Responses
+API) a fresh process calls `call_<provider>` as a run does
 (client built and warmed, then the timed request read at the wire), against the simulator running in a process of its
 own with known TTFT and delay per token. The simulator logs its own perf_counter times, which on Linux is the
 system's monotonic clock, the same in both processes; after each request the client asks it for its record. Error =
@@ -52,6 +53,7 @@ from machine import machine_line  # noqa: E402
 
 P50_TARGET_MS = 2.0
 P99_TARGET_MS = 5.0
+DIALECT_MAX_TARGET_MS = 5.0  # per API, the worst request of all its providers
 BURST_LATENCY_TARGET_MS = 2.0
 CPU_TARGET_MS = 5.0
 LOAD_TARGET_LEVEL = 32
@@ -59,7 +61,8 @@ LOAD_P99_TARGET_MS = 10.0
 LOAD_LEVELS = (32, 64, 128)
 BURST_SPEED_TARGET = 0.03  # decode speed within 3 % of the server's
 INPUT_TOKENS = 21  # what the simulator reports as prompt_tokens, to check input_tokens against
-SDK_OF = {"openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai", "anthropic": "anthropic",
+API_OF = {"anthropic": "messages", "gemini": "generate_content", "openai:responses": "responses"}
+SDK_OF = {"openai:responses": "openai", "openai": "openai", "groq": "groq", "together": "together", "openrouter": "openai", "anthropic": "anthropic",
           "gemini": "google-genai"}
 
 
@@ -125,7 +128,9 @@ def serve(profiles: dict[str, ModelProfile], conn: Connection) -> None:
 
 
 def measure_in_this_process(provider: str, plan: list[Setting]) -> None:
-    """Print one JSON line per request: its errors against the server's record, and the CPU it cost."""
+    """Print one JSON line per request: its errors against the server's record, and the CPU it cost. `provider` may
+    name the API too (openai:responses)."""
+    provider, _, api = provider.partition(":")
     call = {name: fn for name, fn, _ in PROVIDERS}[provider]
     profiles = {s.model: ModelProfile(ttft_ms=s.ttft_ms, itl_ms=s.itl_ms, output_tokens=s.tokens,
                                       input_tokens=INPUT_TOKENS) for s in plan}
@@ -141,7 +146,7 @@ def measure_in_this_process(provider: str, plan: list[Setting]) -> None:
     settings = ProviderSettings(
         name=provider, api_key=Secret("sim-key"), key_env=f"{provider.upper()}_API_KEY",
         model_hint=f"set {provider.upper()}_MODEL", base_url=url + suffix[provider], timeout_s=60.0,
-        max_tokens=max(s.tokens for s in plan),
+        max_tokens=max(s.tokens for s in plan), api=api or None,
     )
     try:
         with kept_clients():  # as a run measures: one client per endpoint, built and rehearsed once
@@ -319,7 +324,7 @@ def report(provider: str, plan: tuple[Setting, ...], records: list[dict]) -> lis
     """Print the provider's table; return the targets it missed."""
     failed = [r for r in records if "error" in r]
     records = [r for r in records if "error" not in r]
-    print(f"\n{provider} (SDK: {SDK_OF[provider]})\n{HEADER}")
+    print(f"\n{provider} (SDK: {SDK_OF[provider]}, API: {API_OF.get(provider, 'chat_completions')})\n{HEADER}")
     for index, setting in enumerate(plan):
         if mine := [r for r in records if r["setting"] == index]:
             print(row(setting.label, mine))
@@ -366,10 +371,30 @@ def report(provider: str, plan: tuple[Setting, ...], records: list[dict]) -> lis
     return missed + [f"{provider}: {text}" for text, good in checks if not good]
 
 
+def report_dialects(by_api: dict[str, list[dict]]) -> list[str]:
+    """One row per API (dialect), over every targeted request of the providers that speak it; return what missed
+    the dialect target (|error| p50 <= 2 ms, max <= 5 ms, for TTFT and latency)."""
+    print("\nper API (dialect): every targeted request of the providers speaking it; |error| in ms")
+    print(f"  {'API':<18}{'n':>5}  {'TTFT p50':>9} {'max':>7}   {'latency p50':>11} {'max':>7}   target")
+    missed = []
+    for api, records in by_api.items():
+        if not records:
+            missed.append(f"{api}: no successful request")
+            continue
+        ttft = [abs(r["ttft_error"]) for r in records]
+        latency = [abs(r["latency_error"]) for r in records]
+        good = max(percentile(ttft, 50), percentile(latency, 50)) <= P50_TARGET_MS \
+            and max(max(ttft), max(latency)) <= DIALECT_MAX_TARGET_MS
+        print(f"  {api:<18}{len(records):>5}  {percentile(ttft, 50):9.2f} {max(ttft):7.2f}   "
+              f"{percentile(latency, 50):11.2f} {max(latency):7.2f}   {ok(good)}")
+        missed += [] if good else [f"{api}: dialect target (p50 {P50_TARGET_MS:g} ms, max {DIALECT_MAX_TARGET_MS:g})"]
+    return missed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny settings, for the smoke test")
-    parser.add_argument("--providers", default=",".join(name for name, _, _ in PROVIDERS),
+    parser.add_argument("--providers", default=",".join([*(name for name, _, _ in PROVIDERS), "openai:responses"]),
                         help="comma-separated subset (default: all four)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
@@ -390,8 +415,13 @@ def main() -> int:
     print("settings: TTFT / delay per token / tokens; p99 is nearest-rank (the worst request when n < 100); "
           "CPU: client = the calling thread (SDK, our parsing), process = with the wire's reader thread")
     missed: list[str] = []
+    by_api: dict[str, list[dict]] = {}
     for provider in args.providers.split(","):
-        missed += report(provider, plan, run_child(provider, plan))
+        records = run_child(provider, plan)
+        missed += report(provider, plan, records)
+        by_api.setdefault(API_OF.get(provider, "chat_completions"), []).extend(
+            r for r in records if "error" not in r and plan[r["setting"]].target)
+    missed += report_dialects(by_api)
     levels, per_slot = ([4, 8], 2) if args.quick else (list(LOAD_LEVELS), 4)
     done = subprocess.run([sys.executable, __file__, "--load-child", json.dumps([levels, per_slot])],
                           capture_output=True, text=True, timeout=900)
