@@ -268,7 +268,7 @@ def test_the_rehearsal_stream_reads_as_an_answer():
 
 
 def test_a_settings_change_of_api_builds_another_client():
-    from benchmarking.benchmark_runner import provider_wire
+    from benchmarking.providers.registry import provider_wire
     from benchmarking.providers.client import client_key
 
     chat = settings_for(At("http://127.0.0.1:1", "/v1"), "openai")

@@ -11,32 +11,28 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 import os
-from types import ModuleType
 from typing import Callable, Iterator, Protocol, Sequence
 from uuid import UUID, uuid4
 
 from . import __version__
-from .settings.model import ProviderSettings, Settings
-from .deferred import finishing_now
+from .settings.model import Settings
 from .errors import RunInterrupted, StorageError
 from .measurement import Measurement, utc_now
-from .pricing import Price, upper_bound_usd
-from .providers import custom_provider, groq_provider, openai_provider, openrouter_provider, together_provider
+from .pricing import upper_bound_usd
 from .providers import anthropic_provider
 from .providers.anthropic_provider import call_anthropic
 from .providers import gemini_provider
-from .providers.custom_provider import call_custom
 from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.client import PromptInput, Wire, kept_clients, prepare_client
+from .providers.cells import CallFn, Cell, measure_cell, price_of, sent_output_cap
+from .providers.client import kept_clients
+from .providers.custom_provider import call_custom
+from .providers.registry import model_name
 from .providers.together_provider import call_together
 from .storage import RunInfo, Storage
-from .workloads import Prompt, cache_marker, output_cap
-
-# A call function takes the prompt (text, or (role, content) messages), the model and the provider's settings.
-CallFn = Callable[[PromptInput, str, ProviderSettings], Measurement]
+from .workloads import output_cap
 
 BENCHMARK_PROMPT = (
     "Explain in three short paragraphs how a hash map works, "
@@ -53,46 +49,6 @@ PROVIDERS: list[tuple[str, CallFn, str]] = [
     ("anthropic", call_anthropic, anthropic_provider.DEFAULT_MODEL),
     ("gemini", call_gemini, gemini_provider.DEFAULT_MODEL),
 ]
-
-
-# Each built-in provider's module (its PRICING and WIRE); any other name is a benchmark.toml endpoint.
-PROVIDER_MODULES: dict[str, ModuleType] = {
-    "openai": openai_provider,
-    "groq": groq_provider,
-    "together": together_provider,
-    "openrouter": openrouter_provider,
-    "anthropic": anthropic_provider,
-    "gemini": gemini_provider,
-}
-
-
-def provider_module(name: str) -> ModuleType:
-    return PROVIDER_MODULES.get(name, custom_provider)
-
-
-def provider_wire(name: str, settings: ProviderSettings) -> Wire:
-    """The Wire a provider's requests go through: the one of the API its settings choose, where it speaks several
-    (its module's wire_for), else its module's WIRE."""
-    module = provider_module(name)
-    wire_for = getattr(module, "wire_for", None)
-    return wire_for(settings) if wire_for is not None else module.WIRE
-
-
-def model_name(settings: ProviderSettings, model: str) -> str:
-    """A model as its API's listings and prices name it, however it was written (Gemini's with or without
-    `models/`): the name planned, priced, checked and stored."""
-    return getattr(provider_wire(settings.name, settings).dialect, "bare_model", str)(model)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One provider, model and prompt: what one request of each round measures."""
-
-    provider: str
-    call_fn: CallFn
-    model: str
-    settings: ProviderSettings  # with max_tokens fitted to the prompt
-    prompt: Prompt
 
 
 class Reporter(Protocol):
@@ -155,20 +111,6 @@ def rounds(cells: Sequence[Cell], repeat: int) -> Iterator[tuple[int, int, Cell]
     for round_index in range(repeat):
         for position in range(count):
             yield round_index + 1, position + 1, cells[(position - round_index) % count]
-
-
-def price_of(cell: Cell) -> Price | None:
-    return cell.settings.price or provider_module(cell.provider).PRICING.get(cell.model)
-
-
-def prepare_cell(cell: Cell) -> None:
-    """Build, rehearse and warm the cell's client before any clock starts (inside kept_clients: kept for later)."""
-    prepare_client(provider_wire(cell.provider, cell.settings), cell.settings)
-
-
-def sent_output_cap(cell: Cell, max_tokens: int) -> int:
-    """The output cap a request goes with: raised to the least its API takes (the Responses API's 16)."""
-    return max(max_tokens, getattr(provider_wire(cell.provider, cell.settings).dialect, "MIN_OUTPUT_TOKENS", 1))
 
 
 @dataclass(frozen=True)
@@ -265,15 +207,6 @@ def run_benchmark(
             notes.append(str(exc))  # only the run's end is missing: its results are stored (README: troubleshooting)
         reporter.run_finished(status, notes[-1])
     return RunOutcome(run=run, status=status, results=tuple(results), run_notes=tuple(n for n in notes if n))
-
-
-def measure_cell(cell: Cell, cache_mode: str) -> Measurement:
-    """One timed request of a cell, with the prompt cache busted, warmed first, or left alone."""
-    prompt = cell.prompt.with_marker(cache_marker()) if cache_mode == "bust" else cell.prompt
-    if cache_mode == "warm":  # the same prompt once, untimed and one token long, so that the timed one finds it cached
-        with finishing_now():  # nothing of it is kept, nor left for later
-            cell.call_fn(prompt.messages, cell.model, replace(cell.settings, max_tokens=1, retries=0))
-    return cell.call_fn(prompt.messages, cell.model, cell.settings)
 
 
 def _save(storage: Storage, run_id: UUID, measurement: Measurement) -> SavedMeasurement:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Mapping
 
-from .benchmark_runner import model_name, provider_module, provider_wire
+from .providers.registry import model_name, provider_module, provider_wire
 from .settings.model import ProviderSettings, Settings
 from .errors import ConfigError, StorageError
 from .providers.client import ModelListError, list_models

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
-from ..benchmark_runner import Cell, prepare_cell
+from ..providers.cells import Cell, prepare_cell
 from ..measurement import Measurement
 from ..redaction import scrub_output_of_this_process
 from .capacity import default_workers, raise_descriptor_limit

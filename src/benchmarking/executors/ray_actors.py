@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any, Iterator, Sequence
 
-from ..benchmark_runner import Cell, prepare_cell
+from ..providers.cells import Cell, prepare_cell
 from ..errors import ConfigError
 from ..measurement import Measurement, utc_now
 from ..redaction import scrub_output_of_this_process

@@ -9,7 +9,7 @@ from datetime import datetime
 import time
 from typing import Callable, Iterator, Protocol
 
-from ..benchmark_runner import Cell, measure_cell
+from ..providers.cells import Cell, measure_cell
 from ..deferred import finishing_later
 from ..measurement import Measurement
 
@@ -104,7 +104,7 @@ class Level:
 
 
 def client_key_of(cell: Cell) -> tuple[object, ...]:
-    from ..benchmark_runner import provider_wire
+    from ..providers.registry import provider_wire
     from ..providers.client import client_key
 
     return client_key(provider_wire(cell.provider, cell.settings), cell.settings)
