@@ -70,6 +70,12 @@ def test_a_bad_choice_is_one_line_naming_where(environ, overrides, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_naming_the_one_api_a_provider_speaks_is_no_error():
+    for environ, overrides in (({"GROQ_API": "chat_completions"}, []), ({}, ["groq=chat_completions"])):
+        chosen = settings(environ, api_overrides=overrides)
+        assert "groq" in apis_of(chosen) and apis_of(chosen)["groq"] is None  # the one its module speaks
+
+
 # ---- the Responses dialect over any sequence of events ----------------------------------------------------------
 
 OUTPUT = sorted(responses.ANSWER_DELTAS | responses.TOOL_DELTAS | responses.REASONING_DELTAS)

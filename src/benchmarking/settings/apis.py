@@ -38,7 +38,7 @@ def parse_api_overrides(items: Sequence[str], builtin: Sequence[str], custom: Se
             raise ConfigError(f"--api takes provider=api, like --api openai=responses, not {item!r}")
         if name in builtin:
             allowed = apis_of(name)
-            if len(allowed) == 1:
+            if len(allowed) == 1 and api != allowed[0]:
                 raise ConfigError(f"--api {name}=...: {name} speaks one API ({allowed[0]}); --api chooses for "
                                   f"{', '.join(p for p in builtin if len(apis_of(p)) > 1)} and benchmark.toml's "
                                   "endpoints")

@@ -57,7 +57,7 @@ def _api(value: str, variable: str) -> str:
     """OPENAI_API=responses: the API of a provider that speaks several; refused for one that speaks one."""
     name = variable.removesuffix("_API").lower()
     allowed = apis_of(name)
-    if len(allowed) == 1:
+    if len(allowed) == 1 and value != allowed[0]:
         raise ConfigError(f"{variable} is set, but {name} speaks one API ({allowed[0]}): unset it")
     return checked_api(value, allowed, variable)
 
