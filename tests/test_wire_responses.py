@@ -32,7 +32,7 @@ def fixture_reply(entry: dict, gap_s: float = 0.002) -> Reply:
 
 
 def measure_openai(server: WireServer, **changes):
-    settings = settings_for(At(server.url, "/v1"), "openai", api="responses", **changes)
+    settings = settings_for(At(server.url, "/v1"), "openai", **{"api": "responses", **changes})
     return call_openai("hello", "m", settings)
 
 
@@ -171,8 +171,9 @@ def test_summarised_reasoning_hides_its_tokens_from_the_decode_and_raw_reasoning
     summary, raw = run("response.reasoning_summary_text.delta"), run("response.reasoning_text.delta")
     for m in (summary, raw):
         assert m.success and m.ttft_ms < m.answer_ttft_ms and m.reasoning_tokens == 10
-    # decode speed: (output - hidden - 1) / (latency - ttft); the summary's 10 reasoning tokens are hidden
-    assert summary.tokens_per_second == pytest.approx(10 / ((summary.latency_ms - summary.ttft_ms) / 1000))
+    # decode speed: (output - hidden - 1) / (latency - start); the summary's 10 reasoning tokens are hidden, so the
+    # decode they leave starts at the answer's first token, not at the summary streamed before it
+    assert summary.tokens_per_second == pytest.approx(10 / ((summary.latency_ms - summary.answer_ttft_ms) / 1000))
     assert raw.tokens_per_second == pytest.approx(20 / ((raw.latency_ms - raw.ttft_ms) / 1000))
 
 
@@ -310,3 +311,26 @@ def test_a_key_echoed_in_a_failed_response_is_scrubbed():
         m = measure_openai(server, api_key=Secret(CANARY_KEY))
     assert (m.success, m.error_type) == (False, "auth")
     assert CANARY_KEY not in m.error_message and "****" in m.error_message
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+@pytest.mark.parametrize("reasoning,kept", [(50, None), (10, 10), (4, 4)])
+def test_reasoning_tokens_more_than_the_output_are_left_empty_with_a_warning_in_every_dialect(api, reasoning, kept):
+    if api == "responses":
+        usage = {**USAGE, "output_tokens": 10, "output_tokens_details": {"reasoning_tokens": reasoning}}
+        body = event("response.output_text.delta", delta="a") + event("response.output_text.delta", delta="b") + \
+            event("response.completed", response=response("completed", usage))
+    else:
+        usage = {"prompt_tokens": 9, "completion_tokens": 10, "completion_tokens_details": {
+            "reasoning_tokens": reasoning}}
+        body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in (
+            {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+            {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": usage})) + b"data: [DONE]\n\n"
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body, 0.01)))
+        m = measure_openai(server, api=api)
+    assert m.success and (m.output_tokens, m.reasoning_tokens) == (10, kept)
+    wrong = [w for w in m.warnings if "reasoning_tokens" in w]
+    assert wrong == ([] if kept is not None else [
+        f"openai sent a value that makes no sense: usage reasoning_tokens = {reasoning} is more than "
+        "output_tokens = 10: left empty"])
