@@ -312,6 +312,41 @@ def test_a_key_echoed_in_a_failed_response_is_scrubbed():
     assert (m.success, m.error_type) == (False, "auth")
     assert CANARY_KEY not in m.error_message and "****" in m.error_message
 
+
+def json_reply(body: bytes, content_type: str = "application/json") -> Reply:
+    return Reply([(0.01, body)], 200, {"content-type": content_type}, chunked=False)
+
+
+# Answers to a request not streamed that are no response object (nor chat completion): each is no answer at all.
+NOT_AN_ANSWER = [
+    (b"<html><script>alert(1)</script>down for maintenance</html>", "text/html"),
+    (b"", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b'event: response.completed\ndata: {"type": "response.completed"}\n\n', "text/event-stream"),
+    (b"null", "application/json"),
+]
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+@pytest.mark.parametrize("body,content_type", NOT_AN_ANSWER, ids=["html", "empty", "array", "sse", "null"])
+def test_a_body_that_is_no_json_object_is_a_bad_response_in_every_dialect(body, content_type, api):
+    with WireServer() as server:
+        server.reply(json_reply(body, content_type))
+        m = measure_openai(server, stream=False, api=api)
+    assert (m.success, m.error_type, m.api) == (False, "bad_response", api), m.error_message
+    assert m.error_message.startswith("unreadable response: not a JSON object")
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+def test_an_error_given_as_a_string_is_the_error_with_its_message_in_every_dialect(api):
+    with WireServer() as server:
+        server.reply(json_reply(json.dumps({"error": "denied: the model is overloaded"}).encode()))
+        m = measure_openai(server, stream=False, api=api)
+    assert (m.success, m.error_type) == (False, "server")
+    assert "denied: the model is overloaded" in m.error_message
+
+
+
 @pytest.mark.parametrize("api", ["responses", "chat_completions"])
 @pytest.mark.parametrize("reasoning,kept", [(50, None), (10, 10), (4, 4)])
 def test_reasoning_tokens_more_than_the_output_are_left_empty_with_a_warning_in_every_dialect(api, reasoning, kept):

@@ -19,7 +19,7 @@ from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord
 from . import PromptInput
 from . import common
-from .common import Accumulated
+from .common import Accumulated, error_in
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -188,8 +188,8 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
     """A whole response object (no stream): its output, usage and status; its time is when its last byte came."""
     builder = _Builder()
     status = body.get("status")
-    error = body.get("error")
-    if isinstance(error, Mapping) and error and status != "failed":  # an error body, not a response
+    error = error_in(body)
+    if error is not None and status != "failed":  # an error body, not a response
         return builder.build(error=error)
     builder.output(body, record.last_byte_at)
     builder.response(body, {"completed": "completed", "incomplete": "incomplete", "failed": "failed"}.get(
