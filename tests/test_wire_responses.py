@@ -317,6 +317,71 @@ def json_reply(body: bytes, content_type: str = "application/json") -> Reply:
     return Reply([(0.01, body)], 200, {"content-type": content_type}, chunked=False)
 
 
+MESSAGE = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi there"}]}]
+# A response object, and whether it is an answer: completed, or cut at the output cap the request set.
+STATUSES = [
+    ({"status": "completed"}, True),
+    ({"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}, True),
+    ({"status": "incomplete", "incomplete_details": {"reason": "content_filter"}}, False),
+    ({"status": "cancelled"}, False),
+    ({"status": "in_progress"}, False),
+    ({"status": "queued"}, False),
+    ({"status": 1}, False),
+    ({"status": None}, False),
+    ({}, False),
+]
+
+
+@pytest.mark.parametrize("fields,answered,stream", [
+    (fields, answered, stream) for fields, answered in STATUSES for stream in (False, True)
+    if not stream or "status" in fields  # an ending event without a status has the one its name says
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else str(v))
+def test_a_response_is_an_answer_only_when_its_status_says_it_completed(fields, answered, stream):
+    # one rule for a whole body and a stream's ending event: the response's own status, whatever event carries it
+    whole = {"id": "resp_1", "object": "response", "output": MESSAGE, "usage": USAGE, **fields}
+    ending = event("response.completed", response={**whole, "output": []})
+    reply = Reply(sse_parts(event("response.output_text.delta", delta="hi there") + ending)) if stream else \
+        json_reply(json.dumps(whole).encode())
+    with WireServer() as server:
+        server.reply(reply)
+        m = measure_openai(server, stream=stream)
+    assert m.response_text == "hi there"
+    assert (m.success, m.error_type) == ((True, None) if answered else (False, "incomplete")), m.error_message
+    if not answered:
+        assert m.tokens_per_second is None and "did not complete" in m.error_message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "response.completed"])
+@pytest.mark.parametrize("error", [{"code": "server_error", "message": "The server had an error"},
+                                   "The server had an error"], ids=["object", "string"])
+def test_a_response_whose_status_is_failed_fails_with_its_error_whatever_event_carries_it(error, stream):
+    whole = {**response("failed", USAGE, error=error), "output": MESSAGE}
+    ending = event("response.completed", response={**whole, "output": []})
+    reply = Reply(sse_parts(event("response.output_text.delta", delta="hi there") + ending)) if stream else \
+        json_reply(json.dumps(whole).encode())
+    with WireServer() as server:
+        server.reply(reply)
+        m = measure_openai(server, stream=stream)
+    assert (m.success, m.error_type, m.finish_reason) == (False, "server", "failed")
+    assert "The server had an error" in m.error_message
+
+
+@pytest.mark.parametrize("carrier", ["response.created", "response.in_progress"])
+def test_usage_is_read_from_the_ending_event_only(carrier):
+    early = {**USAGE, "output_tokens": 3333}
+    for ending in ({**response("completed"), "usage": None}, {k: v for k, v in response("completed").items()
+                                                              if k != "usage"}):
+        body = (event(carrier, response=response("in_progress", early))
+                + event("response.output_text.delta", delta="a") + event("response.output_text.delta", delta="b")
+                + event("response.completed", response=ending))
+        with WireServer() as server:
+            server.reply(Reply(sse_parts(body)))
+            m = measure_openai(server)
+        assert m.success and m.response_text == "ab"
+        assert (m.input_tokens, m.output_tokens, m.cost_usd) == (None, None, None)
+        assert any("sent no token usage" in w for w in m.warnings)
+
+
 # Answers to a request not streamed that are no response object (nor chat completion): each is no answer at all.
 NOT_AN_ANSWER = [
     (b"<html><script>alert(1)</script>down for maintenance</html>", "text/html"),
@@ -344,7 +409,6 @@ def test_an_error_given_as_a_string_is_the_error_with_its_message_in_every_diale
         m = measure_openai(server, stream=False, api=api)
     assert (m.success, m.error_type) == (False, "server")
     assert "denied: the model is overloaded" in m.error_message
-
 
 
 @pytest.mark.parametrize("api", ["responses", "chat_completions"])
