@@ -93,10 +93,12 @@ def read(events: list[tuple[str, str]], ending: str | None) -> responses.Answer:
     body = b""
     for kind, delta in events:
         payload = {"type": kind, "delta": delta} if kind in OUTPUT else {
-            "type": kind, "response": {"id": "resp_x", "status": "in_progress", "output": [], "usage": None}}
+            "type": kind, "response": {"id": "resp_x", "status": "in_progress", "output": [],
+                                       "usage": {"input_tokens": 1, "output_tokens": 3333}}}
         body += f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode()
     if ending:
-        body += f"data: {json.dumps({'type': ending, 'response': {'id': 'r', 'status': 'x', 'usage': {'input_tokens': 1}, 'incomplete_details': {'reason': 'max_output_tokens'}}})}\n\n".encode()
+        status = ending.removeprefix("response.")  # the status an ending event's response carries
+        body += f"data: {json.dumps({'type': ending, 'response': {'id': 'r', 'status': status, 'usage': {'input_tokens': 1}, 'incomplete_details': {'reason': 'max_output_tokens'}}})}\n\n".encode()
         body += b"data: " + json.dumps({"type": "response.output_text.delta", "delta": "after"}).encode() + b"\n\n"
     reader = responses.EventReader()
     splitter = SseSplitter()
@@ -120,7 +122,7 @@ def test_only_output_deltas_are_output_and_the_end_ends_the_reading(events, endi
     assert "after" not in answer.text  # nothing after the end is read
     assert answer.finish_reason == {None: None, "response.completed": "completed",
                                     "response.incomplete": "max_output_tokens"}[ending]
-    assert (answer.usage is not None) == (ending is not None)
+    assert answer.usage == ({"input_tokens": 1} if ending else None)  # the ending's usage, never another's
 
 
 @hypothesis_settings(max_examples=200, deadline=None)

@@ -32,7 +32,7 @@ def fixture_reply(entry: dict, gap_s: float = 0.002) -> Reply:
 
 
 def measure_openai(server: WireServer, **changes):
-    settings = settings_for(At(server.url, "/v1"), "openai", api="responses", **changes)
+    settings = settings_for(At(server.url, "/v1"), "openai", **{"api": "responses", **changes})
     return call_openai("hello", "m", settings)
 
 
@@ -171,8 +171,9 @@ def test_summarised_reasoning_hides_its_tokens_from_the_decode_and_raw_reasoning
     summary, raw = run("response.reasoning_summary_text.delta"), run("response.reasoning_text.delta")
     for m in (summary, raw):
         assert m.success and m.ttft_ms < m.answer_ttft_ms and m.reasoning_tokens == 10
-    # decode speed: (output - hidden - 1) / (latency - ttft); the summary's 10 reasoning tokens are hidden
-    assert summary.tokens_per_second == pytest.approx(10 / ((summary.latency_ms - summary.ttft_ms) / 1000))
+    # decode speed: (output - hidden - 1) / (latency - start); the summary's 10 reasoning tokens are hidden, so the
+    # decode they leave starts at the answer's first token, not at the summary streamed before it
+    assert summary.tokens_per_second == pytest.approx(10 / ((summary.latency_ms - summary.answer_ttft_ms) / 1000))
     assert raw.tokens_per_second == pytest.approx(20 / ((raw.latency_ms - raw.ttft_ms) / 1000))
 
 
@@ -310,3 +311,125 @@ def test_a_key_echoed_in_a_failed_response_is_scrubbed():
         m = measure_openai(server, api_key=Secret(CANARY_KEY))
     assert (m.success, m.error_type) == (False, "auth")
     assert CANARY_KEY not in m.error_message and "****" in m.error_message
+
+
+def json_reply(body: bytes, content_type: str = "application/json") -> Reply:
+    return Reply([(0.01, body)], 200, {"content-type": content_type}, chunked=False)
+
+
+MESSAGE = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi there"}]}]
+# A response object, and whether it is an answer: completed, or cut at the output cap the request set.
+STATUSES = [
+    ({"status": "completed"}, True),
+    ({"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}, True),
+    ({"status": "incomplete", "incomplete_details": {"reason": "content_filter"}}, False),
+    ({"status": "cancelled"}, False),
+    ({"status": "in_progress"}, False),
+    ({"status": "queued"}, False),
+    ({"status": 1}, False),
+    ({"status": None}, False),
+    ({}, False),
+]
+
+
+@pytest.mark.parametrize("fields,answered,stream", [
+    (fields, answered, stream) for fields, answered in STATUSES for stream in (False, True)
+    if not stream or "status" in fields  # an ending event without a status has the one its name says
+], ids=lambda v: json.dumps(v) if isinstance(v, dict) else str(v))
+def test_a_response_is_an_answer_only_when_its_status_says_it_completed(fields, answered, stream):
+    # one rule for a whole body and a stream's ending event: the response's own status, whatever event carries it
+    whole = {"id": "resp_1", "object": "response", "output": MESSAGE, "usage": USAGE, **fields}
+    ending = event("response.completed", response={**whole, "output": []})
+    reply = Reply(sse_parts(event("response.output_text.delta", delta="hi there") + ending)) if stream else \
+        json_reply(json.dumps(whole).encode())
+    with WireServer() as server:
+        server.reply(reply)
+        m = measure_openai(server, stream=stream)
+    assert m.response_text == "hi there"
+    assert (m.success, m.error_type) == ((True, None) if answered else (False, "incomplete")), m.error_message
+    if not answered:
+        assert m.tokens_per_second is None and "did not complete" in m.error_message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["body", "response.completed"])
+@pytest.mark.parametrize("error", [{"code": "server_error", "message": "The server had an error"},
+                                   "The server had an error"], ids=["object", "string"])
+def test_a_response_whose_status_is_failed_fails_with_its_error_whatever_event_carries_it(error, stream):
+    whole = {**response("failed", USAGE, error=error), "output": MESSAGE}
+    ending = event("response.completed", response={**whole, "output": []})
+    reply = Reply(sse_parts(event("response.output_text.delta", delta="hi there") + ending)) if stream else \
+        json_reply(json.dumps(whole).encode())
+    with WireServer() as server:
+        server.reply(reply)
+        m = measure_openai(server, stream=stream)
+    assert (m.success, m.error_type, m.finish_reason) == (False, "server", "failed")
+    assert "The server had an error" in m.error_message
+
+
+@pytest.mark.parametrize("carrier", ["response.created", "response.in_progress"])
+def test_usage_is_read_from_the_ending_event_only(carrier):
+    early = {**USAGE, "output_tokens": 3333}
+    for ending in ({**response("completed"), "usage": None}, {k: v for k, v in response("completed").items()
+                                                              if k != "usage"}):
+        body = (event(carrier, response=response("in_progress", early))
+                + event("response.output_text.delta", delta="a") + event("response.output_text.delta", delta="b")
+                + event("response.completed", response=ending))
+        with WireServer() as server:
+            server.reply(Reply(sse_parts(body)))
+            m = measure_openai(server)
+        assert m.success and m.response_text == "ab"
+        assert (m.input_tokens, m.output_tokens, m.cost_usd) == (None, None, None)
+        assert any("sent no token usage" in w for w in m.warnings)
+
+
+# Answers to a request not streamed that are no response object (nor chat completion): each is no answer at all.
+NOT_AN_ANSWER = [
+    (b"<html><script>alert(1)</script>down for maintenance</html>", "text/html"),
+    (b"", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b'event: response.completed\ndata: {"type": "response.completed"}\n\n', "text/event-stream"),
+    (b"null", "application/json"),
+]
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+@pytest.mark.parametrize("body,content_type", NOT_AN_ANSWER, ids=["html", "empty", "array", "sse", "null"])
+def test_a_body_that_is_no_json_object_is_a_bad_response_in_every_dialect(body, content_type, api):
+    with WireServer() as server:
+        server.reply(json_reply(body, content_type))
+        m = measure_openai(server, stream=False, api=api)
+    assert (m.success, m.error_type, m.api) == (False, "bad_response", api), m.error_message
+    assert m.error_message.startswith("unreadable response: not a JSON object")
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+def test_an_error_given_as_a_string_is_the_error_with_its_message_in_every_dialect(api):
+    with WireServer() as server:
+        server.reply(json_reply(json.dumps({"error": "denied: the model is overloaded"}).encode()))
+        m = measure_openai(server, stream=False, api=api)
+    assert (m.success, m.error_type) == (False, "server")
+    assert "denied: the model is overloaded" in m.error_message
+
+
+@pytest.mark.parametrize("api", ["responses", "chat_completions"])
+@pytest.mark.parametrize("reasoning,kept", [(50, None), (10, 10), (4, 4)])
+def test_reasoning_tokens_more_than_the_output_are_left_empty_with_a_warning_in_every_dialect(api, reasoning, kept):
+    if api == "responses":
+        usage = {**USAGE, "output_tokens": 10, "output_tokens_details": {"reasoning_tokens": reasoning}}
+        body = event("response.output_text.delta", delta="a") + event("response.output_text.delta", delta="b") + \
+            event("response.completed", response=response("completed", usage))
+    else:
+        usage = {"prompt_tokens": 9, "completion_tokens": 10, "completion_tokens_details": {
+            "reasoning_tokens": reasoning}}
+        body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in (
+            {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+            {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": usage})) + b"data: [DONE]\n\n"
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body, 0.01)))
+        m = measure_openai(server, api=api)
+    assert m.success and (m.output_tokens, m.reasoning_tokens) == (10, kept)
+    wrong = [w for w in m.warnings if "reasoning_tokens" in w]
+    assert wrong == ([] if kept is not None else [
+        f"openai sent a value that makes no sense: usage reasoning_tokens = {reasoning} is more than "
+        "output_tokens = 10: left empty"])

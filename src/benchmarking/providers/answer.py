@@ -38,7 +38,7 @@ class Answer:
     upstream_provider: str | None = None  # OpenRouter: the provider that served the request
     error: Mapping[str, Any] | None = None  # an error the provider put inside the answer (HTTP 200)
     plain_json: bool = False  # a stream was asked for and a plain JSON body came
-    unreadable: str | None = None  # the first event whose data is not a JSON object, where the answer broke off
+    unreadable: str | None = None  # the first event (or the plain body) that is not a JSON object, where it broke off
     text_truncated: bool = False  # the text went past what is kept (KEPT_CHARS)
     reasoning_truncated: bool = False  # so did the reasoning
     too_large: str | None = None  # what was too large to read (an event, a plain body), where the answer broke off

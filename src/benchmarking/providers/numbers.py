@@ -94,9 +94,10 @@ def _shown(value: Any) -> str:
 
 
 def part_of(part: int | None, whole: int | None, names: tuple[str, str], problems: list[str]) -> int | None:
-    """A count that is part of another (cached of prompt tokens), or None (with a problem noted) where it is larger
-    than the whole: one of the two is wrong, and the part is what no bill may rest on. (Reasoning is no such part:
-    a recorded OpenRouter answer counts 11 reasoning tokens beside 10 completion tokens.)"""
+    """A count that is part of another (cached of prompt tokens, reasoning of output tokens), or None (with a
+    problem noted) where it is larger than the whole: one of the two is wrong, and the part is what no bill may rest
+    on. (A recorded OpenRouter answer capped at 10 tokens counts 11 reasoning beside 10 completion tokens: one of
+    its counts is wrong, as OpenAI defines reasoning_tokens as a part of completion_tokens.)"""
     if part is not None and whole is not None and part > whole:
         problems.append(f"usage {names[0]} = {part} is more than {names[1]} = {whole}: left empty")
         return None

@@ -38,7 +38,9 @@ def measurement_of(
     usage = answer.usage
     counts = dialect.tokens(usage, problems)
     input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
-    cached_tokens, reasoning_tokens = counts.cached_tokens, counts.reasoning_tokens
+    cached_tokens = counts.cached_tokens
+    # Reasoning is part of the output (OpenAI's completion_tokens_details, the Responses API's output_tokens_details)
+    reasoning_tokens = part_of(counts.reasoning_tokens, output_tokens, ("reasoning_tokens", "output_tokens"), problems)
     cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
     cache_write_tokens = part_of(counts.cache_write_tokens, input_tokens, ("cache_write_tokens", "input_tokens"),
                                  problems)
@@ -67,10 +69,12 @@ def measurement_of(
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
     if counted is not None and counted.problem:
         warnings += (counted.problem,)
-    # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models)
-    # are not part of the decode that the stream shows.
+    # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models; a
+    # reasoning summary streams in their place) are not part of the decode that the stream shows: without them,
+    # the decode starts at the answer's first token, not at the first thing streamed.
     hidden = reasoning_tokens if reasoning_tokens and not answer.reasoning_streamed else 0
     decoded = None if output_tokens is None else output_tokens - hidden
+    decode_from_ms = answer_ttft_ms if hidden else ttft_ms
     headers = record.headers if record is not None else {}
     text, truncated = cap_text(scrub_known(answer.text, secrets))
     truncated = truncated or answer.text_truncated
@@ -92,7 +96,7 @@ def measurement_of(
         cached_tokens=cached_tokens,
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
-        tokens_per_second=decode_tokens_per_second(decoded, ttft_ms, latency_ms) if failure is None else None,
+        tokens_per_second=decode_tokens_per_second(decoded, decode_from_ms, latency_ms) if failure is None else None,
         finish_reason=answer.finish_reason,
         request_id=scrub_known(request_id, secrets) if request_id else None,
         response_text=(text or None) if failure is not None else text,

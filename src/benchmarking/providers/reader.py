@@ -67,14 +67,19 @@ class AnswerReader:
         too_large = {"too_large": f"a body of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"
                                   + (" that is not a stream" if self.stream else "")}
         if not self.stream:
-            return Answer(**too_large) if self._head_over else self._dialect.read_body(record, body or {})
+            if self._head_over:
+                return Answer(**too_large)
+            if body is None:  # HTML, an empty body, a JSON array, a stream: no answer any dialect reads
+                return Answer(unreadable=self._head_text()[:80] or "an empty body")
+            return self._dialect.read_body(record, body)
         if body is not None and (not self._events.events or record.content_type == "application/json"):
             return replace(self._dialect.read_body(record, body), plain_json=True)
         if self._head_over and not self._events.events:
             return Answer(**too_large)
         return self._events.answer()
 
+    def _head_text(self) -> str:
+        return b"".join(self._head or ()).decode("utf-8", errors="replace")
+
     def _plain_body(self) -> Mapping[str, Any] | None:
-        if self._head is None:
-            return None
-        return json_object(b"".join(self._head).decode("utf-8", errors="replace"))
+        return None if self._head is None else json_object(self._head_text())

@@ -16,7 +16,7 @@ from ..numbers import provider_cost, usage_count
 from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord
 from . import PromptInput
-from .common import Accumulated, in_body_failure, judge  # noqa: F401 (judge and in_body_failure: this dialect's)
+from .common import Accumulated, error_in, in_body_failure, judge  # noqa: F401 (judge, in_body_failure: this dialect's)
 
 API = "chat_completions"
 
@@ -69,19 +69,6 @@ def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
 def listed_models(body: Any) -> dict[str, str | None]:
     """GET /models: {"data": [{"id": ...}]}, each with the shutdown date it announces (OpenAI's, YYYY-MM-DD)."""
     return {str(item["id"]): item.get("shutdown_date") for item in body["data"]}
-
-
-def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:
-    """The error a chunk or body carries, in any of the shapes seen: `{"error": {...}}` (OpenAI, OpenRouter, Groq's
-    `event: error`) or a top-level `{"object": "error", "message": ...}` (older vLLM). None if it carries none."""
-    error = payload.get("error")
-    if isinstance(error, Mapping) and error:
-        return error
-    if isinstance(error, str) and error:
-        return {"message": error}
-    if payload.get("object") == "error" or event == "error":
-        return {k: v for k, v in payload.items() if k != "object"} or {"message": "error event without details"}
-    return None
 
 
 class _Builder(Accumulated):

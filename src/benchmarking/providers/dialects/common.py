@@ -69,6 +69,19 @@ def _message_in(error: Mapping[str, Any]) -> str:
     return str(message) if message else str(dict(error))
 
 
+def error_in(payload: Mapping[str, Any], event: str | None = None) -> Mapping[str, Any] | None:
+    """The error a chunk or body carries, in any of the shapes seen: `{"error": {...}}` (OpenAI, OpenRouter, Groq's
+    `event: error`) or a top-level `{"object": "error", "message": ...}` (older vLLM). None if it carries none."""
+    error = payload.get("error")
+    if isinstance(error, Mapping) and error:
+        return error
+    if isinstance(error, str) and error:
+        return {"message": error}
+    if payload.get("object") == "error" or event == "error":
+        return {k: v for k, v in payload.items() if k != "object"} or {"message": "error event without details"}
+    return None
+
+
 def in_body_failure(
     error: Mapping[str, Any], settings: ProviderSettings, model: str, request_id: str | None
 ) -> Failure:
@@ -100,7 +113,7 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
         return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
                        request_id)
     if answer.unreadable is not None:
-        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+        return Failure("bad_response", None, scrub(f"unreadable response: not a JSON object: {answer.unreadable}",
                                                    known_secrets(settings)), request_id)
     if answer.finish_reason == "error":
         return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)

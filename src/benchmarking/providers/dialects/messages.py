@@ -273,7 +273,7 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
         return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
                        request_id)
     if answer.unreadable is not None:
-        return Failure("bad_response", None, scrub(f"unreadable response: an event is not JSON: {answer.unreadable}",
+        return Failure("bad_response", None, scrub(f"unreadable response: not a JSON object: {answer.unreadable}",
                                                    known_secrets(settings)), request_id)
     if settings.stream and answer.plain_json:
         return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)

@@ -19,7 +19,7 @@ from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord
 from . import PromptInput
 from . import common
-from .common import Accumulated
+from .common import Accumulated, error_in
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -108,22 +108,25 @@ class _Builder(Accumulated):
         f.setdefault("first_output_at", at)
         f["last_output_at"] = at
 
-    def response(self, response: Mapping[str, Any], ending: str | None) -> None:
-        """A response object (an event's `response`, or a whole body): its id, usage, and how it ended."""
+    def response(self, response: Mapping[str, Any], ends: bool, named: str | None = None) -> None:
+        """A response object (an event's `response`, or a whole body): its id; and, where it ends the response (an
+        ending event, whose name says a status, or a whole body), its usage and how it ended: by its own status, the
+        same rule for both."""
         f = self.fields
         if isinstance(response.get("id"), str) and response["id"]:
             f.setdefault("response_id", response["id"][:MAX_NAME_CHARS])
-        if isinstance(response.get("usage"), Mapping):
-            f["usage"] = response["usage"]
-        if ending == "incomplete":
+        if not ends:  # created, in_progress: what they say of usage is not the answer's
+            return
+        f["usage"] = response["usage"] if isinstance(response.get("usage"), Mapping) else None
+        status = response.get("status", named)  # an ending event without one: the status its name says
+        if status == "incomplete":
             details = response.get("incomplete_details")
             reason = details.get("reason") if isinstance(details, Mapping) else None
             f["finish_reason"] = name_of(reason) if reason else "incomplete"
-        elif ending is not None:
-            f["finish_reason"] = ending
-        if ending == "failed":
-            error = response.get("error")
-            f["error"] = error if isinstance(error, Mapping) and error else {"message": "the response failed"}
+        elif status is not None:  # completed, failed; or cancelled, in_progress, a number: judged incomplete
+            f["finish_reason"] = name_of(status)
+        if status == "failed":
+            f["error"] = error_in(response) or {"message": "the response failed"}
 
     def output(self, response: Mapping[str, Any], at: float | None) -> None:
         """A whole response's `output` items (no stream): each part's text, as one output event at `at`."""
@@ -176,7 +179,7 @@ class EventReader:
             elif kind == "error":
                 self.ending = {"error": _error_of(payload)}
             elif isinstance(payload.get("response"), Mapping):  # created, in_progress, and the endings
-                self._builder.response(payload["response"], ENDINGS.get(kind))
+                self._builder.response(payload["response"], kind in ENDINGS, ENDINGS.get(kind))
                 if kind in ENDINGS:
                     self.ending = {"done": True}
 
@@ -187,14 +190,12 @@ class EventReader:
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
     """A whole response object (no stream): its output, usage and status; its time is when its last byte came."""
     builder = _Builder()
-    status = body.get("status")
-    error = body.get("error")
-    if isinstance(error, Mapping) and error and status != "failed":  # an error body, not a response
+    error = error_in(body)
+    if error is not None and body.get("status") != "failed":  # an error body, not a response
         return builder.build(error=error)
     builder.output(body, record.last_byte_at)
-    builder.response(body, {"completed": "completed", "incomplete": "incomplete", "failed": "failed"}.get(
-        status if isinstance(status, str) else ""))
-    return builder.build(done=status in ("completed", "incomplete"))
+    builder.response(body, ends=True)
+    return builder.build(done=True)
 
 
 def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
@@ -210,11 +211,13 @@ def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
 
 def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
           model: str, endpoint: str) -> Failure | None:
-    """How the attempt failed, if it did: as every dialect judges, and a response that ended incomplete for any
-    reason but its output cap fails."""
+    """How the attempt failed, if it did: as every dialect judges, and a response whose status is not completed
+    fails (incomplete for any reason but its output cap; cancelled, in progress, none at all)."""
     failure = common.judge(record, answer, error, settings, model, endpoint)
-    cut_for_another_reason = answer.finish_reason not in (None, "completed", CUT_SUCCESS)
-    if cut_for_another_reason and (failure is None or failure.error_type == "empty_answer"):
-        return Failure("incomplete", None, scrub(f"the response ended incomplete: {answer.finish_reason}",
-                                                 known_secrets(settings)), request_id_of(record, answer))
-    return failure
+    if failure is not None and (failure.error_type != "empty_answer" or answer.finish_reason is None):
+        return failure
+    if answer.finish_reason in ("completed", CUT_SUCCESS):
+        return failure
+    status = f"ended {answer.finish_reason}" if answer.finish_reason else "carried no status"
+    return Failure("incomplete", None, scrub(f"the response {status}: it did not complete",
+                                             known_secrets(settings)), request_id_of(record, answer))
