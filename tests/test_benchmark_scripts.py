@@ -27,9 +27,12 @@ def test_accuracy_quick_prints_a_table_per_provider():
     out = run_script("accuracy.py", "--quick")
     assert out.startswith("accuracy: measured minus the simulator's own record")
     assert "machine: " in out
-    for provider, sdk in (("openai", "openai"), ("groq", "groq"), ("together", "together"), ("openrouter", "openai"),
-                          ("anthropic", "anthropic"), ("gemini", "google-genai")):
-        section = out.split(f"\n{provider} (SDK: {sdk})\n", 1)[1].split("\n\n", 1)[0]
+    chat = "chat_completions"
+    for provider, sdk, api in (("openai", "openai", chat), ("groq", "groq", chat), ("together", "together", chat),
+                               ("openrouter", "openai", chat), ("anthropic", "anthropic", "messages"),
+                               ("gemini", "google-genai", "generate_content"), ("openai:responses", "openai",
+                                                                                "responses")):
+        section = out.split(f"\n{provider} (SDK: {sdk}, API: {api})\n", 1)[1].split("\n\n", 1)[0]
         total = re.search(rf"all targeted\s+3\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})\s+3/3\s+"
                           rf"({NUMBER})\s+({NUMBER})", section)
         assert total, section
@@ -39,6 +42,11 @@ def test_accuracy_quick_prints_a_table_per_provider():
         assert 0 < client_cpu <= process_cpu, section
         assert re.search(rf"first request of the process \(50ms/5ms/10\): TTFT error {NUMBER} ms", section), section
         assert re.search(r"targets: \|error\| p50 .*: (ok|MISSED); p99 .*; tokens exact: ok; first request", section)
+    # A row per API, over the providers that speak it (the per-dialect target)
+    dialects = out.split("\nper API (dialect)", 1)[1].split("\n\n", 1)[0]
+    for api, n in ((chat, 12), ("messages", 3), ("generate_content", 3), ("responses", 3)):
+        assert re.search(rf"^  {api}\s+{n}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+(ok|MISSED)$", dialects,
+                         re.M), dialects
     assert re.search(r"^(all targets met|MISSED: .+)$", out, re.M)
 
 
