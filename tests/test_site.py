@@ -535,3 +535,82 @@ def test_the_prefill_chart_shows_ttft_at_each_input_tier_as_report_by_tier_gives
     assert page.is_hidden("#sweep") and page.is_visible("#no-load")  # no load run here
     assert page.eval_on_selector_all("#chart-prefill canvas", "nodes => nodes.length") >= 1
     assert page.problems == []
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """The serve command's server over a small site in tmp_path/site, in a thread; yields (site, port)."""
+    import threading
+
+    import benchmarking.site.serve as serve
+
+    monkeypatch.setattr(serve.SiteHandler, "timeout", 1.0)
+    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 2)
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text("<p>the site</p>")
+    (tmp_path / "secret.txt").write_text("outside the site")
+    server = serve.bind("127.0.0.1", 0, str(site))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield site, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def raw_request(port: int, target: bytes) -> bytes:
+    """The status line the server answers to `GET target` sent byte for byte (no client escapes anything)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: x\r\n\r\n")
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    return reply.split(b"\r\n", 1)[0]
+
+
+def test_serve_answers_any_request_it_cannot_map_with_400_or_404_never_a_traceback(served, capfd):
+    site, port = served
+    (site / "out.txt").symlink_to(site.parent / "secret.txt")  # a link out of the site is not followed
+    (site / "assets" / "up").symlink_to(site.parent)
+    assert raw_request(port, b"/index.html") == b"HTTP/1.0 200 OK"
+    for target in (b"/index.html%00.js", b"/%00", b"/%ff%fe.html", b"/%ed%a0%80", b"/" + b"a" * 5000,
+                   b"/" + b"a/" * 3000 + b"x", b"/out.txt", b"/assets/up/secret.txt", b"/assets/"):
+        status = raw_request(port, target)
+        assert status.split()[1] in (b"400", b"404"), (target[:40], status)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_closes_an_idle_connection_and_bounds_its_connections(served, capfd):
+    import socket
+    import time
+
+    site, port = served
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]  # MAX_CONNECTIONS here
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert raw_request(port, b"/index.html") == b""  # a third: closed at once, no thread for it
+    assert time.monotonic() - started < 0.5
+    for connection in idle:
+        assert connection.recv(100) == b""  # closed by the server after its timeout
+        connection.close()
+    assert time.monotonic() - started < 5
+    assert raw_request(port, b"/index.html") == b"HTTP/1.0 200 OK"  # their threads gone, served again
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_refuses_an_empty_host_and_listens_on_ipv6(here, capsys):
+    from benchmarking.site.serve import bind, url_of
+
+    assert main(["serve", "--host", ""]) == 2
+    assert capsys.readouterr().err.strip() == "main.py: error: --host needs an address, like 127.0.0.1 (this " \
+                                              "machine only), ::1, or 0.0.0.0 (every one)"
+    assert not (here / "site").exists()  # refused before anything was built
+    server = bind("::1", 0, str(here))
+    try:
+        assert url_of(server).startswith("http://[::1]:")
+    finally:
+        server.server_close()
