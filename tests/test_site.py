@@ -410,6 +410,26 @@ def test_a_run_with_site_rebuilds_it_and_a_site_it_cannot_write_never_fails_the_
     assert site_data(tmp_path / "site")["windows"]["1h"]["results"] == 2  # the earlier site kept
 
 
+@pytest.mark.parametrize("entry", ["main", "scheduled"])
+def test_a_site_in_a_place_that_cannot_be_written_is_a_warning_and_the_run_measures(tmp_path, entry):
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    command = [str(MAIN)] if entry == "main" else [str(MAIN.with_name("run_scheduled.py")), "--runs", "1"]
+    done = subprocess.run([sys.executable, *command, "--simulate", "--providers", "groq", "--site",
+                           "/sys/benchmark-site"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "/sys/benchmark-site" in line]
+    assert warnings and all(line.startswith("warning: --site /sys/benchmark-site") for line in warnings), warnings
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        assert len(storage.read_results()) == 1  # measured and stored all the same
+
+
 # ---- serve ------------------------------------------------------------------------------------------------------
 
 def test_serve_serves_the_site_on_loopback_and_rebuilds_it_when_a_result_is_stored(here):

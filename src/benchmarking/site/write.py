@@ -22,8 +22,10 @@ _AT_FDCWD = -100
 
 
 def check_site_directory(directory: str | os.PathLike[str], flag: str, own: OwnFiles) -> Path:
-    """Refuse a directory that is, or holds, one of the tool's own files, or that holds files of another's; a
-    missing or empty directory, or a site this tool wrote, is fine. Checked before anything is read."""
+    """Refuse a directory that is, or holds, one of the tool's own files, or that holds files of another's
+    (ConfigError); a missing or empty directory, or a site this tool wrote, is fine. A place that cannot be written
+    is an OutputUnwritable: the disk's state, not the user's input, which a run only warns about. Checked before
+    anything is read."""
     text = os.fspath(directory)
     if not text.strip():
         raise ConfigError(f"{flag} needs a directory name")
@@ -40,7 +42,7 @@ def check_site_directory(directory: str | os.PathLike[str], flag: str, own: OwnF
         try:
             entries = os.listdir(target)
         except OSError as exc:
-            raise ConfigError(f"{flag}: cannot read {text}: {exc.strerror or exc}") from None
+            raise OutputUnwritable(f"{flag}: cannot read {text}: {exc.strerror or exc}") from None
         if entries and MARKER not in entries:
             raise ConfigError(f"{flag} {text} holds files this tool did not write, and the site replaces the whole "
                               "directory: give a new or empty directory")
@@ -51,7 +53,7 @@ def check_site_directory(directory: str | os.PathLike[str], flag: str, own: OwnF
         with tempfile.TemporaryDirectory(dir=parent):
             pass
     except OSError as exc:
-        raise ConfigError(f"{flag}: cannot write in {parent}: {exc.strerror or exc}") from None
+        raise OutputUnwritable(f"{flag}: cannot write in {parent}: {exc.strerror or exc}") from None
     return Path(text)
 
 
