@@ -130,6 +130,10 @@ RUN_CASES = [
      "DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, like sqlite:///benchmarks.db"),
     (["--simulate"], {"BENCHMARK_NO_MIGRATE": "maybe"}, {},
      "BENCHMARK_NO_MIGRATE takes 1, true or yes, or 0, false or no, not 'maybe'"),
+    # an output inside the site's directory, which every rebuild replaces whole
+    (["--simulate", "--site", "site", "--metrics-file", "site/metrics.prom"], {}, {},
+     "--metrics-file site/metrics.prom is in the site directory, which the tool keeps"),
+    (["--simulate", "--site", "site", "--metrics-file", "site/assets/m.prom"], {}, {}, "is in the site directory"),
     # names longer than 200 characters
     (["--simulate", "--model", "groq=" + "m" * 201], {}, {},
      "--model groq=MODEL: the model name is 201 characters long; names are limited to 200: shorten it"),
@@ -206,6 +210,7 @@ def test_report_checks_a_writable_path_leaves_no_file_behind_and_keeps_an_existi
         (["--duration", "9" * 40 + "h"], "--duration must be at most 365d"),
         (["--timeout", "inf"], "--timeout must be at most 86400 seconds, not inf"),
         (["--run-name", "r" * 201], "--run-name is 201 characters long"),
+        (["--site", "s", "--metrics-file", "s/m.prom"], "--metrics-file s/m.prom is in the site directory"),
     ],
 )
 def test_bad_schedule_input_is_one_line_exit_2(cli, tmp_path, args, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 import ctypes
+from dataclasses import replace
 import os
 from pathlib import Path
 import shutil
@@ -14,7 +15,7 @@ import time
 from typing import Mapping
 
 from ..errors import ConfigError, OutputUnwritable
-from ..safe_files import STALE_TEMPORARY_S, OwnFiles, real, write_file
+from ..safe_files import SITE_DIRECTORY, STALE_TEMPORARY_S, OwnFiles, real, write_file
 
 MARKER = ".benchmark-site"  # in every site this tool writes: the one kind of directory it replaces
 _RENAME_EXCHANGE = 2  # renameat2's flag: swap two paths in one step (Linux 3.15)
@@ -30,6 +31,7 @@ def check_site_directory(directory: str | os.PathLike[str], flag: str, own: OwnF
     if not text.strip():
         raise ConfigError(f"{flag} needs a directory name")
     target = real(text)
+    own = replace(own, directories=tuple(d for d in own.directories if d != (target, SITE_DIRECTORY)))
     what = own.owner(target)
     if what is None:
         inside = [w for path, w in own.files + own.directories if path.startswith(target.rstrip(os.sep) + os.sep)]
