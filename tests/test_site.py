@@ -173,10 +173,20 @@ def test_the_compare_page_holds_what_report_compare_gives(here, capsys):
 def test_the_site_replaces_only_a_site_and_never_the_tools_own_files(here, capsys):
     (here / "site").mkdir()
     assert main(["report", "--site", "site"]) == 0  # an empty directory is fine
-    stale = here / "site" / "model-stale.html"
-    stale.write_text("from an earlier build")
+    assert main(["report", "--site", "site"]) == 0
+    pages = {p.name for p in (here / "site").iterdir()}
+    (here / "site" / "CNAME").write_text("bench.example.org\n")  # the user's, put in the site after a build
+    (here / "site" / "notes").mkdir()
+    (here / "site" / "notes" / "mine.md").write_text("keep me")
+    (here / "site" / "link").symlink_to("CNAME")
     assert main(["report", "--site", "site", "--provider", "groq"]) == 0
-    assert not stale.exists() and (here / "site" / MARKER).exists()  # replaced whole
+    now = {p.name for p in (here / "site").iterdir()}
+    assert pages - now and (here / "site" / MARKER).exists()  # replaced whole: the other providers' pages gone
+    assert (here / "site" / "CNAME").read_text() == "bench.example.org\n"  # the user's files carried over
+    assert (here / "site" / "notes" / "mine.md").read_text() == "keep me"
+    assert os.readlink(here / "site" / "link") == "CNAME"
+    assert main(["report", "--site", "site"]) == 0  # and again, into the next build
+    assert (here / "site" / "CNAME").exists() and pages <= {p.name for p in (here / "site").iterdir()}
     assert [p.name for p in here.iterdir() if p.name.startswith(".site.")] == []  # no staging left behind
     killed, recent = here / ".site.new-killed", here / ".site.new-building"  # a build killed an hour ago; one now
     for directory, age_s in ((killed, 7200), (recent, 0)):
