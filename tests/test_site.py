@@ -606,7 +606,7 @@ def test_serve_answers_any_request_it_cannot_map_with_400_or_404_never_a_traceba
     site, port = served
     (site / "out.txt").symlink_to(site.parent / "secret.txt")  # a link out of the site is not followed
     (site / "assets" / "up").symlink_to(site.parent)
-    assert raw_request(port, b"/index.html") == b"HTTP/1.0 200 OK"
+    assert raw_request(port, b"/index.html") == raw_request(port, b"/") == b"HTTP/1.0 200 OK"
     for target in (b"/index.html%00.js", b"/%00", b"/%ff%fe.html", b"/%ed%a0%80", b"/" + b"a" * 5000,
                    b"/" + b"a/" * 3000 + b"x", b"/out.txt", b"/assets/up/secret.txt", b"/assets/"):
         status = raw_request(port, target)
@@ -633,12 +633,16 @@ def test_serve_closes_an_idle_connection_and_bounds_its_connections(served, capf
 
 
 def test_serve_refuses_an_empty_host_and_listens_on_ipv6(here, capsys):
+    from benchmarking.errors import ConfigError
     from benchmarking.site.serve import bind, url_of
 
     assert main(["serve", "--host", ""]) == 2
     assert capsys.readouterr().err.strip() == "main.py: error: --host needs an address, like 127.0.0.1 (this " \
                                               "machine only), ::1, or 0.0.0.0 (every one)"
     assert not (here / "site").exists()  # refused before anything was built
+    for host in ("no-such-host.invalid", "a\0b", "x" * 300):
+        with pytest.raises(ConfigError, match="serve: cannot listen on"):
+            bind(host, 0, str(here))
     server = bind("::1", 0, str(here))
     try:
         assert url_of(server).startswith("http://[::1]:")

@@ -134,7 +134,7 @@ def bind(host: str, port: int, directory: str) -> ThreadingHTTPServer:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return SiteServer((host, port), partial(SiteHandler, directory=directory), family)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte; UnicodeError (one): a label over 63 bytes
         raise ConfigError(f"serve: cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}: choose "
                           "another --port or --host") from None
 
