@@ -63,6 +63,10 @@ RUN_CASES = [
      "config file benchmark.toml is not UTF-8 text (line 1): save it as UTF-8"),
     ([], {}, {".env": b"BENCHMARK_REGION=eu\nBENCHMARK_HOST=caf\xe9\n"},
      "the file .env is not UTF-8 text (line 2): save it as UTF-8"),
+    # text no variable can hold, and a file nested past any parser's depth
+    ([], {}, {".env": b"BENCHMARK_REGION=eu\nBENCHMARK_HOST=a\x00b\n"},
+     ".env line 2 holds a NUL byte, which no variable can hold: remove it"),
+    ([], {}, {"benchmark.toml": b"x = " + b"[" * 5000}, "benchmark.toml is nested too deeply"),
     # a prompt over 5 MB
     (["--prompt-file", "big.txt"], {}, {"big.txt": b"a" * 5_000_001},
      "--prompt-file big.txt is 5.0 MB; prompts are limited to 5 MB (a 10,000-token prompt is about 40 kB)"),
@@ -126,6 +130,10 @@ RUN_CASES = [
      "DATABASE_URL=sqlite:///:memory: would keep nothing after the run: give a file, like sqlite:///benchmarks.db"),
     (["--simulate"], {"BENCHMARK_NO_MIGRATE": "maybe"}, {},
      "BENCHMARK_NO_MIGRATE takes 1, true or yes, or 0, false or no, not 'maybe'"),
+    # an output inside the site's directory, which every rebuild replaces whole
+    (["--simulate", "--site", "site", "--metrics-file", "site/metrics.prom"], {}, {},
+     "--metrics-file site/metrics.prom is in the site directory, which the tool keeps"),
+    (["--simulate", "--site", "site", "--metrics-file", "site/assets/m.prom"], {}, {}, "is in the site directory"),
     # names longer than 200 characters
     (["--simulate", "--model", "groq=" + "m" * 201], {}, {},
      "--model groq=MODEL: the model name is 201 characters long; names are limited to 200: shorten it"),
@@ -202,6 +210,7 @@ def test_report_checks_a_writable_path_leaves_no_file_behind_and_keeps_an_existi
         (["--duration", "9" * 40 + "h"], "--duration must be at most 365d"),
         (["--timeout", "inf"], "--timeout must be at most 86400 seconds, not inf"),
         (["--run-name", "r" * 201], "--run-name is 201 characters long"),
+        (["--site", "s", "--metrics-file", "s/m.prom"], "--metrics-file s/m.prom is in the site directory"),
     ],
 )
 def test_bad_schedule_input_is_one_line_exit_2(cli, tmp_path, args, message):
@@ -252,3 +261,32 @@ def test_end_to_end_report_since_an_overflowing_time(tmp_path):
     done = run_main(tmp_path, "report", "--since", "99999999w")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--since 99999999w is out of the calendar's range" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_env_file_with_a_byte_order_mark_has_its_first_variable_read(tmp_path, monkeypatch):
+    from benchmarking.settings.environment import load_dotenv_file
+
+    monkeypatch.delenv("BENCHMARK_REGION", raising=False)
+    (tmp_path / ".env").write_bytes("\ufeffBENCHMARK_REGION=eu-west\n".encode())
+    load_dotenv_file(tmp_path / ".env")
+    assert os.environ.get("BENCHMARK_REGION") == "eu-west"
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("directory", ".env is not a regular file (a directory)"),
+    ("fifo", ".env is not a regular file (a FIFO)"),
+    ("device", ".env is not a regular file (a character device)"),
+    ("dangling", ".env is a symbolic link to missing-target, which does not exist"),
+])
+def test_env_file_that_is_not_a_regular_file_is_refused_never_opened(cli, tmp_path, kind, message):
+    env = tmp_path / ".env"
+    if kind == "directory":
+        env.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(env)  # no writer: opening it for reading would wait for ever
+    elif kind == "device":
+        env.symlink_to("/dev/null")
+    else:
+        env.symlink_to("missing-target")
+    status, out, err = cli("--simulate")
+    assert_refused(tmp_path, status, out, err, message)

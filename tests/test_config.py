@@ -369,3 +369,21 @@ def test_an_empty_config_flag_is_refused_not_ignored_and_an_empty_variable_is_no
     done = run_main(tmp_path, "watch", BENCHMARK_CONFIG="")
     assert done.returncode == 0, done.stderr
     assert "window 2h)" in done.stdout  # ./benchmark.toml, read as without the variable
+
+
+@pytest.mark.parametrize("entry, args", [
+    ("main", ["--help"]), ("main", ["check", "--help"]), ("main", ["flush", "--help"]),
+    ("main", ["report", "--help"]), ("main", ["serve", "--help"]), ("main", ["watch", "--help"]),
+    ("scheduled_main", ["--help"]),
+])
+def test_every_variable_a_help_text_names_is_one_the_tool_reads(entry, args, capsys):
+    from benchmarking import cli
+    from benchmarking.settings.variables import PROVIDER_VARIABLES, Environment
+
+    with pytest.raises(SystemExit):
+        getattr(cli, entry)(args)
+    text = re.sub(r"-[\w-]+[ =][A-Z_]+", "", " ".join(capsys.readouterr().out.split()))  # a flag's metavar
+    named = set(re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]\b", text))
+    unread = {name for name in named
+              if name not in Environment.model_fields and not name.endswith(tuple(PROVIDER_VARIABLES))}
+    assert not unread, f"{' '.join(args)} names variables the tool never reads: {sorted(unread)}"

@@ -173,10 +173,20 @@ def test_the_compare_page_holds_what_report_compare_gives(here, capsys):
 def test_the_site_replaces_only_a_site_and_never_the_tools_own_files(here, capsys):
     (here / "site").mkdir()
     assert main(["report", "--site", "site"]) == 0  # an empty directory is fine
-    stale = here / "site" / "model-stale.html"
-    stale.write_text("from an earlier build")
+    assert main(["report", "--site", "site"]) == 0
+    pages = {p.name for p in (here / "site").iterdir()}
+    (here / "site" / "CNAME").write_text("bench.example.org\n")  # the user's, put in the site after a build
+    (here / "site" / "notes").mkdir()
+    (here / "site" / "notes" / "mine.md").write_text("keep me")
+    (here / "site" / "link").symlink_to("CNAME")
     assert main(["report", "--site", "site", "--provider", "groq"]) == 0
-    assert not stale.exists() and (here / "site" / MARKER).exists()  # replaced whole
+    now = {p.name for p in (here / "site").iterdir()}
+    assert pages - now and (here / "site" / MARKER).exists()  # replaced whole: the other providers' pages gone
+    assert (here / "site" / "CNAME").read_text() == "bench.example.org\n"  # the user's files carried over
+    assert (here / "site" / "notes" / "mine.md").read_text() == "keep me"
+    assert os.readlink(here / "site" / "link") == "CNAME"
+    assert main(["report", "--site", "site"]) == 0  # and again, into the next build
+    assert (here / "site" / "CNAME").exists() and pages <= {p.name for p in (here / "site").iterdir()}
     assert [p.name for p in here.iterdir() if p.name.startswith(".site.")] == []  # no staging left behind
     killed, recent = here / ".site.new-killed", here / ".site.new-building"  # a build killed an hour ago; one now
     for directory, age_s in ((killed, 7200), (recent, 0)):
@@ -410,6 +420,26 @@ def test_a_run_with_site_rebuilds_it_and_a_site_it_cannot_write_never_fails_the_
     assert site_data(tmp_path / "site")["windows"]["1h"]["results"] == 2  # the earlier site kept
 
 
+@pytest.mark.parametrize("entry", ["main", "scheduled"])
+def test_a_site_in_a_place_that_cannot_be_written_is_a_warning_and_the_run_measures(tmp_path, entry):
+    import subprocess
+    import sys
+
+    from test_cli import MAIN, clean_env
+
+    command = [str(MAIN)] if entry == "main" else [str(MAIN.with_name("run_scheduled.py")), "--runs", "1"]
+    done = subprocess.run([sys.executable, *command, "--simulate", "--providers", "groq", "--site",
+                           "/sys/benchmark-site"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "/sys/benchmark-site" in line]
+    assert warnings and all(line.startswith("warning: --site /sys/benchmark-site") for line in warnings), warnings
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(tmp_path / "benchmarks.db") as storage:
+        assert len(storage.read_results()) == 1  # measured and stored all the same
+
+
 # ---- serve ------------------------------------------------------------------------------------------------------
 
 def test_serve_serves_the_site_on_loopback_and_rebuilds_it_when_a_result_is_stored(here):
@@ -539,3 +569,86 @@ def test_the_prefill_chart_shows_ttft_at_each_input_tier_as_report_by_tier_gives
     assert page.is_hidden("#sweep") and page.is_visible("#no-load")  # no load run here
     assert page.eval_on_selector_all("#chart-prefill canvas", "nodes => nodes.length") >= 1
     assert page.problems == []
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """The serve command's server over a small site in tmp_path/site, in a thread; yields (site, port)."""
+    import threading
+
+    import benchmarking.site.serve as serve
+
+    monkeypatch.setattr(serve.SiteHandler, "timeout", 1.0)
+    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 2)
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text("<p>the site</p>")
+    (tmp_path / "secret.txt").write_text("outside the site")
+    server = serve.bind("127.0.0.1", 0, str(site))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield site, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def raw_request(port: int, target: bytes) -> bytes:
+    """The status line the server answers to `GET target` sent byte for byte (no client escapes anything)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: x\r\n\r\n")
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    return reply.split(b"\r\n", 1)[0]
+
+
+def test_serve_answers_any_request_it_cannot_map_with_400_or_404_never_a_traceback(served, capfd):
+    site, port = served
+    (site / "out.txt").symlink_to(site.parent / "secret.txt")  # a link out of the site is not followed
+    (site / "assets" / "up").symlink_to(site.parent)
+    assert raw_request(port, b"/index.html") == raw_request(port, b"/") == b"HTTP/1.0 200 OK"
+    for target in (b"/index.html%00.js", b"/%00", b"/%ff%fe.html", b"/%ed%a0%80", b"/" + b"a" * 5000,
+                   b"/" + b"a/" * 3000 + b"x", b"/out.txt", b"/assets/up/secret.txt", b"/assets/"):
+        status = raw_request(port, target)
+        assert status.split()[1] in (b"400", b"404"), (target[:40], status)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_closes_an_idle_connection_and_bounds_its_connections(served, capfd):
+    import socket
+    import time
+
+    site, port = served
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]  # MAX_CONNECTIONS here
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert raw_request(port, b"/index.html") == b""  # a third: closed at once, no thread for it
+    assert time.monotonic() - started < 0.5
+    for connection in idle:
+        assert connection.recv(100) == b""  # closed by the server after its timeout
+        connection.close()
+    assert time.monotonic() - started < 5
+    assert raw_request(port, b"/index.html") == b"HTTP/1.0 200 OK"  # their threads gone, served again
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_refuses_an_empty_host_and_listens_on_ipv6(here, capsys):
+    from benchmarking.errors import ConfigError
+    from benchmarking.site.serve import bind, url_of
+
+    assert main(["serve", "--host", ""]) == 2
+    assert capsys.readouterr().err.strip() == "main.py: error: --host needs an address, like 127.0.0.1 (this " \
+                                              "machine only), ::1, or 0.0.0.0 (every one)"
+    assert not (here / "site").exists()  # refused before anything was built
+    for host in ("no-such-host.invalid", "a\0b", "x" * 300):
+        with pytest.raises(ConfigError, match="serve: cannot listen on"):
+            bind(host, 0, str(here))
+    server = bind("::1", 0, str(here))
+    try:
+        assert url_of(server).startswith("http://[::1]:")
+    finally:
+        server.server_close()

@@ -38,6 +38,7 @@ DEFAULT_CONFIG = "benchmark.toml"
 ENV_FILE = ".env"
 # cron_example.sh's files, in the directory it moves to: a lock renamed over would let the next tick overlap.
 CRON_FILES = (("logs/benchmark.lock", "the cron wrapper's lock"), ("logs/benchmark.log", "the cron wrapper's log"))
+SITE_DIRECTORY = "the site directory"  # what OwnFiles calls the --site directory
 STALE_TEMPORARY_S = 3600.0  # a temporary file this old is a killed writer's: no output takes an hour to write
 
 
@@ -56,9 +57,10 @@ class OwnFiles:
     @classmethod
     def of(cls, *, database: str | os.PathLike[str] | None = None, outbox: str | os.PathLike[str] | None = None,
            config: str | os.PathLike[str] | None = None, prompt_files: Iterable[str | os.PathLike[str]] = (),
-           env_file: str | os.PathLike[str] = ENV_FILE) -> "OwnFiles":
+           env_file: str | os.PathLike[str] = ENV_FILE, site: str | os.PathLike[str] | None = None) -> "OwnFiles":
         """The files of one process: its SQLite database (and the default ./benchmarks.db), its outbox (and the
-        default ./outbox), its config file (and ./benchmark.toml), .env, its prompt files and the cron wrapper's."""
+        default ./outbox), its config file (and ./benchmark.toml), .env, its prompt files and the cron wrapper's,
+        and its --site directory (each rebuild replaces it whole: another output in it would be lost)."""
         files: list[tuple[str, str]] = []
         for name in {os.fspath(p) for p in (database, DEFAULT_DATABASE) if p}:
             files.append((real(name), "the SQLite database"))
@@ -69,6 +71,8 @@ class OwnFiles:
         files.extend((real(p), "a prompt file of this run") for p in prompt_files)
         files.extend((real(p), what) for p, what in CRON_FILES)
         directories = [(real(p), "the outbox directory") for p in {os.fspath(p) for p in (outbox, DEFAULT_OUTBOX) if p}]
+        if site is not None and os.fspath(site).strip():
+            directories.append((real(site), SITE_DIRECTORY))
         return cls(tuple(files), tuple(directories))
 
     def owner(self, path: str | os.PathLike[str]) -> str | None:

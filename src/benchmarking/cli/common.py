@@ -54,7 +54,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
              "chat_completions); repeatable",
     )
     prompt = what.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: BENCHMARK_PROMPT)")
+    prompt.add_argument("--prompt", metavar="TEXT", help="the prompt to send (default: a built-in one asking how a hash map works)")
     prompt.add_argument("--prompt-file", metavar="PATH", help="read the prompt from a file")
     prompt.add_argument("--input-tokens", metavar="LIST",
                         help="prompts of about these input sizes (tiers), e.g. 100,1000,10000 or 10k; each with an "

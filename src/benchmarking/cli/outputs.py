@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def own_files(settings: "Settings", args: argparse.Namespace) -> OwnFiles:
-    """Its database, outbox, config file, .env and the prompt files its flags name."""
+    """Its database, outbox, config file, .env, the prompt files its flags name and its --site directory."""
     from ..storage import sqlite_path
 
     prompt_files = [path for path in (getattr(args, "prompt_file", None), getattr(args, "prompts", None)) if path]
@@ -23,4 +23,5 @@ def own_files(settings: "Settings", args: argparse.Namespace) -> OwnFiles:
         outbox=settings.outbox_dir,
         config=getattr(args, "config", None) or os.environ.get("BENCHMARK_CONFIG") or None,
         prompt_files=prompt_files,
+        site=getattr(args, "site", None),
     )

@@ -19,11 +19,17 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _host(text: str) -> str:
+    if not text.strip():  # an unset shell variable: the server would listen on every interface
+        raise ConfigError("--host needs an address, like 127.0.0.1 (this machine only), ::1, or 0.0.0.0 (every one)")
+    return text
+
+
 def serve_main(argv: list[str]) -> int:
     """Build the site, serve it, rebuild it when the database has new results; Ctrl-C stops."""
     from ..durations import parse_duration
     from ..report.selection import Selection
-    from ..site.serve import Rebuilder, bind
+    from ..site.serve import Rebuilder, bind, url_of
     from ..site.write import check_site_directory
     from ..storage import open_backend
 
@@ -34,7 +40,8 @@ def serve_main(argv: list[str]) -> int:
                         help="the site's directory (default ./site): new, empty, or an earlier site, replaced whole")
     parser.add_argument("--port", default=str(DEFAULT_PORT), help=f"the port (default {DEFAULT_PORT}; 0: any free)")
     parser.add_argument("--host", default=LOOPBACK,
-                        help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every one)")
+                        help="the address to listen on (default 127.0.0.1: this machine only; ::1 for IPv6; 0.0.0.0 or ::: "
+                             "every one)")
     parser.add_argument("--every", default="30s", metavar="DURATION",
                         help="how often to look for new results (default 30s; like 10s, 5m)")
     parser.add_argument("--provider", action="append", default=[], help="only this provider; repeatable")
@@ -43,6 +50,7 @@ def serve_main(argv: list[str]) -> int:
     parser.add_argument("--config", metavar="PATH", help="benchmark.toml whose [slo] adds SLO attainment")
     args = parser.parse_args(argv)
     port = _port(args.port.strip())
+    host = _host(args.host)
     every_s = parse_duration(args.every, "--every")
     settings = storage_only_settings(args.config, watching=True)
     check_site_directory(args.site, "--site", own_files(settings, args))
@@ -51,9 +59,8 @@ def serve_main(argv: list[str]) -> int:
     rebuilder = Rebuilder(lambda: open_backend(settings), selection, settings.slo, args.site,
                           lambda line: print(line, file=sys.stderr, flush=True))
     results = rebuilder.build()
-    server = bind(args.host, port, args.site)
-    host, bound = server.server_address[:2]
-    print(f"serving {args.site} ({results} results; {selection.describe()}) at http://{host}:{bound}/ "
+    server = bind(host, port, args.site)
+    print(f"serving {args.site} ({results} results; {selection.describe()}) at {url_of(server)} "
           f"(Ctrl-C stops)", file=sys.stderr, flush=True)
     looker = threading.Thread(target=rebuilder.run, args=(every_s,), name="site-rebuilder", daemon=True)
     looker.start()

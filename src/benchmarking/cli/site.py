@@ -59,12 +59,18 @@ def add_site_argument(parser: argparse._ActionsContainer) -> None:
 
 
 def checked_site(args: argparse.Namespace, settings: "Settings") -> tuple[str, "OwnFiles"] | None:
-    """--site of a run, checked before anything is measured, like every output; with the files it must spare."""
+    """--site of a run, checked before anything is measured, like every output; with the files it must spare. A
+    directory of the tool's own or of another's is refused; one that cannot be written is a warning line."""
     if getattr(args, "site", None) is None:
         return None
     from ..site.write import check_site_directory
     from .outputs import own_files
 
+    from ..errors import OutputUnwritable
+
     own = own_files(settings, args)
-    check_site_directory(args.site, "--site", own)
+    try:
+        check_site_directory(args.site, "--site", own)
+    except OutputUnwritable as exc:  # the place, not the input: the run measures, the rebuild after it tries again
+        print(f"warning: --site {args.site}: {exc}; measuring all the same", file=sys.stderr)
     return args.site, own

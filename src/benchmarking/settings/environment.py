@@ -4,21 +4,35 @@ the variables themselves)."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import ConfigError
+from ..textfile import BOM
 from .values import checked_name, read_utf8
 
 
 def load_dotenv_file(path: str | Path = ".env") -> None:
-    """Load .env into the environment; variables already set win, as users expect from a shell."""
-    from dotenv import load_dotenv
+    """Load .env into the environment; variables already set win, as users expect from a shell.
+
+    No .env is fine; a .env that is there but is not a regular file (a directory, a FIFO, a device, a link to
+    nothing) is the user's mistake and one line, never opened; a NUL byte, which no variable can hold, is one line
+    naming the line, not an error from the environment."""
+    from dotenv import dotenv_values
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return
-    load_dotenv(stream=io.StringIO(read_utf8(path, "the file")), override=False)
+    if not path.exists():
+        raise ConfigError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: fix or remove it")
+    text = read_utf8(path, "the file").removeprefix(BOM)
+    for number, line in enumerate(text.split("\n"), 1):
+        if "\0" in line:
+            raise ConfigError(f"{path} line {number} holds a NUL byte, which no variable can hold: remove it")
+    for name, value in dotenv_values(stream=io.StringIO(text)).items():
+        if value is not None and "\0" not in name + value:
+            os.environ.setdefault(name, value)
 
 
 def parse_model_overrides(items: Sequence[str], known: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -36,6 +36,9 @@ def read_toml(path: Path) -> dict[str, object]:
         data = tomllib.loads(read_utf8(path, "config file"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses arrays and inline tables by recursion
+        raise ConfigError(f"{path} is nested too deeply (lists or tables within each other): is it the right "
+                          "file?") from None
     unknown = set(data) - set(TOML_SECTIONS)
     if unknown:
         section = sorted(unknown)[0]

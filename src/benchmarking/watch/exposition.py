@@ -23,6 +23,8 @@ def check_textfile(path: str, own: OwnFiles) -> Path:
     measured."""
     if not path.strip():
         raise ConfigError("--metrics-file needs a path, like benchmark.prom")
+    if own.owner(path) is not None:  # said first, before a probe is written into a directory the tool keeps
+        check_target(path, "--metrics-file", own)
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"--metrics-file {path} is a directory: give a file in it, like {target / 'benchmark.prom'}")
