@@ -65,6 +65,7 @@ class Served:
     body: dict
     received_at: float
     part_sent_at: list[float] = field(default_factory=list)
+    query: str = ""  # the request target's query string, as sent
 
 
 class WireServer:
@@ -120,7 +121,7 @@ class WireServer:
                     else:
                         self._json(*route(body))
                     return
-                served = Served(path, body, received_at)
+                served = Served(path, body, received_at, query=self.path.partition("?")[2])
                 outer.served.append(served)
                 reply = outer.replies[min(len(outer.served) - 1, len(outer.replies) - 1)]
                 self.send_response(reply.status)

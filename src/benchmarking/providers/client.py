@@ -114,9 +114,13 @@ class _Client:
         # identity: the transport reads the bytes as sent; a compressed stream could not be split into events.
         # An SDK without a client class of its own (google-genai) takes a plain httpx client.
         self.http = getattr(sdk, "DefaultHttpxClient", httpx.Client)(
-            transport=timing_transport(httpx, httpcore, self.clock, _proxy_for(self.base_url)),
+            # The base URL's query goes on the SDK's requests, the warm-up's and the tokenizer's alike.
+            transport=timing_transport(httpx, httpcore, self.clock, _proxy_for(self.base_url),
+                                       base_query(settings.base_url)),
             headers={"Accept-Encoding": "identity"},
-            params=base_query(settings.base_url),  # on the SDK's requests, the warm-up and the tokenizer's alike
+            # A redirect is answered as what it is: followed, it would send the key and the headers elsewhere and
+            # time two requests as one, under this endpoint's name.
+            follow_redirects=False,
             trust_env=False,
         )
         make = getattr(sdk, wire.client_class) if wire.build_client is None else partial(wire.build_client, sdk)
@@ -186,9 +190,10 @@ class _Client:
                 httpcore = importlib.import_module(self.wire.httpx_module.replace("httpx", "httpcore"))
                 # A clock of its own, never armed: it records nothing, and bounds each request in all.
                 self._untimed = httpx.Client(
-                    transport=timing_transport(httpx, httpcore, WireClock(), _proxy_for(self.base_url)),
+                    transport=timing_transport(httpx, httpcore, WireClock(), _proxy_for(self.base_url),
+                                               base_query(self.settings.base_url)),
                     headers={"Accept-Encoding": "identity"},
-                    params=base_query(self.settings.base_url),
+                    follow_redirects=False,
                     trust_env=False,
                 )
             return self._untimed

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .json_text import json_object  # noqa: F401  (it was here: still importable from here)
 
@@ -325,11 +325,13 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
     return StampedBackend()
 
 
-def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, proxy: str | None) -> Any:
+def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, proxy: str | None,
+                     query: Sequence[tuple[str, str]] = ()) -> Any:
     """An httpx (or httpx2) transport that records the armed request on `clock`, around the library's own transport.
 
     The proxy is given here rather than left to the client's environment handling: the client would route proxied
-    requests around this transport, and their times would go unread.
+    requests around this transport, and their times would go unread. `query` (a base URL's, Azure's ?api-version=)
+    is added to every request's own query, never in place of it (Gemini's ?alt=sse), keys the request has winning.
     """
 
     class TimedStream(httpx.SyncByteStream):
@@ -371,6 +373,9 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
             if clock.canned is not None:
                 headers = {"content-type": "text/event-stream"}
                 return httpx.Response(200, headers=headers, content=clock.canned, request=request)
+            added = [(key, value) for key, value in query if key not in request.url.params]
+            if added:
+                request.url = request.url.copy_merge_params(added)
             record = clock.start()
             if record is None:
                 timeouts = request.extensions.get("timeout") or {}
