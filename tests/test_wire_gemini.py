@@ -373,3 +373,15 @@ def test_an_endpoint_declared_with_api_generate_content_is_measured_through_goog
     assert (cell.model, m.model, m.api, m.success) == (MODEL, MODEL, "generate_content", True)
     assert served.path.startswith("/proxy/") and served.path.endswith(f"/models/{MODEL}:streamGenerateContent")
     assert m.cost_usd == (Decimal(13) * Decimal("0.10") + Decimal(8) * Decimal("0.40")) / Decimal(1_000_000)
+
+
+def test_a_count_the_bill_rests_on_that_makes_no_sense_leaves_the_cost_empty_never_a_guess():
+    chunk = {"candidates": [{"content": {"parts": [{"text": "Paris."}], "role": "model"}, "finishReason": "STOP"}],
+             "usageMetadata": {"promptTokenCount": 1000, "cachedContentTokenCount": 1001, "candidatesTokenCount": 100}}
+    with WireServer() as server:
+        gemini_server(server).reply(Reply(sse_parts(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")))
+        m = measure(server)
+    assert m.success and (m.input_tokens, m.output_tokens, m.cached_tokens) == (1000, 100, None)
+    # Priced, every prompt token would have been billed at the full input price: a cost no one was charged.
+    assert m.cost_usd is None and m.price_input_per_mtok is not None
+    assert any("cost left empty" in w for w in m.warnings) and any("cached_tokens = 1001" in w for w in m.warnings)

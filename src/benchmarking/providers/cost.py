@@ -11,8 +11,12 @@ from .answer import Tokens
 
 
 def cost_fields(provider: str, model: str, settings: ProviderSettings, pricing: Mapping[str, Price],
-                pricing_file: str, counts: Tokens) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The row's cost and the prices it used: those of the tier the prompt's size falls in (long context)."""
+                pricing_file: str, counts: Tokens, billable: bool = True) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The row's cost and the prices it used: those of the tier the prompt's size falls in (long context).
+
+    `billable`: every count the bill rests on made sense. Where one did not (it was left empty), the price list's
+    cost is left empty too: pricing the rest would bill the missing part at another rate, a guess stored as a cost.
+    """
     listed = settings.price or pricing.get(model)
     input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
     p = listed.for_prompt(input_tokens) if listed is not None and input_tokens is not None else listed
@@ -24,6 +28,8 @@ def cost_fields(provider: str, model: str, settings: ProviderSettings, pricing: 
     if reported is not None:
         fields.update(cost_usd=reported, cost_source="provider")
     elif listed is not None and input_tokens is not None and output_tokens is not None:
+        if not billable:
+            return fields, (f"{provider}: cost left empty: a token count it rests on makes no sense",)
         cost = cost_usd(listed, input_tokens, output_tokens, counts.cached_tokens or 0, counts.cache_write_tokens or 0,
                         counts.cache_write_1h_tokens or 0)
         fields.update(cost_usd=cost, cost_source="pricing")

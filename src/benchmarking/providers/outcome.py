@@ -40,7 +40,9 @@ def measurement_of(
     input_tokens, output_tokens = counts.input_tokens, counts.output_tokens
     cached_tokens = counts.cached_tokens
     # Reasoning is part of the output (OpenAI's completion_tokens_details, the Responses API's output_tokens_details)
-    reasoning_tokens = part_of(counts.reasoning_tokens, output_tokens, ("reasoning_tokens", "output_tokens"), problems)
+    # (no part of the bill: output tokens are billed alike, reasoning or not)
+    unbilled: list[str] = []
+    reasoning_tokens = part_of(counts.reasoning_tokens, output_tokens, ("reasoning_tokens", "output_tokens"), unbilled)
     cached_tokens = part_of(cached_tokens, input_tokens, ("cached_tokens", "prompt_tokens"), problems)
     cache_write_tokens = part_of(counts.cache_write_tokens, input_tokens, ("cache_write_tokens", "input_tokens"),
                                  problems)
@@ -63,7 +65,8 @@ def measurement_of(
                                     ("cache_write_1h_tokens", "cache_write_tokens"), problems)
     fields, warnings = cost_fields(provider, model, settings, pricing, pricing_file, replace(
         counts, input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens,
-        cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens))
+        cache_write_tokens=cache_write_tokens, cache_write_1h_tokens=cache_write_1h_tokens), billable=not problems)
+    problems += unbilled
     if failure is None and usage is None and token_source is None:
         warnings += (f"{provider} sent no token usage: tokens, speed and cost are left empty",)
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
