@@ -385,3 +385,21 @@ def test_a_count_the_bill_rests_on_that_makes_no_sense_leaves_the_cost_empty_nev
     # Priced, every prompt token would have been billed at the full input price: a cost no one was charged.
     assert m.cost_usd is None and m.price_input_per_mtok is not None
     assert any("cost left empty" in w for w in m.warnings) and any("cached_tokens = 1001" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "x#frag", "x?alt=json", "%2e%2e%2fadmin", "x\r\nX-Injected: 1",
+                                  "models/../../v1/models", "models/", "gém"])
+def test_a_model_name_that_would_leave_its_path_segment_is_one_line_exit_2_nothing_sent(tmp_path, name):
+    from test_cli import run_main
+
+    done = run_main(tmp_path, "--simulate", "--providers", "gemini", "--model", f"gemini={name}")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.startswith("main.py: error: gemini model ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "benchmarks.db").exists() or "gemini" not in (tmp_path / "benchmarks.db").read_bytes().decode(
+        "latin-1")
+
+
+def test_a_model_name_with_or_without_models_is_the_same_model():
+    from benchmarking.providers.dialects.generate_content import bare_model
+
+    assert bare_model("models/gemini-3.5-flash-lite") == bare_model("gemini-3.5-flash-lite") == "gemini-3.5-flash-lite"

@@ -15,6 +15,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from ...errors import ConfigError
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..json_text import json_object
@@ -55,9 +56,19 @@ STOPPED, BLOCKED = "finishReason (a failure)", "promptFeedback.blockReason"
 _DELAY = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)s")  # a google.protobuf.Duration in JSON: "19s", "45.25s"
 
 
+# A model's name is a segment of the request's path (models/{model}:streamGenerateContent): only the characters
+# Gemini's model ids use, so that no name can reach another path (.., /, %2e), cut the URL (?, #) or a header.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
 def bare_model(model: str) -> str:
-    """A Gemini model's name without the `models/` its listing puts before it: both forms name the same model."""
-    return model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
+    """A Gemini model's name without the `models/` its listing puts before it: both forms name the same model.
+    Any other name is refused (ConfigError): it would go into the URL's path."""
+    bare = model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
+    if not _MODEL_NAME.fullmatch(bare) or ".." in bare:
+        raise ConfigError(f"gemini model {model!r} must be letters, digits, '.', '-' or '_', like "
+                          "gemini-3.5-flash-lite (with or without models/ before it)")
+    return bare
 
 
 def auth_headers(api_key: str) -> dict[str, str]:
