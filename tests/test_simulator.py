@@ -13,7 +13,8 @@ import urllib.request
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from benchmarking.simulator import ModelProfile, Simulator, exchange
+from benchmarking.simulator import ModelProfile, Simulator, exchange, state
+from benchmarking.simulator.state import RequestRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,3 +144,41 @@ def test_an_unreadable_body_gets_the_apis_error_at_once_and_nothing_is_thrown(pa
     assert (status, ok) == (expected, 200) and error_message(path, answer) and took_s < 3
     assert [r.path for r in sim.log] == ["/v1/chat/completions"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def ask(sim: Simulator, content: str, model: str = "m") -> RequestRecord:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 1}
+    status, _ = call(sim.url + "/v1/chat/completions", json.dumps(body).encode())
+    assert status == 200
+    return sim.log[-1]
+
+
+def test_the_log_keeps_the_newest_records_and_only_the_newest_bodies(monkeypatch):
+    monkeypatch.setattr(state, "LOG_RECORDS", 5)
+    monkeypatch.setattr(state, "BODY_BYTES", 300)  # about three of these bodies
+    with Simulator(profiles={}, default=ModelProfile(ttft_ms=0, itl_ms=0, output_tokens=1)) as sim:
+        for i in range(8):
+            ask(sim, f"question {i}")
+        assert [r.request_id for r in sim.log] == [f"req_sim_{i}" for i in range(4, 9)]
+        assert sim.request("req_sim_1") is None and sim.request("req_sim_8") is sim.log[-1]
+        bodies = [r.body for r in sim.log]
+        big = ask(sim, "x " * 1000)  # past the budget alone: the newest body is kept all the same
+    assert bodies[:2] == [None, None] and [b["messages"][0]["content"] for b in bodies[2:]] == [
+        "question 5", "question 6", "question 7"]
+    assert big.body["messages"][0]["content"] == "x " * 1000 and [r.body for r in sim.log[:-1]] == [None] * 4
+
+
+def test_the_prompt_cache_forgets_expired_prefixes_and_the_least_recent_past_its_bound(monkeypatch):
+    monkeypatch.setattr(state, "MAX_PREFIXES", 10)
+    monkeypatch.setattr(state, "PREFIX_SWEEP_S", 0.01)
+    prompt = {name: " ".join(f"{name}{i}" for i in range(9 * state.CACHE_BLOCK_TOKENS)) for name in "ab"}
+    profiles = {"m": ModelProfile(ttft_ms=0, itl_ms=0, output_tokens=1),
+                "brief": ModelProfile(ttft_ms=0, itl_ms=0, output_tokens=1, cache_window_s=0.05)}
+    with Simulator(profiles=profiles, default=None) as sim:
+        first_a, first_b, again_b, again_a = (ask(sim, prompt[name]).cached_tokens for name in "abba")
+        assert (first_a, first_b, again_b, again_a) == (0, 0, 9 * 128, 0)  # a's blocks made way for b's
+        assert len(sim._prefixes) == 10
+        ask(sim, prompt["a"], "brief")
+        time.sleep(0.1)
+        ask(sim, "too short to cache", "brief")
+        assert len(sim._prefixes) == 10 - 9  # the brief model's blocks expired and are gone

@@ -68,7 +68,7 @@ def admitted(http: Exchange, api: Api) -> Iterator[Request | None]:
         stream=api.stream(http, body), received_at=received_at, client_port=http.client_address[1],
         authorization=http.credential(), body=body, api=api.name,
     )
-    sim.record(record)
+    sim.record(record, len(raw))
     profile = sim.profile_for(record.model)
     if profile is None:
         api.refuse(http, record, sim.default or ModelProfile(), "not_found")
