@@ -94,7 +94,7 @@ def test_any_json_body_gets_a_whole_answer_from_every_api(quick_sim, body, path)
 
 
 def raw_post(url: str, path: str, head: bytes, body: bytes, timeout_s: float = 10) -> tuple[int, dict, float]:
-    """POST with hand-made headers (`head`, each line ending CRLF) over a plain socket: (status, JSON answer, seconds)."""
+    """POST with hand-made headers (`head`, each line ending CRLF) over a socket: (status, JSON answer, seconds)."""
     host, port = url.removeprefix("http://").split(":")
     began = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
@@ -108,8 +108,8 @@ def raw_post(url: str, path: str, head: bytes, body: bytes, timeout_s: float = 1
 
 
 GOOD = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
-# An unreadable body (its length unsaid, impossible, too large, or never all sent) or a parse the stack cannot hold: each
-# is refused with the API's own error, at once, the connection closed, nothing thrown in the server.
+# An unreadable body (its length unsaid, impossible, too large, or never all sent) or a parse the stack cannot hold:
+# each is refused with the API's own error, at once, the connection closed, nothing thrown in the server.
 HOSTILE = {
     "length not a number": (b"Content-Length: abc\r\n", GOOD, 400),
     "negative length": (b"Content-Length: -1\r\n", GOOD, 400),
