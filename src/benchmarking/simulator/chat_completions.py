@@ -29,7 +29,7 @@ def _flavour(path: str) -> str:
     return first if first in ("groq", "together", "openrouter") else "openai"
 
 
-def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
+def list_models(http: Exchange) -> None:
     """GET .../models: every model the simulator has a profile for."""
     models = []
     for name, profile in sorted(http.simulator.profiles.items()):
@@ -68,13 +68,13 @@ API = Api(
     prompt=prompt_text,
     cap=lambda body: body.get("max_tokens") or body.get("max_completion_tokens"),
     refuse=_refuse,
-    bad_request=lambda http, message: http.send_json(400, {"error": {"message": message}}),
+    bad_request=lambda http, status, message: http.send_json(status, {"error": {"message": message}}),
 )
 
 
-def chat_completions(http: Exchange, raw: bytes, received_at: float) -> None:
+def chat_completions(http: Exchange) -> None:
     """POST .../chat/completions: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, raw, received_at, API) as request:
+    with admitted(http, API) as request:
         if request is None:
             return
         if request.record.stream:

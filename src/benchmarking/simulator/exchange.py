@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
 import json
+import re
 import socket
 import time
 from typing import Callable, Iterator
@@ -14,7 +15,24 @@ from .state import RequestRecord, SimulatorState
 
 FLOOD_EVENT_BYTES = 64 * 1024  # the content each event of a flood carries
 LONG_LINE_PIECE_BYTES = 1024 * 1024  # a long line leaves in HTTP chunks of this size
+# A request body's bounds: its size (Anthropic's own limit; a 200,000-token prompt is about 1 MB), and how long it may
+# take to arrive in all, a body that stops short of its Content-Length included.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+BODY_READ_TIMEOUT_S = 5.0
+# What a refused body may still send is read and dropped (up to this much, while it keeps coming), so that the client,
+# still writing, reads the refusal rather than a reset connection.
+DISCARD_BYTES = 256 * 1024 * 1024
+DISCARD_IDLE_S = 0.2
+CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+class BodyRefused(Exception):
+    """A request body the simulator will not read or parse: answered with `status` (400, 413) in the API's shape."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class Exchange(BaseHTTPRequestHandler):
@@ -22,6 +40,7 @@ class Exchange(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     request_id = ""  # the x-request-id this exchange answers with, set as the request arrives
+    unread_body = False  # the request's body was refused unread: what is left of it is dropped before closing
 
     @property
     def simulator(self) -> SimulatorState:
@@ -70,6 +89,52 @@ class Exchange(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+
+    def read_body(self) -> bytes:
+        """The request's body, all of its Content-Length, in bounded size and time; else BodyRefused, the connection
+        to be closed (where its next request would start is unknown)."""
+        lengths = set(self.headers.get_all("Content-Length") or [])
+        if self.headers.get("Transfer-Encoding"):
+            raise self._refused(400, "a request body must come with a Content-Length, not a Transfer-Encoding")
+        if len(lengths) > 1 or (lengths and not CONTENT_LENGTH.fullmatch(next(iter(lengths)).strip())):
+            raise self._refused(400, f"Content-Length must be one number of bytes, not {sorted(lengths)}")
+        length = int(next(iter(lengths), "0").strip())
+        if length > MAX_BODY_BYTES:
+            raise self._refused(413, f"request body is {length} bytes, over the limit of {MAX_BODY_BYTES}")
+        deadline, pieces, left = time.monotonic() + BODY_READ_TIMEOUT_S, [], length
+        try:
+            while left:
+                self.connection.settimeout(max(0.001, deadline - time.monotonic()))
+                piece = self.rfile.read1(min(left, 1024 * 1024))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+        except TimeoutError:
+            pass
+        finally:
+            self.connection.settimeout(None)
+        if left:
+            raise self._refused(400, f"request body ended {left} bytes short of its Content-Length ({length})")
+        return b"".join(pieces)
+
+    def _refused(self, status: int, message: str) -> BodyRefused:
+        self.close_connection = True
+        self.unread_body = True
+        return BodyRefused(status, message)
+
+    def discard_body(self) -> None:
+        """Read and drop what a refused body still sends, in bounded bytes and time, before the connection closes."""
+        deadline, dropped = time.monotonic() + BODY_READ_TIMEOUT_S, 0
+        try:
+            while dropped < DISCARD_BYTES and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(min(DISCARD_IDLE_S, left))
+                piece = self.connection.recv(1024 * 1024)
+                if not piece:
+                    return
+                dropped += len(piece)
+        except OSError:  # the client went quiet (a timeout) or away
+            pass
 
     def credential(self) -> str | None:
         """The key as the request carried it, in whichever header its API uses."""

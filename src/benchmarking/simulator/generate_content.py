@@ -76,8 +76,8 @@ def _refuse(http: Exchange, record: RequestRecord, profile: ModelProfile, fault:
     http.send_json(status, error)
 
 
-def _bad_request(http: Exchange, message: str) -> None:
-    http.send_json(400, _error(400, "INVALID_ARGUMENT", message))
+def _bad_request(http: Exchange, status: int, message: str) -> None:
+    http.send_json(status, _error(status, "INVALID_ARGUMENT", message))
 
 
 def _api(stream: bool) -> Api:
@@ -102,12 +102,12 @@ def _model_object(name: str) -> dict:
     }
 
 
-def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
+def list_models(http: Exchange) -> None:
     """GET .../models: every model the simulator has a profile for, one page."""
     http.send_json(200, {"models": [_model_object(name) for name in sorted(http.simulator.profiles)]})
 
 
-def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
+def get_model(http: Exchange) -> None:
     """GET .../models/{model}: a model with a profile, else 404."""
     name = _model(http.path)
     if name in http.simulator.profiles:
@@ -152,9 +152,9 @@ def _response(request: Request, parts: list[dict], finish: str | None = None, us
     return payload
 
 
-def generate_content(http: Exchange, raw: bytes, received_at: float) -> None:
+def generate_content(http: Exchange) -> None:
     """POST .../models/{model}:generateContent: the whole answer at once."""
-    with admitted(http, raw, received_at, WHOLE) as request:
+    with admitted(http, WHOLE) as request:
         if request is None or played_whole(http, request, WHOLE):
             return
         record, tokens = request.record, request.tokens
@@ -174,9 +174,9 @@ def _shows_thoughts(request: Request) -> bool:
     return isinstance(thinking, dict) and bool(thinking.get("includeThoughts") or thinking.get("include_thoughts"))
 
 
-def stream_generate_content(http: Exchange, raw: bytes, received_at: float) -> None:
+def stream_generate_content(http: Exchange) -> None:
     """POST .../models/{model}:streamGenerateContent?alt=sse: the answer in chunks of tokens_per_chunk tokens."""
-    with admitted(http, raw, received_at, STREAMED) as request:
+    with admitted(http, STREAMED) as request:
         if request is None:
             return
         _stream(http, request)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 import json
+import time
 from typing import Callable, Iterator
 
-from .exchange import Exchange
+from .exchange import BodyRefused, Exchange
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -45,22 +46,20 @@ class Api:
     prompt: Callable[[dict], str]  # the prompt's text, every message in order
     cap: Callable[[dict], object]  # the request's output cap, None for none
     refuse: Callable[[Exchange, RequestRecord, ModelProfile, str], None]  # answer one of REFUSED, setting status
-    bad_request: Callable[[Exchange, str], None]  # answer 400, not logged
+    bad_request: Callable[[Exchange, int, str], None]  # answer a status (400, 413) and a message, not logged
 
 
 @contextmanager
-def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterator[Request | None]:
-    """The request, admitted and holding its place while the answer is sent; None if it was answered already (an
-    error, a refusal, a hang)."""
+def admitted(http: Exchange, api: Api) -> Iterator[Request | None]:
+    """The request, its body read and admitted, holding its place while the answer is sent; None if it was answered
+    already (an error, a refusal, a hang)."""
     sim = http.simulator
     try:
-        body = json.loads(raw)
-    except ValueError:
-        api.bad_request(http, "request body is not JSON")
-        yield None
-        return
-    if not isinstance(body, dict):
-        api.bad_request(http, "request body is not a JSON object")
+        raw = http.read_body()
+        received_at = time.perf_counter()  # its times start once it is all in, as a real server's do
+        body = _parsed(raw)
+    except BodyRefused as refused:
+        api.bad_request(http, refused.status, refused.message)
         yield None
         return
     model = api.model(http, body)
@@ -69,7 +68,7 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
         stream=api.stream(http, body), received_at=received_at, client_port=http.client_address[1],
         authorization=http.credential(), body=body, api=api.name,
     )
-    sim.record(record)
+    sim.record(record, len(raw))
     profile = sim.profile_for(record.model)
     if profile is None:
         api.refuse(http, record, sim.default or ModelProfile(), "not_found")
@@ -96,6 +95,19 @@ def admitted(http: Exchange, raw: bytes, received_at: float, api: Api) -> Iterat
         if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < tokens:
             tokens, capped = cap, True
         yield Request(record, profile, body, fault, tokens, capped)
+
+
+def _parsed(raw: bytes) -> dict:
+    """The body's JSON object, else BodyRefused (400): not JSON, nested past the parser's stack, not an object."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise BodyRefused(400, "request body is nested too deeply") from None
+    except ValueError:
+        raise BodyRefused(400, "request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BodyRefused(400, "request body is not a JSON object")
+    return body
 
 
 def played_whole(http: Exchange, request: Request, api: Api) -> bool:

@@ -56,8 +56,9 @@ def _refuse(http: Exchange, record: RequestRecord, profile: ModelProfile, fault:
     _send(http, status, _error_body(http, kind, message.format(model=record.model)), headers)
 
 
-def _bad_request(http: Exchange, message: str) -> None:
-    _send(http, 400, _error_body(http, "invalid_request_error", message))
+def _bad_request(http: Exchange, status: int, message: str) -> None:
+    kind = "request_too_large" if status == 413 else "invalid_request_error"  # Anthropic's own names
+    _send(http, status, _error_body(http, kind, message))
 
 
 API = Api(
@@ -75,14 +76,14 @@ def _model_object(name: str) -> dict:
     return {"type": "model", "id": name, "display_name": name, "created_at": CREATED_AT}
 
 
-def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
+def list_models(http: Exchange) -> None:
     """GET .../v1/models: every model the simulator has a profile for, one page."""
     models = [_model_object(name) for name in sorted(http.simulator.profiles)]
     first, last = (models[0]["id"], models[-1]["id"]) if models else (None, None)
     _send(http, 200, {"data": models, "has_more": False, "first_id": first, "last_id": last})
 
 
-def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
+def get_model(http: Exchange) -> None:
     """GET .../v1/models/{id}: a model with a profile, else 404 (the default profile answers messages, not this)."""
     name = http.path.split("?", 1)[0].rstrip("/").split("/models/", 1)[1]
     if name in http.simulator.profiles:
@@ -111,9 +112,9 @@ def _stop_reason(request: Request) -> str:
     return "refusal" if request.fault == "refusal" else "max_tokens" if request.capped else "end_turn"
 
 
-def messages(http: Exchange, raw: bytes, received_at: float) -> None:
+def messages(http: Exchange) -> None:
     """POST .../v1/messages: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, raw, received_at, API) as request:
+    with admitted(http, API) as request:
         if request is None:
             return
         if request.record.stream:

@@ -64,7 +64,7 @@ API = Api(
     prompt=_prompt,
     cap=lambda body: body.get("max_output_tokens"),
     refuse=_refuse,
-    bad_request=lambda http, message: http.send_json(400, {"error": {"message": message}}),
+    bad_request=lambda http, status, message: http.send_json(status, {"error": {"message": message}}),
 )
 
 
@@ -116,9 +116,9 @@ def _end(request: Request, http: Exchange, tokens: int, output: list) -> tuple[s
     return "response.completed", _response(request, http, "completed", output, usage=usage)
 
 
-def responses(http: Exchange, raw: bytes, received_at: float) -> None:
+def responses(http: Exchange) -> None:
     """POST .../responses: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, raw, received_at, API) as request:
+    with admitted(http, API) as request:
         if request is None:
             return
         if request.record.stream:

@@ -24,7 +24,7 @@ from .profiles import DEFAULT_PROFILE, ModelProfile
 from .responses import responses
 from .state import RequestRecord, SimulatorState
 
-Handler = Callable[[Exchange, bytes, float], None]  # (the exchange, the request's body, when it arrived)
+Handler = Callable[[Exchange], None]  # a POST's handler reads its body through intake.admitted
 
 
 def _api(http: Exchange) -> str:
@@ -37,17 +37,17 @@ def _api(http: Exchange) -> str:
     return "chat_completions"
 
 
-def list_models(http: Exchange, raw: bytes, received_at: float) -> None:
+def list_models(http: Exchange) -> None:
     listing = {"messages": anthropic_models, "generate_content": gemini_models}
-    listing.get(_api(http), chat_models)(http, raw, received_at)
+    listing.get(_api(http), chat_models)(http)
 
 
-def get_model(http: Exchange, raw: bytes, received_at: float) -> None:
+def get_model(http: Exchange) -> None:
     api = _api(http)
     if api == "messages":
-        anthropic_model(http, raw, received_at)
+        anthropic_model(http)
     elif api == "generate_content":
-        gemini_model(http, raw, received_at)
+        gemini_model(http)
     else:  # OpenAI's models.retrieve: no client of ours asks
         http.send_json(404, {"error": {"message": f"no route for GET {http.path}"}})
 
@@ -102,19 +102,18 @@ class _Handler(Exchange):
         if handler is None:
             self.send_json(404, {"error": {"message": f"no route for GET {self.path}"}})
             return
-        handler(self, b"", received_at)
+        handler(self)
 
     def do_POST(self) -> None:
-        sim = self.simulator
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        received_at = time.perf_counter()
-        self.request_id = sim.next_request_id()
+        self.request_id = self.simulator.next_request_id()
         handler = route("POST", self.path)
         if handler is None:
+            self.close_connection = self.unread_body = True  # its body, unread, is no request of its own
             self.send_json(404, {"error": {"message": f"no route for POST {self.path}"}})
-            return
-        handler(self, raw, received_at)
+        else:
+            handler(self)  # which reads the body (intake.admitted), within its bounds
+        if self.unread_body:
+            self.discard_body()
 
 
 class Simulator(SimulatorState):

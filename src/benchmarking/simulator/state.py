@@ -3,6 +3,7 @@ capacity and the faults already played."""
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import hashlib
@@ -20,6 +21,13 @@ TOKEN = re.compile(r"\w+|[^\w\s]")
 TEMPLATE_TOKENS = 7  # what a chat template adds around the messages
 CACHE_BLOCK_TOKENS = 128  # a prompt cache matches prefixes in blocks (OpenAI's: 128 tokens, from 1,024 up)
 CACHE_MIN_TOKENS = 1024
+# What the simulator holds however long it serves. The newest records (accuracy.py reads a level's 512 by request id;
+# tests, a few), the request bodies of the newest of them (the bytes as sent, in all; the newest's always), and the
+# prompt cache's blocks (12.8M tokens' worth), the least recently seen dropped first, the expired at each sweep.
+LOG_RECORDS = 10_000
+BODY_BYTES = 16 * 1024 * 1024
+MAX_PREFIXES = 100_000
+PREFIX_SWEEP_S = 1.0
 
 
 @dataclass
@@ -42,7 +50,7 @@ class RequestRecord:
     client_port: int = 0
     authorization: str | None = None  # the key's header as it came: Authorization, x-api-key or x-goog-api-key
     api: str = "chat_completions"  # which API the request spoke
-    body: dict = field(default_factory=dict)
+    body: dict | None = field(default_factory=dict)  # None once dropped: only the newest keep theirs (BODY_BYTES)
     request_id: str = ""  # the x-request-id it answered with
 
     @property
@@ -78,12 +86,16 @@ class SimulatorState:
     ) -> None:
         self.profiles = dict(DEFAULT_PROFILES if profiles is None else profiles)
         self.default = default
-        self.log: list[RequestRecord] = []
+        self._log: deque[RequestRecord] = deque(maxlen=LOG_RECORDS)
+        self._bodies: deque[tuple[RequestRecord, int]] = deque()  # the records still holding a body, and its size
+        self._body_bytes = 0
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._failures: dict[str | None, int] = {}
-        self._prefixes: dict[str, float] = {}  # hash of a model and a prompt prefix -> when it was last seen
+        # hash of a model and a prompt prefix -> until when it stays cached, the least recently seen first
+        self._prefixes: OrderedDict[bytes, float] = OrderedDict()
+        self._next_sweep = 0.0
         self._places: dict[str | None, threading.BoundedSemaphore] = {}  # per model with a capacity
 
     def set_profile(self, model: str, profile: ModelProfile) -> None:
@@ -124,20 +136,45 @@ class SimulatorState:
         with self._lock:
             for start in range(0, len(tokens) - CACHE_BLOCK_TOKENS + 1, CACHE_BLOCK_TOKENS):
                 digest.update("\0".join(tokens[start : start + CACHE_BLOCK_TOKENS]).encode())
-                key = digest.hexdigest()
-                seen = self._prefixes.get(key)
-                matching = matching and seen is not None and now - seen <= profile.cache_window_s
+                key = digest.digest()
+                cached_until = self._prefixes.pop(key, None)
+                matching = matching and cached_until is not None and now <= cached_until
                 cached_blocks += matching
-                self._prefixes[key] = now
+                self._prefixes[key] = now + profile.cache_window_s
+            self._forget_prefixes(now)
         cached = cached_blocks * CACHE_BLOCK_TOKENS
         return len(tokens) + TEMPLATE_TOKENS, (cached if cached >= CACHE_MIN_TOKENS else 0)
+
+    def _forget_prefixes(self, now: float) -> None:
+        """Drop the expired blocks (a sweep, at most every PREFIX_SWEEP_S: models' windows differ, so expired blocks
+        are anywhere in the order), then the least recently seen past MAX_PREFIXES."""
+        if now >= self._next_sweep:
+            self._prefixes = OrderedDict((key, until) for key, until in self._prefixes.items() if until >= now)
+            self._next_sweep = now + PREFIX_SWEEP_S
+        while len(self._prefixes) > MAX_PREFIXES:
+            self._prefixes.popitem(last=False)
 
     def next_request_id(self) -> str:
         return f"req_sim_{next(self._ids)}"
 
-    def record(self, record: RequestRecord) -> None:
+    @property
+    def log(self) -> list[RequestRecord]:
+        """The newest LOG_RECORDS requests' records, oldest first."""
         with self._lock:
-            self.log.append(record)
+            return list(self._log)
+
+    def record(self, record: RequestRecord, body_bytes: int = 0) -> None:
+        """Log a request; its body (`body_bytes` as sent) is kept while it is among the newest BODY_BYTES' worth."""
+        with self._lock:
+            self._log.append(record)
+            if not body_bytes:
+                return
+            self._bodies.append((record, body_bytes))
+            self._body_bytes += body_bytes
+            while len(self._bodies) > 1 and (self._body_bytes > BODY_BYTES or len(self._bodies) > LOG_RECORDS):
+                old, size = self._bodies.popleft()
+                old.body = None
+                self._body_bytes -= size
 
     def profile_for(self, model: str | None) -> ModelProfile | None:
         with self._lock:
@@ -155,8 +192,8 @@ class SimulatorState:
     def request(self, request_id: str) -> RequestRecord | None:
         """The record of the request answered with this x-request-id."""
         with self._lock:
-            return next((r for r in reversed(self.log) if r.request_id == request_id), None)
+            return next((r for r in reversed(self._log) if r.request_id == request_id), None)
 
     def requests_for(self, model: str) -> list[RequestRecord]:
         with self._lock:
-            return [r for r in self.log if r.model == model]
+            return [r for r in self._log if r.model == model]
