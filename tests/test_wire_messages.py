@@ -403,3 +403,14 @@ def test_cache_reads_and_both_kinds_of_writes_are_priced_apart():
     # + 100 written for an hour at 2, and 503 output.
     assert m.cost_usd == Decimal("0.005128") and m.cost_source == "pricing"
     assert (m.price_cached_input_per_mtok, m.price_cache_write_per_mtok) == (Decimal("0.10"), Decimal("1.25"))
+
+
+def test_a_stream_cut_after_message_start_is_incomplete_not_an_empty_answer():
+    start = {"type": "message_start", "message": {"id": "msg_cut", "type": "message", "role": "assistant",
+                                                  "content": [], "model": "m", "stop_reason": None,
+                                                  "usage": {"input_tokens": 10, "output_tokens": 1}}}
+    body = f"event: message_start\ndata: {json.dumps(start)}\n\n".encode()
+    with WireServer() as server:
+        server.reply(Reply(sse_parts(body)))
+        m = measure(server)
+    assert not m.success and m.error_type == "incomplete" and "message_stop" in m.error_message

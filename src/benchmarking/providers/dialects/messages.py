@@ -277,13 +277,14 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
                                                    known_secrets(settings)), request_id)
     if settings.stream and answer.plain_json:
         return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
+    # A stream cut short is the connection's failure, whatever came before: not the model's empty answer.
+    if settings.stream and not answer.done:
+        return Failure("incomplete", None, "stream ended before message_stop: the answer was not complete",
+                       request_id)
     if not answer.has_output:
         said = "the model refused" if answer.finish_reason == "refusal" else "the answer had no output"
         return Failure("empty_answer", None, f"{said} (no text, thinking or tool input; stop_reason "
                        f"{answer.finish_reason!r})", request_id)
-    if settings.stream and not answer.done:
-        return Failure("incomplete", None, "stream ended before message_stop: the answer was not complete",
-                       request_id)
     if not answer.complete:
         return Failure("incomplete", None, "the answer ended without a stop_reason", request_id)
     return None
