@@ -403,3 +403,18 @@ def test_a_model_name_with_or_without_models_is_the_same_model():
     from benchmarking.providers.dialects.generate_content import bare_model
 
     assert bare_model("models/gemini-3.5-flash-lite") == bare_model("gemini-3.5-flash-lite") == "gemini-3.5-flash-lite"
+
+
+def test_check_follows_the_listings_pages_and_passes_over_an_item_without_a_name():
+    others = [{"name": f"models/other-{i}"} for i in range(50)]
+
+    def page(path: str) -> object:
+        if "pageToken=p2" in path:
+            return {"models": [{"displayName": "no name"}, {"name": f"models/{MODEL}"}]}
+        return {"models": others, "nextPageToken": "p2"}
+
+    with WireServer() as server:
+        gemini_server(server).model_list = page
+        listed = list_models(WIRE, settings_for(At(server.url), "gemini"))
+        assert len(server.listed) == 2
+    assert MODEL in listed and "other-49" in listed and len(listed) == 51

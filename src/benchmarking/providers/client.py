@@ -379,13 +379,13 @@ def list_models(wire: Wire, settings: ProviderSettings) -> dict[str, str | None]
         try:
             listed: dict[str, str | None] = {}
             listing = getattr(wire.dialect, "listed_models", chat_completions.listed_models)
+            next_page = getattr(wire.dialect, "next_page", lambda body: None)  # Anthropic's and Gemini's page
             for _ in range(MAX_MODEL_PAGES):
                 body = response.json()
                 listed.update(listing(body))
-                # Anthropic's list comes in pages of 20: the next one starts after the last id.
-                if body.get("has_more") is not True or not isinstance(body.get("last_id"), str):
+                if (query := next_page(body)) is None:
                     break
-                response = client.http.get(client.models_url, params={"after_id": body["last_id"], "limit": 1000},
+                response = client.http.get(client.models_url, params=query,
                                            headers=auth_headers(settings, wire.dialect),
                                            timeout=settings.timeout_s)
                 response.raise_for_status()

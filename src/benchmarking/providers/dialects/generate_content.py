@@ -237,8 +237,16 @@ def tokens(usage: Mapping[str, Any] | None, problems: list[str]) -> Tokens:
 
 
 def listed_models(body: Any) -> dict[str, str | None]:
-    """GET {version}/models: {"models": [{"name": "models/..."}]}, names without their prefix; no shutdown dates."""
-    return {bare_model(str(item["name"])): None for item in body["models"]}
+    """GET {version}/models: {"models": [{"name": "models/..."}]}, names without their prefix; no shutdown dates.
+    An item without a name is passed over."""
+    names = [item["name"] for item in body["models"] if isinstance(item, Mapping) and isinstance(item.get("name"), str)]
+    return {name[len(MODEL_PREFIX):] if name.startswith(MODEL_PREFIX) else name: None for name in names}
+
+
+def next_page(body: Any) -> dict[str, object] | None:
+    """The query of the listing's next page (Gemini's come 50 at a time with a nextPageToken), or None."""
+    token = body.get("nextPageToken")
+    return {"pageToken": token, "pageSize": 1000} if isinstance(token, str) and token else None
 
 
 def retry_delay_s(error: Any) -> float | None:

@@ -98,6 +98,13 @@ def listed_models(body: Any) -> dict[str, str | None]:
     return listed
 
 
+def next_page(body: Any) -> dict[str, object] | None:
+    """The query of the listing's next page (20 a page: the next starts after the last id), or None."""
+    if body.get("has_more") is not True or not isinstance(body.get("last_id"), str):
+        return None
+    return {"after_id": body["last_id"], "limit": 1000}
+
+
 # The usage fields read (tokens()): only these are kept, so that usage objects of ever new names, one per event,
 # cost no more memory or time than one.
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
