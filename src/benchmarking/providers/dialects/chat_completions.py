@@ -11,11 +11,10 @@ import json
 from typing import Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, text_of
-from ..json_text import json_object
 from ..numbers import provider_cost, usage_count
-from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..sse import SseEvent
 from ..wire import WireRecord
-from . import PromptInput
+from . import PromptInput, common
 from .common import Accumulated, error_in, in_body_failure, judge  # noqa: F401 (judge, in_body_failure: this dialect's)
 
 API = "chat_completions"
@@ -113,36 +112,19 @@ class _Builder(Accumulated):
             f["last_output_at"] = at
 
 
-class EventReader:
+class EventReader(common.EventReader):
     """A stream's events in order, up to an error, an unreadable event or `[DONE]` (what comes after is not read)."""
 
+    ends_at_done = True
+
     def __init__(self) -> None:
-        self._builder = _Builder()
-        self.ending: dict[str, Any] | None = None  # how the events ended, once they did
-        self.events = 0
+        super().__init__(_Builder())
 
-    def read(self, events: list[SseEvent]) -> None:
-        for event in events:
-            self.events += 1
-            if self.ending is not None:
-                continue
-            if event.oversized:
-                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
-                continue
-            if event.data.strip() == "[DONE]":
-                self.ending = {"done": True}
-                continue
-            payload = json_object(event.data)
-            if payload is None:  # what no SDK can read either: the answer is broken from here on
-                self.ending = {"unreadable": event.data[:80]}
-                continue
-            error = error_in(payload, event.event)
-            self._builder.chunk(payload, event.arrived_at, "delta")
-            if error is not None:
-                self.ending = {"error": error}
-
-    def answer(self) -> Answer:
-        return self._builder.build(**(self.ending or {}))
+    def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
+        error = error_in(payload, event.event)
+        self._builder.chunk(payload, event.arrived_at, "delta")
+        if error is not None:
+            self.ending = {"error": error}
 
 
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:

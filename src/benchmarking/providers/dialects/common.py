@@ -1,5 +1,6 @@
-"""What every dialect shares: an answer's text kept up to a cap as it streams, an error sent inside an HTTP 200
-typed by its status or its words, and how an attempt that came back is judged."""
+"""What every dialect shares: a stream's events read in order up to the one that ends them, an answer's text kept up
+to a cap as it streams, an error sent inside an HTTP 200 typed by its status or its words, and how an attempt that
+came back is judged."""
 
 from __future__ import annotations
 
@@ -8,10 +9,45 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..answer import JOIN_PARTS, KEPT_CHARS, Answer, request_id_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..json_text import json_object
+from ..sse import MAX_EVENT_BYTES, SseEvent
 from ..wire import WireRecord
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
+
+
+class EventReader:
+    """A stream's events in order, up to the one that ends them: an event too large or not a JSON object ends them
+    here; what each readable event means is the dialect's (`take`, which may set `ending`). What comes after the
+    ending is counted, not read."""
+
+    ends_at_done = False  # `data: [DONE]` ends the events (Chat Completions, and servers compatible with it)
+
+    def __init__(self, builder: Any) -> None:
+        self._builder = builder
+        self.ending: dict[str, Any] | None = None  # how the events ended, once they did
+        self.events = 0
+
+    def read(self, events: list[SseEvent]) -> None:
+        for event in events:
+            self.events += 1
+            if self.ending is not None:
+                continue
+            if event.oversized:
+                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
+            elif self.ends_at_done and event.data.strip() == "[DONE]":
+                self.ending = {"done": True}
+            elif (payload := json_object(event.data)) is None:  # what no SDK can read either: broken from here on
+                self.ending = {"unreadable": event.data[:80]}
+            else:
+                self.take(payload, event)
+
+    def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
+        raise NotImplementedError
+
+    def answer(self) -> Answer:
+        return self._builder.build(**(self.ending or {}))
 
 
 class Accumulated:

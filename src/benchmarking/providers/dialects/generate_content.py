@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from ...errors import ConfigError
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
-from ..json_text import json_object
 from ..numbers import usage_count
-from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
 
@@ -177,33 +176,17 @@ class _Builder(common.Accumulated):
         return super().build(**extra)
 
 
-class EventReader:
+class EventReader(common.EventReader):
     """A stream's chunks in order, up to an error or an unreadable event (what comes after is not read)."""
 
     def __init__(self) -> None:
-        self._builder = _Builder()
-        self.ending: dict[str, Any] | None = None
-        self.events = 0
+        super().__init__(_Builder())
 
-    def read(self, events: list[SseEvent]) -> None:
-        for event in events:
-            self.events += 1
-            if self.ending is not None:
-                continue
-            if event.oversized:
-                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
-                continue
-            payload = json_object(event.data)
-            if payload is None:
-                self.ending = {"unreadable": event.data[:80]}
-                continue
-            self._builder.chunk(payload, event.arrived_at)
-            error = error_in(payload)
-            if error is not None:
-                self.ending = {"error": error}
-
-    def answer(self) -> Answer:
-        return self._builder.build(**(self.ending or {}))
+    def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
+        self._builder.chunk(payload, event.arrived_at)
+        error = error_in(payload)
+        if error is not None:
+            self.ending = {"error": error}
 
 
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:

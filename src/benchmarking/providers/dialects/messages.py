@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..numbers import MAX_COUNT, usage_count
-from ..sse import MAX_EVENT_BYTES, SseEvent
-from ..wire import WireRecord, json_object
-from . import PromptInput
+from ..sse import SseEvent
+from ..wire import WireRecord
+from . import PromptInput, common
 from .common import Accumulated
 
 if TYPE_CHECKING:
@@ -162,28 +162,15 @@ class _MessagesBuilder(Accumulated):
         self.fields["usage"] = _merged_usage(self.fields.get("usage"), payload.get("usage"))
 
 
-class EventReader:
+class EventReader(common.EventReader):
     """A stream's events in order, up to `message_stop`, an error or an unreadable event (what follows is not read).
     Unknown event types are skipped, as the API asks of clients."""
 
     def __init__(self) -> None:
-        self._builder = _MessagesBuilder()
-        self.ending: dict[str, Any] | None = None
-        self.events = 0
+        super().__init__(_MessagesBuilder())
 
-    def read(self, events: list[SseEvent]) -> None:
-        for event in events:
-            self.events += 1
-            if self.ending is not None:
-                continue
-            if event.oversized:
-                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
-                continue
-            payload = json_object(event.data)
-            if payload is None:
-                self.ending = {"unreadable": event.data[:80]}
-                continue
-            self._event(payload, event.event, event.arrived_at)
+    def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
+        self._event(payload, event.event, event.arrived_at)
 
     def _event(self, payload: Mapping[str, Any], name: str | None, at: float) -> None:
         b = self._builder
@@ -200,9 +187,6 @@ class EventReader:
             b.message_delta(payload)
         elif kind == "message_stop":
             self.ending = {"done": True}
-
-    def answer(self) -> Answer:
-        return self._builder.build(**(self.ending or {}))
 
 
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:

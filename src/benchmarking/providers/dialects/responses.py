@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, known_secrets, scrub
-from ..json_text import json_object
 from ..numbers import usage_count
-from ..sse import MAX_EVENT_BYTES, SseEvent
+from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput
 from . import common
@@ -150,41 +149,24 @@ class _Builder(Accumulated):
                            text_of(item.get("arguments")) or text_of(item.get("input")) or kind, at)
 
 
-class EventReader:
+class EventReader(common.EventReader):
     """A stream's events in order, up to the one that ends the response (or an error, an unreadable event)."""
 
+    ends_at_done = True  # not the API's, but a compatible server may end with it
+
     def __init__(self) -> None:
-        self._builder = _Builder()
-        self.ending: dict[str, Any] | None = None  # how the events ended, once they did
-        self.events = 0
+        super().__init__(_Builder())
 
-    def read(self, events: list[SseEvent]) -> None:
-        for event in events:
-            self.events += 1
-            if self.ending is not None:
-                continue
-            if event.oversized:
-                self.ending = {"too_large": f"an event of more than {MAX_EVENT_BYTES // 2 ** 20} MiB"}
-                continue
-            if event.data.strip() == "[DONE]":  # not the API's, but a compatible server may end with it
+    def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
+        kind = payload.get("type") if isinstance(payload.get("type"), str) else event.event or ""
+        if kind in ANSWER_DELTAS or kind in TOOL_DELTAS or kind in REASONING_DELTAS:
+            self._builder.delta(kind, text_of(payload.get("delta")), event.arrived_at)
+        elif kind == "error":
+            self.ending = {"error": _error_of(payload)}
+        elif isinstance(payload.get("response"), Mapping):  # created, in_progress, and the endings
+            self._builder.response(payload["response"], kind in ENDINGS, ENDINGS.get(kind))
+            if kind in ENDINGS:
                 self.ending = {"done": True}
-                continue
-            payload = json_object(event.data)
-            if payload is None:
-                self.ending = {"unreadable": event.data[:80]}
-                continue
-            kind = payload.get("type") if isinstance(payload.get("type"), str) else event.event or ""
-            if kind in ANSWER_DELTAS or kind in TOOL_DELTAS or kind in REASONING_DELTAS:
-                self._builder.delta(kind, text_of(payload.get("delta")), event.arrived_at)
-            elif kind == "error":
-                self.ending = {"error": _error_of(payload)}
-            elif isinstance(payload.get("response"), Mapping):  # created, in_progress, and the endings
-                self._builder.response(payload["response"], kind in ENDINGS, ENDINGS.get(kind))
-                if kind in ENDINGS:
-                    self.ending = {"done": True}
-
-    def answer(self) -> Answer:
-        return self._builder.build(**(self.ending or {}))
 
 
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
