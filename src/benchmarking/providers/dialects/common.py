@@ -5,7 +5,7 @@ came back is judged."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..answer import JOIN_PARTS, KEPT_CHARS, Answer, request_id_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
@@ -134,14 +134,15 @@ def in_body_failure(
     return Failure(kind, status, scrub(message, known_secrets(settings)), request_id)
 
 
-def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
-          model: str, endpoint: str) -> Failure | None:
-    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
+def broken(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+           model: str, endpoint: str, in_body: Callable[..., Failure] | None = None) -> Failure | None:
+    """The failures every API shares, before what its answer says is judged: an HTTP error status, an error inside
+    the answer (read by `in_body`, the dialect's), an error the SDK raised, an answer too large or unreadable."""
     if error is not None and isinstance(getattr(error, "status_code", None), int):
         return classify(error, settings, model, endpoint)  # an HTTP error status
     request_id = request_id_of(record, answer)
     if answer.error is not None:
-        return in_body_failure(answer.error, settings, model, request_id)
+        return (in_body or in_body_failure)(answer.error, settings, model, request_id)
     if error is not None:
         failure = classify(error, settings, model, endpoint)
         return failure if failure.request_id else replace(failure, request_id=request_id)
@@ -151,6 +152,16 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
     if answer.unreadable is not None:
         return Failure("bad_response", None, scrub(f"unreadable response: not a JSON object: {answer.unreadable}",
                                                    known_secrets(settings)), request_id)
+    return None
+
+
+def judge(record: WireRecord | None, answer: Answer, error: BaseException | None, settings: ProviderSettings,
+          model: str, endpoint: str) -> Failure | None:
+    """How the attempt failed, if it did: a request that did not complete is a failure, never a success."""
+    failure = broken(record, answer, error, settings, model, endpoint)
+    if failure is not None:
+        return failure
+    request_id = request_id_of(record, answer)
     if answer.finish_reason == "error":
         return Failure("server", None, "the provider ended the answer with finish_reason 'error'", request_id)
     if settings.stream and answer.plain_json:

@@ -7,13 +7,12 @@ Spoken by Anthropic, and by any server that serves POST /v1/messages (a proxy, L
 
 from __future__ import annotations
 
-from dataclasses import replace
 import json
 import re
 from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
-from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
+from ..failures import Failure, kind_for_status, known_secrets, scrub, settings_hint
 from ..numbers import MAX_COUNT, usage_count
 from ..sse import SseEvent
 from ..wire import WireRecord
@@ -252,20 +251,10 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
     """How the attempt failed, if it did: an answer without message_stop, or without a stop reason, did not
     complete; a refusal with no output is no answer. stop_reason max_tokens is a success that was cut (as
     `length` is in Chat Completions), stored as sent."""
-    if error is not None and isinstance(getattr(error, "status_code", None), int):
-        return classify(error, settings, model, endpoint)
+    failure = common.broken(record, answer, error, settings, model, endpoint, in_body_failure)
+    if failure is not None:
+        return failure
     request_id = request_id_of(record, answer)
-    if answer.error is not None:
-        return in_body_failure(answer.error, settings, model, request_id)
-    if error is not None:
-        failure = classify(error, settings, model, endpoint)
-        return failure if failure.request_id else replace(failure, request_id=request_id)
-    if answer.too_large is not None:
-        return Failure("bad_response", None, f"unreadable response: {answer.too_large}, more than is read",
-                       request_id)
-    if answer.unreadable is not None:
-        return Failure("bad_response", None, scrub(f"unreadable response: not a JSON object: {answer.unreadable}",
-                                                   known_secrets(settings)), request_id)
     if settings.stream and answer.plain_json:
         return Failure("bad_response", None, "a stream was asked for, and a plain JSON answer came", request_id)
     # A stream cut short is the connection's failure, whatever came before: not the model's empty answer.
