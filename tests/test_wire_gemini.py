@@ -418,3 +418,13 @@ def test_check_follows_the_listings_pages_and_passes_over_an_item_without_a_name
         listed = list_models(WIRE, settings_for(At(server.url), "gemini"))
         assert len(server.listed) == 2
     assert MODEL in listed and "other-49" in listed and len(listed) == 51
+
+
+@pytest.mark.parametrize("suffix", ["/v1", "/v1beta", "/v1alpha/"])
+def test_a_base_url_ending_in_an_api_version_is_not_sent_it_twice(suffix):
+    with WireServer() as server:
+        gemini_server(server).reply(recorded("text"))
+        m = measure(server, base_url=server.url + suffix)
+        (served,) = server.served
+    assert m.success, m.error_message
+    assert served.path.count("/v1") == 1 and served.path.endswith(f"/models/{MODEL}:streamGenerateContent")

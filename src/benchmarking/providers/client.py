@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 import importlib
+import re
 import threading
 from typing import Any, Callable, Iterator, Mapping
 import urllib.request
@@ -55,6 +56,8 @@ class Wire:
     build_client: Callable[..., Any] | None = None
     # The API root the built SDK client chose, for an SDK that picks its API version itself (google-genai).
     api_root_of: Callable[[Any], str] | None = None
+    # An API version the SDK puts itself after the base URL (Gemini's /v1beta): one ending a base URL is removed.
+    version_suffix: str | None = None
 
 
 def auth_headers(settings: ProviderSettings, dialect: Dialect = chat_completions) -> dict[str, str]:
@@ -65,12 +68,14 @@ def auth_headers(settings: ProviderSettings, dialect: Dialect = chat_completions
 
 
 def normalise_base_url(wire: Wire, base_url: str | None) -> str:
-    """The base URL the SDK expects: a trailing copy of the SDK's own API root is removed (together's /v1), and the
-    query string, which base_query keeps for every request."""
+    """The base URL the SDK expects: a trailing copy of the SDK's own API root is removed (together's /v1), or of
+    the API version it adds (Gemini's /v1beta), and the query string, which base_query keeps for every request."""
     parts = urlsplit(base_url or wire.default_base_url)
     url = urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
     if wire.api_root and url.endswith(wire.api_root):
         url = url[: -len(wire.api_root)]
+    if wire.version_suffix:
+        url = re.sub(f"(?:{wire.version_suffix})$", "", url)
     return url
 
 

@@ -38,6 +38,7 @@ WIRE = Wire(
     dialect=generate_content,
     build_client=build_client,
     api_root_of=api_root_of,
+    version_suffix=r"/v\d+(?:alpha|beta)?\d*",  # the SDK adds the version: .../v1beta/v1beta/models was a 404
 )
 
 
