@@ -428,3 +428,17 @@ def test_a_base_url_ending_in_an_api_version_is_not_sent_it_twice(suffix):
         (served,) = server.served
     assert m.success, m.error_message
     assert served.path.count("/v1") == 1 and served.path.endswith(f"/models/{MODEL}:streamGenerateContent")
+
+
+def test_a_finish_reason_the_sdk_does_not_know_is_stored_and_the_sdk_says_nothing(tmp_path):
+    from test_cli import rows, run_main
+
+    chunk = {"candidates": [{"content": {"parts": [{"text": "Paris."}], "role": "model"}, "finishReason": "FOO_NEW"}],
+             "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2}}
+    with WireServer() as server:
+        gemini_server(server).reply(Reply(sse_parts(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")))
+        server.models = [MODEL]
+        done = run_main(tmp_path, "--providers", "gemini", GEMINI_API_KEY=FAKE_KEY, GEMINI_BASE_URL=server.url)
+    (row,) = rows(tmp_path / "benchmarks.db", "select finish_reason from benchmark_results")
+    assert row["finish_reason"] is not None and "foo_new" in row["finish_reason"].lower()
+    assert "not a valid" not in done.stderr and "Warning" not in done.stderr, done.stderr

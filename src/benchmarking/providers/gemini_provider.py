@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 from ..settings.model import ProviderSettings
@@ -13,6 +14,11 @@ from .dialects import generate_content
 from .gemini_prices import DEFAULT_MODEL, PRICING
 
 __all__ = ["DEFAULT_MODEL", "PRICING", "WIRE", "call_gemini"]
+
+
+# The SDK warns on stderr of a value its enums do not know (a new finishReason): the answer's own bytes are what is
+# read and stored (dialects/generate_content.py), so its parsing has nothing to say on the console.
+warnings.filterwarnings("ignore", r".* is not a valid \w+$", UserWarning, r"google\.genai\.")
 
 
 def build_client(sdk: Any, *, api_key: str, base_url: str, timeout: float, max_retries: int,
