@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -74,13 +74,7 @@ API = Api(
 
 def chat_completions(http: Exchange) -> None:
     """POST .../chat/completions: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, API) as request:
-        if request is None:
-            return
-        if request.record.stream:
-            _stream(http, request)
-        else:
-            _complete(http, request)
+    answered(http, API, _stream, _complete)
 
 
 def _usage(request: Request, output_tokens: int) -> dict:

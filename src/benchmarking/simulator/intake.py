@@ -110,6 +110,15 @@ def _parsed(raw: bytes) -> dict:
     return body
 
 
+def answered(http: Exchange, api: Api, stream: Callable[[Exchange, Request], None],
+             whole: Callable[[Exchange, Request], None]) -> None:
+    """A request to an API whose one path answers streamed or whole, as the request asks: admitted (its fault, its
+    place in the queue first), then `stream` or `whole`."""
+    with admitted(http, api) as request:
+        if request is not None:
+            (stream if request.record.stream else whole)(http, request)
+
+
 def played_whole(http: Exchange, request: Request, api: Api) -> bool:
     """A stream's fault as a non-streamed answer has it: a cut closes the connection with no answer, a malformed one
     is broken JSON, an error in the stream is a 500. True if one was played (the answer is not to be sent)."""

@@ -15,7 +15,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import CACHE_MIN_TOKENS, RequestRecord
 
@@ -114,13 +114,7 @@ def _stop_reason(request: Request) -> str:
 
 def messages(http: Exchange) -> None:
     """POST .../v1/messages: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, API) as request:
-        if request is None:
-            return
-        if request.record.stream:
-            _stream(http, request)
-        else:
-            _complete(http, request)
+    answered(http, API, _stream, _complete)
 
 
 def _complete(http: Exchange, request: Request) -> None:

@@ -18,7 +18,7 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -118,13 +118,7 @@ def _end(request: Request, http: Exchange, tokens: int, output: list) -> tuple[s
 
 def responses(http: Exchange) -> None:
     """POST .../responses: the model's answer, its fault, or its place in the queue first."""
-    with admitted(http, API) as request:
-        if request is None:
-            return
-        if request.record.stream:
-            _Stream(http, request).run()
-        else:
-            _complete(http, request)
+    answered(http, API, lambda http, request: _Stream(http, request).run(), _complete)
 
 
 def _complete(http: Exchange, request: Request) -> None:
