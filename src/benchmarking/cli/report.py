@@ -87,10 +87,10 @@ def report_main(argv: list[str]) -> int:
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
                           "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
-                          "tier (input tier), prompt, api (the API measured through); or concurrency: a table per load level of each provider and "
-                          "model (requests/s, output tokens/s, TTFT and latency p50/p90/p99, errors with 429s on "
-                          "their own, rate-limit headers, start lag, where a sweep stopped, goodput where SLOs are "
-                          "set)")
+                          "tier (input tier), prompt, api (the API measured through); or concurrency: a table per "
+                          "load level of each provider and model (requests/s, output tokens/s, TTFT and latency "
+                          "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
+                          "stopped, goodput where SLOs are set)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields; "
                           "--compare prints a table or json")
