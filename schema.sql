@@ -73,6 +73,11 @@ alter table benchmark_results add column if not exists api text;              --
                                                                                -- responses | messages | generate_content
 alter table benchmark_results add column if not exists cache_write_tokens integer; -- input written to the prompt cache
 alter table benchmark_results add column if not exists price_cache_write_per_mtok numeric;
+alter table benchmark_results add column if not exists session_id text;       -- one conversation, in one round
+alter table benchmark_results add column if not exists turn integer;          -- its request, from 1
+alter table benchmark_results add column if not exists tool_calls text;       -- JSON: [{"name", "arguments"}] as sent
+alter table benchmark_results add column if not exists tool_args_ms double precision; -- the last call's arguments in
+alter table benchmark_results add column if not exists json_valid boolean;    -- the answer followed its schema
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

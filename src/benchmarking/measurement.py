@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from .dialogue import ToolCall
+
 RESPONSE_TEXT_CAP_BYTES = 1_000_000
 
 
@@ -64,10 +66,17 @@ class Measurement:
     level_started_at: datetime | None = None
     start_lag_ms: float | None = None  # from when a load slot was free to when its request started
     node: str | None = None  # where a load run's request was made: host, and Ray node id on Ray
+    session_id: str | None = None  # a conversation's requests in one round share it
+    turn: int | None = None  # the request's number in its conversation, from 1
+    tool_calls: str | None = None  # JSON text, [{"name", "arguments"}] as sent; None where no tools were offered
+    tool_args_ms: float | None = None  # from the start to when the last tool call's arguments were complete
+    json_valid: bool | None = None  # the answer parsed as JSON and followed the prompt's schema; None without one
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
     # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).
     sent_at_s: float | None = field(default=None, compare=False)
+    # The tool calls with their ids (and Gemini's signatures), for the conversation's next request. Not stored.
+    calls: tuple[ToolCall, ...] = field(default=(), compare=False)
 
 
 def decode_tokens_per_second(

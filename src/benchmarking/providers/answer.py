@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..dialogue import ToolCall
 from ..measurement import RESPONSE_TEXT_CAP_BYTES
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Answer:
     text_truncated: bool = False  # the text went past what is kept (KEPT_CHARS)
     reasoning_truncated: bool = False  # so did the reasoning
     too_large: str | None = None  # what was too large to read (an event, a plain body), where the answer broke off
+    tool_calls: tuple[ToolCall, ...] = ()  # the tool calls the answer made, in order, arguments whole
+    tool_args_at: float | None = None  # when the last tool call's arguments were complete (its last piece came)
 
     @property
     def has_output(self) -> bool:

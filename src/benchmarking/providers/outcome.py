@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from ..dialogue import ToolCall, stored_calls
 from ..settings.model import ProviderSettings
 from ..measurement import Measurement, cap_text, decode_tokens_per_second
 from ..pricing import Price
@@ -58,9 +59,11 @@ def measurement_of(
         ttft_ms, answer_ttft_ms, latency_ms = (
             ms(answer.first_output_at), ms(answer.first_answer_at), ms(answer.last_output_at)
         )
+        tool_args_ms = ms(answer.tool_args_at) if answer.tool_calls else None
     else:
         ttft_ms = answer_ttft_ms = None
         latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
+        tool_args_ms = latency_ms if answer.tool_calls else None
     cache_write_1h_tokens = part_of(counts.cache_write_1h_tokens, cache_write_tokens,
                                     ("cache_write_1h_tokens", "cache_write_tokens"), problems)
     fields, warnings = cost_fields(provider, model, settings, pricing, pricing_file, replace(
@@ -82,6 +85,8 @@ def measurement_of(
     text, truncated = cap_text(scrub_known(answer.text, secrets))
     truncated = truncated or answer.text_truncated
     request_id = request_id_of(record, answer) or (failure.request_id if failure else None)
+    calls = tuple(ToolCall(scrub_known(c.name, secrets), scrub_known(c.arguments, secrets), c.call_id, c.signature)
+                  for c in answer.tool_calls)
     return Measurement(
         provider=provider,
         model=model,
@@ -112,6 +117,9 @@ def measurement_of(
         sent_at_s=record.sent_at if record is not None else None,
         ratelimit_remaining_requests=text_count(headers.get("x-ratelimit-remaining-requests")),
         ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
+        tool_calls=stored_calls(calls) if calls else None,
+        tool_args_ms=tool_args_ms,
+        calls=calls,
         warnings=warnings,
         **fields,
     )

@@ -87,6 +87,11 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("api", "text"),
     ("cache_write_tokens", "integer"),
     ("price_cache_write_per_mtok", "numeric"),
+    ("session_id", "text"),
+    ("turn", "integer"),
+    ("tool_calls", "text"),
+    ("tool_args_ms", "double precision"),
+    ("json_valid", "boolean"),
 )
 
 # The alerts table: the columns others may read (rule .. details), then this tool's notification bookkeeping.
@@ -262,7 +267,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     for name in PRICE_FIELDS:
         if values[name] is not None and not isinstance(values[name], Decimal):
             values[name] = Decimal(str(values[name]))
-    for name in ("success", "stream", "response_truncated", "answer_ok"):
+    for name in ("success", "stream", "response_truncated", "answer_ok", "json_valid"):
         if values[name] is not None:
             values[name] = bool(values[name])
     for name in ("started_at", "level_started_at"):

@@ -8,7 +8,9 @@ common.py holds what the dialects share (the text kept as it streams, errors ins
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Protocol
+
+from ...dialogue import PromptInput  # noqa: F401 (what a call sends: text, (role, content) pairs, an Exchange)
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -27,8 +29,6 @@ DIALECTS = {
     "generate_content": "generate_content",
 }
 
-# What a call sends: a prompt's text (one user message), or its (role, content) messages.
-PromptInput = str | Sequence[tuple[str, str]]
 
 
 class EventReading(Protocol):
