@@ -119,10 +119,11 @@ class ToolCalls:
 
 def replayed_ids(messages: Sequence[Message]) -> list[tuple[str, ...]]:
     """The ids a history's calls are replayed with, message by message: an assistant message's calls' (each its own,
-    else `call_<n>`, for a server that sent none), a tool message's one (the id of the earliest call it answers not
+    else a `call_<n>` no other call has, for a server that sent none), a tool message's one (the id of the earliest call it answers not
     yet answered), none for the others."""
     ids: list[tuple[str, ...]] = []
     waiting: list[tuple[ToolCall, str]] = []
+    taken = {call.call_id for message in messages for call in message.tool_calls if call.call_id}
     made = 0
     for message in messages:
         if message.role == "tool":
@@ -135,8 +136,11 @@ def replayed_ids(messages: Sequence[Message]) -> list[tuple[str, ...]]:
             continue
         own = []
         for call in message.tool_calls:
-            own.append(call.call_id or f"call_{made}")
-            made += 1
-            waiting.append((call, own[-1]))
+            call_id = call.call_id
+            while call_id is None:
+                call_id = None if f"call_{made}" in taken else f"call_{made}"
+                made += 1
+            own.append(call_id)
+            waiting.append((call, call_id))
         ids.append(tuple(own))
     return ids
