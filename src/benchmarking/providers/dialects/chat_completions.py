@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any, ContextManager, Mapping
 
+from ...dialogue import Exchange
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, text_of
 from ..numbers import provider_cost, usage_count
 from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
 from .common import Accumulated, error_in, in_body_failure, judge  # noqa: F401 (judge, in_body_failure: this dialect's)
+from .tool_calls import ToolCalls, replayed_ids
 
 API = "chat_completions"
 
 # Delta fields that carry tokens the model generated. Reasoning comes under either name depending on the server.
 REASONING_FIELDS = ("reasoning", "reasoning_content")
+# The name a schema is sent under (the API requires one); the schema's own title is not always a valid name.
+SCHEMA_NAME = "answer"
 
 REHEARSAL_STREAM = b"".join(
     b"data: " + json.dumps(chunk).encode() + b"\n\n"
@@ -39,14 +43,29 @@ def auth_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-def messages_of(prompt: PromptInput) -> list[dict[str, str]]:
+def messages_of(prompt: PromptInput) -> list[dict[str, Any]]:
+    """The `messages` of a prompt: a plain one as {"role", "content"} each; a conversation's answers with the tool
+    calls they made, and the tools' results."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
-    return [{"role": role, "content": content} for role, content in prompt]
+    if not isinstance(prompt, Exchange):
+        return [{"role": role, "content": content} for role, content in prompt]
+    messages: list[dict[str, Any]] = []
+    for message, ids in zip(prompt.messages, replayed_ids(prompt.messages)):
+        if message.role == "tool":
+            messages.append({"role": "tool", "tool_call_id": ids[0], "content": message.content})
+        elif message.tool_calls:
+            messages.append({"role": "assistant", "content": message.content or None, "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call, call_id in zip(message.tool_calls, ids)]})
+        else:
+            messages.append({"role": message.role, "content": message.content})
+    return messages
 
 
 def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
-    """The SDK's arguments for one request; `usage_request` says how a stream's usage is asked for (Wire)."""
+    """The SDK's arguments for one request; `usage_request` says how a stream's usage is asked for (Wire). Tools
+    and tool_choice go as the prompt gives them (this API's form); a schema as a strict json_schema response_format."""
     kwargs: dict[str, Any] = {
         "model": model,
         "messages": messages_of(prompt),
@@ -57,6 +76,14 @@ def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usag
         kwargs["stream_options"] = {"include_usage": True}
     elif stream and usage_request == "extra_body":
         kwargs["extra_body"] = {"stream_options": {"include_usage": True}}
+    if isinstance(prompt, Exchange):
+        if prompt.tools:
+            kwargs["tools"] = [dict(tool) for tool in prompt.tools]
+        if prompt.tool_choice is not None:
+            kwargs["tool_choice"] = prompt.tool_choice
+        if prompt.schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": SCHEMA_NAME, "schema": dict(prompt.schema), "strict": True}}
     return kwargs
 
 
@@ -72,6 +99,29 @@ def listed_models(body: Any) -> dict[str, str | None]:
 
 class _Builder(Accumulated):
     """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = ToolCalls()
+
+    def _tool_calls(self, pieces: Any, at: float | None, message_key: str) -> bool:
+        """A delta's tool-call pieces (each at its `index`), or a whole message's calls (by their place); True if
+        any came."""
+        if not isinstance(pieces, list):
+            return bool(pieces)  # not a list of calls, but something the model sent
+        for place, piece in enumerate(pieces):
+            if not isinstance(piece, Mapping):
+                continue
+            function = piece.get("function") if isinstance(piece.get("function"), Mapping) else {}
+            named = dict(name=function.get("name"), call_id=piece.get("id"), arguments=function.get("arguments"))
+            if message_key == "delta":
+                self.calls.piece(piece.get("index"), at, **named)
+            else:
+                self.calls.whole(place, at, **named)
+        return bool(pieces)
+
+    def build(self, **extra: Any) -> Answer:
+        return super().build(**extra, tool_calls=self.calls.calls(), tool_args_at=self.calls.last_at)
 
     def chunk(self, payload: Mapping[str, Any], at: float | None, message_key: str) -> None:
         f = self.fields
@@ -94,7 +144,7 @@ class _Builder(Accumulated):
             if isinstance(part, Mapping):
                 content = text_of(part.get("content")) + text_of(part.get("refusal"))
                 reasoning = "".join(text_of(part.get(name)) for name in REASONING_FIELDS)
-                tool_calls = bool(part.get("tool_calls"))
+                tool_calls = self._tool_calls(part.get("tool_calls"), at, message_key)
                 if content:
                     self._keep(self.parts, content)
                 if reasoning:

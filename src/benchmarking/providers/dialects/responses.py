@@ -8,9 +8,11 @@ Spoken by OpenAI (OPENAI_API=responses) and by any endpoint declared with `api =
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
+from ...dialogue import Exchange, exchange_of
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, known_secrets, scrub
 from ..numbers import usage_count
@@ -18,7 +20,9 @@ from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput
 from . import common
+from .chat_completions import SCHEMA_NAME
 from .common import Accumulated, error_in
+from .tool_calls import ToolCalls, replayed_ids
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -31,6 +35,10 @@ MIN_OUTPUT_TOKENS = 16
 # Events whose delta is output, and what kind: the visible answer, a tool call's arguments, or reasoning.
 ANSWER_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 TOOL_DELTAS = frozenset({"response.function_call_arguments.delta", "response.custom_tool_call_input.delta"})
+# Tool call items, the events that carry one (and whether it is whole there), and those that close its arguments.
+CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
+CALL_ITEM_EVENTS = {"response.output_item.added": False, "response.output_item.done": True}
+ARGUMENTS_DONE = frozenset({"response.function_call_arguments.done", "response.custom_tool_call_input.done"})
 REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 # The events that end a response, and the finish_reason each gives (response.incomplete: its reason).
 ENDINGS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
@@ -55,22 +63,65 @@ def auth_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
+def _input_of(exchange: Exchange) -> list[dict[str, Any]]:
+    """A conversation's `input` items: messages; an answer's tool calls as function_call items after its text; a
+    tool's result as a function_call_output."""
+    items: list[dict[str, Any]] = []
+    for message, ids in zip(exchange.messages, replayed_ids(exchange.messages)):
+        if message.role == "tool":
+            items.append({"type": "function_call_output", "call_id": ids[0], "output": message.content})
+            continue
+        if message.content or not message.tool_calls:
+            items.append({"role": message.role, "content": message.content})
+        items.extend({"type": "function_call", "call_id": call_id, "name": call.name, "arguments": call.arguments}
+                     for call, call_id in zip(message.tool_calls, ids))
+    return items
+
+
+def tool_of(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool in OpenAI's function-tool form (Chat Completions'), in this API's: its function's fields beside its
+    type. A tool of another form goes as it is."""
+    function = tool.get("function")
+    if tool.get("type") != "function" or not isinstance(function, Mapping):
+        return dict(tool)
+    return {"type": "function", **{key: function[key] for key in ("name", "description", "parameters", "strict")
+                                   if key in function}}
+
+
+def tool_choice_of(choice: str | Mapping[str, Any]) -> str | dict[str, Any]:
+    """'auto', 'required', 'none' as they are; a named function ({"type": "function", "function": {"name"}}) as
+    this API names it."""
+    if isinstance(choice, str):
+        return choice
+    function = choice.get("function")
+    if choice.get("type") == "function" and isinstance(function, Mapping) and "name" in function:
+        return {"type": "function", "name": function["name"]}
+    return dict(choice)
+
+
 def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
     """The SDK's arguments for one request: leading system messages become `instructions`, the rest `input` items.
     The API always sends usage (usage_request is not needed); `store: false` leaves nothing kept in the account."""
-    messages = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    exchange = exchange_of(prompt)
     leading = 0
-    while leading < len(messages) and messages[leading][0] == "system":
+    while leading < len(exchange.messages) and exchange.messages[leading].role == "system":
         leading += 1
     kwargs: dict[str, Any] = {
         "model": model,
-        "input": [{"role": role, "content": content} for role, content in messages[leading:]],
+        "input": _input_of(replace(exchange, messages=exchange.messages[leading:])),
         "max_output_tokens": max(max_tokens, MIN_OUTPUT_TOKENS),
         "stream": stream,
         "store": False,
     }
     if leading:
-        kwargs["instructions"] = "\n\n".join(content for _, content in messages[:leading])
+        kwargs["instructions"] = "\n\n".join(message.content for message in exchange.messages[:leading])
+    if exchange.tools:
+        kwargs["tools"] = [tool_of(tool) for tool in exchange.tools]
+    if exchange.tool_choice is not None:
+        kwargs["tool_choice"] = tool_choice_of(exchange.tool_choice)
+    if exchange.schema is not None:
+        kwargs["text"] = {"format": {"type": "json_schema", "name": SCHEMA_NAME, "schema": dict(exchange.schema),
+                                     "strict": True}}
     return kwargs
 
 
@@ -91,6 +142,13 @@ def _error_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 class _Builder(Accumulated):
     """Accumulates an Answer event by event, or from a whole response object when not streamed."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = ToolCalls()
+
+    def build(self, **extra: Any) -> Answer:
+        return super().build(**extra, tool_calls=self.calls.calls(), tool_args_at=self.calls.last_at)
+
     def delta(self, kind: str, text: str, at: float | None) -> None:
         if not text:
             return
@@ -103,9 +161,30 @@ class _Builder(Accumulated):
             if kind in ANSWER_DELTAS:
                 self._keep(self.parts, text)
             f.setdefault("first_answer_at", at)
+        self._output(at)
+
+    def _output(self, at: float | None) -> None:
         self.output_events += 1
-        f.setdefault("first_output_at", at)
-        f["last_output_at"] = at
+        self.fields.setdefault("first_output_at", at)
+        self.fields["last_output_at"] = at
+
+    def call_item(self, position: Any, item: Mapping[str, Any], at: float | None, whole: bool) -> None:
+        """A function (or custom) tool call item: where it begins (its name, its id: output, as a Chat Completions
+        call's first piece is), or whole (its arguments: output too, unless they came in pieces)."""
+        named = dict(name=item.get("name"), call_id=item.get("call_id"),
+                     arguments=item.get("arguments", item.get("input")))
+        if not whole:
+            self.calls.piece(position, at, **named)
+        elif not self.calls.whole(position, at, **named):
+            return
+        self.fields.setdefault("first_answer_at", at)
+        self._output(at)
+
+    def arguments_done(self, position: Any, arguments: Any, at: float | None) -> None:
+        """`response.function_call_arguments.done`: the arguments whole; output only where no piece of them came."""
+        if self.calls.whole(position, at, arguments=arguments):
+            self.fields.setdefault("first_answer_at", at)
+            self._output(at)
 
     def response(self, response: Mapping[str, Any], ends: bool, named: str | None = None) -> None:
         """A response object (an event's `response`, or a whole body): its id; and, where it ends the response (an
@@ -130,7 +209,7 @@ class _Builder(Accumulated):
     def output(self, response: Mapping[str, Any], at: float | None) -> None:
         """A whole response's `output` items (no stream): each part's text, as one output event at `at`."""
         items = response.get("output")
-        for item in items if isinstance(items, list) else ():
+        for place, item in enumerate(items if isinstance(items, list) else ()):
             if not isinstance(item, Mapping):
                 continue
             kind = item.get("type")
@@ -144,7 +223,9 @@ class _Builder(Accumulated):
                     for part in item.get(name) or ():
                         if isinstance(part, Mapping):
                             self.delta("response.reasoning_text.delta", text_of(part.get("text")), at)
-            elif kind in ("function_call", "custom_tool_call"):
+            elif kind in CALL_ITEMS:
+                self.calls.whole(place, at, item.get("name"), item.get("call_id"),
+                                 item.get("arguments", item.get("input")))
                 self.delta("response.function_call_arguments.delta",
                            text_of(item.get("arguments")) or text_of(item.get("input")) or kind, at)
 
@@ -159,8 +240,18 @@ class EventReader(common.EventReader):
 
     def take(self, payload: Mapping[str, Any], event: SseEvent) -> None:
         kind = payload.get("type") if isinstance(payload.get("type"), str) else event.event or ""
+        at = event.arrived_at
+        if kind in TOOL_DELTAS:
+            self._builder.calls.piece(payload.get("output_index"), at, arguments=payload.get("delta"))
         if kind in ANSWER_DELTAS or kind in TOOL_DELTAS or kind in REASONING_DELTAS:
-            self._builder.delta(kind, text_of(payload.get("delta")), event.arrived_at)
+            self._builder.delta(kind, text_of(payload.get("delta")), at)
+        elif kind in CALL_ITEM_EVENTS:
+            item = payload.get("item")
+            if isinstance(item, Mapping) and item.get("type") in CALL_ITEMS:
+                self._builder.call_item(payload.get("output_index"), item, at, CALL_ITEM_EVENTS[kind])
+        elif kind in ARGUMENTS_DONE:
+            self._builder.arguments_done(payload.get("output_index"), payload.get("arguments", payload.get("input")),
+                                         at)
         elif kind == "error":
             self.ending = {"error": _error_of(payload)}
         elif isinstance(payload.get("response"), Mapping):  # created, in_progress, and the endings
