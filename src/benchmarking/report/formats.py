@@ -38,9 +38,9 @@ def summary_fields(s: Summary) -> dict[str, object]:
     for q in PERCENTILES:
         values[f"latency_p{q}_ms"] = rounded(s.latency_ms[q])
     values["tokens_per_second_p50"] = rounded(s.tokens_per_second_p50)
-    values["cost_mean_usd"] = _decimal(s.cost_mean_usd)
-    values["cost_total_usd"] = _decimal(s.cost_total_usd)
-    values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
+    values["cost_mean_usd"] = exact_text(s.cost_mean_usd)
+    values["cost_total_usd"] = exact_text(s.cost_total_usd)
+    values["cost_per_1k_output_tokens_usd"] = exact_text(s.cost_per_1k_output_tokens_usd)
     values["top_errors"] = _counts(s.top_errors)
     values["upstream_providers"] = _counts(s.upstream_providers)
     values["answers_judged"] = s.answers_judged
@@ -62,7 +62,7 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _decimal(value: Decimal | None) -> str | None:
+def exact_text(value: Decimal | None) -> str | None:
     """Exact, as a plain decimal string (never 1E-7), trimmed to 12 places."""
     if value is None:
         return None
