@@ -72,7 +72,7 @@ def report_main(argv: list[str]) -> int:
     from ..report.selection import (
         Selection, ends_after_it_starts, parse_duration, parse_run_id, parse_time, select, span_of, window_selection,
     )
-    from ..report.views import summarise, summarise_stored, with_slo
+    from ..report.views import summarise, summarise_stored, with_agent, with_slo
     from ..measurement import utc_now
     from ..storage import open_backend
 
@@ -96,7 +96,8 @@ def report_main(argv: list[str]) -> int:
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
                           "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
-                          "tier (input tier), prompt, api (the API measured through); or concurrency: a table per "
+                          "tier (input tier), prompt (with tool-choice accuracy, tool-argument time, schema-valid rate and a "
+                          "conversation's time, requests only, where prompts have them), api (the API measured through); or concurrency: a table per "
                           "load level of each provider and model (requests/s, output tokens/s, TTFT and latency "
                           "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
                           "stopped, goodput where SLOs are set); or turn: a table per turn of the stored "
@@ -175,7 +176,8 @@ def report_main(argv: list[str]) -> int:
         rows: list = []
         # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
         # A table of its own and SLO attainment are computed from the rows too.
-        needs_rows = own_table or args.export or args.plot or settings.slo.configured
+        # So is the per-prompt view's tool, schema and conversation figures.
+        needs_rows = own_table or args.export or args.plot or settings.slo.configured or by == "prompt"
         if needs_rows or (gathered := summarise_stored(storage, base, by)) is None:
             rows = select(storage, base, with_text=bool(args.export))
             gathered = (summarise(rows, by), span_of(rows) if rows else None)
@@ -200,6 +202,8 @@ def report_main(argv: list[str]) -> int:
         return ExitStatus.OK
     if settings.slo.configured:
         summaries = with_slo(summaries, rows, settings.slo, by)
+    if by == "prompt":
+        summaries = with_agent(summaries, rows, by)
     title = report_title(span, base, by)
     if own_table:
         print(own_table(rows, args.format, title, base, settings.slo), end="")
