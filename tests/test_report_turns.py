@@ -182,3 +182,17 @@ def test_report_by_prompt_shows_the_agent_columns_and_carries_them_in_json_and_c
     assert main(["report", "--by", "prompt", "--format", "csv"]) == 0
     records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["prompt"]: r["tool_choice_accuracy"] for r in records}["tools"] == "0.6667"
+
+
+def test_the_plot_gains_a_ttft_by_turn_panel_where_conversations_are_stored(turns_dir, capsys):
+    from benchmarking.report.charts import extra_panels, turn_panel
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(turns_dir / "benchmarks.db") as storage:
+        rows = select(storage, Selection())
+    titles = [panel.title for panel in extra_panels(rows)]
+    assert "Time to first token by turn of the conversations (report --by turn)" in titles
+    assert turn_panel([row for row in rows if row.result.measurement.turn is None]) is None
+    assert main(["report", "--plot", "turns.html"]) == 0
+    page = (turns_dir / "turns.html").read_text()
+    assert "Time to first token by turn of the conversations" in page and "data:image/png;base64," in page
