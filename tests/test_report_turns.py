@@ -30,7 +30,7 @@ def talk(provider, model, prompt, session, turn, ttft, input_tokens, cached, cos
                     input_tokens=input_tokens, cached_tokens=cached, cost_usd=Decimal(cost), **changes)
 
 
-def conversations():
+def conversations(start=DAY):
     """anth/m1: one prompt's conversation twice, the second round's turn 2 missing the cache (a matched pair), with
     stored prices; oai/m2: every later turn read the cache, no cached price stored; one row with no turn, one failed
     turn."""
@@ -49,7 +49,7 @@ def conversations():
     failed = measured("oai", "m2", 100, 200, success=False, error_type="timeout", prompt_id="c2", session_id="s5",
                       turn=2, cost_usd=None, ttft_ms=None, latency_ms=None, tokens_per_second=None)
     rows.append(failed)
-    return [("eu", "h", DAY, [(DAY + timedelta(seconds=i), m) for i, m in enumerate(rows)])]
+    return [("eu", "h", start, [(start + timedelta(seconds=i), m) for i, m in enumerate(rows)])]
 
 
 def test_each_turn_and_what_the_cache_saved_on_every_backend(open_backend):
@@ -196,3 +196,23 @@ def test_the_plot_gains_a_ttft_by_turn_panel_where_conversations_are_stored(turn
     assert main(["report", "--plot", "turns.html"]) == 0
     page = (turns_dir / "turns.html").read_text()
     assert "Time to first token by turn of the conversations" in page and "data:image/png;base64," in page
+
+
+def test_the_site_holds_the_conversations_by_turn_as_report_gives_them(report_here, capsys):
+    from datetime import datetime, timezone
+
+    from benchmarking.storage.sqlite import SQLiteStorage
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        write(storage, conversations(datetime.now(timezone.utc) - timedelta(hours=1)))
+    assert main(["report", "--site", "site"]) == 0
+    capsys.readouterr()
+    data = json.loads((report_here / "site" / "data.json").read_text())["conversations"]
+    assert main(["report", "--by", "turn", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [{k: v for k, v in t.items() if k != "key"} for t in data["turns"]] == report["turns"]
+    assert data["cache_from_turn_2"] == report["cache_from_turn_2"]
+    script = (report_here / "site" / "assets" / "load.js").read_text()
+    turns = script[script.index("function drawTurns"):script.index("site.drawPrefill")]
+    assert "innerHTML" not in turns and 'el("td", shown(cell))' in turns  # values inserted as text
+    assert 'id="turns"' in (report_here / "site" / "load.html").read_text()
