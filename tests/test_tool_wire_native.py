@@ -222,7 +222,7 @@ def test_a_gemini_call_is_read_with_its_signature_and_sent_back_with_it():
     assert first.success and json.loads(first.tool_calls) == [{"name": "get_country", "arguments": "{}"}]
     assert (call.call_id, call.signature) == (None, SIGNATURE)
     assert sent_at_ms(served, 0) <= first.tool_args_ms < sent_at_ms(served, 1)  # the chunk that carried it
-    assert sent_at_ms(served, 0) <= first.ttft_ms < sent_at_ms(served, 1)
+    assert first.ttft_ms == first.tool_args_ms == first.latency_ms  # one chunk carried the whole call
     model_part = sent_back[1]["parts"][0]
     assert sent_back[1]["role"] == "model" and model_part["functionCall"] == {"name": "get_country", "args": {}}
     # The SDK writes the signature's bytes in URL-safe base64: the same bytes as the recording's.
@@ -309,3 +309,18 @@ def test_the_sdks_note_on_a_chunk_with_a_call_never_reaches_the_console(monkeypa
         server.reply(recorded_call())
         m = gemini(server, "Which country?")
     assert m.success and m.calls and not [r for r in caplog.records if r.name.startswith("google_genai")]
+
+
+@pytest.mark.parametrize("api", ["messages", "generate_content"])
+def test_a_plain_exchange_is_the_request_a_plain_prompt_always_made(api):
+    from benchmarking.dialogue import exchange_of
+    from benchmarking.providers.dialects import dialect_named
+
+    request = dialect_named(api).request
+    pairs = [("system", "Be brief."), ("user", "hello"), ("assistant", "hi"), ("user", "again")]
+    assert request("m", exchange_of(pairs), 7, True, "none") == request("m", pairs, 7, True, "none")
+    assert request("m", exchange_of("hello"), 7, False, "none") == request("m", "hello", 7, False, "none")
+    # anything more than plain text is no longer the plain request
+    assert request("m", Exchange(exchange_of(pairs).messages, cache_through=0 if api == "messages" else None,
+                                 schema=None if api == "messages" else SCHEMA), 7, True, "none") != request(
+        "m", pairs, 7, True, "none")
