@@ -46,28 +46,36 @@ def _prompt(body: dict) -> str:
     return "\n".join((tools, spelled(body.get("systemInstruction"), body.get("contents"))[0]))
 
 
+def _field(value: object, name: str) -> object:
+    """A field by its JSON name, or in snake case (google-genai 3.6.1 sends a few so; Google's parsing takes both)."""
+    if not isinstance(value, dict):
+        return None
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return value.get(name, value.get(snake))
+
+
 def _asks(body: dict) -> Asked:
     """Gemini's function declarations (parameters, or parametersJsonSchema), toolConfig's functionCallingConfig, and
     generationConfig's responseJsonSchema or responseSchema (or a JSON mime type alone: any object)."""
     contents = dicts(body.get("contents"))
-    declarations = [d for tool in dicts(body.get("tools")) for d in dicts(tool.get("functionDeclarations"))]
-    tools = tuple((str(d.get("name")), d.get("parametersJsonSchema", d.get("parameters"))) for d in declarations)
-    tool_config = body.get("toolConfig")
-    calling = tool_config.get("functionCallingConfig") if isinstance(tool_config, dict) else None
-    mode = str(calling.get("mode", "AUTO")).upper() if isinstance(calling, dict) else "AUTO"
-    allowed = calling.get("allowedFunctionNames") if isinstance(calling, dict) else None
+    declarations = [d for tool in dicts(body.get("tools")) for d in dicts(_field(tool, "functionDeclarations"))]
+    tools = tuple((str(d.get("name")), _field(d, "parametersJsonSchema") or d.get("parameters"))
+                  for d in declarations)
+    calling = _field(_field(body, "toolConfig"), "functionCallingConfig")
+    mode = str(_field(calling, "mode") or "AUTO").upper()
+    allowed = _field(calling, "allowedFunctionNames")
     choice = "none" if mode == "NONE" else "required" if mode in ("ANY", "VALIDATED") else "auto"
     if isinstance(allowed, list) and len(allowed) == 1 and mode != "NONE":
         choice = str(allowed[0])
     config = _config(body)
-    schema = config.get("responseJsonSchema", config.get("responseSchema"))
-    if schema is None and config.get("responseMimeType") == "application/json":
+    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    if schema is None and _field(config, "responseMimeType") == "application/json":
         schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     users = [c for c in contents if c.get("role", "user") == "user"]
     last = contents[-1].get("parts") if contents else None
     return Asked(
         entries=len(contents), tools=tools, choice=choice,
-        after_result=any("functionResponse" in part for part in dicts(last)),
+        after_result=any(_field(part, "functionResponse") is not None for part in dicts(last)),
         last_user=text_of(users[-1].get("parts")) if users else "", schema=schema,
     )
 
