@@ -333,3 +333,21 @@ def test_anthropic_reads_only_through_a_cache_control_breakpoint(sim):
     read = ask(turn_two, marked)
     assert read.cache_read_input_tokens == 1_024 and read.cache_creation_input_tokens == 1_100 - 1_024
     assert sim.log[-1].cacheable_tokens == 1_100
+
+
+def test_a_schema_that_asks_for_too_much_gets_a_bounded_answer_at_once(sim):
+    """References that multiply (ten properties a level, ten levels), a billion items, a billion characters: the
+    answer is made within fixed bounds, and the server goes on serving."""
+    level = {"type": "object", "properties": {f"p{i}": {"$ref": "#/$defs/level"} for i in range(10)},
+             "required": [f"p{i}" for i in range(10)]}
+    huge = {"type": "object", "$defs": {"level": level},
+            "properties": {"tree": {"$ref": "#/$defs/level"},
+                           "many": {"type": "array", "items": {"type": "string"}, "minItems": 10**9},
+                           "long": {"type": "string", "minLength": 10**9}},
+            "required": ["tree", "many", "long"]}
+    made = json.dumps(example(huge))
+    assert len(made) < 1_000_000
+    response_format = {"type": "json_schema", "json_schema": {"name": "a", "schema": huge}}
+    answer = gpt(sim).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}],
+                                              response_format=response_format, max_tokens=50).choices[0]
+    assert answer.finish_reason == "length" and sim.log[0].output_tokens == 50

@@ -24,7 +24,9 @@ from .exchange import words
 PIECE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$")  # a token of JSON text, with the spaces before it
 MAX_DEPTH = 12  # how deep `example` follows nested or recursive schemas
 OPTIONAL_DEPTH = 2  # objects this shallow get their optional properties too; deeper ones only the required
-MAX_ITEMS = 3
+MAX_ITEMS = 3  # an array's items, unless its minItems asks for more
+MAX_VALUES = 10_000  # the values one example makes at most (references can multiply a small schema's size)
+MAX_LENGTH = 10_000  # a string's characters, an array's items, an object's properties, at most
 SIGNATURE = "c2ltdWxhdGVk"  # a call's thoughtSignature (Gemini; opaque to clients, sent back with the call)
 FORMATS = {
     "date-time": "2025-10-01T00:00:00Z", "date": "2025-10-01", "time": "00:00:00Z", "email": "user@example.com",
@@ -95,40 +97,72 @@ def pieces(text: str) -> tuple[str, ...]:
     return tuple(PIECE.findall(text))
 
 
-def example(schema: Any, root: Any = None, depth: int = 0, nth: int = 0) -> Any:
+def example(schema: Any) -> Any:
     """A value valid against `schema` (a JSON Schema, or Gemini's Schema with its upper-case types): an enum's first
     value, a const, the first non-null option of an anyOf/oneOf, all of an allOf merged; an object with its required
     properties (and, near the top, its optional ones too), an array of minItems (at least one) items, a string from
-    `format` or of words within its lengths, a number within its bounds. `nth` varies an array's items. Not honoured:
-    `pattern`, `not`, if/then/else, dependencies."""
-    root = schema if root is None else root
-    if not isinstance(schema, Mapping) or depth > MAX_DEPTH:
-        return None
-    if isinstance(schema.get("$ref"), str):
-        return example(_resolved(root, schema["$ref"]), root, depth + 1, nth)
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        options = [option for option in schema.get(key) or () if isinstance(option, Mapping)]
-        if options:
-            typed = [option for option in options if _type(option) != "null"] or options
-            return example(typed[0], root, depth + 1, nth)
-    if isinstance(schema.get("allOf"), list):
-        return example(_merged(schema, root), root, depth + 1, nth)
-    kind = _type(schema)
-    if kind == "object":
-        return _object(schema, root, depth)
-    if kind == "array":
-        return _array(schema, root, depth)
-    if kind in ("integer", "number"):
-        return _number(schema, kind, nth)
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return _string(schema, nth)
+    `format` or of words within its lengths, a number within its bounds. Not honoured: `pattern`, `not`,
+    if/then/else, dependencies. Bounded whatever the schema: MAX_DEPTH deep, MAX_VALUES values, MAX_LENGTH long
+    strings and arrays (a schema that asks for more gets an answer that does not validate)."""
+    return _Maker(schema).value(schema, 0, 0)
+
+
+class _Maker:
+    """One example's making: its schema's root (for references) and how many values it has left to make."""
+
+    def __init__(self, root: Any) -> None:
+        self.root, self.left = root, MAX_VALUES
+
+    def value(self, schema: Any, depth: int, nth: int) -> Any:
+        """A value for `schema`; `nth` varies an array's items (uniqueItems)."""
+        self.left -= 1
+        if not isinstance(schema, Mapping) or depth > MAX_DEPTH or self.left < 0:
+            return None
+        if isinstance(schema.get("$ref"), str):
+            return self.value(_resolved(self.root, schema["$ref"]), depth + 1, nth)
+        if "const" in schema:
+            return schema["const"]
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            return schema["enum"][0]
+        for key in ("anyOf", "oneOf"):
+            options = [option for option in schema.get(key) or () if isinstance(option, Mapping)]
+            if options:
+                typed = [option for option in options if _type(option) != "null"] or options
+                return self.value(typed[0], depth + 1, nth)
+        if isinstance(schema.get("allOf"), list):
+            return self.value(_merged(schema, self.root), depth + 1, nth)
+        kind = _type(schema)
+        if kind == "object":
+            return self.object(schema, depth)
+        if kind == "array":
+            return self.array(schema, depth)
+        if kind in ("integer", "number"):
+            return _number(schema, kind, nth)
+        if kind == "boolean":
+            return True
+        if kind == "null":
+            return None
+        return _string(schema, nth)
+
+    def object(self, schema: Mapping, depth: int) -> dict:
+        properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        required = [name for name in schema.get("required") or () if isinstance(name, str)]
+        names = [name for name in properties if name in required or depth < OPTIONAL_DEPTH]
+        names += [name for name in required if name not in properties]
+        extra = schema.get("additionalProperties")
+        made = {}
+        for name in names[:MAX_LENGTH]:
+            made[name] = self.value(properties.get(name, extra if isinstance(extra, Mapping) else {}), depth + 1, 0)
+        return made
+
+    def array(self, schema: Mapping, depth: int) -> list:
+        least = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
+        prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else []
+        items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        count = min(max(1, least, len(prefix)), max(MAX_ITEMS, least), MAX_LENGTH)
+        if isinstance(schema.get("maxItems"), int):
+            count = min(count, schema["maxItems"])
+        return [self.value(prefix[i] if i < len(prefix) else items, depth + 1, i) for i in range(count)]
 
 
 def _type(schema: Mapping) -> str:
@@ -169,28 +203,6 @@ def _merged(schema: Mapping, root: Any) -> dict:
     return merged
 
 
-def _object(schema: Mapping, root: Any, depth: int) -> dict:
-    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
-    required = [name for name in schema.get("required") or () if isinstance(name, str)]
-    names = [name for name in properties if name in required or depth < OPTIONAL_DEPTH]
-    names += [name for name in required if name not in properties]
-    extra = schema.get("additionalProperties")
-    value = {}
-    for name in names:
-        value[name] = example(properties.get(name, extra if isinstance(extra, Mapping) else {}), root, depth + 1)
-    return value
-
-
-def _array(schema: Mapping, root: Any, depth: int) -> list:
-    least = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 0
-    prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else []
-    items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
-    count = min(max(1, least, len(prefix)), max(MAX_ITEMS, least))
-    if isinstance(schema.get("maxItems"), int):
-        count = min(count, schema["maxItems"])
-    return [example(prefix[i] if i < len(prefix) else items, root, depth + 1, i) for i in range(count)]
-
-
 def _number(schema: Mapping, kind: str, nth: int) -> int | float:
     low, high = schema.get("minimum"), schema.get("maximum")
     if isinstance(schema.get("exclusiveMinimum"), (int, float)):
@@ -210,5 +222,5 @@ def _string(schema: Mapping, nth: int) -> str:
     text = FORMATS.get(str(schema.get("format")), words(nth, nth + 2).strip())
     least, most = schema.get("minLength"), schema.get("maxLength")
     if isinstance(least, int) and len(text) < least:
-        text += "x" * (least - len(text))
+        text += "x" * (min(least, MAX_LENGTH) - len(text))
     return text[:most] if isinstance(most, int) else text
