@@ -192,3 +192,13 @@ def test_validation_is_bounded(text):
     began = time.perf_counter()
     assert schema_valid(text, schema) is (text.startswith("[0"))
     assert time.perf_counter() - began < 60  # minutes with Python's re and jsonschema's pairwise uniqueItems
+
+
+def test_load_rows_are_judged_as_sequential_ones(tmp_path):
+    (tmp_path / "set.jsonl").write_text(json.dumps({"id": "l", "prompt": "hi", "expect": "/lorem/i"}) + "\n"
+                                        + json.dumps({"id": "n", "prompt": "hi", "expect": "no such words"}) + "\n")
+    done = run_main(tmp_path, "--simulate", "--providers", "openai", "--prompts", "set.jsonl", "--concurrency", "2",
+                    "--requests", "4")
+    assert done.returncode == 0, done.stderr
+    stored = rows(tmp_path / "benchmarks.db", "select prompt_id, answer_ok, tool_calls from benchmark_results")
+    assert sorted((r["prompt_id"], r["answer_ok"]) for r in stored) == [("l", 1), ("l", 1), ("n", 0), ("n", 0)]

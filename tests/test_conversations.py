@@ -8,7 +8,6 @@ them from streams, a call function that records each Exchange stands in for the 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json

@@ -84,11 +84,6 @@ class Prompt:
         (role, content), *rest = self.messages
         return replace(self, messages=((role, f"[{marker}] {content}"), *rest))
 
-    @property
-    def agent(self) -> bool:
-        """Whether it asks more than a plain exchange of messages: a conversation, tools or a schema."""
-        return bool(self.turns or self.tools or self.schema is not None)
-
 
 @dataclass(frozen=True)
 class Workload:
