@@ -61,7 +61,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
                              "output cap that fits (100: 300, 1k: 1000, 10k: 1500, 100k: 2000)")
     prompt.add_argument("--prompts", metavar="FILE",
                         help="a set of your own prompts: .txt (separated by lines of ---) or .jsonl (one object a "
-                             "line: prompt or messages, and optional id, max_tokens, system, expect)")
+                             "line: prompt or messages, or turns, and optional id, max_tokens, system, expect, tools, "
+                             "tool_choice, expect_tool, tool_results, schema, think_time_s; docs/workloads.md)")
     what.add_argument(
         "--config", metavar="PATH",
         help="benchmark.toml with extra OpenAI-compatible endpoints (default: BENCHMARK_CONFIG or ./benchmark.toml)",
@@ -163,6 +164,13 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         if given or args.engine != "local":
             raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
         return None
+    if settings is not None and settings.workload is not None:
+        from ..providers.conversation import is_conversation
+
+        talk = next((p for p in settings.workload.prompts if is_conversation(p)), None)
+        if talk is not None:
+            raise ConfigError(f"--concurrency: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
+                              "which a load run does not send: measure it without --concurrency")
     levels = []
     for part in args.concurrency.split(","):
         levels.append(whole_number(part.strip(), "--concurrency (each level)"))

@@ -9,7 +9,7 @@ from datetime import datetime
 import time
 from typing import Callable, Iterator, Protocol
 
-from ..providers.cells import Cell, measure_cell
+from ..providers.cells import Cell, measure_cell, with_judgement
 from ..deferred import finishing_later
 from ..measurement import Measurement
 
@@ -71,6 +71,11 @@ def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
 
 
 def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
+    """The row as a load run stores it: judged as a sequential run's is (answer_ok, json_valid), with its prompt (as
+    worker_lost's row has it) and its level."""
+    prompt = ticket.cell.prompt
+    measurement = replace(with_judgement(measurement, prompt), prompt_id=prompt.prompt_id,
+                          input_tier=prompt.input_tier, cache_mode=ticket.cache_mode)
     return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
                    start_lag_ms=max(0.0, began - due) * 1000, node=node)
 
