@@ -160,10 +160,11 @@ def test_think_time_passes_between_turns(tmp_path, storage):
     assert all(later - earlier >= 0.3 for earlier, later in zip(arrivals, arrivals[1:]))
 
 
-def test_warm_cache_marks_the_last_earlier_message_and_sends_no_warm_up(recorded):
+def test_warm_cache_marks_each_requests_last_message_and_sends_no_warm_up(recorded):
     settings, exchanges = recorded([answer("one"), answer("two"), answer("three")], CONVERSATION, cache="warm")
     run_benchmark(settings, MemoryStorage(), ConsoleReporter(sys.stdout))
-    assert [e.cache_through for e in exchanges] == [0, 2, 4]  # the system message; then the last answer so far
+    # The new message of each request: written there, it is what the next request reads (from turn 2 on)
+    assert [e.cache_through for e in exchanges] == [1, 3, 5]
     assert [len(e.messages) for e in exchanges] == [2, 4, 6]  # no untimed warm-up request
     assert exchanges[0].messages[0].content == "Be brief."  # not marked
 

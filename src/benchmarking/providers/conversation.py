@@ -64,10 +64,12 @@ def converse(cell: Cell, cache_mode: str, stop_requested: Callable[[], bool] = l
         left = len(steps) - index - 1
         follow_ups = 0
         while True:
-            earlier = len(history)
             history.extend(new)
             number += 1
-            through = earlier - 1 if cache_mode == "warm" and earlier else None
+            # Warm: each request marks its last message as a cache breakpoint (Anthropic's cache_control), so that it
+            # writes the conversation so far and the next request reads it (a mark on the last earlier message
+            # instead would write nothing at turn 1 and read nothing before turn 3).
+            through = len(history) - 1 if cache_mode == "warm" and history else None
             measurement = cell.call_fn(sent(prompt, tuple(history), through), cell.model, cell.settings)
             calls = measurement.calls if measurement.success else ()
             answered = bool(calls) and all(call.name in prompt.tool_results for call in calls)
