@@ -13,7 +13,7 @@ import pytest
 
 from benchmarking.dialogue import Exchange, Message, ToolCall
 from benchmarking.providers.anthropic_provider import call_anthropic
-from benchmarking.providers.dialects.tool_calls import KEPT_ARGUMENT_CHARS, MAX_CALLS
+from benchmarking.providers.dialects.tool_calls import KEPT_ARGUMENT_CHARS, MAX_CALLS, ToolCalls
 from benchmarking.providers.gemini_provider import call_gemini
 
 from conftest import settings_for
@@ -341,3 +341,16 @@ def test_a_plain_exchange_is_the_request_a_plain_prompt_always_made(api):
     assert request("m", Exchange(exchange_of(pairs).messages, cache_through=0 if api == "messages" else None,
                                  schema=None if api == "messages" else SCHEMA), 7, True, "none") != request(
         "m", pairs, 7, True, "none")
+
+
+def test_a_signature_is_kept_whole_within_the_arguments_budget_and_a_start_input_gives_way_to_pieces():
+    calls = ToolCalls()
+    calls.whole(0, 1.0, "f", None, {"a": 1}, "s" * (KEPT_ARGUMENT_CHARS - 20))
+    calls.whole(1, 2.0, "g", None, {}, "too long for what is left")  # dropped whole, never a part of it
+    assert calls.start(2, "h", "toolu_h", {"given": True})  # more than is left: cut
+    calls.piece(2, None, arguments="{}")  # the pieces replace the input the start gave, and give its characters back
+    assert calls.start(3, "k", "toolu_k")  # no input given: {}
+    assert calls.complete(3, 3.0) and not calls.complete(2, 4.0) and not calls.complete(9, 5.0)
+    assert [(c.arguments, c.signature and len(c.signature)) for c in calls.calls()] == [
+        ('{"a": 1}', KEPT_ARGUMENT_CHARS - 20), ("{}", None), ("{}", None), ("{}", None)]
+    assert calls.truncated and calls.last_at == 4.0
