@@ -13,7 +13,7 @@ import pytest
 
 from benchmarking.dialogue import Exchange, Message, ToolCall
 from benchmarking.providers.anthropic_provider import call_anthropic
-from benchmarking.providers.dialects import common
+from benchmarking.providers.dialects.tool_calls import KEPT_ARGUMENT_CHARS, MAX_CALLS, ToolCalls
 from benchmarking.providers.gemini_provider import call_gemini
 
 from conftest import settings_for
@@ -78,6 +78,21 @@ def test_an_exchange_is_sent_in_the_messages_form_with_its_cache_breakpoint_on_t
         "tool_choice": {"type": "any"},
         "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
     }
+
+
+def test_calls_that_came_without_ids_are_replayed_with_ids_that_pair_with_their_results():
+    first, second = ToolCall("get_weather", '{"location": "Paris"}', None, None), ToolCall("get_time", "", None, None)
+    taken = ToolCall("get_time", "{}", "call_0", None)  # an id a server gave: no made-up id may be the same
+    messages = (Message("user", "Weather and time?"), Message("assistant", "", (first, second, taken)),
+                Message("tool", "18 C", answers=first), Message("tool", "14:05", answers=second),
+                Message("tool", "14:06", answers=taken))
+    with WireServer() as server:
+        server.reply(fixture_reply(MANIFEST[0]))
+        assert anthropic(server, Exchange(messages)).success
+        body = server.served[0].body
+    used = [block["id"] for block in body["messages"][1]["content"]]
+    answered = [block["tool_use_id"] for block in body["messages"][2]["content"]]
+    assert used == answered == ["call_1", "call_2", "call_0"]
 
 
 @pytest.mark.parametrize("choice, sent", [
@@ -177,10 +192,12 @@ def test_a_hostile_server_gets_128_calls_and_a_megabyte_of_arguments_never_a_cra
         server.reply(Reply(sse_parts(stream_of(*many), gap_s=0.0)), Reply(sse_parts(big, gap_s=0.0)))
         m = anthropic(server, "hi")
         m_big = anthropic(server, "hi")
-    assert m.success and len(m.calls) == common.MAX_TOOL_CALLS == 128
+    assert m.success and len(m.calls) == MAX_CALLS == 128
     assert m.calls[-1].call_id == "toolu_127"
     assert m_big.success and [c.call_id for c in m_big.calls] == ["toolu_big", "toolu_after"]
-    assert len(m_big.calls[0].arguments) == common.MAX_TOOL_ARGS_CHARS and m_big.calls[1].arguments == ""  # no room left
+    assert len(m_big.calls[0].arguments) == KEPT_ARGUMENT_CHARS and m_big.calls[1].arguments == ""  # no room left
+    assert not any("tool-call arguments" in w for w in m.warnings)
+    assert [w for w in m_big.warnings if f"tool-call arguments past the {KEPT_ARGUMENT_CHARS} characters" in w]
 
 
 def test_a_whole_body_reads_its_calls_and_an_input_that_is_no_object_as_its_json_text():
@@ -324,3 +341,16 @@ def test_a_plain_exchange_is_the_request_a_plain_prompt_always_made(api):
     assert request("m", Exchange(exchange_of(pairs).messages, cache_through=0 if api == "messages" else None,
                                  schema=None if api == "messages" else SCHEMA), 7, True, "none") != request(
         "m", pairs, 7, True, "none")
+
+
+def test_a_signature_is_kept_whole_within_the_arguments_budget_and_a_start_input_gives_way_to_pieces():
+    calls = ToolCalls()
+    calls.whole(0, 1.0, "f", None, {"a": 1}, "s" * (KEPT_ARGUMENT_CHARS - 20))
+    calls.whole(1, 2.0, "g", None, {}, "too long for what is left")  # dropped whole, never a part of it
+    assert calls.start(2, "h", "toolu_h", {"given": True})  # more than is left: cut
+    calls.piece(2, None, arguments="{}")  # the pieces replace the input the start gave, and give its characters back
+    assert calls.start(3, "k", "toolu_k")  # no input given: {}
+    assert calls.complete(3, 3.0) and not calls.complete(2, 4.0) and not calls.complete(9, 5.0)
+    assert [(c.arguments, c.signature and len(c.signature)) for c in calls.calls()] == [
+        ('{"a": 1}', KEPT_ARGUMENT_CHARS - 20), ("{}", None), ("{}", None), ("{}", None)]
+    assert calls.truncated and calls.last_at == 4.0

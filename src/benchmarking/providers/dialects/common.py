@@ -1,15 +1,13 @@
 """What every dialect shares: a stream's events read in order up to the one that ends them, an answer's text kept up
 to a cap as it streams, an error sent inside an HTTP 200 typed by its status or its words, how an attempt that
-came back is judged, and an answer's tool calls kept within bounds."""
+came back is judged. (An answer's tool calls are read in tool_calls.py.)"""
 
 from __future__ import annotations
 
 from dataclasses import replace
-import json
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ...dialogue import ToolCall
-from ..answer import JOIN_PARTS, KEPT_CHARS, Answer, name_of, request_id_of
+from ..answer import JOIN_PARTS, KEPT_CHARS, Answer, request_id_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..json_text import json_object
 from ..sse import MAX_EVENT_BYTES, SseEvent
@@ -177,56 +175,3 @@ def judge(record: WireRecord | None, answer: Answer, error: BaseException | None
                            "complete", request_id)
         return Failure("incomplete", None, "stream ended before the answer was complete", request_id)
     return None
-
-
-MAX_TOOL_CALLS = 128  # tool calls kept of one answer; a server's further ones are not read
-MAX_TOOL_ARGS_CHARS = 2 ** 20  # characters of arguments (and signatures) kept over all the calls of one answer
-
-
-def json_text(value: Any) -> str:
-    """A value read from JSON, as JSON text again ("" if it is nested too deep to write)."""
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (RecursionError, TypeError, ValueError):
-        return ""
-
-
-class ToolCalls:
-    """An answer's tool calls as they come, in order, bounded: at most MAX_TOOL_CALLS, and MAX_TOOL_ARGS_CHARS of
-    arguments over all of them (a server's endless pieces cost no more)."""
-
-    def __init__(self) -> None:
-        self._calls: list[tuple[str, str | None, str | None, list[str]]] = []
-        self._chars = 0
-
-    def __len__(self) -> int:
-        return len(self._calls)
-
-    def start(self, name: Any, call_id: Any = None, signature: Any = None) -> int | None:
-        """A new call (its name, the provider's id for it, a signature to send back with it): its number, or None
-        when no more are kept. A signature that no longer fits is dropped whole: a part of one is worth nothing."""
-        if len(self._calls) >= MAX_TOOL_CALLS:
-            return None
-        if not isinstance(signature, str) or not signature or len(signature) > MAX_TOOL_ARGS_CHARS - self._chars:
-            signature = None
-        self._chars += len(signature or "")
-        call_id = name_of(call_id) if isinstance(call_id, str) and call_id else None
-        self._calls.append((name_of(name), call_id, signature, []))
-        return len(self._calls) - 1
-
-    def extend(self, number: int, text: str) -> None:
-        """More of a call's arguments' text, kept while there is room."""
-        pieces = self._calls[number][3]
-        text = text[:max(MAX_TOOL_ARGS_CHARS - self._chars, 0)]
-        if text:
-            pieces.append(text)
-            self._chars += len(text)
-            if len(pieces) >= JOIN_PARTS:
-                pieces[:] = ["".join(pieces)]
-
-    def has_arguments(self, number: int) -> bool:
-        return bool(self._calls[number][3])
-
-    def calls(self) -> tuple[ToolCall, ...]:
-        return tuple(ToolCall(name, "".join(pieces), call_id, signature)
-                     for name, call_id, signature, pieces in self._calls)

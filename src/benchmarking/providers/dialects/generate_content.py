@@ -24,6 +24,7 @@ from ..numbers import usage_count
 from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
+from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -236,13 +237,15 @@ def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 class _Builder(common.Accumulated):
-    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed). Each
+    functionCall is a whole call, at its place among the answer's calls."""
 
     finish: str | None = None  # the last finishReason, as Gemini named it
 
     def __init__(self) -> None:
         super().__init__()
-        self.tools = common.ToolCalls()
+        self.calls = ToolCalls()
+        self.calls_seen = 0
 
     def chunk(self, payload: Mapping[str, Any], at: float | None) -> None:
         f = self.fields
@@ -287,15 +290,13 @@ class _Builder(common.Accumulated):
 
     def _call(self, call: Mapping[str, Any], signature: Any, at: float | None) -> None:
         """A whole functionCall (its arguments an object, JSON text as kept; the signature sent back with it)."""
-        number = self.tools.start(call.get("name") or "", call.get("id"), signature)
-        if number is not None:
-            args = call.get("args")
-            self.tools.extend(number, common.json_text(args if args is not None else {}))
-            self.fields["tool_args_at"] = at
+        args = call.get("args")
+        self.calls.whole(self.calls_seen, at, call.get("name") or "", call.get("id"),
+                         args if args is not None else {}, signature)
+        self.calls_seen += 1
 
     def build(self, **extra: Any) -> Answer:
-        if len(self.tools):
-            self.fields["tool_calls"] = self.tools.calls()
+        extra.update(self.calls.answer_fields())
         if extra.get("error") is None and self.finish is not None and self.finish not in FINISH_REASONS:
             extra["error"] = {STOPPED: self.finish}  # a stop that is a failure; judged below
         return super().build(**extra)

@@ -19,6 +19,7 @@ from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
 from .common import Accumulated
+from .tool_calls import ToolCalls, position_of, replayed_ids
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -98,12 +99,13 @@ def _input_of(call: ToolCall) -> Any:
     return arguments if isinstance(arguments, dict) else {}
 
 
-def _blocks(message: Message) -> list[dict[str, Any]]:
-    """A message as content blocks: its text (if any, or if it has nothing else), then its tool calls."""
+def _blocks(message: Message, ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A message as content blocks: its text (if any, or if it has nothing else), then its tool calls (with the ids
+    they are replayed with)."""
     blocks: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if (
         message.content or not message.tool_calls) else []
-    return blocks + [{"type": "tool_use", "id": call.call_id or "", "name": call.name, "input": _input_of(call)}
-                     for call in message.tool_calls]
+    return blocks + [{"type": "tool_use", "id": call_id, "name": call.name, "input": _input_of(call)}
+                     for call, call_id in zip(message.tool_calls, ids)]
 
 
 def _exchange_request(model: str, exchange: Exchange, max_tokens: int, stream: bool) -> dict[str, Any]:
@@ -112,17 +114,16 @@ def _exchange_request(model: str, exchange: Exchange, max_tokens: int, stream: b
     system: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     results_open = False  # the last message holds tool results, which a next result joins
-    for number, message in enumerate(exchange.messages):
+    for number, (message, ids) in enumerate(zip(exchange.messages, replayed_ids(exchange.messages))):
         cached = number == exchange.cache_through
         if message.role == "system":
             system.append({"type": "text", "text": message.content, **({"cache_control": dict(_EPHEMERAL)} if cached
                                                                         else {})})
             continue
         if message.role == "tool":
-            call_id = message.answers.call_id if message.answers is not None else None
-            blocks = [{"type": "tool_result", "tool_use_id": call_id or "", "content": message.content}]
+            blocks = [{"type": "tool_result", "tool_use_id": ids[0], "content": message.content}]
         else:
-            blocks = _blocks(message)
+            blocks = _blocks(message, ids)
         if cached:
             blocks[-1]["cache_control"] = dict(_EPHEMERAL)
         if message.role == "tool" and results_open:
@@ -203,31 +204,29 @@ def _merged_usage(into: Mapping[str, Any] | None, usage: Any) -> Mapping[str, An
 
 
 class _MessagesBuilder(Accumulated):
-    """Accumulates an Answer event by event, or from a whole body's content blocks. A tool_use block's call is read
-    from its content_block_start (id, name), its input_json_delta pieces (the arguments' text) and its
-    content_block_stop (the arguments are complete)."""
+    """Accumulates an Answer event by event, or from a whole body's content blocks. A tool_use block's call, at
+    its block's index, is read from its content_block_start (id, name, input), its input_json_delta pieces (the
+    arguments' text) and its content_block_stop (the arguments are complete)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.tools = common.ToolCalls()
-        self.open: dict[int, int] = {}  # a tool_use block's index -> its call's number, until its block stops
-        self.started: dict[int, Any] = {}  # a call's number -> the input its content_block_start gave
+        self.calls = ToolCalls()
+        self.open: set[int] = set()  # the indexes of tool_use blocks started and not yet stopped
 
     def block_start(self, index: Any, block: Any) -> None:
-        if not isinstance(block, Mapping) or block.get("type") != "tool_use" or not _is_index(index):
+        position = position_of(index)
+        if not isinstance(block, Mapping) or block.get("type") != "tool_use" or position is None:
             return
-        number = self.tools.start(block.get("name"), block.get("id"))
-        if number is not None:
-            self.open[index] = number
-            self.started[number] = block.get("input")
+        if self.calls.start(position, block.get("name"), block.get("id"), block.get("input")):
+            self.open.add(position)
 
     def block_stop(self, index: Any, at: float | None) -> None:
-        number = self.open.pop(index, None) if _is_index(index) else None
-        if number is None:
+        position = position_of(index)
+        if position not in self.open:
             return
-        if not self.tools.has_arguments(number):  # no piece carried the call: its stop is its output
+        self.open.discard(position)
+        if self.calls.complete(position, at):  # no piece carried the call: its stop is its output
             self._output(at, answer=True)
-        self.fields["tool_args_at"] = at
 
     def delta(self, delta: Mapping[str, Any], at: float | None, index: Any = None) -> None:
         kind = delta.get("type")
@@ -243,21 +242,15 @@ class _MessagesBuilder(Accumulated):
             return
         elif kind == "input_json_delta":
             text = text_of(delta.get("partial_json"))
-            number = self.open.get(index) if _is_index(index) else None
-            if number is not None:  # a piece for a block never started (or stopped) is no call's
-                self.tools.extend(number, text)
+            if position_of(index) in self.open:  # a piece for a block never started (or stopped) is no call's
+                self.calls.piece(index, None, arguments=text)  # the arguments are complete at the block's stop
         else:  # signature_delta, citations_delta, and what comes next: no tokens of the answer
             return
         if text:
             self._output(at, answer=True)
 
     def build(self, **extra: Any) -> Answer:
-        for number, given in self.started.items():  # a call no piece carried: the input its start gave, or {}
-            if not self.tools.has_arguments(number):
-                self.tools.extend(number, common.json_text(given if given is not None else {}))
-        if len(self.tools):
-            self.fields["tool_calls"] = self.tools.calls()
-        return super().build(**extra)
+        return super().build(**extra, **self.calls.answer_fields())
 
     def _output(self, at: float | None, answer: bool) -> None:
         self.output_events += 1
@@ -311,10 +304,6 @@ class EventReader(common.EventReader):
             self.ending = {"done": True}
 
 
-def _is_index(index: Any) -> bool:
-    return isinstance(index, int) and not isinstance(index, bool)
-
-
 def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
     """A whole JSON answer (no stream): its content blocks, usage and stop reason; its time is its last byte's."""
     builder = _MessagesBuilder()
@@ -323,7 +312,7 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
     if (error is not None or body.get("type") == "error") and not (isinstance(error, Mapping) and error):
         error = {"message": name_of(error) if error else "error body without details"}
     blocks = body.get("content")
-    for block in blocks if isinstance(blocks, list) else ():
+    for place, block in enumerate(blocks if isinstance(blocks, list) else ()):
         if not isinstance(block, Mapping):
             continue
         kind = block.get("type")
@@ -331,11 +320,9 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
             builder.delta({"type": "text_delta", "text": block.get("text")}, at)
         elif kind == "thinking":
             builder.delta({"type": "thinking_delta", "thinking": block.get("thinking")}, at)
-        elif kind == "tool_use":  # a whole call: its input is the arguments (JSON text even if no object)
-            builder.block_start(-1, block)
-            builder.delta({"type": "input_json_delta", "partial_json": common.json_text(block.get("input", {}))},
-                          at, -1)
-            builder.block_stop(-1, at)
+        elif kind == "tool_use":  # a whole call, at its place: its input is the arguments (JSON text even if no object)
+            builder.block_start(place, block)
+            builder.block_stop(place, at)
     builder.message(body)
     if body.get("stop_reason"):
         builder.fields["finish_reason"] = name_of(body["stop_reason"])
