@@ -243,7 +243,7 @@ class _MessagesBuilder(Accumulated):
         elif kind == "input_json_delta":
             text = text_of(delta.get("partial_json"))
             if position_of(index) in self.open:  # a piece for a block never started (or stopped) is no call's
-                self.calls.piece(index, None, arguments=text)  # the arguments are complete at the block's stop
+                self.calls.piece(index, at, arguments=text)
         else:  # signature_delta, citations_delta, and what comes next: no tokens of the answer
             return
         if text:

@@ -141,14 +141,15 @@ class ToolCalls:
         return True
 
     def complete(self, position: Any, at: float | None) -> bool:
-        """A call's arguments are complete now (a Messages block's stop), which is when `last_at` is. True when no
-        piece carried them: then this is the call's piece of output."""
+        """A call's arguments are complete now (a Messages block's stop). True when no piece carried them: then this
+        is the call's piece of output, and `last_at`; else their last piece was (the one that ends the latency too,
+        as on the other APIs: the stop may come in a later read)."""
         index = position_of(position)
         call = self._calls.get(index) if index is not None else None
-        if call is None:
+        if call is None or call.streamed:
             return False
         self.last_at = at if at is not None else self.last_at
-        return not call.streamed
+        return True
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(ToolCall(call.name, "".join(call.pieces), call.call_id, call.signature)
