@@ -1,0 +1,184 @@
+"""Inter-token latency: the gaps between a stream's output events, stored per request, measured through the real SDKs
+against a loopback server that paces its events and logs when it sent each one (its own clock, perf_counter)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from benchmarking.figures import percentile
+from benchmarking.providers.anthropic_provider import call_anthropic
+from benchmarking.providers.gaps import Gaps
+from benchmarking.providers.gemini_provider import call_gemini
+from benchmarking.providers.openai_provider import call_openai
+
+from conftest import settings_for
+from test_wire_gemini import GEMINI_FIXTURES, gemini_server
+from test_wire_messages import FIXTURES as MESSAGES_FIXTURES, output_parts
+from test_wire_responses import FIXTURES as RESPONSES_FIXTURES
+from test_wire_truth import USAGE, At, chunk
+from wire_server import Reply, WireServer, sse_parts
+
+# Each gap's two ends are the kernel's receive stamps of parts the server wrote just after logging their times: a
+# part the server was slow to write after logging moves both gaps around it. 15 ms either way, and the histogram's
+# 1 %, are what no slow machine fails; the paced gaps below are 40 ms and more apart, so a wrong event would show.
+SLACK_MS = 15.0
+
+
+def near(stored: float | None, sent: float) -> bool:
+    return stored is not None and abs(stored - sent) <= SLACK_MS + sent * 0.01
+
+
+def sent_gaps_ms(sent_at: list[float], parts: list[int]) -> list[float]:
+    """The server's gaps between the parts that carried output, by its own clock."""
+    times = [sent_at[i] for i in parts]
+    return [(b - a) * 1000 for a, b in zip(times, times[1:])]
+
+
+def chat_reply(gaps_s: list[float]) -> Reply:
+    """A role chunk, then one content chunk after each gap, then a finish chunk, usage and [DONE] right after."""
+    events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": f"w{i} "}) for i in range(len(gaps_s))]
+    parts = [(0.01, b"data: " + json.dumps(e).encode() + b"\n\n") for e in events[:1]]
+    parts += [(gap, b"data: " + json.dumps(e).encode() + b"\n\n") for gap, e in zip(gaps_s, events[1:])]
+    tail = [chunk({}, "stop"), chunk(None, usage={**USAGE, "completion_tokens": len(gaps_s)})]
+    parts.append((0.0, b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in tail) + b"data: [DONE]\n\n"))
+    return Reply(parts)
+
+
+def measure_chat(server: WireServer, **changes):
+    return call_openai("hello", "m", settings_for(At(server.url, "/v1"), "openai", **changes))
+
+
+def test_a_paced_stream_stores_the_servers_gaps_and_a_stall_in_the_middle_as_its_longest():
+    gaps = [0.04] * 6 + [0.5] + [0.04] * 6  # 14 content events: 13 gaps, one of them a half-second stall
+    with WireServer() as server:
+        server.reply(chat_reply([0.02] + gaps))
+        m = measure_chat(server)
+        sent = server.served[0].part_sent_at
+    assert m.success and m.output_events == 14
+    expected = sorted(sent_gaps_ms(sent, list(range(1, 15))))
+    assert near(m.itl_p50_ms, percentile(expected, 50, presorted=True))
+    assert near(m.itl_p99_ms, percentile(expected, 99, presorted=True))
+    assert near(m.itl_max_ms, expected[-1]) and m.itl_max_ms > 400  # the stall, not a 40 ms gap
+    assert m.itl_p50_ms < 100  # the stall is one gap of thirteen: the median is a paced one
+
+
+def test_events_read_from_the_socket_together_share_one_time_a_gap_of_0():
+    # Three events in one write arrive in one read: two gaps of 0 between them, then a paced 80 ms one.
+    events = [chunk({"content": w}) for w in ("a", "b", "c", "d")]
+    together = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events[:3])
+    parts = [(0.01, together), (0.08, b"data: " + json.dumps(events[3]).encode() + b"\n\n"),
+             (0.0, b"data: " + json.dumps(chunk({}, "stop", usage=USAGE)).encode() + b"\n\ndata: [DONE]\n\n")]
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure_chat(server)
+        sent = server.served[0].part_sent_at
+    assert m.success and m.output_events == 4
+    assert m.itl_p50_ms == 0.0  # gaps [0, 0, 80]: the median is a shared read's
+    assert near(m.itl_max_ms, (sent[1] - sent[0]) * 1000)
+
+
+def test_an_unstreamed_answer_has_no_gaps_and_one_output_event():
+    body = {"id": "chatcmpl-z", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+            "usage": USAGE}
+    with WireServer() as server:
+        server.reply(Reply([(0.005, json.dumps(body).encode())], headers={"content-type": "application/json"},
+                           chunked=False))
+        m = measure_chat(server, stream=False)
+    assert m.success and m.output_events == 1
+    assert (m.itl_p50_ms, m.itl_p99_ms, m.itl_max_ms) == (None, None, None)
+
+
+def _gemini_output(part: bytes) -> bool:
+    for line in part.decode().splitlines():
+        if line.startswith("data: "):
+            for candidate in json.loads(line[6:]).get("candidates") or ():
+                for piece in (candidate.get("content") or {}).get("parts") or ():
+                    if piece.get("text") or piece.get("functionCall"):
+                        return True
+    return False
+
+
+def _responses_output(part: bytes) -> bool:
+    for line in part.decode().splitlines():
+        if line.startswith("data: "):
+            payload = json.loads(line[6:])
+            if payload.get("type", "").endswith(".delta") and payload.get("delta"):
+                return True
+    return False
+
+
+def _measure_gemini(server: WireServer):
+    gemini_server(server)
+    return call_gemini("hello", "gemini-3.5-flash-lite", settings_for(At(server.url, ""), "gemini"))
+
+
+def _measure_messages(server: WireServer):
+    return call_anthropic("hello", "claude-haiku-4-5", settings_for(At(server.url, ""), "anthropic"))
+
+
+def _measure_responses(server: WireServer):
+    return call_openai("hello", "m", settings_for(At(server.url, "/v1"), "openai", api="responses"))
+
+
+API_CASES = {
+    # api: (recorded stream, measure, which parts carry output: read apart from the code under test)
+    "generate_content": (GEMINI_FIXTURES / "thoughts.sse", _measure_gemini, _gemini_output),
+    "messages": (MESSAGES_FIXTURES / "text.sse", _measure_messages,
+                 lambda part: bool(output_parts([(0.0, part)])[0])),
+    "responses": (RESPONSES_FIXTURES / "openai_cached_tokens.sse", _measure_responses, _responses_output),
+}
+
+
+@pytest.mark.parametrize("api", sorted(API_CASES))
+def test_every_api_stores_the_gaps_between_its_output_events_as_the_server_sent_them(api):
+    path, measure, carries_output = API_CASES[api]
+    parts = sse_parts(path.read_bytes(), gap_s=0.04, first_s=0.01)
+    output = [i for i, (_, part) in enumerate(parts) if carries_output(part)]
+    assert len(output) >= 2, "the recording has too few output events to have a gap"
+    stall = output[len(output) // 2]  # a stall before an output event in the middle
+    parts[stall] = (0.4, parts[stall][1])
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure(server)
+        sent = server.served[0].part_sent_at
+    assert m.success, m.error_message
+    assert m.output_events == len(output)
+    expected = sorted(sent_gaps_ms(sent, output))
+    assert near(m.itl_max_ms, expected[-1]) and m.itl_max_ms > 350
+    assert near(m.itl_p50_ms, percentile(expected, 50, presorted=True))
+    assert near(m.itl_p99_ms, percentile(expected, 99, presorted=True))
+
+
+def test_large_chunks_show_as_many_tokens_per_event():
+    # Gemini sends its answer in a few large chunks: thoughts.sse carries 1,256 output tokens in a handful of events.
+    path, measure, carries_output = API_CASES["generate_content"]
+    parts = sse_parts(path.read_bytes(), gap_s=0.04, first_s=0.01)
+    with WireServer() as server:
+        server.reply(Reply(parts))
+        m = measure(server)
+    events = sum(carries_output(part) for _, part in parts)
+    assert m.output_events == events and m.output_tokens == 1256
+    assert m.output_tokens / m.output_events > 50
+
+
+def test_a_million_gaps_are_held_in_a_bounded_histogram_true_to_within_1_percent():
+    rng = random.Random(7)
+    gaps = Gaps()
+    at, exact = 0.0, []
+    for i in range(1_000_000):
+        gap = 0.0 if i % 10 == 0 else rng.lognormvariate(math.log(0.02), 1.0)  # a tenth share a read
+        at += gap
+        exact.append(gap)
+        gaps.arrived(at)
+    exact.sort()
+    assert gaps.count == 999_999  # the first event opens no gap
+    assert len(gaps._counts) < 1300  # one counter per bucket touched, whatever the stream's length
+    for q in (50, 90, 99, 99.9):
+        true = percentile(exact[1:], q, presorted=True)
+        assert gaps.percentile(q) == pytest.approx(true, rel=0.01, abs=1e-6), q
+    assert gaps.figures()[2] == pytest.approx(exact[-1], rel=1e-9)  # the longest is exact
