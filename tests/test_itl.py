@@ -182,3 +182,76 @@ def test_a_million_gaps_are_held_in_a_bounded_histogram_true_to_within_1_percent
         true = percentile(exact[1:], q, presorted=True)
         assert gaps.percentile(q) == pytest.approx(true, rel=0.01, abs=1e-6), q
     assert gaps.figures()[2] == pytest.approx(exact[-1], rel=1e-9)  # the longest is exact
+
+
+ITL_COLUMNS = ("itl_p50_ms", "itl_p99_ms", "itl_max_ms", "output_events")
+
+
+def itl_rows():
+    """A streamed row with its gaps, and an unstreamed one without."""
+    from dataclasses import replace
+
+    from test_storage_sqlite import full_measurement
+
+    streamed = replace(full_measurement(), stream=True, itl_p50_ms=21.5, itl_p99_ms=84.25, itl_max_ms=1250.125,
+                       output_events=40)
+    plain = replace(full_measurement(), stream=False, itl_p50_ms=None, itl_p99_ms=None, itl_max_ms=None,
+                    output_events=1)
+    return streamed, plain
+
+
+@pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
+def test_every_backend_stores_the_itl_columns_and_the_report_reads_them(open_backend):
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from benchmarking.storage.base import ResultFilters
+    from test_storage_sqlite import run_info
+
+    run, streamed, plain = run_info(), *itl_rows()
+    ids = uuid4(), uuid4()
+    with open_backend() as storage:
+        storage.prepare()
+        storage.create_run(run)
+        for result_id, m, minute in zip(ids, (streamed, plain), (0, 1)):
+            storage.save_result(run.id, result_id, datetime(2026, 12, 7, 19, minute, tzinfo=timezone.utc), m)
+    with open_backend() as storage:
+        stored = {r.id: r.measurement for r in storage.read_results(run.id)}
+        reported = {r.id: r.measurement for r in storage.read_report_results(ResultFilters())}
+    for got in (stored, reported):
+        assert tuple(getattr(got[ids[0]], c) for c in ITL_COLUMNS) == (21.5, 84.25, 1250.125, 40)
+        assert tuple(getattr(got[ids[1]], c) for c in ITL_COLUMNS) == (None, None, None, 1)
+    assert stored[ids[0]] == streamed and stored[ids[1]] == plain
+
+
+@pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning")
+def test_prometheus_has_a_histogram_of_each_streamed_successs_median_gap_from_the_stored_rows(open_backend, tmp_path):
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from benchmarking.watch.exposition import write_textfile
+    from benchmarking.watch.metrics import history_metrics
+    from test_storage_sqlite import full_measurement, run_info
+
+    ok = full_measurement()
+    rows = [replace(ok, itl_p50_ms=4.0), replace(ok, itl_p50_ms=25.0), replace(ok, itl_p50_ms=900.0),
+            replace(ok, stream=False, itl_p50_ms=None, itl_p99_ms=None, itl_max_ms=None),
+            replace(ok, success=False, error_type="incomplete", itl_p50_ms=30.0)]
+    run = run_info(mode="live")
+    with open_backend() as storage:
+        storage.prepare()
+        storage.create_run(run)
+        for minute, m in enumerate(rows):
+            storage.save_result(run.id, uuid4(), datetime(2026, 12, 7, 19, minute, tzinfo=timezone.utc), m)
+        write_textfile(tmp_path / "b.prom", history_metrics(storage))
+    got = {(s.name, s.labels.get("le")): s.value for family in text_string_to_metric_families(
+        (tmp_path / "b.prom").read_text()) for s in family.samples if s.name.startswith("benchmark_engine_itl")}
+    assert got["benchmark_engine_itl_p50_seconds_count", None] == 3  # successes with gaps: not the failure's
+    assert got["benchmark_engine_itl_p50_seconds_sum", None] == pytest.approx(0.929)
+    assert got["benchmark_engine_itl_p50_seconds_bucket", "0.005"] == 1
+    assert got["benchmark_engine_itl_p50_seconds_bucket", "0.025"] == 2  # 25 ms on a bound counts in it
+    assert got["benchmark_engine_itl_p50_seconds_bucket", "0.75"] == 2
+    assert got["benchmark_engine_itl_p50_seconds_bucket", "1.0"] == 3
