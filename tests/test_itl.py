@@ -21,6 +21,9 @@ from test_wire_messages import FIXTURES as MESSAGES_FIXTURES, output_parts
 from test_wire_responses import FIXTURES as RESPONSES_FIXTURES
 from test_wire_truth import USAGE, At, chunk
 from wire_server import Reply, WireServer, sse_parts
+import test_report
+
+report_here = test_report.report_here  # a fixture: report runs in tmp_path with a clean environment
 
 # Each gap's two ends are the kernel's receive stamps of parts the server wrote just after logging their times: a
 # part the server was slow to write after logging moves both gaps around it. 15 ms either way, and the histogram's
@@ -255,3 +258,52 @@ def test_prometheus_has_a_histogram_of_each_streamed_successs_median_gap_from_th
     assert got["benchmark_engine_itl_p50_seconds_bucket", "0.025"] == 2  # 25 ms on a bound counts in it
     assert got["benchmark_engine_itl_p50_seconds_bucket", "0.75"] == 2
     assert got["benchmark_engine_itl_p50_seconds_bucket", "1.0"] == 3
+
+
+def itl_history():
+    """gem/flash: two streams in large chunks (one with a 1.5 s stall), one unstreamed; oai/mini: three paced streams
+    and a failure."""
+    from datetime import timedelta
+
+    from test_report_views import DAY, measured
+
+    def row(provider, model, p50, p99, longest, events, tokens, **changes):
+        return measured(provider, model, 100, 900, itl_p50_ms=p50, itl_p99_ms=p99, itl_max_ms=longest,
+                        output_events=events, output_tokens=tokens, **changes)
+
+    results = [row("gem", "flash", 120.0, 300.0, 1500.0, 5, 500), row("gem", "flash", 100.0, 200.0, 250.0, 3, 300),
+               row("gem", "flash", None, None, None, 1, 90, stream=False),
+               row("oai", "mini", 10.0, 30.0, 40.0, 101, 100), row("oai", "mini", 20.0, 50.0, 60.0, 11, 10),
+               row("oai", "mini", 12.0, 90.0, 1200.0, 51, 50),
+               row("oai", "mini", 15.0, 15.0, 15.0, 2, 1, success=False, error_type="incomplete")]
+    return [("eu", "h1", DAY, [(DAY + timedelta(seconds=i), m) for i, m in enumerate(results)])]
+
+
+def test_report_by_itl_from_stored_rows_in_every_format(report_here, capsys):
+    import csv
+    import io
+
+    from benchmarking.cli import main
+    from benchmarking.storage.sqlite import SQLiteStorage
+    from test_report_views import write
+
+    with SQLiteStorage(report_here / "benchmarks.db") as storage:
+        write(storage, itl_history())
+    assert main(["report", "--by", "itl", "--format", "json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    got = {r["provider"]: r for r in payload["itl"]}
+    # gem: gaps 4 and 2; weighted median of p50s: 120 (weight 4 of 6 reaches half); one stall over 1 s.
+    assert (got["gem"]["requests"], got["gem"]["gaps"]) == (2, 6)
+    assert got["gem"]["itl_p50_of_request_p50s_ms"] == 120.0 and got["gem"]["itl_p99_of_request_p99s_ms"] == 300.0
+    assert (got["gem"]["longest_stall_ms"], got["gem"]["stalls_over_1s"]) == (1500.0, 1)
+    assert got["gem"]["tokens_per_event"] == 100.0  # streams only: not the unstreamed body's one event of 90
+    # oai: gaps 100, 10, 50 (the failure left out); p50s 10 (100), 12 (50), 20 (10): 10 reaches 100 of 160.
+    assert (got["oai"]["requests"], got["oai"]["gaps"]) == (3, 160)
+    assert got["oai"]["itl_p50_of_request_p50s_ms"] == 10.0 and got["oai"]["itl_p99_of_request_p99s_ms"] == 90.0
+    assert (got["oai"]["stalls_over_1s"], got["oai"]["tokens_per_event"]) == (1, round(160 / 163, 2))
+    assert main(["report", "--by", "itl", "--format", "csv"]) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["provider"], r["stalls_over_1s"]) for r in records] == [("gem", "1"), ("oai", "1")]
+    assert main(["report", "--by", "itl"]) == 0
+    table = capsys.readouterr().out
+    assert "ITL ms p50 (of request p50s)" in table and "tokens/event" in table and "100.0" in table
