@@ -78,6 +78,10 @@ alter table benchmark_results add column if not exists turn integer;          --
 alter table benchmark_results add column if not exists tool_calls text;       -- JSON: [{"name", "arguments"}] as sent
 alter table benchmark_results add column if not exists tool_args_ms double precision; -- the last call's arguments in
 alter table benchmark_results add column if not exists json_valid boolean;    -- the answer followed its schema
+alter table benchmark_results add column if not exists itl_p50_ms double precision; -- a stream's gaps between output
+alter table benchmark_results add column if not exists itl_p99_ms double precision; -- events (inter-token latency)
+alter table benchmark_results add column if not exists itl_max_ms double precision; -- its longest stall
+alter table benchmark_results add column if not exists output_events integer; -- chunks carrying output
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

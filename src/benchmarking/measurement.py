@@ -71,6 +71,13 @@ class Measurement:
     tool_calls: str | None = None  # JSON text, [{"name", "arguments"}] as sent; None where no tools were offered
     tool_args_ms: float | None = None  # from the start to when the last tool call's arguments were complete
     json_valid: bool | None = None  # the answer parsed as JSON and followed the prompt's schema; None without one
+    # Inter-token latency of a stream: the gaps between its output events' arrival times after the first (events read
+    # from the socket together share one time: a gap of 0), true to within 1 % or 1 us (providers/gaps.py); None
+    # unstreamed, or with fewer than two output events.
+    itl_p50_ms: float | None = None
+    itl_p99_ms: float | None = None
+    itl_max_ms: float | None = None  # the longest stall
+    output_events: int | None = None  # events (chunks) carrying output; a plain body is one
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
     # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).

@@ -56,13 +56,19 @@ def _turn_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "
     return render(rows, fmt, title, selection)
 
 
+def _itl_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
+    from ..report.itl import render
+
+    return render(rows, fmt, title, selection)
+
+
 MACHINE_FORMATS = ("json", "csv")  # what a program reads: always printed whole, even with nothing in it
 
 
 # --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
 # selection, SLOs) -> text.
 OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {
-    "concurrency": _concurrency_table, "turn": _turn_table}
+    "concurrency": _concurrency_table, "turn": _turn_table, "itl": _itl_table}
 
 
 def report_main(argv: list[str]) -> int:

@@ -28,7 +28,8 @@ class Answer:
     first_output_at: float | None = None  # first content, reasoning, refusal or tool-call delta
     first_answer_at: float | None = None  # first content, refusal or tool-call delta (not reasoning)
     last_output_at: float | None = None
-    output_events: int = 0
+    output_events: int = 0  # events carrying output (a plain body is one)
+    itl_s: tuple[float, float, float] | None = None  # the gaps between output events: (p50, p99, longest), gaps.py's
     text: str = ""  # the visible answer: content, and a refusal's text
     reasoning_text: str = ""  # kept only to be counted by a server's tokenizer; not stored
     reasoning_streamed: bool = False

@@ -61,7 +61,9 @@ def measurement_of(
             ms(answer.first_output_at), ms(answer.first_answer_at), ms(answer.last_output_at)
         )
         tool_args_ms = ms(answer.tool_args_at) if answer.tool_calls else None
+        itl_ms = tuple(gap * 1000 for gap in answer.itl_s) if answer.itl_s and record is not None else (None,) * 3
     else:
+        itl_ms = (None, None, None)
         ttft_ms = answer_ttft_ms = None
         latency_ms = ms(record.last_byte_at) if record is not None and answer.has_output else None
         tool_args_ms = latency_ms if answer.tool_calls else None
@@ -123,6 +125,10 @@ def measurement_of(
         ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
         tool_calls=stored_calls(calls) if calls else None,
         tool_args_ms=tool_args_ms,
+        itl_p50_ms=itl_ms[0],
+        itl_p99_ms=itl_ms[1],
+        itl_max_ms=itl_ms[2],
+        output_events=answer.output_events if record is not None else None,
         calls=calls,
         warnings=warnings,
         **fields,

@@ -92,6 +92,10 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tool_calls", "text"),
     ("tool_args_ms", "double precision"),
     ("json_valid", "boolean"),
+    ("itl_p50_ms", "double precision"),
+    ("itl_p99_ms", "double precision"),
+    ("itl_max_ms", "double precision"),
+    ("output_events", "integer"),
 )
 
 # The alerts table: the columns others may read (rule .. details), then this tool's notification bookkeeping.

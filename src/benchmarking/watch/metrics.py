@@ -33,10 +33,13 @@ PREFIX = "benchmark_engine"
 SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 # Output tokens per second after the first: from a slow CPU-served model (a few) to specialised hardware (Groq,
 # Cerebras: well over 1,000); about two buckets per doubling where hosted APIs sit (30 to 300).
+# A request's median gap between output events (inter-token latency), in seconds: OpenTelemetry's GenAI boundaries for
+# gen_ai.server.time_per_output_token (10 ms to 2.5 s), and 1, 2.5 and 5 ms below them for servers that decode faster.
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 DECODE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 2000.0, 4000.0)
-# What the history read asks for: ten narrow columns of benchmark_results, two of runs (never the answer text).
+# What the history read asks for: eleven narrow columns of benchmark_results, two of runs (never the answer text).
 RESULT_COLUMNS = ("run_id", "provider", "model", "success", "error_type", "ttft_ms", "latency_ms",
-                  "tokens_per_second", "cost_usd", "created_at")
+                  "tokens_per_second", "cost_usd", "created_at", "itl_p50_ms")
 ALERT_COLUMNS = ("rule", "provider", "model", "metric")
 
 
@@ -70,6 +73,7 @@ class _Series:
     ttft: _Histogram = field(default_factory=lambda: _Histogram(SECONDS_BUCKETS))
     latency: _Histogram = field(default_factory=lambda: _Histogram(SECONDS_BUCKETS))
     decode: _Histogram = field(default_factory=lambda: _Histogram(DECODE_BUCKETS))
+    itl: _Histogram = field(default_factory=lambda: _Histogram(ITL_BUCKETS))
     requests: dict[tuple[str, str], int] = field(default_factory=lambda: {("success", ""): 0})
     last_cost: tuple[datetime, float] | None = None
     last_success: datetime | None = None
@@ -117,7 +121,7 @@ class Metrics:
         return series
 
     def add(self, provider: str, model: str, mode: str, success: bool, error_type: str | None, ttft_ms: Any,
-            latency_ms: Any, tokens_per_second: Any, cost_usd: Any, created_at: Any) -> None:
+            latency_ms: Any, tokens_per_second: Any, cost_usd: Any, created_at: Any, itl_p50_ms: Any = None) -> None:
         """One stored result (values as any backend returns them: timestamps may be text, numbers Decimal)."""
         with self._lock:
             series = self._one((provider, model, mode))
@@ -133,14 +137,14 @@ class Metrics:
             if series.last_success is None or moment > series.last_success:
                 series.last_success = moment
             for histogram, value, scale in ((series.ttft, ttft_ms, 1000), (series.latency, latency_ms, 1000),
-                                            (series.decode, tokens_per_second, 1)):
+                                            (series.decode, tokens_per_second, 1), (series.itl, itl_p50_ms, 1000)):
                 number = _finite(value)
                 if number is not None:
                     histogram.observe(number / scale)
 
     def add_measurement(self, created_at: datetime, m: Measurement, mode: str) -> None:
         self.add(m.provider, m.model, mode, m.success, m.error_type, m.ttft_ms, m.latency_ms, m.tokens_per_second,
-                 m.cost_usd, created_at)
+                 m.cost_usd, created_at, m.itl_p50_ms)
 
     def set_alerts(self, alerts: Iterable[FiringAlert]) -> None:
         with self._lock:
@@ -163,6 +167,9 @@ class Metrics:
                 "decode": HistogramMetricFamily(
                     f"{PREFIX}_decode_tokens_per_second",
                     "Decode speed after the first token: (output tokens - 1) / (latency - TTFT)", labels=labels),
+                "itl": HistogramMetricFamily(
+                    f"{PREFIX}_itl_p50_seconds", "Each successful streamed request's median gap between output "
+                    "events (inter-token latency)", labels=labels),
             }
             requests = CounterMetricFamily(f"{PREFIX}_requests", "Requests measured, by outcome and error_type",
                                            labels=[*labels, "outcome", "error_type"])
@@ -171,7 +178,8 @@ class Metrics:
             success = GaugeMetricFamily(f"{PREFIX}_last_success_timestamp_seconds",
                                         "When the newest successful request was stored (Unix time)", labels=labels)
             for key, one in series:
-                for name, histogram in (("ttft", one.ttft), ("latency", one.latency), ("decode", one.decode)):
+                for name, histogram in (("ttft", one.ttft), ("latency", one.latency), ("decode", one.decode),
+                                        ("itl", one.itl)):
                     families[name].add_metric(list(key), histogram.cumulative(), histogram.total)
                 for (outcome, error_type), count in sorted(one.requests.items()):
                     requests.add_metric([*key, outcome, error_type], count)

@@ -157,9 +157,7 @@ class _Builder(Accumulated):
             if choice.get("finish_reason"):
                 f["finish_reason"] = name_of(choice["finish_reason"])
         if carried_output:
-            self.output_events += 1
-            f.setdefault("first_output_at", at)
-            f["last_output_at"] = at
+            self.output_event(at)
 
 
 class EventReader(common.EventReader):

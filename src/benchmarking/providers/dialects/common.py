@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..answer import JOIN_PARTS, KEPT_CHARS, Answer, request_id_of
+from ..gaps import Gaps
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
 from ..json_text import json_object
 from ..sse import MAX_EVENT_BYTES, SseEvent
@@ -61,6 +62,15 @@ class Accumulated:
         self.kept = {id(self.parts): 0, id(self.reasoning): 0}  # characters in each
         self.cut: set[int] = set()  # which of them went past KEPT_CHARS
         self.output_events = 0
+        self.gaps = Gaps()
+
+    def output_event(self, at: float | None) -> None:
+        """An event carrying output arrived at `at` (its read's time on the wire): counted, the first and last output
+        times set, its gap from the previous one kept. Every dialect's output events come through here."""
+        self.output_events += 1
+        self.fields.setdefault("first_output_at", at)
+        self.fields["last_output_at"] = at
+        self.gaps.arrived(at)
 
     def _keep(self, into: list[str], text: str) -> None:
         room = KEPT_CHARS - self.kept[id(into)]
@@ -74,7 +84,8 @@ class Accumulated:
                 into[:] = ["".join(into)]
 
     def build(self, **extra: Any) -> Answer:
-        return Answer(**self.fields, **extra, output_events=self.output_events, text="".join(self.parts),
+        return Answer(**self.fields, **extra, output_events=self.output_events, itl_s=self.gaps.figures(),
+                      text="".join(self.parts),
                       reasoning_text="".join(self.reasoning), text_truncated=id(self.parts) in self.cut,
                       reasoning_truncated=id(self.reasoning) in self.cut)
 

@@ -284,9 +284,7 @@ class _Builder(common.Accumulated):
                 f["finish_reason"] = FINISH_REASONS.get(name, name.lower())
                 self.finish = name
         if carried_output:
-            self.output_events += 1
-            f.setdefault("first_output_at", at)
-            f["last_output_at"] = at
+            self.output_event(at)
 
     def _call(self, call: Mapping[str, Any], signature: Any, at: float | None) -> None:
         """A whole functionCall (its arguments an object, JSON text as kept; the signature sent back with it)."""

@@ -253,12 +253,9 @@ class _MessagesBuilder(Accumulated):
         return super().build(**extra, **self.calls.answer_fields())
 
     def _output(self, at: float | None, answer: bool) -> None:
-        self.output_events += 1
-        f = self.fields
-        f.setdefault("first_output_at", at)
         if answer:
-            f.setdefault("first_answer_at", at)
-        f["last_output_at"] = at
+            self.fields.setdefault("first_answer_at", at)
+        self.output_event(at)
 
     def message(self, message: Mapping[str, Any]) -> None:
         """message_start's message, or a whole body: its id and usage."""

@@ -161,12 +161,7 @@ class _Builder(Accumulated):
             if kind in ANSWER_DELTAS:
                 self._keep(self.parts, text)
             f.setdefault("first_answer_at", at)
-        self._output(at)
-
-    def _output(self, at: float | None) -> None:
-        self.output_events += 1
-        self.fields.setdefault("first_output_at", at)
-        self.fields["last_output_at"] = at
+        self.output_event(at)
 
     def call_item(self, position: Any, item: Mapping[str, Any], at: float | None, whole: bool) -> None:
         """A function (or custom) tool call item: where it begins (its name, its id: output, as a Chat Completions
@@ -178,13 +173,13 @@ class _Builder(Accumulated):
         elif not self.calls.whole(position, at, **named):
             return
         self.fields.setdefault("first_answer_at", at)
-        self._output(at)
+        self.output_event(at)
 
     def arguments_done(self, position: Any, arguments: Any, at: float | None) -> None:
         """`response.function_call_arguments.done`: the arguments whole; output only where no piece of them came."""
         if self.calls.whole(position, at, arguments=arguments):
             self.fields.setdefault("first_answer_at", at)
-            self._output(at)
+            self.output_event(at)
 
     def response(self, response: Mapping[str, Any], ends: bool, named: str | None = None) -> None:
         """A response object (an event's `response`, or a whole body): its id; and, where it ends the response (an
