@@ -78,6 +78,8 @@ alter table benchmark_results add column if not exists turn integer;          --
 alter table benchmark_results add column if not exists tool_calls text;       -- JSON: [{"name", "arguments"}] as sent
 alter table benchmark_results add column if not exists tool_args_ms double precision; -- the last call's arguments in
 alter table benchmark_results add column if not exists json_valid boolean;    -- the answer followed its schema
+alter table benchmark_results add column if not exists request_rate double precision; -- an open loop's requests/s
+alter table benchmark_results add column if not exists scheduled_at timestamptz; -- when its schedule had it start
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

@@ -64,13 +64,15 @@ class Measurement:
     ratelimit_remaining_tokens: int | None = None
     concurrency: int | None = None  # a load run's level: requests in flight per provider and model
     level_started_at: datetime | None = None
-    start_lag_ms: float | None = None  # from when a load slot was free to when its request started
+    start_lag_ms: float | None = None  # from when a load slot was free (an open loop: when due) to its start
     node: str | None = None  # where a load run's request was made: host, and Ray node id on Ray
     session_id: str | None = None  # a conversation's requests in one round share it
     turn: int | None = None  # the request's number in its conversation, from 1
     tool_calls: str | None = None  # JSON text, [{"name", "arguments"}] as sent; None where no tools were offered
     tool_args_ms: float | None = None  # from the start to when the last tool call's arguments were complete
     json_valid: bool | None = None  # the answer parsed as JSON and followed the prompt's schema; None without one
+    request_rate: float | None = None  # an open loop's arrival rate at this request's level, requests/s
+    scheduled_at: datetime | None = None  # when an open loop's schedule had this request start
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
     # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).

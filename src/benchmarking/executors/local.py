@@ -65,14 +65,14 @@ class _Slots:
         self._counter.shutdown(wait=True)
 
     def _count(self, uncounted: Measurement, finish: Callable[[], Measurement], ended: float, ramp: bool,
-               busy_s: float) -> None:
+               busy_s: float, waited: bool = False) -> None:
         """A request's tokens counted, then its row sent back (as counted, or as it was if counting broke)."""
         try:
             measurement = finish()
         except Exception:  # a bug in counting must not lose the row, nor hold the level forever
             measurement = uncounted
         self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=ramp, busy_s=busy_s,
-                               counted_later=True))
+                               counted_later=True, waited_for_slot=waited))
 
     def _slot(self, index: int) -> None:
         from ..providers.client import kept_clients
@@ -88,6 +88,7 @@ class _Slots:
                     self._changed.wait_for(lambda: index < self._level.active_slots)
                     if self._level is not level:
                         level, ended = self._level, 0.0
+                free_since = time.perf_counter()
                 ticket = self._tickets.get()
                 if ticket is None:
                     wait(counting)
@@ -100,17 +101,31 @@ class _Slots:
                 if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
                     self._tickets.put(ticket)
                     continue
-                # Due when the level started, or when this slot's last request ended.
-                first, began = not ended, time.perf_counter()
-                measurement, finish = measure_ticket_later(ticket, max(level.started, ended), self._node)
+                # Due when the level started, or when this slot's last request ended; an open loop's at its time.
+                first, waited = not ended, False
+                if ticket.scheduled is not None:
+                    # Every slot was busy when it was due (a free one would have been waiting here for it):
+                    # it waited for a slot, and its start lag holds that wait.
+                    first, waited = False, free_since > ticket.scheduled
+                    wait_until(ticket.scheduled)
+                began = time.perf_counter()
+                due = ticket.scheduled if ticket.scheduled is not None else max(level.started, ended)
+                measurement, finish = measure_ticket_later(ticket, due, self._node)
                 ended = time.perf_counter()
                 if finish is None:
                     self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
-                                           busy_s=ended - began))
+                                           busy_s=ended - began, waited_for_slot=waited))
                     continue
                 self._results.put(Freed(self._worker))
                 counting = [f for f in counting if not f.done()]
-                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began))
+                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began,
+                                                     waited))
+
+
+def wait_until(due: float) -> None:
+    """Until perf_counter reaches `due`: an open loop's request keeps its time whatever the others do."""
+    while (left := due - time.perf_counter()) > 0:
+        time.sleep(left)
 
 
 def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
@@ -199,15 +214,19 @@ class LocalExecutor:
         backlog = {name: 0 for name in self._names}  # tickets sent whose request is not over
         counting = {name: 0 for name in self._names}  # requests over, their tokens still being counted
 
-        def feed(name: str) -> None:
+        def feed(name: str, most: int | None = None) -> None:
             # Counts that fall behind hold the slots back at last: at most COUNTERS_PER_SLOT a slot waiting.
             while (backlog[name] < 2 * share[name] and counting[name] < COUNTERS_PER_SLOT * share[name]
-                   and (ticket := next(tickets, None)) is not None):
-                inbox_of[name].put(replace(ticket, due=started))
+                   and (most is None or most > 0) and (ticket := next(tickets, None)) is not None):
+                inbox_of[name].put(ticket if ticket.scheduled is not None else replace(ticket, due=started))
                 backlog[name] += 1
+                most = None if most is None else most - 1
 
-        for name in self._names:
-            feed(name)
+        # An open loop's tickets go round the workers one by one, so that each worker's slots hold the nearest
+        # due times, not one worker the first ones and another those far ahead.
+        for _ in range(max(share.values()) * 2):
+            for name in self._names:
+                feed(name, 1)
         checked = time.monotonic()
         while any(backlog.values()) or any(counting.values()):
             if time.monotonic() - checked >= WORKER_CHECK_EVERY_S:  # the others' rows may keep coming meanwhile

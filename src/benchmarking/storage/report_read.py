@@ -21,6 +21,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "error_type", "http_status", "upstream_provider",
     "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
     "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
+    "request_rate", "scheduled_at",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
 # texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.
@@ -67,7 +68,7 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
             values["answer_ok"] = bool(values["answer_ok"])
         if values["cost_usd"] is not None:
             values["cost_usd"] = _cost(values["cost_usd"])
-        for name in ("started_at", "level_started_at"):  # a load report's wall times
+        for name in ("started_at", "level_started_at", "scheduled_at"):  # a load report's wall times
             if values[name] is not None:
                 values[name] = as_time(values[name])
         if finite:
