@@ -134,8 +134,9 @@ class ConsoleReporter:
                  f"({'-' if steady is None else f'{number_text(round_ms(steady))} ms'} after the ramp), "
                  f"{'-' if cpu is None else f'{number_text(round_ms(cpu))} ms'} of CPU a request")
         if (why := stats.bottleneck()) is not None:
-            self.say(f"   Warning: the harness may have set this level's pace ({why}): use more --workers, or "
-                     "--engine ray")
+            self.say(f"   Warning: the harness may have set this level's pace ({why}): " + (
+                "give a higher --max-concurrency or more --workers, or a lower --rate" if stats.rate is not None
+                else "use more --workers, or --engine ray"))
         if (short := stats.short_of_level()) is not None:
             self.say(f"   Warning: this level was not held: {short} (the figures are those of a lighter load)")
         if stopped:

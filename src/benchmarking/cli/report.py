@@ -48,12 +48,21 @@ def _concurrency_table(rows: list, fmt: str, title: str, selection: "Selection",
     return render(rows, fmt, title, selection, slo)
 
 
+def _rate_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
+    from ..report.rate import NO_RATE_RUNS, rate_rows, render
+
+    if fmt in MACHINE_FORMATS and not rate_rows(rows):
+        print(NO_RATE_RUNS, file=sys.stderr)  # stdout stays json or csv: no rate
+    return render(rows, fmt, title, selection)
+
+
 MACHINE_FORMATS = ("json", "csv")  # what a program reads: always printed whole, even with nothing in it
 
 
 # --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
 # selection, SLOs) -> text.
-OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {"concurrency": _concurrency_table}
+OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {"concurrency": _concurrency_table,
+                                                                                     "rate": _rate_table}
 
 
 def report_main(argv: list[str]) -> int:
@@ -90,7 +99,8 @@ def report_main(argv: list[str]) -> int:
                           "tier (input tier), prompt, api (the API measured through); or concurrency: a table per "
                           "load level of each provider and model (requests/s, output tokens/s, TTFT and latency "
                           "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
-                          "stopped, goodput where SLOs are set)")
+                          "stopped, goodput where SLOs are set); or rate: a table per open-loop arrival rate (--rate "
+                          "runs: achieved requests/s, response time from the scheduled start, start lag, harness-bound)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields; "
                           "--compare prints a table or json")
