@@ -211,3 +211,34 @@ def test_a_slow_provider_under_a_slot_cap_makes_requests_wait_counted_and_report
     csv_out = run(tmp_path, "report", "--by", "rate", "--format", "csv").stdout.splitlines()
     assert len(csv_out) == 2 and csv_out[0].startswith("provider,model,request_rate,")
     assert run(tmp_path, "report", "--by", "concurrency").stdout.startswith("no load runs match")
+
+
+def test_ctrl_c_drops_an_open_loop_s_tickets_not_yet_due_instead_of_waiting_for_them(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import MAIN, clean_env
+
+    # A request every 5 s, 16 slots each holding a ticket due up to 75 s ahead (and more queued behind them): a stop
+    # must not wait for them, and every request that was sent is stored.
+    with Simulator(profiles={"m": ModelProfile(**QUICK)}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--rate", "0.2", "--requests",
+                                    "100", "--max-concurrency", "16"], cwd=tmp_path, env=clean_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while len([r for r in sim.log if r.model == "m"]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        out, err = process.communicate(timeout=120)
+        stopped_after_s = time.monotonic() - signalled
+        sent = [r for r in sim.log if r.model == "m"]
+    assert process.returncode == 130 and "Traceback" not in err, err
+    # the tickets held ahead were due up to 75 s later: a stop that waited for them would take that long
+    assert stopped_after_s < 30, stopped_after_s
+    stored = rows(tmp_path, "select count(*) as n from benchmark_results")[0]["n"]
+    assert 1 <= stored == len(sent) < 100
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"

@@ -9,7 +9,7 @@ never holds a slot. What it shares with the Ray executor (Ticket, Done, Ready) i
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import math
 import os
 import queue
@@ -32,6 +32,18 @@ GIL_SWITCH_INTERVAL_S = 0.001
 COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
 
 
+@dataclass(frozen=True)
+class Drop:
+    """Told to a worker when the run stops: an open loop's tickets not yet sent are dropped, not waited for."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A ticket a slot dropped (the run stopped before it was due): no request was made."""
+
+    worker: str
+
+
 class _Slots:
     """A worker's slots: threads that take tickets from the worker's own queue, as many at a time as the level
     gives the worker, each starting its next request the moment its last one ended (the closed loop, run here: no
@@ -42,6 +54,7 @@ class _Slots:
         self._results, self._worker, self._node, self._cells = results, worker, node, cells
         self._level = Level(0, 0.0)
         self._changed = threading.Condition()
+        self._dropping = threading.Event()
         # Tokens counted by the server's tokenizer, off the slots: a slot's next request never waits for a count
         # (threads started only as counts come; a count as long as COUNTERS_PER_SLOT requests still keeps up).
         self._counter = ThreadPoolExecutor(max_workers=COUNTERS_PER_SLOT * count, thread_name_prefix="count")
@@ -49,7 +62,11 @@ class _Slots:
         for thread in self._threads:
             thread.start()
 
+    def drop(self) -> None:
+        self._dropping.set()
+
     def level(self, level: Level) -> None:
+        self._dropping.clear()
         with self._changed:
             self._level = level
             self._changed.notify_all()
@@ -108,7 +125,9 @@ class _Slots:
                     # Every slot was busy when it was due (a free one would have been waiting here for it):
                     # it waited for a slot, and its start lag holds that wait.
                     first, waited = False, free_since > ticket.scheduled
-                    wait_until(ticket.scheduled)
+                    if not wait_until(ticket.scheduled, self._dropping):
+                        self._results.put(Dropped(self._worker))
+                        continue
                 began = time.perf_counter()
                 due = ticket.scheduled if ticket.scheduled is not None else max(level.started, ended)
                 measurement, finish = measure_ticket_later(ticket, due, self._node)
@@ -123,10 +142,15 @@ class _Slots:
                                                      waited))
 
 
-def wait_until(due: float) -> None:
-    """Until perf_counter reaches `due`: an open loop's request keeps its time whatever the others do."""
+def wait_until(due: float, dropping: threading.Event) -> bool:
+    """Until perf_counter reaches `due` (an open loop's request keeps its time whatever the others do): True; False
+    at once if the run stops meanwhile (a ticket due in minutes never holds a stopping run)."""
+    if dropping.is_set():
+        return False
     while (left := due - time.perf_counter()) > 0:
-        time.sleep(left)
+        if dropping.wait(left):
+            return False
+    return True
 
 
 def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
@@ -150,6 +174,8 @@ def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Seque
     while (message := inbox.get()) is not None:
         if isinstance(message, Level):
             pool.level(message)
+        elif isinstance(message, Drop):
+            pool.drop()
         else:
             pool.ticket(message)
     pool.stop()
@@ -207,7 +233,8 @@ class LocalExecutor:
             raise ExecutorLost(f"worker process {name} (pid {process.pid}) ended while starting (exit status "
                                f"{process.exitcode}): nothing was sent")
 
-    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int,
+                  stop_requested: Callable[[], bool] | None = None) -> Iterator[Done]:
         """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
         up as its requests come back, so that a slot never waits on this process to start its next request."""
         share = dict(zip(self._names, shares(concurrency, self.workers)))
@@ -231,14 +258,21 @@ class LocalExecutor:
         for _ in range(max(share.values()) * 2):
             for name in self._names:
                 feed(name, 1)
-        checked = time.monotonic()
+        checked, dropped = time.monotonic(), False
         while any(backlog.values()) or any(counting.values()):
+            if stop_requested is not None and not dropped and stop_requested():  # an open loop's stop
+                dropped = True
+                for inbox in self._inboxes:
+                    inbox.put(Drop())
             if time.monotonic() - checked >= WORKER_CHECK_EVERY_S:  # the others' rows may keep coming meanwhile
                 self._check_workers(backlog, counting)
                 checked = time.monotonic()
             try:
                 item = self._results.get(timeout=WORKER_CHECK_EVERY_S)
             except queue.Empty:
+                continue
+            if isinstance(item, Dropped):
+                backlog[item.worker] -= 1
                 continue
             if isinstance(item, Freed):
                 backlog[item.worker] -= 1

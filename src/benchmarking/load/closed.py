@@ -135,7 +135,10 @@ def run_load(
                     tickets = _tickets(group, settings, stats.concurrency, load.requests_at(step), deadline,
                                        utc_now(), began, stop_requested)
                 last_received = began
-                for done, last_received in in_background(executor.run_level(tickets, stats.concurrency)):
+                # An open loop's tickets wait in their slots until due: a stop drops them (local workers only).
+                level_run = (executor.run_level(tickets, stats.concurrency, stop_requested)  # type: ignore[call-arg]
+                             if load.rates else executor.run_level(tickets, stats.concurrency))
+                for done, last_received in in_background(level_run):
                     saved = _save(storage, run.id, done.measurement)
                     stats.add(done, saved.created_at)
                     # A count after the request is not part of the level's load: its request ended at `ended`
