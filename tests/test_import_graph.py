@@ -81,7 +81,7 @@ LAYERS = (
     ("engines", {"benchmark_runner", "load", "watch", "report", "site", "console", "check", "scheduler"}),
     ("providers, executors, storage", {"providers", "executors", "storage", "simulator"}),
     ("settings, workloads, pricing, measurement", {"settings", "workloads", "pricing", "measurement", "slo", "figures",
-                                                   "expectations", "dialogue"}),
+                                                   "expectations", "dialogue", "agent_workloads"}),
     ("helpers", {"redaction", "safe_files", "textfile", "csv_cells", "deferred", "durations", "stopping"}),
     ("errors", {"errors", ""}),
 )

@@ -26,7 +26,8 @@ from .providers.gemini_provider import call_gemini
 from .providers.groq_provider import call_groq
 from .providers.openai_provider import call_openai
 from .providers.openrouter_provider import call_openrouter
-from .providers.cells import CallFn, Cell, measure_cell, price_of, sent_output_cap
+from .providers.cells import CallFn, Cell, measure_cell, price_of, sent_output_cap, with_judgement
+from .providers.conversation import Step, converse, input_bounds, is_conversation, requests_per_round
 from .providers.client import kept_clients
 from .providers.custom_provider import call_custom
 from .providers.registry import model_name
@@ -60,6 +61,8 @@ class Reporter(Protocol):
     def testing(self, cell: Cell, round_number: int, rounds: int) -> None: ...
 
     def measured(self, m: Measurement, storage_note: str | None) -> None: ...
+
+    def say(self, line: str = "") -> None: ...
 
     def run_finished(self, status: str, storage_note: str | None) -> None: ...
 
@@ -126,22 +129,24 @@ class CostBound:
 def cost_bound(cells: Sequence[Cell], repeat: int, cache_mode: str) -> CostBound:
     """An upper bound, never an estimate: a token is at least one byte of the prompt (in any tokenizer of bytes), a
     message adds a few tokens of template, and every request uses its whole output cap. `--cache warm` adds an
-    untimed request of one output token per measured one."""
+    untimed request of one output token per measured one (not for a conversation, which has none). A conversation
+    counts each of its requests, its input growing by every earlier answer as long as its cap (input_bounds)."""
     per_model: dict[tuple[str, str], tuple[int, Decimal | None]] = {}
     for cell in cells:
         price = price_of(cell)
-        input_tokens = sum(len(content.encode("utf-8")) + 8 for _, content in cell.prompt.messages) + 16
+        output_tokens = sent_output_cap(cell, cell.settings.max_tokens)
+        inputs = input_bounds(cell.prompt, output_tokens)
         cost = None
         if price is not None:
-            cost = upper_bound_usd(price, input_tokens, sent_output_cap(cell, cell.settings.max_tokens)) * repeat
-            if cache_mode == "warm":
-                cost += upper_bound_usd(price, input_tokens, sent_output_cap(cell, 1)) * repeat
+            cost = sum((upper_bound_usd(price, tokens, output_tokens) for tokens in inputs), Decimal(0)) * repeat
+            if cache_mode == "warm" and not is_conversation(cell.prompt):
+                cost += upper_bound_usd(price, inputs[0], sent_output_cap(cell, 1)) * repeat
         requests, total = per_model.get((cell.provider, cell.model), (0, Decimal(0)))
-        per_model[cell.provider, cell.model] = (requests + repeat, None if cost is None or total is None
+        per_model[cell.provider, cell.model] = (requests + len(inputs) * repeat, None if cost is None or total is None
                                                 else total + cost)
     rows = tuple((provider, model, requests, usd) for (provider, model), (requests, usd) in per_model.items())
     return CostBound(
-        requests=len(cells) * repeat,
+        requests=sum(requests for _, _, requests, _ in rows),
         usd=sum((usd for *_, usd in rows if usd is not None), Decimal(0)),
         unpriced=tuple((provider, model, requests) for provider, model, requests, usd in rows if usd is None),
         per_model=rows,
@@ -174,7 +179,7 @@ def run_benchmark(
     run = new_run(settings)
     cells = plan(settings)
     notes = [storage.create_run(run)]
-    reporter.run_started(run, storage, notes[0], len(cells) * settings.repeat)
+    reporter.run_started(run, storage, notes[0], sum(requests_per_round(c.prompt) for c in cells) * settings.repeat)
     results: list[SavedMeasurement] = []
     status = "failed"
     workload = settings.measured_workload
@@ -184,15 +189,20 @@ def run_benchmark(
                 if stop_requested():
                     break
                 reporter.testing(cell, round_number, settings.repeat)
-                measurement = measure_cell(cell, workload.cache_mode)
-                measurement = replace(
-                    measurement, workload=workload.name, prompt_id=cell.prompt.prompt_id,
-                    input_tier=cell.prompt.input_tier, round=round_number, position=position,
-                    cache_mode=workload.cache_mode,
-                    answer_ok=cell.prompt.expect.met_by(measurement.response_text) if cell.prompt.expect else None,
-                )
-                results.append(_save(storage, run.id, measurement))
-                reporter.measured(measurement, results[-1].storage_note)
+                if is_conversation(cell.prompt):
+                    steps: Iterator[Step] = converse(cell, workload.cache_mode, stop_requested)
+                else:
+                    steps = iter((Step(with_judgement(measure_cell(cell, workload.cache_mode), cell.prompt)),))
+                for step in steps:
+                    measurement = replace(
+                        step.measurement, workload=workload.name, prompt_id=cell.prompt.prompt_id,
+                        input_tier=cell.prompt.input_tier, round=round_number, position=position,
+                        cache_mode=workload.cache_mode,
+                    )
+                    results.append(_save(storage, run.id, measurement))
+                    reporter.measured(measurement, results[-1].storage_note)
+                    if step.ended:
+                        reporter.say(f"   Conversation {cell.prompt.prompt_id} ended: {step.ended}")
         if stop_requested():
             status = "interrupted"
         else:

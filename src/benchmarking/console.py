@@ -99,6 +99,7 @@ class ConsoleReporter:
             cost = "unknown" if m.cost_usd is None else f"${m.cost_usd:.6f}"
             source = " (reported by provider)" if m.cost_source == "provider" else ""
             self.say(f"   Cost: {cost}{source}")
+            self._agent_lines(m)
         else:
             self.say(f"Failed ({m.provider}): {m.error_type}")
             self.say(f"   {m.error_message}")
@@ -111,6 +112,21 @@ class ConsoleReporter:
         self.say(" Saved to DB" if storage_note is None else f" Not in the database: {storage_note}")
         self._done += 1
         self._show_progress()
+
+    def _agent_lines(self, m: Measurement) -> None:
+        """A conversation's request number and cached input, the tools called, and whether the answer was judged
+        right (its `expect`, `expect_tool` and `schema`)."""
+        if m.turn is not None:
+            cached = f", {m.cached_tokens} input tokens cached" if m.cached_tokens else ""
+            self.say(f"   Turn: {m.turn} (session {(m.session_id or '')[:8]}){cached}")
+        if m.tool_calls is not None:
+            names = [str(call.get("name")) for call in _calls(m.tool_calls)]
+            args = f" (arguments complete at {_ms(m.tool_args_ms)})" if m.tool_args_ms is not None else ""
+            self.say(f"   Tool calls: {', '.join(names) or 'none'}{args}")
+        if m.json_valid is not None:
+            self.say(f"   Schema: {'valid JSON' if m.json_valid else 'NOT valid'}")
+        if m.answer_ok is not None:
+            self.say(f"   Answer: {'as expected' if m.answer_ok else 'NOT as expected'}")
 
     def level_done(self, provider: str, model: str, stats: "LevelStats", stopped: str | None) -> None:
         """A load run's level: what the provider did under it (the figures `report --by concurrency` gives for the
@@ -305,3 +321,12 @@ def plan_json(settings: Settings, cells: Sequence[Cell], bound: CostBound | None
         "simulated": settings.simulate,
         "within_max_cost": within,
     }, indent=2)
+
+
+def _calls(text: str) -> list[dict[str, object]]:
+    """The tool_calls column's calls, or none where it does not read as a list of them."""
+    try:
+        calls = json.loads(text)
+    except ValueError:
+        return []
+    return [call for call in calls if isinstance(call, dict)] if isinstance(calls, list) else []

@@ -8,14 +8,20 @@ Imports nothing of providers or storage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import hashlib
 import json
 from pathlib import Path
 import random
 import re
+from typing import Any, Mapping
 import uuid
 
+from .agent_workloads import (
+    AGENT_KEYS, ExpectedTool, Turn, parse_expect_tool, parse_think_time, parse_tool_choice, parse_tool_results,
+    parse_tools, parse_turns, check_schema,
+)
+from .dialogue import tool_name
 from .errors import ConfigError
 from .expectations import Expectation
 from .textfile import MAX_PROMPT_BYTES, read_bounded, shown, utf8_text
@@ -58,6 +64,15 @@ class Prompt:
     input_tier: int | None = None
     max_tokens: int | None = None  # the prompt's own output cap (a prompt file's max_tokens), over any other
     expect: Expectation | None = field(default=None, compare=False)
+    # Agent-shaped traffic (agent_workloads.py, docs/workloads.md): a conversation's user turns (then `messages` holds
+    # the system message, if any, and every turn's text, in order), the tools offered and what is judged.
+    turns: tuple[Turn, ...] = ()
+    think_time_s: float = 0.0
+    tools: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
+    tool_choice: str | Mapping[str, Any] | None = field(default=None, compare=False)
+    expect_tool: ExpectedTool | None = field(default=None, compare=False)
+    tool_results: Mapping[str, str] = field(default_factory=dict, compare=False)
+    schema: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def text(self) -> str:
@@ -67,8 +82,7 @@ class Prompt:
     def with_marker(self, marker: str) -> "Prompt":
         """The same prompt with a unique marker in front of its first message, so no prompt cache can serve it."""
         (role, content), *rest = self.messages
-        return Prompt(self.prompt_id, ((role, f"[{marker}] {content}"), *rest), self.input_tier, self.max_tokens,
-                      self.expect)
+        return replace(self, messages=((role, f"[{marker}] {content}"), *rest))
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,24 @@ def prompt_record(prompt: Prompt) -> dict[str, object]:
         record["max_tokens"] = prompt.max_tokens
     if prompt.expect is not None:
         record["expect"] = prompt.expect.text
+    if prompt.turns:
+        del record["messages"]
+        if prompt.messages[0][0] == "system":
+            record["system"] = prompt.messages[0][1]
+        record["turns"] = [{"text": t.text, **({"expect": t.expect.text} if t.expect else {})} for t in prompt.turns]
+        if prompt.think_time_s:
+            record["think_time_s"] = prompt.think_time_s
+    if prompt.tools:
+        record["tools"] = list(prompt.tools)
+    for key in ("tool_choice", "schema"):
+        if getattr(prompt, key) is not None:
+            record[key] = getattr(prompt, key)
+    if prompt.expect_tool is not None:
+        expected = prompt.expect_tool
+        record["expect_tool"] = expected.name if expected.arguments is None else {
+            "name": expected.name, "arguments": expected.arguments}
+    if prompt.tool_results:
+        record["tool_results"] = dict(prompt.tool_results)
     return record
 
 
@@ -188,11 +220,21 @@ def _messages_from_object(item: dict, where: str) -> tuple[tuple[str, str], ...]
 def _prompt_from_object(item: object, where: str) -> Prompt:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: each line must be a JSON object")
-    unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect"})
+    unknown = sorted(set(item) - {"prompt", "messages", "id", "max_tokens", "system", "expect", *AGENT_KEYS})
     if unknown:
         raise ConfigError(f"{where}: unknown key {shown(unknown[0])}; allowed: prompt, messages, id, max_tokens, "
-                          "system, expect")
-    messages = _messages_from_object(item, where)
+                          f"system, expect, {', '.join(AGENT_KEYS)}")
+    agent = _agent_fields(item, where)
+    if "turns" in item:
+        if "prompt" in item or "messages" in item:
+            raise ConfigError(f"{where}: turns is a conversation of its own: give turns, or prompt/messages, not both")
+        system = item.get("system")
+        if system is not None and not isinstance(system, str):
+            raise ConfigError(f"{where}: system must be text")
+        messages = (*((("system", system),) if system is not None else ()),
+                    *(("user", turn.text) for turn in agent["turns"]))
+    else:
+        messages = _messages_from_object(item, where)
     max_tokens = item.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{where}: max_tokens must be a whole number of at least 1")
@@ -206,13 +248,40 @@ def _prompt_from_object(item: object, where: str) -> Prompt:
     if expect is not None and (not isinstance(expect, str) or not expect):
         raise ConfigError(f"{where}: expect must be text (a substring, or /a regular expression/)")
     texts = [text for message in messages for text in message] + [str(prompt_id or ""), expect or ""]
-    if not all(_is_text(text) for text in texts):
+    if not all(_is_text(text) for text in texts) or not _is_text(json.dumps(
+            {key: item[key] for key in AGENT_KEYS if key in item}, ensure_ascii=False)):
         raise ConfigError(f"{where}: holds a lone surrogate (an escape like \\ud800 that is half of a character): "
                           "write the whole character, or both halves of its pair")
     return Prompt(
         str(prompt_id) if prompt_id is not None else prompt_id_for(messages), messages,
-        max_tokens=max_tokens, expect=Expectation.parse(expect, where) if expect else None,
+        max_tokens=max_tokens, expect=Expectation.parse(expect, where) if expect else None, **agent,
     )
+
+
+def _agent_fields(item: dict, where: str) -> dict[str, Any]:
+    """The Prompt fields of an entry's agent keys (agent_workloads.py checks each), each refused in one line."""
+    fields: dict[str, Any] = {}
+    if "turns" in item:
+        fields["turns"] = parse_turns(item["turns"], where)
+    if "think_time_s" in item:
+        if "turns" not in item:
+            raise ConfigError(f"{where}: think_time_s is the pause between the turns of a conversation: give turns")
+        fields["think_time_s"] = parse_think_time(item["think_time_s"], where)
+    if "tools" in item:
+        fields["tools"] = parse_tools(item["tools"], where)
+    names = [tool_name(tool) for tool in fields.get("tools", ())]
+    for key in ("tool_choice", "expect_tool", "tool_results"):
+        if key in item and not names:
+            raise ConfigError(f"{where}: {key} needs tools: give the entry's tools")
+    if "tool_choice" in item:
+        fields["tool_choice"] = parse_tool_choice(item["tool_choice"], names, where)
+    if "expect_tool" in item:
+        fields["expect_tool"] = parse_expect_tool(item["expect_tool"], names, where)
+    if "tool_results" in item:
+        fields["tool_results"] = parse_tool_results(item["tool_results"], names, where)
+    if "schema" in item:
+        fields["schema"] = check_schema(item["schema"], where)
+    return fields
 
 
 def _is_text(text: str) -> bool:

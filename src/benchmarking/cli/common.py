@@ -62,7 +62,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
                              "output cap that fits (100: 300, 1k: 1000, 10k: 1500, 100k: 2000)")
     prompt.add_argument("--prompts", metavar="FILE",
                         help="a set of your own prompts: .txt (separated by lines of ---) or .jsonl (one object a "
-                             "line: prompt or messages, and optional id, max_tokens, system, expect)")
+                             "line: prompt or messages, or turns, and optional id, max_tokens, system, expect, tools, "
+                             "tool_choice, expect_tool, tool_results, schema, think_time_s; docs/workloads.md)")
     what.add_argument(
         "--config", metavar="PATH",
         help="benchmark.toml with extra OpenAI-compatible endpoints (default: BENCHMARK_CONFIG or ./benchmark.toml)",
@@ -166,14 +167,22 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         if given or args.engine != "local":
             raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
         return None
+    loop = "--rate" if args.rate is not None else "--concurrency"
+    if settings is not None and settings.workload is not None:
+        from ..providers.conversation import is_conversation
+
+        talk = next((p for p in settings.workload.prompts if is_conversation(p)), None)
+        if talk is not None:
+            raise ConfigError(f"{loop}: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
+                              f"which a load run does not send: measure it without {loop}")
+    levels = []
+    for part in ([] if args.rate is not None else args.concurrency.split(",")):
+        levels.append(whole_number(part.strip(), "--concurrency (each level)"))
     if args.requests is not None and args.level_duration is not None:
         raise ConfigError("give --requests or --duration, not both")
     requests = whole_number(args.requests, "--requests") if args.requests is not None else None
     if args.rate is not None:
         return open_load_from_args(args, settings, requests, _duration(args), _max_error_rate(args))
-    levels = []
-    for part in args.concurrency.split(","):
-        levels.append(whole_number(part.strip(), "--concurrency (each level)"))
     if requests is not None and requests < max(levels):
         raise ConfigError(f"--requests {requests} is below the concurrency {max(levels)}: a level could never have "
                           "that many in flight")

@@ -56,13 +56,21 @@ def _rate_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "
     return render(rows, fmt, title, selection)
 
 
+def _turn_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
+    from ..report.turns import NO_TURNS, render, turn_rows
+
+    if fmt in MACHINE_FORMATS and not turn_rows(rows):
+        print(NO_TURNS, file=sys.stderr)  # stdout stays json or csv: no turn
+    return render(rows, fmt, title, selection)
+
+
 MACHINE_FORMATS = ("json", "csv")  # what a program reads: always printed whole, even with nothing in it
 
 
 # --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
 # selection, SLOs) -> text.
-OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {"concurrency": _concurrency_table,
-                                                                                     "rate": _rate_table}
+OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {
+    "concurrency": _concurrency_table, "turn": _turn_table, "rate": _rate_table}
 
 
 def report_main(argv: list[str]) -> int:
@@ -72,7 +80,7 @@ def report_main(argv: list[str]) -> int:
     from ..report.selection import (
         Selection, ends_after_it_starts, parse_duration, parse_run_id, parse_time, select, span_of, window_selection,
     )
-    from ..report.views import summarise, summarise_stored, with_slo
+    from ..report.views import summarise, summarise_stored, with_agent, with_slo
     from ..measurement import utc_now
     from ..storage import open_backend
 
@@ -96,11 +104,15 @@ def report_main(argv: list[str]) -> int:
     out.add_argument("--by", choices=report_keys(), default="provider", metavar="KEY",
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
                           "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
-                          "tier (input tier), prompt, api (the API measured through); or concurrency: a table per "
+                          "tier (input tier), prompt (with tool-choice accuracy, tool-argument time, schema-valid rate and a "
+                          "conversation's time, requests only, where prompts have them), api (the API measured through); or concurrency: a table per "
                           "load level of each provider and model (requests/s, output tokens/s, TTFT and latency "
                           "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
-                          "stopped, goodput where SLOs are set); or rate: a table per open-loop arrival rate (--rate "
-                          "runs: achieved requests/s, response time from the scheduled start, start lag, harness-bound)")
+                          "stopped, goodput where SLOs are set); or turn: a table per turn of the stored "
+                          "conversations (TTFT p50/p90, input tokens, cached share, cost, the change against turn 1) "
+                          "and what the prompt cache saved from turn 2 on; or rate: a table per open-loop arrival "
+                          "rate (--rate runs: achieved requests/s, response time from the scheduled start, start "
+                          "lag, harness-bound)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields; "
                           "--compare prints a table or json")
@@ -174,7 +186,8 @@ def report_main(argv: list[str]) -> int:
         rows: list = []
         # The figures alone: the database gathers them. A chart or an export needs the rows themselves.
         # A table of its own and SLO attainment are computed from the rows too.
-        needs_rows = own_table or args.export or args.plot or settings.slo.configured
+        # So is the per-prompt view's tool, schema and conversation figures.
+        needs_rows = own_table or args.export or args.plot or settings.slo.configured or by == "prompt"
         if needs_rows or (gathered := summarise_stored(storage, base, by)) is None:
             rows = select(storage, base, with_text=bool(args.export))
             gathered = (summarise(rows, by), span_of(rows) if rows else None)
@@ -199,6 +212,8 @@ def report_main(argv: list[str]) -> int:
         return ExitStatus.OK
     if settings.slo.configured:
         summaries = with_slo(summaries, rows, settings.slo, by)
+    if by == "prompt":
+        summaries = with_agent(summaries, rows, by)
     title = report_title(span, base, by)
     if own_table:
         print(own_table(rows, args.format, title, base, settings.slo), end="")

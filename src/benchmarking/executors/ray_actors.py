@@ -18,6 +18,10 @@ error_type 'worker_lost', the ones queued behind them (never started) go to the 
 with the other actors. A lost actor is started again (on its node, or another if that one is gone) before the next
 level, or at once if no slot is left.
 
+The cluster's head (its GCS) that stops answering ends the run within HEAD_LOST_AFTER_S, its requests in flight stored
+as 'worker_lost': Ray would end this process at 60 s. It is watched from the thread that hands the rows on, not by
+the level's loop, which may then be waiting inside a call to Ray for the head to come back.
+
 Ray is optional (requirements-ray.txt): nothing here imports it until connect() is called.
 """
 
@@ -28,104 +32,25 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 import math
-import os
 import queue
-import socket
 import sys
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from ..providers.cells import Cell, prepare_cell
+from ..providers.cells import Cell
 from ..errors import ConfigError
 from ..measurement import Measurement, utc_now
-from ..redaction import scrub_output_of_this_process
-from .ray_cluster import INSTALL_HINT, connect, gcs_host_port, one_line, require_ray
-from .tickets import SLOTS_PER_WORKER, Done, ExecutorLost, Ready, Ticket, client_key_of, measure_ticket
+from .ray_cluster import (HEAD_CHECK_EVERY_S, HEAD_LOST_AFTER_S, INSTALL_HINT, HeadWatch, connect, gcs_host_port,
+                          one_line, require_ray)
+from .ray_slots import STOP_TIMEOUT_S, SlotsActor
+from .tickets import SLOTS_PER_WORKER, Done, ExecutorLost, Ticket
 
 READY_TIMEOUT_S = 180.0  # actors start, import the SDKs and warm their clients
-STOP_TIMEOUT_S = 10.0
-HEAD_CHECK_EVERY_S = 1.0  # the driver checks that the cluster's head (its GCS) still answers
-HEAD_LOST_AFTER_S = 8.0  # not answering this long: the head is gone (Ray itself would end the driver at 60 s)
 
 
 class ClusterLost(ExecutorLost):
     """Every Ray actor was lost and none could be started again, or the cluster's head stopped answering."""
-
-
-def node_label(node_id: str) -> str:
-    """What a row stores in `node` on Ray: the host name and the Ray node id (two nodes may share a host)."""
-    return f"{socket.gethostname()}/{node_id}"
-
-
-class SlotsActor:
-    """One Ray actor: slot threads on its node, each a slot loop with its own clients; one request at a time each.
-
-    The driver keeps each slot's next request queued here behind the one it is making, numbered, so that a slot
-    starts its next request the moment its last one ends. Made a Ray actor by RayExecutor (ray.remote), so that this
-    module imports without Ray.
-    """
-
-    def __init__(self, worker: str, cells: Sequence[Cell], slots: int) -> None:
-        import ray
-
-        scrub_output_of_this_process()  # its lines reach Ray's log files and the driver's console
-        self.worker = worker
-        self.node = node_label(ray.get_runtime_context().get_node_id())
-        self._cells = list(cells)
-        self._jobs: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
-        self._results: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(slots)]
-        self._turn = threading.Condition()
-        self._next = [0] * slots  # the number of each slot's next request
-        self._ended = [0.0] * slots  # when each slot's last request ended (perf_counter, this host)
-        self._threads = [threading.Thread(target=self._slot, args=(index,), daemon=True) for index in range(slots)]
-        for thread in self._threads:
-            thread.start()
-        for results in self._results:  # every slot's clients ready before the actor is
-            ready = results.get()
-            assert isinstance(ready, Ready)
-
-    def _slot(self, index: int) -> None:
-        """One slot: its own clients, built and warmed for every endpoint, then one request at a time."""
-        from ..providers.client import kept_clients
-
-        jobs, results = self._jobs[index], self._results[index]
-        with kept_clients():
-            for cell in {client_key_of(cell): cell for cell in self._cells}.values():
-                prepare_cell(cell)
-            results.put(Ready(self.worker, time.process_time()))
-            while (job := jobs.get()) is not None:
-                ticket, due = job
-                began = time.perf_counter()
-                measurement = measure_ticket(ticket, due, self.node)
-                ended = time.perf_counter()
-                results.put(Done(measurement, self.worker, time.process_time(), ended, ticket.ramp, ended - began))
-
-    def info(self) -> dict[str, Any]:
-        return {"node": self.node, "pid": os.getpid(), "slots": len(self._threads), "cpu_s": time.process_time()}
-
-    def measure(self, slot: int, number: int, ticket: Ticket) -> Done:
-        """Make a slot's request number `number` once the ones before it are done, and return its row.
-
-        Its start lag is counted on this host: from when the slot's last request ended, or for the first request of
-        a level (the ramp) from its arrival here, since the driver's clock (its level start) is not this host's.
-        """
-        arrived = time.perf_counter()
-        with self._turn:
-            self._turn.wait_for(lambda: self._next[slot] == number)
-        self._jobs[slot].put((ticket, arrived if ticket.ramp else self._ended[slot]))
-        done = self._results[slot].get()
-        with self._turn:
-            self._ended[slot] = done.ended
-            self._next[slot] += 1
-            self._turn.notify_all()
-        return done
-
-    def stop(self) -> None:
-        for jobs in self._jobs:
-            jobs.put(None)
-        for thread in self._threads:
-            thread.join(timeout=STOP_TIMEOUT_S)
 
 
 @dataclass
@@ -149,15 +74,66 @@ class _Slot:
     index: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Sent:
     """A request handed to a slot, not yet back."""
 
-    ref: Any
     slot: _Slot
     number: int
     ticket: Ticket
     sent_at: datetime
+
+
+class _LevelEnded(Exception):
+    """The level was ended (its cluster's head is gone): its loop's thread sends and hands on nothing more."""
+
+
+_FINISHED = object()
+
+
+@dataclass
+class _Level:
+    """A level between the thread that runs its loop and the one that hands its rows on (RayExecutor.run_level).
+
+    A request is unanswered from when it is sent until its row is handed on, both under the lock, so that once the
+    level is ended each request has either its row handed on or is among those end() returns, never both or neither.
+    """
+
+    handed: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)  # rows, then _FINISHED or an error
+    unanswered: set[_Sent] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ended: bool = False
+
+    def run(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except _LevelEnded:
+            return
+        except BaseException as exc:  # raised again where the rows are handed on
+            self.handed.put(exc)
+        else:
+            self.handed.put(_FINISHED)
+
+    def sent(self, sent: _Sent) -> None:
+        with self.lock:
+            if self.ended:
+                raise _LevelEnded
+            self.unanswered.add(sent)
+
+    def hand(self, sent: _Sent, done: Done | None) -> None:
+        """A request's row handed on; None for one given back to the other slots (never started: no row)."""
+        with self.lock:
+            if self.ended:
+                raise _LevelEnded
+            self.unanswered.remove(sent)
+            if done is not None:
+                self.handed.put(done)
+
+    def end(self) -> list[_Sent]:
+        """Ends the level: the requests still in flight, whose rows will never be handed on."""
+        with self.lock:
+            self.ended = True
+            return sorted(self.unanswered, key=lambda s: (s.slot.actor.worker, s.slot.index, s.number))
 
 
 def plan_actors(nodes: Sequence[tuple[str, int]], max_concurrency: int) -> list[tuple[str, int]]:
@@ -187,12 +163,10 @@ class RayExecutor:
         self._actors: list[_Actor] = []
         self._closed = False
         self._head_lost = False
-        self._head_silent_since: float | None = None
-        self._head_checked = time.monotonic()
         self._workers = 0
         self.cpu_seen: dict[str, float] = {}  # each actor's CPU when last heard from (run_load's level baseline)
         self._ray = connect(address)
-        self._gcs = gcs_host_port(self._ray)
+        self._head = HeadWatch(gcs_host_port(self._ray))
         self._actor_class = self._ray.remote(SlotsActor)
         try:
             nodes = self._usable_nodes()
@@ -275,18 +249,40 @@ class RayExecutor:
     # ---- a level ---------------------------------------------------------------------------------------------------
 
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+        """The level's loop runs on a thread of its own (_run_level) and hands its rows on here, where the cluster's
+        head is watched: a call to Ray that needs the head (starting an actor, listing the nodes) waits for it, up to
+        Ray's own 60 s, when it is gone, so the loop itself cannot be the one to notice that it is."""
+        level = _Level()
+        threading.Thread(target=level.run, args=(lambda: self._run_level(tickets, concurrency, level),),
+                         name="ray-level", daemon=True).start()
+        while True:
+            try:
+                item = level.handed.get(timeout=HEAD_CHECK_EVERY_S)
+            except queue.Empty:
+                item = None
+            if item is _FINISHED:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if item is not None:
+                yield item
+            if self._head.gone():  # the actors' rows may still come, but Ray ends this process soon
+                yield from self._settle_head_lost(level)
+
+    def _run_level(self, tickets: Iterator[Ticket], concurrency: int, level: _Level) -> None:
+        """The level's closed loop: each request's row handed on to `level` as it comes back."""
         ray = self._ray
-        pending: dict[Any, _Sent] = {}
+        pending: dict[Any, _Sent] = {}  # by the ref of its answer
         given_back: deque[Ticket] = deque()  # queued on a lost actor, never started: for the other slots
 
         def next_ticket() -> Ticket | None:
             return given_back.popleft() if given_back else next(tickets, None)
 
         def send(slot: _Slot, ticket: Ticket) -> None:
-            number = slot.actor.numbers[slot.index]
+            sent = _Sent(slot, slot.actor.numbers[slot.index], ticket, utc_now())
             slot.actor.numbers[slot.index] += 1
-            ref = slot.actor.handle.measure.remote(slot.index, number, ticket)
-            pending[ref] = _Sent(ref, slot, number, ticket, utc_now())
+            level.sent(sent)
+            pending[slot.actor.handle.measure.remote(slot.index, sent.number, ticket)] = sent
 
         while not self._closed:
             if not pending:  # the level's start, or every slot of it was lost: a ramp on the live slots
@@ -306,10 +302,10 @@ class RayExecutor:
                         send(slot, replace(ticket, ramp=ramp))
                         ticket = None
             ready: list[Any] = []
-            while not ready:
+            while not ready and not level.ended:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEAD_CHECK_EVERY_S)
-                if self._head_gone():  # the actors' rows may still come, but Ray ends this process soon
-                    yield from self._settle_head_lost(pending)
+            if not ready:
+                return
             (ref,) = ready
             sent = pending[ref]
             try:
@@ -317,62 +313,54 @@ class RayExecutor:
             except ray.exceptions.RayTaskError:
                 raise  # the measuring code itself failed: a bug to see, not a lost worker
             except ray.exceptions.RayError:
-                yield from self._settle_lost(sent.slot.actor, pending, given_back)
+                self._settle_lost(sent.slot.actor, pending, given_back, level)
                 continue
             del pending[ref]
             sent.slot.actor.cpu_s = done.worker_cpu_s
             if (ticket := next_ticket()) is not None:  # queued behind the one this slot is making now
                 send(sent.slot, replace(ticket, ramp=False))
-            yield done
+            level.hand(sent, done)
 
-    def _settle_lost(self, actor: _Actor, pending: dict[Any, _Sent], given_back: deque[Ticket]) -> Iterator[Done]:
+    def _settle_lost(self, actor: _Actor, pending: dict[Any, _Sent], given_back: deque[Ticket], level: _Level) -> None:
         """An actor is lost: of each of its slots' requests, those that came back are rows as usual, the one in
         flight is a `worker_lost` failure, and the ones queued behind it (never started) go to the other slots."""
         ray = self._ray
         self._lose(actor)
-        mine = sorted((s for s in pending.values() if s.slot.actor is actor), key=lambda s: (s.slot.index, s.number))
-        ray.wait([s.ref for s in mine], num_returns=len(mine), timeout=STOP_TIMEOUT_S)
+        mine = sorted(((ref, s) for ref, s in pending.items() if s.slot.actor is actor),
+                      key=lambda item: (item[1].slot.index, item[1].number))
+        ray.wait([ref for ref, _ in mine], num_returns=len(mine), timeout=STOP_TIMEOUT_S)
         broken: set[int] = set()  # slots whose request in flight was lost
-        for sent in mine:
-            del pending[sent.ref]
+        for ref, sent in mine:
+            del pending[ref]
             if sent.slot.index in broken:
                 given_back.append(sent.ticket)
+                level.hand(sent, None)
                 continue
             try:
-                done = ray.get(sent.ref, timeout=0)
+                done = ray.get(ref, timeout=0)
             except ray.exceptions.RayTaskError:
                 raise
             except ray.exceptions.RayError as exc:
                 broken.add(sent.slot.index)
-                yield worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, exc)
+                level.hand(sent, worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, exc))
             else:
-                yield done
+                level.hand(sent, done)
 
-    def _head_gone(self) -> bool:
-        """True once the cluster's head has not answered for HEAD_LOST_AFTER_S (checked every HEAD_CHECK_EVERY_S)."""
-        now = time.monotonic()
-        if self._gcs is None or now - self._head_checked < HEAD_CHECK_EVERY_S:
-            return False
-        self._head_checked = now
-        try:
-            socket.create_connection(self._gcs, timeout=HEAD_CHECK_EVERY_S).close()
-        except OSError:
-            self._head_silent_since = self._head_silent_since or now
-            return now - self._head_silent_since >= HEAD_LOST_AFTER_S
-        self._head_silent_since = None
-        return False
-
-    def _settle_head_lost(self, pending: dict[Any, _Sent]) -> Iterator[Done]:
-        """The head is gone: each request in flight is a `worker_lost` row, the run ends (ClusterLost)."""
+    def _settle_head_lost(self, level: _Level) -> Iterator[Done]:
+        """The head is gone: the rows already handed on are stored, each request still in flight is a `worker_lost`
+        row, and the run ends (ClusterLost); the level's loop, likely waiting on Ray, is left behind."""
         self._head_lost = True
-        host, port = self._gcs or ("?", 0)
+        in_flight = level.end()
+        host, port = self._head.gcs or ("?", 0)
         message = (f"the Ray cluster's head at {host}:{port} stopped answering for {HEAD_LOST_AFTER_S:.0f} s: "
-                   f"{len(pending)} requests in flight stored as lost (worker_lost), the run ends here")
+                   f"{len(in_flight)} requests in flight stored as lost (worker_lost), the run ends here")
         print(f"Ray: {message}", file=sys.stderr, flush=True)
-        for sent in sorted(pending.values(), key=lambda s: (s.slot.index, s.number)):
+        while not level.handed.empty():
+            if isinstance(item := level.handed.get(), Done):
+                yield item
+        for sent in in_flight:
             actor = sent.slot.actor
             yield worker_lost(sent.ticket, actor.node, actor.worker, actor.cpu_s, sent.sent_at, ClusterLost(message))
-        pending.clear()
         raise ClusterLost(message)
 
     def _lose(self, actor: _Actor) -> None:

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any, Iterator
 
 from ..errors import ConfigError
@@ -21,6 +22,8 @@ INSTALL_HINT = "pip install -r requirements-ray.txt"
 REACH_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 20.0  # a port that answers but is not a Ray cluster would otherwise keep ray.init waiting
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # rows are small; a local Ray need not reserve 30 % of the memory
+HEAD_CHECK_EVERY_S = 1.0  # the driver checks that the cluster's head (its GCS) still answers
+HEAD_LOST_AFTER_S = 8.0  # not answering this long: the head is gone (Ray itself would end the driver at 60 s)
 
 
 def ray_installed() -> bool:
@@ -52,6 +55,30 @@ def gcs_host_port(ray: Any) -> tuple[str, int] | None:
         return (host.strip("[]"), int(port)) if host and port.isdigit() else None
     except Exception:
         return None
+
+
+class HeadWatch:
+    """Whether the cluster's head (its GCS) still answers, asked of its port, never of Ray: every call to Ray that
+    needs the head waits for it, up to Ray's own 60 s, when it is gone."""
+
+    def __init__(self, gcs: tuple[str, int] | None) -> None:
+        self.gcs = gcs
+        self._checked = time.monotonic()
+        self._silent_since: float | None = None
+
+    def gone(self) -> bool:
+        """True once the head has not answered for HEAD_LOST_AFTER_S (asked at most every HEAD_CHECK_EVERY_S)."""
+        now = time.monotonic()
+        if self.gcs is None or now - self._checked < HEAD_CHECK_EVERY_S:
+            return False
+        self._checked = now
+        try:
+            socket.create_connection(self.gcs, timeout=HEAD_CHECK_EVERY_S).close()
+        except OSError:
+            self._silent_since = self._silent_since or now
+            return now - self._silent_since >= HEAD_LOST_AFTER_S
+        self._silent_since = None
+        return False
 
 
 def one_line(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime
 import time
 from typing import Callable, Iterator, Protocol
 
-from ..providers.cells import Cell, measure_cell
+from ..providers.cells import Cell, measure_cell, with_judgement
 from ..deferred import finishing_later
 from ..measurement import Measurement
 
@@ -76,10 +76,15 @@ def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
 
 
 def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
+    """The row as a load run stores it: judged as a sequential run's is (answer_ok, json_valid), with its prompt (as
+    worker_lost's row has it) and its level (an open loop's: its rate and scheduled start)."""
+    prompt = ticket.cell.prompt
+    measurement = replace(with_judgement(measurement, prompt), prompt_id=prompt.prompt_id,
+                          input_tier=prompt.input_tier, cache_mode=ticket.cache_mode)
     # An open loop's rows say their rate, not a level of requests in flight (`report --by rate`, not concurrency).
-    return replace(measurement, concurrency=None if ticket.request_rate is not None else ticket.concurrency, level_started_at=ticket.level_started_at,
-                   start_lag_ms=max(0.0, began - due) * 1000, node=node, request_rate=ticket.request_rate,
-                   scheduled_at=ticket.scheduled_at)
+    return replace(measurement, concurrency=None if ticket.request_rate is not None else ticket.concurrency,
+                   level_started_at=ticket.level_started_at, start_lag_ms=max(0.0, began - due) * 1000, node=node,
+                   request_rate=ticket.request_rate, scheduled_at=ticket.scheduled_at)
 
 
 def measure_ticket_later(ticket: Ticket, due: float, node: str

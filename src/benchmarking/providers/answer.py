@@ -45,6 +45,7 @@ class Answer:
     too_large: str | None = None  # what was too large to read (an event, a plain body), where the answer broke off
     tool_calls: tuple[ToolCall, ...] = ()  # the tool calls the answer made, in order, arguments whole
     tool_args_at: float | None = None  # when the last tool call's arguments were complete (its last piece came)
+    tool_calls_truncated: bool = False  # the calls' arguments went past what is kept (tool_calls.KEPT_ARGUMENT_CHARS)
 
     @property
     def has_output(self) -> bool:

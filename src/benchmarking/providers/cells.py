@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..agent_workloads import judged
 from ..deferred import finishing_now
+from ..dialogue import Exchange, Message
+from ..expectations import Expectation
 from ..measurement import Measurement
 from ..pricing import Price
 from ..settings.model import ProviderSettings
@@ -43,10 +46,37 @@ def sent_output_cap(cell: Cell, max_tokens: int) -> int:
     return max(max_tokens, getattr(provider_wire(cell.provider, cell.settings).dialect, "MIN_OUTPUT_TOKENS", 1))
 
 
+def sent(prompt: Prompt, messages: tuple[Message, ...], cache_through: int | None = None) -> PromptInput:
+    """What a call sends for a prompt's messages: an Exchange with its tools and schema, or the plain (role, content)
+    pairs where nothing else is asked (what every dialect has always taken)."""
+    exchange = Exchange(messages, tuple(prompt.tools), prompt.tool_choice, prompt.schema, cache_through)
+    plain = exchange.plain
+    return plain if plain is not None else exchange
+
+
+def with_judgement(measurement: Measurement, prompt: Prompt, *, first: bool = True, final: bool = True,
+                   expect: Expectation | None = None) -> Measurement:
+    """A request's row with answer_ok and json_valid judged (agent_workloads.judged), and tool_calls "[]" where tools
+    were offered and none was called. `first`: the entry's first request (expect_tool is judged there); `final`: the
+    last of its user turn (its text is judged there: `expect`, else the prompt's, and the schema)."""
+    expect = (expect or prompt.expect) if final else None
+    expect_tool = prompt.expect_tool if first else None
+    schema = prompt.schema if final else None
+    if not measurement.success:  # no answer: it met none of what was asked of it
+        judging = expect is not None or expect_tool is not None or schema is not None
+        return replace(measurement, answer_ok=False if judging else None)
+    answer_ok, json_valid = judged(measurement.response_text, measurement.calls, expect=expect,
+                                   expect_tool=expect_tool, schema=schema)
+    tool_calls = measurement.tool_calls if measurement.tool_calls is not None or not prompt.tools else "[]"
+    return replace(measurement, answer_ok=answer_ok, json_valid=json_valid, tool_calls=tool_calls)
+
+
 def measure_cell(cell: Cell, cache_mode: str) -> Measurement:
-    """One timed request of a cell, with the prompt cache busted, warmed first, or left alone."""
+    """One timed request of a cell (a single-request entry), with the prompt cache busted, warmed first, or left
+    alone. Not judged here: the caller judges the whole measurement (with_judgement), after any step left for later."""
     prompt = cell.prompt.with_marker(cache_marker()) if cache_mode == "bust" else cell.prompt
+    request = sent(prompt, tuple(Message(role, content) for role, content in prompt.messages))
     if cache_mode == "warm":  # the same prompt once, untimed and one token long, so that the timed one finds it cached
         with finishing_now():  # nothing of it is kept, nor left for later
-            cell.call_fn(prompt.messages, cell.model, replace(cell.settings, max_tokens=1, retries=0))
-    return cell.call_fn(prompt.messages, cell.model, cell.settings)
+            cell.call_fn(request, cell.model, replace(cell.settings, max_tokens=1, retries=0))
+    return cell.call_fn(request, cell.model, cell.settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import warnings
 from typing import Any
 
@@ -19,6 +20,8 @@ __all__ = ["DEFAULT_MODEL", "PRICING", "WIRE", "call_gemini"]
 # The SDK warns on stderr of a value its enums do not know (a new finishReason): the answer's own bytes are what is
 # read and stored (dialects/generate_content.py), so its parsing has nothing to say on the console.
 warnings.filterwarnings("ignore", r".* is not a valid \w+$", UserWarning, r"google\.genai\.")
+# Nor does its note, logged as it parses a chunk with a function call, that `.text` (which is not read) leaves it out.
+logging.getLogger("google_genai.types").setLevel(logging.ERROR)
 
 
 def build_client(sdk: Any, *, api_key: str, base_url: str, timeout: float, max_retries: int,

@@ -14,6 +14,7 @@ from ..redaction import scrub_known
 from .answer import Answer, request_id_of
 from .cost import cost_fields
 from .dialects import Dialect
+from .dialects.tool_calls import KEPT_ARGUMENT_CHARS
 from .failures import Failure, known_secrets
 from .numbers import part_of, text_count
 from .tokenize import ServerCount
@@ -75,6 +76,9 @@ def measurement_of(
     warnings += tuple(f"{provider} sent a value that makes no sense: {p}" for p in problems)
     if counted is not None and counted.problem:
         warnings += (counted.problem,)
+    if answer.tool_calls_truncated:
+        warnings += (f"{provider} sent tool-call arguments past the {KEPT_ARGUMENT_CHARS} characters kept: "
+                     "they were cut",)
     # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models; a
     # reasoning summary streams in their place) are not part of the decode that the stream shows: without them,
     # the decode starts at the answer's first token, not at the first thing streamed.

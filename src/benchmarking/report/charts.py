@@ -3,8 +3,8 @@
 Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
 provider, and cost against latency. Below them, panels drawn only when the data has something to show: median TTFT
 and latency by hour of day (UTC, when the rows span more than one hour of day), TTFT against input tokens (prefill:
-runs at several input sizes) and throughput against latency (load runs, one point per level). The HTML page embeds
-the same picture and the summary table; it loads nothing from the network.
+runs at several input sizes), throughput against latency (load runs, one point per level) and TTFT by turn
+(conversations). The HTML page embeds the same picture and the summary table; it loads nothing from the network.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .formats import summary_fields
 from .load import LevelReport, by_concurrency
 from .selection import Row, window_text
 from .statistics import PERCENTILES, Summary, rolling_median
+from .turns import TurnFigures, by_turn
 
 PLOT_SUFFIXES = (".png", ".html")
 
@@ -149,9 +150,33 @@ def prefill_panel(rows: Sequence[Row]) -> Panel | None:
     return Panel("Time to first token against input tokens (prefill), one request at a time", draw)
 
 
+def turn_panel(rows: Sequence[Row]) -> Panel | None:
+    """TTFT p50 (solid) and p90 (dashed) by turn of the stored conversations, per provider and model (turns.by_turn's
+    figures): drawn where rows with a turn exist."""
+    series: dict[str, list[TurnFigures]] = {}
+    for figures in by_turn(rows):
+        if figures.ttft_ms[50] is not None:
+            series.setdefault(f"{figures.provider} / {figures.model}", []).append(figures)
+    if not series:
+        return None
+
+    def draw(ax: Any) -> None:
+        for index, (label, turns) in enumerate(series.items()):
+            colour = f"C{index % 10}"
+            ax.plot([f.turn for f in turns], [f.ttft_ms[50] for f in turns], marker="o", color=colour,
+                    label=f"{label} p50")
+            p90 = [(f.turn, f.ttft_ms[90]) for f in turns if f.ttft_ms[90] is not None]
+            if p90:
+                ax.plot(*zip(*p90), marker=".", linestyle="--", color=colour, alpha=0.6, label=f"{label} p90")
+        ax.set(xlabel="turn of the conversation", ylabel="TTFT (ms)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+    return Panel("Time to first token by turn of the conversations (report --by turn)", draw)
+
+
 def extra_panels(rows: Sequence[Row]) -> list[Panel]:
     """The panels this data has something to show in, in the order they are drawn."""
-    optional = (prefill_panel(rows), throughput_latency_panel(rows))
+    optional = (prefill_panel(rows), throughput_latency_panel(rows), turn_panel(rows))
     return hour_of_day_panels(rows) + [panel for panel in optional if panel is not None]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from decimal import Decimal
 import io
 import json
@@ -18,7 +19,7 @@ from ..storage import GroupValues, SelectionSpan
 from ..storage.schema import plain, result_row
 from .groups import GROUP_KEYS, group_label
 from .selection import Row, Selection, span_of
-from .statistics import PERCENTILES, Summary, summary_of
+from .statistics import AGENT_PERCENTILES, PERCENTILES, AgentFigures, Summary, summary_of
 
 
 def summary_fields(s: Summary) -> dict[str, object]:
@@ -38,19 +39,45 @@ def summary_fields(s: Summary) -> dict[str, object]:
     for q in PERCENTILES:
         values[f"latency_p{q}_ms"] = rounded(s.latency_ms[q])
     values["tokens_per_second_p50"] = rounded(s.tokens_per_second_p50)
-    values["cost_mean_usd"] = _decimal(s.cost_mean_usd)
-    values["cost_total_usd"] = _decimal(s.cost_total_usd)
-    values["cost_per_1k_output_tokens_usd"] = _decimal(s.cost_per_1k_output_tokens_usd)
+    values["cost_mean_usd"] = exact_text(s.cost_mean_usd)
+    values["cost_total_usd"] = exact_text(s.cost_total_usd)
+    values["cost_per_1k_output_tokens_usd"] = exact_text(s.cost_per_1k_output_tokens_usd)
     values["top_errors"] = _counts(s.top_errors)
     values["upstream_providers"] = _counts(s.upstream_providers)
     values["answers_judged"] = s.answers_judged
     values["correct_answer_rate"] = rounded(s.correct_rate, 4)
+    if s.agent is not None:
+        values |= agent_fields(s.agent)
     if s.slo is not None:
         values["slo_attainment"] = rounded(s.slo.attainment, 4)
         values["goodput_per_hour"] = rounded(s.slo.goodput_per_hour)
     values["fastest"] = s.fastest
     values["cheapest"] = s.cheapest
     return values
+
+
+def agent_fields(a: AgentFigures) -> dict[str, object]:
+    """Per prompt: tool choice, tool-argument times, schemas, conversations (json and csv)."""
+    values: dict[str, object] = {"tool_choices_judged": a.tool_judged,
+                                 "tool_choice_accuracy": rounded(a.tool_correct_rate, 4)}
+    for q in AGENT_PERCENTILES:
+        values[f"tool_args_p{q}_ms"] = rounded(a.tool_args_ms[q])
+    values |= {"schema_answers": a.schema_judged, "schema_valid_rate": rounded(a.schema_valid_rate, 4),
+               "conversations": a.conversations, "conversation_requests_only_p50_ms": rounded(a.conversation_ms_p50)}
+    return values
+
+
+AGENT_NOTE = ("tool ok %: expect_tool met, over the requests that offered tools and named one; tool args: from the "
+              "start until the last tool call's arguments were complete; schema ok %: answers that parsed and followed "
+              "the prompt's schema; conversation: the sum of a session's request latencies (requests only: think time "
+              "is not stored), the median over sessions whose every request has a latency")
+NO_AGENT = AgentFigures(0, 0, {q: None for q in AGENT_PERCENTILES}, 0, 0, 0, None)
+
+
+def _agent_cells(a: AgentFigures | None) -> list[str]:
+    a = a or NO_AGENT
+    return [_percent(a.tool_correct_rate), " / ".join(cell_text(a.tool_args_ms[q]) for q in AGENT_PERCENTILES),
+            _percent(a.schema_valid_rate), cell_text(a.conversation_ms_p50)]
 
 
 def _counts(counted: Sequence[tuple[str, int]]) -> str:
@@ -62,7 +89,7 @@ def rounded(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _decimal(value: Decimal | None) -> str | None:
+def exact_text(value: Decimal | None) -> str | None:
     """Exact, as a plain decimal string (never 1E-7), trimmed to 12 places."""
     if value is None:
         return None
@@ -97,11 +124,15 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
     served_by = any(s.upstream_providers for s in summaries)  # a column only where a router says who served
     judged = any(s.answers_judged for s in summaries)  # and only where prompts had an `expect`
     slo = any(s.slo for s in summaries)  # and only when an [slo] sets per-request targets
+    agent = any(s.agent and (s.agent.tool_judged or s.agent.tool_args_ms[50] is not None or s.agent.schema_judged
+                             or s.agent.conversations) for s in summaries)  # and where prompts were agent-shaped
     key = summaries[0].group[0] if summaries and summaries[0].group and summaries[0].group[0].column else None
     header = (([key.header] if key else []) + ["provider", "model", "requests", "ok %", f"TTFT ms {quantiles}",
               f"latency ms {quantiles}", "tokens/s", "mean $", "total $", "$ per 1M out", "errors"]
               + (["served by"] if served_by else []) + (["correct %"] if judged else [])
-              + (["SLO met %", "goodput/h"] if slo else []) + [""])
+              + (["SLO met %", "goodput/h"] if slo else [])
+              + (["tool ok %", "tool args ms p50/p90", "schema ok %", "conversation ms p50 (requests only)"]
+                 if agent else []) + [""])
     rows = []
     for s in summaries:
         marks = " ".join(mark for mark, on in (("fastest", s.fastest), ("cheapest", s.cheapest)) if on)
@@ -111,7 +142,8 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
                _quantiles(s.ttft_ms), _quantiles(s.latency_ms), cell_text(s.tokens_per_second_p50)]
             + [usd_text(v) for v in (s.cost_mean_usd, s.cost_total_usd, s.cost_per_1m_output_tokens_usd)]
             + [_counts(s.top_errors) or "-"] + ([_counts(s.upstream_providers) or "-"] if served_by else [])
-            + ([_percent(s.correct_rate)] if judged else []) + (_slo_cells(s.slo) if slo else []) + [marks]
+            + ([_percent(s.correct_rate)] if judged else []) + (_slo_cells(s.slo) if slo else [])
+            + (_agent_cells(s.agent) if agent else []) + [marks]
         )
     return header, rows
 
@@ -162,6 +194,8 @@ def format_table(summaries: Sequence[Summary], title: str) -> str:
     lines.append("times over successful requests; tokens/s is the median decode speed; percentiles by linear "
                  "interpolation, '-' below 2 samples (the median: 1); costs to 3 significant figures (json and csv: "
                  "exact); fastest = lowest median latency, cheapest = lowest mean cost")
+    if any(s.agent for s in summaries):
+        lines.append(AGENT_NOTE)
     return "\n".join(lines)
 
 
@@ -175,6 +209,8 @@ def format_csv(summaries: Sequence[Summary], by: str = "provider") -> str:
     """The summaries as csv; none: the header alone, so that a machine still reads csv."""
     key = GROUP_KEYS[by]
     empty = summary_of(GroupValues(None, "", ""), (key, None) if key.value else None)
+    if by == "prompt":  # the per-prompt view carries the agent figures
+        empty = replace(empty, agent=NO_AGENT)
     return csv_text([summary_fields(s) for s in summaries], list(summary_fields(empty)))
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Callable, Iterable, Sequence
 
 from ..figures import quantiles
+from ..measurement import Measurement
 from ..slo import Attainment
 from ..storage import GroupValues
 from .groups import GroupKey, group_order
@@ -37,6 +38,52 @@ def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> li
 
 
 @dataclass(frozen=True)
+class AgentFigures:
+    """Per prompt: how the tools and schemas of agent-shaped prompts went, and a conversation's time end to end."""
+
+    tool_judged: int  # requests that offered tools (tool_calls stored) and had an expect_tool (answer_ok set)
+    tool_correct: int
+    tool_args_ms: dict[int, float | None]
+    schema_judged: int  # requests with a schema (json_valid set)
+    schema_valid: int
+    conversations: int  # sessions whose every request has a latency
+    conversation_ms_p50: float | None  # the sum of a session's request latencies: think time is not stored
+
+    @property
+    def tool_correct_rate(self) -> float | None:
+        return self.tool_correct / self.tool_judged if self.tool_judged else None
+
+    @property
+    def schema_valid_rate(self) -> float | None:
+        return self.schema_valid / self.schema_judged if self.schema_judged else None
+
+
+AGENT_PERCENTILES = (50, 90)
+
+
+def agent_figures(measurements: Iterable[Measurement]) -> AgentFigures:
+    """The AgentFigures of one prompt's requests to one provider and model."""
+    tool_judged = tool_correct = schema_judged = schema_valid = 0
+    args_ms: list[float] = []
+    sessions: dict[str, float | None] = {}
+    for m in measurements:
+        if m.tool_calls is not None and m.answer_ok is not None:
+            tool_judged += 1
+            tool_correct += m.answer_ok
+        if m.tool_args_ms is not None:
+            args_ms.append(m.tool_args_ms)
+        if m.json_valid is not None:
+            schema_judged += 1
+            schema_valid += m.json_valid
+        if m.session_id is not None:
+            total = sessions.get(m.session_id, 0.0)
+            sessions[m.session_id] = None if total is None or m.latency_ms is None else total + m.latency_ms
+    whole = [total for total in sessions.values() if total is not None]
+    return AgentFigures(tool_judged, tool_correct, quantiles(args_ms, AGENT_PERCENTILES), schema_judged,
+                        schema_valid, len(whole), quantiles(whole, (50,))[50])
+
+
+@dataclass(frozen=True)
 class Summary:
     """One provider and model over the selected results (of one group with --by); times in ms, costs in USD."""
 
@@ -58,6 +105,7 @@ class Summary:
     group: tuple[GroupKey, object] | None = None  # with --by: the key and this group's value (None: not recorded)
     answers_judged: int = 0  # requests whose prompt had an `expect`, and so an answer_ok
     answers_correct: int = 0
+    agent: AgentFigures | None = None  # with --by prompt: tool choice, tool arguments, schemas, conversations
 
     @property
     def success_rate(self) -> float:

@@ -10,7 +10,7 @@ from ..storage import ResultFilters, SelectionSpan, Storage
 from ..storage.report_read import gather_group_values
 from .groups import GROUP_KEYS, GroupKey
 from .selection import Row, Selection
-from .statistics import Summary, arrange
+from .statistics import Summary, agent_figures, arrange
 
 
 def _gathered(row: Row, key: GroupKey) -> tuple:
@@ -62,4 +62,16 @@ def with_slo(summaries: Sequence[Summary], rows: Sequence[Row], slo: SloConfig, 
         figures = {group: {pair: replace(a, wall_hours=None) for pair, a in by_model.items()}
                    for group, by_model in figures.items()}
     return [replace(s, slo=figures.get(s.group[1] if s.group else None, {}).get((s.provider, s.model)))
+            for s in summaries]
+
+
+def with_agent(summaries: Sequence[Summary], rows: Sequence[Row], by: str = "prompt") -> list[Summary]:
+    """The summaries with their tool-choice accuracy, tool-argument times, schema-valid rate and conversation time,
+    each over the rows of its group of `by` and provider/model."""
+    key = GROUP_KEYS[by]
+    grouped: dict[tuple[object, str, str], list] = {}
+    for row in rows:
+        m = row.result.measurement
+        grouped.setdefault((key.value(row) if key.value else None, m.provider, m.model), []).append(m)
+    return [replace(s, agent=agent_figures(grouped.get((s.group[1] if s.group else None, s.provider, s.model), ())))
             for s in summaries]

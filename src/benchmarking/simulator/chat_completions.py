@@ -14,14 +14,33 @@ import time
 from typing import Callable
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
+from .calls import Asked, response_schema
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, spelled, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
 
 def prompt_text(body: dict) -> str:
-    """The text of every message, in order (content as text, or as a list of text parts)."""
-    return "\n".join(text_of(message.get("content")) for message in dicts(body.get("messages")))
+    """The tools offered, then every message in order, as spelled (tool calls and results included)."""
+    return "\n".join((spelled(body.get("tools"), keys=True)[0], spelled(body.get("messages"))[0]))
+
+
+def asks(body: dict) -> Asked:
+    """Chat's tools (`tools[].function`), tool_choice, and response_format's schema (json_object: any object)."""
+    messages = [m for m in dicts(body.get("messages")) if m.get("role") not in ("system", "developer")]
+    functions = [tool.get("function") for tool in dicts(body.get("tools"))]
+    tools = tuple((str(f.get("name")), f.get("parameters")) for f in functions if isinstance(f, dict))
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        named = choice.get("function")
+        choice = str(named.get("name")) if isinstance(named, dict) else "auto"
+    users = [m for m in messages if m.get("role") == "user"]
+    return Asked(
+        entries=len(messages), tools=tools, choice=choice if isinstance(choice, str) else None,
+        after_result=bool(messages) and messages[-1].get("role") == "tool",
+        last_user=text_of(users[-1].get("content")) if users else "",
+        schema=response_schema(body.get("response_format")),
+    )
 
 
 def _flavour(path: str) -> str:
@@ -69,6 +88,7 @@ API = Api(
     cap=lambda body: body.get("max_tokens") or body.get("max_completion_tokens"),
     refuse=_refuse,
     bad_request=lambda http, status, message: http.send_json(status, {"error": {"message": message}}),
+    asks=asks,
 )
 
 
@@ -92,7 +112,22 @@ def _usage(request: Request, output_tokens: int) -> dict:
 
 
 def _finish_reason(request: Request) -> str:
-    return "content_filter" if request.fault == "refusal" else "length" if request.capped else "stop"
+    if request.fault == "refusal":
+        return "content_filter"
+    return "length" if request.capped else "tool_calls" if request.call else "stop"
+
+
+def _delta(request: Request, first: int, text: str) -> dict:
+    """One chunk's delta: thinking, text, or a piece of the call (its first with the id and name)."""
+    call = request.call
+    if first < request.reasoning:
+        return {"reasoning": text}
+    if call is None:
+        return {"content": text}
+    piece: dict[str, object] = {"index": 0, "function": {"arguments": text}}
+    if first == request.reasoning:
+        piece = {"index": 0, "id": call.call_id, "type": "function", "function": {"name": call.name, "arguments": text}}
+    return {"tool_calls": [piece]}
 
 
 def _complete(http: Exchange, request: Request) -> None:
@@ -100,7 +135,11 @@ def _complete(http: Exchange, request: Request) -> None:
         return
     record, tokens = request.record, request.tokens
     sleep_until(answer_time(record, request.profile, tokens))
-    message: dict[str, object] = {"role": "assistant", "content": words(request.reasoning, tokens)}
+    message: dict[str, object] = {"role": "assistant", "content": request.text(request.reasoning, tokens)}
+    if request.call:
+        function = {"name": request.call.name, "arguments": request.arguments()}
+        message = {"role": "assistant", "content": None,
+                   "tool_calls": [{"id": request.call.call_id, "type": "function", "function": function}]}
     if request.reasoning:
         message["reasoning"] = words(0, request.reasoning)
     payload = {
@@ -153,8 +192,7 @@ def _stream(http: Exchange, request: Request) -> None:
         if fault in MID_STREAM and first >= profile.cut_after_tokens:
             _play(http, request, chunk, first)
             return
-        text = words(first, first + count)
-        delta = {"reasoning": text} if first < request.reasoning else {"content": text}
+        delta = _delta(request, first, request.text(first, first + count))
         last = first + count >= tokens
         extra: dict[str, object] = {}
         if last and fault not in ("no_usage", *MID_STREAM):

@@ -24,6 +24,8 @@ BODY_READ_TIMEOUT_S = 5.0
 DISCARD_BYTES = 256 * 1024 * 1024
 DISCARD_IDLE_S = 0.2
 CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
+# Without a prefill rate, the share of a profile's TTFT that a prompt cache does not shorten (see ttft_ms).
+FIXED_TTFT_SHARE = 0.5
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
 
@@ -155,10 +157,19 @@ class Exchange(BaseHTTPRequestHandler):
 
 
 def ttft_ms(record: RequestRecord, profile: ModelProfile) -> float:
-    """The profile's TTFT, plus prefilling what the cache did not hold, at the model's rate."""
-    if not profile.prefill_tokens_per_s:
+    """The TTFT the simulator schedules, from the request's arrival, where U is the prompt's uncached tokens (its
+    tokens less those read from the prefix cache) and P all of its tokens:
+
+    - with a prefill rate: ttft_ms + U / prefill_tokens_per_s (ttft_ms is the fixed part: queue, first decode step);
+    - without one, for a counted prompt: ttft_ms * (FIXED_TTFT_SHARE + (1 - FIXED_TTFT_SHARE) * U / P), ttft_ms being
+      the TTFT of a prompt with nothing cached, of which the prefill share shrinks with the cached part;
+    - a prompt of a fixed count (the profile's input_tokens) and no rate: ttft_ms, whatever it reports as cached."""
+    uncached = record.prompt_tokens - record.cached_tokens
+    if profile.prefill_tokens_per_s:
+        return profile.ttft_ms + uncached / profile.prefill_tokens_per_s * 1000
+    if profile.input_tokens is not None or record.prompt_tokens <= 0:
         return profile.ttft_ms
-    return profile.ttft_ms + (record.prompt_tokens - record.cached_tokens) / profile.prefill_tokens_per_s * 1000
+    return profile.ttft_ms * (FIXED_TTFT_SHARE + (1 - FIXED_TTFT_SHARE) * uncached / record.prompt_tokens)
 
 
 def paced(record: RequestRecord, profile: ModelProfile, tokens: int) -> Iterator[tuple[int, int]]:

@@ -16,7 +16,8 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, text_of
+from .calls import SIGNATURE, Asked
+from .intake import MID_STREAM, Api, Request, admitted, dicts, played_whole, spelled, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -40,12 +41,43 @@ def _version(path: str) -> str:
 
 
 def _prompt(body: dict) -> str:
-    parts = []
-    system = body.get("systemInstruction")
-    if isinstance(system, dict):
-        parts.append(text_of(system.get("parts")))
-    parts.extend(text_of(content.get("parts")) for content in dicts(body.get("contents")))
-    return "\n".join(parts)
+    """The tools, the system instruction, then every content in order, as spelled (calls and responses included)."""
+    tools = spelled(body.get("tools"), keys=True)[0]
+    return "\n".join((tools, spelled(body.get("systemInstruction"), body.get("contents"))[0]))
+
+
+def _field(value: object, name: str) -> object:
+    """A field by its JSON name, or in snake case (google-genai 3.6.1 sends a few so; Google's parsing takes both)."""
+    if not isinstance(value, dict):
+        return None
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return value.get(name, value.get(snake))
+
+
+def _asks(body: dict) -> Asked:
+    """Gemini's function declarations (parameters, or parametersJsonSchema), toolConfig's functionCallingConfig, and
+    generationConfig's responseJsonSchema or responseSchema (or a JSON mime type alone: any object)."""
+    contents = dicts(body.get("contents"))
+    declarations = [d for tool in dicts(body.get("tools")) for d in dicts(_field(tool, "functionDeclarations"))]
+    tools = tuple((str(d.get("name")), _field(d, "parametersJsonSchema") or d.get("parameters"))
+                  for d in declarations)
+    calling = _field(_field(body, "toolConfig"), "functionCallingConfig")
+    mode = str(_field(calling, "mode") or "AUTO").upper()
+    allowed = _field(calling, "allowedFunctionNames")
+    choice = "none" if mode == "NONE" else "required" if mode in ("ANY", "VALIDATED") else "auto"
+    if isinstance(allowed, list) and len(allowed) == 1 and mode != "NONE":
+        choice = str(allowed[0])
+    config = _config(body)
+    schema = _field(config, "responseJsonSchema") or _field(config, "responseSchema")
+    if schema is None and _field(config, "responseMimeType") == "application/json":
+        schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    users = [c for c in contents if c.get("role", "user") == "user"]
+    last = contents[-1].get("parts") if contents else None
+    return Asked(
+        entries=len(contents), tools=tools, choice=choice,
+        after_result=any(_field(part, "functionResponse") is not None for part in dicts(last)),
+        last_user=text_of(users[-1].get("parts")) if users else "", schema=schema,
+    )
 
 
 def _config(body: dict) -> dict:
@@ -89,6 +121,7 @@ def _api(stream: bool) -> Api:
         cap=lambda body: _config(body).get("maxOutputTokens"),
         refuse=_refuse,
         bad_request=_bad_request,
+        asks=_asks,
     )
 
 
@@ -132,6 +165,18 @@ def _usage(request: Request, output_tokens: int) -> dict:
     return usage
 
 
+def _answer_parts(request: Request) -> list[dict]:
+    """The answer's parts, whole: its text, or its call (args as far as the cap let them go, else none)."""
+    call = request.call
+    if call is None:
+        return [{"text": request.text(request.reasoning, request.tokens)}]
+    try:
+        arguments = json.loads(request.arguments())
+    except ValueError:
+        arguments = {}
+    return [{"functionCall": {"name": call.name, "args": arguments}, "thoughtSignature": SIGNATURE}]
+
+
 def _finish_reason(request: Request) -> str:
     return "SAFETY" if request.fault == "refusal" else "MAX_TOKENS" if request.capped else "STOP"
 
@@ -159,7 +204,7 @@ def generate_content(http: Exchange) -> None:
             return
         record, tokens = request.record, request.tokens
         sleep_until(answer_time(record, request.profile, tokens))
-        parts = [{"text": words(request.reasoning, tokens)}]
+        parts = _answer_parts(request)
         if request.reasoning and _shows_thoughts(request):
             parts.insert(0, {"text": words(0, request.reasoning), "thought": True})
         payload = _response(request, parts, _finish_reason(request), _usage(request, tokens))
@@ -197,16 +242,18 @@ def _stream(http: Exchange, request: Request) -> None:
             _play(http, request, first)
             return
         thought = first < request.reasoning
-        if thought and not shows_thoughts:
-            continue  # hidden thinking: its time passes, nothing is sent
-        part: dict[str, object] = {"text": words(first, first + count)}
-        if thought:
-            part["thought"] = True
         last = first + count >= tokens
+        if thought and not shows_thoughts or request.call and not thought and not last:
+            continue  # hidden thinking, or a call before its last token: its time passes, nothing is sent
+        parts: list[dict] = [{"text": request.text(first, first + count)}]
+        if thought:
+            parts[0]["thought"] = True
+        elif request.call:  # Gemini sends a call whole, once its arguments are done
+            parts = _answer_parts(request)
         if last and fault not in MID_STREAM:
-            payload = _response(request, [part], _finish_reason(request), _usage(request, tokens))
+            payload = _response(request, parts, _finish_reason(request), _usage(request, tokens))
         else:
-            payload = _response(request, [part])
+            payload = _response(request, parts)
         now = http.sse(payload)
         record.sent(now, first + count, thinking=thought)
     if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end

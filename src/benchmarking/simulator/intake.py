@@ -10,7 +10,8 @@ import json
 import time
 from typing import Callable, Iterator
 
-from .exchange import BodyRefused, Exchange
+from .calls import Asked, Call, Planned, planned
+from .exchange import BodyRefused, Exchange, ttft_ms, words
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -30,10 +31,26 @@ class Request:
     fault: str | None
     tokens: int  # output tokens to send, thinking included
     capped: bool  # the request's own cap cut the answer short
+    planned: Planned | None = None  # a tool call or a JSON answer (calls.py); None: the profile's words
 
     @property
     def reasoning(self) -> int:
         return min(self.profile.reasoning_tokens, self.tokens)
+
+    @property
+    def call(self) -> Call | None:
+        return None if self.planned is None else self.planned.call
+
+    def text(self, start: int, end: int) -> str:
+        """The text of output tokens start..end: thinking and a plain answer in the profile's words; a JSON answer's
+        or a call's arguments' pieces (a call's first token is its name's event, with no text)."""
+        if self.planned is None or end <= self.reasoning:
+            return words(start, end)
+        return self.planned.text(start - self.reasoning, end - self.reasoning)
+
+    def arguments(self) -> str:
+        """A call's arguments as sent: whole, or as far as the cap let them go."""
+        return self.text(self.reasoning, self.tokens)
 
 
 @dataclass(frozen=True)
@@ -43,10 +60,13 @@ class Api:
     name: str  # as the `api` column names it
     model: Callable[[Exchange, dict], str | None]
     stream: Callable[[Exchange, dict], bool]
-    prompt: Callable[[dict], str]  # the prompt's text, every message in order
+    prompt: Callable[[dict], str]  # the prompt's text, every entry in order as sent (spelled)
     cap: Callable[[dict], object]  # the request's output cap, None for none
     refuse: Callable[[Exchange, RequestRecord, ModelProfile, str], None]  # answer one of REFUSED, setting status
     bad_request: Callable[[Exchange, int, str], None]  # answer a status (400, 413) and a message, not logged
+    asks: Callable[[dict], Asked]  # the tools, tool choice and schema asked, the conversation's shape
+    # the prompt's text through its cache breakpoint, for an API that caches only there ("" for none); None: any prefix
+    cacheable: Callable[[dict], str | None] = lambda body: None
 
 
 @contextmanager
@@ -74,7 +94,14 @@ def admitted(http: Exchange, api: Api) -> Iterator[Request | None]:
         api.refuse(http, record, sim.default or ModelProfile(), "not_found")
         yield None
         return
-    record.prompt_tokens, record.cached_tokens = sim.count_prompt(record.model, profile, api.prompt(body))
+    record.prompt_tokens, record.cached_tokens, record.cacheable_tokens = sim.count_prompt(
+        record.model, profile, api.prompt(body), api.cacheable(body))
+    record.planned_ttft_ms = ttft_ms(record, profile)
+    asked = api.asks(body)
+    record.entries, record.tools, record.schema = asked.entries, len(asked.tools), asked.schema is not None
+    answer = planned(asked, http.request_id)
+    if answer is not None and answer.call is not None:
+        record.tool_call = answer.call.name
     fault = sim.fault_for(record.model, profile)
     with sim.serving(record.model, profile) as place:
         if not place:
@@ -91,10 +118,12 @@ def admitted(http: Exchange, api: Api) -> Iterator[Request | None]:
             yield None
             return
         tokens, capped = profile.output_tokens, False
+        if answer is not None:  # thinking, then the call or the JSON, whatever the profile's answer length
+            tokens = profile.reasoning_tokens + len(answer.pieces)
         cap = api.cap(body)
         if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap < tokens:
             tokens, capped = cap, True
-        yield Request(record, profile, body, fault, tokens, capped)
+        yield Request(record, profile, body, fault, tokens, capped, answer)
 
 
 def _parsed(raw: bytes) -> dict:
@@ -143,6 +172,38 @@ def played_whole(http: Exchange, request: Request, api: Api) -> bool:
 def dicts(value: object) -> list[dict]:
     """The objects of a list in a request's body (messages, parts): anything else in it, or no list, is nothing."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+SILENT_KEYS = frozenset({"type", "role", "cache_control"})  # a body's keys whose values are no text of the prompt
+
+
+def spelled(*values: object, keys: bool = False) -> tuple[str, str | None]:
+    """The prompt's text as the simulated model reads it: every string and number in the values, in order, nothing
+    else (a content's text reads the same as a string or as a list of text parts; a tool call's name and arguments
+    and a tool's result count). With `keys`, an object's keys too (tools' parameters). Also the text through the
+    last object that carries a `cache_control` (Anthropic's breakpoint), None if none does."""
+    pieces: list[str] = []
+    mark: int | None = None
+    stack: list[tuple[object, bool]] = [(value, False) for value in reversed(values)]
+    while stack:  # not recursive: a body nests as deep as the JSON parser let it
+        value, closing = stack.pop()
+        if closing:
+            mark = len(pieces)
+        elif isinstance(value, str):
+            pieces.append(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            pieces.append(str(value))
+        elif isinstance(value, list):
+            stack.extend((item, False) for item in reversed(value))
+        elif isinstance(value, dict):
+            if "cache_control" in value:
+                stack.append((None, True))
+            for key, item in reversed(value.items()):
+                if key not in SILENT_KEYS:
+                    stack.append((item, False))
+                    if keys:
+                        stack.append((key, False))
+    return "\n".join(pieces), (None if mark is None else "\n".join(pieces[:mark]))
 
 
 def text_of(content: object) -> str:

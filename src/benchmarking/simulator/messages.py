@@ -15,7 +15,8 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
+from .calls import Asked
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, spelled, text_of
 from .profiles import ModelProfile
 from .state import CACHE_MIN_TOKENS, RequestRecord
 
@@ -30,9 +31,37 @@ _STATUS = {  # fault -> (HTTP status, Anthropic's error type, message)
 
 
 def _prompt(body: dict) -> str:
-    parts = [text_of(body.get("system"))] if body.get("system") else []
-    parts.extend(text_of(message.get("content")) for message in dicts(body.get("messages")))
-    return "\n".join(parts)
+    """The tools, the system prompt, then every message in order, as spelled (tool uses and results included)."""
+    return "\n".join((spelled(body.get("tools"), keys=True)[0], spelled(body.get("system"), body.get("messages"))[0]))
+
+
+def _cacheable(body: dict) -> str:
+    """The prompt through its last cache_control breakpoint; "" without one (Anthropic then reads no cache)."""
+    tools, tools_marked = spelled(body.get("tools"), keys=True)
+    marked = spelled(body.get("system"), body.get("messages"))[1]
+    if marked is not None:
+        return "\n".join((tools, marked))
+    return tools_marked or ""
+
+
+def _asks(body: dict) -> Asked:
+    """Messages' tools (with an input_schema), tool_choice, and the output_config (or beta output_format) schema."""
+    messages = dicts(body.get("messages"))
+    tools = tuple((str(tool.get("name")), tool.get("input_schema")) for tool in dicts(body.get("tools"))
+                  if "input_schema" in tool)
+    choice = body.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    named = str(choice.get("name")) if isinstance(choice, dict) and kind == "tool" else None
+    config = body.get("output_config")
+    output = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    users = [m for m in messages if m.get("role") == "user"]
+    last = messages[-1].get("content") if messages else None
+    return Asked(
+        entries=len(messages), tools=tools, choice=named or {"any": "required"}.get(str(kind), kind),
+        after_result=any(block.get("type") == "tool_result" for block in dicts(last)),
+        last_user=text_of(users[-1].get("content")) if users else "",
+        schema=output.get("schema", {}) if isinstance(output, dict) and output.get("type") == "json_schema" else None,
+    )
 
 
 def _error_body(http: Exchange, kind: str, message: str) -> dict:
@@ -69,6 +98,8 @@ API = Api(
     cap=lambda body: body.get("max_tokens"),
     refuse=_refuse,
     bad_request=_bad_request,
+    asks=_asks,
+    cacheable=_cacheable,
 )
 
 
@@ -95,9 +126,10 @@ def get_model(http: Exchange) -> None:
 def _usage(request: Request, output_tokens: int) -> dict:
     record = request.record
     written = request.profile.cache_write_tokens if request.profile.input_tokens is not None else 0
-    if request.profile.input_tokens is None and "cache_control" in json.dumps(request.body):
-        # what the prefix cache did not hold is written, if the prompt is long enough to be cached at all
-        written = record.prompt_tokens - record.cached_tokens if record.prompt_tokens >= CACHE_MIN_TOKENS else 0
+    cacheable = record.cacheable_tokens or 0
+    if request.profile.input_tokens is None:
+        # what the prefix cache did not hold through the breakpoint is written, if that is long enough to be cached
+        written = cacheable - record.cached_tokens if cacheable >= CACHE_MIN_TOKENS else 0
     written = max(0, min(written, record.prompt_tokens - record.cached_tokens))
     record.cache_write_tokens = written
     return {
@@ -109,7 +141,15 @@ def _usage(request: Request, output_tokens: int) -> dict:
 
 
 def _stop_reason(request: Request) -> str:
-    return "refusal" if request.fault == "refusal" else "max_tokens" if request.capped else "end_turn"
+    if request.fault == "refusal":
+        return "refusal"
+    return "max_tokens" if request.capped else "tool_use" if request.call else "end_turn"
+
+
+def _tool_use(request: Request, arguments: dict) -> dict:
+    call = request.call
+    assert call is not None
+    return {"type": "tool_use", "id": call.call_id, "name": call.name, "input": arguments}
 
 
 def messages(http: Exchange) -> None:
@@ -125,7 +165,14 @@ def _complete(http: Exchange, request: Request) -> None:
     content: list[dict] = []
     if request.reasoning:
         content.append({"type": "thinking", "thinking": words(0, request.reasoning), "signature": SIGNATURE})
-    content.append({"type": "text", "text": words(request.reasoning, tokens)})
+    if request.call:
+        try:
+            arguments = json.loads(request.arguments())
+        except ValueError:  # cut short by max_tokens
+            arguments = {}
+        content.append(_tool_use(request, arguments))
+    else:
+        content.append({"type": "text", "text": request.text(request.reasoning, tokens)})
     payload = {
         "id": f"msg_{http.request_id}", "type": "message", "role": "assistant", "model": record.model,
         "content": content, "stop_reason": _stop_reason(request), "stop_sequence": None,
@@ -156,17 +203,20 @@ def _stream(http: Exchange, request: Request) -> None:
         if fault in MID_STREAM and first >= request.profile.cut_after_tokens:
             _play(http, request, first, block)
             return
-        wanted = "thinking" if first < request.reasoning else "text"
+        wanted = "thinking" if first < request.reasoning else "tool_use" if request.call else "text"
         if wanted != kind:
             if block >= 0:
                 _block_stop(http, block, kind)
             block, kind = block + 1, wanted
-            _block_start(http, block, kind)
-        text = words(first, first + count)
+            now = _block_start(http, block, kind, request)
+        text = request.text(first, first + count)
         delta = {"type": "text_delta", "text": text}
         if kind == "thinking":
             delta = {"type": "thinking_delta", "thinking": text}
-        now = http.sse({"type": "content_block_delta", "index": block, "delta": delta}, "content_block_delta")
+        elif kind == "tool_use":
+            delta = {"type": "input_json_delta", "partial_json": text}
+        if text or kind != "tool_use":  # a call's first token is its name, in the block's start
+            now = http.sse({"type": "content_block_delta", "index": block, "delta": delta}, "content_block_delta")
         record.sent(now, first + count, thinking=kind == "thinking")
     if fault in MID_STREAM:  # an answer shorter than cut_after_tokens plays it at the end
         _play(http, request, tokens, block)
@@ -181,13 +231,17 @@ def _text_event(index: int, text: str) -> bytes:
     return b"event: content_block_delta\ndata: " + json.dumps(data).encode() + b"\n\n"
 
 
-def _block_start(http: Exchange, index: int, kind: str) -> None:
-    empty: dict[str, str] = {"type": "text", "text": ""}
+def _block_start(http: Exchange, index: int, kind: str, request: Request | None = None) -> float:
+    """A block's start (and the ping after the first); the time the start left."""
+    empty: dict[str, object] = {"type": "text", "text": ""}
     if kind == "thinking":
         empty = {"type": "thinking", "thinking": "", "signature": ""}
-    http.sse({"type": "content_block_start", "index": index, "content_block": empty}, "content_block_start")
+    elif kind == "tool_use" and request is not None:
+        empty = _tool_use(request, {})
+    started = http.sse({"type": "content_block_start", "index": index, "content_block": empty}, "content_block_start")
     if index == 0:
         http.sse({"type": "ping"}, "ping")
+    return started
 
 
 def _block_stop(http: Exchange, index: int, kind: str) -> None:

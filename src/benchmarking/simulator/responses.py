@@ -18,7 +18,8 @@ import json
 import time
 
 from .exchange import Exchange, answer_time, flood, paced, sleep_until, words
-from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, text_of
+from .calls import Asked, response_schema
+from .intake import MID_STREAM, Api, Request, answered, dicts, played_whole, spelled, text_of
 from .profiles import ModelProfile
 from .state import RequestRecord
 
@@ -31,13 +32,29 @@ _STATUS = {  # fault -> (HTTP status, error type, code, message)
 
 
 def _prompt(body: dict) -> str:
-    parts = [str(body["instructions"])] if body.get("instructions") else []
+    """The tools offered, the instructions, then the input (a text, or its items in order, as spelled)."""
+    tools = spelled(body.get("tools"), keys=True)[0]
+    return "\n".join((tools, spelled(body.get("instructions"), body.get("input"))[0]))
+
+
+def _asks(body: dict) -> Asked:
+    """Responses' tools (`tools[]` of type function), tool_choice, and text.format's schema."""
     given = body.get("input")
-    if isinstance(given, str):
-        parts.append(given)
-    else:
-        parts.extend(text_of(item.get("content")) for item in dicts(given))
-    return "\n".join(parts)
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else dicts(given)
+    items = [item for item in items if item.get("role") not in ("system", "developer")]
+    functions = [tool for tool in dicts(body.get("tools")) if tool.get("type") == "function"]
+    tools = tuple((str(tool.get("name")), tool.get("parameters")) for tool in functions)
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        choice = str(choice.get("name")) if choice.get("type") == "function" else "auto"
+    users = [item for item in items if item.get("role") == "user"]
+    text = body.get("text")
+    return Asked(
+        entries=len(items), tools=tools, choice=choice if isinstance(choice, str) else None,
+        after_result=bool(items) and items[-1].get("type") == "function_call_output",
+        last_user=text_of(users[-1].get("content")) if users else "",
+        schema=response_schema(text.get("format")) if isinstance(text, dict) else None,
+    )
 
 
 def _error(message: str, kind: str, code: str) -> dict:
@@ -65,6 +82,7 @@ API = Api(
     cap=lambda body: body.get("max_output_tokens"),
     refuse=_refuse,
     bad_request=lambda http, status, message: http.send_json(status, {"error": {"message": message}}),
+    asks=_asks,
 )
 
 
@@ -101,6 +119,13 @@ def _message_item(http: Exchange, text: str, status: str) -> dict:
             "content": content if status == "completed" else []}
 
 
+def _call_item(request: Request, http: Exchange, arguments: str, status: str) -> dict:
+    call = request.call
+    assert call is not None
+    return {"id": f"fc_{http.request_id}", "type": "function_call", "status": status, "call_id": call.call_id,
+            "name": call.name, "arguments": arguments}
+
+
 def _summarised(request: Request) -> bool:
     reasoning = request.body.get("reasoning")
     return isinstance(reasoning, dict) and bool(reasoning.get("summary"))
@@ -126,7 +151,10 @@ def _complete(http: Exchange, request: Request) -> None:
         return
     record, tokens = request.record, request.tokens
     sleep_until(answer_time(record, request.profile, tokens))
-    output = [_message_item(http, words(request.reasoning, tokens), "completed")]
+    if request.call:
+        output = [_call_item(request, http, request.arguments(), "completed")]
+    else:
+        output = [_message_item(http, request.text(request.reasoning, tokens), "completed")]
     if request.reasoning:
         summary = words(0, request.reasoning) if _summarised(request) else None
         output.insert(0, _reasoning_item(http, summary))
@@ -165,8 +193,8 @@ class _Stream:
                 self.play(first)
                 return
             thinking = first < request.reasoning
-            self.open("reasoning" if thinking else "message")
-            text = words(first, first + count)
+            now = self.open("reasoning" if thinking else "function_call" if request.call else "message")
+            text = request.text(first, first + count)
             self.text += text
             if thinking and not _summarised(request):
                 continue  # hidden reasoning: its time passes, nothing is sent
@@ -174,6 +202,10 @@ class _Stream:
             if thinking:
                 now = self.emit("response.reasoning_summary_text.delta", item_id=self.item_id(), output_index=index,
                                 summary_index=0, delta=text)
+            elif self.item == "function_call":
+                if text:  # the call's first token is its name, in the item added
+                    now = self.emit("response.function_call_arguments.delta", item_id=self.item_id(),
+                                    output_index=index, delta=text)
             else:
                 now = self.http.write_chunk(self.text_event(index, text))
             record.sent(now, first + count, thinking=thinking)
@@ -183,20 +215,24 @@ class _Stream:
         self.finish(request.tokens)
 
     def item_id(self) -> str:
-        return f"{'rs' if self.item == 'reasoning' else 'msg'}_{self.http.request_id}"
+        prefix = {"reasoning": "rs", "function_call": "fc"}.get(self.item or "", "msg")
+        return f"{prefix}_{self.http.request_id}"
 
     def text_event(self, index: int, text: str) -> bytes:
         data = {"type": "response.output_text.delta", "sequence_number": next(self.numbers), "item_id": self.item_id(),
                 "output_index": index, "content_index": 0, "delta": text, "logprobs": []}
         return b"event: response.output_text.delta\ndata: " + json.dumps(data).encode() + b"\n\n"
 
-    def open(self, item: str) -> None:
-        """Open the item if it is not the open one, closing the one before."""
+    def open(self, item: str) -> float | None:
+        """Open the item if it is not the open one, closing the one before; the time its added event left."""
         if self.item == item:
-            return
+            return None
         self.close()
         self.item, self.text = item, ""
         index = len(self.output)
+        if item == "function_call":
+            return self.emit("response.output_item.added", output_index=index,
+                             item=_call_item(self.request, self.http, "", "in_progress"))
         if item == "reasoning":
             self.emit("response.output_item.added", output_index=index, item=_reasoning_item(self.http, None))
             if _summarised(self.request):
@@ -222,6 +258,10 @@ class _Stream:
                 self.emit("response.reasoning_summary_part.done", item_id=item_id, output_index=index,
                           summary_index=0, part={"type": "summary_text", "text": summary})
             item = _reasoning_item(self.http, summary)
+        elif self.item == "function_call":
+            self.emit("response.function_call_arguments.done", item_id=item_id, output_index=index,
+                      arguments=self.text)
+            item = _call_item(self.request, self.http, self.text, "completed")
         else:
             self.emit("response.output_text.done", item_id=item_id, output_index=index, content_index=0,
                       text=self.text, logprobs=[])

@@ -52,6 +52,14 @@ class RequestRecord:
     api: str = "chat_completions"  # which API the request spoke
     body: dict | None = field(default_factory=dict)  # None once dropped: only the newest keep theirs (BODY_BYTES)
     request_id: str = ""  # the x-request-id it answered with
+    # What the request asked (calls.Asked): its conversation's entries as sent (messages, contents or input items, the
+    # system apart), the function tools offered, whether a JSON Schema came; and the tool the answer called.
+    entries: int = 0
+    tools: int = 0
+    schema: bool = False
+    tool_call: str | None = None
+    cacheable_tokens: int | None = None  # the prompt's tokens through its cache breakpoint (Anthropic's); None: all
+    planned_ttft_ms: float | None = None  # the TTFT the simulator scheduled (exchange.ttft_ms), from received_at
 
     @property
     def ttft_ms(self) -> float | None:
@@ -123,18 +131,26 @@ class SimulatorState:
         finally:
             places.release()
 
-    def count_prompt(self, model: str | None, profile: ModelProfile, text: str) -> tuple[int, int]:
-        """(prompt tokens, cached tokens): a counted prompt is cached as far as its prefix was seen in the window.
+    def count_prompt(
+        self, model: str | None, profile: ModelProfile, text: str, cacheable: str | None = None
+    ) -> tuple[int, int, int | None]:
+        """(prompt tokens, cached tokens, cacheable tokens): a counted prompt is cached as far as its prefix was seen
+        in the window, in whole blocks of CACHE_BLOCK_TOKENS from the start, and only if that is CACHE_MIN_TOKENS or
+        more.
 
-        `text` is the prompt as the request's API spells it out (each handler knows where its API keeps it)."""
+        `text` is the prompt as the request's API spells it out (each handler knows where its API keeps it, in the
+        order sent). `cacheable` is its part up to the request's cache breakpoint, for an API that caches only there
+        (Anthropic's cache_control; "" when the request has none): only its blocks are read or written. None: the API
+        caches any prefix by itself (OpenAI's, Gemini's implicit caching)."""
         if profile.input_tokens is not None:
-            return profile.input_tokens, min(profile.cached_tokens, profile.input_tokens)
+            return profile.input_tokens, min(profile.cached_tokens, profile.input_tokens), None
         tokens = TOKEN.findall(text)
+        limit = len(tokens) if cacheable is None else min(len(tokens), len(TOKEN.findall(cacheable)))
         now = time.monotonic()
         digest = hashlib.sha256(str(model).encode())
         cached_blocks, matching = 0, True
         with self._lock:
-            for start in range(0, len(tokens) - CACHE_BLOCK_TOKENS + 1, CACHE_BLOCK_TOKENS):
+            for start in range(0, limit - CACHE_BLOCK_TOKENS + 1, CACHE_BLOCK_TOKENS):
                 digest.update("\0".join(tokens[start : start + CACHE_BLOCK_TOKENS]).encode())
                 key = digest.digest()
                 cached_until = self._prefixes.pop(key, None)
@@ -143,7 +159,8 @@ class SimulatorState:
                 self._prefixes[key] = now + profile.cache_window_s
             self._forget_prefixes(now)
         cached = cached_blocks * CACHE_BLOCK_TOKENS
-        return len(tokens) + TEMPLATE_TOKENS, (cached if cached >= CACHE_MIN_TOKENS else 0)
+        return (len(tokens) + TEMPLATE_TOKENS, (cached if cached >= CACHE_MIN_TOKENS else 0),
+                None if cacheable is None else limit)
 
     def _forget_prefixes(self, now: float) -> None:
         """Drop the expired blocks (a sweep, at most every PREFIX_SWEEP_S: models' windows differ, so expired blocks

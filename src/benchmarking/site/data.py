@@ -23,7 +23,7 @@ from ..errors import StorageRejected
 from ..storage import Storage
 from .compare_data import comparisons
 from .keys import model_key
-from .load_data import load_levels, prefill
+from .load_data import conversation_turns, load_levels, prefill
 
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -264,6 +264,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         "comparisons": comparisons(rows, selection),
         "load": load_levels(rows, slo),
         "prefill": prefill(rows),
+        "conversations": conversation_turns(rows),
         "generated_at": end.isoformat(timespec="seconds"),
         "selection": selection.describe(),
         "title": title,

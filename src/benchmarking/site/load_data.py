@@ -1,6 +1,6 @@
 """The site's load page: every level of the load runs among the rows, as `report --by concurrency --format json`
 gives it (the page's SLO sliders judge them in the browser), and TTFT against input size (prefill), as `report
---plot` draws it."""
+--plot` draws it; and the conversations by turn, as `report --by turn --format json` gives them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..figures import round_ms
 from ..report.charts import prefill_points
 from ..report.load import by_concurrency, level_fields
 from ..report.selection import Row
+from ..report.turns import by_turn, cache_savings, saving_fields, turn_fields
 from ..slo import SloConfig
 from .keys import model_key
 
@@ -27,3 +28,10 @@ def prefill(rows: Sequence[Row]) -> list[dict[str, object]]:
                                          "requests": point.requests, "input_tier": point.input_tier}
                                         for point in points]}
             for label, points in prefill_points(rows).items() if len(points) > 1]
+
+
+def conversation_turns(rows: Sequence[Row]) -> dict[str, list[dict[str, object]]]:
+    """The conversations by turn, as `report --by turn --format json` gives them: the turns with the model's key, and
+    the lines on what the cache saved from turn 2 on."""
+    return {"turns": [dict(turn_fields(f), key=model_key(f.provider, f.model)) for f in by_turn(rows)],
+            "cache_from_turn_2": [saving_fields(s) for s in cache_savings(rows)]}

@@ -147,6 +147,15 @@ request at a time, as <code>report --plot</code> draws it; a model measured at o
 <p id="no-prefill" hidden>No provider and model measured at two input sizes or more in the last 30 days.</p>
 <div class="chart" id="chart-prefill"></div>
 <div class="scroll"><table id="prefill"><thead></thead><tbody></tbody></table></div>
+</section>
+<section>
+<h2>Conversations by turn</h2>
+<p class="hint">Per turn of the stored conversations (prompt files with <code>turns</code>), as <code>report --by
+turn</code> gives it: TTFT, the median input, the share of it read from the prompt cache, the mean cost, and the change
+against turn 1; below, what the cache saved from turn 2 on, as measured.</p>
+<p id="no-turns" hidden>No conversation in the last 30 days.</p>
+<div class="scroll"><table id="turns"><thead></thead><tbody></tbody></table></div>
+<ul id="turn-cache"></ul>
 </section>"""
 
 

@@ -12,16 +12,18 @@ from uuid import SafeUUID, UUID
 
 from ..measurement import Measurement
 from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredResult, StoredRun
-from .schema import NUMBER_FIELDS, RUNS_COLUMNS, as_summary, as_time, as_uuid
+from .schema import NUMBER_FIELDS, PRICE_FIELDS, RUNS_COLUMNS, as_summary, as_time, as_uuid
 
-# What a report (and what reads its rows: alerts, metrics, the load report) needs of each result; the answer text,
-# error message, prices and request ids stay in the database. Exports read every column (read_results).
+# What a report (and what reads its rows: alerts, metrics, the load report, the conversation report) needs of each
+# result; the answer text, error message and request ids stay in the database. Exports read every column
+# (read_results). The input prices are read for what a conversation's cache saved (`report --by turn`).
 REPORT_COLUMNS: tuple[str, ...] = (
     "id", "run_id", "created_at", "provider", "model", "success", "ttft_ms", "latency_ms", "tokens_per_second",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "error_type", "http_status", "upstream_provider",
     "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
     "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
-    "request_rate", "scheduled_at",
+    "cache_write_tokens", "price_input_per_mtok", "price_cached_input_per_mtok", "price_cache_write_per_mtok",
+    "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "request_rate", "scheduled_at",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
 # texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.
@@ -32,7 +34,9 @@ REPORT_INDEX_COLUMNS: tuple[str, ...] = (
 # Runs are few (one per 4 to 40 results); their settings are left out, their summary (where a load sweep stopped) kept.
 REPORT_RUN_COLUMNS: tuple[str, ...] = tuple(name for name, _ in RUNS_COLUMNS if name != "settings")
 _REPORT_MEASURED = REPORT_COLUMNS[3:]
-_REPORT_FLOATS = tuple(name for name in _REPORT_MEASURED if name in NUMBER_FIELDS and name != "cost_usd")
+_REPORT_FLOATS = tuple(name for name in _REPORT_MEASURED if name in NUMBER_FIELDS and name not in PRICE_FIELDS
+                       and name != "cost_usd")
+_REPORT_PRICES = tuple(name for name in _REPORT_MEASURED if name in PRICE_FIELDS)
 _MEASUREMENT_DEFAULTS = {
     f.name: None if f.default is MISSING else f.default for f in fields(Measurement)
 }  # started_at, the only field without a default, is read: REPORT_COLUMNS
@@ -64,10 +68,14 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
         values = dict(_MEASUREMENT_DEFAULTS)
         values.update(zip(_REPORT_MEASURED, record[3:]))
         values["success"] = bool(values["success"])
-        if values["answer_ok"] is not None:
-            values["answer_ok"] = bool(values["answer_ok"])
+        for name in ("answer_ok", "json_valid"):
+            if values[name] is not None:
+                values[name] = bool(values[name])
         if values["cost_usd"] is not None:
             values["cost_usd"] = _cost(values["cost_usd"])
+        for name in _REPORT_PRICES:  # Decimal, exact as stored; a NaN an old row held is no price
+            if values[name] is not None:
+                values[name] = _cost(values[name])
         for name in ("started_at", "level_started_at", "scheduled_at"):  # a load report's wall times
             if values[name] is not None:
                 values[name] = as_time(values[name])

@@ -121,7 +121,7 @@ class _Builder(Accumulated):
         return bool(pieces)
 
     def build(self, **extra: Any) -> Answer:
-        return super().build(**extra, tool_calls=self.calls.calls(), tool_args_at=self.calls.last_at)
+        return super().build(**extra, **self.calls.answer_fields())
 
     def chunk(self, payload: Mapping[str, Any], at: float | None, message_key: str) -> None:
         f = self.fields

@@ -1,6 +1,6 @@
 """What every dialect shares: a stream's events read in order up to the one that ends them, an answer's text kept up
-to a cap as it streams, an error sent inside an HTTP 200 typed by its status or its words, and how an attempt that
-came back is judged."""
+to a cap as it streams, an error sent inside an HTTP 200 typed by its status or its words, how an attempt that
+came back is judged. (An answer's tool calls are read in tool_calls.py.)"""
 
 from __future__ import annotations
 

@@ -9,12 +9,14 @@ a `functionCall`), `finishReason` on the last, `usageMetadata` (cumulative, on e
 
 from __future__ import annotations
 
+import base64
 from contextlib import contextmanager
 from dataclasses import replace
 import json
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from ...dialogue import Exchange, Message, ToolCall, exchange_of, tool_name
 from ...errors import ConfigError
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, classify, kind_for_status, known_secrets, scrub, settings_hint
@@ -22,6 +24,7 @@ from ..numbers import usage_count
 from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
+from .tool_calls import ToolCalls
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -75,18 +78,125 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 
 def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
-    """The SDK's arguments: the contents, a system instruction from a ("system", ...) message, and the output cap.
-    Usage always comes (usageMetadata): usage_request is not needed."""
-    turns = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
-    system = "\n\n".join(content for role, content in turns if role == "system")
-    contents = [{"role": "model" if role == "assistant" else "user", "parts": [{"text": content}]}
-                for role, content in turns if role != "system"]
+    """The SDK's arguments: the contents, a system instruction from a ("system", ...) message, and the output cap;
+    an Exchange's tool calls, results, tools and schema in Gemini's forms (its cache breakpoint is not needed:
+    Gemini caches a repeated prefix by itself). Usage always comes (usageMetadata): usage_request is not needed."""
+    exchange = exchange_of(prompt)
+    turns = exchange.plain
+    if turns is None:
+        system = "\n\n".join(m.content for m in exchange.messages if m.role == "system")
+        contents = _contents(exchange)
+    else:
+        system = "\n\n".join(content for role, content in turns if role == "system")
+        contents = [{"role": "model" if role == "assistant" else "user", "parts": [{"text": content}]}
+                    for role, content in turns if role != "system"]
     # The SDK's own follow-ups (calling functions, continuing a stream) would be requests inside the timed one.
     config: dict[str, Any] = {"max_output_tokens": max_tokens, "automatic_function_calling": {"disable": True},
                               "automatic_continuation": False}
     if system:
         config["system_instruction"] = system
+    if turns is None:
+        config.update(_config(exchange))
     return {"model": bare_model(model), "contents": contents, "config": config, "stream": stream}
+
+
+_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
+
+
+def _contents(exchange: Exchange) -> list[dict[str, Any]]:
+    """The conversation as Gemini's contents: a model turn's calls are functionCall parts (each with the
+    thoughtSignature it came with, which Gemini 3 asks back), tool results functionResponse parts in a user turn
+    (consecutive results in one), as the SDK's own function calling sends them."""
+    contents: list[dict[str, Any]] = []
+    results_open = False
+    for message in exchange.messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            part = {"function_response": _function_response(message)}
+            if results_open:
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+            results_open = True
+            continue
+        parts: list[dict[str, Any]] = [{"text": message.content}] if message.content or not message.tool_calls else []
+        parts += [_function_call(call) for call in message.tool_calls]
+        contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
+        results_open = False
+    return contents
+
+
+def _function_call(call: ToolCall) -> dict[str, Any]:
+    try:
+        arguments = call.parsed_arguments()
+    except ValueError:
+        arguments = {}
+    function_call: dict[str, Any] = {"name": call.name, "args": arguments if isinstance(arguments, dict) else {}}
+    if call.call_id:
+        function_call["id"] = call.call_id
+    part: dict[str, Any] = {"function_call": function_call}
+    signature = _signature_bytes(call.signature)
+    if signature is not None:
+        part["thought_signature"] = signature  # the SDK sends bytes as base64 again
+    return part
+
+
+def _signature_bytes(signature: str | None) -> bytes | None:
+    """A thoughtSignature as it came (base64, standard or URL-safe), as the bytes the SDK takes; None if none or
+    not base64 (the SDK would refuse the request)."""
+    if not signature:
+        return None
+    try:
+        text = signature.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:  # binascii.Error is one; so is a character that is not ASCII
+        return None
+
+
+def _function_response(message: Message) -> dict[str, Any]:
+    """A tool's result: a JSON object as it is, any other result under "result" (as the SDK's function calling
+    gives one); the call's name and its id where it had one."""
+    call = message.answers
+    try:
+        result = json.loads(message.content)
+    except ValueError:
+        result = None
+    response: dict[str, Any] = {"name": call.name if call is not None else "",
+                                "response": result if isinstance(result, dict) else {"result": message.content}}
+    if call is not None and call.call_id:
+        response["id"] = call.call_id
+    return response
+
+
+def _config(exchange: Exchange) -> dict[str, Any]:
+    """Tools as functionDeclarations (parameters as JSON Schema: parameters_json_schema), tool_choice as
+    toolConfig.functionCallingConfig, a schema as a JSON answer following responseJsonSchema (JSON Schema as it is;
+    responseSchema takes only Gemini's OpenAPI subset)."""
+    config: dict[str, Any] = {}
+    if exchange.tools:
+        config["tools"] = [{"function_declarations": [_declaration(tool) for tool in exchange.tools]}]
+    choice = exchange.tool_choice
+    if isinstance(choice, str):
+        config["tool_config"] = {"function_calling_config": {"mode": _MODES[choice]}}
+    elif choice is not None:
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else choice.get("name")
+        config["tool_config"] = {"function_calling_config": {"mode": "ANY", "allowed_function_names": [name]}}
+    if exchange.schema is not None:
+        config["response_mime_type"] = "application/json"
+        config["response_json_schema"] = dict(exchange.schema)
+    return config
+
+
+def _declaration(tool: Mapping[str, Any]) -> dict[str, Any]:
+    function = tool["function"]
+    declaration: dict[str, Any] = {"name": tool_name(tool)}
+    if function.get("description"):
+        declaration["description"] = function["description"]
+    if function.get("parameters"):
+        declaration["parameters_json_schema"] = function["parameters"]
+    return declaration
 
 
 class _Response:
@@ -127,9 +237,15 @@ def error_in(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 class _Builder(common.Accumulated):
-    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed)."""
+    """Accumulates an Answer chunk by chunk (a chunk: one event's JSON, or the whole body when not streamed). Each
+    functionCall is a whole call, at its place among the answer's calls."""
 
     finish: str | None = None  # the last finishReason, as Gemini named it
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = ToolCalls()
+        self.calls_seen = 0
 
     def chunk(self, payload: Mapping[str, Any], at: float | None) -> None:
         f = self.fields
@@ -157,6 +273,8 @@ class _Builder(common.Accumulated):
                 call = part.get("functionCall")
                 if text:
                     self._keep(self.parts, text)
+                if isinstance(call, Mapping) and call:
+                    self._call(call, part.get("thoughtSignature"), at)
                 if text or (isinstance(call, Mapping) and call):
                     f.setdefault("first_answer_at", at)
                     carried_output = True
@@ -170,7 +288,15 @@ class _Builder(common.Accumulated):
             f.setdefault("first_output_at", at)
             f["last_output_at"] = at
 
+    def _call(self, call: Mapping[str, Any], signature: Any, at: float | None) -> None:
+        """A whole functionCall (its arguments an object, JSON text as kept; the signature sent back with it)."""
+        args = call.get("args")
+        self.calls.whole(self.calls_seen, at, call.get("name") or "", call.get("id"),
+                         args if args is not None else {}, signature)
+        self.calls_seen += 1
+
     def build(self, **extra: Any) -> Answer:
+        extra.update(self.calls.answer_fields())
         if extra.get("error") is None and self.finish is not None and self.finish not in FINISH_REASONS:
             extra["error"] = {STOPPED: self.finish}  # a stop that is a failure; judged below
         return super().build(**extra)

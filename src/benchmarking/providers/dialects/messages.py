@@ -11,6 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, ContextManager, Mapping
 
+from ...dialogue import Exchange, Message, ToolCall, exchange_of, tool_name
 from ..answer import MAX_NAME_CHARS, Answer, Tokens, name_of, request_id_of, text_of
 from ..failures import Failure, kind_for_status, known_secrets, scrub, settings_hint
 from ..numbers import MAX_COUNT, usage_count
@@ -18,6 +19,7 @@ from ..sse import SseEvent
 from ..wire import WireRecord
 from . import PromptInput, common
 from .common import Accumulated
+from .tool_calls import ToolCalls, position_of, replayed_ids
 
 if TYPE_CHECKING:
     from ...settings.model import ProviderSettings
@@ -66,8 +68,12 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usage_request: str) -> dict[str, Any]:
     """The SDK's arguments: the prompt's system messages go in `system` (the API takes no system role), the rest in
-    `messages`. Usage comes in every answer unasked."""
-    turns = [("user", prompt)] if isinstance(prompt, str) else list(prompt)
+    `messages`; an Exchange's tool calls, results, tools and schema in Anthropic's forms. Usage comes in every
+    answer unasked."""
+    exchange = exchange_of(prompt)
+    turns = exchange.plain
+    if turns is None:
+        return _exchange_request(model, exchange, max_tokens, stream)
     system = [content for role, content in turns if role == "system"]
     kwargs: dict[str, Any] = {
         "model": model,
@@ -78,6 +84,85 @@ def request(model: str, prompt: PromptInput, max_tokens: int, stream: bool, usag
     if system:
         kwargs["system"] = "\n\n".join(system)
     return kwargs
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+
+
+def _input_of(call: ToolCall) -> Any:
+    """A call's arguments as the object tool_use's `input` must be: {} where they do not parse as one."""
+    try:
+        arguments = call.parsed_arguments()
+    except ValueError:
+        return {}
+    return arguments if isinstance(arguments, dict) else {}
+
+
+def _blocks(message: Message, ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A message as content blocks: its text (if any, or if it has nothing else), then its tool calls (with the ids
+    they are replayed with)."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if (
+        message.content or not message.tool_calls) else []
+    return blocks + [{"type": "tool_use", "id": call_id, "name": call.name, "input": _input_of(call)}
+                     for call, call_id in zip(message.tool_calls, ids)]
+
+
+def _exchange_request(model: str, exchange: Exchange, max_tokens: int, stream: bool) -> dict[str, Any]:
+    """An Exchange in the Messages API's forms: tool results are user messages of tool_result blocks (consecutive
+    results in one); the cache breakpoint (`cache_control`) goes on the last block of the message it names."""
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    results_open = False  # the last message holds tool results, which a next result joins
+    for number, (message, ids) in enumerate(zip(exchange.messages, replayed_ids(exchange.messages))):
+        cached = number == exchange.cache_through
+        if message.role == "system":
+            system.append({"type": "text", "text": message.content, **({"cache_control": dict(_EPHEMERAL)} if cached
+                                                                        else {})})
+            continue
+        if message.role == "tool":
+            blocks = [{"type": "tool_result", "tool_use_id": ids[0], "content": message.content}]
+        else:
+            blocks = _blocks(message, ids)
+        if cached:
+            blocks[-1]["cache_control"] = dict(_EPHEMERAL)
+        if message.role == "tool" and results_open:
+            messages[-1]["content"].extend(blocks)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        plain = message.role in ("user", "assistant") and not message.tool_calls and not cached
+        messages.append({"role": role, "content": message.content if plain else blocks})
+        results_open = message.role == "tool"
+    kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages, "stream": stream}
+    if system:
+        cached_system = any("cache_control" in block for block in system)
+        kwargs["system"] = system if cached_system else "\n\n".join(block["text"] for block in system)
+    if exchange.tools:
+        kwargs["tools"] = [_tool(tool) for tool in exchange.tools]
+    if exchange.tool_choice is not None:
+        kwargs["tool_choice"] = _choice(exchange.tool_choice)
+    if exchange.schema is not None:  # structured output: the answer's text is the JSON (anthropic 2.17 takes it)
+        kwargs["output_config"] = {"format": {"type": "json_schema", "schema": dict(exchange.schema)}}
+    return kwargs
+
+
+def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool as Anthropic's: its parameters are the input_schema (an empty object if none)."""
+    function = tool["function"]
+    translated: dict[str, Any] = {"name": tool_name(tool)}
+    if function.get("description"):
+        translated["description"] = function["description"]
+    translated["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    return translated
+
+
+def _choice(choice: str | Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's tool_choice as Anthropic's: auto, any (a call is required), none, or one tool by name."""
+    if isinstance(choice, str):
+        return dict(_CHOICES[choice])
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, Mapping) else choice.get("name")
+    return {"type": "tool", "name": name}
 
 
 def open_stream(sdk: Any, request: Mapping[str, Any]) -> ContextManager[Any]:
@@ -119,9 +204,31 @@ def _merged_usage(into: Mapping[str, Any] | None, usage: Any) -> Mapping[str, An
 
 
 class _MessagesBuilder(Accumulated):
-    """Accumulates an Answer event by event, or from a whole body's content blocks."""
+    """Accumulates an Answer event by event, or from a whole body's content blocks. A tool_use block's call, at
+    its block's index, is read from its content_block_start (id, name, input), its input_json_delta pieces (the
+    arguments' text) and its content_block_stop (the arguments are complete)."""
 
-    def delta(self, delta: Mapping[str, Any], at: float | None) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = ToolCalls()
+        self.open: set[int] = set()  # the indexes of tool_use blocks started and not yet stopped
+
+    def block_start(self, index: Any, block: Any) -> None:
+        position = position_of(index)
+        if not isinstance(block, Mapping) or block.get("type") != "tool_use" or position is None:
+            return
+        if self.calls.start(position, block.get("name"), block.get("id"), block.get("input")):
+            self.open.add(position)
+
+    def block_stop(self, index: Any, at: float | None) -> None:
+        position = position_of(index)
+        if position not in self.open:
+            return
+        self.open.discard(position)
+        if self.calls.complete(position, at):  # no piece carried the call: its stop is its output
+            self._output(at, answer=True)
+
+    def delta(self, delta: Mapping[str, Any], at: float | None, index: Any = None) -> None:
         kind = delta.get("type")
         if kind == "text_delta":
             text = text_of(delta.get("text"))
@@ -135,10 +242,15 @@ class _MessagesBuilder(Accumulated):
             return
         elif kind == "input_json_delta":
             text = text_of(delta.get("partial_json"))
+            if position_of(index) in self.open:  # a piece for a block never started (or stopped) is no call's
+                self.calls.piece(index, at, arguments=text)
         else:  # signature_delta, citations_delta, and what comes next: no tokens of the answer
             return
         if text:
             self._output(at, answer=True)
+
+    def build(self, **extra: Any) -> Answer:
+        return super().build(**extra, **self.calls.answer_fields())
 
     def _output(self, at: float | None, answer: bool) -> None:
         self.output_events += 1
@@ -179,7 +291,11 @@ class EventReader(common.EventReader):
             self.ending = {"error": error if isinstance(error, Mapping) and error else
                            {"message": name_of(error) if error else "error event without details"}}
         elif kind == "content_block_delta" and isinstance(payload.get("delta"), Mapping):
-            b.delta(payload["delta"], at)
+            b.delta(payload["delta"], at, payload.get("index"))
+        elif kind == "content_block_start":
+            b.block_start(payload.get("index"), payload.get("content_block"))
+        elif kind == "content_block_stop":
+            b.block_stop(payload.get("index"), at)
         elif kind == "message_start" and isinstance(payload.get("message"), Mapping):
             b.message(payload["message"])
         elif kind == "message_delta":
@@ -196,7 +312,7 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
     if (error is not None or body.get("type") == "error") and not (isinstance(error, Mapping) and error):
         error = {"message": name_of(error) if error else "error body without details"}
     blocks = body.get("content")
-    for block in blocks if isinstance(blocks, list) else ():
+    for place, block in enumerate(blocks if isinstance(blocks, list) else ()):
         if not isinstance(block, Mapping):
             continue
         kind = block.get("type")
@@ -204,8 +320,9 @@ def read_body(record: WireRecord, body: Mapping[str, Any]) -> Answer:
             builder.delta({"type": "text_delta", "text": block.get("text")}, at)
         elif kind == "thinking":
             builder.delta({"type": "thinking_delta", "thinking": block.get("thinking")}, at)
-        elif kind == "tool_use":
-            builder.delta({"type": "input_json_delta", "partial_json": json.dumps(block.get("input", {}))}, at)
+        elif kind == "tool_use":  # a whole call, at its place: its input is the arguments (JSON text even if no object)
+            builder.block_start(place, block)
+            builder.block_stop(place, at)
     builder.message(body)
     if body.get("stop_reason"):
         builder.fields["finish_reason"] = name_of(body["stop_reason"])

@@ -147,7 +147,7 @@ class _Builder(Accumulated):
         self.calls = ToolCalls()
 
     def build(self, **extra: Any) -> Answer:
-        return super().build(**extra, tool_calls=self.calls.calls(), tool_args_at=self.calls.last_at)
+        return super().build(**extra, **self.calls.answer_fields())
 
     def delta(self, kind: str, text: str, at: float | None) -> None:
         if not text:

@@ -81,6 +81,7 @@
     }));
     charts.splice(0).forEach((chart) => chart.destroy());
     drawPrefill();
+    drawTurns();
     const levelsSeen = [...new Set(DATA.load.map((l) => l.concurrency))].sort((a, b) => a - b);
     const node = document.getElementById("chart-load");
     node.replaceChildren();
@@ -133,6 +134,28 @@
     charts.push(new uPlot({width: Math.max(320, Math.min(node.clientWidth || 900, 1200)), height: 280,
                            series: lines, scales: {x: spread > 20 ? {time: false, distr: 3} : {time: false}},
                            axes: [{label: "input tokens"}, {label: "TTFT ms", size: 60}]}, data, node));
+  }
+
+  // The conversations by turn: every value inserted as text.
+  function drawTurns() {
+    const turns = DATA.conversations.turns;
+    document.getElementById("no-turns").hidden = turns.length > 0;
+    const table = document.getElementById("turns");
+    table.hidden = turns.length === 0;
+    const head = el("tr");
+    ["provider", "model", "turn", "requests", "sessions", "TTFT ms p50", "TTFT ms p90", "input tokens p50",
+     "cached %", "mean cost $", "TTFT p50 vs turn 1 ms", "cost vs turn 1"].forEach((name) =>
+      head.appendChild(el("th", name)));
+    table.tHead.replaceChildren(head);
+    table.tBodies[0].replaceChildren(...turns.map((t) => {
+      const tr = el("tr");
+      [t.provider, t.model, t.turn, t.requests, t.sessions, t.ttft_p50_ms, t.ttft_p90_ms, t.input_tokens_p50,
+       percent(t.cached_input_share), t.cost_mean_usd, t.turn === 1 ? null : t.ttft_p50_change_ms,
+       t.turn === 1 ? null : percent(t.cost_mean_change)].forEach((cell) => tr.appendChild(el("td", shown(cell))));
+      return tr;
+    }));
+    document.getElementById("turn-cache").replaceChildren(
+      ...DATA.conversations.cache_from_turn_2.map((saving) => el("li", saving.line)));
   }
 
   site.drawPrefill = drawPrefill;
