@@ -82,6 +82,8 @@ alter table benchmark_results add column if not exists itl_p50_ms double precisi
 alter table benchmark_results add column if not exists itl_p99_ms double precision; -- events (inter-token latency)
 alter table benchmark_results add column if not exists itl_max_ms double precision; -- its longest stall
 alter table benchmark_results add column if not exists output_events integer; -- chunks carrying output
+alter table benchmark_results add column if not exists request_rate double precision; -- an open loop's requests/s
+alter table benchmark_results add column if not exists scheduled_at timestamptz; -- when its schedule had it start
 
 create index if not exists benchmark_results_run_id_idx on benchmark_results (run_id);
 create index if not exists benchmark_results_provider_model_created_idx

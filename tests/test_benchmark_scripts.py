@@ -102,3 +102,14 @@ def test_site_quick_times_report_site_beside_plain_report():
     assert "machine: " in out
     assert re.search(rf"^\s+1,000 results: report --site {NUMBER} s, CPU {NUMBER} s \(median of 3; .*\); plain "
                      rf"`report` {NUMBER} s, CPU {NUMBER} s; data.js \d+ kB, the whole site \d+ kB$", out, re.M), out
+
+
+def test_open_loop_quick_prints_each_arrival_kind_against_the_server_s_log():
+    out = run_script("open_loop.py", "--quick")
+    assert out.startswith("open loop: arrivals at 20 requests/s against the simulator's own log")
+    for kind in ("constant", "poisson", "gamma"):
+        line = re.search(rf"^  {kind}\s+40\s+({NUMBER}) %\s+({NUMBER}) %(\s+{NUMBER}){{5}}\s+(ok|MISSED)$", out, re.M)
+        assert line, out
+        assert abs(float(line.group(2))) < 25, line.group(0)  # a sanity bound, not the target
+    assert re.search(r"^targets \(mean gap within 5% of 1/rate, off-schedule p99 <= 5 ms\): (all met|MISSED for .+)$",
+                     out, re.M)

@@ -137,7 +137,8 @@ class ConsoleReporter:
             return f"p50 {number_text(round_ms(values[50]))} / p99 {number_text(round_ms(values[99]))} ms"
 
         self.say()
-        self.say(f"Load → {provider} / {model} at concurrency {stats.concurrency}: {figures.requests} requests in "
+        at = f"rate {stats.rate:g}/s" if stats.rate is not None else f"concurrency {stats.concurrency}"
+        self.say(f"Load → {provider} / {model} at {at}: {figures.requests} requests in "
                  f"{number_text(round_s(figures.wall_s))} s, {rate_text(figures.requests_per_s)} requests/s, "
                  f"{rate_text(figures.output_tokens_per_s)} output tokens/s")
         self.say(f"   TTFT {pair(figures.ttft_ms)}; latency {pair(figures.latency_ms)}")
@@ -149,8 +150,9 @@ class ConsoleReporter:
                  f"({'-' if steady is None else f'{number_text(round_ms(steady))} ms'} after the ramp), "
                  f"{'-' if cpu is None else f'{number_text(round_ms(cpu))} ms'} of CPU a request")
         if (why := stats.bottleneck()) is not None:
-            self.say(f"   Warning: the harness may have set this level's pace ({why}): use more --workers, or "
-                     "--engine ray")
+            self.say(f"   Warning: the harness may have set this level's pace ({why}): " + (
+                "give a higher --max-concurrency or more --workers, or a lower --rate" if stats.rate is not None
+                else "use more --workers, or --engine ray"))
         if (short := stats.short_of_level()) is not None:
             self.say(f"   Warning: this level was not held: {short} (the figures are those of a lighter load)")
         if stopped:
@@ -260,8 +262,10 @@ def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound | Non
     if load is None:
         how = f"{settings.repeat} rounds{schedule}"
     else:
-        each = [load.requests_at(level) for level in load.levels]
-        how = (f"load at concurrency {', '.join(map(str, load.levels))} (" + (
+        each = [load.requests_at(level) for level in load.steps]
+        at = (f"{load.arrivals} arrivals at {', '.join(f'{rate:g}' for rate in load.rates)} requests/s, at most "
+              f"{load.max_concurrency} in flight" if load.rates else f"concurrency {', '.join(map(str, load.levels))}")
+        how = (f"load at {at} (" + (
             f"{', '.join(map(str, each))} requests" if None not in each else f"{load.duration_s:g} s")
             + f" a level, per model){schedule}")
     total = f" = {bound.requests} requests" if bound is not None else ""
@@ -307,6 +311,7 @@ def plan_json(settings: Settings, cells: Sequence[Cell], bound: CostBound | None
         "runs": runs,
         "rounds": settings.repeat if load is None else None,
         "load_levels": list(load.levels) if load is not None else None,
+        **({"load_rates": list(load.rates)} if load is not None and load.rates else {}),
         "requests": bound.requests if bound is not None else None,  # None: --duration gives no count
         "cost_bound_usd": str(bound.usd) if bound is not None else None,
         "models": [{"provider": p, "model": m, "requests": n, "cost_bound_usd": None if usd is None else str(usd)}

@@ -64,7 +64,7 @@ class Measurement:
     ratelimit_remaining_tokens: int | None = None
     concurrency: int | None = None  # a load run's level: requests in flight per provider and model
     level_started_at: datetime | None = None
-    start_lag_ms: float | None = None  # from when a load slot was free to when its request started
+    start_lag_ms: float | None = None  # from when a load slot was free (an open loop: when due) to its start
     node: str | None = None  # where a load run's request was made: host, and Ray node id on Ray
     session_id: str | None = None  # a conversation's requests in one round share it
     turn: int | None = None  # the request's number in its conversation, from 1
@@ -78,6 +78,8 @@ class Measurement:
     itl_p99_ms: float | None = None
     itl_max_ms: float | None = None  # the longest stall
     output_events: int | None = None  # events (chunks) carrying output; a plain body is one
+    request_rate: float | None = None  # an open loop's arrival rate at this request's level, requests/s
+    scheduled_at: datetime | None = None  # when an open loop's schedule had this request start
     warnings: tuple[str, ...] = field(default=(), compare=False)
     # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
     # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).

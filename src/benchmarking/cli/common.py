@@ -17,6 +17,7 @@ from ..settings.values import positive_float, read_utf8, whole_number
 from ..errors import ConfigError
 from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
+from .arrival_flags import add_arrival_arguments, closed_loop_refusal, open_load_from_args
 
 if TYPE_CHECKING:
     from ..load.levels import LoadSettings
@@ -109,6 +110,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
                       help="the Ray cluster (default RAY_ADDRESS, else a local Ray)")
     load.add_argument("--workers", metavar="N", help="local worker processes (default: one per 16 slots, at most the "
                                                      "CPUs)")
+    add_arrival_arguments(load)
 
     money = parser.add_argument_group("before spending money")
     money.add_argument("--dry-run", action="store_true",
@@ -155,37 +157,36 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
     from ..executors.capacity import check_local_load
     from ..load.levels import LoadSettings
     from ..executors.tickets import SLOTS_PER_WORKER
-    from ..scheduler import parse_duration
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
                   "ray_address": "--ray-address"}
-    if args.concurrency is None:
+    if args.rate is None and (refusal := closed_loop_refusal(args)) is not None:
+        raise ConfigError(refusal)
+    if args.concurrency is None and args.rate is None:
         given = [flag for name, flag in load_flags.items() if getattr(args, name) is not None]
         if given or args.engine != "local":
             raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
         return None
+    loop = "--rate" if args.rate is not None else "--concurrency"
     if settings is not None and settings.workload is not None:
         from ..providers.conversation import is_conversation
 
         talk = next((p for p in settings.workload.prompts if is_conversation(p)), None)
         if talk is not None:
-            raise ConfigError(f"--concurrency: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
-                              "which a load run does not send: measure it without --concurrency")
+            raise ConfigError(f"{loop}: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
+                              f"which a load run does not send: measure it without {loop}")
     levels = []
-    for part in args.concurrency.split(","):
+    for part in ([] if args.rate is not None else args.concurrency.split(",")):
         levels.append(whole_number(part.strip(), "--concurrency (each level)"))
     if args.requests is not None and args.level_duration is not None:
         raise ConfigError("give --requests or --duration, not both")
     requests = whole_number(args.requests, "--requests") if args.requests is not None else None
+    if args.rate is not None:
+        return open_load_from_args(args, settings, requests, _duration(args), _max_error_rate(args))
     if requests is not None and requests < max(levels):
         raise ConfigError(f"--requests {requests} is below the concurrency {max(levels)}: a level could never have "
                           "that many in flight")
-    try:
-        max_error_rate = float(args.max_error_rate)
-    except ValueError:
-        raise ConfigError(f"--max-error-rate takes a fraction like 0.1, not {args.max_error_rate!r}") from None
-    if not 0 <= max_error_rate <= 1:
-        raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
+    max_error_rate = _max_error_rate(args)
     ray_address = None
     if args.engine == "ray":
         from ..executors.ray_cluster import parse_ray_address, require_ray
@@ -203,12 +204,28 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
     return LoadSettings(
         levels=tuple(levels),
         requests=requests,
-        duration_s=parse_duration(args.level_duration, "--duration") if args.level_duration is not None else None,
+        duration_s=_duration(args),
         max_error_rate=max_error_rate,
         engine=args.engine,
         workers=workers,
         ray_address=ray_address,
     )
+
+
+def _max_error_rate(args: argparse.Namespace) -> float:
+    try:
+        max_error_rate = float(args.max_error_rate)
+    except ValueError:
+        raise ConfigError(f"--max-error-rate takes a fraction like 0.1, not {args.max_error_rate!r}") from None
+    if not 0 <= max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate is a fraction from 0 to 1, not {args.max_error_rate}")
+    return max_error_rate
+
+
+def _duration(args: argparse.Namespace) -> float | None:
+    from ..scheduler import parse_duration
+
+    return parse_duration(args.level_duration, "--duration") if args.level_duration is not None else None
 
 
 def connect_engine(load: "LoadSettings | None") -> None:

@@ -48,6 +48,14 @@ def _concurrency_table(rows: list, fmt: str, title: str, selection: "Selection",
     return render(rows, fmt, title, selection, slo)
 
 
+def _rate_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
+    from ..report.rate import NO_RATE_RUNS, rate_rows, render
+
+    if fmt in MACHINE_FORMATS and not rate_rows(rows):
+        print(NO_RATE_RUNS, file=sys.stderr)  # stdout stays json or csv: no rate
+    return render(rows, fmt, title, selection)
+
+
 def _turn_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:
     from ..report.turns import NO_TURNS, render, turn_rows
 
@@ -68,7 +76,7 @@ MACHINE_FORMATS = ("json", "csv")  # what a program reads: always printed whole,
 # --by keys whose report is a table of its own, not the summary per group: name -> function(rows, format, title,
 # selection, SLOs) -> text.
 OWN_TABLES: dict[str, Callable[[list, str, str, "Selection", "SloConfig"], str]] = {
-    "concurrency": _concurrency_table, "turn": _turn_table, "itl": _itl_table}
+    "concurrency": _concurrency_table, "turn": _turn_table, "itl": _itl_table, "rate": _rate_table}
 
 
 def report_main(argv: list[str]) -> int:
@@ -108,7 +116,9 @@ def report_main(argv: list[str]) -> int:
                           "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
                           "stopped, goodput where SLOs are set); or turn: a table per turn of the stored "
                           "conversations (TTFT p50/p90, input tokens, cached share, cost, the change against turn 1) "
-                          "and what the prompt cache saved from turn 2 on")
+                          "and what the prompt cache saved from turn 2 on; or rate: a table per open-loop arrival "
+                          "rate (--rate runs: achieved requests/s, response time from the scheduled start, start "
+                          "lag, harness-bound)")
     out.add_argument("--format", choices=("table", "json", "csv", "markdown"), default="table",
                      help="table (default), json, csv or markdown; json and csv carry the same fields; "
                           "--compare prints a table or json")

@@ -72,7 +72,8 @@ def default_workers(slots: int, slots_per_worker: int) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(slots / slots_per_worker), slots))
 
 
-def check_local_load(slots: int, workers: int | None, slots_per_worker: int, endpoints: int = 1) -> None:
+def check_local_load(slots: int, workers: int | None, slots_per_worker: int, endpoints: int = 1,
+                     flag: str = "--concurrency") -> None:
     """Refuse (ConfigError, one line) a local load run of `slots` at once that this machine cannot hold."""
     if workers is not None and workers > slots:
         raise ConfigError(f"--workers {workers} is more than the {slots} slots of the largest level: a worker "
@@ -84,7 +85,7 @@ def check_local_load(slots: int, workers: int | None, slots_per_worker: int, end
         most = max(0, room // MEMORY_PER_SLOT_BYTES)
         if slots > most:
             raise ConfigError(
-                f"--concurrency {slots} is more than this machine can hold: {most} slots fit in "
+                f"{flag} {slots} is more than this machine can hold: {most} slots fit in "
                 f"{MEMORY_SHARE:.0%} of its {memory / 2**30:.1f} GiB available memory (about "
                 f"{MEMORY_PER_SLOT_BYTES // 2**20} MiB a slot, {MEMORY_PER_WORKER_BYTES // 2**20} MiB a worker "
                 f"process); give a lower level, or --engine ray to spread the slots over several machines")
@@ -94,7 +95,7 @@ def check_local_load(slots: int, workers: int | None, slots_per_worker: int, end
         most_per_worker = max(0, (limit - DESCRIPTORS_KEPT) // max(1, endpoints))
         if per_worker > most_per_worker:
             raise ConfigError(
-                f"--concurrency {slots} is more than this machine can hold: {count} worker process"
+                f"{flag} {slots} is more than this machine can hold: {count} worker process"
                 f"{'' if count == 1 else 'es'} of {per_worker} slots each, with a connection a slot to each of "
                 f"{endpoints} endpoint{'' if endpoints == 1 else 's'}, need more file descriptors than the limit of "
                 f"{limit} a process (ulimit -n); give more --workers, a lower level, or raise the limit")

@@ -9,7 +9,7 @@ never holds a slot. What it shares with the Ray executor (Ticket, Done, Ready) i
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import math
 import os
 import queue
@@ -28,7 +28,20 @@ from .tickets import SLOTS_PER_WORKER, Done, ExecutorLost, Freed, Level, Ready, 
 
 WORKER_CHECK_EVERY_S = 1.0  # while waiting for rows, how often the worker processes are checked to be alive
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # the main process's to handle (GracefulStop)
+GIL_SWITCH_INTERVAL_S = 0.001
 COUNTERS_PER_SLOT = 4  # threads that count tokens with a server's tokenizer, and counts that may wait, a slot
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Told to a worker when the run stops: an open loop's tickets not yet sent are dropped, not waited for."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A ticket a slot dropped (the run stopped before it was due): no request was made."""
+
+    worker: str
 
 
 class _Slots:
@@ -41,6 +54,7 @@ class _Slots:
         self._results, self._worker, self._node, self._cells = results, worker, node, cells
         self._level = Level(0, 0.0)
         self._changed = threading.Condition()
+        self._dropping = threading.Event()
         # Tokens counted by the server's tokenizer, off the slots: a slot's next request never waits for a count
         # (threads started only as counts come; a count as long as COUNTERS_PER_SLOT requests still keeps up).
         self._counter = ThreadPoolExecutor(max_workers=COUNTERS_PER_SLOT * count, thread_name_prefix="count")
@@ -48,7 +62,11 @@ class _Slots:
         for thread in self._threads:
             thread.start()
 
+    def drop(self) -> None:
+        self._dropping.set()
+
     def level(self, level: Level) -> None:
+        self._dropping.clear()
         with self._changed:
             self._level = level
             self._changed.notify_all()
@@ -65,14 +83,14 @@ class _Slots:
         self._counter.shutdown(wait=True)
 
     def _count(self, uncounted: Measurement, finish: Callable[[], Measurement], ended: float, ramp: bool,
-               busy_s: float) -> None:
+               busy_s: float, waited: bool = False) -> None:
         """A request's tokens counted, then its row sent back (as counted, or as it was if counting broke)."""
         try:
             measurement = finish()
         except Exception:  # a bug in counting must not lose the row, nor hold the level forever
             measurement = uncounted
         self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=ramp, busy_s=busy_s,
-                               counted_later=True))
+                               counted_later=True, waited_for_slot=waited))
 
     def _slot(self, index: int) -> None:
         from ..providers.client import kept_clients
@@ -88,6 +106,7 @@ class _Slots:
                     self._changed.wait_for(lambda: index < self._level.active_slots)
                     if self._level is not level:
                         level, ended = self._level, 0.0
+                free_since = time.perf_counter()
                 ticket = self._tickets.get()
                 if ticket is None:
                     wait(counting)
@@ -100,17 +119,38 @@ class _Slots:
                 if index >= self._level.active_slots:  # taken while waiting, but this level does not need it
                     self._tickets.put(ticket)
                     continue
-                # Due when the level started, or when this slot's last request ended.
-                first, began = not ended, time.perf_counter()
-                measurement, finish = measure_ticket_later(ticket, max(level.started, ended), self._node)
+                # Due when the level started, or when this slot's last request ended; an open loop's at its time.
+                first, waited = not ended, False
+                if ticket.scheduled is not None:
+                    # Every slot was busy when it was due (a free one would have been waiting here for it):
+                    # it waited for a slot, and its start lag holds that wait.
+                    first, waited = False, free_since > ticket.scheduled
+                    if not wait_until(ticket.scheduled, self._dropping):
+                        self._results.put(Dropped(self._worker))
+                        continue
+                began = time.perf_counter()
+                due = ticket.scheduled if ticket.scheduled is not None else max(level.started, ended)
+                measurement, finish = measure_ticket_later(ticket, due, self._node)
                 ended = time.perf_counter()
                 if finish is None:
                     self._results.put(Done(measurement, self._worker, time.process_time(), ended, ramp=first,
-                                           busy_s=ended - began))
+                                           busy_s=ended - began, waited_for_slot=waited))
                     continue
                 self._results.put(Freed(self._worker))
                 counting = [f for f in counting if not f.done()]
-                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began))
+                counting.append(self._counter.submit(self._count, measurement, finish, ended, first, ended - began,
+                                                     waited))
+
+
+def wait_until(due: float, dropping: threading.Event) -> bool:
+    """Until perf_counter reaches `due` (an open loop's request keeps its time whatever the others do): True; False
+    at once if the run stops meanwhile (a ticket due in minutes never holds a stopping run)."""
+    if dropping.is_set():
+        return False
+    while (left := due - time.perf_counter()) > 0:
+        if dropping.wait(left):
+            return False
+    return True
 
 
 def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Sequence[Cell], parent_pid: int) -> None:
@@ -127,10 +167,15 @@ def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Seque
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked since its start (LocalExecutor): now ignored
     scrub_output_of_this_process()  # a fresh interpreter: what it prints passes the scrubber as the parent's does
+    # A slot waking for its request's time waits for the GIL, which a busy thread gives up only every switch interval
+    # (5 ms by default): 1 ms keeps an open loop's starts near their schedule, for a little more switching.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
         if isinstance(message, Level):
             pool.level(message)
+        elif isinstance(message, Drop):
+            pool.drop()
         else:
             pool.ticket(message)
     pool.stop()
@@ -188,7 +233,8 @@ class LocalExecutor:
             raise ExecutorLost(f"worker process {name} (pid {process.pid}) ended while starting (exit status "
                                f"{process.exitcode}): nothing was sent")
 
-    def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]:
+    def run_level(self, tickets: Iterator[Ticket], concurrency: int,
+                  stop_requested: Callable[[], bool] | None = None) -> Iterator[Done]:
         """Each worker runs its share of the level's slots; each keeps a backlog of tickets (twice its slots), topped
         up as its requests come back, so that a slot never waits on this process to start its next request."""
         share = dict(zip(self._names, shares(concurrency, self.workers)))
@@ -199,23 +245,34 @@ class LocalExecutor:
         backlog = {name: 0 for name in self._names}  # tickets sent whose request is not over
         counting = {name: 0 for name in self._names}  # requests over, their tokens still being counted
 
-        def feed(name: str) -> None:
+        def feed(name: str, most: int | None = None) -> None:
             # Counts that fall behind hold the slots back at last: at most COUNTERS_PER_SLOT a slot waiting.
             while (backlog[name] < 2 * share[name] and counting[name] < COUNTERS_PER_SLOT * share[name]
-                   and (ticket := next(tickets, None)) is not None):
-                inbox_of[name].put(replace(ticket, due=started))
+                   and (most is None or most > 0) and (ticket := next(tickets, None)) is not None):
+                inbox_of[name].put(ticket if ticket.scheduled is not None else replace(ticket, due=started))
                 backlog[name] += 1
+                most = None if most is None else most - 1
 
-        for name in self._names:
-            feed(name)
-        checked = time.monotonic()
+        # An open loop's tickets go round the workers one by one, so that each worker's slots hold the nearest
+        # due times, not one worker the first ones and another those far ahead.
+        for _ in range(max(share.values()) * 2):
+            for name in self._names:
+                feed(name, 1)
+        checked, dropped = time.monotonic(), False
         while any(backlog.values()) or any(counting.values()):
+            if stop_requested is not None and not dropped and stop_requested():  # an open loop's stop
+                dropped = True
+                for inbox in self._inboxes:
+                    inbox.put(Drop())
             if time.monotonic() - checked >= WORKER_CHECK_EVERY_S:  # the others' rows may keep coming meanwhile
                 self._check_workers(backlog, counting)
                 checked = time.monotonic()
             try:
                 item = self._results.get(timeout=WORKER_CHECK_EVERY_S)
             except queue.Empty:
+                continue
+            if isinstance(item, Dropped):
+                backlog[item.worker] -= 1
                 continue
             if isinstance(item, Freed):
                 backlog[item.worker] -= 1

@@ -31,6 +31,10 @@ class Ticket:
     level_started_at: datetime
     due: float  # when the closed loop let it start: its level's start, or the end of the request it follows
     ramp: bool  # one of the level's first `concurrency` requests, all due at its start
+    # An open loop's request: due at `scheduled` (perf_counter) whatever earlier answers do, at `scheduled_at` (UTC).
+    scheduled: float | None = None
+    scheduled_at: datetime | None = None
+    request_rate: float | None = None  # its level's arrival rate, requests/s
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Done:
     ramp: bool = False
     busy_s: float = 0.0  # how long it held its slot: from its start to its end (the level's in-flight time)
     counted_later: bool = False  # its tokens were counted after its slot was freed (Freed came first)
+    waited_for_slot: bool = False  # an open loop's request due while every slot was busy: it started late
 
 
 class Executor(Protocol):
@@ -72,12 +77,14 @@ def measure_ticket(ticket: Ticket, due: float, node: str) -> Measurement:
 
 def _with_load_fields(measurement: Measurement, ticket: Ticket, began: float, due: float, node: str) -> Measurement:
     """The row as a load run stores it: judged as a sequential run's is (answer_ok, json_valid), with its prompt (as
-    worker_lost's row has it) and its level."""
+    worker_lost's row has it) and its level (an open loop's: its rate and scheduled start)."""
     prompt = ticket.cell.prompt
     measurement = replace(with_judgement(measurement, prompt), prompt_id=prompt.prompt_id,
                           input_tier=prompt.input_tier, cache_mode=ticket.cache_mode)
-    return replace(measurement, concurrency=ticket.concurrency, level_started_at=ticket.level_started_at,
-                   start_lag_ms=max(0.0, began - due) * 1000, node=node)
+    # An open loop's rows say their rate, not a level of requests in flight (`report --by rate`, not concurrency).
+    return replace(measurement, concurrency=None if ticket.request_rate is not None else ticket.concurrency,
+                   level_started_at=ticket.level_started_at, start_lag_ms=max(0.0, began - due) * 1000, node=node,
+                   request_rate=ticket.request_rate, scheduled_at=ticket.scheduled_at)
 
 
 def measure_ticket_later(ticket: Ticket, due: float, node: str

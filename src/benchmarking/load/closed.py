@@ -29,14 +29,15 @@ from ..executors.local import LocalExecutor
 from ..executors.tickets import Done, Executor, ExecutorLost, Ticket
 from ..storage import Storage
 from .levels import LevelStats, LoadSettings, sweep_stop
+from .open import open_tickets
 
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
     if load.engine == "ray":
         from ..executors.ray_actors import RayExecutor
 
-        return RayExecutor(cells, max(load.levels), load.ray_address)
-    return LocalExecutor(cells, max(load.levels), load.workers)
+        return RayExecutor(cells, load.slots, load.ray_address)
+    return LocalExecutor(cells, load.slots, load.workers)
 
 
 # ---- the driver ----------------------------------------------------------------------------------------------------
@@ -74,6 +75,14 @@ class LoadReporter(Protocol):
     def run_finished(self, status: str, storage_note: str | None) -> None: ...
 
 
+def open_record(load: LoadSettings) -> dict[str, object]:
+    """What the run's settings keep of an open loop: enough to draw its schedule again."""
+    if not load.rates:
+        return {}
+    return {"rates": list(load.rates), "arrivals": load.arrivals, "burstiness": load.burstiness, "seed": load.seed,
+            "max_concurrency": load.max_concurrency}
+
+
 def _tickets(cells: Sequence[Cell], settings: Settings, concurrency: int, requests: int | None,
              deadline: float | None, level_started_at: datetime, level_started: float,
              stop_requested: Callable[[], bool]) -> Iterator[Ticket]:
@@ -96,7 +105,7 @@ def run_load(
     """
     run = new_run(settings)
     load_record = {"levels": list(load.levels), "requests": load.requests, "duration_s": load.duration_s,
-                   "max_error_rate": load.max_error_rate, "engine": load.engine}
+                   "max_error_rate": load.max_error_rate, "engine": load.engine, **open_record(load)}
     run = replace(run, kind="load", settings={**run.settings, "load": load_record})
     # Connections stay open between a slot's requests: warmed once, not before each one (that would double them).
     cells = [replace(cell, settings=replace(cell.settings, warm_each_request=False)) for cell in plan(settings)]
@@ -113,16 +122,23 @@ def run_load(
         for (provider, model), group in groups.items():
             levels: list[LevelStats] = []
             stopped = None
-            for concurrency in load.levels:
+            for index, step in enumerate(load.steps):
                 if stop_requested():
                     break
-                stats = LevelStats(concurrency, cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
+                stats = LevelStats(load.slots if load.rates else int(step), rate=step if load.rates else None,
+                                   cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
                 began = time.perf_counter()
-                deadline = began + load.duration_s if load.duration_s is not None else None
-                tickets = _tickets(group, settings, concurrency, load.requests_at(concurrency), deadline, utc_now(),
-                                   began, stop_requested)
+                if load.rates:
+                    tickets = open_tickets(group, settings, load, index, began, utc_now(), stop_requested)
+                else:
+                    deadline = began + load.duration_s if load.duration_s is not None else None
+                    tickets = _tickets(group, settings, stats.concurrency, load.requests_at(step), deadline,
+                                       utc_now(), began, stop_requested)
                 last_received = began
-                for done, last_received in in_background(executor.run_level(tickets, concurrency)):
+                # An open loop's tickets wait in their slots until due: a stop drops them (local workers only).
+                level_run = (executor.run_level(tickets, stats.concurrency, stop_requested)  # type: ignore[call-arg]
+                             if load.rates else executor.run_level(tickets, stats.concurrency))
+                for done, last_received in in_background(level_run):
                     saved = _save(storage, run.id, done.measurement)
                     stats.add(done, saved.created_at)
                     # A count after the request is not part of the level's load: its request ended at `ended`
@@ -132,7 +148,7 @@ def run_load(
                 stats.wall_s = last_received - began
                 executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
                 levels.append(stats)
-                stopped = sweep_stop(levels, load.max_error_rate) if concurrency != load.levels[-1] else None
+                stopped = sweep_stop(levels, load.max_error_rate) if index != len(load.steps) - 1 else None
                 reporter.level_done(provider, model, stats, stopped)
                 if stopped:
                     break
@@ -148,7 +164,8 @@ def run_load(
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None
     finally:
         executor.close()
-        summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps}}
+        summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps,
+                            **({"rates": list(load.rates)} if load.rates else {})}}
         try:
             notes.append(storage.finish_run(run.id, status, utc_now(), summary))
         except StorageError as exc:

@@ -16,6 +16,7 @@ import math
 from typing import Sequence
 
 from ..executors.tickets import Done
+from .arrivals import DEFAULT_SEED
 from ..figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
     round_s,
@@ -25,6 +26,9 @@ SATURATION_GAIN = 1.05  # a level whose throughput is not 5 % above the best bef
 BOTTLENECK_LAG_P99_MS = 10.0  # start lags beyond this, or workers this busy, mean the harness held requests back
 BOTTLENECK_CPU_SHARE = 0.8
 IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this share of it says so
+LAG_GROWTH_MS = 5.0  # start lags whose median grew this much from a level's first quarter to its last
+LAG_GROWTH_SAMPLES = 8  # fewer requests than this tell nothing of growth
+OPEN_LOOP_DEFAULT_S = 10.0  # a rate's requests when neither --requests nor --duration is given: 10 s of arrivals
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,31 @@ class LoadSettings:
     engine: str = "local"  # 'local' (worker processes on this machine) | 'ray'
     workers: int | None = None  # local worker processes; None: one per SLOTS_PER_WORKER slots, at most the CPUs
     ray_address: str | None = None
+    # An open loop (--rate): its arrival rates in requests/s, in order, instead of levels of requests in flight.
+    rates: tuple[float, ...] = ()
+    arrivals: str = "constant"  # arrivals.ARRIVALS
+    burstiness: float = 1.0  # gamma's shape
+    seed: int = DEFAULT_SEED
+    max_concurrency: int | None = None  # an open loop's slots: the most requests in flight at once
 
-    def requests_at(self, level: int) -> int | None:
+    @property
+    def steps(self) -> tuple[float, ...]:
+        """What a sweep walks through, in order: rates for an open loop, concurrency levels for a closed one."""
+        return self.rates or tuple(float(level) for level in self.levels)
+
+    @property
+    def slots(self) -> int:
+        """The executor's slots: the largest level, or an open loop's --max-concurrency."""
+        return (self.max_concurrency or 1) if self.rates else max(self.levels)
+
+    def requests_at(self, level: float) -> int | None:
+        """A level's (or a rate's) requests; None where it runs for duration_s instead. A rate's default: its
+        OPEN_LOOP_DEFAULT_S of arrivals, at least 10."""
         if self.duration_s is not None and self.requests is None:
             return None
-        return self.requests if self.requests is not None else 10 * level
+        if self.requests is not None:
+            return self.requests
+        return max(10, math.ceil(level * OPEN_LOOP_DEFAULT_S)) if self.rates else 10 * int(level)
 
 
 @dataclass
@@ -60,6 +84,9 @@ class LevelStats:
     rows: list[LevelRow] = field(default_factory=list)  # the provider's figures come from these, as report's do
     busy_s: float = 0.0  # the requests' time in flight, summed
     held_s: float = 0.0  # from the level's start to its last request's end (before the counts that follow it)
+    rate: float | None = None  # an open loop's arrival rate, requests/s (concurrency is then its slots)
+    waited_for_slot: int = 0  # an open loop's requests due while every slot was busy
+    scheduled_lags_ms: list[tuple[datetime, float]] = field(default_factory=list)  # (when due, start lag)
 
     def add(self, done: Done, stored_at: datetime) -> None:
         m = done.measurement
@@ -69,6 +96,9 @@ class LevelStats:
             self.successes += 1
         else:
             self.errors[m.error_type or "unknown"] += 1
+        self.waited_for_slot += done.waited_for_slot
+        if m.start_lag_ms is not None and m.scheduled_at is not None:
+            self.scheduled_lags_ms.append((m.scheduled_at, m.start_lag_ms))
         if m.start_lag_ms is not None:
             self.start_lags_ms.append(m.start_lag_ms)
             if not done.ramp:
@@ -104,6 +134,8 @@ class LevelStats:
     def short_of_level(self) -> str | None:
         """Why the level kept fewer requests in flight than asked (under IN_FLIGHT_SHARE of it), if it did."""
         held = self.in_flight
+        if self.rate is not None:  # an open loop holds what its arrivals bring, not a level
+            return None
         if held is None or held >= IN_FLIGHT_SHARE * self.concurrency:
             return None
         # The share rounded down: a level held at 89.6 % never reads as the 90 % it fell short of.
@@ -134,6 +166,11 @@ class LevelStats:
         reasons = []
         if lag is not None and lag > BOTTLENECK_LAG_P99_MS:
             reasons.append(f"requests started up to {lag:.0f} ms late (p99, after the ramp)")
+        if (grew := lag_growth([lag for _, lag in sorted(self.scheduled_lags_ms)])) is not None:
+            reasons.append(grew)
+        if self.waited_for_slot:
+            reasons.append(f"{self.waited_for_slot} requests were due while all {self.concurrency} slots were busy "
+                           "(--max-concurrency)")
         if self.busiest_worker_share > BOTTLENECK_CPU_SHARE:
             reasons.append(f"a worker process was on the CPU {self.busiest_worker_share:.0%} of the time")
         return "; ".join(reasons) or None
@@ -141,6 +178,7 @@ class LevelStats:
     def summary(self) -> dict[str, object]:
         figures = self.figures
         return {
+            **({"request_rate": self.rate, "waited_for_slot": self.waited_for_slot} if self.rate is not None else {}),
             "concurrency": self.concurrency,
             "requests": self.requests,
             "successes": self.successes,
@@ -162,15 +200,31 @@ class LevelStats:
         }
 
 
+def lag_growth(lags_ms: Sequence[float]) -> str | None:
+    """Whether start lags, in the order the requests were due, grew over the level: the median of its last quarter
+    LAG_GROWTH_MS above that of its first (the harness fell further behind its schedule as it went); None if not."""
+    if len(lags_ms) < LAG_GROWTH_SAMPLES:
+        return None
+    quarter = len(lags_ms) // 4
+    first, last = quantiles(lags_ms[:quarter], (50,))[50], quantiles(lags_ms[-quarter:], (50,))[50]
+    if first is None or last is None or last - first <= LAG_GROWTH_MS:
+        return None
+    return f"start lags grew over the level, from {first:.0f} ms (median, first quarter) to {last:.0f} ms (last)"
+
+
+def level_name(level: LevelStats) -> str:
+    return f"rate {level.rate:g}/s" if level.rate is not None else f"concurrency {level.concurrency}"
+
+
 def sweep_stop(levels: Sequence[LevelStats], max_error_rate: float) -> str | None:
     """Why a sweep stops after its latest level, if it does."""
     last = levels[-1]
     if last.error_rate > max_error_rate:
-        return (f"error rate {last.error_rate:.0%} at concurrency {last.concurrency} is above --max-error-rate "
+        return (f"error rate {last.error_rate:.0%} at {level_name(last)} is above --max-error-rate "
                 f"{max_error_rate:.0%}")
     earlier = [rate for level in levels[:-1] if (rate := level.output_tokens_per_s) is not None]
     throughput = last.output_tokens_per_s  # unknown where the provider did not say how many tokens it sent
     if earlier and throughput is not None and throughput < SATURATION_GAIN * max(earlier):
-        return (f"throughput stopped rising at concurrency {last.concurrency}: {rate_text(throughput)} "
+        return (f"throughput stopped rising at {level_name(last)}: {rate_text(throughput)} "
                 f"output tokens/s, against {rate_text(max(earlier))} before (saturation)")
     return None

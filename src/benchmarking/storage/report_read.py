@@ -24,7 +24,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
     "cache_write_tokens", "price_input_per_mtok", "price_cached_input_per_mtok", "price_cache_write_per_mtok",
     "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "itl_p50_ms", "itl_p99_ms", "itl_max_ms",
-    "output_events", "stream",
+    "output_events", "stream", "request_rate", "scheduled_at",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
 # texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.
@@ -77,7 +77,7 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
         for name in _REPORT_PRICES:  # Decimal, exact as stored; a NaN an old row held is no price
             if values[name] is not None:
                 values[name] = _cost(values[name])
-        for name in ("started_at", "level_started_at"):  # a load report's wall times
+        for name in ("started_at", "level_started_at", "scheduled_at"):  # a load report's wall times
             if values[name] is not None:
                 values[name] = as_time(values[name])
         if finite:

@@ -96,6 +96,8 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("itl_p99_ms", "double precision"),
     ("itl_max_ms", "double precision"),
     ("output_events", "integer"),
+    ("request_rate", "double precision"),
+    ("scheduled_at", "timestamptz"),
 )
 
 # The alerts table: the columns others may read (rule .. details), then this tool's notification bookkeeping.
@@ -274,7 +276,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     for name in ("success", "stream", "response_truncated", "answer_ok", "json_valid"):
         if values[name] is not None:
             values[name] = bool(values[name])
-    for name in ("started_at", "level_started_at"):
+    for name in ("started_at", "level_started_at", "scheduled_at"):
         if isinstance(values[name], str):
             values[name] = datetime.fromisoformat(values[name])
     if values["response_truncated"] is None:

@@ -1,0 +1,98 @@
+"""The open loop's flags (--rate and its company), each checked at its edges: one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ..settings.model import Settings
+from ..settings.values import whole_number
+
+if TYPE_CHECKING:
+    from ..load.levels import LoadSettings
+
+MIN_RATE, MAX_RATE = 0.01, 10_000.0  # requests/s: one every 100 s at least (a level must end), beyond any machine
+MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 100.0  # gamma's shape: from very bursty to nearly constant
+MAX_SEED = 2**63 - 1
+OPEN_ONLY = {"arrivals": "--arrivals", "burstiness": "--burstiness", "seed": "--seed",
+             "max_concurrency": "--max-concurrency"}
+
+
+def add_arrival_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--rate", metavar="LIST",
+                       help="open loop: send this many requests a second whatever earlier answers do, or sweep rates "
+                            "in order: 1,5,20 (instead of --concurrency)")
+    group.add_argument("--arrivals", choices=("constant", "poisson", "gamma"),
+                       help="how --rate's requests arrive: evenly (constant, default), poisson, or gamma")
+    group.add_argument("--burstiness", metavar="B",
+                       help="gamma arrivals' shape: 1 is Poisson, below 1 burstier, above 1 more even (default 1)")
+    group.add_argument("--seed", metavar="S",
+                       help="the arrival schedule's seed: the same seed, the same schedule (default a fixed one, "
+                            "stored with the run)")
+    group.add_argument("--max-concurrency", metavar="N",
+                       help="--rate's most requests in flight; one due while all are busy waits for a free slot, "
+                            "counted, its wait part of its response time (default: 10 s of the highest rate, 16 "
+                            "to 256)")
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--rate takes requests per second like 5 or 0.5, not {text!r}") from None
+    if not math.isfinite(value) or not MIN_RATE <= value <= MAX_RATE:
+        raise ConfigError(f"--rate must be from {MIN_RATE:g} to {MAX_RATE:g} requests per second, not {text!r}")
+    return value
+
+
+def _burstiness(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"--burstiness takes a number like 0.5 or 2, not {text!r}") from None
+    if not math.isfinite(value) or not MIN_BURSTINESS <= value <= MAX_BURSTINESS:
+        raise ConfigError(f"--burstiness must be from {MIN_BURSTINESS:g} to {MAX_BURSTINESS:g}, not {text!r}")
+    return value
+
+
+def closed_loop_refusal(args: argparse.Namespace) -> str | None:
+    """The first open-loop flag given without --rate, as a refusal; None if there is none."""
+    for name, flag in OPEN_ONLY.items():
+        if getattr(args, name, None) is not None:
+            return f"{flag} is for open-loop runs: give --rate too"
+    return None
+
+
+def open_load_from_args(args: argparse.Namespace, settings: Settings | None, requests: int | None,
+                        duration_s: float | None, max_error_rate: float) -> "LoadSettings":
+    """--rate and its company, checked (within what this machine can hold)."""
+    from ..executors.capacity import check_local_load
+    from ..executors.tickets import SLOTS_PER_WORKER
+    from ..load.arrivals import DEFAULT_SEED
+    from ..load.levels import LoadSettings
+    from ..load.open import default_max_concurrency
+
+    if args.concurrency is not None:
+        raise ConfigError("give --rate (an open loop) or --concurrency (a closed loop), not both")
+    if args.engine == "ray":
+        raise ConfigError("--rate runs on --engine local (Ray nodes keep clocks of their own): drop --engine ray")
+    rates = tuple(_rate(part.strip()) for part in args.rate.split(","))
+    arrivals = args.arrivals or "constant"
+    if args.burstiness is not None and arrivals != "gamma":
+        raise ConfigError("--burstiness is gamma's shape: give --arrivals gamma too")
+    burstiness = _burstiness(args.burstiness) if args.burstiness is not None else 1.0
+    seed = whole_number(args.seed, "--seed", minimum=0) if args.seed is not None else DEFAULT_SEED
+    if seed > MAX_SEED:
+        raise ConfigError(f"--seed must be at most {MAX_SEED}, not {seed}")
+    if args.max_concurrency is not None:
+        slots = whole_number(args.max_concurrency, "--max-concurrency")
+    else:
+        slots = default_max_concurrency(rates, requests)
+    workers = whole_number(args.workers, "--workers") if args.workers is not None else None
+    check_local_load(slots, workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1),
+                     flag="--max-concurrency")
+    return LoadSettings(levels=(), requests=requests, duration_s=duration_s, max_error_rate=max_error_rate,
+                        engine="local", workers=workers, rates=rates, arrivals=arrivals, burstiness=burstiness,
+                        seed=seed, max_concurrency=slots)
