@@ -130,7 +130,11 @@ def read_trace(path: str, scale: float = 1.0) -> Trace:
 
 
 def _shown(value: object) -> str:
-    return shown(value if isinstance(value, str) else json.dumps(value)[:100])
+    """A value of a line as an error says it: text quoted and cut (textfile.shown), anything else as JSON, cut."""
+    if isinstance(value, str):
+        return shown(value)
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _whole(item: dict, key: str, where: str, least: int, most: int) -> int:
