@@ -9,7 +9,7 @@ last block is cut to its input_length; tokens past its blocks come from a block 
 
 Everything is bounded before anything is sent: the file's bytes and lines, each number, the hash ids of a line and
 of the whole trace, the trace's span after --time-scale. Prompts are built when a slot takes their ticket (a level's
-tickets are drawn one by one), from blocks built once and kept in a bounded cache.
+tickets are drawn one by one, the workers keeping two a slot), from blocks built once and kept in a bounded cache.
 """
 
 from __future__ import annotations
