@@ -339,3 +339,20 @@ def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:
 def cache_marker() -> str:
     """A short marker unique to one request."""
     return uuid.uuid4().hex[:12]
+
+
+# A trace's shared prefixes (load/trace.py): Mooncake's public trace counts its hash_ids in blocks of 512 tokens.
+TRACE_BLOCK_TOKENS = 512
+
+
+def block_text(key: str, tokens: int = TRACE_BLOCK_TOKENS) -> str:
+    """A block of a trace prompt: about `tokens` tokens of the synthetic document, the same text for the same key
+    (a hash id, or a request's own tail), led by its key so that no two blocks share a first word. Ends in a space,
+    so that blocks put one after another stay words."""
+    head = f"Part {key}. "
+    words = max(1, round((tokens - 2 - -(-len(key) // 3)) / TOKENS_PER_WORD))  # 'Part', '.', the key's digits
+    return head + synthetic_document(round(words * TOKENS_PER_WORD), seed=hash_seed(key)) + " "
+
+
+def hash_seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")

@@ -12,6 +12,7 @@ from ..settings.values import whole_number
 
 if TYPE_CHECKING:
     from ..load.levels import LoadSettings
+    from ..load.trace import Trace
 
 MIN_RATE, MAX_RATE = 0.01, 10_000.0  # requests/s: one every 100 s at least (a level must end), beyond any machine
 MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 100.0  # gamma's shape: from very bursty to nearly constant
@@ -35,6 +36,11 @@ def add_arrival_arguments(group: argparse._ArgumentGroup) -> None:
                        help="--rate's most requests in flight; one due while all are busy waits for a free slot, "
                             "counted, its wait part of its response time (default: 10 s of the highest rate, 16 "
                             "to 256)")
+    group.add_argument("--trace", metavar="FILE",
+                       help="replay a trace (JSONL: timestamp in ms, and input_length/output_length with Mooncake's "
+                            "hash_ids, or messages; docs/load.md): each request starts at its trace time")
+    group.add_argument("--time-scale", metavar="F",
+                       help="--trace's time stretched (F above 1) or compressed (below 1) (default 1)")
 
 
 def _rate(text: str) -> float:
@@ -55,6 +61,55 @@ def _burstiness(text: str) -> float:
     if not math.isfinite(value) or not MIN_BURSTINESS <= value <= MAX_BURSTINESS:
         raise ConfigError(f"--burstiness must be from {MIN_BURSTINESS:g} to {MAX_BURSTINESS:g}, not {text!r}")
     return value
+
+
+# What a trace sets itself: its prompts, its times, its requests.
+TRACE_EXCLUDES = {"rate": "--rate", "concurrency": "--concurrency", "prompts": "--prompts",
+                  "input_tokens": "--input-tokens", "prompt": "--prompt", "prompt_file": "--prompt-file",
+                  "requests": "--requests", "level_duration": "--duration", "arrivals": "--arrivals",
+                  "burstiness": "--burstiness", "seed": "--seed"}
+
+
+def trace_of(args: argparse.Namespace) -> "Trace | None":
+    """--trace's trace, read and checked once (kept on args: the workload and the load both need it); None without
+    --trace."""
+    if getattr(args, "trace", None) is None:
+        if getattr(args, "time_scale", None) is not None:
+            raise ConfigError("--time-scale stretches a trace: give --trace too")
+        return None
+    if (kept := getattr(args, "trace_read", None)) is not None:
+        return kept
+    for name, flag in TRACE_EXCLUDES.items():
+        if getattr(args, name, None) is not None:
+            raise ConfigError(f"--trace sets its own requests, times and prompts: drop {flag}")
+    if getattr(args, "engine", "local") == "ray":
+        raise ConfigError("--trace runs on --engine local (Ray nodes keep clocks of their own): drop --engine ray")
+    from ..load.trace import read_trace, time_scale
+
+    scale = time_scale(args.time_scale) if args.time_scale is not None else 1.0
+    args.trace_read = read_trace(args.trace, scale)
+    return args.trace_read
+
+
+def trace_load_from_args(args: argparse.Namespace, trace: "Trace", settings: Settings | None,
+                         max_error_rate: float) -> "LoadSettings":
+    """--trace's load: one level at the trace's mean rate, as many requests as it holds, on --max-concurrency slots
+    (default: 10 s of its busiest second)."""
+    from ..executors.capacity import check_local_load
+    from ..executors.tickets import SLOTS_PER_WORKER
+    from ..load.levels import LoadSettings
+    from ..load.open import default_max_concurrency
+
+    requests = len(trace.requests)
+    if args.max_concurrency is not None:
+        slots = whole_number(args.max_concurrency, "--max-concurrency")
+    else:
+        slots = default_max_concurrency((max(trace.mean_rate, trace.peak_rate),), requests)
+    workers = whole_number(args.workers, "--workers") if args.workers is not None else None
+    check_local_load(slots, workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1),
+                     flag="--max-concurrency")
+    return LoadSettings(levels=(), requests=requests, max_error_rate=max_error_rate, engine="local", workers=workers,
+                        rates=(trace.mean_rate,), arrivals="trace", max_concurrency=slots, trace=trace)
 
 
 def closed_loop_refusal(args: argparse.Namespace) -> str | None:

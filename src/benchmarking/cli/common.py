@@ -17,7 +17,9 @@ from ..settings.values import positive_float, read_utf8, whole_number
 from ..errors import ConfigError
 from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
-from .arrival_flags import add_arrival_arguments, closed_loop_refusal, open_load_from_args
+from .arrival_flags import (
+    add_arrival_arguments, closed_loop_refusal, open_load_from_args, trace_load_from_args, trace_of,
+)
 
 if TYPE_CHECKING:
     from ..load.levels import LoadSettings
@@ -143,6 +145,10 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
     """Tiers, a prompt file, or the one prompt (None: sent exactly as the MVP did, unless --cache says otherwise)."""
     from ..workloads import Workload, default_workload, load_prompt_file, parse_tiers, tier_workload
 
+    if (trace := trace_of(args)) is not None:
+        from ..load.trace import placeholder_prompt
+
+        return Workload(trace.name, (placeholder_prompt(trace),), args.cache or "bust")
     if args.input_tokens is not None:
         return tier_workload(parse_tiers(args.input_tokens), args.cache or "bust")
     if args.prompts is not None:
@@ -160,14 +166,15 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
                   "ray_address": "--ray-address"}
-    if args.rate is None and (refusal := closed_loop_refusal(args)) is not None:
+    trace = trace_of(args)
+    if args.rate is None and trace is None and (refusal := closed_loop_refusal(args)) is not None:
         raise ConfigError(refusal)
-    if args.concurrency is None and args.rate is None:
+    if args.concurrency is None and args.rate is None and trace is None:
         given = [flag for name, flag in load_flags.items() if getattr(args, name) is not None]
         if given or args.engine != "local":
             raise ConfigError(f"{(given or ['--engine'])[0]} is for load runs: give --concurrency too")
         return None
-    loop = "--rate" if args.rate is not None else "--concurrency"
+    loop = "--trace" if trace is not None else "--rate" if args.rate is not None else "--concurrency"
     if settings is not None and settings.workload is not None:
         from ..providers.conversation import is_conversation
 
@@ -175,6 +182,8 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         if talk is not None:
             raise ConfigError(f"{loop}: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
                               f"which a load run does not send: measure it without {loop}")
+    if trace is not None:
+        return trace_load_from_args(args, trace, settings, _max_error_rate(args))
     levels = []
     for part in ([] if args.rate is not None else args.concurrency.split(",")):
         levels.append(whole_number(part.strip(), "--concurrency (each level)"))

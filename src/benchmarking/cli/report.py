@@ -53,7 +53,7 @@ def _rate_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "
 
     if fmt in MACHINE_FORMATS and not rate_rows(rows):
         print(NO_RATE_RUNS, file=sys.stderr)  # stdout stays json or csv: no rate
-    return render(rows, fmt, title, selection)
+    return render(rows, fmt, title, selection, slo)
 
 
 def _turn_table(rows: list, fmt: str, title: str, selection: "Selection", slo: "SloConfig") -> str:

@@ -30,6 +30,7 @@ from ..executors.tickets import Done, Executor, ExecutorLost, Ticket
 from ..storage import Storage
 from .levels import LevelStats, LoadSettings, sweep_stop
 from .open import open_tickets
+from .trace import trace_tickets
 
 
 def make_executor(load: LoadSettings, cells: Sequence[Cell]) -> Executor:
@@ -79,6 +80,9 @@ def open_record(load: LoadSettings) -> dict[str, object]:
     """What the run's settings keep of an open loop: enough to draw its schedule again."""
     if not load.rates:
         return {}
+    if load.trace is not None:
+        return {"rates": list(load.rates), "arrivals": "trace", "trace": load.trace.name,
+                "time_scale": load.trace.time_scale, "max_concurrency": load.max_concurrency}
     return {"rates": list(load.rates), "arrivals": load.arrivals, "burstiness": load.burstiness, "seed": load.seed,
             "max_concurrency": load.max_concurrency}
 
@@ -128,7 +132,10 @@ def run_load(
                 stats = LevelStats(load.slots if load.rates else int(step), rate=step if load.rates else None,
                                    cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
                 began = time.perf_counter()
-                if load.rates:
+                if load.trace is not None:
+                    tickets = trace_tickets(group, settings.measured_workload.cache_mode, load.trace, load.slots,
+                                            began, utc_now(), stop_requested)
+                elif load.rates:
                     tickets = open_tickets(group, settings, load, index, began, utc_now(), stop_requested)
                 else:
                     deadline = began + load.duration_s if load.duration_s is not None else None

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..executors.tickets import Done
 from .arrivals import DEFAULT_SEED
@@ -48,6 +48,8 @@ class LoadSettings:
     burstiness: float = 1.0  # gamma's shape
     seed: int = DEFAULT_SEED
     max_concurrency: int | None = None  # an open loop's slots: the most requests in flight at once
+    # A replayed trace (--trace: load/trace.py's Trace; its rates are its one mean rate, its requests its count).
+    trace: Any = None
 
     @property
     def steps(self) -> tuple[float, ...]:

@@ -3,8 +3,8 @@
 Four panels: latency and TTFT over time per provider (the scheduled runs' story), the latency distribution per
 provider, and cost against latency. Below them, panels drawn only when the data has something to show: median TTFT
 and latency by hour of day (UTC, when the rows span more than one hour of day), TTFT against input tokens (prefill:
-runs at several input sizes), throughput against latency (load runs, one point per level) and TTFT by turn
-(conversations). The HTML page embeds the same picture and the summary table; it loads nothing from the network.
+runs at several input sizes), throughput against latency (load runs, one point per level), latency against achieved
+requests/s (open-loop runs and traces, one point per arrival rate) and TTFT by turn (conversations). The HTML page embeds the same picture and the summary table; it loads nothing from the network.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..redaction import scrub
 from ..safe_files import write_file
 from .formats import summary_fields
 from .load import LevelReport, by_concurrency
+from .rate import RateReport, by_rate
 from .selection import Row, window_text
 from .statistics import PERCENTILES, Summary, rolling_median
 from .turns import TurnFigures, by_turn
@@ -92,6 +93,52 @@ def throughput_latency_panel(rows: Sequence[Row]) -> Panel | None:
         ax.set(xlabel=f"throughput ({unit}, the system's)", ylabel="latency (ms)")
 
     return Panel("Latency against throughput per load level (labels: requests in flight)", draw)
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One open-loop arrival rate of one provider and model on the rate chart."""
+
+    request_rate: float  # asked (a trace's: its mean rate)
+    achieved_requests_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float | None
+
+
+def rate_latency_points(levels: Sequence[RateReport]) -> dict[str, list[RatePoint]]:
+    """Per provider and model, a point per arrival rate in rate order (a rate with no achieved rate or latency p50,
+    none)."""
+    series: dict[str, list[RatePoint]] = {}
+    for level in levels:
+        p50, achieved = level.latency_ms[50], level.achieved_requests_per_s
+        if p50 is None or achieved is None:
+            continue
+        series.setdefault(f"{level.provider} / {level.model}", []).append(
+            RatePoint(level.request_rate, achieved, p50, level.latency_ms[99]))
+    return series
+
+
+def rate_latency_panel(rows: Sequence[Row]) -> Panel | None:
+    """Latency p50 (solid) and p99 (dashed) against the achieved requests/s, a point per arrival rate labelled with
+    the rate asked: where the achieved rate stops following the asked one, or latency climbs, the provider is full."""
+    series = rate_latency_points(by_rate(rows))
+    if not series:
+        return None
+
+    def draw(ax: Any) -> None:
+        for index, (label, points) in enumerate(sorted(series.items())):
+            colour = f"C{index % 10}"
+            xs = [p.achieved_requests_per_s for p in points]
+            ax.plot(xs, [p.latency_p50_ms for p in points], marker="o", color=colour, label=f"{label} p50")
+            p99 = [(x, p.latency_p99_ms) for x, p in zip(xs, points) if p.latency_p99_ms is not None]
+            if p99:
+                ax.plot(*zip(*p99), marker=".", linestyle="--", color=colour, alpha=0.6, label=f"{label} p99")
+            for x, p in zip(xs, points):
+                ax.annotate(f"{p.request_rate:g}/s", (x, p.latency_p50_ms), textcoords="offset points",
+                            xytext=(4, -10), fontsize=8, color=colour)
+        ax.set(xlabel="achieved requests/s", ylabel="latency (ms)")
+
+    return Panel("Latency against achieved requests/s per arrival rate (labels: the rate asked)", draw)
 
 
 @dataclass(frozen=True)
@@ -176,7 +223,7 @@ def turn_panel(rows: Sequence[Row]) -> Panel | None:
 
 def extra_panels(rows: Sequence[Row]) -> list[Panel]:
     """The panels this data has something to show in, in the order they are drawn."""
-    optional = (prefill_panel(rows), throughput_latency_panel(rows), turn_panel(rows))
+    optional = (prefill_panel(rows), throughput_latency_panel(rows), rate_latency_panel(rows), turn_panel(rows))
     return hour_of_day_panels(rows) + [panel for panel in optional if panel is not None]
 
 

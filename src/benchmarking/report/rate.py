@@ -8,18 +8,25 @@ requests really started at: (requests - 1) over the time from the first start to
 runs; output tokens/s is over each run's level wall time (first start to last end), as `--by concurrency` has it.
 Times over successful requests, percentiles as every report has them (figures.py). A rate the run judged
 harness-bound (levels.py: start lags high, growing, or waiting for a slot) says so, with the reason.
+
+Where benchmark.toml's [slo] sets a per-request target, each rate gains its goodput: the share of its requests that
+met every target (failures never do) and those requests per second of its wall time (as `--by concurrency` has it).
+An open loop's request is judged as its user waited, from its scheduled start: its TTFT and latency each plus its
+start lag (a harness that fell behind never passes a late answer off as on time); tokens/s as measured.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 import json
 from typing import Hashable, Iterable, Sequence
 
 from ..figures import LEVEL_PERCENTILES, level_figures, number_text, quantiles, round_ms, round_rate, round_s
 from .formats import aligned_lines, cell_text, csv_text, markdown_lines
+from ..measurement import Measurement
+from ..slo import SloConfig
 from .load import LAG_PERCENTILES, RATE_LIMITED
 from .selection import Row, Selection
 
@@ -46,6 +53,16 @@ class RateReport:
     errors: tuple[tuple[str, int], ...]  # other than 429s, most first
     start_lag_ms: dict[int, float | None]
     harness_bound: tuple[str, ...]  # the runs' reasons, where a run judged the harness set this rate's pace
+    slo_met: int | None = None  # requests within every per-request SLO target, from the scheduled start; None: unset
+
+    @property
+    def slo_met_rate(self) -> float | None:
+        return None if self.slo_met is None or not self.requests else self.slo_met / self.requests
+
+    @property
+    def goodput_per_s(self) -> float | None:
+        """Requests per second of the rate's wall time that met every per-request SLO target."""
+        return None if self.slo_met is None or self.wall_s <= 0 else self.slo_met / self.wall_s
 
 
 def rate_rows(rows: Iterable[Row]) -> list[Row]:
@@ -74,8 +91,16 @@ def _achieved(rows: Sequence[Row]) -> float | None:
     return gaps / seconds if gaps and seconds > 0 else None
 
 
-def _rate(provider: str, model: str, rate: float, rows: Sequence[Row]) -> RateReport:
+def from_scheduled_start(m: Measurement) -> Measurement:
+    """The request as its user waited for it: TTFT and latency from its scheduled start (plus its start lag)."""
+    lag = m.start_lag_ms or 0.0
+    return replace(m, ttft_ms=None if m.ttft_ms is None else m.ttft_ms + lag,
+                   latency_ms=None if m.latency_ms is None else m.latency_ms + lag)
+
+
+def _rate(provider: str, model: str, rate: float, rows: Sequence[Row], slo: SloConfig) -> RateReport:
     ms = [row.result.measurement for row in rows]
+    targets = slo.for_model(provider, model)
     figures = level_figures([(row.run.info.id, row.result.measurement, row.result.created_at) for row in rows],
                             LEVEL_PERCENTILES)
     failed = Counter(m.error_type or "unknown" for m in ms if not m.success)
@@ -89,17 +114,18 @@ def _rate(provider: str, model: str, rate: float, rows: Sequence[Row]) -> RateRe
         rate_limited=failed.pop(RATE_LIMITED, 0), errors=tuple(failed.most_common()),
         start_lag_ms=quantiles((m.start_lag_ms for m in ms if m.start_lag_ms is not None), LAG_PERCENTILES),
         harness_bound=_harness_reasons(rows, provider, model, rate),
+        slo_met=sum(targets.met_by(from_scheduled_start(m)) for m in ms) if targets.per_request else None,
     )
 
 
-def by_rate(rows: Iterable[Row]) -> list[RateReport]:
-    """Per provider and model (by name), its rates in order."""
+def by_rate(rows: Iterable[Row], slo: SloConfig = SloConfig()) -> list[RateReport]:
+    """Per provider and model (by name), its rates in order; goodput where SLOs are set."""
     groups: dict[tuple[str, str, float], list[Row]] = {}
     for row in rate_rows(rows):
         m = row.result.measurement
         assert m.request_rate is not None
         groups.setdefault((m.provider, m.model, m.request_rate), []).append(row)
-    return [_rate(provider, model, rate, groups[(provider, model, rate)]) for provider, model, rate in sorted(groups)]
+    return [_rate(provider, model, rate, groups[(provider, model, rate)], slo) for provider, model, rate in sorted(groups)]
 
 
 def rate_fields(level: RateReport) -> dict[str, object]:
@@ -118,19 +144,25 @@ def rate_fields(level: RateReport) -> dict[str, object]:
     for q in LAG_PERCENTILES:
         values[f"start_lag_p{q}_ms"] = round_ms(level.start_lag_ms[q])
     values["harness_bound"] = "; ".join(level.harness_bound) or None
+    values["slo_met_rate"] = None if level.slo_met_rate is None else round(level.slo_met_rate, 4)
+    values["goodput_per_s"] = round_rate(level.goodput_per_s)
     return values
 
 
 def _table(levels: Sequence[RateReport]) -> tuple[list[str], list[list[str]]]:
     qs = "/".join(f"p{q}" for q in LEVEL_PERCENTILES)
     header = ["provider", "model", "rate/s", "requests", "achieved req/s", "out tok/s", f"TTFT ms {qs}",
-              f"latency ms {qs}", f"response ms {qs}", "429", "errors", "lag ms p50/p99", ""]
+              f"latency ms {qs}", f"response ms {qs}", "429", "errors", "lag ms p50/p99"]
+    with_slo = any(level.slo_met is not None for level in levels)
+    header += (["SLO met %", "goodput/s"] if with_slo else []) + [""]
     rows = [[level.provider, level.model, number_text(level.request_rate), str(level.requests),
              number_text(round_rate(level.achieved_requests_per_s)), number_text(round_rate(level.output_tokens_per_s)),
              *(" / ".join(cell_text(round_ms(found[q])) for q in LEVEL_PERCENTILES)
                for found in (level.ttft_ms, level.latency_ms, level.response_ms)),
              str(level.rate_limited), ", ".join(f"{name} x{count}" for name, count in level.errors) or "-",
              " / ".join(cell_text(round_ms(level.start_lag_ms[q])) for q in LAG_PERCENTILES),
+             *([cell_text(None if level.slo_met_rate is None else round(level.slo_met_rate * 100, 1)),
+                number_text(round_rate(level.goodput_per_s))] if with_slo else []),
              "harness-bound" if level.harness_bound else ""] for level in levels]
     return header, rows
 
@@ -147,12 +179,17 @@ DEFINITIONS = (
 )
 
 
-def render(rows: Sequence[Row], output: str, title: str, selection: Selection) -> str:
+GOODPUT_DEFINITION = ("; SLO met, goodput: requests within every per-request [slo] target, judged from the scheduled "
+                      "start (TTFT and latency plus the start lag), as a share and per second of the wall time")
+
+
+def render(rows: Sequence[Row], output: str, title: str, selection: Selection, slo: SloConfig = SloConfig()) -> str:
     """The rate report in table, markdown, json or csv; with no open-loop run, json and csv with no rate."""
-    levels = by_rate(rows)
+    levels = by_rate(rows, slo)
+    definitions = DEFINITIONS + (GOODPUT_DEFINITION if any(level.slo_met is not None for level in levels) else "")
     if output == "json":
         return json.dumps({"title": title, "selection": selection.describe(), "results": len(rate_rows(rows)),
-                           "definitions": DEFINITIONS, "rates": [rate_fields(level) for level in levels]},
+                           "definitions": definitions, "rates": [rate_fields(level) for level in levels]},
                           indent=2) + "\n"
     if output == "csv":
         none = {q: None for q in (*LEVEL_PERCENTILES, *LAG_PERCENTILES)}
@@ -165,4 +202,4 @@ def render(rows: Sequence[Row], output: str, title: str, selection: Selection) -
         notes = _notes(levels)
         return "\n".join(markdown_lines(title, header, table) + ([""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
     return "\n".join([title, *aligned_lines(header, table, ("provider", "model", "errors", "")), *_notes(levels),
-                      DEFINITIONS]) + "\n"
+                      definitions]) + "\n"
