@@ -78,6 +78,7 @@ alter table benchmark_results add column if not exists turn integer;          --
 alter table benchmark_results add column if not exists tool_calls text;       -- JSON: [{"name", "arguments"}] as sent
 alter table benchmark_results add column if not exists tool_args_ms double precision; -- the last call's arguments in
 alter table benchmark_results add column if not exists json_valid boolean;    -- the answer followed its schema
+alter table benchmark_results add column if not exists tool_ok boolean;       -- the first answer's call met expect_tool
 alter table benchmark_results add column if not exists itl_p50_ms double precision; -- a stream's gaps between output
 alter table benchmark_results add column if not exists itl_p99_ms double precision; -- events (inter-token latency)
 alter table benchmark_results add column if not exists itl_max_ms double precision; -- its longest stall

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,10 +16,13 @@ from benchmarking.agent_workloads import ExpectedTool, MAX_FOLLOW_UPS, judged, s
 from benchmarking.benchmark_runner import cost_bound, plan
 from benchmarking.dialogue import ToolCall
 from benchmarking.errors import ConfigError
+from benchmarking.expectations import Expectation
 from benchmarking.providers.conversation import input_bounds, requests_per_round
 from benchmarking.workloads import load_prompt_file, prompt_record
 
 from test_cli import rows, run_main
+
+MAIN = Path(__file__).resolve().parent.parent / "main.py"
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
@@ -171,12 +176,15 @@ def test_dry_run_counts_a_conversations_requests(tmp_path):
 def test_judging_is_the_and_of_the_checks_that_apply():
     paris = ToolCall("get_weather", '{"city": "Paris", "days": 1}')
     expected = ExpectedTool("get_weather", {"city": "Paris"})
-    assert judged("hello", ()) == (None, None)
-    assert judged("hello", (paris,), expect_tool=expected) == (True, None)
-    assert judged("", (ToolCall("get_weather", '{"city": 1}'),), expect_tool=expected) == (False, None)
-    assert judged("", (ToolCall("other", "{oops"),)) == (False, None)  # arguments that do not parse
-    assert judged('{"a": 1}', (), schema={"type": "object"}) == (True, True)
-    assert judged("[1]", (), schema={"type": "object"}) == (False, False)
+    # (answer_ok, json_valid, tool_ok)
+    assert judged("hello", ()) == (None, None, None)
+    assert judged("hello", (paris,), expect_tool=expected) == (True, None, True)
+    assert judged("", (ToolCall("get_weather", '{"city": 1}'),), expect_tool=expected) == (False, None, False)
+    assert judged("", (ToolCall("other", "{oops"),)) == (False, None, None)  # arguments that do not parse
+    assert judged('{"a": 1}', (), schema={"type": "object"}) == (True, True, None)
+    assert judged("[1]", (), schema={"type": "object"}) == (False, False, None)
+    # the right tool, and an answer that misses its expect: the tool choice stands on its own
+    assert judged("no", (paris,), expect=Expectation("yes"), expect_tool=expected) == (False, None, True)
     assert ExpectedTool("f", {"n": 1}).met_by((ToolCall("f", '{"n": 1.0}'),))
     assert not ExpectedTool("f", {"n": 1}).met_by((ToolCall("f", '{"n": true}'),))
 
@@ -202,3 +210,40 @@ def test_load_rows_are_judged_as_sequential_ones(tmp_path):
     assert done.returncode == 0, done.stderr
     stored = rows(tmp_path / "benchmarks.db", "select prompt_id, answer_ok, tool_calls from benchmark_results")
     assert sorted((r["prompt_id"], r["answer_ok"]) for r in stored) == [("l", 1), ("l", 1), ("n", 0), ("n", 0)]
+
+
+# ---- what hostile testing found ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schema, words", [
+    ({"$ref": "#/definitions/nope"}, "points to nothing in the schema"),  # crashed the run at judging, row lost
+    ({"$ref": "http://127.0.0.1:9/s.json"}, "only references inside the schema"),  # judging fetched it, unbounded
+    ({"properties": {"a": {"$ref": "file:///etc/passwd"}}}, "nothing is fetched"),
+    ({"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(5_001)}}, "more than 5,000 objects"),
+])
+def test_a_schema_judging_could_not_apply_is_refused_when_the_file_is_read(tmp_path, schema, words):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "x", "schema": schema}) + "\n")
+    with pytest.raises(ConfigError, match=words):
+        load_prompt_file(str(path))
+
+
+def test_references_inside_a_schema_are_followed_and_nothing_outside_is_fetched():
+    schema = {"$defs": {"n": {"type": "integer"}}, "properties": {"x": {"$ref": "#/$defs/n"}}}
+    assert schema_valid('{"x": 1}', schema) is True and schema_valid('{"x": "1"}', schema) is False
+    # a schema that judging cannot apply (the checks above keep it from a file) is no verdict on the answer
+    assert schema_valid('{"x": 1}', {"$ref": "http://127.0.0.1:9/never-fetched.json"}) is None
+
+
+def test_a_key_given_twice_on_one_line_is_refused(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"turns": ["a"], "turns": ["b", "c"]}\n')
+    with pytest.raises(ConfigError, match="the key 'turns' appears twice in one object"):
+        load_prompt_file(str(path))
+
+
+def test_a_pattern_re2_refuses_is_one_line_and_re2_writes_none_of_its_own(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "x", "schema": {"type": "string", "pattern": "(a)\\1"}}) + "\n")
+    done = subprocess.run([sys.executable, str(MAIN), "--simulate", "--prompts", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "linear time" in done.stderr, done.stderr

@@ -8,6 +8,7 @@ them from streams, a call function that records each Exchange stands in for the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -249,7 +250,16 @@ def test_expect_tool_judges_the_first_answer(recorded, calls, ok):
              "expect_tool": {"name": "get_weather", "arguments": {"city": "Paris"}}}
     storage = MemoryStorage()
     run_benchmark(recorded([answer(calls=calls)], entry)[0], storage, ConsoleReporter(sys.stdout))
-    assert [(m.answer_ok, m.success, m.turn) for m in storage.rows] == [(ok, True, None)]
+    assert [(m.answer_ok, m.tool_ok, m.success, m.turn) for m in storage.rows] == [(ok, ok, True, None)]
+
+
+def test_calls_cut_at_what_is_kept_are_left_unjudged_not_held_against_the_model(recorded):
+    entry = {"id": "tool", "prompt": "Weather in Paris?", "tools": [WEATHER],
+             "expect_tool": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    cut = replace(answer(calls=(ToolCall("get_weather", '{"city": "Paris", "notes": "xxxx'),)), response_truncated=True)
+    storage = MemoryStorage()
+    run_benchmark(recorded([cut], entry)[0], storage, ConsoleReporter(sys.stdout))
+    assert [(m.answer_ok, m.tool_ok, m.success) for m in storage.rows] == [(None, None, True)]
 
 
 def test_a_call_with_no_canned_result_ends_the_conversation(recorded, capsys):

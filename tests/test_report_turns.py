@@ -133,8 +133,10 @@ def agent_prompts():
     """A prompt with tools (one request not judged: no expect_tool), one with a schema, a conversation of three
     sessions (one with a turn that has no latency), and a plain prompt."""
     calls = '[{"name": "get_weather", "arguments": "{}"}]'
-    rows = [measured("a", "m", 50, 400, prompt_id="tools", tool_calls=calls, answer_ok=ok, tool_args_ms=args)
-            for ok, args in ((True, 100.0), (True, 200.0), (False, 300.0), (None, None))]
+    rows = [measured("a", "m", 50, 400, prompt_id="tools", tool_calls=calls, tool_ok=ok, answer_ok=ok,
+                     tool_args_ms=args) for ok, args in ((True, 100.0), (True, 200.0), (False, 300.0), (None, None))]
+    # a follow-up after the tool's result: judged (its arguments parse), but no choice of tool to judge
+    rows.append(measured("a", "m", 50, 400, prompt_id="tools", tool_calls="[]", answer_ok=False, turn=2))
     rows += [measured("a", "m", 50, 400, prompt_id="schema", json_valid=valid, answer_ok=valid)
              for valid in (True, False, True, True)]
     rows += [measured("a", "m", 50, latency, prompt_id="conv", session_id=session, turn=turn)

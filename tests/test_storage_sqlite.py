@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import json
 from decimal import Decimal
 from pathlib import Path
 import re
@@ -128,3 +129,18 @@ def test_an_mvp_database_is_upgraded_without_losing_rows(tmp_path):
         assert columns == [name for name, _ in RESULTS_COLUMNS]
     with SQLiteStorage(path) as again:  # migrating twice changes nothing
         assert len(again.read_results()) == 1
+
+
+def test_stored_tool_calls_stay_json_when_an_argument_echoes_a_secret(tmp_path):
+    """Scrubbing the calls' JSON text whole took the closing quote with a key ("Bearer ****") and stored JSON that
+    no longer parsed: each string is scrubbed on its own."""
+    from benchmarking.dialogue import ToolCall, stored_calls
+    from benchmarking.redaction import register
+    from benchmarking.storage.schema import result_row
+
+    register("sk-canary-secret-7f3a9-abcdef")
+    calls = stored_calls((ToolCall("lookup", json.dumps({"k": "Bearer sk-canary-secret-7f3a9-abcdef"})),))
+    row = result_row(uuid4(), uuid4(), datetime.now(timezone.utc), Measurement("p", "m", True, datetime.now(timezone.utc), True, tool_calls=calls))
+    (stored,) = json.loads(row["tool_calls"])
+    assert stored["name"] == "lookup" and "canary" not in row["tool_calls"]
+    assert json.loads(stored["arguments"])["k"].startswith("Bearer ")

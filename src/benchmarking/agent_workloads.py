@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import json
 import math
 import re
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import jsonschema
 from jsonschema import ValidationError
 from jsonschema.exceptions import SchemaError
 import re2
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 
 from .dialogue import ToolCall
 from .errors import ConfigError
@@ -28,6 +31,9 @@ AGENT_KEYS = ("turns", "tools", "tool_choice", "expect_tool", "tool_results", "s
 MAX_TURNS = 100  # user turns of one conversation
 MAX_TOOLS = 128  # as many as Chat Completions takes
 MAX_DEPTH = 64  # nesting of a schema, a tool's parameters, a canned result or expected arguments
+# Objects in one schema (or a tool's parameters): OpenAI's structured outputs take at most 5,000 properties. A schema
+# of 50,000 properties took a minute to check; this bounds the check to seconds.
+MAX_SCHEMA_OBJECTS = 5_000
 MAX_THINK_TIME_S = 3600.0
 MAX_FOLLOW_UPS = 4  # requests that carry tool results back, per user turn
 TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -200,6 +206,9 @@ def check_schema(schema: object, where: str, key: str = "schema") -> dict[str, A
     if not isinstance(schema, dict):
         raise ConfigError(f"{where}: {key} must be a JSON Schema object")
     _check_depth(schema, where, key)
+    if sum(1 for _ in _subschemas(schema)) > MAX_SCHEMA_OBJECTS:
+        raise ConfigError(f"{where}: {key} holds more than {MAX_SCHEMA_OBJECTS:,} objects: a schema an answer must "
+                          "follow, not a corpus")
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -210,13 +219,41 @@ def check_schema(schema: object, where: str, key: str = "schema") -> dict[str, A
         if "patternProperties" in node:
             raise ConfigError(f"{where}: {key} uses patternProperties, which this tool does not judge: list the "
                               "properties instead")
+        for ref in (node.get(name) for name in ("$ref", "$dynamicRef")):
+            if isinstance(ref, str):
+                _check_ref(schema, ref, where, key)
         if isinstance(node.get("pattern"), str):
             try:
-                re2.compile(node["pattern"])
+                re2.compile(node["pattern"], _RE2_QUIET)
             except re2.error:
                 raise ConfigError(f"{where}: {key}'s pattern {shown(node['pattern'])} cannot be matched in linear "
                                   "time (RE2): rewrite it without backreferences or lookaround") from None
     return schema
+
+
+def _check_ref(schema: dict[str, Any], ref: str, where: str, key: str) -> None:
+    """A reference inside the schema that resolves: one to anywhere else (a URL, a file) would have judging fetch it."""
+    if not ref.startswith("#"):
+        raise ConfigError(f"{where}: {key} refers to {shown(ref)}: only references inside the schema (#/...) are "
+                          "followed, nothing is fetched")
+    try:
+        _resolver(schema).lookup(ref)
+    except (referencing.exceptions.Unresolvable, referencing.exceptions.Unretrievable):
+        raise ConfigError(f"{where}: {key}'s reference {shown(ref)} points to nothing in the schema") from None
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource:
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+_REGISTRY: referencing.Registry = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+def _resolver(schema: dict[str, Any]) -> Any:
+    dialect = schema.get("$schema")
+    specification = referencing.jsonschema.specification_with(
+        dialect if isinstance(dialect, str) else "", default=referencing.jsonschema.DRAFT202012)
+    return _REGISTRY.resolver_with_root(specification.create_resource(schema))
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
@@ -237,8 +274,17 @@ def _named(name: object) -> str:
 
 # ---- judging -------------------------------------------------------------------------------------------------------
 
+def _re2_quiet() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would write its own line to stderr; the refusal says it once
+    return options
+
+
+_RE2_QUIET = _re2_quiet()
+
+
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not re2.search(pattern, instance):
+    if validator.is_type(instance, "string") and not re2.compile(pattern, _RE2_QUIET).search(instance):
         yield ValidationError(f"does not match {pattern!r}")
 
 
@@ -266,17 +312,25 @@ def _bounded_validator(schema: Mapping[str, Any]) -> Any:
     """jsonschema's validator for the schema, with its regular expressions in RE2 and uniqueItems in O(n log n)."""
     base = jsonschema.validators.validator_for(schema)
     bounded = jsonschema.validators.extend(base, {"pattern": _pattern, "uniqueItems": _unique_items})
-    return bounded(schema)
+    return bounded(schema, registry=_REGISTRY)  # nothing fetched: a reference outside the schema resolves to nothing
 
 
-def schema_valid(text: str | None, schema: Mapping[str, Any]) -> bool:
-    """Whether an answer's text parses as JSON and follows the schema; never raises, whatever the answer."""
+def schema_valid(text: str | None, schema: Mapping[str, Any]) -> bool | None:
+    """Whether an answer's text parses as JSON and follows the schema; never raises, whatever the answer. None when
+    the schema itself could not be applied (the file's fault, never the answer's: the checks when it is read keep
+    this for what they cannot foresee)."""
     if text is None:
         return False
     try:
-        return bool(_bounded_validator(schema).is_valid(json.loads(text)))
+        instance = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, digits Python will not convert, or nested past the stack
         return False
+    try:
+        return bool(_bounded_validator(schema).is_valid(instance))
+    except RecursionError:  # an answer nested past the stack: no answer that follows a schema of bounded depth
+        return False
+    except Exception:  # jsonschema's own errors (an unresolvable reference): not the answer's doing
+        return None
 
 
 def _parsed(call: ToolCall) -> Any:
@@ -289,19 +343,23 @@ def _parsed(call: ToolCall) -> Any:
 _UNPARSED = object()
 
 
+class Judgement(NamedTuple):
+    """How one answer is judged: None where nothing of the kind was asked of it."""
+
+    answer_ok: bool | None  # the AND of every check below and of `expect`; false where a call's arguments are no JSON
+    json_valid: bool | None  # the answer followed the schema
+    tool_ok: bool | None  # the answer called the tool expect_tool names (with its arguments, where given)
+
+
 def judged(text: str | None, calls: Sequence[ToolCall], *, expect: Expectation | None = None,
-           expect_tool: ExpectedTool | None = None, schema: Mapping[str, Any] | None = None
-           ) -> tuple[bool | None, bool | None]:
-    """(answer_ok, json_valid) of one answer: answer_ok is the AND of the checks given (None if none is), and any
-    call whose arguments are not JSON makes it false; json_valid only where a schema is given."""
+           expect_tool: ExpectedTool | None = None, schema: Mapping[str, Any] | None = None) -> Judgement:
+    """One answer's Judgement, from the checks given."""
     checks: list[bool] = []
     if expect is not None:
         checks.append(expect.met_by(text))
-    if expect_tool is not None:
-        checks.append(expect_tool.met_by(calls))
+    tool_ok = expect_tool.met_by(calls) if expect_tool is not None else None
     json_valid = schema_valid(text, schema) if schema is not None else None
-    if json_valid is not None:
-        checks.append(json_valid)
+    checks += [check for check in (tool_ok, json_valid) if check is not None]
     if calls:
         checks.append(all(_parsed(call) is not _UNPARSED for call in calls))
-    return (all(checks) if checks else None), json_valid
+    return Judgement(all(checks) if checks else None, json_valid, tool_ok)

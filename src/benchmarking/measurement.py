@@ -71,6 +71,7 @@ class Measurement:
     tool_calls: str | None = None  # JSON text, [{"name", "arguments"}] as sent; None where no tools were offered
     tool_args_ms: float | None = None  # from the start to when the last tool call's arguments were complete
     json_valid: bool | None = None  # the answer parsed as JSON and followed the prompt's schema; None without one
+    tool_ok: bool | None = None  # the entry's first answer called the tool its expect_tool names; None without one
     # Inter-token latency of a stream: the gaps between its output events' arrival times after the first (events read
     # from the socket together share one time: a gap of 0), true to within 1 % or 1 us (providers/gaps.py); None
     # unstreamed, or with fewer than two output events.

@@ -312,9 +312,11 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
                 continue
             where = f"{path} line {number}"
             try:
-                item = json.loads(line)
+                item = json.loads(line, object_pairs_hook=_without_repeats)
             except RecursionError:
                 raise ConfigError(f"{where}: nested too deeply to be a prompt") from None
+            except _RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
+                raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
             except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
                 raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
             _add(prompts, _prompt_from_object(item, where), path)
@@ -325,6 +327,19 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
     if not prompts:
         raise ConfigError(f"--prompts {path} holds no prompt")
     return Workload(file.name, tuple(prompts.values()), cache_mode)
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _without_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object of a prompt file's line, refused when a key repeats (`{"turns": [...], "turns": [...]}`)."""
+    item = dict(pairs)
+    if len(item) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))  # type: ignore[func-returns-value]
+    return item
 
 
 def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:

@@ -65,10 +65,13 @@ def with_judgement(measurement: Measurement, prompt: Prompt, *, first: bool = Tr
     if not measurement.success:  # no answer: it met none of what was asked of it
         judging = expect is not None or expect_tool is not None or schema is not None
         return replace(measurement, answer_ok=False if judging else None)
-    answer_ok, json_valid = judged(measurement.response_text, measurement.calls, expect=expect,
-                                   expect_tool=expect_tool, schema=schema)
+    # Calls cut by what is kept (too many, arguments too long) are not the model's to answer for: left unjudged
+    cut = measurement.response_truncated and bool(measurement.calls)
+    judgement = judged(measurement.response_text, () if cut else measurement.calls, expect=expect,
+                       expect_tool=None if cut else expect_tool, schema=schema)
     tool_calls = measurement.tool_calls if measurement.tool_calls is not None or not prompt.tools else "[]"
-    return replace(measurement, answer_ok=answer_ok, json_valid=json_valid, tool_calls=tool_calls)
+    return replace(measurement, answer_ok=judgement.answer_ok, json_valid=judgement.json_valid,
+                   tool_ok=judgement.tool_ok, tool_calls=tool_calls)
 
 
 def measure_cell(cell: Cell, cache_mode: str) -> Measurement:

@@ -14,7 +14,7 @@ from ..redaction import scrub_known
 from .answer import Answer, request_id_of
 from .cost import cost_fields
 from .dialects import Dialect
-from .dialects.tool_calls import KEPT_ARGUMENT_CHARS
+from .dialects.tool_calls import KEPT_ARGUMENT_CHARS, MAX_CALLS
 from .failures import Failure, known_secrets
 from .numbers import part_of, text_count
 from .tokenize import ServerCount
@@ -79,8 +79,9 @@ def measurement_of(
     if counted is not None and counted.problem:
         warnings += (counted.problem,)
     if answer.tool_calls_truncated:
-        warnings += (f"{provider} sent tool-call arguments past the {KEPT_ARGUMENT_CHARS} characters kept: "
-                     "they were cut",)
+        warnings += (f"{provider} sent more tool calls than the {MAX_CALLS} kept, or arguments past the "
+                     f"{KEPT_ARGUMENT_CHARS} characters kept: they were cut (the row says response_truncated, and its "
+                     "calls are not judged)",)
     # Tokens the model generated before its first visible token and never streamed (OpenAI's reasoning models; a
     # reasoning summary streams in their place) are not part of the decode that the stream shows: without them,
     # the decode starts at the answer's first token, not at the first thing streamed.
@@ -89,7 +90,7 @@ def measurement_of(
     decode_from_ms = answer_ttft_ms if hidden else ttft_ms
     headers = record.headers if record is not None else {}
     text, truncated = cap_text(scrub_known(answer.text, secrets))
-    truncated = truncated or answer.text_truncated
+    truncated = truncated or answer.text_truncated or answer.tool_calls_truncated
     request_id = request_id_of(record, answer) or (failure.request_id if failure else None)
     calls = tuple(ToolCall(scrub_known(c.name, secrets), scrub_known(c.arguments, secrets), c.call_id, c.signature)
                   for c in answer.tool_calls)

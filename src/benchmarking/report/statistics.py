@@ -41,7 +41,7 @@ def rolling_median(points: Sequence[tuple[float, float]], window_s: float) -> li
 class AgentFigures:
     """Per prompt: how the tools and schemas of agent-shaped prompts went, and a conversation's time end to end."""
 
-    tool_judged: int  # requests that offered tools (tool_calls stored) and had an expect_tool (answer_ok set)
+    tool_judged: int  # the entry's first requests judged against its expect_tool (tool_ok set)
     tool_correct: int
     tool_args_ms: dict[int, float | None]
     schema_judged: int  # requests with a schema (json_valid set)
@@ -67,9 +67,9 @@ def agent_figures(measurements: Iterable[Measurement]) -> AgentFigures:
     args_ms: list[float] = []
     sessions: dict[str, float | None] = {}
     for m in measurements:
-        if m.tool_calls is not None and m.answer_ok is not None:
+        if m.tool_ok is not None:
             tool_judged += 1
-            tool_correct += m.answer_ok
+            tool_correct += m.tool_ok
         if m.tool_args_ms is not None:
             args_ms.append(m.tool_args_ms)
         if m.json_valid is not None:

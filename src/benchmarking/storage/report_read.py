@@ -23,7 +23,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
     "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
     "cache_write_tokens", "price_input_per_mtok", "price_cached_input_per_mtok", "price_cache_write_per_mtok",
-    "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "itl_p50_ms", "itl_p99_ms", "itl_max_ms",
+    "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "tool_ok", "itl_p50_ms", "itl_p99_ms", "itl_max_ms",
     "output_events", "stream", "request_rate", "scheduled_at",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
@@ -69,7 +69,7 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
         values = dict(_MEASUREMENT_DEFAULTS)
         values.update(zip(_REPORT_MEASURED, record[3:]))
         values["success"] = bool(values["success"])
-        for name in ("answer_ok", "json_valid", "stream"):
+        for name in ("answer_ok", "json_valid", "tool_ok", "stream"):
             if values[name] is not None:
                 values[name] = bool(values[name])
         if values["cost_usd"] is not None:

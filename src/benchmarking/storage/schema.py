@@ -92,6 +92,7 @@ RESULTS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tool_calls", "text"),
     ("tool_args_ms", "double precision"),
     ("json_valid", "boolean"),
+    ("tool_ok", "boolean"),
     ("itl_p50_ms", "double precision"),
     ("itl_p99_ms", "double precision"),
     ("itl_max_ms", "double precision"),
@@ -144,15 +145,26 @@ def storable_text(text: str, patterns: bool = True) -> str:
     return text
 
 
-def storable(value: Any) -> Any:
+def storable(value: Any, patterns: bool = True) -> Any:
     """A value with every string in it (dict keys and values, list items) made storable."""
     if isinstance(value, str):
-        return storable_text(value)
+        return storable_text(value, patterns)
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return {storable(k, patterns): storable(v, patterns) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [storable(v) for v in value]
+        return [storable(v, patterns) for v in value]
     return value
+
+
+def storable_answer_json(text: str) -> str:
+    """JSON text the model wrote (its tool calls), made storable string by string: scrubbing the text as a whole
+    could take a closing quote with a secret and leave JSON that no longer parses. Like the answer, it keeps what
+    only looks like a key."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return storable_text(text, patterns=False)
+    return json.dumps(storable(parsed, patterns=False), ensure_ascii=False)
 
 
 def run_row(run: RunInfo) -> dict[str, object]:
@@ -255,7 +267,12 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
     for name in _MEASUREMENT_FIELDS:
         value = getattr(m, name)
         # The answer keeps what only looks like a key ("the bearer of news"): known secrets are scrubbed from it.
-        row[name] = storable_text(value, patterns=False) if name == "response_text" and value else storable(value)
+        if name == "response_text" and value:
+            row[name] = storable_text(value, patterns=False)
+        elif name == "tool_calls" and value:
+            row[name] = storable_answer_json(value)
+        else:
+            row[name] = storable(value)
     row["cost_usd"] = float(m.cost_usd) if m.cost_usd is not None else None
     return row
 
@@ -273,7 +290,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     for name in PRICE_FIELDS:
         if values[name] is not None and not isinstance(values[name], Decimal):
             values[name] = Decimal(str(values[name]))
-    for name in ("success", "stream", "response_truncated", "answer_ok", "json_valid"):
+    for name in ("success", "stream", "response_truncated", "answer_ok", "json_valid", "tool_ok"):
         if values[name] is not None:
             values[name] = bool(values[name])
     for name in ("started_at", "level_started_at", "scheduled_at"):

@@ -217,8 +217,8 @@ class _MessagesBuilder(Accumulated):
         position = position_of(index)
         if not isinstance(block, Mapping) or block.get("type") != "tool_use" or position is None:
             return
-        if self.calls.start(position, block.get("name"), block.get("id"), block.get("input")):
-            self.open.add(position)
+        self.calls.start(position, block.get("name"), block.get("id"), block.get("input"))
+        self.open.add(position)  # kept or not (past the calls kept), its pieces are output and time its arguments
 
     def block_stop(self, index: Any, at: float | None) -> None:
         position = position_of(index)

@@ -57,14 +57,17 @@ class ToolCalls:
         self._calls: dict[int, _Call] = {}
         self._kept = 0
         self.last_at: float | None = None
-        self.truncated = False  # arguments (or signatures) went past KEPT_ARGUMENT_CHARS
+        self.truncated = False  # calls past MAX_CALLS, or arguments (or signatures) past KEPT_ARGUMENT_CHARS
 
     def _call(self, position: Any) -> _Call | None:
         index = position_of(position)
         if index is None:
             return None
         call = self._calls.get(index)
-        if call is None and len(self._calls) < MAX_CALLS:
+        if call is None:
+            if len(self._calls) >= MAX_CALLS:
+                self.truncated = True  # a call past those kept: the answer's calls are cut
+                return None
             call = self._calls[index] = _Call()
         return call
 
