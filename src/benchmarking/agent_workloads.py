@@ -9,18 +9,12 @@ providers or storage; workloads.py builds the Prompt from what this module reads
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 import json
 import math
 import re
 from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
-import jsonschema
-from jsonschema import ValidationError
-from jsonschema.exceptions import SchemaError
-import re2
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
 
 from .dialogue import ToolCall
 from .errors import ConfigError
@@ -209,6 +203,10 @@ def check_schema(schema: object, where: str, key: str = "schema") -> dict[str, A
     if sum(1 for _ in _subschemas(schema)) > MAX_SCHEMA_OBJECTS:
         raise ConfigError(f"{where}: {key} holds more than {MAX_SCHEMA_OBJECTS:,} objects: a schema an answer must "
                           "follow, not a corpus")
+    import jsonschema  # here, where a file has a schema: with RE2 and referencing, a tenth of a second to import
+    from jsonschema.exceptions import SchemaError
+    import re2
+
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -224,7 +222,7 @@ def check_schema(schema: object, where: str, key: str = "schema") -> dict[str, A
                 _check_ref(schema, ref, where, key)
         if isinstance(node.get("pattern"), str):
             try:
-                re2.compile(node["pattern"], _RE2_QUIET)
+                re2.compile(node["pattern"], _re2_quiet())
             except re2.error:
                 raise ConfigError(f"{where}: {key}'s pattern {shown(node['pattern'])} cannot be matched in linear "
                                   "time (RE2): rewrite it without backreferences or lookaround") from None
@@ -233,6 +231,8 @@ def check_schema(schema: object, where: str, key: str = "schema") -> dict[str, A
 
 def _check_ref(schema: dict[str, Any], ref: str, where: str, key: str) -> None:
     """A reference inside the schema that resolves: one to anywhere else (a URL, a file) would have judging fetch it."""
+    import referencing.exceptions
+
     if not ref.startswith("#"):
         raise ConfigError(f"{where}: {key} refers to {shown(ref)}: only references inside the schema (#/...) are "
                           "followed, nothing is fetched")
@@ -242,18 +242,27 @@ def _check_ref(schema: dict[str, Any], ref: str, where: str, key: str) -> None:
         raise ConfigError(f"{where}: {key}'s reference {shown(ref)} points to nothing in the schema") from None
 
 
-def _refuse_retrieval(uri: str) -> referencing.Resource:
+def _refuse_retrieval(uri: str) -> Any:
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)
 
 
-_REGISTRY: referencing.Registry = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+@cache
+def _registry() -> Any:
+    """Where a schema's references are looked up: in the schema only, never fetched (a URL, a file)."""
+    import referencing
+
+    return referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
 def _resolver(schema: dict[str, Any]) -> Any:
+    import referencing.jsonschema
+
     dialect = schema.get("$schema")
     specification = referencing.jsonschema.specification_with(
         dialect if isinstance(dialect, str) else "", default=referencing.jsonschema.DRAFT202012)
-    return _REGISTRY.resolver_with_root(specification.create_resource(schema))
+    return _registry().resolver_with_root(specification.create_resource(schema))
 
 
 def _subschemas(schema: Any) -> Iterator[dict[str, Any]]:
@@ -274,21 +283,26 @@ def _named(name: object) -> str:
 
 # ---- judging -------------------------------------------------------------------------------------------------------
 
+@cache
 def _re2_quiet() -> Any:
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # RE2 would write its own line to stderr; the refusal says it once
     return options
 
 
-_RE2_QUIET = _re2_quiet()
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    import re2
+    from jsonschema import ValidationError
 
-
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not re2.compile(pattern, _RE2_QUIET).search(instance):
+    if validator.is_type(instance, "string") and not re2.compile(pattern, _re2_quiet()).search(instance):
         yield ValidationError(f"does not match {pattern!r}")
 
 
-def _unique_items(validator: Any, unique: bool, instance: Any, schema: Any) -> Iterator[ValidationError]:
+def _unique_items(validator: Any, unique: bool, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema import ValidationError
+
     if unique and validator.is_type(instance, "array"):
         seen = [json.dumps(_canonical(item), sort_keys=True) for item in instance]
         if len(set(seen)) != len(seen):
@@ -310,9 +324,11 @@ def _canonical(value: Any) -> Any:
 
 def _bounded_validator(schema: Mapping[str, Any]) -> Any:
     """jsonschema's validator for the schema, with its regular expressions in RE2 and uniqueItems in O(n log n)."""
+    import jsonschema
+
     base = jsonschema.validators.validator_for(schema)
     bounded = jsonschema.validators.extend(base, {"pattern": _pattern, "uniqueItems": _unique_items})
-    return bounded(schema, registry=_REGISTRY)  # nothing fetched: a reference outside the schema resolves to nothing
+    return bounded(schema, registry=_registry())  # nothing fetched: a reference outside the schema resolves to nothing
 
 
 def schema_valid(text: str | None, schema: Mapping[str, Any]) -> bool | None:
