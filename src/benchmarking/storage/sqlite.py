@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
@@ -247,6 +247,69 @@ class SQLiteStorage(Storage):
         if span is not None:
             span = replace(span, first=datetime.fromisoformat(span.first), last=datetime.fromisoformat(span.last))
         return groups, span
+
+    def read_group_values_after(
+        self, filters: ResultFilters, after: tuple[int, str, int] | None
+    ) -> tuple[list[GroupValues], set[str], list[str], tuple[int, str, int]] | None:
+        """The values per day (UTC, "2026-12-07") of the results stored after `after` (a mark this method gave: the
+        newest rowid read, its result's id, how many results were stored up to it), or None when a result up to the
+        mark is gone or another database took its place; with their run ids and times, and the new mark. Results
+        are only ever added (an outbox replays old times under new rowids): what was read up to the mark stands."""
+        newest = self._newest_rowid()
+        if after is not None and not self._mark_holds(after):
+            return None
+        where, params = report_where(filters, "?", _sql_time, table="b.")
+        above = after[0] if after is not None else 0
+        where = f"{where} and b.rowid > ? and b.rowid <= ?" if where else " where b.rowid > ? and b.rowid <= ?"
+        index = "" if after is not None else " indexed by benchmark_results_report_idx"
+        query = (f"select substr(b.created_at, 1, 10), {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+                 f" from benchmark_results b{index}{where}")
+        run_ids: set[str] = set()
+        times: list[str] = []
+
+        def tapped(records: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+            for record in records:
+                run_ids.add(record[-2])
+                times.append(record[-1])
+                yield record
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            groups, _ = gather_group_values(tapped(cursor.execute(query, [*params, above, newest])))
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        return groups, run_ids, times, self._mark(newest)
+
+    def read_report_results_after(
+        self, filters: ResultFilters, after: tuple[int, str, int] | None
+    ) -> tuple[list[StoredResult], tuple[int, str, int]] | None:
+        """read_report_results of the results stored after `after` (as read_group_values_after), and the new mark;
+        None when the mark no longer holds."""
+        newest = self._newest_rowid()
+        if after is not None and not self._mark_holds(after):
+            return None
+        where, params = report_where(filters, "?", _sql_time)
+        where = f"{where} and rowid > ? and rowid <= ?" if where else " where rowid > ? and rowid <= ?"
+        query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
+        params += [after[0] if after is not None else 0, newest]
+        return report_results(self._tuples("cannot read results", query, params), finite=False), self._mark(newest)
+
+    def _newest_rowid(self) -> int:
+        return self._tuples("cannot read results", "select max(rowid) from benchmark_results", [])[0][0] or 0
+
+    def _mark(self, rowid: int) -> tuple[int, str, int]:
+        """What tells that the results up to a rowid are still those read: its result's id, how many there are."""
+        found = self._tuples("cannot read results", "select id from benchmark_results where rowid = ?", [rowid])
+        return rowid, found[0][0] if found else "", self._stored_up_to(rowid)
+
+    def _mark_holds(self, mark: tuple[int, str, int]) -> bool:
+        return mark[0] > 0 and self._mark(mark[0]) == mark
+
+    def _stored_up_to(self, rowid: int) -> int:
+        """How many results are stored at or below a rowid: all, less those above (counting all takes the smallest
+        index; counting up to a rowid would walk the table's pages, answers and all)."""
+        return self._tuples("cannot read results", "select (select count(*) from benchmark_results)"
+                            " - (select count(*) from benchmark_results where rowid > ?)", [rowid])[0][0]
 
     def _tuples(self, what: str, statement: str, params: Sequence[object]) -> list[tuple]:
         """Rows as plain tuples (no sqlite3.Row per row): the report's reads."""
