@@ -8,10 +8,11 @@ those on demand."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 import json
 from typing import Any, Sequence
 
-from ..report.compare import compare, comparison_json
+from ..report.compare import COMPARED, compare, comparison_json
 from ..report.formats import title_for
 from ..report.selection import Row, Selection
 
@@ -34,3 +35,28 @@ def comparisons(rows: Sequence[Row], selection: Selection) -> list[dict[str, Any
         changes = compare(before, after) if before and after else []
         found.append({"name": name, **json.loads(comparison_json(changes, title_a, title_b))})
     return found
+
+
+def run_samples(rows: Sequence[Row], since: datetime) -> list[dict[str, Any]]:
+    """Per run started at or after `since` (its results all among the rows), newest first: its id, start, number of
+    results and, per (provider, model, input tier, load level), its requests and the successful ones' TTFT, latency
+    and cost in the rows' order: what `compare` resamples, so that the compare page's script, with the same
+    generator and seed, gives the intervals and verdicts `report --compare A B` gives for any two of them."""
+    runs: dict[object, list[Row]] = {}
+    for row in rows:
+        if row.run.info.started_at >= since:
+            runs.setdefault(row.run.info.id, []).append(row)
+    samples = []
+    for run_rows in sorted(runs.values(), key=lambda listed: listed[0].run.info.started_at, reverse=True):
+        groups: dict[tuple, list] = {}
+        for row in run_rows:
+            m = row.result.measurement
+            group = groups.setdefault((m.provider, m.model, m.input_tier, m.concurrency), [0, [], [], []])
+            group[0] += 1
+            for values, (_, _, get) in zip(group[1:], COMPARED):
+                if m.success and (value := get(m)) is not None:
+                    values.append(value)
+        info = run_rows[0].run.info
+        samples.append({"id": str(info.id), "started": f"{info.started_at:%Y-%m-%d %H:%M:%S}",
+                        "results": len(run_rows), "groups": [[*key, *values] for key, values in groups.items()]})
+    return samples

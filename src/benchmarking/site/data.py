@@ -21,7 +21,7 @@ from ..report.views import summarise, with_slo
 from ..slo import SloConfig
 from ..errors import StorageRejected
 from ..storage import Storage
-from .compare_data import comparisons
+from .compare_data import comparisons, run_samples
 from .keys import model_key
 from .load_data import conversation_turns, load_levels, prefill
 from .recent import recent_rows
@@ -265,6 +265,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         model["alerts"] = firing.get(key, [])
     data = {
         "comparisons": comparisons(rows, selection),
+        "runs": run_samples(rows, recent.since),
         "load": load_levels(rows, slo),
         "prefill": prefill(rows),
         "conversations": conversation_turns(rows),
