@@ -13,8 +13,11 @@ from uuid import uuid4
 from benchmarking.cli import main
 from benchmarking.storage.sqlite import SQLiteStorage
 
-from test_site import browser_page, here, measured, report_json, site_data  # noqa: F401 - fixtures
+import test_site
+from test_site import measured, report_json, site_data
 from test_storage_sqlite import run_info
+
+here, browser_page = test_site.here, test_site.browser_page  # the fixtures: a history in benchmarks.db, a page
 
 
 def _tiered_run(storage, started: datetime) -> str:
@@ -69,3 +72,14 @@ def test_any_two_runs_chosen_give_what_report_compare_gives(here, browser_page, 
         if (a, b) == (runs[2], runs[1]):
             assert {row[1] for row in rows} == {"input tier 100", "input tier 10,000"}
     assert not page.problems
+
+
+def test_the_runs_shipped_are_bounded_newest_first(here, monkeypatch):
+    import benchmarking.site.compare_data as compare_data
+
+    assert main(["report", "--site", "site"]) == 0
+    every = site_data(here / "site")["runs"]
+    monkeypatch.setattr(compare_data, "SAMPLED_RESULTS", 2 * every[0]["results"])  # room for two runs
+    assert main(["report", "--site", "site"]) == 0
+    assert [run["id"] for run in site_data(here / "site")["runs"]] == [run["id"] for run in every[:2]]
+    assert all(a["started"] > b["started"] for a, b in zip(every, every[1:]))

@@ -15,8 +15,11 @@ from benchmarking.site.data import site_data
 from benchmarking.slo import SloConfig
 from benchmarking.storage.sqlite import SQLiteStorage
 
-from test_site import history, measured, report_json, here  # noqa: F401 - here is a fixture
+import test_site
+from test_site import measured, report_json
 from test_storage_sqlite import run_info
+
+here = test_site.here  # the fixture: a history of runs in benchmarks.db, the working directory
 
 
 def _fresh(storage, selection: Selection, now: datetime) -> dict:
