@@ -55,9 +55,9 @@ def test_a_rebuild_reads_what_is_new_and_gives_the_figures_of_a_build_from_nothi
         with SQLiteStorage(here / "benchmarks.db") as storage:
             first = site_data(storage, selection, SloConfig(), now)
             assert _text(first) == _text(_fresh(storage, selection, now))
-            _run(storage, now - timedelta(minutes=2), 1000.0)
+            _run(storage, now - timedelta(minutes=2, seconds=len(flags)), 1000.0)
             _run(storage, now - timedelta(days=3, minutes=5), 3000.0)  # replayed late from an outbox
-            _run(storage, now - timedelta(minutes=1), 5.0, mode="simulated")
+            _run(storage, now - timedelta(minutes=1, seconds=len(flags)), 5.0, mode="simulated")
             later = site_data(storage, selection, SloConfig(), now)
             assert _text(later) == _text(_fresh(storage, selection, now))
             assert later["windows"]["all"]["results"] > first["windows"]["all"]["results"]

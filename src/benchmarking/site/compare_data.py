@@ -26,7 +26,7 @@ def comparisons(rows: Sequence[Row], selection: Selection) -> list[dict[str, Any
     runs: dict[object, list[Row]] = {}
     for row in rows:
         runs.setdefault(row.run.info.id, []).append(row)
-    newest = sorted(runs, key=lambda run_id: runs[run_id][0].run.info.started_at)[-2:]
+    newest = sorted(runs, key=lambda run_id: (runs[run_id][0].run.info.started_at, str(run_id)))[-2:]  # ties: by id
     if len(newest) == 2:
         sides = [_side(runs[run_id], replace(selection, run_ids=frozenset({run_id}))) for run_id in newest]
         pairs.append(("the newest run against the one before", sides))
@@ -45,15 +45,19 @@ SAMPLED_RESULTS = 20_000
 def run_samples(rows: Sequence[Row], since: datetime) -> list[dict[str, Any]]:
     """Per run started at or after `since` (its results all among the rows), newest first, SAMPLED_RESULTS results in
     all: its id, start, number of results and, per (provider, model, input tier, load level), its requests and the
-    successful ones' TTFT, latency and cost in the rows' order: what `compare` resamples, so that the compare page's script, with the same
-    generator and seed, gives the intervals and verdicts `report --compare A B` gives for any two of them."""
+    successful ones' TTFT, latency and cost in the rows' order: what `compare` resamples, so that the compare page's
+    script, with the same generator and seed, gives the intervals and verdicts `report --compare A B` gives for any
+    two of them."""
     runs: dict[object, list[Row]] = {}
     for row in rows:
         if row.run.info.started_at >= since:
             runs.setdefault(row.run.info.id, []).append(row)
+    def started(listed: list[Row]) -> tuple:
+        return listed[0].run.info.started_at, str(listed[0].run.info.id)
+
     samples = []
     shipped = 0
-    for run_rows in sorted(runs.values(), key=lambda listed: listed[0].run.info.started_at, reverse=True):
+    for run_rows in sorted(runs.values(), key=started, reverse=True):
         shipped += len(run_rows)
         if shipped > SAMPLED_RESULTS:
             break

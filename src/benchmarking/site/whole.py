@@ -20,12 +20,12 @@ from ..report.views import summarise_stored
 from ..storage import GroupValues, ResultFilters, SelectionSpan, Storage
 from .keys import model_key
 
-KEPT_SELECTIONS = 4
+KEPT_SELECTIONS = 4  # a process builds one site, or a few: older selections are dropped first
 # A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
 # runs stays a few kB per model, and one request per bucket is drawn as it is.
 CHART_BUCKETS = 360
 # The whole history's chart: a bucket of a day, or longer where a day would make more than CHART_BUCKETS of them
-HISTORY_STEPS_S = (86400, 7 * 86400, 28 * 86400, 91 * 86400)  # a process builds one site, or a few: older selections are dropped first
+HISTORY_STEPS_S = (86400, 7 * 86400, 28 * 86400, 91 * 86400)
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _day_start(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
 
 
-def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], times: list[str]) -> None:
+def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None) -> None:
     """What was stored since the mark (values per day, provider and model) into what was kept."""
     new: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
     for g in groups:
@@ -98,10 +98,11 @@ def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], times: list[
         model.latency_ms = _merged(model.latency_ms, latencies)
         model.tokens_per_second = _merged(model.tokens_per_second, speeds)
     kept.run_ids |= run_ids
-    kept.results += len(times)
-    if times:
-        kept.first = min(times) if kept.first is None else min(kept.first, min(times))
-        kept.last = max(times) if kept.last is None else max(kept.last, max(times))
+    if span is not None:
+        kept.results += span.results
+        first, last = str(span.first), str(span.last)
+        kept.first = first if kept.first is None else min(kept.first, first)
+        kept.last = last if kept.last is None else max(kept.last, last)
 
 
 def _values(provider: str, model: str, kept: _Model) -> GroupValues:
@@ -131,8 +132,8 @@ def whole_summaries(storage: Storage, selection: Selection, end: datetime
     if read is None:
         kept = _Kept()
         read = reader(filters, None)
-    groups, run_ids, times, kept.mark = read
-    _add(kept, groups, run_ids, times)
+    groups, run_ids, new_span, kept.mark = read
+    _add(kept, groups, run_ids, new_span)
     _KEPT[key] = kept
     while len(_KEPT) > KEPT_SELECTIONS:
         del _KEPT[next(iter(_KEPT))]

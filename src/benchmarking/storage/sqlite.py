@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
@@ -250,35 +250,32 @@ class SQLiteStorage(Storage):
 
     def read_group_values_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None
-    ) -> tuple[list[GroupValues], set[str], list[str], tuple[int, str, int]] | None:
+    ) -> tuple[list[GroupValues], set[str], SelectionSpan | None, tuple[int, str, int]] | None:
         """The values per day (UTC, "2026-12-07") of the results stored after `after` (a mark this method gave: the
         newest rowid read, its result's id, how many results were stored up to it), or None when a result up to the
-        mark is gone or another database took its place; with their run ids and times, and the new mark. Results
-        are only ever added (an outbox replays old times under new rowids): what was read up to the mark stands."""
+        mark is gone or another database took its place; with their run ids, their span (times as stored text) and
+        the new mark. Results are only ever added (an outbox replays old times under new rowids): what was read up
+        to the mark stands."""
         newest = self._newest_rowid()
         if after is not None and not self._mark_holds(after):
             return None
         where, params = report_where(filters, "?", _sql_time, table="b.")
         above = after[0] if after is not None else 0
-        where = f"{where} and b.rowid > ? and b.rowid <= ?" if where else " where b.rowid > ? and b.rowid <= ?"
+        # From nothing, the covering index in time order (a "+" keeps the planner off a walk of the table by rowid,
+        # answers and all); after a mark, the few rows above it by rowid.
+        rowids = "b.rowid > ? and b.rowid <= ?" if after is not None else "+b.rowid > ? and +b.rowid <= ?"
+        where = f"{where} and {rowids}" if where else f" where {rowids}"
         index = "" if after is not None else " indexed by benchmark_results_report_idx"
         query = (f"select substr(b.created_at, 1, 10), {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
                  f" from benchmark_results b{index}{where}")
         run_ids: set[str] = set()
-        times: list[str] = []
-
-        def tapped(records: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
-            for record in records:
-                run_ids.add(record[-2])
-                times.append(record[-1])
-                yield record
         cursor = self._db.cursor()
         cursor.row_factory = None
         try:
-            groups, _ = gather_group_values(tapped(cursor.execute(query, [*params, above, newest])))
+            groups, span = gather_group_values(cursor.execute(query, [*params, above, newest]), run_ids)
         except sqlite3.Error as exc:
             raise _storage_error(f"cannot read results in {self.location}", exc) from None
-        return groups, run_ids, times, self._mark(newest)
+        return groups, run_ids, span, self._mark(newest)
 
     def read_report_results_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None
@@ -289,7 +286,8 @@ class SQLiteStorage(Storage):
         if after is not None and not self._mark_holds(after):
             return None
         where, params = report_where(filters, "?", _sql_time)
-        where = f"{where} and rowid > ? and rowid <= ?" if where else " where rowid > ? and rowid <= ?"
+        rowids = "rowid > ? and rowid <= ?" if after is not None else "+rowid > ? and +rowid <= ?"  # as above
+        where = f"{where} and {rowids}" if where else f" where {rowids}"
         query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
         params += [after[0] if after is not None else 0, newest]
         return report_results(self._tuples("cannot read results", query, params), finite=False), self._mark(newest)
