@@ -12,6 +12,7 @@ from datetime import datetime
 import json
 from typing import Any, Sequence
 
+from ..redaction import scrub
 from ..report.compare import COMPARED, compare, comparison_json
 from ..report.formats import title_for
 from ..report.selection import Row, Selection
@@ -40,6 +41,7 @@ def comparisons(rows: Sequence[Row], selection: Selection) -> list[dict[str, Any
 # The compare page's runs hold at most this many results, newest runs first: 30 days of 15-minute runs of six
 # providers (17,280) is 1.5 MB of data.js; runs every minute would be fifteen times that.
 SAMPLED_RESULTS = 20_000
+GETTERS = tuple((index, get) for index, (_, _, get) in enumerate(COMPARED, 1))  # what compare() resamples
 
 
 def run_samples(rows: Sequence[Row], since: datetime) -> list[dict[str, Any]]:
@@ -57,6 +59,7 @@ def run_samples(rows: Sequence[Row], since: datetime) -> list[dict[str, Any]]:
 
     samples = []
     shipped = 0
+    names: dict[str, str] = {}  # every string on a page is scrubbed; the same few names over thousands of runs
     for run_rows in sorted(runs.values(), key=started, reverse=True):
         shipped += len(run_rows)
         if shipped > SAMPLED_RESULTS:
@@ -64,12 +67,16 @@ def run_samples(rows: Sequence[Row], since: datetime) -> list[dict[str, Any]]:
         groups: dict[tuple, list] = {}
         for row in run_rows:
             m = row.result.measurement
-            group = groups.setdefault((m.provider, m.model, m.input_tier, m.concurrency), [0, [], [], []])
+            key = (m.provider, m.model, m.input_tier, m.concurrency)
+            group = groups.get(key) or groups.setdefault(key, [0, [], [], []])
             group[0] += 1
-            for values, (_, _, get) in zip(group[1:], COMPARED):
-                if m.success and (value := get(m)) is not None:
-                    values.append(value)
+            if m.success:
+                for index, get in GETTERS:
+                    if (value := get(m)) is not None:
+                        group[index].append(value)
         info = run_rows[0].run.info
         samples.append({"id": str(info.id), "started": f"{info.started_at:%Y-%m-%d %H:%M:%S}",
-                        "results": len(run_rows), "groups": [[*key, *values] for key, values in groups.items()]})
+                        "results": len(run_rows),
+                        "groups": [[*(names.setdefault(name, scrub(name)) for name in key[:2]), *key[2:], *values]
+                                   for key, values in groups.items()]})
     return samples
