@@ -53,12 +53,13 @@ def test_a_rebuild_reads_what_is_new_and_gives_the_figures_of_a_build_from_nothi
     for selection, flags in ((Selection(), []), (Selection(include_simulated=True), ["--include-simulated"]),
                              (Selection(providers=frozenset({"groq"})), ["--provider", "groq"])):
         with SQLiteStorage(here / "benchmarks.db") as storage:
-            first = site_data(storage, selection, SloConfig(), now)
+            first = site_data(storage, selection, SloConfig(), now, keep=True)
+            assert any(key[1] == str(here / "benchmarks.db") for key in whole._KEPT) and recent._KEPT  # kept
             assert _text(first) == _text(_fresh(storage, selection, now))
             _run(storage, now - timedelta(minutes=2, seconds=len(flags)), 1000.0)
             _run(storage, now - timedelta(days=3, minutes=5), 3000.0)  # replayed late from an outbox
             _run(storage, now - timedelta(minutes=1, seconds=len(flags)), 5.0, mode="simulated")
-            later = site_data(storage, selection, SloConfig(), now)
+            later = site_data(storage, selection, SloConfig(), now, keep=True)
             assert _text(later) == _text(_fresh(storage, selection, now))
             assert later["windows"]["all"]["results"] > first["windows"]["all"]["results"]
             assert later["windows"]["7d"]["results"] > first["windows"]["7d"]["results"]
@@ -72,18 +73,18 @@ def test_a_database_that_lost_a_result_or_was_replaced_is_read_whole_again(here)
     path = here / "benchmarks.db"
     shutil.copy(path, here / "before.db")
     with SQLiteStorage(path) as storage:
-        site_data(storage, Selection(), SloConfig(), now)
+        site_data(storage, Selection(), SloConfig(), now, keep=True)
         _run(storage, now - timedelta(minutes=2), 1000.0)
-        grown = site_data(storage, Selection(), SloConfig(), now)
+        grown = site_data(storage, Selection(), SloConfig(), now, keep=True)
         storage._db.execute("delete from benchmark_results where rowid = (select min(rowid) from benchmark_results)")
         storage._db.commit()
-        shrunk = site_data(storage, Selection(), SloConfig(), now)
+        shrunk = site_data(storage, Selection(), SloConfig(), now, keep=True)
         assert shrunk["windows"]["all"]["results"] == grown["windows"]["all"]["results"] - 1
         assert _text(shrunk) == _text(_fresh(storage, Selection(), now))
     shutil.copy(here / "before.db", path)  # another database in its place, as many results as the one read
     with SQLiteStorage(path) as storage:
         _run(storage, now - timedelta(minutes=3), 7000.0)
-        replaced = site_data(storage, Selection(), SloConfig(), now)
+        replaced = site_data(storage, Selection(), SloConfig(), now, keep=True)
         assert _text(replaced) == _text(_fresh(storage, Selection(), now))
         assert replaced["windows"]["all"]["results"] == grown["windows"]["all"]["results"]
 

@@ -48,8 +48,8 @@ def _text(value: object) -> object:
         return scrub(value)
     if isinstance(value, dict):
         return {_text(k): _text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
+    if isinstance(value, (list, tuple)):  # a chart's thousands of numbers pass without a call each
+        return [_text(v) if isinstance(v, (str, dict, list, tuple)) else v for v in value]
     return value
 
 
@@ -211,12 +211,12 @@ def _firing(storage: Storage, end: datetime) -> dict[str, list[dict[str, object]
     return firing
 
 
-def _whole(storage: Storage, selection: Selection, slo: SloConfig, end: datetime
+def _whole(storage: Storage, selection: Selection, slo: SloConfig, end: datetime, keep: bool
            ) -> tuple[list[dict[str, object]], str, int, dict[str, Any] | None]:
     """The "all" window: the selection as given, as `report` gives it (the database gathering the figures where it
     can, as `report` does over a long history): its leaderboard, title, number of results, and the chart of its whole
     history where the backend gathers it by day (SQLite)."""
-    gathered = None if slo.configured else whole_summaries(storage, selection, end)
+    gathered = None if slo.configured else whole_summaries(storage, selection, end, keep)
     if gathered is None:  # SLO attainment is computed from the rows, as `report` does; Supabase cannot gather
         rows = select(storage, selection)
         return _leaderboard(rows, slo), _title(rows, selection), len(rows), None
@@ -230,15 +230,17 @@ def _title(rows: Sequence[Row], selection: Selection) -> str:
     return report_title(span_of(rows), selection) if rows else f"no results match: {selection.describe()}"
 
 
-def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None) -> dict[str, Any]:
+def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None,
+              keep: bool = False) -> dict[str, Any]:
     """Everything the pages draw, from the stored results the selection covers; windows end at --until, or now.
 
     Rows are read for the longest window (30 days) only: its charts, uptime and failures. The whole selection's
-    figures are gathered by the database, as `report` gathers them, so a long history costs little."""
+    figures are gathered by the database, as `report` gathers them, so a long history costs little. With `keep` (a
+    process that builds again: a schedule, `serve`), what was read is kept, and the next build reads what is new."""
     end = selection.until or now or utc_now()
     longest = max(WINDOWS.values())
     recent = replace(selection, since=max(selection.since or end - longest, end - longest), until=end)
-    rows = recent_rows(storage, recent) if selection.since is None or selection.since < end else []
+    rows = recent_rows(storage, recent, keep) if selection.since is None or selection.since < end else []
     times = _times(rows)
     windows = {}
     for name, length in WINDOWS.items():
@@ -248,7 +250,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
                          "models": _leaderboard(in_window, slo),
                          "series": _series(in_window, end - length, end, ROLLING[name]),
                          "hours": _hours(in_window)}
-    leaders, title, results, history = _whole(storage, selection, slo, end)
+    leaders, title, results, history = _whole(storage, selection, slo, end, keep)
     # The whole selection's chart: its daily medians where its history reaches back beyond the rows read (its last
     # 30 days), else those rows as the other windows draw them. Its heatmap is the last 30 days'.
     beyond = history is not None and results > len(rows)

@@ -24,10 +24,11 @@ class _Kept:
 _KEPT: dict[tuple, _Kept] = {}
 
 
-def recent_rows(storage: Storage, selection: Selection) -> list[Row]:
-    """select(storage, selection) for a selection bounded in time, from what earlier builds read and what is new."""
+def recent_rows(storage: Storage, selection: Selection, keep: bool = False) -> list[Row]:
+    """select(storage, selection) for a selection bounded in time, from what earlier builds read and what is new
+    (with `keep`: a process that builds again)."""
     reader = getattr(storage, "read_report_results_after", None)
-    if reader is None or selection.since is None or selection.run_ids is not None or selection.last:
+    if not keep or reader is None or selection.since is None or selection.run_ids is not None or selection.last:
         return select(storage, selection)
     key = (type(storage).__name__, getattr(storage, "location", None), selection.providers, selection.models)
     kept = _KEPT.pop(key, None)

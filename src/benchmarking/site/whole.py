@@ -62,8 +62,11 @@ class _Kept:
 _KEPT: dict[tuple, _Kept] = {}
 
 
-def _merged(values: array, new: list[float]) -> array:
-    """The kept values with the new ones, sorted (in place: a million values' copy was most of a first build)."""
+def _merged(values: array | list, new: list[float], keep: bool) -> array | list:
+    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap, a quarter
+    of the memory); as they come for one build (the summary sorts them once, as `report` does)."""
+    if not keep:
+        return values + new if values else new
     if not new:
         return values
     if values:
@@ -76,7 +79,7 @@ def _day_start(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
 
 
-def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None) -> None:
+def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None, keep: bool) -> None:
     """What was stored since the mark (values per day, provider and model) into what was kept."""
     new: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
     for g in groups:
@@ -84,7 +87,7 @@ def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: Select
         ttfts += g.ttft_ms
         latencies += g.latency_ms
         speeds += g.tokens_per_second
-        day = kept.days.setdefault((g.provider, g.model), {}).setdefault(str(g.group), (array("d"), array("d")))
+        day = kept.days.setdefault((g.provider, g.model), {}).setdefault(str(g.group), (array("d"), array("d")) if keep else ([], []))
         day[0].extend(g.ttft_ms)
         day[1].extend(g.latency_ms)
         start = _day_start(str(g.group))
@@ -100,9 +103,9 @@ def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: Select
         model.answers_correct += g.answers_correct
     for (provider, name), (ttfts, latencies, speeds) in new.items():
         model = kept.models[(provider, name)]
-        model.ttft_ms = _merged(model.ttft_ms, ttfts)
-        model.latency_ms = _merged(model.latency_ms, latencies)
-        model.tokens_per_second = _merged(model.tokens_per_second, speeds)
+        model.ttft_ms = _merged(model.ttft_ms, ttfts, keep)
+        model.latency_ms = _merged(model.latency_ms, latencies, keep)
+        model.tokens_per_second = _merged(model.tokens_per_second, speeds, keep)
     kept.run_ids |= run_ids
     if span is not None:
         kept.results += span.results
@@ -118,10 +121,11 @@ def _values(provider: str, model: str, kept: _Model) -> GroupValues:
                        list(kept.upstream_providers.elements()), kept.answers_judged, kept.answers_correct)
 
 
-def whole_summaries(storage: Storage, selection: Selection, end: datetime
+def whole_summaries(storage: Storage, selection: Selection, end: datetime, keep: bool = False
                     ) -> tuple[list[Summary], SelectionSpan | None, dict[str, Any] | None] | None:
-    """summarise_stored(storage, selection), from what earlier builds in this process gathered and what is new; and
-    the chart of the whole history (None where the backend cannot say what is new).
+    """summarise_stored(storage, selection), from what earlier builds in this process gathered and what is new (with
+    `keep`: a process that builds again), and the chart of the whole history (None where the backend cannot tell what
+    is new).
 
     Only a selection open in time (no --since, --until, --run, --last) is kept: its results are all of the ones
     stored, less a filter that a new result cannot change for the old ones."""
@@ -133,14 +137,15 @@ def whole_summaries(storage: Storage, selection: Selection, end: datetime
            selection.include_simulated)
     filters = ResultFilters(providers=selection.providers, models=selection.models,
                             include_simulated=selection.include_simulated)
-    kept = _KEPT.pop(key, None)
+    kept = _KEPT.pop(key, None) if keep else None
     read = reader(filters, kept.mark) if kept is not None else None
     if read is None:
         kept = _Kept()
         read = reader(filters, None)
     groups, run_ids, new_span, kept.mark = read
-    _add(kept, groups, run_ids, new_span)
-    _KEPT[key] = kept
+    _add(kept, groups, run_ids, new_span, keep)
+    if keep:
+        _KEPT[key] = kept
     while len(_KEPT) > KEPT_SELECTIONS:
         del _KEPT[next(iter(_KEPT))]
     if not kept.results or kept.first is None or kept.last is None:
