@@ -23,6 +23,6 @@ def rebuild_site(context: "RunContext", site: tuple[str, "OwnFiles"] | None) -> 
     try:
         check_site_directory(directory, "--site", own)  # again: hours of a schedule may have put files there
         build_site(context.storage, Selection(include_simulated=settings.mode == "simulated"), settings.slo,
-                   directory)
+                   directory, keep=True)  # a schedule builds after every run: the next reads only what is new
     except Exception as exc:  # noqa: BLE001 - the site is a view: it never fails the run that measured
         context.reporter.warn(f"warning: --site {directory} not rebuilt: {exc}")

@@ -73,7 +73,7 @@ class Comparison:
     changes: tuple[Change, ...] = field(default=())
     within: str = ""  # the group compared within (--by, and the input tier where rows have one): "input tier 1,000"
 
-_COMPARED = (
+COMPARED = (
     ("TTFT", "ms", lambda m: m.ttft_ms),
     ("latency", "ms", lambda m: m.latency_ms),
     ("cost", "$", lambda m: float(m.cost_usd) if m.cost_usd is not None else None),
@@ -111,7 +111,7 @@ def compare(before: Sequence[Row], after: Sequence[Row], by: str = "provider") -
     comparisons = []
     for group in sorted(set(a) & set(b), key=lambda parts: tuple(group_order(part) for part in parts)):
         changes = []
-        for metric, unit, get in _COMPARED:
+        for metric, unit, get in COMPARED:
             xs = [v for m in a[group] if m.success and (v := get(m)) is not None]
             ys = [v for m in b[group] if m.success and (v := get(m)) is not None]
             changes.append(Change(metric, unit, percentile(xs, 50), percentile(ys, 50), bootstrap_interval(xs, ys)))

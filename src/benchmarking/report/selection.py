@@ -123,6 +123,12 @@ def _select_in_time(storage: Storage, selection: Selection) -> list[Row]:
     results: most of the time of a site's build)."""
     results = storage.read_report_results(ResultFilters(since=selection.since, until=selection.until,
                                                         providers=selection.providers, models=selection.models))
+    return rows_of(storage, selection, results)
+
+
+def rows_of(storage: Storage, selection: Selection, results: Sequence[StoredResult]) -> list[Row]:
+    """The results (in the selection's time, providers and models) with their runs, read now by id; those of
+    simulated runs left out unless chosen; oldest first."""
     run_ids = {result.run_id for result in results}
     try:
         runs = storage.read_runs_by_id(run_ids) if len(run_ids) <= NARROW_RUNS else storage.read_report_runs()

@@ -14,9 +14,9 @@ from .write import write_site
 
 
 def build_site(storage: Storage, selection: Selection, slo: SloConfig, directory: str | os.PathLike[str],
-               flag: str = "--site", now: datetime | None = None) -> int:
+               flag: str = "--site", now: datetime | None = None, keep: bool = False) -> int:
     """Write the site for the selection to `directory` (checked beforehand with write.check_site_directory);
-    returns how many results it covers."""
-    data = site_data(storage, selection, slo, now)
+    returns how many results it covers. `keep`: this process builds again (site_data)."""
+    data = site_data(storage, selection, slo, now, keep)
     write_site(directory, site_files(data), flag)
     return sum(window["results"] for name, window in data["windows"].items() if name == "all")

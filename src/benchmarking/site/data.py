@@ -17,13 +17,15 @@ from ..redaction import scrub
 from ..report.formats import report_title, summary_fields
 from ..report.selection import Row, Selection, select, span_of
 from ..report.statistics import PERCENTILES, Summary, rolling_median
-from ..report.views import summarise, summarise_stored, with_slo
+from ..report.views import summarise, with_slo
 from ..slo import SloConfig
 from ..errors import StorageRejected
 from ..storage import Storage
-from .compare_data import comparisons
+from .compare_data import comparisons, run_samples
 from .keys import model_key
 from .load_data import conversation_turns, load_levels, prefill
+from .recent import recent_rows
+from .whole import CHART_BUCKETS, whole_summaries
 
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -33,9 +35,6 @@ ROLLING: dict[str, timedelta] = {"1h": timedelta(minutes=15), "24h": timedelta(h
                                  "30d": timedelta(hours=72), "all": timedelta(hours=72)}
 # Uptime as OpenRouter shows it: the share of successful requests over the last 5 minutes, 30 minutes and a day.
 UPTIME_SPANS: dict[str, timedelta] = {"5m": timedelta(minutes=5), "30m": timedelta(minutes=30), "1d": timedelta(days=1)}
-# A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
-# runs stays a few kB per model, and one request per bucket is drawn as it is.
-CHART_BUCKETS = 360
 BUCKET_STEPS_S = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 RECENT_FAILURES = 20
 MESSAGE_LOOKUP = 500  # newest results read per model to find its recent failures' messages (not in the report's read)
@@ -49,8 +48,8 @@ def _text(value: object) -> object:
         return scrub(value)
     if isinstance(value, dict):
         return {_text(k): _text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
+    if isinstance(value, (list, tuple)):  # a chart's thousands of numbers pass without a call each
+        return [_text(v) if isinstance(v, (str, dict, list, tuple)) else v for v in value]
     return value
 
 
@@ -212,32 +211,36 @@ def _firing(storage: Storage, end: datetime) -> dict[str, list[dict[str, object]
     return firing
 
 
-def _whole(storage: Storage, selection: Selection, slo: SloConfig) -> tuple[list[dict[str, object]], str, int]:
+def _whole(storage: Storage, selection: Selection, slo: SloConfig, end: datetime, keep: bool
+           ) -> tuple[list[dict[str, object]], str, int, dict[str, Any] | None]:
     """The "all" window: the selection as given, as `report` gives it (the database gathering the figures where it
-    can, as `report` does over a long history): its leaderboard, title and number of results."""
-    gathered = None if slo.configured else summarise_stored(storage, selection)
+    can, as `report` does over a long history): its leaderboard, title, number of results, and the chart of its whole
+    history where the backend gathers it by day (SQLite)."""
+    gathered = None if slo.configured else whole_summaries(storage, selection, end, keep)
     if gathered is None:  # SLO attainment is computed from the rows, as `report` does; Supabase cannot gather
         rows = select(storage, selection)
-        return _leaderboard(rows, slo), _title(rows, selection), len(rows)
-    summaries, span = gathered
+        return _leaderboard(rows, slo), _title(rows, selection), len(rows), None
+    summaries, span, history = gathered
     if span is None:
-        return [], _title([], selection), 0
-    return [_fields(s) for s in summaries], report_title(span, selection), span.results
+        return [], _title([], selection), 0, None
+    return [_fields(s) for s in summaries], report_title(span, selection), span.results, history
 
 
 def _title(rows: Sequence[Row], selection: Selection) -> str:
     return report_title(span_of(rows), selection) if rows else f"no results match: {selection.describe()}"
 
 
-def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None) -> dict[str, Any]:
+def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datetime | None = None,
+              keep: bool = False) -> dict[str, Any]:
     """Everything the pages draw, from the stored results the selection covers; windows end at --until, or now.
 
     Rows are read for the longest window (30 days) only: its charts, uptime and failures. The whole selection's
-    figures are gathered by the database, as `report` gathers them, so a long history costs little."""
+    figures are gathered by the database, as `report` gathers them, so a long history costs little. With `keep` (a
+    process that builds again: a schedule, `serve`), what was read is kept, and the next build reads what is new."""
     end = selection.until or now or utc_now()
     longest = max(WINDOWS.values())
     recent = replace(selection, since=max(selection.since or end - longest, end - longest), until=end)
-    rows = select(storage, recent) if selection.since is None or selection.since < end else []
+    rows = recent_rows(storage, recent, keep) if selection.since is None or selection.since < end else []
     times = _times(rows)
     windows = {}
     for name, length in WINDOWS.items():
@@ -247,11 +250,13 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
                          "models": _leaderboard(in_window, slo),
                          "series": _series(in_window, end - length, end, ROLLING[name]),
                          "hours": _hours(in_window)}
-    leaders, title, results = _whole(storage, selection, slo)
-    # The whole selection's chart: its last 30 days (reading every row of a year's history for it would be most
-    # of the build).
+    leaders, title, results, history = _whole(storage, selection, slo, end, keep)
+    # The whole selection's chart: its daily medians where its history reaches back beyond the rows read (its last
+    # 30 days), else those rows as the other windows draw them. Its heatmap is the last 30 days'.
+    beyond = history is not None and results > len(rows)
     windows["all"] = {"title": title, "results": results, "models": leaders,
-                      "series": _series(rows, times[0] if rows else end, end, ROLLING["all"]), "hours": _hours(rows)}
+                      "series": history if beyond else _series(rows, times[0] if rows else end, end, ROLLING["all"]),
+                      "hours": windows["30d"]["hours"]}
     models = {row["key"]: {"provider": row["provider"], "model": row["model"]} for row in leaders}
     uptime = _uptime(rows, times, end)
     failures = _failures(storage, rows)
@@ -272,4 +277,5 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
         "windows": windows,
         "models": models,
     }
-    return _text(data)
+    # The runs' samples scrub their few names themselves: tens of thousands of numbers need no walk through _text.
+    return dict(_text(data), runs=run_samples(rows, recent.since))

@@ -12,6 +12,7 @@ ASSETS = Path(__file__).parent / "assets"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
        "form-action 'none'")
 ASSET_FILES = {  # in the site -> in the package
+    "assets/bootstrap.js": "bootstrap.js",
     "assets/common.js": "common.js",
     "assets/compare.js": "compare.js",
     "assets/load.js": "load.js",
@@ -58,6 +59,7 @@ id="generated"></span> from <span id="selection"></span>.</p></footer>
 <script src="data.js"></script>
 <script src="assets/uplot/uPlot.iife.min.js"></script>
 <script src="assets/common.js"></script>
+<script src="assets/bootstrap.js"></script>
 <script src="assets/compare.js"></script>
 <script src="assets/load.js"></script>
 <script src="assets/site.js"></script>
@@ -115,6 +117,13 @@ COMPARE_MAIN = """<section>
 difference; it is marked slower, faster, dearer or cheaper when the interval excludes 0 and the median moved by 5 %
 or more, as <code>report --compare A B</code> marks it.</p>
 <div id="comparisons"></div>
+</section>
+<section>
+<h2>Any two runs</h2>
+<p class="hint">Two runs of the last 30 days, compared in this page by the same bootstrap as <code>report --compare
+A B</code> (its generator and seed, 2,000 resamples): the same intervals and verdicts.</p>
+<p class="sliders"><label>A <select id="run-a"></select></label> <label>B <select id="run-b"></select></label></p>
+<div id="chosen"></div>
 </section>"""
 
 
@@ -172,7 +181,8 @@ def site_files(data: dict[str, Any]) -> dict[str, bytes | str]:
     files: dict[str, bytes | str] = {
         "index.html": _page("Benchmark Engine results", 'data-page="index"', INDEX_MAIN),
         "data.js": data_script(data),
-        "data.json": json.dumps(data, indent=1) + "\n",
+        # Compact: with an indent json runs its pure-Python encoder, a second over the compare page's samples
+        "data.json": json.dumps(data, separators=(",", ":")) + "\n",
     }
     files["compare.html"] = _page("Benchmark Engine: what changed", 'data-page="compare"', COMPARE_MAIN)
     files["load.html"] = _page("Benchmark Engine: load", 'data-page="load"', LOAD_MAIN)

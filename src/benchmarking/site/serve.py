@@ -107,7 +107,7 @@ class Rebuilder:
     def build(self) -> int:
         started = utc_now()
         with self.open_storage() as storage:
-            results = build_site(storage, self.selection, self.slo, self.directory, "serve --site")
+            results = build_site(storage, self.selection, self.slo, self.directory, "serve --site", keep=True)
         self.built_at = started  # what was stored while it built comes again next time: one build too many at worst
         return results
 

@@ -100,9 +100,10 @@ GATHERED_COLUMNS: tuple[str, ...] = (
 )
 
 
-def gather_group_values(records: Iterable[Sequence[Any]]) -> tuple[list[GroupValues], SelectionSpan | None]:
+def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = None
+                        ) -> tuple[list[GroupValues], SelectionSpan | None]:
     """(group, then GATHERED_COLUMNS) per result into the values of each group and provider/model, and the span of
-    the results (its first and last times as given: text from SQLite), in one pass.
+    the results (its first and last times as given: text from SQLite), in one pass; `runs` (a set) gets the run ids.
 
     The row path and SQLite's fast read both come through here, so both give the same figures. Values are taken as
     they are (SQLite's floats exact, as stored: no trip through text); costs are counted per distinct (cost, output
@@ -141,7 +142,10 @@ def gather_group_values(records: Iterable[Sequence[Any]]) -> tuple[list[GroupVal
                     errors, servers, counts[2], counts[3])
         for (group, provider, model), (counts, ttfts, latencies, speeds, costs, errors, servers) in groups.items()
     ]
-    return values, SelectionSpan(len(times), len(set(run_ids)), min(times), max(times)) if times else None
+    distinct = set(run_ids)
+    if runs is not None:
+        runs |= distinct
+    return values, SelectionSpan(len(times), len(distinct), min(times), max(times)) if times else None
 
 
 def counted_costs(pairs: Iterable[tuple[object, int | None]]) -> dict[tuple[Decimal, int | None], int]:

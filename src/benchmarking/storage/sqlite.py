@@ -248,6 +248,67 @@ class SQLiteStorage(Storage):
             span = replace(span, first=datetime.fromisoformat(span.first), last=datetime.fromisoformat(span.last))
         return groups, span
 
+    def read_group_values_after(
+        self, filters: ResultFilters, after: tuple[int, str, int] | None
+    ) -> tuple[list[GroupValues], set[str], SelectionSpan | None, tuple[int, str, int]] | None:
+        """The values per day (UTC, "2026-12-07") of the results stored after `after` (a mark this method gave: the
+        newest rowid read, its result's id, how many results were stored up to it), or None when a result up to the
+        mark is gone or another database took its place; with their run ids, their span (times as stored text) and
+        the new mark. Results are only ever added (an outbox replays old times under new rowids): what was read up
+        to the mark stands."""
+        newest = self._newest_rowid()
+        if after is not None and not self._mark_holds(after):
+            return None
+        where, params = report_where(filters, "?", _sql_time, table="b.")
+        above = after[0] if after is not None else 0
+        # From nothing, the covering index in time order (a "+" keeps the planner off a walk of the table by rowid,
+        # answers and all); after a mark, the few rows above it by rowid.
+        rowids = "b.rowid > ? and b.rowid <= ?" if after is not None else "+b.rowid > ? and +b.rowid <= ?"
+        where = f"{where} and {rowids}" if where else f" where {rowids}"
+        index = "" if after is not None else " indexed by benchmark_results_report_idx"
+        query = (f"select substr(b.created_at, 1, 10), {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+                 f" from benchmark_results b{index}{where}")
+        run_ids: set[str] = set()
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            groups, span = gather_group_values(cursor.execute(query, [*params, above, newest]), run_ids)
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        return groups, run_ids, span, self._mark(newest)
+
+    def read_report_results_after(
+        self, filters: ResultFilters, after: tuple[int, str, int] | None
+    ) -> tuple[list[StoredResult], tuple[int, str, int]] | None:
+        """read_report_results of the results stored after `after` (as read_group_values_after), and the new mark;
+        None when the mark no longer holds."""
+        newest = self._newest_rowid()
+        if after is not None and not self._mark_holds(after):
+            return None
+        where, params = report_where(filters, "?", _sql_time)
+        rowids = "rowid > ? and rowid <= ?" if after is not None else "+rowid > ? and +rowid <= ?"  # as above
+        where = f"{where} and {rowids}" if where else f" where {rowids}"
+        query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
+        params += [after[0] if after is not None else 0, newest]
+        return report_results(self._tuples("cannot read results", query, params), finite=False), self._mark(newest)
+
+    def _newest_rowid(self) -> int:
+        return self._tuples("cannot read results", "select max(rowid) from benchmark_results", [])[0][0] or 0
+
+    def _mark(self, rowid: int) -> tuple[int, str, int]:
+        """What tells that the results up to a rowid are still those read: its result's id, how many there are."""
+        found = self._tuples("cannot read results", "select id from benchmark_results where rowid = ?", [rowid])
+        return rowid, found[0][0] if found else "", self._stored_up_to(rowid)
+
+    def _mark_holds(self, mark: tuple[int, str, int]) -> bool:
+        return mark[0] > 0 and self._mark(mark[0]) == mark
+
+    def _stored_up_to(self, rowid: int) -> int:
+        """How many results are stored at or below a rowid: all, less those above (counting all takes the smallest
+        index; counting up to a rowid would walk the table's pages, answers and all)."""
+        return self._tuples("cannot read results", "select (select count(*) from benchmark_results)"
+                            " - (select count(*) from benchmark_results where rowid > ?)", [rowid])[0][0]
+
     def _tuples(self, what: str, statement: str, params: Sequence[object]) -> list[tuple]:
         """Rows as plain tuples (no sqlite3.Row per row): the report's reads."""
         cursor = self._db.cursor()

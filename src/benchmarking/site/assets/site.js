@@ -103,15 +103,20 @@
   }
 
   // What the charts draw: the median of each time bucket, or the rolling median at each bucket.
+  // The whole history's chart (daily medians, or weekly) has no rolling median: its buckets are already long.
   function chartField(metric) {
-    const rolling = document.getElementById("rolling").checked;
+    const rolling = document.getElementById("rolling").checked && DATA.windows[windowSelect.value].series.rolling_s;
     return metric + (rolling ? "_rolling_ms" : "_p50_ms");
   }
 
   function rollingLength() {
-    const hours = DATA.windows[windowSelect.value].series.rolling_s / 3600;
-    document.getElementById("rolling-length").textContent = hours < 1 ? Math.round(hours * 60) + " min"
-                                                                      : hours + " h";
+    const seconds = DATA.windows[windowSelect.value].series.rolling_s;
+    const hours = seconds / 3600;
+    document.getElementById("rolling").disabled = !seconds;
+    const days = DATA.windows[windowSelect.value].series.step_s / 86400;
+    document.getElementById("rolling-length").textContent = !seconds
+      ? "(none here: the whole history's medians per " + (days === 1 ? "day" : days + " days") + ")"
+      : hours < 1 ? Math.round(hours * 60) + " min" : hours + " h";
   }
 
   function drawIndexCharts() {

@@ -1,0 +1,184 @@
+"""The whole selection's figures, kept between builds in one process (`run_scheduled.py --site`, `main.py serve`):
+results are only ever added, so what an earlier build gathered stands, and a rebuild reads only the results stored
+since (SQLite, by rowid). The figures are made by the report's own summary_of from the same values, so they stay
+exactly `report --format json`'s; a database that lost a result, or another in its place, is read whole again."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from ..figures import quantiles, round_ms
+from ..report.groups import GROUP_KEYS
+from ..report.selection import Selection
+from ..report.statistics import Summary, arrange
+from ..report.views import summarise_stored
+from ..storage import GroupValues, ResultFilters, SelectionSpan, Storage
+from .keys import model_key
+
+KEPT_SELECTIONS = 4  # a process builds one site, or a few: older selections are dropped first
+# A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
+# runs stays a few kB per model, and one request per bucket is drawn as it is.
+CHART_BUCKETS = 360
+# The whole history's chart: a bucket of a day, or longer where a day would make more than CHART_BUCKETS of them
+HISTORY_STEPS_S = (86400, 7 * 86400, 28 * 86400, 91 * 86400)
+
+
+@dataclass
+class _Model:
+    """What the summary of one provider and model is made from, its value lists sorted (the next sort is cheap)."""
+
+    requests: int = 0
+    successes: int = 0
+    ttft_ms: array = field(default_factory=lambda: array("d"))
+    latency_ms: array = field(default_factory=lambda: array("d"))
+    tokens_per_second: array = field(default_factory=lambda: array("d"))
+    costs: Counter = field(default_factory=Counter)
+    error_types: Counter = field(default_factory=Counter)
+    upstream_providers: Counter = field(default_factory=Counter)
+    answers_judged: int = 0
+    answers_correct: int = 0
+
+
+@dataclass
+class _Kept:
+    mark: tuple[int, str, int] | None = None
+    models: dict[tuple[str, str], _Model] = field(default_factory=dict)
+    run_ids: set[str] = field(default_factory=set)
+    results: int = 0
+    first: str | None = None
+    last: str | None = None
+    # Per provider and model, per day (UTC): the successful requests' TTFT and latency, for the whole history's chart
+    days: dict[tuple[str, str], dict[str, tuple[array, array]]] = field(default_factory=dict)
+    # Per bucket length: each (provider, model, bucket start)'s median TTFT and latency; a new result's bucket is
+    # dropped here and made again from its days
+    medians: dict[int, dict[tuple[str, str, int], tuple[float | None, float | None]]] = field(default_factory=dict)
+
+
+_KEPT: dict[tuple, _Kept] = {}
+
+
+def _merged(values: array | list, new: list[float], keep: bool) -> array | list:
+    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap, a quarter
+    of the memory); as they come for one build (the summary sorts them once, as `report` does)."""
+    if not keep:
+        return values + new if values else new
+    if not new:
+        return values
+    if values:
+        new += values.tolist()
+    new.sort()
+    return array("d", new)
+
+
+def _day_start(day: str) -> int:
+    return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+
+
+def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None, keep: bool) -> None:
+    """What was stored since the mark (values per day, provider and model) into what was kept."""
+    new: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    for g in groups:
+        ttfts, latencies, speeds = new.setdefault((g.provider, g.model), ([], [], []))
+        ttfts += g.ttft_ms
+        latencies += g.latency_ms
+        speeds += g.tokens_per_second
+        day = kept.days.setdefault((g.provider, g.model), {}).setdefault(str(g.group), (array("d"), array("d")) if keep else ([], []))
+        day[0].extend(g.ttft_ms)
+        day[1].extend(g.latency_ms)
+        start = _day_start(str(g.group))
+        for step, medians in kept.medians.items():
+            medians.pop((g.provider, g.model, start // step * step), None)
+        model = kept.models.setdefault((g.provider, g.model), _Model())
+        model.requests += g.requests
+        model.successes += g.successes
+        model.costs.update(g.costs)
+        model.error_types.update(g.error_types)
+        model.upstream_providers.update(g.upstream_providers)
+        model.answers_judged += g.answers_judged
+        model.answers_correct += g.answers_correct
+    for (provider, name), (ttfts, latencies, speeds) in new.items():
+        model = kept.models[(provider, name)]
+        model.ttft_ms = _merged(model.ttft_ms, ttfts, keep)
+        model.latency_ms = _merged(model.latency_ms, latencies, keep)
+        model.tokens_per_second = _merged(model.tokens_per_second, speeds, keep)
+    kept.run_ids |= run_ids
+    if span is not None:
+        kept.results += span.results
+        first, last = str(span.first), str(span.last)
+        kept.first = first if kept.first is None else min(kept.first, first)
+        kept.last = last if kept.last is None else max(kept.last, last)
+
+
+def _values(provider: str, model: str, kept: _Model) -> GroupValues:
+    costs: dict[tuple[Decimal, int | None], int] = dict(kept.costs)
+    return GroupValues(None, provider, model, kept.requests, kept.successes, kept.ttft_ms, kept.latency_ms,
+                       kept.tokens_per_second, costs, list(kept.error_types.elements()),
+                       list(kept.upstream_providers.elements()), kept.answers_judged, kept.answers_correct)
+
+
+def whole_summaries(storage: Storage, selection: Selection, end: datetime, keep: bool = False
+                    ) -> tuple[list[Summary], SelectionSpan | None, dict[str, Any] | None] | None:
+    """summarise_stored(storage, selection), from what earlier builds in this process gathered and what is new (with
+    `keep`: a process that builds again), and the chart of the whole history (None where the backend cannot tell what
+    is new).
+
+    Only a selection open in time (no --since, --until, --run, --last) is kept: its results are all of the ones
+    stored, less a filter that a new result cannot change for the old ones."""
+    reader = getattr(storage, "read_group_values_after", None)
+    if reader is None or selection.since or selection.until or selection.last or selection.run_ids is not None:
+        gathered = summarise_stored(storage, selection)
+        return None if gathered is None else (*gathered, None)
+    key = (type(storage).__name__, getattr(storage, "location", None), selection.providers, selection.models,
+           selection.include_simulated)
+    filters = ResultFilters(providers=selection.providers, models=selection.models,
+                            include_simulated=selection.include_simulated)
+    kept = _KEPT.pop(key, None) if keep else None
+    read = reader(filters, kept.mark) if kept is not None else None
+    if read is None:
+        kept = _Kept()
+        read = reader(filters, None)
+    groups, run_ids, new_span, kept.mark = read
+    _add(kept, groups, run_ids, new_span, keep)
+    if keep:
+        _KEPT[key] = kept
+    while len(_KEPT) > KEPT_SELECTIONS:
+        del _KEPT[next(iter(_KEPT))]
+    if not kept.results or kept.first is None or kept.last is None:
+        return [], None, None
+    span = SelectionSpan(kept.results, len(kept.run_ids), datetime.fromisoformat(kept.first),
+                         datetime.fromisoformat(kept.last))
+    values = [_values(provider, model, m) for (provider, model), m in kept.models.items()]
+    return arrange(values, GROUP_KEYS["provider"]), span, _history(kept, span.first, end)
+
+
+def _history(kept: _Kept, first: datetime, end: datetime) -> dict[str, Any]:
+    """The median TTFT and latency of each provider and model per day (or week, or longer: at most CHART_BUCKETS
+    buckets) over the whole history, as the site's charts take a series."""
+    span_s = (end - first).total_seconds()
+    step = next((s for s in HISTORY_STEPS_S if span_s / s <= CHART_BUCKETS), HISTORY_STEPS_S[-1])
+    medians = kept.medians.setdefault(step, {})
+    for (provider, model), days in kept.days.items():
+        pending: dict[int, tuple[list[float], list[float]]] = {}
+        for day, (ttfts, latencies) in days.items():
+            bucket = _day_start(day) // step * step
+            if (provider, model, bucket) not in medians and (ttfts or latencies):
+                gathered = pending.setdefault(bucket, ([], []))
+                gathered[0].extend(ttfts)
+                gathered[1].extend(latencies)
+        for bucket, (ttfts, latencies) in pending.items():
+            medians[(provider, model, bucket)] = (round_ms(quantiles(ttfts, (50,))[50]),
+                                                  round_ms(quantiles(latencies, (50,))[50]))
+    used = sorted({bucket for (_, _, bucket) in medians})
+    series = {}
+    for provider, model in kept.days:
+        shown = [medians.get((provider, model, bucket), (None, None)) for bucket in used]
+        if any(t is not None or l is not None for t, l in shown):
+            series[model_key(provider, model)] = {"ttft_p50_ms": [t for t, _ in shown],
+                                                  "latency_p50_ms": [l for _, l in shown]}
+    return {"step_s": step, "start": used[0] if used else 0, "end": used[-1] + step if used else 0, "times": used,
+            "models": series, "rolling_s": None}

@@ -1,0 +1,112 @@
+"""A rebuild in the same process (`run_scheduled.py --site`, `serve`) reads only what was stored since the last one:
+its figures are exactly those of a build from nothing and of `report --format json`, with a result an outbox replays
+late (an old time, a new rowid), a simulated run, and a database that lost a result or was replaced."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+import json
+import shutil
+from uuid import uuid4
+
+from benchmarking.report.selection import Selection
+from benchmarking.site import recent, whole
+from benchmarking.site.data import site_data
+from benchmarking.slo import SloConfig
+from benchmarking.storage.sqlite import SQLiteStorage
+
+import test_site
+from test_site import measured, report_json
+from test_storage_sqlite import run_info
+
+here = test_site.here  # the fixture: a history of runs in benchmarks.db, the working directory
+
+
+def _fresh(storage, selection: Selection, now: datetime) -> dict:
+    """The site's data built from nothing."""
+    kept = dict(recent._KEPT), dict(whole._KEPT)
+    recent._KEPT.clear()
+    whole._KEPT.clear()
+    try:
+        return site_data(storage, selection, SloConfig(), now)
+    finally:
+        recent._KEPT.update(kept[0])
+        whole._KEPT.update(kept[1])
+
+
+def _text(data: dict) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+def _run(storage, started: datetime, base: float, mode: str = "live") -> None:
+    run = run_info(started_at=started, mode=mode)
+    storage.create_run(run)
+    for index in range(3):
+        storage.save_result(run.id, uuid4(), started + timedelta(seconds=index),
+                            measured("groq", "fast", base + index, 2 * base + index, started))
+    storage.save_result(run.id, uuid4(), started, measured("openai", "gpt", None, None, started, error="timeout"))
+    storage.finish_run(run.id, "completed", started + timedelta(minutes=1))
+
+
+def test_a_rebuild_reads_what_is_new_and_gives_the_figures_of_a_build_from_nothing(here, capsys):
+    now = datetime.now(timezone.utc)
+    for selection, flags in ((Selection(), []), (Selection(include_simulated=True), ["--include-simulated"]),
+                             (Selection(providers=frozenset({"groq"})), ["--provider", "groq"])):
+        with SQLiteStorage(here / "benchmarks.db") as storage:
+            first = site_data(storage, selection, SloConfig(), now, keep=True)
+            assert any(key[1] == str(here / "benchmarks.db") for key in whole._KEPT) and recent._KEPT  # kept
+            assert _text(first) == _text(_fresh(storage, selection, now))
+            _run(storage, now - timedelta(minutes=2, seconds=len(flags)), 1000.0)
+            _run(storage, now - timedelta(days=3, minutes=5), 3000.0)  # replayed late from an outbox
+            _run(storage, now - timedelta(minutes=1, seconds=len(flags)), 5.0, mode="simulated")
+            later = site_data(storage, selection, SloConfig(), now, keep=True)
+            assert _text(later) == _text(_fresh(storage, selection, now))
+            assert later["windows"]["all"]["results"] > first["windows"]["all"]["results"]
+            assert later["windows"]["7d"]["results"] > first["windows"]["7d"]["results"]
+        expected = report_json(capsys, *flags)["providers"]
+        shown = [{k: v for k, v in row.items() if k in expected[0]} for row in later["windows"]["all"]["models"]]
+        assert shown == expected, flags
+
+
+def test_a_database_that_lost_a_result_or_was_replaced_is_read_whole_again(here):
+    now = datetime.now(timezone.utc)
+    path = here / "benchmarks.db"
+    shutil.copy(path, here / "before.db")
+    with SQLiteStorage(path) as storage:
+        site_data(storage, Selection(), SloConfig(), now, keep=True)
+        _run(storage, now - timedelta(minutes=2), 1000.0)
+        grown = site_data(storage, Selection(), SloConfig(), now, keep=True)
+        storage._db.execute("delete from benchmark_results where rowid = (select min(rowid) from benchmark_results)")
+        storage._db.commit()
+        shrunk = site_data(storage, Selection(), SloConfig(), now, keep=True)
+        assert shrunk["windows"]["all"]["results"] == grown["windows"]["all"]["results"] - 1
+        assert _text(shrunk) == _text(_fresh(storage, Selection(), now))
+    shutil.copy(here / "before.db", path)  # another database in its place, as many results as the one read
+    with SQLiteStorage(path) as storage:
+        _run(storage, now - timedelta(minutes=3), 7000.0)
+        replaced = site_data(storage, Selection(), SloConfig(), now, keep=True)
+        assert _text(replaced) == _text(_fresh(storage, Selection(), now))
+        assert replaced["windows"]["all"]["results"] == grown["windows"]["all"]["results"]
+
+
+def test_the_whole_history_is_drawn_by_day_with_the_medians_report_gives_for_each_day(here, capsys):
+    now = datetime.now(timezone.utc)
+    with SQLiteStorage(here / "benchmarks.db") as storage:
+        _run(storage, now - timedelta(days=40, minutes=30), 2000.0)  # a second run on a day of the history
+        data = site_data(storage, Selection(), SloConfig(), now)
+    series = data["windows"]["all"]["series"]
+    assert series["step_s"] == 86400 and series["rolling_s"] is None
+    ages = (timedelta(minutes=30), timedelta(hours=5), timedelta(days=3), timedelta(days=20), timedelta(days=40),
+            timedelta(days=40, minutes=30))  # history()'s runs and the one above
+    assert len(series["times"]) == len({(now - age).date() for age in ages})
+    assert series["times"][0] <= (now - timedelta(days=40, minutes=30)).timestamp() < series["times"][0] + 86400
+    for index, start in enumerate(series["times"]):
+        day = datetime.fromtimestamp(start, timezone.utc)
+        until = (day + timedelta(days=1) - timedelta(microseconds=1)).isoformat()
+        expected = report_json(capsys, "--since", day.isoformat(), "--until", until)["providers"]
+        for row in data["windows"]["all"]["models"]:
+            figures = next((p for p in expected if (p["provider"], p["model"]) == (row["provider"], row["model"])),
+                           None)
+            drawn = series["models"][row["key"]]
+            assert drawn["ttft_p50_ms"][index] == (figures["ttft_p50_ms"] if figures else None), (day, row["model"])
+            assert drawn["latency_p50_ms"][index] == (figures["latency_p50_ms"] if figures else None)
