@@ -139,9 +139,12 @@ def agent_prompts():
     rows.append(measured("a", "m", 50, 400, prompt_id="tools", tool_calls="[]", answer_ok=False, turn=2))
     rows += [measured("a", "m", 50, 400, prompt_id="schema", json_valid=valid, answer_ok=valid)
              for valid in (True, False, True, True)]
-    rows += [measured("a", "m", 50, latency, prompt_id="conv", session_id=session, turn=turn)
-             for session, turn, latency in (("s1", 1, 300), ("s1", 2, 400), ("s2", 1, 500), ("s2", 2, 600),
-                                            ("s3", 1, 450))]
+    # a session end to end: from its first start to its last end (s1: 0 s + 0.3 s, then 1 s + 0.4 s: 1,400 ms;
+    # s2: 2,600 ms, its think time included)
+    rows += [measured("a", "m", 50, latency, prompt_id="conv", session_id=session, turn=turn,
+                      started_at=DAY + timedelta(seconds=start))
+             for session, turn, start, latency in (("s1", 1, 0, 300), ("s1", 2, 1, 400), ("s2", 1, 0, 500),
+                                                   ("s2", 2, 2, 600), ("s3", 1, 0, 450))]
     rows.append(measured("a", "m", 50, 400, prompt_id="conv", session_id="s3", turn=2, success=False,
                          latency_ms=None, ttft_ms=None, tokens_per_second=None, error_type="timeout"))
     rows.append(measured("a", "m", 50, 400, prompt_id="plain"))
@@ -160,7 +163,7 @@ def test_per_prompt_tool_choice_tool_arguments_schema_and_conversation_time_on_e
     assert (tools.tool_judged, tools.tool_correct_rate) == (3, pytest.approx(2 / 3))
     assert tools.tool_args_ms == pytest.approx({50: 200.0, 90: 280.0})
     assert (schema.schema_judged, schema.schema_valid_rate, schema.tool_judged) == (4, 0.75, 0)
-    assert (conv.conversations, conv.conversation_ms_p50) == (2, pytest.approx(900))  # s3 has a turn with no time
+    assert (conv.conversations, conv.conversation_ms_p50) == (2, pytest.approx(2000))  # s3 has a turn with no time
     assert (plain.tool_correct_rate, plain.schema_valid_rate, plain.conversation_ms_p50) == (None, None, None)
 
 
@@ -171,16 +174,16 @@ def test_report_by_prompt_shows_the_agent_columns_and_carries_them_in_json_and_c
         write(storage, agent_prompts())
     assert main(["report", "--by", "prompt"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert "tool ok %" in table[1] and "conversation ms p50 (requests only)" in table[1]
+    assert "tool ok %" in table[1] and "conversation ms p50" in table[1]
     tools = next(line for line in table if line.startswith("tools"))
     assert tools.split()[-6:] == ["67", "200.0", "/", "280.0", "-", "-"]
     conv = next(line for line in table if line.startswith("conv"))
-    assert conv.split()[-6:] == ["-", "-", "/", "-", "-", "900.0"]
+    assert conv.split()[-6:] == ["-", "-", "/", "-", "-", "2000.0"]
     assert any(line.startswith("tool ok %: expect_tool met") for line in table)
     assert main(["report", "--by", "prompt", "--format", "json"]) == 0
     by_prompt = {p["prompt"]: p for p in json.loads(capsys.readouterr().out)["providers"]}
     assert by_prompt["schema"]["schema_valid_rate"] == 0.75 and by_prompt["tools"]["tool_args_p90_ms"] == 280.0
-    assert by_prompt["conv"]["conversation_requests_only_p50_ms"] == 900.0
+    assert by_prompt["conv"]["conversation_p50_ms"] == 2000.0
     assert main(["report", "--by", "prompt", "--format", "csv"]) == 0
     records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert {r["prompt"]: r["tool_choice_accuracy"] for r in records}["tools"] == "0.6667"

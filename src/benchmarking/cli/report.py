@@ -111,7 +111,7 @@ def report_main(argv: list[str]) -> int:
                      help="group the figures by KEY, per provider and model within each group: provider (default), "
                           "model, hour (of day, UTC), region, host, upstream (OpenRouter's serving provider), "
                           "tier (input tier), prompt (with tool-choice accuracy, tool-argument time, schema-valid rate and a "
-                          "conversation's time, requests only, where prompts have them), api (the API measured through); or concurrency: a table per "
+                          "conversation's time end to end, where prompts have them), api (the API measured through); or concurrency: a table per "
                           "load level of each provider and model (requests/s, output tokens/s, TTFT and latency "
                           "p50/p90/p99, errors with 429s on their own, rate-limit headers, start lag, where a sweep "
                           "stopped, goodput where SLOs are set); or turn: a table per turn of the stored "

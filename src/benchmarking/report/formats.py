@@ -63,14 +63,14 @@ def agent_fields(a: AgentFigures) -> dict[str, object]:
     for q in AGENT_PERCENTILES:
         values[f"tool_args_p{q}_ms"] = rounded(a.tool_args_ms[q])
     values |= {"schema_answers": a.schema_judged, "schema_valid_rate": rounded(a.schema_valid_rate, 4),
-               "conversations": a.conversations, "conversation_requests_only_p50_ms": rounded(a.conversation_ms_p50)}
+               "conversations": a.conversations, "conversation_p50_ms": rounded(a.conversation_ms_p50)}
     return values
 
 
-AGENT_NOTE = ("tool ok %: expect_tool met, over the requests that offered tools and named one; tool args: from the "
+AGENT_NOTE = ("tool ok %: expect_tool met, over the entry's first answers judged against it; tool args: from the "
               "start until the last tool call's arguments were complete; schema ok %: answers that parsed and followed "
-              "the prompt's schema; conversation: the sum of a session's request latencies (requests only: think time "
-              "is not stored), the median over sessions whose every request has a latency")
+              "the prompt's schema; conversation: a session end to end, from its first request's start to its last "
+              "one's end (think time included), the median over sessions whose every request has a latency")
 NO_AGENT = AgentFigures(0, 0, {q: None for q in AGENT_PERCENTILES}, 0, 0, 0, None)
 
 
@@ -131,7 +131,7 @@ def _table_rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]
               f"latency ms {quantiles}", "tokens/s", "mean $", "total $", "$ per 1M out", "errors"]
               + (["served by"] if served_by else []) + (["correct %"] if judged else [])
               + (["SLO met %", "goodput/h"] if slo else [])
-              + (["tool ok %", "tool args ms p50/p90", "schema ok %", "conversation ms p50 (requests only)"]
+              + (["tool ok %", "tool args ms p50/p90", "schema ok %", "conversation ms p50"]
                  if agent else []) + [""])
     rows = []
     for s in summaries:

@@ -47,7 +47,7 @@ class AgentFigures:
     schema_judged: int  # requests with a schema (json_valid set)
     schema_valid: int
     conversations: int  # sessions whose every request has a latency
-    conversation_ms_p50: float | None  # the sum of a session's request latencies: think time is not stored
+    conversation_ms_p50: float | None  # a session end to end: its first request's start to its last one's end
 
     @property
     def tool_correct_rate(self) -> float | None:
@@ -65,7 +65,7 @@ def agent_figures(measurements: Iterable[Measurement]) -> AgentFigures:
     """The AgentFigures of one prompt's requests to one provider and model."""
     tool_judged = tool_correct = schema_judged = schema_valid = 0
     args_ms: list[float] = []
-    sessions: dict[str, float | None] = {}
+    sessions: dict[str, list[tuple[float, float] | None]] = {}  # each request's (start, end), epoch seconds
     for m in measurements:
         if m.tool_ok is not None:
             tool_judged += 1
@@ -76,9 +76,13 @@ def agent_figures(measurements: Iterable[Measurement]) -> AgentFigures:
             schema_judged += 1
             schema_valid += m.json_valid
         if m.session_id is not None:
-            total = sessions.get(m.session_id, 0.0)
-            sessions[m.session_id] = None if total is None or m.latency_ms is None else total + m.latency_ms
-    whole = [total for total in sessions.values() if total is not None]
+            start = m.started_at.timestamp() if m.started_at is not None else None
+            span = None if start is None or m.latency_ms is None else (start, start + m.latency_ms / 1000)
+            sessions.setdefault(m.session_id, []).append(span)
+    # End to end: the requests, the think time between them and the tool's own time between them (the wall clock of
+    # the rows' starts; a session with a request that has no latency is left out)
+    whole = [(max(end for _, end in spans) - min(start for start, _ in spans)) * 1000  # type: ignore[misc]
+             for spans in sessions.values() if None not in spans]
     return AgentFigures(tool_judged, tool_correct, quantiles(args_ms, AGENT_PERCENTILES), schema_judged,
                         schema_valid, len(whole), quantiles(whole, (50,))[50])
 
