@@ -242,3 +242,60 @@ def test_ctrl_c_drops_an_open_loop_s_tickets_not_yet_due_instead_of_waiting_for_
     stored = rows(tmp_path, "select count(*) as n from benchmark_results")[0]["n"]
     assert 1 <= stored == len(sent) < 100
     assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_stops_at_once_not_after_the_requests_in_flight(tmp_path):
+    """It waited for the workers' requests in flight (up to --timeout each) and then stored none of them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli import MAIN, clean_env
+
+    stalling = ModelProfile(ttft_ms=120_000, itl_ms=1, output_tokens=2)  # answers after --timeout: never, here
+    with Simulator(profiles={"m": stalling}, default=None) as sim:
+        endpoint(tmp_path, sim)
+        process = subprocess.Popen([sys.executable, str(MAIN), "--providers", "local", "--rate", "5", "--requests",
+                                    "20", "--max-concurrency", "4", "--timeout", "100"], cwd=tmp_path,
+                                   env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while len([r for r in sim.log if r.model == "m"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        out, err = process.communicate(timeout=150)
+        stopped_after_s = time.monotonic() - signalled
+    assert process.returncode == 130 and "Traceback" not in err, err
+    # waiting for the requests in flight held it until --timeout, or the workers' 30 s join: at least 30 s
+    assert stopped_after_s < 20, stopped_after_s
+    assert rows(tmp_path, "select status from runs")[0]["status"] == "interrupted"
+
+
+def test_retries_are_part_of_the_response_time_from_the_scheduled_start():
+    """A row's times are its last attempt's: the earlier attempts and their back-off were left out of the response
+    time (a request that waited 540 ms read 31.5 ms)."""
+    from benchmarking.report.rate import from_scheduled_start, waited_ms
+
+    scheduled = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    once = Measurement("p", "m", True, scheduled + timedelta(milliseconds=3), True, ttft_ms=10.0, latency_ms=30.0,
+                       start_lag_ms=2.5, scheduled_at=scheduled)
+    retried = Measurement("p", "m", True, scheduled + timedelta(milliseconds=509), True, attempts=2, ttft_ms=10.0,
+                          latency_ms=30.0, start_lag_ms=0.2, scheduled_at=scheduled)
+    assert waited_ms(once) == 2.5  # one attempt: its start lag, to the microsecond
+    assert waited_ms(retried) == pytest.approx(509)  # the first attempt, the back-off, then the one that counted
+    assert from_scheduled_start(retried).latency_ms == pytest.approx(539)
+
+
+def test_an_open_loop_timed_by_duration_is_counted_ahead_so_its_cost_is_bounded(tmp_path):
+    """--rate R --duration D had no cost bound ("--duration gives no count"): its schedule is drawn ahead."""
+    from benchmarking.load.arrivals import level_seed, schedule
+
+    load = LoadSettings(levels=(), duration_s=10.0, rates=(5.0, 20.0), arrivals="poisson", seed=7)
+    drawn = [len(schedule("poisson", rate, level_seed(7, index), duration_s=10.0))
+             for index, rate in enumerate(load.rates)]
+    assert load.planned() == drawn  # exactly what the run draws: its upper bound
+    plan = run(tmp_path, "--simulate", "--rate", "10000", "--duration", "1h", "--dry-run")
+    assert plan.returncode == 2 and "schedules more than 1,000,000 requests per model" in plan.stderr

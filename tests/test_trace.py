@@ -112,9 +112,18 @@ def later(**changes):
     ([LINE], "needs at least two requests at different times"),
     ([LINE, {**LINE}], "needs at least two requests at different times"),
     ([LINE, later(timestamp=9e12)], "spans 104166.7 days at --time-scale 1"),
+    # found by hostile testing: a span that rounds to 0 s divided by zero; one a few ulps long stored 1e303 requests/s
+    ([{**LINE, "timestamp": 0}, later(timestamp=5e-324)], "more than 10000 requests/s on average"),
+    ([{**LINE, "timestamp": 0}, later(timestamp=1e-300)], "more than 10000 requests/s on average"),
+    ([LINE, {**later(), "timestamp": 600, "timestamp ": 1}], "unknown key"),
 ])
 def test_a_bad_trace_is_one_line_exit_2_and_nothing_sent(tmp_path, monkeypatch, capsys, lines, message):
-    if message == "not valid JSON":
+    if message == "unknown key":  # a key twice in one object: JSON leaves it open, the last one won silently
+        (tmp_path / "t.jsonl").write_text(json.dumps(LINE) + '\n{"timestamp": 600, "timestamp": 1, '
+                                          '"input_length": 5, "output_length": 5}\n')
+        path = str(tmp_path / "t.jsonl")
+        message = "line 2: the key 'timestamp' appears twice in one object"
+    elif message == "not valid JSON":
         (tmp_path / "t.jsonl").write_text(json.dumps(LINE) + '\n{"timestamp": NaN, "input_length": 1}\n')
         path = str(tmp_path / "t.jsonl")
         message = "timestamp must be milliseconds"  # Python's json reads NaN: refused as a timestamp all the same

@@ -262,7 +262,7 @@ def plan_lines(settings: Settings, cells: Sequence[Cell], bound: CostBound | Non
     if load is None:
         how = f"{settings.repeat} rounds{schedule}"
     else:
-        each = [load.requests_at(level) for level in load.steps]
+        each = load.planned()
         at = (f"{load.arrivals} arrivals at {', '.join(f'{rate:g}' for rate in load.rates)} requests/s, at most "
               f"{load.max_concurrency} in flight" if load.rates else f"concurrency {', '.join(map(str, load.levels))}")
         how = (f"load at {at} (" + (

@@ -312,10 +312,10 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
                 continue
             where = f"{path} line {number}"
             try:
-                item = json.loads(line, object_pairs_hook=_without_repeats)
+                item = json.loads(line, object_pairs_hook=without_repeated_keys)
             except RecursionError:
                 raise ConfigError(f"{where}: nested too deeply to be a prompt") from None
-            except _RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
+            except RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
                 raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
             except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
                 raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
@@ -329,16 +329,16 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
     return Workload(file.name, tuple(prompts.values()), cache_mode)
 
 
-class _RepeatedKey(ValueError):
+class RepeatedKey(ValueError):
     pass
 
 
-def _without_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def without_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """An object of a prompt file's line, refused when a key repeats (`{"turns": [...], "turns": [...]}`)."""
     item = dict(pairs)
     if len(item) != len(pairs):
         seen: set[str] = set()
-        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))  # type: ignore[func-returns-value]
+        raise RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))  # type: ignore[func-returns-value]
     return item
 
 

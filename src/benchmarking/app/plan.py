@@ -26,7 +26,7 @@ def requests_per_cell(settings: Settings, load: "LoadSettings | None", runs: int
     """How many requests each cell of the plan gets, at most; None when a load run's time, not a count, bounds it."""
     if load is None:
         return settings.repeat * runs
-    counts = [load.requests_at(level) for level in load.steps]
+    counts = load.planned()
     if any(count is None for count in counts):
         return None
     prompts = len(settings.measured_workload.prompts)

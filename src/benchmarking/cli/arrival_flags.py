@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..load.arrivals import MAX_RATE, MIN_RATE
 from ..settings.model import Settings
 from ..settings.values import whole_number
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from ..load.levels import LoadSettings
     from ..load.trace import Trace
 
-MIN_RATE, MAX_RATE = 0.01, 10_000.0  # requests/s: one every 100 s at least (a level must end), beyond any machine
 MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 100.0  # gamma's shape: from very bursty to nearly constant
 MAX_SEED = 2**63 - 1
 OPEN_ONLY = {"arrivals": "--arrivals", "burstiness": "--burstiness", "seed": "--seed",
@@ -101,8 +101,8 @@ def trace_load_from_args(args: argparse.Namespace, trace: "Trace", settings: Set
     from ..load.open import default_max_concurrency
 
     requests = len(trace.requests)
-    if args.max_concurrency is not None:
-        slots = whole_number(args.max_concurrency, "--max-concurrency")
+    if args.max_concurrency is not None:  # never more slots than the trace's requests
+        slots = min(whole_number(args.max_concurrency, "--max-concurrency"), requests)
     else:
         slots = default_max_concurrency((max(trace.mean_rate, trace.peak_rate),), requests)
     workers = whole_number(args.workers, "--workers") if args.workers is not None else None
@@ -126,7 +126,7 @@ def open_load_from_args(args: argparse.Namespace, settings: Settings | None, req
     from ..executors.capacity import check_local_load
     from ..executors.tickets import SLOTS_PER_WORKER
     from ..load.arrivals import DEFAULT_SEED
-    from ..load.levels import LoadSettings
+    from ..load.levels import MAX_SCHEDULED, LoadSettings
     from ..load.open import default_max_concurrency
 
     if args.concurrency is not None:
@@ -141,13 +141,19 @@ def open_load_from_args(args: argparse.Namespace, settings: Settings | None, req
     seed = whole_number(args.seed, "--seed", minimum=0) if args.seed is not None else DEFAULT_SEED
     if seed > MAX_SEED:
         raise ConfigError(f"--seed must be at most {MAX_SEED}, not {seed}")
-    if args.max_concurrency is not None:
+    if args.max_concurrency is not None:  # never more slots than a rate's requests: a slot is a thread, a connection
         slots = whole_number(args.max_concurrency, "--max-concurrency")
+        slots = min(slots, requests) if requests is not None else slots
     else:
         slots = default_max_concurrency(rates, requests)
     workers = whole_number(args.workers, "--workers") if args.workers is not None else None
     check_local_load(slots, workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1),
                      flag="--max-concurrency")
-    return LoadSettings(levels=(), requests=requests, duration_s=duration_s, max_error_rate=max_error_rate,
+    load = LoadSettings(levels=(), requests=requests, duration_s=duration_s, max_error_rate=max_error_rate,
                         engine="local", workers=workers, rates=rates, arrivals=arrivals, burstiness=burstiness,
                         seed=seed, max_concurrency=slots)
+    for rate, count in zip(rates, load.planned()):
+        if count is None:  # a --duration's requests are counted ahead, for the cost bound and --dry-run
+            raise ConfigError(f"--rate {rate:g} for --duration {duration_s:g} s schedules more than "
+                              f"{MAX_SCHEDULED:,} requests per model: give --requests, or a shorter --duration")
+    return load

@@ -297,10 +297,14 @@ class LocalExecutor:
                 print(f"load: {message}", file=sys.stderr, flush=True)
                 raise ExecutorLost(message)
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """The workers stopped: once their requests in flight are over, or `at_once` (a second Ctrl-C: their rows
+        would not be stored anyway, and waiting for them could take the whole --timeout)."""
         for inbox in self._inboxes:
             inbox.put(None)
         for process in self._processes:
-            process.join(timeout=30)
+            if not at_once:
+                process.join(timeout=30)
             if process.is_alive():
                 process.kill()  # it takes no SIGTERM (see _worker_main)
+                process.join(timeout=5)

@@ -371,7 +371,8 @@ class RayExecutor:
             except Exception:
                 pass
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """The actors stopped and Ray shut down, within STOP_TIMEOUT_S a step (at_once or not)."""
         if self._closed:
             return
         self._closed = True

@@ -58,7 +58,7 @@ class Executor(Protocol):
 
     def run_level(self, tickets: Iterator[Ticket], concurrency: int) -> Iterator[Done]: ...
 
-    def close(self) -> None: ...
+    def close(self, at_once: bool = False) -> None: ...  # at_once: without waiting for requests in flight
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import random
 from typing import Iterator
 
 ARRIVALS = ("constant", "poisson", "gamma")
+MIN_RATE, MAX_RATE = 0.01, 10_000.0  # requests/s: one every 100 s at least (a level must end), beyond any machine
 DEFAULT_SEED = 20261207  # stored with the run, so its schedule can be drawn again
 
 
@@ -51,6 +52,17 @@ def schedule(kind: str, rate: float, seed: int, burstiness: float = 1.0, request
             break
         found.append(due)
     return found
+
+
+def scheduled_count(kind: str, rate: float, seed: int, burstiness: float, duration_s: float, most: int) -> int | None:
+    """How many requests the schedule starts before duration_s (what a --duration run sends at most); None when
+    more than `most`."""
+    for count, due in enumerate(offsets(kind, rate, seed, burstiness)):
+        if due >= duration_s:
+            return count
+        if count >= most:
+            return None
+    raise AssertionError("offsets are endless")
 
 
 def level_seed(seed: int, index: int) -> int:

@@ -121,7 +121,7 @@ def run_load(
     reporter.run_started(run, storage, notes[0])
     results: list[SavedMeasurement] = []
     sweeps: list[dict[str, object]] = []
-    status = "failed"
+    status, at_once = "failed", False
     try:
         for (provider, model), group in groups.items():
             levels: list[LevelStats] = []
@@ -166,11 +166,11 @@ def run_load(
     except ExecutorLost as exc:  # its rows came back and are stored: the run ends here, with its status
         status = "failed"
         notes.append(str(exc))
-    except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted
-        status = "interrupted"
+    except KeyboardInterrupt:  # a second Ctrl-C: what came back is stored, the run is marked interrupted, at once
+        status, at_once = "interrupted", True
         raise RunInterrupted(RunOutcome(run=run, status=status, results=tuple(results))) from None
     finally:
-        executor.close()
+        executor.close(at_once=at_once)
         summary = {"load": {"levels": list(load.levels), "engine": load.engine, "sweeps": sweeps,
                             **({"rates": list(load.rates)} if load.rates else {})}}
         try:

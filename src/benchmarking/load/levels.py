@@ -16,7 +16,7 @@ import math
 from typing import Any, Sequence
 
 from ..executors.tickets import Done
-from .arrivals import DEFAULT_SEED
+from .arrivals import DEFAULT_SEED, level_seed, scheduled_count
 from ..figures import (
     LEVEL_PERCENTILES, LevelFigures, LevelRow, level_figures, quantiles, rate_text, round_ms, round_rate,
     round_s,
@@ -29,6 +29,7 @@ IN_FLIGHT_SHARE = 0.9  # a level that kept fewer in flight on average than this 
 LAG_GROWTH_MS = 5.0  # start lags whose median grew this much from a level's first quarter to its last
 LAG_GROWTH_SAMPLES = 8  # fewer requests than this tell nothing of growth
 OPEN_LOOP_DEFAULT_S = 10.0  # a rate's requests when neither --requests nor --duration is given: 10 s of arrivals
+MAX_SCHEDULED = 1_000_000  # an open loop's requests a rate and model that --duration may schedule (counted ahead)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,16 @@ class LoadSettings:
         if self.requests is not None:
             return self.requests
         return max(10, math.ceil(level * OPEN_LOOP_DEFAULT_S)) if self.rates else 10 * int(level)
+
+    def planned(self) -> list[int | None]:
+        """Each step's requests, in order, as far as they are known before the run: an open loop timed by --duration
+        sends what its schedule starts within it (counted here, as it will be drawn; None past MAX_SCHEDULED); a
+        closed loop timed by --duration has no count."""
+        counts = [self.requests_at(step) for step in self.steps]
+        if self.rates and self.duration_s is not None and self.requests is None:
+            counts = [scheduled_count(self.arrivals, rate, level_seed(self.seed, index), self.burstiness,
+                                      self.duration_s, MAX_SCHEDULED) for index, rate in enumerate(self.rates)]
+        return counts
 
 
 @dataclass

@@ -28,8 +28,10 @@ from ..executors.tickets import Ticket
 from ..providers.cells import Cell
 from ..textfile import read_bounded, shown, utf8_text
 from ..workloads import (
-    MAX_TIER_TOKENS, TOKENS_PER_WORD, TRACE_BLOCK_TOKENS, Prompt, block_text, prompt_id_for, tier_prompt,
+    MAX_TIER_TOKENS, TOKENS_PER_WORD, TRACE_BLOCK_TOKENS, Prompt, RepeatedKey, block_text, prompt_id_for, tier_prompt,
+    without_repeated_keys,
 )
+from .arrivals import MAX_RATE
 from .open import START_LEAD_S
 
 MAX_TRACE_BYTES = 64_000_000  # Mooncake's public trace (23,608 requests) is a few MB
@@ -126,6 +128,11 @@ def read_trace(path: str, scale: float = 1.0) -> Trace:
     if trace.span_s > MAX_TRACE_SPAN_S:
         raise ConfigError(f"--trace {path} spans {trace.span_s / 86_400:.1f} days at --time-scale {scale:g}, more "
                           f"than {MAX_TRACE_SPAN_S / 86_400:g}: compress it (--time-scale below 1) or cut it")
+    # Its mean rate is stored with every row: within what --rate takes (timestamps a few ulps apart read as 1e303/s)
+    if trace.span_s <= 0 or trace.mean_rate > MAX_RATE:
+        raise ConfigError(f"--trace {path} sends {len(requests):,} requests within {trace.span_s * 1000:.3g} ms at "
+                          f"--time-scale {scale:g}: more than {MAX_RATE:g} requests/s on average (what --rate "
+                          "takes): stretch it (--time-scale above 1)")
     return trace
 
 
@@ -146,9 +153,11 @@ def _whole(item: dict, key: str, where: str, least: int, most: int) -> int:
 
 def _request(line: str, where: str, number: int) -> tuple[TraceRequest, float]:
     try:
-        item = json.loads(line)
+        item = json.loads(line, object_pairs_hook=without_repeated_keys)
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply to be a request") from None
+    except RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
+        raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
     except ValueError as exc:
         raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
     if not isinstance(item, dict):

@@ -1,7 +1,8 @@
 """`report --by rate`: per provider, model and open-loop arrival rate, what the provider did with requests that arrived
 on their own schedule (the rows of `--rate` runs: those with a `request_rate`).
 
-The response time is counted from the scheduled start: latency + start lag, so a harness that fell behind its
+The response time is counted from the scheduled start: latency + start lag (+ earlier attempts and their back-off
+with --retries), so a harness that fell behind its
 schedule (or a request that waited for a free slot under --max-concurrency) never hides its delay (no coordinated
 omission); the latency beside it is the service time, from the actual start. Achieved requests/s is the rate
 requests really started at: (requests - 1) over the time from the first start to the last, per run, added over the
@@ -48,7 +49,7 @@ class RateReport:
     wall_s: float
     ttft_ms: dict[int, float | None]
     latency_ms: dict[int, float | None]
-    response_ms: dict[int, float | None]  # from the scheduled start: latency + start lag
+    response_ms: dict[int, float | None]  # from the scheduled start: latency + waited_ms
     rate_limited: int
     errors: tuple[tuple[str, int], ...]  # other than 429s, most first
     start_lag_ms: dict[int, float | None]
@@ -91,11 +92,21 @@ def _achieved(rows: Sequence[Row]) -> float | None:
     return gaps / seconds if gaps and seconds > 0 else None
 
 
-def from_scheduled_start(m: Measurement) -> Measurement:
-    """The request as its user waited for it: TTFT and latency from its scheduled start (plus its start lag)."""
+def waited_ms(m: Measurement) -> float:
+    """From a request's scheduled start to the start of its attempt that counted: its start lag, and after retries
+    the earlier attempts and their back-off too (from the stored wall-clock times: the row's times are its last
+    attempt's), so that no retry hides a wait."""
     lag = m.start_lag_ms or 0.0
-    return replace(m, ttft_ms=None if m.ttft_ms is None else m.ttft_ms + lag,
-                   latency_ms=None if m.latency_ms is None else m.latency_ms + lag)
+    if (m.attempts or 1) > 1 and m.scheduled_at is not None and m.started_at is not None:
+        return max(lag, (m.started_at - m.scheduled_at).total_seconds() * 1000)
+    return lag
+
+
+def from_scheduled_start(m: Measurement) -> Measurement:
+    """The request as its user waited for it: TTFT and latency from its scheduled start (waited_ms before them)."""
+    waited = waited_ms(m)
+    return replace(m, ttft_ms=None if m.ttft_ms is None else m.ttft_ms + waited,
+                   latency_ms=None if m.latency_ms is None else m.latency_ms + waited)
 
 
 def _rate(provider: str, model: str, rate: float, rows: Sequence[Row], slo: SloConfig) -> RateReport:
@@ -109,8 +120,8 @@ def _rate(provider: str, model: str, rate: float, rows: Sequence[Row], slo: SloC
         requests=figures.requests, successes=figures.successes, achieved_requests_per_s=_achieved(rows),
         output_tokens_per_s=figures.output_tokens_per_s, wall_s=figures.wall_s,
         ttft_ms=figures.ttft_ms, latency_ms=figures.latency_ms,
-        response_ms=quantiles((m.latency_ms + (m.start_lag_ms or 0.0) for m in ms
-                               if m.success and m.latency_ms is not None), LEVEL_PERCENTILES),
+        response_ms=quantiles((m.latency_ms + waited_ms(m) for m in ms if m.success and m.latency_ms is not None),
+                              LEVEL_PERCENTILES),
         rate_limited=failed.pop(RATE_LIMITED, 0), errors=tuple(failed.most_common()),
         start_lag_ms=quantiles((m.start_lag_ms for m in ms if m.start_lag_ms is not None), LAG_PERCENTILES),
         harness_bound=_harness_reasons(rows, provider, model, rate),
@@ -174,7 +185,8 @@ def _notes(levels: Sequence[RateReport]) -> list[str]:
 
 DEFINITIONS = (
     "achieved req/s: requests started over the time from the first start to the last; out tok/s over each level's "
-    "first start to last end; response: from the scheduled start (latency + start lag: no coordinated omission); "
+    "first start to last end; response: from the scheduled start (latency + start lag, and the earlier attempts "
+    "with --retries: no coordinated omission); "
     "lag: actual start minus scheduled; 429: requests refused as rate_limit, apart from the other errors"
 )
 

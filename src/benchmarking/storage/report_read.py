@@ -23,8 +23,8 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "workload", "prompt_id", "input_tier", "cache_mode", "answer_ok", "concurrency", "level_started_at",
     "start_lag_ms", "node", "started_at", "ratelimit_remaining_requests", "ratelimit_remaining_tokens", "api",
     "cache_write_tokens", "price_input_per_mtok", "price_cached_input_per_mtok", "price_cache_write_per_mtok",
-    "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "tool_ok", "itl_p50_ms", "itl_p99_ms", "itl_max_ms",
-    "output_events", "stream", "request_rate", "scheduled_at",
+    "session_id", "turn", "tool_calls", "tool_args_ms", "json_valid", "tool_ok", "itl_p50_ms", "itl_p99_ms",
+    "itl_max_ms", "output_events", "stream", "request_rate", "scheduled_at", "attempts",
 )
 # A covering index for the report's aggregate queries: read without touching the table's rows (and their answer
 # texts), in time order for --since and --window. Costs a little on every insert; see docs/storage.md.
