@@ -26,7 +26,6 @@ from bisect import bisect_left
 import os
 from pathlib import Path
 import resource
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -176,17 +175,19 @@ def figures(label: str, rows: list, server: dict, sampler: Sampler, total_cpu: f
             f"{percentile(errors, 50):+8.2f} {percentile(errors, 99):+8.2f}  {bound}")
 
 
-def run_guidellm(guidellm: str, port: int, level: int, requests: int, stub: subprocess.Popen,
+def run_guidellm(guidellm: str, port: int, profile: str, label: str, requests: int, stub: subprocess.Popen,
                  log_dir: Path) -> str:
-    """GuideLLM at the same level against the same server; its own figures from its output, CPU from outside."""
+    """GuideLLM (0.8's `guidellm run`) with `profile` (kind=concurrent,streams=L or kind=constant,rate=R) against
+    the same server, the same number of requests; figures from the server's log, CPU from outside."""
     with tempfile.TemporaryDirectory() as workdir:
         for path in log_dir.glob("stub-*.tsv"):
             path.unlink()
+        prompts = Path(workdir, "prompts.txt")
+        prompts.write_text("Say hello to the benchmark in a few words please.\n" * requests)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.Popen([guidellm, "benchmark", "--target", f"http://127.0.0.1:{port}",
-                                 "--rate-type", "concurrent", "--rate", str(level), "--max-requests", str(requests),
-                                 "--data", "prompt_tokens=20,output_tokens=10", "--processor", "gpt2",
-                                 "--output-path", str(Path(workdir, "out.json"))],
+        target = f"kind=openai_http,target=http://127.0.0.1:{port},model=m"
+        proc = subprocess.Popen([guidellm, "run", "--backend", target, profile, "--constraint", f"kind=max_requests,count={requests}",
+                                 "--data", f"kind=text_file,path={prompts}", "--disable-progress"],
                                 cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sampler = Sampler(proc.pid)
         out, err = proc.communicate(timeout=900)
@@ -194,13 +195,14 @@ def run_guidellm(guidellm: str, port: int, level: int, requests: int, stub: subp
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server = flush_stub(stub, log_dir)
     if proc.returncode != 0 or not server:
-        return f"  guidellm {level:<13} failed ({proc.returncode}): {(err or out).strip().splitlines()[-1:]}"
+        return f"  {label:<22} failed ({proc.returncode}): {(err or out).strip().splitlines()[-1:]}"
     began = min(s[0] for s in server.values())
     ended = max(s[2] for s in server.values())
     cpu = sampler.at(ended) - sampler.at(began) if sampler.times else float("nan")
+    driver = sampler.at(ended, True) - sampler.at(began, True) if sampler.times else float("nan")
     total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return (f"  {'guidellm c=' + str(level):<22} {len(server):>5} {'':>5} {len(server) / (ended - began):9.1f} "
-            f"{'':>9} {cpu / len(server) * 1000:8.2f} {total / len(server) * 1000:7.2f}")
+    return (f"  {label:<22} {len(server):>5} {'':>5} {len(server) / (ended - began):9.1f} {'':>9} "
+            f"{cpu / len(server) * 1000:8.2f} {driver / len(server) * 1000:6.2f} {total / len(server) * 1000:7.2f}")
 
 
 def main() -> None:
@@ -239,7 +241,8 @@ def main() -> None:
                 print(run_ours(port, ["--concurrency", str(level), "--requests", str(requests), *workers],
                                f"c={level} n={requests}", stub, log_dir), flush=True)
                 if args.guidellm:
-                    print(run_guidellm(args.guidellm, port, level, requests, stub, log_dir), flush=True)
+                    print(run_guidellm(args.guidellm, port, f"kind=concurrent,streams={level}", f"guidellm c={level}",
+                                       requests, stub, log_dir), flush=True)
             for rate in [float(v) for v in args.rates.split(",") if v]:
                 requests = args.requests or max(128, int(rate * 4))
                 for path in log_dir.glob("stub-*.tsv"):
@@ -247,6 +250,9 @@ def main() -> None:
                 print(run_ours(port, ["--rate", f"{rate:g}", "--requests", str(requests), "--max-concurrency",
                                       str(args.max_concurrency), *workers], f"rate={rate:g} n={requests}",
                                stub, log_dir), flush=True)
+                if args.guidellm:
+                    print(run_guidellm(args.guidellm, port, f"kind=constant,rate={rate:g}", f"guidellm rate={rate:g}",
+                                       requests, stub, log_dir), flush=True)
         finally:
             stub.terminate()
             stub.wait(timeout=10)

@@ -28,7 +28,9 @@ import time
 
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
         b"transfer-encoding: chunked\r\nx-request-id: %s\r\n\r\n")
-NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+MODELS = b'{"object":"list","data":[{"id":"m","object":"model","owned_by":"stub"}]}'
+# Anything else (GuideLLM's /health, a model list): 200 with the one model, so that a tool's own check passes.
+OTHER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(MODELS), MODELS)
 
 
 def chunked(data: bytes) -> bytes:
@@ -86,7 +88,7 @@ class Stub(asyncio.Protocol):
     def answer(self, request: bytes) -> None:
         read_at = time.time()
         if b"/chat/completions" not in request.split(b"\r\n", 1)[0]:
-            self.transport.write(NOT_FOUND)
+            self.transport.write(OTHER)
             return
         server = self.server
         server.count += 1
