@@ -186,7 +186,8 @@ def run_guidellm(guidellm: str, port: int, profile: str, label: str, requests: i
         prompts.write_text("Say hello to the benchmark in a few words please.\n" * requests)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         target = f"kind=openai_http,target=http://127.0.0.1:{port},model=m"
-        proc = subprocess.Popen([guidellm, "run", "--backend", target, profile, "--constraint", f"kind=max_requests,count={requests}",
+        proc = subprocess.Popen([guidellm, "run", "--backend", target, "--profile", profile,
+                                 "--constraint", f"kind=max_requests,count={requests}",
                                  "--data", f"kind=text_file,path={prompts}", "--disable-progress"],
                                 cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         sampler = Sampler(proc.pid)
