@@ -4,7 +4,7 @@ against a server that is not the bottleneck, at levels of requests in flight (cl
     python benchmarks/scale.py                                  # closed loop at 1,4,16,64,256,1024
     python benchmarks/scale.py --levels 16,64 --requests 768    # the table
     python benchmarks/scale.py --rates 50,100,200,400           # open loop (--max-concurrency 256)
-    python benchmarks/scale.py --long                           # 1,024 in flight for 30 s with long streams
+    python benchmarks/scale.py --long                           # 1,024 requests in flight at once, 30 s streams
     python benchmarks/scale.py --guidellm /work/guidellm-venv/bin/guidellm   # GuideLLM at the same levels
 
 The server is benchmarks/stub_server.py (two processes, a canned Chat Completions stream: 50 ms to the first of 10
@@ -212,7 +212,9 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="open-loop rates, requests/s, comma-separated")
     parser.add_argument("--requests", type=int, default=0, help="per level (default max(128, 3 x the level))")
     parser.add_argument("--max-concurrency", type=int, default=256, help="an open loop's slots")
-    parser.add_argument("--long", action="store_true", help="1,024 in flight for 30 s, 600-token streams")
+    parser.add_argument("--long", action="store_true", help="1,024 in flight for 30 s, 30 s streams")
+    parser.add_argument("--long-itl-ms", type=float, default=500.0,
+                        help="--long's gap between tokens (60 tokens: 500 ms; 600 at 50 ms did not hold here)")
     parser.add_argument("--workers", type=int, default=0, help="main.py --workers (default: its own)")
     parser.add_argument("--guidellm", default="", help="GuideLLM's executable, run at the same levels")
     parser.add_argument("--stub-processes", type=int, default=2)
@@ -221,18 +223,20 @@ def main() -> None:
     global MAIN_PY
     MAIN_PY = Path(args.main)
     workers = ["--workers", str(args.workers)] if args.workers else []
-    print(f"scale: {MAIN_PY} against benchmarks/stub_server.py (50 ms to the first of 10 tokens, 2 ms apart)")
+    stream = f"{round(30000 / args.long_itl_ms)} tokens {args.long_itl_ms:g} ms apart" if args.long else (
+        "10 tokens 2 ms apart")
+    print(f"scale: {MAIN_PY} against benchmarks/stub_server.py (50 ms to the first of {stream})")
     print(machine_line("openai", "httpx"))
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     print("  run                     rows    ok  requests/s  lag p99  cpu ms/req driver total  TTFT err p50   p99")
     port = free_port()
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
-        tokens, itl = (600, 50.0) if args.long else (10, 2.0)
+        tokens, itl = (round(30000 / args.long_itl_ms), args.long_itl_ms) if args.long else (10, 2.0)
         stub = start_stub(port, log_dir, tokens, itl, args.stub_processes)
         try:
             if args.long:
-                print(run_ours(port, ["--concurrency", "1024", "--duration", "30s", *workers], "c=1024 30 s long",
+                print(run_ours(port, ["--concurrency", "1024", "--requests", "1024", *workers], "c=1024 30s streams",
                                stub, log_dir), flush=True)
                 return
             for level in [int(v) for v in args.levels.split(",") if v]:
