@@ -21,6 +21,7 @@ import time
 from typing import Any, Callable, Iterator, Sequence
 
 from ..providers.cells import Cell, prepare_cell
+from ..providers.timed import as_load_worker
 from ..measurement import Measurement
 from ..redaction import scrub_output_of_this_process
 from .capacity import default_workers, raise_descriptor_limit
@@ -170,6 +171,7 @@ def _worker_main(inbox: Any, results: Any, slots: int, worker: str, cells: Seque
     # A slot waking for its request's time waits for the GIL, which a busy thread gives up only every switch interval
     # (5 ms by default): 1 ms keeps an open loop's starts near their schedule, for a little more switching.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    as_load_worker()  # its own switch interval, no reader thread a connection: handing the GIL round cost most
     pool = _Slots(slots, results, worker, socket.gethostname(), cells)
     while (message := inbox.get()) is not None:
         if isinstance(message, Level):

@@ -15,18 +15,17 @@ kept of it; its times are still the kernel's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import gc
 import queue
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from types import ModuleType
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .json_text import json_object  # noqa: F401  (it was here: still importable from here)
+from .timed import TimedSection
 
 # Linux's value, where the socket module does not name it.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -43,8 +42,6 @@ IDLE_WAIT_S = 60.0
 HOLD_BYTES = 8 * 1024 * 1024
 # A body that is read whole (an error's, a model list, a tokenizer's count) is cut after this many bytes.
 WHOLE_BODY_BYTES = HOLD_BYTES
-# How long a thread may hold the interpreter while another waits for it, during a timed request (default 5 ms).
-TIMED_SWITCH_INTERVAL_S = 0.0002
 
 
 class DeadlineExceeded(Exception):
@@ -141,6 +138,18 @@ class WireClock:
         self._redirected = 300 <= status < 400 and "location" in headers
 
 
+def _arrival(ancillary: Sequence[tuple[int, int, bytes]]) -> float:
+    """When a read's bytes arrived (perf_counter): the kernel's stamp, else now."""
+    read_at, wall_at = time.perf_counter(), time.time()
+    arrived_at = read_at
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+            # The kernel stamps in wall-clock time; onto perf_counter's clock by their offset now.
+            arrived_at = min(read_at, read_at - (wall_at - (seconds + nanoseconds / 1e9)))
+    return arrived_at
+
+
 def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
     """An httpcore (or httpcore2) network backend whose streams note the kernel's arrival time of what they read."""
 
@@ -175,8 +184,10 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
                 stamped = True
             except OSError:  # not Linux: the read time stands in for the arrival time
                 stamped = False
-            # The reader has a socket object of its own (same connection): a socket's timeout is per object.
-            threading.Thread(target=self._drain, args=(sock.dup(), stamped), name="wire-reader", daemon=True).start()
+            self._stamped, self._in_caller = stamped, TimedSection.load_worker
+            if not self._in_caller:  # the reader has a socket object of its own: a socket's timeout is per object
+                threading.Thread(target=self._drain, args=(sock.dup(), stamped), name="wire-reader",
+                                 daemon=True).start()
 
         def _drain(self, sock: socket.socket, stamped: bool) -> None:
             pieces = self._pieces
@@ -199,14 +210,7 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
                             sock.recv(READ_BYTES), (), 0, None)
                     except socket.timeout:
                         continue  # an idle connection in the pool: keep waiting
-                    read_at, wall_at = time.perf_counter(), time.time()
-                    arrived_at = read_at
-                    for level, kind, payload in ancillary:
-                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                            # The kernel stamps in wall-clock time; onto perf_counter's clock by their offset now.
-                            arrived_at = min(read_at, read_at - (wall_at - (seconds + nanoseconds / 1e9)))
-                    put((data, arrived_at))
+                    put((data, _arrival(ancillary)))
                     if not data:
                         return
             except OSError as exc:
@@ -227,7 +231,7 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
                     raise DeadlineExceeded("no complete answer within the timeout")
                 timeout = left if timeout is None else min(timeout, left)
             try:
-                item = self._pieces.get(timeout=timeout)
+                item = self._read_now(timeout) if self._in_caller else self._pieces.get(timeout=timeout)
             except queue.Empty:
                 raise (DeadlineExceeded if deadline is not None and time.perf_counter() >= deadline
                        else socket.timeout)("timed out") from None
@@ -236,6 +240,19 @@ def _stamped_backend(httpcore: ModuleType, clock: WireClock) -> Any:
             data, clock.last_read_at = item
             self._eof = not data
             return data
+
+        def _read_now(self, timeout: float | None) -> Any:
+            """A load worker's read, on the slot's own thread: no reader thread to hand each piece over (the
+            kernel's stamps still date it; the receive buffer holds what comes meanwhile)."""
+            self._sock.settimeout(timeout)
+            try:
+                data, ancillary, _, _ = self._sock.recvmsg(READ_BYTES, 64) if self._stamped else (
+                    self._sock.recv(READ_BYTES), (), 0, None)
+            except socket.timeout:
+                raise queue.Empty from None
+            except OSError as exc:
+                return exc
+            return data, _arrival(ancillary)
 
         def _send(self, data: bytes, timeout: float | None) -> None:
             while data:
@@ -393,37 +410,3 @@ def timing_transport(httpx: ModuleType, httpcore: ModuleType, clock: WireClock, 
             self._inner.close()
 
     return TimedTransport()
-
-
-class TimedSection:
-    """While a request is timed: garbage collection held off (it would stop the reader mid-stream), and a short
-    switch interval, so that the SDK's thread, busy parsing a burst, lets the reader in to drain the socket soon.
-
-    Both are the whole process's: with requests timed on several threads at once (a load run), the first to enter
-    sets them and the last to leave puts them back.
-    """
-
-    _lock = threading.Lock()
-    _inside = 0
-    _gc_was_enabled = True
-    _switch_interval_s = 0.005
-
-    def __enter__(self) -> "TimedSection":
-        cls = type(self)
-        with cls._lock:
-            if cls._inside == 0:
-                cls._gc_was_enabled = gc.isenabled()
-                gc.disable()
-                cls._switch_interval_s = sys.getswitchinterval()
-                sys.setswitchinterval(TIMED_SWITCH_INTERVAL_S)
-            cls._inside += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        cls = type(self)
-        with cls._lock:
-            cls._inside -= 1
-            if cls._inside == 0:
-                sys.setswitchinterval(cls._switch_interval_s)
-                if cls._gc_was_enabled:
-                    gc.enable()
