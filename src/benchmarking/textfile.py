@@ -7,10 +7,11 @@ one byte are ever read. Imports nothing of ours but errors.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 import stat
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -71,3 +72,30 @@ def shown(value: str, limit: int = 60) -> str:
     """A piece of a file quoted in an error line: its repr, cut to `limit` characters (a 1 MB pattern or key would
     otherwise be echoed whole, in one line)."""
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value):,} characters)"
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    item = dict(pairs)
+    if len(item) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _RepeatedKey(repeated)
+    return item
+
+
+def json_line(line: str, where: str, what: str) -> Any:
+    """One line of a JSONL file the user gave (`what` it holds, for the refusals), as JSON values; one line naming
+    `where` for what no line may be: not JSON, nested past the stack, or a key twice in one object (JSON leaves that
+    open, and Python would keep the last silently)."""
+    try:
+        return json.loads(line, object_pairs_hook=_without_repeated_keys)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be {what}") from None
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
+    except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None

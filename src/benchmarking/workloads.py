@@ -24,7 +24,7 @@ from .agent_workloads import (
 from .dialogue import tool_name
 from .errors import ConfigError
 from .expectations import Expectation
-from .textfile import MAX_PROMPT_BYTES, read_bounded, shown, utf8_text
+from .textfile import MAX_PROMPT_BYTES, json_line, read_bounded, shown, utf8_text
 
 # Input-length tiers (tokens) and the output cap that fits each, as the public references use them.
 TIER_OUTPUT_CAPS = {100: 300, 1_000: 1_000, 10_000: 1_500, 100_000: 2_000}
@@ -311,14 +311,7 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
             if not line.strip():
                 continue
             where = f"{path} line {number}"
-            try:
-                item = json.loads(line, object_pairs_hook=without_repeated_keys)
-            except RecursionError:
-                raise ConfigError(f"{where}: nested too deeply to be a prompt") from None
-            except RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
-                raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
-            except ValueError as exc:  # a JSONDecodeError, or an integer of more digits than Python converts
-                raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
+            item = json_line(line, where, "a prompt")
             _add(prompts, _prompt_from_object(item, where), path)
     else:
         for part in re.split(r"^---[ \t\r]*$", text, flags=re.M):  # a CRLF file's separator line ends in \r
@@ -327,19 +320,6 @@ def load_prompt_file(path: str, cache_mode: str = "bust") -> Workload:
     if not prompts:
         raise ConfigError(f"--prompts {path} holds no prompt")
     return Workload(file.name, tuple(prompts.values()), cache_mode)
-
-
-class RepeatedKey(ValueError):
-    pass
-
-
-def without_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """An object of a prompt file's line, refused when a key repeats (`{"turns": [...], "turns": [...]}`)."""
-    item = dict(pairs)
-    if len(item) != len(pairs):
-        seen: set[str] = set()
-        raise RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))  # type: ignore[func-returns-value]
-    return item
 
 
 def _add(prompts: dict[str, Prompt], prompt: Prompt, path: str) -> None:

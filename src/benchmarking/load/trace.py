@@ -26,10 +26,9 @@ from typing import Callable, Iterator, Sequence
 from ..errors import ConfigError
 from ..executors.tickets import Ticket
 from ..providers.cells import Cell
-from ..textfile import read_bounded, shown, utf8_text
+from ..textfile import json_line, read_bounded, shown, utf8_text
 from ..workloads import (
-    MAX_TIER_TOKENS, TOKENS_PER_WORD, TRACE_BLOCK_TOKENS, Prompt, RepeatedKey, block_text, prompt_id_for, tier_prompt,
-    without_repeated_keys,
+    MAX_TIER_TOKENS, TOKENS_PER_WORD, TRACE_BLOCK_TOKENS, Prompt, block_text, prompt_id_for, tier_prompt,
 )
 from .arrivals import MAX_RATE
 from .open import START_LEAD_S
@@ -152,14 +151,7 @@ def _whole(item: dict, key: str, where: str, least: int, most: int) -> int:
 
 
 def _request(line: str, where: str, number: int) -> tuple[TraceRequest, float]:
-    try:
-        item = json.loads(line, object_pairs_hook=without_repeated_keys)
-    except RecursionError:
-        raise ConfigError(f"{where}: nested too deeply to be a request") from None
-    except RepeatedKey as exc:  # JSON leaves it open; Python would keep the last silently
-        raise ConfigError(f"{where}: the key {shown(exc.args[0])} appears twice in one object") from None
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not valid JSON ({getattr(exc, 'msg', str(exc))})") from None
+    item = json_line(line, where, "a request")
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: each line must be a JSON object")
     if unknown := sorted(set(item) - KEYS):
