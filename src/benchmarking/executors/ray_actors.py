@@ -27,6 +27,7 @@ Ray is optional (requirements-ray.txt): nothing here imports it until connect() 
 
 from __future__ import annotations
 
+import atexit
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -381,6 +382,9 @@ class RayExecutor:
             stopper = threading.Thread(target=ray.shutdown, name="ray-shutdown", daemon=True)
             stopper.start()
             stopper.join(STOP_TIMEOUT_S)
+            # Ray's own shutdown at the interpreter's exit would wait on the one still in that thread (for the dead
+            # head, until Ray's 60 s timeout: a run that ended at +10 s exited at +87 s): not again.
+            atexit.unregister(ray.shutdown)
             return
         live = [actor for actor in self._actors if not actor.lost]
         if live:
