@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..load.arrivals import MAX_RATE, MIN_RATE
 from ..settings.model import Settings
-from ..settings.values import whole_number
+from ..settings.values import number_within, whole_number
 
 if TYPE_CHECKING:
     from ..load.levels import LoadSettings
@@ -44,23 +43,12 @@ def add_arrival_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--rate takes requests per second like 5 or 0.5, not {text!r}") from None
-    if not math.isfinite(value) or not MIN_RATE <= value <= MAX_RATE:
-        raise ConfigError(f"--rate must be from {MIN_RATE:g} to {MAX_RATE:g} requests per second, not {text!r}")
-    return value
+    return number_within(text, "--rate", MIN_RATE, MAX_RATE, "requests per second like 5 or 0.5",
+                         " requests per second")
 
 
 def _burstiness(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--burstiness takes a number like 0.5 or 2, not {text!r}") from None
-    if not math.isfinite(value) or not MIN_BURSTINESS <= value <= MAX_BURSTINESS:
-        raise ConfigError(f"--burstiness must be from {MIN_BURSTINESS:g} to {MAX_BURSTINESS:g}, not {text!r}")
-    return value
+    return number_within(text, "--burstiness", MIN_BURSTINESS, MAX_BURSTINESS, "a number like 0.5 or 2")
 
 
 # What a trace sets itself: its prompts, its times, its requests.
@@ -84,9 +72,10 @@ def trace_of(args: argparse.Namespace) -> "Trace | None":
             raise ConfigError(f"--trace sets its own requests, times and prompts: drop {flag}")
     if getattr(args, "engine", "local") == "ray":
         raise ConfigError("--trace runs on --engine local (Ray nodes keep clocks of their own): drop --engine ray")
-    from ..load.trace import read_trace, time_scale
+    from ..load.trace import MAX_TIME_SCALE, MIN_TIME_SCALE, read_trace
 
-    scale = time_scale(args.time_scale) if args.time_scale is not None else 1.0
+    scale = (number_within(args.time_scale, "--time-scale", MIN_TIME_SCALE, MAX_TIME_SCALE, "a factor like 0.5 or 2")
+             if args.time_scale is not None else 1.0)
     args.trace_read = read_trace(args.trace, scale)
     return args.trace_read
 

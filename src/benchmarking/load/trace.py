@@ -83,16 +83,6 @@ class Trace:
         return float(most)
 
 
-def time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--time-scale takes a factor like 0.5 or 2, not {text!r}") from None
-    if not math.isfinite(value) or not MIN_TIME_SCALE <= value <= MAX_TIME_SCALE:
-        raise ConfigError(f"--time-scale must be from {MIN_TIME_SCALE:g} to {MAX_TIME_SCALE:g}, not {text!r}")
-    return value
-
-
 def read_trace(path: str, scale: float = 1.0) -> Trace:
     """The trace at `path`, every line checked; one line (ConfigError) for the first that is wrong."""
     file = Path(path)

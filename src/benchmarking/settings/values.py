@@ -63,6 +63,17 @@ def whole_number(text: str, flag: str, minimum: int = 1) -> int:
     return value
 
 
+def number_within(text: str, flag: str, least: float, most: float, like: str, unit: str = "") -> float:
+    """A flag's finite number from `least` to `most` (`like`: examples for the refusal, `unit` after the bounds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} takes {like}, not {text!r}") from None
+    if not math.isfinite(value) or not least <= value <= most:
+        raise ConfigError(f"{flag} must be from {least:g} to {most:g}{unit}, not {text!r}")
+    return value
+
+
 def positive_float(text: str, flag: str, maximum: float = MAX_TIMEOUT_S) -> float:
     try:
         value = float(text)
