@@ -4,7 +4,7 @@ against a server that is not the bottleneck, at levels of requests in flight (cl
     python benchmarks/scale.py                                  # closed loop at 1,4,16,64,256,1024
     python benchmarks/scale.py --levels 16,64 --requests 768    # the issue's table
     python benchmarks/scale.py --rates 50,100,200,400           # open loop (--max-concurrency 256)
-    python benchmarks/scale.py --long                           # 1,024 requests in flight at once, 30 s streams
+    python benchmarks/scale.py --long                           # 1,024 requests in flight at once, 34 s streams
     python benchmarks/scale.py --guidellm /work/guidellm-venv/bin/guidellm   # GuideLLM at the same levels
 
 The server is benchmarks/stub_server.py (two processes, a canned Chat Completions stream: 50 ms to the first of 10
@@ -100,6 +100,9 @@ class Sampler:
         return c0 + (c1 - c0) * (when - t0) / (t1 - t0)
 
 
+LONG_STREAM_MS = 34000  # --long's streams: 30 s and the ramp, so that all 1,024 are in flight together for 30 s
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -150,8 +153,21 @@ def run_ours(port: int, args: list[str], label: str, stub: subprocess.Popen, log
         with sqlite3.connect(Path(workdir, "benchmarks.db")) as db:
             rows = db.execute("select request_id, ttft_ms, start_lag_ms, success, concurrency from benchmark_results "
                               "order by rowid").fetchall()
+            failures = db.execute("select error_type, count(*), min(error_message) from benchmark_results "
+                                  "where not success group by error_type order by 2 desc").fetchall()
     server = flush_stub(stub, log_dir)
-    return figures(label, rows, server, sampler, total_cpu, out + err)
+    line = figures(label, rows, server, sampler, total_cpu, out + err)
+    # What failed, and the tool's own warnings on the level: the figures' reasons, beside them.
+    notes = [f"failed: {kind} {count}, e.g. {message}" for kind, count, message in failures]
+    notes += [text.strip() for text in (out + err).splitlines() if "Warning:" in text]
+    if server and len(server) == len(rows):
+        # Held by the server's clock: from the last request it read to the first answer it ended, every one of
+        # them was in flight at once (for a single wave of long streams, what "N in flight for T s" means).
+        all_in = max(read for read, _, _ in server.values())
+        first_end = min(end for _, _, end in server.values())
+        notes.append(f"all {len(server):,} in flight at the server at once for {max(0.0, first_end - all_in):.1f} s "
+                     f"(the last read {all_in - min(read for read, _, _ in server.values()):.2f} s after the first)")
+    return "\n".join([line, *(f"      {note}" for note in notes)])
 
 
 def figures(label: str, rows: list, server: dict, sampler: Sampler, total_cpu: float, output: str) -> str:
@@ -212,9 +228,9 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="open-loop rates, requests/s, comma-separated")
     parser.add_argument("--requests", type=int, default=0, help="per level (default max(128, 3 x the level))")
     parser.add_argument("--max-concurrency", type=int, default=256, help="an open loop's slots")
-    parser.add_argument("--long", action="store_true", help="1,024 in flight for 30 s, 30 s streams")
+    parser.add_argument("--long", action="store_true", help="1,024 in flight for 30 s (34 s streams)")
     parser.add_argument("--long-itl-ms", type=float, default=500.0,
-                        help="--long's gap between tokens (60 tokens: 500 ms; 600 at 50 ms did not hold here)")
+                        help="--long's gap between tokens (68 tokens: 500 ms; 600 at 50 ms did not hold here)")
     parser.add_argument("--workers", type=int, default=0, help="main.py --workers (default: its own)")
     parser.add_argument("--guidellm", default="", help="GuideLLM's executable, run at the same levels")
     parser.add_argument("--stub-processes", type=int, default=2)
@@ -223,7 +239,7 @@ def main() -> None:
     global MAIN_PY
     MAIN_PY = Path(args.main)
     workers = ["--workers", str(args.workers)] if args.workers else []
-    stream = f"{round(30000 / args.long_itl_ms)} tokens {args.long_itl_ms:g} ms apart" if args.long else (
+    stream = f"{round(LONG_STREAM_MS / args.long_itl_ms)} tokens {args.long_itl_ms:g} ms apart" if args.long else (
         "10 tokens 2 ms apart")
     print(f"scale: {MAIN_PY} against benchmarks/stub_server.py (50 ms to the first of {stream})")
     print(machine_line("openai", "httpx"))
@@ -232,11 +248,11 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
-        tokens, itl = (round(30000 / args.long_itl_ms), args.long_itl_ms) if args.long else (10, 2.0)
+        tokens, itl = (round(LONG_STREAM_MS / args.long_itl_ms), args.long_itl_ms) if args.long else (10, 2.0)
         stub = start_stub(port, log_dir, tokens, itl, args.stub_processes)
         try:
             if args.long:
-                print(run_ours(port, ["--concurrency", "1024", "--requests", "1024", *workers], "c=1024 30s streams",
+                print(run_ours(port, ["--concurrency", "1024", "--requests", "1024", *workers], "c=1024 34s streams",
                                stub, log_dir), flush=True)
                 return
             for level in [int(v) for v in args.levels.split(",") if v]:
