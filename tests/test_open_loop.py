@@ -10,7 +10,7 @@ import statistics
 import pytest
 
 from benchmarking.executors.tickets import Done
-from benchmarking.load.arrivals import ARRIVALS, gaps, level_seed, schedule
+from benchmarking.load.arrivals import ARRIVALS, DEFAULT_SEED, gaps, level_seed, schedule
 from benchmarking.load.levels import LevelStats, LoadSettings, lag_growth
 from benchmarking.load.open import default_max_concurrency
 from benchmarking.measurement import Measurement
@@ -155,10 +155,12 @@ def test_an_open_loop_dry_run_counts_each_rate_s_requests(tmp_path):
 def test_each_arrival_kind_keeps_its_schedule_against_the_server_s_log(tmp_path, kind):
     # The server's clock of arrivals against the stored schedule: bounds a busy 2-core machine cannot fail (the
     # tight figures, 5 % and 5 ms, are benchmarks/open_loop.py's).
+    seed = 11 if kind != "constant" else DEFAULT_SEED  # constant arrivals draw nothing: --seed is refused there
     with Simulator(profiles={"m": ModelProfile(**QUICK)}, default=None) as sim:
         endpoint(tmp_path, sim)
         done = run(tmp_path, "--providers", "local", "--rate", "20", "--requests", "30", "--arrivals", kind,
-                   "--seed", "11", *(["--burstiness", "0.5"] if kind == "gamma" else []))
+                   *(["--seed", str(seed)] if kind != "constant" else []),
+                   *(["--burstiness", "0.5"] if kind == "gamma" else []))
         received = {r.request_id: r.received_at for r in sim.log if r.model == "m"}
     assert done.returncode == 0, done.stderr
     stored = rows(tmp_path, "select request_id, scheduled_at, request_rate, start_lag_ms, concurrency, success "
@@ -167,7 +169,7 @@ def test_each_arrival_kind_keeps_its_schedule_against_the_server_s_log(tmp_path,
     assert all(r["concurrency"] is None for r in stored)  # a rate, not a level of requests in flight
     scheduled = [datetime.fromisoformat(r["scheduled_at"]) for r in stored]
     due = [(at - scheduled[0]).total_seconds() for at in scheduled]
-    assert due == pytest.approx(schedule(kind, 20.0, level_seed(11, 0), 0.5 if kind == "gamma" else 1.0,
+    assert due == pytest.approx(schedule(kind, 20.0, level_seed(seed, 0), 0.5 if kind == "gamma" else 1.0,
                                          requests=30), abs=1e-5)  # the stored schedule is the seed's
     arrived = [received[r["request_id"]] - received[stored[0]["request_id"]] for r in stored]
     off = [a - d for a, d in zip(arrived, due)]
@@ -175,7 +177,7 @@ def test_each_arrival_kind_keeps_its_schedule_against_the_server_s_log(tmp_path,
     assert (arrived[-1] / 29) == pytest.approx(due[-1] / 29, rel=0.25)  # the mean gap
     (the_run,) = rows(tmp_path, "select settings, summary from runs")
     load = json.loads(the_run["settings"])["load"]
-    assert (load["rates"], load["arrivals"], load["seed"], load["max_concurrency"]) == ([20.0], kind, 11, 30)
+    assert (load["rates"], load["arrivals"], load["seed"], load["max_concurrency"]) == ([20.0], kind, seed, 30)
     assert json.loads(the_run["summary"])["load"]["sweeps"][0]["levels"][0]["request_rate"] == 20.0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ConfigError
 from ..load.arrivals import MAX_RATE, MIN_RATE
@@ -51,11 +51,31 @@ def _burstiness(text: str) -> float:
     return number_within(text, "--burstiness", MIN_BURSTINESS, MAX_BURSTINESS, "a number like 0.5 or 2")
 
 
-# What a trace sets itself: its prompts, its times, its requests.
+# What a trace sets itself: its prompts, its times, its requests (each sent once).
 TRACE_EXCLUDES = {"rate": "--rate", "concurrency": "--concurrency", "prompts": "--prompts",
                   "input_tokens": "--input-tokens", "prompt": "--prompt", "prompt_file": "--prompt-file",
                   "requests": "--requests", "level_duration": "--duration", "arrivals": "--arrivals",
-                  "burstiness": "--burstiness", "seed": "--seed"}
+                  "burstiness": "--burstiness", "seed": "--seed", "repeat": "--repeat"}
+
+
+def repeated(values: Sequence[float]) -> float | None:
+    """The first value a sweep lists twice (its levels are measured once each, in order); None if none is."""
+    seen: set[float] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def open_loop_refusal(args: argparse.Namespace, loop: str) -> str | None:
+    """What an open loop (--rate, --trace) cannot honour beside it, as a refusal; None if nothing."""
+    if getattr(args, "ray_address", None) is not None:
+        return f"{loop} runs on --engine local (Ray nodes keep clocks of their own): drop --ray-address"
+    if getattr(args, "cache", None) == "warm":  # measure_cell's warm request runs inside the slot, after the due time
+        return (f"--cache warm sends an untimed request before each one, which would start {loop}'s requests off "
+                "their schedule: use --cache off (a prompt sent again finds the cache warm) or bust")
+    return None
 
 
 def trace_of(args: argparse.Namespace) -> "Trace | None":
@@ -72,12 +92,22 @@ def trace_of(args: argparse.Namespace) -> "Trace | None":
             raise ConfigError(f"--trace sets its own requests, times and prompts: drop {flag}")
     if getattr(args, "engine", "local") == "ray":
         raise ConfigError("--trace runs on --engine local (Ray nodes keep clocks of their own): drop --engine ray")
+    if (refusal := open_loop_refusal(args, "--trace")) is not None:
+        raise ConfigError(refusal)
     from ..load.trace import MAX_TIME_SCALE, MIN_TIME_SCALE, read_trace
 
     scale = (number_within(args.time_scale, "--time-scale", MIN_TIME_SCALE, MAX_TIME_SCALE, "a factor like 0.5 or 2")
              if args.time_scale is not None else 1.0)
-    args.trace_read = read_trace(args.trace, scale)
-    return args.trace_read
+    trace = read_trace(args.trace, scale)
+    # A flag every line overrides would be dropped unseen: refused. Where some line leaves it open, it applies there.
+    if getattr(args, "max_tokens", None) is not None and all(r.output_length is not None for r in trace.requests):
+        raise ConfigError(f"--trace {args.trace} gives every request its output_length (its max_tokens): "
+                          "drop --max-tokens")
+    if getattr(args, "cache", None) is not None and all(r.hash_ids is not None for r in trace.requests):
+        raise ConfigError(f"--trace {args.trace} gives every request hash_ids, which set its caching (shared "
+                          "prefixes, as in the trace): drop --cache")
+    args.trace_read = trace
+    return trace
 
 
 def trace_load_from_args(args: argparse.Namespace, trace: "Trace", settings: Settings | None,
@@ -122,7 +152,11 @@ def open_load_from_args(args: argparse.Namespace, settings: Settings | None, req
         raise ConfigError("give --rate (an open loop) or --concurrency (a closed loop), not both")
     if args.engine == "ray":
         raise ConfigError("--rate runs on --engine local (Ray nodes keep clocks of their own): drop --engine ray")
+    if (refusal := open_loop_refusal(args, "--rate")) is not None:
+        raise ConfigError(refusal)
     rates = tuple(_rate(part.strip()) for part in args.rate.split(","))
+    if (twice := repeated(rates)) is not None:
+        raise ConfigError(f"--rate lists {twice:g} requests/s twice: each rate of a sweep is measured once (drop one)")
     arrivals = args.arrivals or "constant"
     if args.burstiness is not None and arrivals != "gamma":
         raise ConfigError("--burstiness is gamma's shape: give --arrivals gamma too")
@@ -130,6 +164,9 @@ def open_load_from_args(args: argparse.Namespace, settings: Settings | None, req
     seed = whole_number(args.seed, "--seed", minimum=0) if args.seed is not None else DEFAULT_SEED
     if seed > MAX_SEED:
         raise ConfigError(f"--seed must be at most {MAX_SEED}, not {seed}")
+    if args.seed is not None and arrivals == "constant":
+        raise ConfigError("--seed draws poisson or gamma arrivals (constant ones are the same every time): give "
+                          "--arrivals poisson or gamma, or drop --seed")
     if args.max_concurrency is not None:  # never more slots than a rate's requests: a slot is a thread, a connection
         slots = whole_number(args.max_concurrency, "--max-concurrency")
         slots = min(slots, requests) if requests is not None else slots

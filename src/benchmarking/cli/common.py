@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..textfile import MAX_PROMPT_BYTES
 from ..workloads import CACHE_MODES
 from .arrival_flags import (
-    add_arrival_arguments, closed_loop_refusal, open_load_from_args, trace_load_from_args, trace_of,
+    add_arrival_arguments, closed_loop_refusal, open_load_from_args, repeated, trace_load_from_args, trace_of,
 )
 
 if TYPE_CHECKING:
@@ -73,9 +73,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
     what.add_argument("--simulate", action="store_true", help="measure the built-in simulator instead (no keys needed)")
 
     how = parser.add_argument_group("how to measure")
-    how.add_argument("--repeat", default="1", metavar="N",
+    how.add_argument("--repeat", metavar="N",
                      help="rounds: each measures every provider, model and prompt once, in an order that rotates "
-                          "from round to round (default 1)")
+                          "from round to round (default 1; a load run sends --requests or --duration a level "
+                          "instead)")
     how.add_argument(
         "--max-tokens", metavar="N",
         help=f"max_tokens for each request (default {DEFAULT_MAX_TOKENS}, or the tier's cap; a prompt file's own "
@@ -104,8 +105,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, level_duration_flag: str 
     load.add_argument("--requests", metavar="N", help="requests per level (default 10 x the level)")
     load.add_argument(level_duration_flag, dest="level_duration", metavar="TIME",
                       help="run each level this long instead, like 30s or 2m")
-    load.add_argument("--max-error-rate", default="0.1", metavar="RATE",
-                      help="stop a sweep after a level whose error rate is above this (default 0.1)")
+    load.add_argument("--max-error-rate", metavar="RATE",
+                      help="stop a sweep of several levels after one whose error rate is above this (default 0.1)")
     load.add_argument("--engine", choices=("local", "ray"), default="local",
                       help="local worker processes (default), or Ray actors across a cluster")
     load.add_argument("--ray-address", metavar="ADDRESS",
@@ -148,7 +149,8 @@ def workload_from_args(args: argparse.Namespace, prompt: str) -> "Workload | Non
     if (trace := trace_of(args)) is not None:
         from ..load.trace import placeholder_prompt
 
-        return Workload(trace.name, (placeholder_prompt(trace),), args.cache or "bust")
+        fallback = whole_number(args.max_tokens, "--max-tokens") if args.max_tokens is not None else DEFAULT_MAX_TOKENS
+        return Workload(trace.name, (placeholder_prompt(trace, fallback),), args.cache or "bust")
     if args.input_tokens is not None:
         return tier_workload(parse_tiers(args.input_tokens), args.cache or "bust")
     if args.prompts is not None:
@@ -165,7 +167,7 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
     from ..executors.tickets import SLOTS_PER_WORKER
 
     load_flags = {"requests": "--requests", "level_duration": "--duration", "workers": "--workers",
-                  "ray_address": "--ray-address"}
+                  "ray_address": "--ray-address", "max_error_rate": "--max-error-rate"}
     trace = trace_of(args)
     if args.rate is None and trace is None and (refusal := closed_loop_refusal(args)) is not None:
         raise ConfigError(refusal)
@@ -183,15 +185,22 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
             raise ConfigError(f"{loop}: prompt {talk.prompt_id!r} is a conversation (turns or tool_results), "
                               f"which a load run does not send: measure it without {loop}")
     if trace is not None:
-        return trace_load_from_args(args, trace, settings, _max_error_rate(args))
+        return one_level_refused(args, trace_load_from_args(args, trace, settings, _max_error_rate(args)),
+                                 "a --trace replay")
+    if args.repeat is not None:  # a level's requests are its count or its time: rounds of them would be a new level
+        raise ConfigError("--repeat is for sequential runs: a load run's requests are --requests or --duration a "
+                          "level (drop --repeat)")
     levels = []
     for part in ([] if args.rate is not None else args.concurrency.split(",")):
         levels.append(whole_number(part.strip(), "--concurrency (each level)"))
+    if (twice := repeated(levels)) is not None:
+        raise ConfigError(f"--concurrency lists {twice:g} twice: each level of a sweep is measured once (drop one)")
     if args.requests is not None and args.level_duration is not None:
         raise ConfigError("give --requests or --duration, not both")
     requests = whole_number(args.requests, "--requests") if args.requests is not None else None
     if args.rate is not None:
-        return open_load_from_args(args, settings, requests, _duration(args), _max_error_rate(args))
+        return one_level_refused(args, open_load_from_args(args, settings, requests, _duration(args),
+                                                           _max_error_rate(args)), f"--rate {args.rate}")
     if requests is not None and requests < max(levels):
         raise ConfigError(f"--requests {requests} is below the concurrency {max(levels)}: a level could never have "
                           "that many in flight")
@@ -210,7 +219,7 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
     workers = whole_number(args.workers, "--workers") if args.workers is not None else None
     if args.engine == "local":
         check_local_load(max(levels), workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1))
-    return LoadSettings(
+    return one_level_refused(args, LoadSettings(
         levels=tuple(levels),
         requests=requests,
         duration_s=_duration(args),
@@ -218,10 +227,23 @@ def load_from_args(args: argparse.Namespace, settings: Settings | None = None) -
         engine=args.engine,
         workers=workers,
         ray_address=ray_address,
-    )
+    ), f"--concurrency {args.concurrency}")
+
+
+def one_level_refused(args: argparse.Namespace, load: "LoadSettings", what: str) -> "LoadSettings":
+    """The load, unless --max-error-rate is given for one level: it stops a sweep between levels, so there it would
+    do nothing."""
+    if args.max_error_rate is not None and len(load.steps) < 2:
+        raise ConfigError(f"--max-error-rate stops a sweep between its levels, and {what} is one level: give a list "
+                          "of levels, or drop --max-error-rate")
+    return load
 
 
 def _max_error_rate(args: argparse.Namespace) -> float:
+    from ..load.levels import DEFAULT_MAX_ERROR_RATE
+
+    if args.max_error_rate is None:
+        return DEFAULT_MAX_ERROR_RATE
     try:
         max_error_rate = float(args.max_error_rate)
     except ValueError:
@@ -276,7 +298,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_tokens=whole_number(args.max_tokens, "--max-tokens") if args.max_tokens is not None else None,
         timeout_s=positive_float(args.timeout, "--timeout"),
         stream=args.stream,
-        repeat=whole_number(args.repeat, "--repeat"),
+        repeat=whole_number(args.repeat, "--repeat") if args.repeat is not None else 1,
         retries=whole_number(args.retries, "--retries", minimum=0),
         simulate=args.simulate,
         json_output=args.json_output,

@@ -133,8 +133,8 @@ def run_load(
                                    cpu_s={w: (cpu, cpu) for w, cpu in executor.cpu_seen.items()})
                 began = time.perf_counter()
                 if load.trace is not None:
-                    tickets = trace_tickets(group, settings.measured_workload.cache_mode, load.trace, load.slots,
-                                            began, utc_now(), stop_requested)
+                    tickets = trace_tickets(group, settings.measured_workload.cache_mode, settings.max_tokens,
+                                            load.trace, load.slots, began, utc_now(), stop_requested)
                 elif load.rates:
                     tickets = open_tickets(group, settings, load, index, began, utc_now(), stop_requested)
                 else:

@@ -30,6 +30,7 @@ LAG_GROWTH_MS = 5.0  # start lags whose median grew this much from a level's fir
 LAG_GROWTH_SAMPLES = 8  # fewer requests than this tell nothing of growth
 OPEN_LOOP_DEFAULT_S = 10.0  # a rate's requests when neither --requests nor --duration is given: 10 s of arrivals
 MAX_SCHEDULED = 1_000_000  # an open loop's requests a rate and model that --duration may schedule (counted ahead)
+DEFAULT_MAX_ERROR_RATE = 0.1  # a sweep stops after a level whose error rate is above this
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class LoadSettings:
     levels: tuple[int, ...]  # requests in flight, in order
     requests: int | None = None  # per level; None: 10 x the level, unless duration_s is given
     duration_s: float | None = None  # per level, instead of a number of requests
-    max_error_rate: float = 0.10
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     engine: str = "local"  # 'local' (worker processes on this machine) | 'ray'
     workers: int | None = None  # local worker processes; None: one per SLOTS_PER_WORKER slots, at most the CPUs
     ray_address: str | None = None

@@ -213,21 +213,22 @@ def trace_prompt(request: TraceRequest) -> Prompt:
                   max_tokens=request.output_length)
 
 
-def placeholder_prompt(trace: Trace) -> Prompt:
+def placeholder_prompt(trace: Trace, max_tokens: int) -> Prompt:
     """The one prompt a trace's plan holds (its cost bound and dry run): as long as its longest request, with the
-    largest output cap of any (an upper bound for each of its requests)."""
+    largest output cap of any (an upper bound for each of its requests): a line's output_length, else `max_tokens`
+    (--max-tokens, or the default)."""
     longest = max(trace.requests, key=lambda r: r.input_length or sum(len(c) for _, c in r.messages or ()))
-    outputs = [r.output_length for r in trace.requests if r.output_length is not None]
     prompt = trace_prompt(longest)
     return replace(prompt, prompt_id=prompt_id_for(prompt.messages), input_tier=None,
-                   max_tokens=max(outputs) if outputs else None)
+                   max_tokens=max(r.output_length or max_tokens for r in trace.requests))
 
 
-def trace_tickets(cells: Sequence[Cell], cache_mode: str, trace: Trace, slots: int, began: float,
+def trace_tickets(cells: Sequence[Cell], cache_mode: str, max_tokens: int, trace: Trace, slots: int, began: float,
                   began_at: datetime, stop_requested: Callable[[], bool]) -> Iterator[Ticket]:
     """The trace's requests for one provider and model (its cell), each due at its time-scaled trace time from the
-    level's start; its prompt built when drawn. Requests with hash ids are sent as built (their shared prefixes are
-    the point); others go with the run's cache mode."""
+    level's start; its prompt built when drawn, its max_tokens its output_length, else `max_tokens` (--max-tokens,
+    or the default; the cell's is the placeholder's, the largest of any). Requests with hash ids are sent as built
+    (their shared prefixes are the point); others go with the run's cache mode."""
     template = cells[0]
     rate = trace.mean_rate
     start, start_at = began + START_LEAD_S, began_at + timedelta(seconds=START_LEAD_S)
@@ -235,8 +236,7 @@ def trace_tickets(cells: Sequence[Cell], cache_mode: str, trace: Trace, slots: i
         if stop_requested():
             return
         prompt = trace_prompt(request)
-        settings = template.settings if prompt.max_tokens is None else replace(
-            template.settings, max_tokens=prompt.max_tokens)
+        settings = replace(template.settings, max_tokens=prompt.max_tokens or max_tokens)
         offset = request.offset_ms * trace.time_scale / 1000
         yield Ticket(replace(template, prompt=prompt, settings=settings),
                      "off" if request.hash_ids is not None else cache_mode, slots, start_at, start, ramp=False,

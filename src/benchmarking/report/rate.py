@@ -161,6 +161,8 @@ def rate_fields(level: RateReport) -> dict[str, object]:
 
 
 def _table(levels: Sequence[RateReport]) -> tuple[list[str], list[list[str]]]:
+    """The table's cells: each time from its raw figure, rounded once, by cell_text (round_ms first rounded a p50 of
+    0.2549 ms to 0.25, then cell_text to 0.2)."""
     qs = "/".join(f"p{q}" for q in LEVEL_PERCENTILES)
     header = ["provider", "model", "rate/s", "requests", "achieved req/s", "out tok/s", f"TTFT ms {qs}",
               f"latency ms {qs}", f"response ms {qs}", "429", "errors", "lag ms p50/p99"]
@@ -168,11 +170,11 @@ def _table(levels: Sequence[RateReport]) -> tuple[list[str], list[list[str]]]:
     header += (["SLO met %", "goodput/s"] if with_slo else []) + [""]
     rows = [[level.provider, level.model, number_text(level.request_rate), str(level.requests),
              number_text(round_rate(level.achieved_requests_per_s)), number_text(round_rate(level.output_tokens_per_s)),
-             *(" / ".join(cell_text(round_ms(found[q])) for q in LEVEL_PERCENTILES)
+             *(" / ".join(cell_text(found[q]) for q in LEVEL_PERCENTILES)
                for found in (level.ttft_ms, level.latency_ms, level.response_ms)),
              str(level.rate_limited), ", ".join(f"{name} x{count}" for name, count in level.errors) or "-",
-             " / ".join(cell_text(round_ms(level.start_lag_ms[q])) for q in LAG_PERCENTILES),
-             *([cell_text(None if level.slo_met_rate is None else round(level.slo_met_rate * 100, 1)),
+             " / ".join(cell_text(level.start_lag_ms[q]) for q in LAG_PERCENTILES),
+             *([cell_text(None if level.slo_met_rate is None else level.slo_met_rate * 100),
                 number_text(round_rate(level.goodput_per_s))] if with_slo else []),
              "harness-bound" if level.harness_bound else ""] for level in levels]
     return header, rows
