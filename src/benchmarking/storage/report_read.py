@@ -150,16 +150,22 @@ def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = Non
     return values, SelectionSpan(len(times), len(distinct), min(times), max(times)) if times else None
 
 
-def bucket_medians(days: Iterable[GroupValues], step_s: int) -> BucketMedians:
-    """Each day's values (group: the day in UTC, "2026-12-07") into the medians per provider, model and bucket of
-    `step_s` seconds (a whole number of days) that Storage.read_bucket_medians gives: for a backend with no
-    percentile of its own, figures.quantiles over the same values."""
+def bucket_medians(values: Iterable[Sequence[Any]], step_s: int) -> BucketMedians:
+    """(day in UTC as "2026-12-07", provider, model, TTFT, latency) per successful request into the medians per
+    provider, model and bucket of `step_s` seconds (a whole number of days) that Storage.read_bucket_medians gives:
+    for a backend with no percentile of its own, figures.quantiles over the same values."""
+    buckets: dict[str, int] = {}
     gathered: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
-    for day in days:
-        start = int(datetime.fromisoformat(str(day.group)).replace(tzinfo=timezone.utc).timestamp())
-        ttfts, latencies = gathered.setdefault((day.provider, day.model, start // step_s * step_s), ([], []))
-        ttfts += day.ttft_ms
-        latencies += day.latency_ms
+    for day, provider, model, ttft, latency in values:
+        bucket = buckets.get(day)
+        if bucket is None:
+            start = int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+            bucket = buckets[day] = start // step_s * step_s
+        ttfts, latencies = gathered.setdefault((provider, model, bucket), ([], []))
+        if ttft is not None:
+            ttfts.append(ttft)
+        if latency is not None:
+            latencies.append(latency)
     return {key: (quantiles(ttfts, (50,))[50], quantiles(latencies, (50,))[50])
             for key, (ttfts, latencies) in gathered.items() if ttfts or latencies}
 
