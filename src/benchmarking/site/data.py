@@ -22,10 +22,11 @@ from ..slo import SloConfig
 from ..errors import StorageRejected
 from ..storage import Storage
 from .compare_data import comparisons, run_samples
+from .history import CHART_BUCKETS, rows_history, stored_history
 from .keys import model_key
 from .load_data import conversation_turns, load_levels, prefill
 from .recent import recent_rows
-from .whole import CHART_BUCKETS, whole_summaries
+from .whole import whole_summaries
 
 # The leaderboard's windows, as OpenRouter and Artificial Analysis show them: name -> length.
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -211,18 +212,21 @@ def _firing(storage: Storage, end: datetime) -> dict[str, list[dict[str, object]
     return firing
 
 
-def _whole(storage: Storage, selection: Selection, slo: SloConfig, end: datetime, keep: bool
+def _whole(storage: Storage, selection: Selection, slo: SloConfig, end: datetime, keep: bool, rows_read: int
            ) -> tuple[list[dict[str, object]], str, int, dict[str, Any] | None]:
     """The "all" window: the selection as given, as `report` gives it (the database gathering the figures where it
-    can, as `report` does over a long history): its leaderboard, title, number of results, and the chart of its whole
-    history where the backend gathers it by day (SQLite)."""
+    can, as `report` does over a long history): its leaderboard, title, number of results, and, where it holds more
+    than the `rows_read` for the other windows, the chart of its whole history by day (history.py)."""
     gathered = None if slo.configured else whole_summaries(storage, selection, end, keep)
     if gathered is None:  # SLO attainment is computed from the rows, as `report` does; Supabase cannot gather
         rows = select(storage, selection)
-        return _leaderboard(rows, slo), _title(rows, selection), len(rows), None
+        history = rows_history(rows, end) if len(rows) > rows_read else None
+        return _leaderboard(rows, slo), _title(rows, selection), len(rows), history
     summaries, span, history = gathered
     if span is None:
         return [], _title([], selection), 0, None
+    if history is None and span.results > rows_read:
+        history = stored_history(storage, selection, span.first, end)
     return [_fields(s) for s in summaries], report_title(span, selection), span.results, history
 
 
@@ -250,7 +254,7 @@ def site_data(storage: Storage, selection: Selection, slo: SloConfig, now: datet
                          "models": _leaderboard(in_window, slo),
                          "series": _series(in_window, end - length, end, ROLLING[name]),
                          "hours": _hours(in_window)}
-    leaders, title, results, history = _whole(storage, selection, slo, end, keep)
+    leaders, title, results, history = _whole(storage, selection, slo, end, keep, len(rows))
     # The whole selection's chart: its daily medians where its history reaches back beyond the rows read (its last
     # 30 days), else those rows as the other windows draw them. Its heatmap is the last 30 days'.
     beyond = history is not None and results > len(rows)

@@ -18,14 +18,9 @@ from ..report.selection import Selection
 from ..report.statistics import Summary, arrange
 from ..report.views import summarise_stored
 from ..storage import GroupValues, ResultFilters, SelectionSpan, Storage
-from .keys import model_key
+from .history import history_chart, history_step
 
 KEPT_SELECTIONS = 4  # a process builds one site, or a few: older selections are dropped first
-# A chart draws at most this many time buckets per window, each the median of its requests: 30 days of 15-minute
-# runs stays a few kB per model, and one request per bucket is drawn as it is.
-CHART_BUCKETS = 360
-# The whole history's chart: a bucket of a day, or longer where a day would make more than CHART_BUCKETS of them
-HISTORY_STEPS_S = (86400, 7 * 86400, 28 * 86400, 91 * 86400)
 
 
 @dataclass
@@ -159,8 +154,7 @@ def whole_summaries(storage: Storage, selection: Selection, end: datetime, keep:
 def _history(kept: _Kept, first: datetime, end: datetime) -> dict[str, Any]:
     """The median TTFT and latency of each provider and model per day (or week, or longer: at most CHART_BUCKETS
     buckets) over the whole history, as the site's charts take a series."""
-    span_s = (end - first).total_seconds()
-    step = next((s for s in HISTORY_STEPS_S if span_s / s <= CHART_BUCKETS), HISTORY_STEPS_S[-1])
+    step = history_step(first, end)
     medians = kept.medians.setdefault(step, {})
     for (provider, model), days in kept.days.items():
         pending: dict[int, tuple[list[float], list[float]]] = {}
@@ -173,12 +167,4 @@ def _history(kept: _Kept, first: datetime, end: datetime) -> dict[str, Any]:
         for bucket, (ttfts, latencies) in pending.items():
             medians[(provider, model, bucket)] = (round_ms(quantiles(ttfts, (50,))[50]),
                                                   round_ms(quantiles(latencies, (50,))[50]))
-    used = sorted({bucket for (_, _, bucket) in medians})
-    series = {}
-    for provider, model in kept.days:
-        shown = [medians.get((provider, model, bucket), (None, None)) for bucket in used]
-        if any(t is not None or l is not None for t, l in shown):
-            series[model_key(provider, model)] = {"ttft_p50_ms": [t for t, _ in shown],
-                                                  "latency_p50_ms": [l for _, l in shown]}
-    return {"step_s": step, "start": used[0] if used else 0, "end": used[-1] + step if used else 0, "times": used,
-            "models": series, "rolling_s": None}
+    return history_chart(medians, kept.days, step)

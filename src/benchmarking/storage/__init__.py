@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
+from .base import (
+    BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun,
+)
 
 if TYPE_CHECKING:
     from ..settings.model import Settings
 
 __all__ = [
-    "GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredAlert", "StoredResult", "StoredRun",
-    "open_backend", "sqlite_path", "DATABASE_TIMEOUT_S",
+    "BucketMedians", "GroupValues", "ResultFilters", "RunInfo", "SelectionSpan", "Storage", "StoredAlert", "StoredResult",
+    "StoredRun", "open_backend", "sqlite_path", "DATABASE_TIMEOUT_S",
 ]
 
 DATABASE_TIMEOUT_S = 10.0

@@ -104,6 +104,10 @@ class SelectionSpan:
     last: datetime
 
 
+# (provider, model, bucket start in seconds since 1970) -> (median TTFT, median latency), in ms
+BucketMedians = dict[tuple[str, str, int], tuple[float | None, float | None]]
+
+
 @dataclass(frozen=True)
 class StoredAlert:
     """A row of `alerts`: one episode of a rule firing for a provider and model, until it resolves."""
@@ -188,6 +192,13 @@ class Storage(ABC):
         """The values of a report's figures per group (`group_sql`, an SQL expression over benchmark_results b and
         runs r, "{hour}" for the hour of day in UTC; None: no group) and provider/model, gathered by the database,
         with the selection's span; None where the backend cannot (the caller then reads rows)."""
+        return None
+
+    def read_bucket_medians(self, filters: ResultFilters, step_s: int) -> BucketMedians | None:
+        """The median TTFT and latency (unrounded, None for no value) of the successful requests per provider, model
+        and time bucket of `step_s` seconds (a whole number of days, counted from 1970 in UTC: the key holds the
+        bucket's start), gathered by the database: the chart of a long history without reading its rows. None where
+        the backend cannot (Supabase: PostgREST runs no percentile)."""
         return None
     # ---- what watching reads and writes: narrow reads by time, and the alerts table ----------------------------
     def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:

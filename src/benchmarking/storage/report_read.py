@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import MISSING, fields
+from datetime import datetime, timezone
 from decimal import Decimal
 import math
 from typing import Any, Callable, Iterable, Sequence
 from uuid import SafeUUID, UUID
 
+from ..figures import quantiles
 from ..measurement import Measurement
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredResult, StoredRun
+from .base import BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, StoredResult, StoredRun
 from .schema import NUMBER_FIELDS, PRICE_FIELDS, RUNS_COLUMNS, as_summary, as_time, as_uuid
 
 # What a report (and what reads its rows: alerts, metrics, the load report, the conversation report) needs of each
@@ -146,6 +148,26 @@ def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = Non
     if runs is not None:
         runs |= distinct
     return values, SelectionSpan(len(times), len(distinct), min(times), max(times)) if times else None
+
+
+def bucket_medians(values: Iterable[Sequence[Any]], step_s: int) -> BucketMedians:
+    """(day in UTC as "2026-12-07", provider, model, TTFT, latency) per successful request into the medians per
+    provider, model and bucket of `step_s` seconds (a whole number of days) that Storage.read_bucket_medians gives:
+    for a backend with no percentile of its own, figures.quantiles over the same values."""
+    buckets: dict[str, int] = {}
+    gathered: dict[tuple[str, str, int], tuple[list[float], list[float]]] = {}
+    for day, provider, model, ttft, latency in values:
+        bucket = buckets.get(day)
+        if bucket is None:
+            start = int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+            bucket = buckets[day] = start // step_s * step_s
+        ttfts, latencies = gathered.setdefault((provider, model, bucket), ([], []))
+        if ttft is not None:
+            ttfts.append(ttft)
+        if latency is not None:
+            latencies.append(latency)
+    return {key: (quantiles(ttfts, (50,))[50], quantiles(latencies, (50,))[50])
+            for key, (ttfts, latencies) in gathered.items() if ttfts or latencies}
 
 
 def counted_costs(pairs: Iterable[tuple[object, int | None]]) -> dict[tuple[Decimal, int | None], int]:

@@ -11,10 +11,12 @@ from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
 from ..measurement import Measurement
-from .base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun
+from .base import (
+    BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun,
+)
 from .report_read import (
-    GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, gather_group_values, report_results,
-    report_runs, report_where,
+    GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, bucket_medians, gather_group_values,
+    report_results, report_runs, report_where,
 )
 from .schema import (
     ALERTS_COLUMNS, RESULTS_COLUMNS, RUNS_COLUMNS, result_row, run_row, selected_result_columns, settings_json,
@@ -247,6 +249,21 @@ class SQLiteStorage(Storage):
         if span is not None:
             span = replace(span, first=datetime.fromisoformat(span.first), last=datetime.fromisoformat(span.last))
         return groups, span
+
+    def read_bucket_medians(self, filters: ResultFilters, step_s: int) -> BucketMedians:
+        # SQLite has no percentile: the successful requests' day and values in one pass over the covering index (as
+        # read_group_values reads), their medians taken here.
+        where, params = report_where(filters, "?", _sql_time, table="b.")
+        where = f"{where} and b.success" if where else " where b.success"
+        index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
+        query = (f"select substr(b.created_at, 1, 10), b.provider, b.model, b.ttft_ms, b.latency_ms"
+                 f" from benchmark_results b{index}{where}")
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            return bucket_medians(cursor.execute(query, params), step_s)
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read results in {self.location}", exc) from None
 
     def read_group_values_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from ...errors import OutboxUnwritable, StorageError, StorageUnavailable
 from ...measurement import Measurement
-from ..base import GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
+from ..base import BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
 from .entries import apply_entry, encode_create_run, encode_finish_run, encode_save_result
 from .replay import FlushReport, Outbox
 
@@ -144,6 +144,9 @@ class ResilientStorage(Storage):
         self, filters: ResultFilters, group_sql: str | None
     ) -> tuple[list[GroupValues], SelectionSpan | None] | None:
         return self.backend_storage.read_group_values(filters, group_sql)
+
+    def read_bucket_medians(self, filters: ResultFilters, step_s: int) -> BucketMedians | None:
+        return self.backend_storage.read_bucket_medians(filters, step_s)
 
     def close(self) -> None:
         self.backend_storage.close()
