@@ -387,6 +387,23 @@ def test_a_level_measures_how_many_requests_it_kept_in_flight_and_says_when_it_f
     assert LevelStats(4).in_flight is None and LevelStats(4).short_of_level() is None
 
 
+
+@pytest.mark.parametrize("one_clock, held", [(True, True), (False, False)], ids=["local", "ray"])
+def test_a_level_s_time_ends_when_its_last_request_ended_not_when_its_row_came_back(one_clock, held):
+    """A wave of 1,024 requests that end together comes back row by row, seconds apart (the driver stores each): a
+    level held for its requests' whole 33 s read as not held. Local workers' end times are this host's clock; a
+    Ray actor's are its node's, so there the time its row came back stands."""
+    began = 100.0
+    stats = LevelStats(8)
+    at = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    for index in range(8):
+        m = Measurement("p", "m", True, at, True, latency_ms=10_000.0)
+        done = Done(m, "w", 0.0, ended=began + 10.0, busy_s=10.0)
+        stats.add(done, at)
+        stats.request_ended(done, received=began + 10.0 + 0.5 * index, began=began, one_clock=one_clock)
+    assert stats.held_s == pytest.approx(10.0 if one_clock else 13.5)
+    assert (stats.short_of_level() is None) is held
+
 def time_in_flight(spans: list[tuple[float, float]]) -> float:
     """The time-weighted mean of how many spans were open, from the first start to the last end."""
     return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))

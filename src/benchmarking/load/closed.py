@@ -148,9 +148,7 @@ def run_load(
                 for done, last_received in in_background(level_run):
                     saved = _save(storage, run.id, done.measurement)
                     stats.add(done, saved.created_at)
-                    # A count after the request is not part of the level's load: its request ended at `ended`
-                    # (perf_counter: one clock for this host's processes, and only local workers count later).
-                    stats.held_s = max(stats.held_s, (done.ended if done.counted_later else last_received) - began)
+                    stats.request_ended(done, last_received, began, one_clock=load.engine == "local")
                     results.append(saved)
                 stats.wall_s = last_received - began
                 executor.cpu_seen.update({worker: last for worker, (_, last) in stats.cpu_s.items()})
