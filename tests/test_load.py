@@ -404,6 +404,26 @@ def test_a_level_s_time_ends_when_its_last_request_ended_not_when_its_row_came_b
     assert stats.held_s == pytest.approx(10.0 if one_clock else 13.5)
     assert (stats.short_of_level() is None) is held
 
+
+def test_a_level_s_time_in_flight_is_its_requests_not_the_reading_of_their_answers_after():
+    """A slot holds its request while it reads the answer it recorded; 1,024 slots ending together on a worker short
+    of CPU read theirs for seconds. The provider saw each request for its latency: that is its time in flight, and
+    the level's time ends at its last answer's end."""
+    began = 100.0
+    stats = LevelStats(8)
+    at = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    for index in range(8):
+        read_s = 1.0 + index  # the answer read for 1 to 8 s after it ended
+        m = Measurement("p", "m", True, at, True, latency_ms=10_000.0)
+        done = Done(m, "w", 0.0, ended=began + 10.0 + read_s, busy_s=10.0 + read_s)
+        stats.add(done, at)
+        stats.request_ended(done, received=began + 10.0 + read_s, began=began, one_clock=True)
+    failed = Measurement("p", "m", False, at, True, error_type="timeout")  # no latency: its slot's time stands
+    stats.add(Done(failed, "w", 0.0, ended=began + 3.0, busy_s=3.0), at)
+    assert stats.busy_s == pytest.approx(8 * 10.0 + 3.0)
+    assert stats.held_s == pytest.approx(10.0)
+    assert stats.short_of_level() is None  # by the slots' time, 8 requests held for 18 s read as 6.2 in flight
+
 def time_in_flight(spans: list[tuple[float, float]]) -> float:
     """The time-weighted mean of how many spans were open, from the first start to the last end."""
     return sum(end - start for start, end in spans) / (max(e for _, e in spans) - min(s for s, _ in spans))
