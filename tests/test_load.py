@@ -407,14 +407,15 @@ def test_a_level_s_time_ends_when_its_last_request_ended_not_when_its_row_came_b
 
 def test_a_level_s_time_in_flight_is_its_requests_not_the_reading_of_their_answers_after():
     """A slot holds its request while it reads the answer it recorded; 1,024 slots ending together on a worker short
-    of CPU read theirs for seconds. The provider saw each request for its latency: that is its time in flight, and
-    the level's time ends at its last answer's end."""
+    of CPU read theirs for seconds. The provider saw each request from when it left to its answer's last byte: that
+    is its time in flight (not its latency, which ends at the last token), and the level's time ends at the last."""
     began = 100.0
     stats = LevelStats(8)
     at = datetime(2026, 12, 8, tzinfo=timezone.utc)
     for index in range(8):
         read_s = 1.0 + index  # the answer read for 1 to 8 s after it ended
-        m = Measurement("p", "m", True, at, True, latency_ms=10_000.0)
+        # Its last token at 9.5 s, the stream's end (usage, [DONE]) at 10 s: in flight until then.
+        m = Measurement("p", "m", True, at, True, latency_ms=9_500.0, sent_at_s=began, answered_at_s=began + 10.0)
         done = Done(m, "w", 0.0, ended=began + 10.0 + read_s, busy_s=10.0 + read_s)
         stats.add(done, at)
         stats.request_ended(done, received=began + 10.0 + read_s, began=began, one_clock=True)

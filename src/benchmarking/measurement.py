@@ -85,6 +85,9 @@ class Measurement:
     # When the request left, on time.perf_counter (Linux: the system's monotonic clock, one clock for the host's
     # processes). Not stored: for comparing with a local server's own record (benchmarks/accuracy.py).
     sent_at_s: float | None = field(default=None, compare=False)
+    # When the answer's last byte arrived (the stream's end: after the last token, its usage and [DONE]), on the same
+    # clock. Not stored: a load level's time in flight (load.levels.in_flight_s).
+    answered_at_s: float | None = field(default=None, compare=False)
     # The tool calls with their ids (and Gemini's signatures), for the conversation's next request. Not stored.
     calls: tuple[ToolCall, ...] = field(default=(), compare=False)
 

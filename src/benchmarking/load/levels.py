@@ -84,14 +84,14 @@ class LoadSettings:
 
 
 def in_flight_s(done: Done) -> float:
-    """How long a request itself was in flight: from its start to its answer's end (its latency), else (no latency:
-    a failure) as long as it held its slot. A slot holds its request a little longer, to read the answer it recorded;
-    on a worker short of CPU (1,024 long streams ending together) that took seconds the provider never saw, and a
-    level held at the server for 32 s read as not held. 0 where the executor times no slots (Ray)."""
-    latency_ms = done.measurement.latency_ms
-    if done.busy_s <= 0 or latency_ms is None or not 0 < latency_ms < math.inf:
+    """How long a request itself was in flight: from when it left to its answer's last byte (a success's), else as
+    long as it held its slot. A slot holds its request a little longer, to read the answer it recorded; on a worker
+    short of CPU (1,024 long streams ending together) that took seconds the provider never saw, and a level held at
+    the server for 32 s read as not held. 0 where the executor times no slots (Ray)."""
+    m = done.measurement
+    if done.busy_s <= 0 or not m.success or m.sent_at_s is None or m.answered_at_s is None:
         return done.busy_s
-    return min(done.busy_s, latency_ms / 1000)
+    return min(done.busy_s, max(0.0, m.answered_at_s - m.sent_at_s))
 
 
 @dataclass
@@ -133,12 +133,16 @@ class LevelStats:
         self.cpu_s[done.worker] = (first, done.worker_cpu_s)
 
     def request_ended(self, done: Done, received: float, began: float, one_clock: bool) -> None:
-        """The level's time runs to its last request's answer's end: by the worker's own clock where it is this host's
+        """The level's time runs to its last answer's end: by the worker's own clock where it is this host's
         (`one_clock`: local workers; perf_counter is one clock for a host's processes; and a count after the
         request, which only local workers make), else by when its row came back (a Ray actor's clock is its
         node's). The rows of a thousand requests that end together come back one by one, seconds apart: timed by
         their coming back, a level of 1,024 held for 33 s read as held for 40, and so as not held."""
-        ended = done.ended - done.busy_s + in_flight_s(done) if one_clock or done.counted_later else received
+        if one_clock or done.counted_later:
+            answered = done.measurement.answered_at_s if done.measurement.success else None
+            ended = done.ended if answered is None else min(done.ended, answered)
+        else:
+            ended = received
         self.held_s = max(self.held_s, ended - began)
 
     @property

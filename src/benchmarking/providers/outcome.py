@@ -122,6 +122,7 @@ def measurement_of(
         upstream_provider=answer.upstream_provider,
         token_source=token_source,
         sent_at_s=record.sent_at if record is not None else None,
+        answered_at_s=record.last_byte_at if record is not None else None,
         ratelimit_remaining_requests=text_count(headers.get("x-ratelimit-remaining-requests")),
         ratelimit_remaining_tokens=text_count(headers.get("x-ratelimit-remaining-tokens")),
         tool_calls=stored_calls(calls) if calls else None,
