@@ -18,6 +18,7 @@ from ..report.selection import Selection
 from ..report.statistics import Summary, arrange
 from ..report.views import summarise_stored
 from ..storage import GroupValues, ResultFilters, SelectionSpan, Storage
+from ..storage.report_read import DayValues
 from .keys import model_key
 
 KEPT_SELECTIONS = 4  # a process builds one site, or a few: older selections are dropped first
@@ -79,20 +80,11 @@ def _day_start(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
 
 
-def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None, keep: bool) -> None:
-    """What was stored since the mark (values per day, provider and model) into what was kept."""
-    new: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+def _add(kept: _Kept, groups: list[GroupValues], days: DayValues, run_ids: set[str], span: SelectionSpan | None,
+         keep: bool) -> None:
+    """What was stored since the mark (values per provider and model, their TTFT and latency per day) into what was
+    kept."""
     for g in groups:
-        ttfts, latencies, speeds = new.setdefault((g.provider, g.model), ([], [], []))
-        ttfts += g.ttft_ms
-        latencies += g.latency_ms
-        speeds += g.tokens_per_second
-        day = kept.days.setdefault((g.provider, g.model), {}).setdefault(str(g.group), (array("d"), array("d")) if keep else ([], []))
-        day[0].extend(g.ttft_ms)
-        day[1].extend(g.latency_ms)
-        start = _day_start(str(g.group))
-        for step, medians in kept.medians.items():
-            medians.pop((g.provider, g.model, start // step * step), None)
         model = kept.models.setdefault((g.provider, g.model), _Model())
         model.requests += g.requests
         model.successes += g.successes
@@ -101,11 +93,18 @@ def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: Select
         model.upstream_providers.update(g.upstream_providers)
         model.answers_judged += g.answers_judged
         model.answers_correct += g.answers_correct
-    for (provider, name), (ttfts, latencies, speeds) in new.items():
-        model = kept.models[(provider, name)]
-        model.ttft_ms = _merged(model.ttft_ms, ttfts, keep)
-        model.latency_ms = _merged(model.latency_ms, latencies, keep)
-        model.tokens_per_second = _merged(model.tokens_per_second, speeds, keep)
+        model.ttft_ms = _merged(model.ttft_ms, g.ttft_ms, keep)
+        model.latency_ms = _merged(model.latency_ms, g.latency_ms, keep)
+        model.tokens_per_second = _merged(model.tokens_per_second, g.tokens_per_second, keep)
+    for (_, provider, name), by_day in days.items():
+        kept_days = kept.days.setdefault((provider, name), {})
+        for day, (ttfts, latencies) in by_day.items():
+            gathered = kept_days.setdefault(day, (array("d"), array("d")) if keep else ([], []))
+            gathered[0].extend(ttfts)
+            gathered[1].extend(latencies)
+            start = _day_start(day)
+            for step, medians in kept.medians.items():
+                medians.pop((provider, name, start // step * step), None)
     kept.run_ids |= run_ids
     if span is not None:
         kept.results += span.results
@@ -142,8 +141,8 @@ def whole_summaries(storage: Storage, selection: Selection, end: datetime, keep:
     if read is None:
         kept = _Kept()
         read = reader(filters, None)
-    groups, run_ids, new_span, kept.mark = read
-    _add(kept, groups, run_ids, new_span, keep)
+    groups, days, run_ids, new_span, kept.mark = read
+    _add(kept, groups, days, run_ids, new_span, keep)
     if keep:
         _KEPT[key] = kept
     while len(_KEPT) > KEPT_SELECTIONS:
