@@ -8,9 +8,9 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Sequence
 
 from ..figures import quantiles, round_ms
 from ..report.groups import GROUP_KEYS
@@ -63,21 +63,25 @@ class _Kept:
 _KEPT: dict[tuple, _Kept] = {}
 
 
-def _merged(values: array | list, new: list[float], keep: bool) -> array | list:
-    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap, a quarter
-    of the memory); as they come for one build (the summary sorts them once, as `report` does)."""
-    if not keep:
-        return values + new if values else new
+def _merged(values: array, new: Sequence[float], keep: bool) -> Sequence[float]:
+    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap); as they
+    come for one build (the summary selects its ranks once, as `report` does)."""
     if not new:
         return values
-    if values:
-        new += values.tolist()
-    new.sort()
-    return array("d", new)
+    if not values and not keep:
+        return new
+    merged = array("d", values)
+    merged.extend(new)
+    return array("d", sorted(merged)) if keep else merged
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def _day_start(day: str) -> int:
-    return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+    """The start of a day ("2026-12-07", UTC) in seconds since 1970; by the calendar's day number, called for every
+    day of a long history."""
+    return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * 86400
 
 
 def _add(kept: _Kept, groups: list[GroupValues], days: DayValues, run_ids: set[str], span: SelectionSpan | None,
@@ -99,12 +103,11 @@ def _add(kept: _Kept, groups: list[GroupValues], days: DayValues, run_ids: set[s
     for (_, provider, name), by_day in days.items():
         kept_days = kept.days.setdefault((provider, name), {})
         for day, (ttfts, latencies) in by_day.items():
-            gathered = kept_days.setdefault(day, (array("d"), array("d")) if keep else ([], []))
+            gathered = kept_days.setdefault(day, (array("d"), array("d")))
             gathered[0].extend(ttfts)
             gathered[1].extend(latencies)
-            start = _day_start(day)
-            for step, medians in kept.medians.items():
-                medians.pop((provider, name, start // step * step), None)
+            for step, medians in kept.medians.items():  # the kept median of the bucket holding the day is made again
+                medians.pop((provider, name, _day_start(day) // step * step), None)
     kept.run_ids |= run_ids
     if span is not None:
         kept.results += span.results
@@ -162,11 +165,11 @@ def _history(kept: _Kept, first: datetime, end: datetime) -> dict[str, Any]:
     step = next((s for s in HISTORY_STEPS_S if span_s / s <= CHART_BUCKETS), HISTORY_STEPS_S[-1])
     medians = kept.medians.setdefault(step, {})
     for (provider, model), days in kept.days.items():
-        pending: dict[int, tuple[list[float], list[float]]] = {}
+        pending: dict[int, tuple[array, array]] = {}
         for day, (ttfts, latencies) in days.items():
             bucket = _day_start(day) // step * step
             if (provider, model, bucket) not in medians and (ttfts or latencies):
-                gathered = pending.setdefault(bucket, ([], []))
+                gathered = pending.setdefault(bucket, (array("d"), array("d")))
                 gathered[0].extend(ttfts)
                 gathered[1].extend(latencies)
         for bucket, (ttfts, latencies) in pending.items():

@@ -3,6 +3,7 @@ values of the report's figures gathered in one pass."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
@@ -116,7 +117,7 @@ def collector_held() -> Iterator[None]:
 
 
 # Per (group, provider, model), per day (UTC, "2026-12-07"): the successful requests' TTFT and latency values
-DayValues = dict[tuple, dict[str, tuple[list[float], list[float]]]]
+DayValues = dict[tuple, dict[str, tuple[array, array]]]
 
 
 def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = None, days: DayValues | None = None
@@ -137,7 +138,7 @@ def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = Non
 def _gathered(records: Iterable[Sequence[Any]], runs: set | None, days: DayValues | None
               ) -> tuple[list[GroupValues], SelectionSpan | None]:
     """The loop of gather_group_values."""
-    groups: dict[tuple, tuple[list[int], list, list, list, list, list, list, list]] = {}
+    groups: dict[tuple, tuple[list[int], array, array, array, list, list, list, list]] = {}
     # The run ids in a set and the first and last times as they come: lists of a million of each took 180 MB, which
     # the kernel handed out page by page (a tenth of a second)
     run_ids: set = set()
@@ -158,7 +159,9 @@ def _gathered(records: Iterable[Sequence[Any]], runs: set | None, days: DayValue
             day_marks.append((day, {key: (len(g[1]), len(g[2])) for key, g in groups.items()}))
         gathered = groups.get((group, provider, model))
         if gathered is None:
-            gathered = groups[(group, provider, model)] = ([0, 0, 0, 0], [], [], [], [], [], [], [])
+            # The values as doubles (array): no float object each to keep, and numpy takes them as they lie
+            gathered = groups[(group, provider, model)] = (
+                [0, 0, 0, 0], array("d"), array("d"), array("d"), [], [], [], [])
         counts, ttfts, latencies, speeds, costs, cost_tokens, errors, servers = gathered
         counts[0] += 1
         if ok is not None:
@@ -204,7 +207,7 @@ def _split_by_day(groups: dict[tuple, tuple], day_marks: list[tuple[str, dict[tu
         for (day, starts), following in zip(day_marks, ends_at):
             (ttft_from, latency_from), (ttft_to, latency_to) = starts.get(key, (0, 0)), following.get(key, (0, 0))
             if ttft_to > ttft_from or latency_to > latency_from:
-                gathered = by_day.setdefault(day, ([], []))
+                gathered = by_day.setdefault(day, (array("d"), array("d")))
                 gathered[0].extend(ttfts[ttft_from:ttft_to])
                 gathered[1].extend(latencies[latency_from:latency_to])
 
