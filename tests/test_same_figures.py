@@ -3,16 +3,19 @@ the same rows, unknown token counts are unknown, machine formats stay machine-re
 
 from __future__ import annotations
 
+from array import array
 import csv
 from decimal import Decimal
 import io
 import json
+import math
 from pathlib import Path
+import random
 import re
 
 import pytest
 
-from benchmarking.figures import number_text, quantiles, rate_text, round_rate
+from benchmarking.figures import SELECTED_FROM, number_text, percentile, quantiles, rate_text, round_rate
 from benchmarking.pricing import format_usd
 from benchmarking.simulator import ModelProfile, Simulator
 
@@ -112,6 +115,21 @@ def test_the_median_of_one_request_is_that_request_and_a_tail_needs_two():
     assert quantiles([7.0], (50, 99)) == {50: 7.0, 99: None}
     assert quantiles([], (50,)) == {50: None}
     assert quantiles([1.0, 2.0, 3.0], (50, 99)) == {50: 2.0, 99: pytest.approx(2.98)}
+
+
+@pytest.mark.parametrize("count", [SELECTED_FROM, SELECTED_FROM + 1, 3 * SELECTED_FROM + 7])
+def test_many_values_have_the_percentiles_of_every_value_sorted_exactly(count):
+    """From SELECTED_FROM values on, only the ranks a percentile needs are selected: the same floats, bit for bit,
+    with ties, whole numbers, a list or an array of doubles; a NaN among them gives what sorting gives."""
+    generator = random.Random(count)
+    values = [generator.choice([round(generator.uniform(50, 900), 1), generator.uniform(50, 900), 300.0, 42])
+              for _ in range(count)]
+    qs = (1, 50, 90, 95, 99, 100)
+    by_sorting = {q: percentile(sorted(values), q, presorted=True) for q in qs}
+    assert quantiles(values, qs) == by_sorting and quantiles(array("d", values), qs) == by_sorting
+    assert all(type(value) is float for value in quantiles(values, qs).values())
+    with_nan = values[:-1] + [math.nan]
+    assert quantiles(with_nan, (50,)) == {50: percentile(sorted(with_nan), 50, presorted=True)}
 
 
 # ---- machine formats stay machine formats ----------------------------------------------------------------------

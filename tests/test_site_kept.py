@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 import json
+import random
 import shutil
 from uuid import uuid4
 
@@ -13,6 +14,7 @@ from benchmarking.report.selection import Selection
 from benchmarking.site import recent, whole
 from benchmarking.site.data import site_data
 from benchmarking.slo import SloConfig
+from benchmarking.storage.report_read import gather_group_values
 from benchmarking.storage.sqlite import SQLiteStorage
 
 import test_site
@@ -110,3 +112,32 @@ def test_the_whole_history_is_drawn_by_day_with_the_medians_report_gives_for_eac
             drawn = series["models"][row["key"]]
             assert drawn["ttft_p50_ms"][index] == (figures["ttft_p50_ms"] if figures else None), (day, row["model"])
             assert drawn["latency_p50_ms"][index] == (figures["latency_p50_ms"] if figures else None)
+
+
+def test_values_cut_by_day_in_one_pass_are_those_grouped_by_day_in_any_row_order():
+    """gather_group_values' days (the whole history's chart, from one pass grouped by provider and model) against
+    the same rows grouped by their day: rows in time order, shuffled, and a late one on an old day."""
+    generator = random.Random(22)
+    start = datetime(2026, 11, 28, 22, tzinfo=timezone.utc)
+    records = []
+    for index in range(400):
+        created = (start + timedelta(minutes=7 * index)).isoformat()
+        provider, model = generator.choice([("groq", "fast"), ("openai", "gpt"), ("groq", "<b>x</b>")])
+        success = generator.random() > 0.1
+        ttft = generator.uniform(50, 500) if success and generator.random() > 0.05 else None
+        latency = generator.uniform(500, 900) if success else None
+        records.append((None, provider, model, success, ttft, latency, None, None, None, None, None, None,
+                        f"run-{index // 4}", created))
+    late = records[3]
+    for rows in (records, generator.sample(records, len(records)), records + [late]):
+        days: dict = {}
+        gather_group_values(rows, days=days)
+        by_day: dict = {}
+        for _, provider, model, success, ttft, latency, *_, created in rows:
+            if success:
+                values = by_day.setdefault((None, provider, model), {}).setdefault(created[:10], ([], []))
+                values[0].extend([ttft] if ttft is not None else [])
+                values[1].extend([latency] if latency is not None else [])
+        assert {key: {day: (sorted(t), sorted(l)) for day, (t, l) in cut.items()} for key, cut in days.items()} == {
+            key: {day: (sorted(t), sorted(l)) for day, (t, l) in cut.items()} for key, cut in by_day.items()}
+        assert len(days[(None, "groq", "fast")]) == 3  # three days

@@ -8,9 +8,9 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Sequence
 
 from ..figures import quantiles, round_ms
 from ..report.groups import GROUP_KEYS
@@ -18,6 +18,7 @@ from ..report.selection import Selection
 from ..report.statistics import Summary, arrange
 from ..report.views import summarise_stored
 from ..storage import GroupValues, ResultFilters, SelectionSpan, Storage
+from ..storage.report_read import DayValues
 from .history import history_chart, history_step
 
 KEPT_SELECTIONS = 4  # a process builds one site, or a few: older selections are dropped first
@@ -57,37 +58,32 @@ class _Kept:
 _KEPT: dict[tuple, _Kept] = {}
 
 
-def _merged(values: array | list, new: list[float], keep: bool) -> array | list:
-    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap, a quarter
-    of the memory); as they come for one build (the summary sorts them once, as `report` does)."""
-    if not keep:
-        return values + new if values else new
+def _merged(values: array, new: Sequence[float], keep: bool) -> Sequence[float]:
+    """The kept values with the new ones: sorted, in an array of doubles, to keep (the next sort is cheap); as they
+    come for one build (the summary selects its ranks once, as `report` does)."""
     if not new:
         return values
-    if values:
-        new += values.tolist()
-    new.sort()
-    return array("d", new)
+    if not values and not keep:
+        return new
+    merged = array("d", values)
+    merged.extend(new)
+    return array("d", sorted(merged)) if keep else merged
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def _day_start(day: str) -> int:
-    return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp())
+    """The start of a day ("2026-12-07", UTC) in seconds since 1970; by the calendar's day number, called for every
+    day of a long history."""
+    return (date.fromisoformat(day).toordinal() - _EPOCH_DAY) * 86400
 
 
-def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: SelectionSpan | None, keep: bool) -> None:
-    """What was stored since the mark (values per day, provider and model) into what was kept."""
-    new: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+def _add(kept: _Kept, groups: list[GroupValues], days: DayValues, run_ids: set[str], span: SelectionSpan | None,
+         keep: bool) -> None:
+    """What was stored since the mark (values per provider and model, their TTFT and latency per day) into what was
+    kept."""
     for g in groups:
-        ttfts, latencies, speeds = new.setdefault((g.provider, g.model), ([], [], []))
-        ttfts += g.ttft_ms
-        latencies += g.latency_ms
-        speeds += g.tokens_per_second
-        day = kept.days.setdefault((g.provider, g.model), {}).setdefault(str(g.group), (array("d"), array("d")) if keep else ([], []))
-        day[0].extend(g.ttft_ms)
-        day[1].extend(g.latency_ms)
-        start = _day_start(str(g.group))
-        for step, medians in kept.medians.items():
-            medians.pop((g.provider, g.model, start // step * step), None)
         model = kept.models.setdefault((g.provider, g.model), _Model())
         model.requests += g.requests
         model.successes += g.successes
@@ -96,11 +92,17 @@ def _add(kept: _Kept, groups: list[GroupValues], run_ids: set[str], span: Select
         model.upstream_providers.update(g.upstream_providers)
         model.answers_judged += g.answers_judged
         model.answers_correct += g.answers_correct
-    for (provider, name), (ttfts, latencies, speeds) in new.items():
-        model = kept.models[(provider, name)]
-        model.ttft_ms = _merged(model.ttft_ms, ttfts, keep)
-        model.latency_ms = _merged(model.latency_ms, latencies, keep)
-        model.tokens_per_second = _merged(model.tokens_per_second, speeds, keep)
+        model.ttft_ms = _merged(model.ttft_ms, g.ttft_ms, keep)
+        model.latency_ms = _merged(model.latency_ms, g.latency_ms, keep)
+        model.tokens_per_second = _merged(model.tokens_per_second, g.tokens_per_second, keep)
+    for (_, provider, name), by_day in days.items():
+        kept_days = kept.days.setdefault((provider, name), {})
+        for day, (ttfts, latencies) in by_day.items():
+            gathered = kept_days.setdefault(day, (array("d"), array("d")))
+            gathered[0].extend(ttfts)
+            gathered[1].extend(latencies)
+            for step, medians in kept.medians.items():  # the kept median of the bucket holding the day is made again
+                medians.pop((provider, name, _day_start(day) // step * step), None)
     kept.run_ids |= run_ids
     if span is not None:
         kept.results += span.results
@@ -137,8 +139,8 @@ def whole_summaries(storage: Storage, selection: Selection, end: datetime, keep:
     if read is None:
         kept = _Kept()
         read = reader(filters, None)
-    groups, run_ids, new_span, kept.mark = read
-    _add(kept, groups, run_ids, new_span, keep)
+    groups, days, run_ids, new_span, kept.mark = read
+    _add(kept, groups, days, run_ids, new_span, keep)
     if keep:
         _KEPT[key] = kept
     while len(_KEPT) > KEPT_SELECTIONS:
@@ -157,11 +159,11 @@ def _history(kept: _Kept, first: datetime, end: datetime) -> dict[str, Any]:
     step = history_step(first, end)
     medians = kept.medians.setdefault(step, {})
     for (provider, model), days in kept.days.items():
-        pending: dict[int, tuple[list[float], list[float]]] = {}
+        pending: dict[int, tuple[array, array]] = {}
         for day, (ttfts, latencies) in days.items():
             bucket = _day_start(day) // step * step
             if (provider, model, bucket) not in medians and (ttfts or latencies):
-                gathered = pending.setdefault(bucket, ([], []))
+                gathered = pending.setdefault(bucket, (array("d"), array("d")))
                 gathered[0].extend(ttfts)
                 gathered[1].extend(latencies)
         for bucket, (ttfts, latencies) in pending.items():

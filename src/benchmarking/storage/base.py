@@ -75,18 +75,18 @@ class ResultFilters:
 @dataclass
 class GroupValues:
     """What a report's figures are computed from, for one group and provider/model: the successful requests' values
-    (any order), how many priced ones had each (cost, output tokens), the failures' error types, who served
-    (OpenRouter). Costs are counted, not listed: a model's requests often cost the same, and summing a million
-    Decimals one by one was a tenth of a report."""
+    (any order; a list, or an array of doubles), how many priced ones had each (cost, output tokens), the failures'
+    error types, who served (OpenRouter). Costs are counted, not listed: a model's requests often cost the same, and
+    summing a million Decimals one by one was a tenth of a report."""
 
     group: object
     provider: str
     model: str
     requests: int = 0
     successes: int = 0
-    ttft_ms: list[float] = field(default_factory=list)
-    latency_ms: list[float] = field(default_factory=list)
-    tokens_per_second: list[float] = field(default_factory=list)
+    ttft_ms: Sequence[float] = field(default_factory=list)
+    latency_ms: Sequence[float] = field(default_factory=list)
+    tokens_per_second: Sequence[float] = field(default_factory=list)
     costs: dict[tuple[Decimal, int | None], int] = field(default_factory=dict)
     error_types: list[str] = field(default_factory=list)
     upstream_providers: list[str] = field(default_factory=list)

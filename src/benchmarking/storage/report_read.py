@@ -3,12 +3,15 @@ values of the report's figures gathered in one pass."""
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from decimal import Decimal
+import gc
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 from uuid import SafeUUID, UUID
 
 from ..figures import quantiles
@@ -102,25 +105,66 @@ GATHERED_COLUMNS: tuple[str, ...] = (
 )
 
 
-def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = None
+@contextmanager
+def collector_held() -> Iterator[None]:
+    """The garbage collector held off while a long history is read: its values make no reference cycle, and the
+    collector's passes over the growing lists (a million values, thousands of groups) were a tenth of the read."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# Per (group, provider, model), per day (UTC, "2026-12-07"): the successful requests' TTFT and latency values
+DayValues = dict[tuple, dict[str, tuple[array, array]]]
+
+
+def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = None, days: DayValues | None = None
                         ) -> tuple[list[GroupValues], SelectionSpan | None]:
     """(group, then GATHERED_COLUMNS) per result into the values of each group and provider/model, and the span of
-    the results (its first and last times as given: text from SQLite), in one pass; `runs` (a set) gets the run ids.
+    the results (its first and last times as given: text from SQLite), in one pass; `runs` (a set) gets the run ids,
+    `days` (a dict; the times must be ISO text in UTC) each group's TTFT and latency values per day, for a chart of
+    the whole history: in time order, the rows of a day follow each other, and a day costs one mark, not a group.
 
     The row path and SQLite's fast read both come through here, so both give the same figures. Values are taken as
     they are (SQLite's floats exact, as stored: no trip through text); costs are counted per distinct (cost, output
     tokens) and each distinct cost made a Decimal once.
     """
-    groups: dict[tuple, tuple[list[int], list, list, list, list, list, list]] = {}
-    run_ids, times = [], []
+    with collector_held():
+        return _gathered(records, runs, days)
+
+
+def _gathered(records: Iterable[Sequence[Any]], runs: set | None, days: DayValues | None
+              ) -> tuple[list[GroupValues], SelectionSpan | None]:
+    """The loop of gather_group_values."""
+    groups: dict[tuple, tuple[list[int], array, array, array, list, list, list, list]] = {}
+    # The run ids in a set and the first and last times as they come: lists of a million of each took 180 MB, which
+    # the kernel handed out page by page (a tenth of a second)
+    run_ids: set = set()
+    first = last = None
+    # Where each day's rows begin: (day, each group's number of TTFT and latency values then)
+    day_marks: list[tuple[str, dict[tuple, tuple[int, int]]]] = []
+    day = after_day = ""
     for group, provider, model, success, ttft, latency, speed, cost, tokens, error, served, ok, run_id, created in (
             records):
-        run_ids.append(run_id)
-        times.append(created)
+        run_ids.add(run_id)
+        if last is None or created > last:
+            last = created
+        if first is None or created < first:
+            first = created
+        if days is not None and not day <= created < after_day:  # another day than the row before's
+            day = created[:10]
+            after_day = day + "\uffff"
+            day_marks.append((day, {key: (len(g[1]), len(g[2])) for key, g in groups.items()}))
         gathered = groups.get((group, provider, model))
         if gathered is None:
-            gathered = groups[(group, provider, model)] = ([0, 0, 0, 0], [], [], [], [], [], [])
-        counts, ttfts, latencies, speeds, costs, errors, servers = gathered
+            # The values as doubles (array): no float object each to keep, and numpy takes them as they lie
+            gathered = groups[(group, provider, model)] = (
+                [0, 0, 0, 0], array("d"), array("d"), array("d"), [], [], [], [])
+        counts, ttfts, latencies, speeds, costs, cost_tokens, errors, servers = gathered
         counts[0] += 1
         if ok is not None:
             counts[2] += 1
@@ -137,17 +181,37 @@ def gather_group_values(records: Iterable[Sequence[Any]], runs: set | None = Non
             latencies.append(latency)
         if speed is not None:
             speeds.append(speed)
-        if cost is not None:
-            costs.append((cost, tokens))
+        if cost is not None:  # in two lists: a (cost, tokens) tuple per result kept the garbage collector busy
+            costs.append(cost)
+            cost_tokens.append(tokens)
     values = [
-        GroupValues(group, provider, model, counts[0], counts[1], ttfts, latencies, speeds, counted_costs(costs),
-                    errors, servers, counts[2], counts[3])
-        for (group, provider, model), (counts, ttfts, latencies, speeds, costs, errors, servers) in groups.items()
+        GroupValues(group, provider, model, counts[0], counts[1], ttfts, latencies, speeds,
+                    counted_costs(zip(costs, cost_tokens)), errors, servers, counts[2], counts[3])
+        for (group, provider, model), (counts, ttfts, latencies, speeds, costs, cost_tokens, errors, servers)
+        in groups.items()
     ]
-    distinct = set(run_ids)
+    if days is not None:
+        _split_by_day(groups, day_marks, days)
     if runs is not None:
-        runs |= distinct
-    return values, SelectionSpan(len(times), len(distinct), min(times), max(times)) if times else None
+        runs |= run_ids
+    results = sum(counts[0] for counts, *_ in groups.values())
+    return values, SelectionSpan(results, len(run_ids), first, last) if results else None
+
+
+def _split_by_day(groups: dict[tuple, tuple], day_marks: list[tuple[str, dict[tuple, tuple[int, int]]]],
+                  days: DayValues) -> None:
+    """Each group's TTFT and latency values cut at the day marks into `days` (a day met twice, in rows out of time
+    order, gathers both stretches)."""
+    ends = [starts for _, starts in day_marks[1:]]
+    for key, (_, ttfts, latencies, *_) in groups.items():
+        ends_at = ends + [{key: (len(ttfts), len(latencies))}]
+        by_day = days.setdefault(key, {})
+        for (day, starts), following in zip(day_marks, ends_at):
+            (ttft_from, latency_from), (ttft_to, latency_to) = starts.get(key, (0, 0)), following.get(key, (0, 0))
+            if ttft_to > ttft_from or latency_to > latency_from:
+                gathered = by_day.setdefault(day, (array("d"), array("d")))
+                gathered[0].extend(ttfts[ttft_from:ttft_to])
+                gathered[1].extend(latencies[latency_from:latency_to])
 
 
 def bucket_medians(values: Iterable[Sequence[Any]], step_s: int) -> BucketMedians:

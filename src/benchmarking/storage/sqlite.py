@@ -15,7 +15,8 @@ from .base import (
     BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun,
 )
 from .report_read import (
-    GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, bucket_medians, gather_group_values,
+    GATHERED_COLUMNS, REPORT_COLUMNS, REPORT_INDEX_COLUMNS, REPORT_RUN_COLUMNS, DayValues, bucket_medians,
+    gather_group_values,
     report_results, report_runs, report_where,
 )
 from .schema import (
@@ -267,32 +268,34 @@ class SQLiteStorage(Storage):
 
     def read_group_values_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None
-    ) -> tuple[list[GroupValues], set[str], SelectionSpan | None, tuple[int, str, int]] | None:
-        """The values per day (UTC, "2026-12-07") of the results stored after `after` (a mark this method gave: the
-        newest rowid read, its result's id, how many results were stored up to it), or None when a result up to the
-        mark is gone or another database took its place; with their run ids, their span (times as stored text) and
-        the new mark. Results are only ever added (an outbox replays old times under new rowids): what was read up
-        to the mark stands."""
+    ) -> tuple[list[GroupValues], DayValues, set[str], SelectionSpan | None, tuple[int, str, int]] | None:
+        """The values per provider and model, and their TTFT and latency per day (UTC, "2026-12-07"), of the results
+        stored after `after` (a mark this method gave: the newest rowid read, its result's id, how many results were
+        stored up to it), or None when a result up to the mark is gone or another database took its place; with
+        their run ids, their span (times as stored text) and the new mark. Results are only ever added (an outbox
+        replays old times under new rowids): what was read up to the mark stands."""
         newest = self._newest_rowid()
         if after is not None and not self._mark_holds(after):
             return None
         where, params = report_where(filters, "?", _sql_time, table="b.")
         above = after[0] if after is not None else 0
         # From nothing, the covering index in time order (a "+" keeps the planner off a walk of the table by rowid,
-        # answers and all); after a mark, the few rows above it by rowid.
+        # answers and all; the days follow each other); after a mark, the few rows above it by rowid.
         rowids = "b.rowid > ? and b.rowid <= ?" if after is not None else "+b.rowid > ? and +b.rowid <= ?"
         where = f"{where} and {rowids}" if where else f" where {rowids}"
-        index = "" if after is not None else " indexed by benchmark_results_report_idx"
-        query = (f"select substr(b.created_at, 1, 10), {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
-                 f" from benchmark_results b{index}{where}")
+        index, order = ("", "") if after is not None else (" indexed by benchmark_results_report_idx",
+                                                          " order by b.created_at")
+        query = (f"select null, {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+                 f" from benchmark_results b{index}{where}{order}")
         run_ids: set[str] = set()
+        days: DayValues = {}
         cursor = self._db.cursor()
         cursor.row_factory = None
         try:
-            groups, span = gather_group_values(cursor.execute(query, [*params, above, newest]), run_ids)
+            groups, span = gather_group_values(cursor.execute(query, [*params, above, newest]), run_ids, days)
         except sqlite3.Error as exc:
             raise _storage_error(f"cannot read results in {self.location}", exc) from None
-        return groups, run_ids, span, self._mark(newest)
+        return groups, days, run_ids, span, self._mark(newest)
 
     def read_report_results_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None
