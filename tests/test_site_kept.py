@@ -141,3 +141,29 @@ def test_values_cut_by_day_in_one_pass_are_those_grouped_by_day_in_any_row_order
         assert {key: {day: (sorted(t), sorted(l)) for day, (t, l) in cut.items()} for key, cut in days.items()} == {
             key: {day: (sorted(t), sorted(l)) for day, (t, l) in cut.items()} for key, cut in by_day.items()}
         assert len(days[(None, "groq", "fast")]) == 3  # three days
+
+
+def test_the_rebuild_after_a_scheduled_run_reads_only_what_is_new_through_the_outbox(here, monkeypatch):
+    """A scheduled run's storage is the backend behind its outbox (ResilientStorage): the site's rebuild after each
+    run must read what is new through it, as over the backend itself (it read every result again each time), and
+    show what a build over the backend shows (its pages had no failure messages and no firing alerts)."""
+    from benchmarking.storage.outbox.replay import Outbox
+    from benchmarking.storage.outbox.resilient import ResilientStorage
+
+    now = datetime.now(timezone.utc)
+    with SQLiteStorage(here / "benchmarks.db") as backend:
+        storage = ResilientStorage(backend, Outbox(here / "outbox"))
+        marks = []
+        reader = backend.read_group_values_after
+
+        def read_after(filters, after):
+            marks.append(after)
+            return reader(filters, after)
+
+        monkeypatch.setattr(backend, "read_group_values_after", read_after)
+        site_data(storage, Selection(), SloConfig(), now, keep=True)
+        _run(storage, now - timedelta(minutes=1), 1000.0)
+        later = site_data(storage, Selection(), SloConfig(), now, keep=True)
+        assert marks[0] is None and marks[-1] is not None  # the second build read after the first one's mark
+        # The same site as a build from nothing over the backend itself: failures' messages and alerts included.
+        assert _text(later) == _text(_fresh(backend, Selection(), now))

@@ -9,9 +9,15 @@ from uuid import UUID
 
 from ...errors import OutboxUnwritable, StorageError, StorageUnavailable
 from ...measurement import Measurement
-from ..base import BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredResult, StoredRun
+from ..base import (
+    BucketMedians, GroupValues, ResultFilters, RunInfo, SelectionSpan, Storage, StoredAlert, StoredResult, StoredRun,
+)
 from .entries import apply_entry, encode_create_run, encode_finish_run, encode_save_result
 from .replay import FlushReport, Outbox
+
+
+# What a backend may read of the results stored after a mark it gave (site/whole.py, site/recent.py).
+INCREMENTAL_READERS = frozenset({"read_group_values_after", "read_report_results_after"})
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,27 @@ class ResilientStorage(Storage):
 
     def read_bucket_medians(self, filters: ResultFilters, step_s: int) -> BucketMedians | None:
         return self.backend_storage.read_bucket_medians(filters, step_s)
+
+    # The site's reads after a scheduled run (whose storage is this): without them here its pages lost the recent
+    # failures' messages and the firing alerts, and read every run to find a few.
+    def read_results_between(self, since: datetime, until: datetime | None = None) -> list[StoredResult]:
+        return self.backend_storage.read_results_between(since, until)
+
+    def read_latest_results(self, provider: str, model: str, limit: int) -> list[StoredResult]:
+        return self.backend_storage.read_latest_results(provider, model, limit)
+
+    def read_runs_by_id(self, run_ids: set[UUID]) -> list[StoredRun]:
+        return self.backend_storage.read_runs_by_id(run_ids)
+
+    def read_alerts(self, resolved_since: datetime) -> list[StoredAlert]:
+        return self.backend_storage.read_alerts(resolved_since)
+
+    def __getattr__(self, name: str) -> Any:
+        # The readers of what is new since a mark (SQLite's), where the backend has them: without them here, the
+        # site's rebuild after a scheduled run (whose storage is this) read every result again each time.
+        if name in INCREMENTAL_READERS:
+            return getattr(self.backend_storage, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def close(self) -> None:
         self.backend_storage.close()
