@@ -160,7 +160,7 @@ def run_ours(port: int, args: list[str], label: str, stub: subprocess.Popen, log
     # What failed, and the tool's own warnings on the level: the figures' reasons, beside them.
     notes = [f"failed: {kind} {count}, e.g. {message}" for kind, count, message in failures]
     notes += [text.strip() for text in (out + err).splitlines() if "Warning:" in text]
-    if server and len(server) == len(rows):
+    if server and rows and len(server) == len(rows) == rows[0][4]:  # a single wave: as many requests as the level
         # Held by the server's clock: from the last request it read to the first answer it ended, every one of
         # them was in flight at once (for a single wave of long streams, what "N in flight for T s" means).
         all_in = max(read for read, _, _ in server.values())
