@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 import sqlite3
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from uuid import UUID
 
 from ..errors import StorageError, StorageRejected, StorageUnavailable
@@ -34,6 +34,8 @@ SQLITE_TYPES = {
     "boolean": "INTEGER",
     "numeric": "NUMERIC",
 }
+
+T = TypeVar("T")  # what a gathering of rows makes of them (SQLiteStorage._gathered)
 
 _TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS, "alerts": ALERTS_COLUMNS}
 _CONSTRAINTS = {
@@ -241,12 +243,7 @@ class SQLiteStorage(Storage):
         index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
         query = (f"select {group}, {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
                  f" from benchmark_results b{index}{_runs_join(group)}{where}")
-        cursor = self._db.cursor()
-        cursor.row_factory = None
-        try:
-            groups, span = gather_group_values(cursor.execute(query, params))
-        except sqlite3.Error as exc:
-            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        groups, span = self._gathered(query, params, gather_group_values)
         if span is not None:
             span = replace(span, first=datetime.fromisoformat(span.first), last=datetime.fromisoformat(span.last))
         return groups, span
@@ -259,12 +256,7 @@ class SQLiteStorage(Storage):
         index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
         query = (f"select substr(b.created_at, 1, 10), b.provider, b.model, b.ttft_ms, b.latency_ms"
                  f" from benchmark_results b{index}{where}")
-        cursor = self._db.cursor()
-        cursor.row_factory = None
-        try:
-            return bucket_medians(cursor.execute(query, params), step_s)
-        except sqlite3.Error as exc:
-            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        return self._gathered(query, params, lambda rows: bucket_medians(rows, step_s))
 
     def read_group_values_after(
         self, filters: ResultFilters, after: tuple[int, str, int] | None
@@ -289,12 +281,8 @@ class SQLiteStorage(Storage):
                  f" from benchmark_results b{index}{where}{order}")
         run_ids: set[str] = set()
         days: DayValues = {}
-        cursor = self._db.cursor()
-        cursor.row_factory = None
-        try:
-            groups, span = gather_group_values(cursor.execute(query, [*params, above, newest]), run_ids, days)
-        except sqlite3.Error as exc:
-            raise _storage_error(f"cannot read results in {self.location}", exc) from None
+        groups, span = self._gathered(query, [*params, above, newest],
+                                      lambda rows: gather_group_values(rows, run_ids, days))
         return groups, days, run_ids, span, self._mark(newest)
 
     def read_report_results_after(
@@ -328,6 +316,15 @@ class SQLiteStorage(Storage):
         index; counting up to a rowid would walk the table's pages, answers and all)."""
         return self._tuples("cannot read results", "select (select count(*) from benchmark_results)"
                             " - (select count(*) from benchmark_results where rowid > ?)", [rowid])[0][0]
+
+    def _gathered(self, statement: str, params: Sequence[object], gather: Callable[[Iterable[tuple]], T]) -> T:
+        """`gather` over the rows as plain tuples, taken as they come (a long history is never held whole)."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        try:
+            return gather(cursor.execute(statement, params))
+        except sqlite3.Error as exc:
+            raise _storage_error(f"cannot read results in {self.location}", exc) from None
 
     def _tuples(self, what: str, statement: str, params: Sequence[object]) -> list[tuple]:
         """Rows as plain tuples (no sqlite3.Row per row): the report's reads."""
