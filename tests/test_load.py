@@ -518,3 +518,21 @@ def test_a_worker_process_killed_mid_level_ends_the_run_failed_with_a_line_inste
     assert "Traceback" not in err and "worker process local-" in err and "ended" in err, err
     assert rows(tmp_path, "select status from runs")[0]["status"] == "failed"
     assert 0 < rows(tmp_path, "select count(*) as n from benchmark_results")[0]["n"] < 400
+
+
+def test_a_failure_ends_when_it_failed_not_at_its_last_output():
+    """A stream that stopped after its first token and timed out at 3 s stores a latency of 45 ms (when its last
+    output came); two such waves of 3 s at 2 in flight read as 4 requests in 3.0 s, 1.33 requests/s, where they took
+    6 s. A failure ends when it was stored; a success at its start plus its latency."""
+    from benchmarking.figures import level_figures
+
+    began = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    rows = []
+    for wave in range(2):
+        for _ in range(2):
+            started = began + timedelta(seconds=3 * wave)
+            m = Measurement("p", "m", False, started, True, ttft_ms=45.0, latency_ms=45.0, error_type="timeout")
+            rows.append((None, m, started + timedelta(seconds=3.0)))
+    figures = level_figures(rows, (50,))
+    assert figures.wall_s == pytest.approx(6.0)
+    assert figures.requests_per_s == pytest.approx(4 / 6.0, rel=1e-3)

@@ -301,3 +301,23 @@ def test_an_open_loop_timed_by_duration_is_counted_ahead_so_its_cost_is_bounded(
     assert load.planned() == drawn  # exactly what the run draws: its upper bound
     plan = run(tmp_path, "--simulate", "--rate", "10000", "--duration", "1h", "--dry-run")
     assert plan.returncode == 2 and "schedules more than 1,000,000 requests per model" in plan.stderr
+
+
+@pytest.mark.parametrize("rate, duration_s, expected", [(10.0, 1.0, 10), (5.0, 2.0, 10), (10.0, 10.0, 100),
+                                                        (3.0, 1.0, 3), (7.0, 3.0, 21)])
+def test_a_constant_schedule_over_a_duration_holds_rate_times_duration_requests(rate, duration_s, expected):
+    # 1 / rate added up drifts below i / rate (ten gaps of 0.1 s make 0.9999999 s): 10/s for 1 s sent 11.
+    assert len(schedule("constant", rate, seed=1, duration_s=duration_s)) == expected
+
+
+def test_an_open_loop_never_keeps_more_slots_than_its_requests_whatever_sets_their_count(tmp_path):
+    """Slots are threads and connections warmed before the level: capped at the rate's requests whether --requests,
+    --duration's schedule or the default sets them (only --requests capped them: 10/s for 1 s warmed 100 slots)."""
+    plan = run(tmp_path, "--simulate", "--providers", "groq", "--rate", "10", "--duration", "1s", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "at most 10 in flight (10 requests a level" in plan.stdout
+    plan = run(tmp_path, "--simulate", "--providers", "groq", "--rate", "1", "--max-concurrency", "64", "--dry-run")
+    assert "at most 10 in flight (10 requests a level" in plan.stdout  # the default: ten seconds of arrivals
+    refused = run(tmp_path, "--simulate", "--providers", "groq", "--rate", "1", "--max-concurrency", "64",
+                  "--workers", "30", "--dry-run")
+    assert refused.returncode == 2 and "--workers 30 is more than the 10 slots" in refused.stderr

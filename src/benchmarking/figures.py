@@ -129,8 +129,12 @@ LevelRow = tuple[Hashable, Measurement, datetime]  # (the run it belongs to, wha
 
 
 def request_end(m: Measurement, stored_at: datetime) -> datetime:
-    """When a request ended: its start plus its latency, or, without a latency (most failures), when it was stored."""
-    return stored_at if m.latency_ms is None else m.started_at + timedelta(milliseconds=m.latency_ms)
+    """When a request ended: a success's start plus its latency; a failure's when it was stored. A failure's latency,
+    where it has one, is when its last output came, not when it failed: a stream that stopped after its first token
+    and timed out at 3 s has a latency of 45 ms, and ending it there made two waves of 3 s read as one."""
+    if not m.success or m.latency_ms is None:
+        return stored_at
+    return m.started_at + timedelta(milliseconds=m.latency_ms)
 
 
 def wall_seconds(rows: Iterable[LevelRow]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
 from ..errors import ConfigError
@@ -167,19 +168,20 @@ def open_load_from_args(args: argparse.Namespace, settings: Settings | None, req
     if args.seed is not None and arrivals == "constant":
         raise ConfigError("--seed draws poisson or gamma arrivals (constant ones are the same every time): give "
                           "--arrivals poisson or gamma, or drop --seed")
-    if args.max_concurrency is not None:  # never more slots than a rate's requests: a slot is a thread, a connection
-        slots = whole_number(args.max_concurrency, "--max-concurrency")
-        slots = min(slots, requests) if requests is not None else slots
-    else:
-        slots = default_max_concurrency(rates, requests)
     workers = whole_number(args.workers, "--workers") if args.workers is not None else None
-    check_local_load(slots, workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1),
-                     flag="--max-concurrency")
+    asked = whole_number(args.max_concurrency, "--max-concurrency") if args.max_concurrency is not None else None
     load = LoadSettings(levels=(), requests=requests, duration_s=duration_s, max_error_rate=max_error_rate,
                         engine="local", workers=workers, rates=rates, arrivals=arrivals, burstiness=burstiness,
-                        seed=seed, max_concurrency=slots)
-    for rate, count in zip(rates, load.planned()):
+                        seed=seed, max_concurrency=asked or 1)
+    planned = load.planned()
+    for rate, count in zip(rates, planned):
         if count is None:  # a --duration's requests are counted ahead, for the cost bound and --dry-run
             raise ConfigError(f"--rate {rate:g} for --duration {duration_s:g} s schedules more than "
                               f"{MAX_SCHEDULED:,} requests per model: give --requests, or a shorter --duration")
-    return load
+    # Never more slots than a rate's requests (by --requests, --duration's schedule or the default): a slot is a
+    # thread and a connection, warmed before the level starts.
+    most = max([1, *(count for count in planned if count is not None)])
+    slots = min(asked, most) if asked is not None else default_max_concurrency(rates, most)
+    check_local_load(slots, workers, SLOTS_PER_WORKER, max(1, len(settings.providers) if settings else 1),
+                     flag="--max-concurrency")
+    return replace(load, max_concurrency=slots)

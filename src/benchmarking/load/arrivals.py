@@ -33,7 +33,12 @@ def gaps(kind: str, rate: float, seed: int, burstiness: float = 1.0) -> Iterator
 
 
 def offsets(kind: str, rate: float, seed: int, burstiness: float = 1.0) -> Iterator[float]:
-    """Each request's due time, in seconds from the level's start: 0 first, then the gaps added up, endless."""
+    """Each request's due time, in seconds from the level's start: 0 first, then the gaps added up, endless. Constant
+    arrivals are i / rate, not 1 / rate added i times: the sum drifts below (ten gaps of 0.1 s add up to 0.9999999),
+    and a --duration of 1 s at 10 requests/s sent 11."""
+    if kind == "constant":
+        yield from (index / rate for index in itertools.count())
+        return
     due = 0.0
     yield due
     for gap in gaps(kind, rate, seed, burstiness):
