@@ -290,3 +290,13 @@ def test_env_file_that_is_not_a_regular_file_is_refused_never_opened(cli, tmp_pa
         env.symlink_to("missing-target")
     status, out, err = cli("--simulate")
     assert_refused(tmp_path, status, out, err, message)
+
+
+def test_a_refused_number_is_echoed_cut_in_its_one_line(tmp_path):
+    """A 5,000-digit --seed was refused as "not a whole number" (int() stops at 4,300 digits) with every digit echoed:
+    the line says what is wrong and shows a bounded piece."""
+    done = run_main(tmp_path, "--simulate", "--providers", "groq", "--dry-run", "--rate", "1", "--arrivals", "poisson",
+                    "--seed", "9" * 5000)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and len(done.stderr) < 300
+    assert "--seed must be a whole number of at most 40 digits" in done.stderr and "(5,000 characters)" in done.stderr

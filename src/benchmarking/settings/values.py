@@ -53,11 +53,21 @@ class Secret:
         return hash(self._value)
 
 
+SHOWN_CHARS = 40  # of a refused value, echoed in its one line
+
+
+def shown(text: str) -> str:
+    """A refused value as its line echoes it: quoted, and cut (a 5,000-digit number is not a line)."""
+    return repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + f"... ({len(text):,} characters)"
+
+
 def whole_number(text: str, flag: str, minimum: int = 1) -> int:
+    if len(text.strip()) > SHOWN_CHARS:  # no count this tool takes has that many digits (int() stops at 4,300)
+        raise ConfigError(f"{flag} must be a whole number of at most {SHOWN_CHARS} digits, not {shown(text)}")
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(f"{flag} must be a whole number, not {text!r}") from None
+        raise ConfigError(f"{flag} must be a whole number, not {shown(text)}") from None
     if value < minimum:
         raise ConfigError(f"{flag} must be at least {minimum}, not {value}")
     return value
@@ -68,9 +78,9 @@ def number_within(text: str, flag: str, least: float, most: float, like: str, un
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{flag} takes {like}, not {text!r}") from None
+        raise ConfigError(f"{flag} takes {like}, not {shown(text)}") from None
     if not math.isfinite(value) or not least <= value <= most:
-        raise ConfigError(f"{flag} must be from {least:g} to {most:g}{unit}, not {text!r}")
+        raise ConfigError(f"{flag} must be from {least:g} to {most:g}{unit}, not {shown(text)}")
     return value
 
 
