@@ -210,3 +210,10 @@ def test_scheduled_runs_with_json_print_one_json_line_a_run(tmp_path):
     runs = [json.loads(line) for line in done.stdout.splitlines()]
     assert [run["run"]["run_name"] for run in runs] == ["scheduled-run-01/02", "scheduled-run-02/02"]
     assert all(len(run["results"]) == 1 for run in runs) and "Summary: run" in done.stderr
+
+
+def test_a_percentile_between_two_huge_finite_values_is_finite():
+    # hi - lo overflowed to infinity: the median of -1.5e308 and 1.5e308 read as Infinity (not JSON, a blank chart)
+    assert quantiles([-1.5e308, 1.5e308], (50, 90)) == {50: 0.0, 90: 1.2e308}
+    assert percentile([-1.5e308, 1.5e308], 50) == 0.0
+    assert quantiles([1.0, 4.0], (50,)) == {50: 2.5}  # the usual path, to the bit as before

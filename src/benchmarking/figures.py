@@ -41,7 +41,12 @@ def _interpolated(ranked: Callable[[int], float], count: int, q: float) -> float
     """The q-th percentile of `count` values (at least 2), `ranked(i)` giving the i-th smallest."""
     position = (count - 1) * q / 100
     low, high = math.floor(position), math.ceil(position)
-    return ranked(low) + (ranked(high) - ranked(low)) * (position - low)
+    lo, hi, fraction = ranked(low), ranked(high), position - low
+    value = lo + (hi - lo) * fraction  # as PostgreSQL's percentile_cont, to the bit
+    if math.isinf(value) and math.isfinite(lo) and math.isfinite(hi):
+        # hi - lo overflowed (-1.5e308 and 1.5e308): a median between two finite values is finite
+        value = lo * (1 - fraction) + hi * fraction
+    return value
 
 
 def quantiles(values: Iterable[float], qs: Sequence[int]) -> dict[int, float | None]:

@@ -182,7 +182,8 @@ class PostgresStorage(Storage):
         where = f"{where} and b.success" if where else " where b.success"
         days = step_s // 86400
         query = f"""select b.provider collate "C", b.model collate "C",
-            ((b.created_at at time zone 'UTC')::date - date '1970-01-01') / {int(days)},
+            -- floor(): integer / truncates toward zero, Python's // (SQLite's buckets) floors: days before 1970
+            floor(((b.created_at at time zone 'UTC')::date - date '1970-01-01') / {float(days)})::bigint,
             percentile_cont(0.5) within group (order by b.ttft_ms) filter (where {_finite('b.ttft_ms')}),
             percentile_cont(0.5) within group (order by b.latency_ms) filter (where {_finite('b.latency_ms')})
             from benchmark_results b{where} group by 1, 2, 3"""

@@ -66,9 +66,9 @@ def _filled(cls: type, values: dict[str, object]) -> Any:
     return instance
 
 
-def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> list[StoredResult]:
-    """Rows of REPORT_COLUMNS, as any backend returns them (text or typed), into StoredResults; `finite`: read a NaN
-    or infinity as NULL (PostgreSQL can hold them; SQLite cannot)."""
+def report_results(records: Iterable[Sequence[object]]) -> list[StoredResult]:
+    """Rows of REPORT_COLUMNS, as any backend returns them (text or typed), into StoredResults; a NaN or an infinity
+    read as NULL (PostgreSQL holds both, SQLite infinities: older versions stored them)."""
     results = []
     for record in records:
         values = dict(_MEASUREMENT_DEFAULTS)
@@ -85,11 +85,10 @@ def report_results(records: Iterable[Sequence[object]], finite: bool = True) -> 
         for name in ("started_at", "level_started_at", "scheduled_at"):  # a load report's wall times
             if values[name] is not None:
                 values[name] = as_time(values[name])
-        if finite:
-            for name in _REPORT_FLOATS:
-                value = values[name]
-                if value is not None and not math.isfinite(value):
-                    values[name] = None
+        for name in _REPORT_FLOATS:
+            value = values[name]
+            if value is not None and not math.isfinite(value):
+                values[name] = None
         results.append(_filled(StoredResult, {
             "id": record[0] if isinstance(record[0], UUID) else _fast_uuid(str(record[0])),
             "run_id": as_uuid(record[1]), "created_at": as_time(record[2]), "measurement": _filled(Measurement, values),

@@ -257,6 +257,15 @@ def stored_alert_from_row(row: dict[str, object]) -> StoredAlert:
     )
 
 
+def _finite(value: Any) -> bool:
+    """False for a NaN or an infinity (float or Decimal); True for anything else."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return True
+
+
 def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measurement) -> dict[str, object]:
     """Flatten a Measurement into the column values every backend stores, in column order.
 
@@ -271,9 +280,14 @@ def result_row(run_id: UUID, result_id: UUID, created_at: datetime, m: Measureme
             row[name] = storable_text(value, patterns=False)
         elif name == "tool_calls" and value:
             row[name] = storable_answer_json(value)
+        elif not _finite(value):
+            # A NaN or infinity is no measurement: stored as NULL on every backend (SQLite keeps infinities, which
+            # its reads took as values: the same rows gave a median of NaN there and 1.0 on PostgreSQL).
+            row[name] = None
         else:
             row[name] = storable(value)
-    row["cost_usd"] = float(m.cost_usd) if m.cost_usd is not None else None
+    cost = row["cost_usd"]
+    row["cost_usd"] = float(cost) if cost is not None else None
     return row
 
 

@@ -35,6 +35,14 @@ SQLITE_TYPES = {
     "numeric": "NUMERIC",
 }
 
+def _finite(column: str) -> str:
+    """A REAL column as the figures read it: an infinity as NULL (SQLite keeps infinities, which older versions
+    stored; a NaN is NULL already), as PostgreSQL's reads leave both out."""
+    return f"(case when abs({column}) <= 1.7976931348623157e308 then {column} end)"
+
+
+_REAL_COLUMNS = frozenset({"ttft_ms", "latency_ms", "tokens_per_second", "cost_usd"})
+_GATHERED = ", ".join(_finite(f"b.{name}") if name in _REAL_COLUMNS else f"b.{name}" for name in GATHERED_COLUMNS)
 T = TypeVar("T")  # what a gathering of rows makes of them (SQLiteStorage._gathered)
 
 _TABLES = {"runs": RUNS_COLUMNS, "benchmark_results": RESULTS_COLUMNS, "alerts": ALERTS_COLUMNS}
@@ -229,7 +237,7 @@ class SQLiteStorage(Storage):
         where, params = report_where(filters, "?", _sql_time)
         # No ORDER BY: the report sorts what is left after its own filters, and SQLite's sort of every row cost more.
         query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
-        return report_results(self._tuples("cannot read results", query, params), finite=False)
+        return report_results(self._tuples("cannot read results", query, params))
 
     def read_group_values(
         self, filters: ResultFilters, group_sql: str | None
@@ -241,7 +249,7 @@ class SQLiteStorage(Storage):
         # The covering index, unless runs are chosen by id: the planner would pick (provider, model, created_at) and
         # read every table row; a few runs' rows come faster by run_id.
         index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
-        query = (f"select {group}, {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+        query = (f"select {group}, {_GATHERED}"
                  f" from benchmark_results b{index}{_runs_join(group)}{where}")
         groups, span = self._gathered(query, params, gather_group_values)
         if span is not None:
@@ -254,7 +262,8 @@ class SQLiteStorage(Storage):
         where, params = report_where(filters, "?", _sql_time, table="b.")
         where = f"{where} and b.success" if where else " where b.success"
         index = "" if filters.run_ids is not None or filters.newest_run else " indexed by benchmark_results_report_idx"
-        query = (f"select substr(b.created_at, 1, 10), b.provider, b.model, b.ttft_ms, b.latency_ms"
+        query = (f"select substr(b.created_at, 1, 10), b.provider, b.model, {_finite('b.ttft_ms')},"
+                 f" {_finite('b.latency_ms')}"
                  f" from benchmark_results b{index}{where}")
         return self._gathered(query, params, lambda rows: bucket_medians(rows, step_s))
 
@@ -277,7 +286,7 @@ class SQLiteStorage(Storage):
         where = f"{where} and {rowids}" if where else f" where {rowids}"
         index, order = ("", "") if after is not None else (" indexed by benchmark_results_report_idx",
                                                           " order by b.created_at")
-        query = (f"select null, {', '.join('b.' + name for name in GATHERED_COLUMNS)}"
+        query = (f"select null, {_GATHERED}"
                  f" from benchmark_results b{index}{where}{order}")
         run_ids: set[str] = set()
         days: DayValues = {}
@@ -298,7 +307,7 @@ class SQLiteStorage(Storage):
         where = f"{where} and {rowids}" if where else f" where {rowids}"
         query = f"SELECT {', '.join(REPORT_COLUMNS)} FROM benchmark_results{where}"
         params += [after[0] if after is not None else 0, newest]
-        return report_results(self._tuples("cannot read results", query, params), finite=False), self._mark(newest)
+        return report_results(self._tuples("cannot read results", query, params)), self._mark(newest)
 
     def _newest_rowid(self) -> int:
         return self._tuples("cannot read results", "select max(rowid) from benchmark_results", [])[0][0] or 0
