@@ -167,3 +167,27 @@ def test_the_rebuild_after_a_scheduled_run_reads_only_what_is_new_through_the_ou
         assert marks[0] is None and marks[-1] is not None  # the second build read after the first one's mark
         # The same site as a build from nothing over the backend itself: failures' messages and alerts included.
         assert _text(later) == _text(_fresh(backend, Selection(), now))
+
+
+def test_serve_does_not_rebuild_again_and_again_for_a_result_dated_ahead(here):
+    """A result dated in the future (a host whose clock runs ahead) is 'after' every build until its time comes:
+    serve rebuilt the whole site at each look for it. Once a build holds it, it is not new; a later result is."""
+    from contextlib import contextmanager
+
+    from benchmarking.site.serve import Rebuilder
+
+    @contextmanager
+    def open_storage():
+        with SQLiteStorage(here / "benchmarks.db") as storage:
+            yield storage
+
+    now = datetime.now(timezone.utc)
+    with SQLiteStorage(here / "benchmarks.db") as storage:
+        _run(storage, now + timedelta(hours=24), 50.0)  # a day ahead
+    rebuilder = Rebuilder(open_storage, Selection(), SloConfig(), str(here / "site"), print)
+    assert rebuilder.changed()
+    rebuilder.build()
+    assert not rebuilder.changed()  # nothing new since: the result ahead is in the site already
+    with SQLiteStorage(here / "benchmarks.db") as storage:
+        _run(storage, now + timedelta(seconds=1), 60.0)
+    assert rebuilder.changed()

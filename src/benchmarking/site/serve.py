@@ -102,20 +102,27 @@ class Rebuilder:
         self.open_storage, self.selection, self.slo, self.directory, self.say = (
             open_storage, selection, slo, directory, say)
         self.built_at: datetime | None = None
+        # Results dated after the last build that it already held: a result dated in the future (a host whose clock
+        # runs ahead, an outbox replaying from one) is "after" every build until its time comes; without this, each
+        # look rebuilt the whole site for it.
+        self.seen_ahead: set[object] = set()
         self.stopped = threading.Event()
 
     def build(self) -> int:
         started = utc_now()
         with self.open_storage() as storage:
+            # Dated after the build's start and stored before it: the build holds them. What is stored while it
+            # builds is not among them, and comes again next time (one build too many at worst).
+            seen_ahead = {result.id for result in storage.read_results_between(started)}
             results = build_site(storage, self.selection, self.slo, self.directory, "serve --site", keep=True)
-        self.built_at = started  # what was stored while it built comes again next time: one build too many at worst
+        self.built_at, self.seen_ahead = started, seen_ahead
         return results
 
     def changed(self) -> bool:
         if self.built_at is None:
             return True
         with self.open_storage() as storage:
-            return bool(storage.read_results_between(self.built_at))
+            return any(result.id not in self.seen_ahead for result in storage.read_results_between(self.built_at))
 
     def run(self, every_s: float) -> None:
         """Until stopped: look every `every_s` seconds, rebuild when something is new; a failure is one line."""
