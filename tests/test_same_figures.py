@@ -217,3 +217,10 @@ def test_a_percentile_between_two_huge_finite_values_is_finite():
     assert quantiles([-1.5e308, 1.5e308], (50, 90)) == {50: 0.0, 90: 1.2e308}
     assert percentile([-1.5e308, 1.5e308], 50) == 0.0
     assert quantiles([1.0, 4.0], (50,)) == {50: 2.5}  # the usual path, to the bit as before
+
+
+def test_many_whole_numbers_are_ranked_as_sorting_ranks_them():
+    # numpy's path made them floats: 2**53 + 1 and 2**53 + 3 became 2**53 and 2**53 + 4; 10**309 overflowed
+    exact = [2**53 + 1] * 1000 + [2**53 + 3] * 1000
+    assert quantiles(exact, (50,)) == {50: percentile(sorted(exact), 50, presorted=True)}
+    assert quantiles([1] * 1999 + [10**309], (50,)) == {50: 1.0}

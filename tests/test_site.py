@@ -492,6 +492,8 @@ def test_serve_refuses_a_bad_port_and_a_directory_of_anothers_in_one_line(here, 
     assert main(["serve", "--port", "http"]) == 2
     assert capsys.readouterr().err.strip() == "main.py: error: --port takes a port number from 0 to 65535, like " \
                                               "8321, not 'http'"
+    assert main(["serve", "--port", "\u0661\u0662\u0663"]) == 2  # Arabic-Indic digits: int() reads them as 123
+    assert "--port takes a port number" in capsys.readouterr().err
     (here / "docs").mkdir()
     (here / "docs" / "notes.md").write_text("mine")
     assert main(["serve", "--site", "docs"]) == 2

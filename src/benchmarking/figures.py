@@ -52,10 +52,18 @@ def _interpolated(ranked: Callable[[int], float], count: int, q: float) -> float
 def quantiles(values: Iterable[float], qs: Sequence[int]) -> dict[int, float | None]:
     """The percentiles qs of the values, sorted once; from SELECTED_FROM floats in a list or array on, only the ranks
     they need are put in place."""
-    if isinstance(values, (list, array)) and len(values) >= SELECTED_FROM:
+    if _many_floats(values):
         return _selected(values, qs)
     ordered = sorted(values)
     return {q: percentile(ordered, q, presorted=True) for q in qs}
+
+
+def _many_floats(values: Iterable[float]) -> bool:
+    """SELECTED_FROM values or more, all floats (an array of doubles, or a list): numpy would make ints floats
+    (2**53 + 1 is no float) or overflow on them (10**309), where sorting keeps them exact."""
+    if isinstance(values, array):
+        return len(values) >= SELECTED_FROM and values.typecode == "d"
+    return isinstance(values, list) and len(values) >= SELECTED_FROM and all(type(v) is float for v in values)
 
 
 def _selected(values: list[float] | array, qs: Sequence[int]) -> dict[int, float | None]:

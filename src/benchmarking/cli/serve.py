@@ -6,6 +6,7 @@ import sys
 import threading
 
 from ..errors import ConfigError
+from ..settings.values import shown
 from .common import ExitStatus, Parser, storage_only_settings
 from .outputs import own_files
 
@@ -14,8 +15,8 @@ LOOPBACK = "127.0.0.1"
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise ConfigError(f"--port takes a port number from 0 to 65535, like {DEFAULT_PORT}, not {text!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:  # not "١٢٣": ASCII only
+        raise ConfigError(f"--port takes a port number from 0 to 65535, like {DEFAULT_PORT}, not {shown(text)}")
     return int(text)
 
 
