@@ -296,8 +296,7 @@ def measurement_from_row(row: dict[str, object]) -> Measurement:
     values = {name: row.get(name) for name in _MEASUREMENT_FIELDS}  # columns not read (response_text) are None
     for name in NUMBER_FIELDS:
         # A NaN or infinity an older version stored (PostgreSQL keeps them) is no measurement: read as NULL.
-        value = values[name]
-        if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+        if not _finite(values[name]):
             values[name] = None
     if values["cost_usd"] is not None:
         values["cost_usd"] = Decimal(str(values["cost_usd"]))
