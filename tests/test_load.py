@@ -461,9 +461,14 @@ def test_counting_tokens_with_the_server_s_tokenizer_never_holds_a_load_slot(tmp
     assert time_in_flight(spans) > 1.5
     level = json.loads(rows(tmp_path, "select summary from runs")[0]["summary"])["load"]["sweeps"][0]["levels"][0]
     assert 1.5 < level["in_flight_mean"] <= 2.0
-    # The console says the level was not held exactly when its stored figure is under 90 % (a busy machine may
-    # hold it at 1.79: then it says so, and truly).
-    assert ("this level was not held" in done.stdout) == (level["in_flight_mean"] < 1.8)
+    # The console says the level was not held exactly when its figure is under 90 % (a busy machine may hold it at
+    # 1.79: then it says so, and truly). The stored figure is rounded to 0.01: a stored 1.8 was 1.795 to 1.805, on
+    # either side of the line (seen in CI with both cores busy: 1.7996, said not held, stored 1.8).
+    said = "this level was not held" in done.stdout
+    if level["in_flight_mean"] != 1.8:
+        assert said == (level["in_flight_mean"] < 1.8)
+    else:
+        assert ("90% of the level's 2" not in done.stdout) and (not said or "89% of the level's 2" in done.stdout)
 
 
 def test_rows_kept_in_an_outbox_that_cannot_be_read_at_the_end_are_never_said_to_have_reached_the_database(tmp_path):
